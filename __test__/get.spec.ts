@@ -1,0 +1,287 @@
+// GET end to end: real Clerk-, Convex- and storage-compatible servers on 127.0.0.1, the real
+// addon, real audio bytes. Range expectations are what `send` answers directly.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { errorOf, startStack, type Stack } from './helpers'
+
+let s: Stack
+let alice: string
+let sessionId: string
+
+beforeAll(async () => {
+  s = await startStack()
+  alice = await s.clerk.sessionToken({ sub: 'user_alice' })
+  sessionId = s.session('user_alice')
+})
+afterAll(() => s.close())
+
+const bytes = async (res: Response) => Buffer.from(await res.arrayBuffer())
+
+describe('GET streams the owner audio', () => {
+  it('streams the whole file byte-identical with the storage headers relayed', async () => {
+    const res = await s.get(sessionId, { token: alice })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toBe('audio/wav')
+    expect(res.headers.get('content-length')).toBe(String(s.wav.length))
+    expect(res.headers.get('accept-ranges')).toBe('bytes')
+    expect(res.headers.get('etag')).toMatch(/^W\/"/)
+    expect(res.headers.get('last-modified')).toBeTruthy()
+    expect(res.headers.get('cache-control')).toBe('private, no-transform')
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff')
+    expect(res.headers.get('x-accel-buffering')).toBe('no')
+    expect(res.headers.get('vary')).toBe('Cookie, Authorization')
+    expect((await bytes(res)).equals(s.wav)).toBe(true)
+  })
+
+  it('reads the token from the __session cookie, and the suffixed variant', async () => {
+    for (const cookie of [`__session=${alice}`, `other=1; __session_Ab12Cd34=${alice}`]) {
+      const res = await s.get(sessionId, { headers: { cookie } })
+      expect(res.status).toBe(200)
+      await res.arrayBuffer()
+    }
+  })
+
+  const len = () => s.wav.length
+  const rangeCases: [string, string, number, () => string, () => Buffer][] = [
+    ['first two bytes (Safari probe)', 'bytes=0-1', 206, () => `bytes 0-1/${len()}`, () => s.wav.subarray(0, 2)],
+    ['open-ended', 'bytes=1000-', 206, () => `bytes 1000-${len() - 1}/${len()}`, () => s.wav.subarray(1000)],
+    [
+      'suffix',
+      'bytes=-500',
+      206,
+      () => `bytes ${len() - 500}-${len() - 1}/${len()}`,
+      () => s.wav.subarray(len() - 500),
+    ],
+    [
+      'end past EOF is clamped',
+      'bytes=100-99999999',
+      206,
+      () => `bytes 100-${len() - 1}/${len()}`,
+      () => s.wav.subarray(100),
+    ],
+    ['multi-range falls back to the full body', 'bytes=0-1,5-6', 200, () => '', () => s.wav],
+  ]
+  for (const [name, range, status, contentRange, expected] of rangeCases) {
+    it(`Range ${name} → ${status}`, async () => {
+      const res = await s.get(sessionId, { token: alice, headers: { range } })
+      expect(res.status).toBe(status)
+      expect(res.headers.get('content-range') ?? '').toBe(contentRange())
+      const body = await bytes(res)
+      expect(res.headers.get('content-length')).toBe(String(body.length))
+      expect(body.equals(expected())).toBe(true)
+    })
+  }
+
+  it('unsatisfiable range → 416 relayed with bytes */len', async () => {
+    const res = await s.get(sessionId, { token: alice, headers: { range: `bytes=${s.wav.length + 10}-` } })
+    expect(res.status).toBe(416)
+    expect(res.headers.get('content-range')).toBe(`bytes */${s.wav.length}`)
+  })
+
+  it('If-Range with a stale validator → 200 full body; with the current ETag → 206', async () => {
+    const first = await s.get(sessionId, { token: alice })
+    const etag = first.headers.get('etag')!
+    await first.arrayBuffer()
+    const stale = await s.get(sessionId, { token: alice, headers: { range: 'bytes=0-1', 'if-range': '"stale"' } })
+    expect(stale.status).toBe(200)
+    expect((await bytes(stale)).length).toBe(s.wav.length)
+    const fresh = await s.get(sessionId, { token: alice, headers: { range: 'bytes=0-1', 'if-range': etag } })
+    expect(fresh.status).toBe(206)
+    expect((await bytes(fresh)).length).toBe(2)
+  })
+
+  it('If-None-Match with the current ETag → 304 without a body', async () => {
+    const first = await s.get(sessionId, { token: alice })
+    const etag = first.headers.get('etag')!
+    await first.arrayBuffer()
+    const res = await s.get(sessionId, { token: alice, headers: { 'if-none-match': etag } })
+    expect(res.status).toBe(304)
+    expect(res.body).toBeNull()
+  })
+
+  it('forwards only the allowlisted headers, with Accept-Encoding: identity', async () => {
+    const before = s.audio.requests.length
+    const res = await s.get(sessionId, {
+      token: alice,
+      headers: { range: 'bytes=0-1', 'accept-encoding': 'gzip', 'x-secret': 'no' },
+    })
+    await res.arrayBuffer()
+    const seen = s.audio.requests.slice(before).at(-1)!.headers
+    expect(seen['accept-encoding']).toBe('identity')
+    expect(seen.range).toBe('bytes=0-1')
+    expect(seen.authorization).toBeUndefined()
+    expect(seen.cookie).toBeUndefined()
+    expect(seen['x-secret']).toBeUndefined()
+  })
+
+  it('HEAD answers the headers without a body', async () => {
+    const res = await s.get(sessionId, { token: alice, method: 'HEAD' })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-length')).toBe(String(s.wav.length))
+    expect(res.body).toBeNull()
+  })
+
+  it('a non-audio upstream type is served as application/octet-stream', async () => {
+    const id = s.session('user_alice', '/html')
+    const res = await s.get(id, { token: alice })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toBe('application/octet-stream')
+    await res.arrayBuffer()
+  })
+
+  it('adds max-age when cacheMaxAge is set', async () => {
+    const res = await s.get(sessionId, { token: alice, opts: s.options({ cacheMaxAge: 60 }) })
+    expect(res.headers.get('cache-control')).toBe('private, no-transform, max-age=60')
+    await res.arrayBuffer()
+  })
+})
+
+describe('caching keeps seeks off Clerk and Convex', () => {
+  it('a burst of range requests mints one Convex token and runs one lookup', async () => {
+    const token = await s.clerk.sessionToken({ sub: 'user_carol' })
+    const id = s.session('user_carol')
+    const [tokens, queries] = [s.clerk.calls.tokens, s.convex.calls.query]
+    const handlers = s.options({ lookupTtlMs: 60_000 })
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        s.get(id, { token, opts: handlers, headers: { range: `bytes=${i * 100}-${i * 100 + 99}` } }),
+      ),
+    )
+    for (const r of results) {
+      expect(r.status).toBe(206)
+      expect((await r.arrayBuffer()).byteLength).toBe(100)
+    }
+    expect(s.clerk.calls.tokens - tokens).toBe(1)
+    expect(s.convex.calls.query - queries).toBe(1)
+  })
+})
+
+describe('refusals', () => {
+  it('a missing session is 404 session_not_found', async () => {
+    const e = await errorOf(await s.get('k_does_not_exist', { token: alice }))
+    expect([e.status, e.code]).toEqual([404, 'session_not_found'])
+  })
+
+  it("another user's session is 404, whether Convex filters it or not", async () => {
+    const bobs = s.session('user_bob')
+    const e1 = await errorOf(await s.get(bobs, { token: alice }))
+    expect([e1.status, e1.code]).toEqual([404, 'session_not_found'])
+    // A Convex function that forgot its ownership check: the addon's own check still holds.
+    s.convex.state.leakForeignSessions = true
+    try {
+      const e2 = await errorOf(await s.get(bobs, { token: alice, opts: s.options({ lookupTtlMs: 0 }) }))
+      expect([e2.status, e2.code, e2.message]).toEqual([404, 'session_not_found', e1.message])
+    } finally {
+      s.convex.state.leakForeignSessions = false
+    }
+  })
+
+  it('a session without audio is 404 audio_not_found', async () => {
+    const id = s.session('user_alice', null, { status: 'recording' })
+    const e = await errorOf(await s.get(id, { token: alice }))
+    expect([e.status, e.code]).toEqual([404, 'audio_not_found'])
+  })
+
+  it('a storage 404 is audio_not_found; a storage 500 is 502 upstream_failed', async () => {
+    const gone = await errorOf(await s.get(s.session('user_alice', '/audio/missing.wav'), { token: alice }))
+    expect([gone.status, gone.code]).toEqual([404, 'audio_not_found'])
+    const broken = await errorOf(await s.get(s.session('user_alice', '/status/500'), { token: alice }))
+    expect([broken.status, broken.code]).toEqual([502, 'upstream_failed'])
+  })
+
+  it('storage that does not answer in time is 504 upstream_timeout', async () => {
+    const { startAudioServer } = await import('../stack/audio-server.mjs')
+    const net = await import('node:net')
+    // Accepts the connection and never answers.
+    const silent = net.createServer(() => {})
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()))
+    const port = (silent.address() as { port: number }).port
+    const id = s.session('user_alice', `http://127.0.0.1:${port}/audio/tone.wav`)
+    const e = await errorOf(
+      await s.get(id, {
+        token: alice,
+        opts: s.options({ trustedHosts: [`127.0.0.1:${port}`], upstreamTimeoutMs: 300 }),
+      }),
+    )
+    expect([e.status, e.code]).toEqual([504, 'upstream_timeout'])
+    silent.close()
+    void startAudioServer
+  })
+
+  it('storage that resets mid-stream errors the body stream instead of ending it short', async () => {
+    const id = s.session('user_alice', '/reset/tone.wav')
+    const res = await s.get(id, { token: alice })
+    expect(res.status).toBe(200)
+    await expect(res.arrayBuffer()).rejects.toThrow(/upstream failed mid-stream/)
+  })
+
+  it('Convex down is 502 convex_unavailable; a Convex function error is 502 convex_error', async () => {
+    const token = await s.clerk.sessionToken({ sub: 'user_dave' })
+    const id = s.session('user_dave')
+    const opts = s.options({ lookupTtlMs: 0 })
+    s.convex.state.fail = { status: 500 }
+    const down = await errorOf(await s.get(id, { token, opts }))
+    expect([down.status, down.code]).toEqual([502, 'convex_unavailable'])
+    s.convex.state.fail = { functionError: 'boom' }
+    const fnErr = await errorOf(await s.get(id, { token, opts }))
+    expect([fnErr.status, fnErr.code]).toEqual([502, 'convex_error'])
+    const unreachable = await errorOf(await s.get(id, { token, opts: s.options({ convexUrl: 'http://127.0.0.1:9' }) }))
+    expect([unreachable.status, unreachable.code]).toEqual([502, 'convex_unavailable'])
+    // And after the failures, the same request works: nothing bad was cached.
+    const ok = await s.get(id, { token, opts })
+    expect(ok.status).toBe(200)
+    await ok.arrayBuffer()
+  })
+
+  it('Convex rejecting the template token is 502 convex_auth_rejected', async () => {
+    const token = await s.clerk.sessionToken({ sub: 'user_erin' })
+    s.convex.state.fail = {
+      status: 401,
+      body: JSON.stringify({ code: 'NoAuthProvider', message: 'No auth provider found' }),
+    }
+    const e = await errorOf(await s.get(s.session('user_erin'), { token }))
+    expect([e.status, e.code]).toEqual([502, 'convex_auth_rejected'])
+    expect(e.message).toMatch(/auth\.config/)
+  })
+
+  it('Clerk rate limiting is 503 with Retry-After', async () => {
+    const token = await s.clerk.sessionToken({ sub: 'user_frank' })
+    s.clerk.state.forceStatus = 429
+    try {
+      const res = await s.get(s.session('user_frank'), { token })
+      expect(res.headers.get('retry-after')).toBe('3')
+      const e = await errorOf(res)
+      expect([e.status, e.code]).toEqual([503, 'auth_rate_limited'])
+    } finally {
+      s.clerk.state.forceStatus = null
+    }
+  })
+
+  it('an unknown JWT template is 503 config_invalid naming the setting', async () => {
+    const e = await errorOf(
+      await s.get(sessionId, {
+        token: await s.clerk.sessionToken({ sub: 'user_alice' }),
+        opts: s.options({ convexTemplate: 'nope', lookupTtlMs: 0 }),
+      }),
+    )
+    expect([e.status, e.code]).toEqual([503, 'config_invalid'])
+    expect(e.message).toMatch(/SESSION_AUDIO_CONVEX_TEMPLATE/)
+  })
+
+  it('POST, PUT and friends on the GET handler are 405', async () => {
+    const { createAudioHandlers } = await import('../index.js')
+    const req = new Request('http://app.local/x', { method: 'DELETE', headers: { authorization: `Bearer ${alice}` } })
+    const e = await errorOf(await createAudioHandlers(s.options()).GET(req, { params: { sessionId } }))
+    expect([e.status, e.code]).toEqual([405, 'method_not_allowed'])
+  })
+
+  it('a route without [sessionId] is 400 missing_session_id; [id] is accepted', async () => {
+    const { createAudioHandlers } = await import('../index.js')
+    const h = createAudioHandlers(s.options())
+    const req = () => new Request('http://app.local/x', { headers: { authorization: `Bearer ${alice}` } })
+    const e = await errorOf(await h.GET(req(), { params: {} }))
+    expect([e.status, e.code]).toEqual([400, 'missing_session_id'])
+    const ok = await h.GET(req(), { params: Promise.resolve({ id: sessionId }) })
+    expect(ok.status).toBe(200)
+    await ok.arrayBuffer()
+  })
+})

@@ -1,0 +1,80 @@
+// Shared setup: the loopback peers (Clerk, Convex, audio storage) and handlers wired to them.
+import { expect } from 'vitest'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { startClerk } from '../stack/clerk.mjs'
+import { startConvex } from '../stack/convex.mjs'
+import { startAudioServer } from '../stack/audio-server.mjs'
+import { sineWav } from '../stack/wav.mjs'
+import { createAudioHandlers, type AudioOptions } from '../index.js'
+
+export type Stack = Awaited<ReturnType<typeof startStack>>
+
+export async function startStack() {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'session-audio-test-'))
+  const wav = sineWav(5) // 5 s, 160 044 bytes of real PCM audio
+  fs.writeFileSync(path.join(root, 'tone.wav'), wav)
+  const clerk = await startClerk()
+  const convex = await startConvex({ clerk })
+  const audio = await startAudioServer({ root })
+
+  const options = (extra: AudioOptions = {}): AudioOptions => ({
+    convexUrl: convex.url,
+    clerkSecretKey: clerk.secretKey,
+    clerkApiUrl: clerk.url,
+    trustedHosts: [audio.host],
+    allowLoopbackUpstream: true,
+    ...extra,
+  })
+
+  /** A session owned by `userId` whose audio is `audioPath` on the audio server. */
+  function session(userId = 'user_alice', audioPath: string | null = '/audio/tone.wav', extra = {}) {
+    return convex.insertSession({
+      userId,
+      status: 'ready',
+      audioUrl: audioPath === null ? null : audioPath.startsWith('http') ? audioPath : `${audio.url}${audioPath}`,
+      ...extra,
+    })
+  }
+
+  async function get(
+    sessionId: string,
+    {
+      token,
+      headers = {},
+      method = 'GET',
+      opts,
+    }: { token?: string; headers?: Record<string, string>; method?: string; opts?: AudioOptions } = {},
+  ) {
+    const h = new Headers(headers)
+    if (token) h.set('authorization', `Bearer ${token}`)
+    const request = new Request(`http://app.local/api/listening-sessions/${sessionId}/audio`, { method, headers: h })
+    const handlers = createAudioHandlers(opts ?? options())
+    return handlers.GET(request, { params: Promise.resolve({ sessionId }) })
+  }
+
+  return {
+    root,
+    wav,
+    clerk,
+    convex,
+    audio,
+    options,
+    session,
+    get,
+    async close() {
+      await Promise.all([clerk.close(), convex.close(), audio.close()])
+      fs.rmSync(root, { recursive: true, force: true })
+    },
+  }
+}
+
+export async function errorOf(res: Response) {
+  expect(res.headers.get('content-type')).toMatch(/^application\/json/)
+  expect(res.headers.get('cache-control')).toBe('no-store')
+  const body = await res.json()
+  expect(Object.keys(body)).toEqual(['error'])
+  expect(typeof body.error.message).toBe('string')
+  return { status: res.status, code: body.error.code as string, message: body.error.message as string }
+}

@@ -1,0 +1,267 @@
+// Every refusal on the way in: bad tokens, untrusted hosts, redirects, misconfiguration.
+import { SignJWT, generateKeyPair } from 'jose'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startAudioServer } from '../stack/audio-server.mjs'
+import { createAudioHandlers, handleAudioGet } from '../index.js'
+import { errorOf, startStack, type Stack } from './helpers'
+
+let s: Stack
+let sessionId: string
+let outsider: Awaited<ReturnType<typeof startAudioServer>> // a loopback server nobody trusts
+
+beforeAll(async () => {
+  s = await startStack()
+  sessionId = s.session('user_alice')
+  outsider = await startAudioServer({ root: s.root })
+})
+afterAll(async () => {
+  await outsider.close()
+  await s.close()
+})
+
+const b64 = (v: object) => Buffer.from(JSON.stringify(v)).toString('base64url')
+
+describe('session tokens', () => {
+  const now = () => Math.floor(Date.now() / 1000)
+  const cases: [string, () => Promise<string | undefined>, string][] = [
+    ['no token', async () => undefined, 'token_missing'],
+    ['garbage', async () => 'not.a.jwt', 'token_invalid'],
+    ['expired', () => s.clerk.sessionToken({ claims: { exp: now() - 60 } }), 'token_expired'],
+    ['not yet valid', () => s.clerk.sessionToken({ claims: { nbf: now() + 120 } }), 'token_not_active_yet'],
+    ['issued in the future', () => s.clerk.sessionToken({ claims: { iat: now() + 120 } }), 'token_iat_in_the_future'],
+    [
+      'signed by another key with our kid',
+      async () => s.clerk.sessionToken({ key: (await generateKeyPair('RS256')).privateKey }),
+      'token_invalid_signature',
+    ],
+    [
+      'tampered payload',
+      async () => {
+        const [h, , sig] = (await s.clerk.sessionToken()).split('.')
+        return `${h}.${b64({ sub: 'user_alice', sid: 'sess_x', exp: now() + 60 })}.${sig}`
+      },
+      'token_invalid_signature',
+    ],
+    [
+      'alg none',
+      async () => {
+        const [, p] = (await s.clerk.sessionToken()).split('.')
+        return `${b64({ alg: 'none', typ: 'JWT', kid: s.clerk.kid })}.${p}.`
+      },
+      'token_invalid_algorithm',
+    ],
+    [
+      'HS256 signed with the public key',
+      () =>
+        new SignJWT({ sub: 'user_alice', sid: 'sess_1', exp: now() + 60 })
+          .setProtectedHeader({ alg: 'HS256', kid: s.clerk.kid, typ: 'JWT' })
+          .sign(new TextEncoder().encode(s.clerk.publicKeyPem)),
+      'token_invalid_algorithm',
+    ],
+    [
+      'JWT-template token presented as a session token',
+      () => s.clerk.sessionToken({ header: { cat: 'cl_B7d4PD222AAA' } }),
+      'token_type_mismatch',
+    ],
+    ['unknown kid', () => s.clerk.sessionToken({ header: { kid: 'ins_someone_else' } }), 'jwk_kid_mismatch'],
+    ['no sid claim', () => s.clerk.sessionToken({ claims: { sid: undefined } }), 'session_inactive'],
+  ]
+  for (const [name, make, code] of cases) {
+    it(`${name} → 401 ${code}`, async () => {
+      const res = await s.get(sessionId, { token: await make() })
+      expect(res.headers.get('www-authenticate')).toMatch(/^Bearer /)
+      const e = await errorOf(res)
+      expect([e.status, e.code]).toEqual([401, code])
+    })
+  }
+
+  it('wrong azp → 401 when authorized parties are set; accepted when they are not', async () => {
+    const token = await s.clerk.sessionToken({ claims: { azp: 'https://evil.example' } })
+    const e = await errorOf(
+      await s.get(sessionId, { token, opts: s.options({ authorizedParties: ['http://localhost:3000'] }) }),
+    )
+    expect([e.status, e.code]).toEqual([401, 'token_invalid_authorized_parties'])
+    const ok = await s.get(sessionId, { token })
+    expect(ok.status).toBe(200)
+    await ok.arrayBuffer()
+    const right = await s.clerk.sessionToken()
+    const ok2 = await s.get(sessionId, {
+      token: right,
+      opts: s.options({ authorizedParties: ['http://localhost:3000'] }),
+    })
+    expect(ok2.status).toBe(200)
+    await ok2.arrayBuffer()
+  })
+
+  it('a session Clerk no longer knows → 401 session_inactive', async () => {
+    const token = await s.clerk.sessionToken({ sub: 'user_alice', sid: 'sess_revoked' })
+    s.clerk.sessions.get('sess_revoked')!.status = 'revoked'
+    const e = await errorOf(await s.get(sessionId, { token, opts: s.options({ lookupTtlMs: 0 }) }))
+    expect([e.status, e.code]).toEqual([401, 'session_inactive'])
+  })
+
+  it('CLERK_JWT_KEY verifies without calling the JWKS endpoint', async () => {
+    const before = s.clerk.calls.jwks
+    const token = await s.clerk.sessionToken()
+    const res = await s.get(sessionId, { token, opts: s.options({ clerkJwtKey: s.clerk.publicKeyPem }) })
+    expect(res.status).toBe(200)
+    await res.arrayBuffer()
+    expect(s.clerk.calls.jwks).toBe(before)
+    const forged = await s.clerk.sessionToken({ key: (await generateKeyPair('RS256')).privateKey })
+    const e = await errorOf(
+      await s.get(sessionId, { token: forged, opts: s.options({ clerkJwtKey: s.clerk.publicKeyPem }) }),
+    )
+    expect(e.code).toBe('token_invalid_signature')
+  })
+
+  it('a wrong CLERK_SECRET_KEY is 503 config_invalid, not 401', async () => {
+    const e = await errorOf(
+      await s.get(sessionId, { token: await s.clerk.sessionToken(), opts: s.options({ clerkSecretKey: 'sk_wrong' }) }),
+    )
+    expect([e.status, e.code]).toEqual([503, 'config_invalid'])
+    expect(e.message).toMatch(/CLERK_SECRET_KEY/)
+  })
+
+  it('Clerk unreachable is 502 auth_provider_unavailable', async () => {
+    const e = await errorOf(
+      await s.get(sessionId, {
+        token: await s.clerk.sessionToken(),
+        opts: s.options({ clerkApiUrl: 'http://127.0.0.1:9' }),
+      }),
+    )
+    expect([e.status, e.code]).toEqual([502, 'auth_provider_unavailable'])
+  })
+})
+
+describe('trusted-host policy (SSRF)', () => {
+  let alice: string
+  beforeAll(async () => {
+    alice = await s.clerk.sessionToken()
+  })
+
+  async function refused(audioUrl: string, opts = s.options()) {
+    const before = outsider.connections
+    const e = await errorOf(await s.get(s.session('user_alice', audioUrl), { token: alice, opts }))
+    expect([e.status, e.code]).toEqual([502, 'untrusted_audio_host'])
+    expect(e.message).not.toContain(audioUrl)
+    expect(outsider.connections).toBe(before)
+  }
+
+  for (const url of [
+    'https://evil.example/a.wav',
+    'https://10.0.0.1/a.wav',
+    'https://169.254.169.254/latest/meta-data/',
+    'https://[::1]/a.wav',
+    'https://2130706433/a.wav',
+    'ftp://abc.public.blob.vercel-storage.com/a.wav',
+    'https://user:pw@abc.public.blob.vercel-storage.com/a.wav',
+    'https://abc.public.blob.vercel-storage.com:8443/a.wav',
+    'not a url',
+  ]) {
+    it(`refuses ${url}`, () => refused(url, s.options({ trustedHosts: undefined })))
+  }
+
+  it('refuses a loopback server that is not on the list, with zero connections to it', () =>
+    refused(`${outsider.url}/audio/tone.wav`))
+
+  it('by default (switch off) refuses even a listed loopback host:port', () =>
+    refused(
+      `${outsider.url}/audio/tone.wav`,
+      s.options({ trustedHosts: [outsider.host], allowLoopbackUpstream: false }),
+    ))
+
+  it('an allow-listed name that resolves to loopback is refused at connect time', () =>
+    // Passes the URL check (https, listed host:port); the guarded resolver sees 127.0.0.1.
+    refused(
+      `https://localhost:${outsider.port}/audio/tone.wav`,
+      s.options({ trustedHosts: [`localhost:${outsider.port}`], allowLoopbackUpstream: false }),
+    ))
+
+  it('a redirect to a loopback server that is not listed is refused before connecting', () =>
+    refused(`${s.audio.url}/redirect?to=${encodeURIComponent(`${outsider.url}/audio/tone.wav`)}`))
+
+  it('a redirect to the metadata address is refused', () =>
+    refused(`${s.audio.url}/redirect?to=${encodeURIComponent('http://169.254.169.254/latest/meta-data/')}`))
+
+  it('a redirect within the trusted host is followed', async () => {
+    const id = s.session('user_alice', `${s.audio.url}/redirect?to=/audio/tone.wav`)
+    const res = await s.get(id, { token: alice })
+    expect(res.status).toBe(200)
+    expect(Buffer.from(await res.arrayBuffer()).equals(s.wav)).toBe(true)
+  })
+
+  it('more than 3 redirects is 502 upstream_failed', async () => {
+    let url = `${s.audio.url}/audio/tone.wav`
+    for (let i = 0; i < 4; i++) url = `${s.audio.url}/redirect?to=${encodeURIComponent(url)}`
+    const e = await errorOf(await s.get(s.session('user_alice', url), { token: alice }))
+    expect([e.status, e.code]).toEqual([502, 'upstream_failed'])
+  })
+
+  it('localhost:PORT works with the loopback switch when listed', async () => {
+    const id = s.session('user_alice', `http://localhost:${s.audio.port}/audio/tone.wav`)
+    const res = await s.get(id, { token: alice, opts: s.options({ trustedHosts: [`localhost:${s.audio.port}`] }) })
+    expect(res.status).toBe(200)
+    await res.arrayBuffer()
+  })
+})
+
+describe('configuration', () => {
+  const request = (token?: string) =>
+    new Request('http://app.local/api/listening-sessions/x/audio', {
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    })
+
+  it('missing NEXT_PUBLIC_CONVEX_URL answers 503 config_missing naming it, and never throws', async () => {
+    const saved = { ...process.env }
+    try {
+      delete process.env.NEXT_PUBLIC_CONVEX_URL
+      process.env.CLERK_SECRET_KEY = 'sk_test_x'
+      const e = await errorOf(await handleAudioGet(request(), { params: Promise.resolve({ sessionId: 'x' }) }))
+      expect([e.status, e.code]).toEqual([503, 'config_missing'])
+      expect(e.message).toMatch(/NEXT_PUBLIC_CONVEX_URL/)
+      process.env.NEXT_PUBLIC_CONVEX_URL = 'https://x.convex.site'
+      const bad = await errorOf(await handleAudioGet(request(), { params: { sessionId: 'x' } }))
+      expect([bad.status, bad.code]).toEqual([503, 'config_invalid'])
+    } finally {
+      process.env = saved
+    }
+  })
+
+  it('environment variables are read when no options are given', async () => {
+    const saved = { ...process.env }
+    try {
+      Object.assign(process.env, {
+        NEXT_PUBLIC_CONVEX_URL: s.convex.url,
+        CLERK_SECRET_KEY: s.clerk.secretKey,
+        CLERK_API_URL: s.clerk.url,
+        SESSION_AUDIO_TRUSTED_HOSTS: s.audio.host,
+        SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM: '1',
+      })
+      const res = await handleAudioGet(request(await s.clerk.sessionToken()), {
+        params: Promise.resolve({ sessionId }),
+      })
+      expect(res.status).toBe(200)
+      await res.arrayBuffer()
+    } finally {
+      process.env = saved
+    }
+  })
+
+  it('missing CLERK_SECRET_KEY is 503 config_missing; a broken CLERK_JWT_KEY is 503 config_invalid', async () => {
+    const e = await errorOf(
+      await createAudioHandlers({ convexUrl: s.convex.url }).GET(request(), { params: { sessionId } }),
+    )
+    expect([e.status, e.code]).toEqual([503, 'config_missing'])
+    const bad = await errorOf(
+      await createAudioHandlers(
+        s.options({ clerkJwtKey: '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----' }),
+      ).GET(request(), { params: { sessionId } }),
+    )
+    expect([bad.status, bad.code]).toEqual([503, 'config_invalid'])
+    expect(bad.message).toMatch(/CLERK_JWT_KEY/)
+  })
+
+  it('an unknown option name throws at setup, where the developer sees it', () => {
+    expect(() => createAudioHandlers({ convexURL: 'x' } as never)).toThrow(/unknown option "convexURL"/)
+  })
+})

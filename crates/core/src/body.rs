@@ -1,0 +1,123 @@
+//! Upstream bytes on their way to JS, without ever holding the file.
+//!
+//! A task reads the upstream response into a channel of `PREFETCH_CHUNKS` chunks (hyper's own
+//! chunks, not re-copied: they grow with backlog). The JS side first tries a synchronous
+//! `try_next` (no thread hop when data is waiting) and only awaits `next` when the channel is empty.
+//! Backpressure: when JS stops pulling, the channel fills, the task stops reading, the socket's
+//! window closes. Cancel (client gone) or drop aborts the task, which drops the upstream response
+//! and closes its connection at once — also while the upstream is stalled mid-read, which is the
+//! case napi's built-in `create_with_stream_bytes` leaks (shared/docs/napi-findings.md).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+const PREFETCH_CHUNKS: usize = 4;
+
+/// One step of the stream as seen from a synchronous poll.
+#[derive(Debug, PartialEq)]
+pub enum Poll {
+    Chunk(Bytes),
+    /// Nothing buffered yet; await `next`.
+    Pending,
+    End,
+    Failed(String),
+}
+
+pub struct BodyStream {
+    rx: mpsc::Receiver<Result<Bytes, String>>,
+    task: AbortHandle,
+    finished: bool,
+}
+
+impl BodyStream {
+    /// Start pumping. Must be called inside a tokio runtime. `idle_timeout` bounds the wait for
+    /// each chunk, so a stalled upstream cannot pin a connection forever.
+    pub fn spawn(resp: reqwest::Response, idle_timeout: Duration) -> BodyStream {
+        let (tx, rx) = mpsc::channel(PREFETCH_CHUNKS);
+        let task = tokio::spawn(async move {
+            let mut stream = resp.bytes_stream();
+            loop {
+                let item = match tokio::time::timeout(idle_timeout, stream.next()).await {
+                    Err(_) => Err(format!("upstream stalled for {idle_timeout:?}")),
+                    Ok(None) => break,
+                    Ok(Some(Ok(chunk))) if chunk.is_empty() => continue,
+                    Ok(Some(Ok(chunk))) => Ok(chunk),
+                    Ok(Some(Err(e))) => Err(e.to_string()),
+                };
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() || failed {
+                    break; // reader gone, or the error is delivered: stop and drop the upstream
+                }
+            }
+        })
+        .abort_handle();
+        BodyStream { rx, task, finished: false }
+    }
+
+    /// A stream over bytes already in hand (tests, small bodies).
+    pub fn from_chunks(chunks: Vec<Result<Bytes, String>>) -> BodyStream {
+        let (tx, rx) = mpsc::channel(chunks.len().max(1));
+        for c in chunks {
+            let _ = tx.try_send(c);
+        }
+        let task = tokio::spawn(async {}).abort_handle();
+        BodyStream { rx, task, finished: false }
+    }
+
+    pub fn try_next(&mut self) -> Poll {
+        if self.finished {
+            return Poll::End;
+        }
+        match self.rx.try_recv() {
+            Ok(Ok(chunk)) => Poll::Chunk(chunk),
+            Ok(Err(e)) => {
+                self.finished = true;
+                Poll::Failed(e)
+            }
+            Err(mpsc::error::TryRecvError::Empty) => Poll::Pending,
+            Err(mpsc::error::TryRecvError::Disconnected) => {
+                self.finished = true;
+                Poll::End
+            }
+        }
+    }
+
+    pub async fn next(&mut self) -> Poll {
+        if self.finished {
+            return Poll::End;
+        }
+        match self.rx.recv().await {
+            Some(Ok(chunk)) => Poll::Chunk(chunk),
+            Some(Err(e)) => {
+                self.finished = true;
+                Poll::Failed(e)
+            }
+            None => {
+                self.finished = true;
+                Poll::End
+            }
+        }
+    }
+
+    /// A handle that stops the pump without holding the stream (a pending `next` borrows it).
+    pub fn abort_handle(&self) -> AbortHandle {
+        self.task.clone()
+    }
+
+    /// The client went away: stop reading and close the upstream connection now.
+    pub fn cancel(&mut self) {
+        self.finished = true;
+        self.task.abort();
+        self.rx.close();
+    }
+}
+
+impl Drop for BodyStream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

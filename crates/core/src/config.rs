@@ -1,0 +1,263 @@
+//! Configuration, parsed once by a pure function from a lookup (explicit option, then environment,
+//! then default). Logic receives a `Config`; nothing else reads the environment.
+//!
+//! The environment variable names are the ones the official SDKs read, so a deployment that already
+//! works with `@clerk/nextjs`, `convex` and `@vercel/blob` needs no new settings.
+
+use std::time::Duration;
+
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::policy::HostPolicy;
+
+pub const DEFAULT_CLERK_API_URL: &str = "https://api.clerk.com";
+pub const DEFAULT_TRUSTED_HOSTS: &str = "*.public.blob.vercel-storage.com,*.private.blob.vercel-storage.com";
+pub const DEFAULT_CONVEX_TEMPLATE: &str = "convex";
+pub const DEFAULT_GET_QUERY: &str = "listeningSessions:getForAudio";
+
+/// Every key `Config::from_lookup` reads. The JS face copies exactly these from `process.env`.
+pub const ENV_KEYS: &[&str] = &[
+    "NEXT_PUBLIC_CONVEX_URL",
+    "CLERK_SECRET_KEY",
+    "CLERK_JWT_KEY",
+    "CLERK_API_URL",
+    "CLERK_AUTHORIZED_PARTIES",
+    "BLOB_READ_WRITE_TOKEN",
+    "VERCEL_BLOB_API_URL",
+    "SENTRY_DSN",
+    "SESSION_AUDIO_TRUSTED_HOSTS",
+    "SESSION_AUDIO_CONVEX_TEMPLATE",
+    "SESSION_AUDIO_GET_QUERY",
+    "SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM",
+    "SESSION_AUDIO_CACHE_MAX_AGE",
+    "SESSION_AUDIO_LOOKUP_TTL_MS",
+    "SESSION_AUDIO_UPSTREAM_TIMEOUT_MS",
+];
+
+/// Key-source for verifying session tokens.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// `CLERK_JWT_KEY`: networkless verification.
+    Pem(String),
+    /// `GET {CLERK_API_URL}/v1/jwks` with `CLERK_SECRET_KEY`.
+    Jwks,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub convex_url: Url,
+    pub clerk_secret_key: Option<String>,
+    pub clerk_api_url: Url,
+    pub key_source: KeySource,
+    pub authorized_parties: Vec<String>,
+    pub blob_token: Option<String>,
+    pub blob_api_url: Option<String>,
+    pub sentry_dsn: Option<String>,
+    pub host_policy: HostPolicy,
+    pub convex_template: String,
+    pub get_query: String,
+    /// `Cache-Control: private, no-transform, max-age=N` on streamed audio; 0 leaves max-age out.
+    pub cache_max_age_secs: u64,
+    /// How long a (user, session) → audio URL answer is reused.
+    pub lookup_ttl: Duration,
+    /// Time allowed for the upstream's response headers, and between two body chunks.
+    pub upstream_timeout: Duration,
+}
+
+impl Config {
+    /// Build the configuration from a lookup that answers explicit options first, then the
+    /// environment. Returns a 503-class error naming exactly what to fix.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config> {
+        let get = |key: &str| get(key).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+
+        let convex_url = match get("NEXT_PUBLIC_CONVEX_URL") {
+            None => {
+                return Err(Error::ConfigMissing(
+                    "NEXT_PUBLIC_CONVEX_URL is not set (the Convex deployment URL, e.g. https://happy-otter-123.convex.cloud)".into(),
+                ))
+            }
+            Some(raw) => parse_convex_url(&raw)?,
+        };
+
+        let clerk_api_url = match get("CLERK_API_URL") {
+            None => Url::parse(DEFAULT_CLERK_API_URL).map_err(|e| Error::Internal(e.to_string()))?,
+            Some(raw) => parse_http_url("CLERK_API_URL", &raw)?,
+        };
+        let clerk_secret_key = get("CLERK_SECRET_KEY");
+        let key_source = match get("CLERK_JWT_KEY") {
+            Some(pem) => {
+                // Parse now so a broken key is a 503 naming the variable, not a 401 for everyone.
+                crate::auth::parse_public_key_pem(&pem.replace("\\n", "\n")).map_err(|e| {
+                    Error::ConfigInvalid(format!("CLERK_JWT_KEY is not an RSA public key in PEM form: {e}"))
+                })?;
+                KeySource::Pem(pem.replace("\\n", "\n"))
+            }
+            None if clerk_secret_key.is_some() => KeySource::Jwks,
+            None => {
+                return Err(Error::ConfigMissing(
+                    "CLERK_SECRET_KEY is not set (needed to verify session tokens and mint the Convex token)".into(),
+                ))
+            }
+        };
+        if clerk_secret_key.is_none() {
+            return Err(Error::ConfigMissing(
+                "CLERK_SECRET_KEY is not set (needed to mint the Convex JWT-template token)".into(),
+            ));
+        }
+        let authorized_parties = split_list(get("CLERK_AUTHORIZED_PARTIES").as_deref().unwrap_or(""));
+
+        let allow_loopback = match get("SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM").as_deref() {
+            None | Some("0") | Some("false") => false,
+            Some("1") | Some("true") => true,
+            Some(other) => {
+                return Err(Error::ConfigInvalid(format!(
+                    "SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM must be 1 or 0, got {other:?}"
+                )))
+            }
+        };
+        let hosts = get("SESSION_AUDIO_TRUSTED_HOSTS").unwrap_or_else(|| DEFAULT_TRUSTED_HOSTS.into());
+        let host_policy = HostPolicy::parse(&split_list(&hosts), allow_loopback)
+            .map_err(|e| Error::ConfigInvalid(format!("SESSION_AUDIO_TRUSTED_HOSTS: {e}")))?;
+
+        Ok(Config {
+            convex_url,
+            clerk_secret_key,
+            clerk_api_url,
+            key_source,
+            authorized_parties,
+            blob_token: get("BLOB_READ_WRITE_TOKEN"),
+            blob_api_url: get("VERCEL_BLOB_API_URL"),
+            sentry_dsn: get("SENTRY_DSN"),
+            host_policy,
+            convex_template: get("SESSION_AUDIO_CONVEX_TEMPLATE").unwrap_or_else(|| DEFAULT_CONVEX_TEMPLATE.into()),
+            get_query: get("SESSION_AUDIO_GET_QUERY").unwrap_or_else(|| DEFAULT_GET_QUERY.into()),
+            cache_max_age_secs: parse_number(&get, "SESSION_AUDIO_CACHE_MAX_AGE", 0)?,
+            lookup_ttl: Duration::from_millis(parse_number(&get, "SESSION_AUDIO_LOOKUP_TTL_MS", 5_000)?),
+            upstream_timeout: Duration::from_millis(
+                parse_number(&get, "SESSION_AUDIO_UPSTREAM_TIMEOUT_MS", 15_000)?.max(1),
+            ),
+        })
+    }
+}
+
+fn split_list(raw: &str) -> Vec<String> {
+    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
+fn parse_number(get: &impl Fn(&str) -> Option<String>, key: &str, default: u64) -> Result<u64> {
+    match get(key) {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse::<u64>()
+            .map_err(|_| Error::ConfigInvalid(format!("{key} must be a non-negative integer, got {raw:?}"))),
+    }
+}
+
+fn parse_http_url(key: &str, raw: &str) -> Result<Url> {
+    let url = Url::parse(raw).map_err(|e| Error::ConfigInvalid(format!("{key} is not a URL ({e}): {raw:?}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(Error::ConfigInvalid(format!("{key} must be an http(s) URL, got {raw:?}")));
+    }
+    Ok(url)
+}
+
+/// Same rules as `convex`'s `validateDeploymentUrl`: http(s), parses, and not the `.convex.site`
+/// host (that one serves HTTP actions, not the query API).
+fn parse_convex_url(raw: &str) -> Result<Url> {
+    let url = parse_http_url("NEXT_PUBLIC_CONVEX_URL", raw)?;
+    if url.host_str().is_some_and(|h| h.ends_with(".convex.site")) {
+        return Err(Error::ConfigInvalid(format!(
+            "NEXT_PUBLIC_CONVEX_URL points at a .convex.site host ({raw}); use the .convex.cloud deployment URL"
+        )));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const PEM: &str = include_str!("../tests/keys/rsa2048.pub.pem");
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    const BASE: &[(&str, &str)] =
+        &[("NEXT_PUBLIC_CONVEX_URL", "https://x.convex.cloud"), ("CLERK_SECRET_KEY", "sk_test_1")];
+
+    fn with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut v = BASE.to_vec();
+        v.extend_from_slice(extra);
+        v
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = cfg(BASE).unwrap();
+        assert_eq!(c.clerk_api_url.as_str(), "https://api.clerk.com/");
+        assert_eq!(c.convex_template, "convex");
+        assert_eq!(c.get_query, "listeningSessions:getForAudio");
+        assert!(matches!(c.key_source, KeySource::Jwks));
+        assert!(c.authorized_parties.is_empty());
+        assert_eq!(c.lookup_ttl, Duration::from_secs(5));
+        assert!(!c.host_policy.allow_loopback());
+    }
+
+    #[test]
+    fn config_error_table() {
+        let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+            (vec![], "config_missing"),
+            (vec![("CLERK_SECRET_KEY", "sk")], "config_missing"),
+            (vec![("NEXT_PUBLIC_CONVEX_URL", "not a url"), ("CLERK_SECRET_KEY", "sk")], "config_invalid"),
+            (vec![("NEXT_PUBLIC_CONVEX_URL", "ftp://x.y"), ("CLERK_SECRET_KEY", "sk")], "config_invalid"),
+            (vec![("NEXT_PUBLIC_CONVEX_URL", "https://x.convex.site"), ("CLERK_SECRET_KEY", "sk")], "config_invalid"),
+            (vec![("NEXT_PUBLIC_CONVEX_URL", "https://x.convex.cloud")], "config_missing"),
+            (
+                with(&[("CLERK_JWT_KEY", "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----")]),
+                "config_invalid",
+            ),
+            (with(&[("SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM", "yes")]), "config_invalid"),
+            (with(&[("SESSION_AUDIO_LOOKUP_TTL_MS", "-1")]), "config_invalid"),
+            (with(&[("SESSION_AUDIO_TRUSTED_HOSTS", "https://bad/")]), "config_invalid"),
+            (with(&[("CLERK_API_URL", "nope")]), "config_invalid"),
+        ];
+        for (pairs, code) in cases {
+            let err = cfg(&pairs).expect_err(&format!("{pairs:?} should fail"));
+            assert_eq!(err.code(), code, "{pairs:?}: {err}");
+            assert_eq!(err.status(), 503);
+        }
+    }
+
+    #[test]
+    fn pem_key_and_lists_parse() {
+        let c = cfg(&with(&[
+            ("CLERK_JWT_KEY", PEM),
+            ("CLERK_AUTHORIZED_PARTIES", " https://a.example , https://b.example,"),
+            ("SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM", "1"),
+            ("SESSION_AUDIO_TRUSTED_HOSTS", "127.0.0.1:9000"),
+        ]))
+        .unwrap();
+        assert!(matches!(c.key_source, KeySource::Pem(_)));
+        assert_eq!(c.authorized_parties, vec!["https://a.example", "https://b.example"]);
+        assert!(c.host_policy.allow_loopback());
+    }
+
+    #[test]
+    fn pem_with_escaped_newlines_is_accepted() {
+        // Hosting dashboards often store multi-line secrets with literal "\n".
+        let escaped = PEM.trim().replace('\n', "\\n");
+        let map: HashMap<&str, String> = [
+            ("NEXT_PUBLIC_CONVEX_URL", "http://127.0.0.1:3210".to_string()),
+            ("CLERK_SECRET_KEY", "sk".to_string()),
+            ("CLERK_JWT_KEY", escaped),
+        ]
+        .into_iter()
+        .collect();
+        let c = Config::from_lookup(|k| map.get(k).cloned()).unwrap();
+        assert!(matches!(c.key_source, KeySource::Pem(_)));
+    }
+}

@@ -1,0 +1,139 @@
+//! Convex HTTP API client, speaking exactly what `ConvexHttpClient` sends
+//! (shared/docs/protocols.md A.2–A.5): `POST {deployment}/api/query` with
+//! `{"path", "format": "convex_encoded_json", "args": [ {...} ]}` and `Authorization: Bearer <jwt>`.
+//!
+//! Only plain strings, numbers, booleans, null, arrays and objects cross this client; the special
+//! encodings (`$integer`, `$bytes`, `$float`) never appear in the documents we read.
+
+use serde::Deserialize;
+use serde_json::Value;
+use url::Url;
+
+use crate::error::{Error, Result};
+
+/// The client version we speak. The backend picks defaults by this header; we send the version of
+/// `ConvexHttpClient` whose wire format this file reproduces.
+const CONVEX_CLIENT: &str = "npm-1.48.0";
+
+pub struct ConvexClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "status", rename_all = "camelCase")]
+enum UdfResponse {
+    Success {
+        value: Value,
+    },
+    #[serde(rename_all = "camelCase")]
+    Error {
+        error_message: String,
+    },
+}
+
+/// The session document `listeningSessions:getForAudio` returns.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionDoc {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub user_id: String,
+    pub status: String,
+    pub audio_url: Option<String>,
+    pub audio_content_type: Option<String>,
+}
+
+impl ConvexClient {
+    pub fn new(http: reqwest::Client, deployment: &Url) -> Self {
+        ConvexClient { http, base: deployment.as_str().trim_end_matches('/').to_string() }
+    }
+
+    /// Run a public query as the user the token speaks for.
+    pub async fn query(&self, path: &str, args: Value, token: &str) -> Result<Value> {
+        self.call("query", path, args, token).await
+    }
+
+    async fn call(&self, kind: &str, path: &str, args: Value, token: &str) -> Result<Value> {
+        let body = serde_json::json!({ "path": path, "format": "convex_encoded_json", "args": [args] });
+        let resp = self
+            .http
+            .post(format!("{}/api/{kind}", self.base))
+            .header("Content-Type", "application/json")
+            .header("Convex-Client", CONVEX_CLIENT)
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    Error::ConvexUnavailable(format!("{kind} {path}: timed out"))
+                } else {
+                    Error::ConvexUnavailable(format!("{kind} {path}: {e}"))
+                }
+            })?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.map_err(|e| Error::ConvexUnavailable(format!("{kind} {path}: body: {e}")))?;
+        match status {
+            // 560 is the legacy "function failed" status the JS client still accepts.
+            200 | 560 => {}
+            401 | 403 => {
+                return Err(Error::ConvexAuthRejected(format!("{kind} {path}: HTTP {status}: {}", truncate(&text))))
+            }
+            _ => return Err(Error::ConvexUnavailable(format!("{kind} {path}: HTTP {status}: {}", truncate(&text)))),
+        }
+        match serde_json::from_str::<UdfResponse>(&text) {
+            Ok(UdfResponse::Success { value }) => Ok(value),
+            Ok(UdfResponse::Error { error_message }) => Err(Error::ConvexFunction(format!("{path}: {error_message}"))),
+            Err(e) => {
+                Err(Error::ConvexUnavailable(format!("{kind} {path}: unreadable reply ({e}): {}", truncate(&text))))
+            }
+        }
+    }
+}
+
+/// `null` → not found; anything else must be a session document.
+pub fn parse_session(value: Value) -> Result<Option<SessionDoc>> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    serde_json::from_value(value)
+        .map(Some)
+        .map_err(|e| Error::ConvexFunction(format!("session document has the wrong shape: {e}")))
+}
+
+fn truncate(s: &str) -> &str {
+    let mut end = s.len().min(300);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn session_document_shapes() {
+        assert_eq!(parse_session(Value::Null).unwrap(), None);
+        let doc = parse_session(json!({"_id": "s1", "userId": "user_1", "status": "ready", "audioUrl": "https://a.public.blob.vercel-storage.com/x.webm", "_creationTime": 1.0})).unwrap().unwrap();
+        assert_eq!(doc.user_id, "user_1");
+        assert_eq!(doc.audio_content_type, None);
+        let no_audio = parse_session(json!({"_id": "s1", "userId": "u", "status": "recording"})).unwrap().unwrap();
+        assert_eq!(no_audio.audio_url, None);
+        assert_eq!(parse_session(json!({"nope": 1})).unwrap_err().code(), "convex_error");
+    }
+
+    #[test]
+    fn udf_response_shapes() {
+        let ok: UdfResponse = serde_json::from_str(r#"{"status":"success","value":null,"logLines":[]}"#).unwrap();
+        assert!(matches!(ok, UdfResponse::Success { value: Value::Null }));
+        let err: UdfResponse = serde_json::from_str(
+            r#"{"status":"error","errorMessage":"[Request ID: x] Server Error","errorData":{"a":1}}"#,
+        )
+        .unwrap();
+        assert!(matches!(err, UdfResponse::Error { .. }));
+    }
+}

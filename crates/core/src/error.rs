@@ -1,0 +1,257 @@
+//! The one error type. Every refusal the handlers can give is a variant here, and this is the only
+//! place that knows HTTP statuses and machine codes. `render` turns any variant into the JSON body
+//! `{ "error": { "code", "message" } }` with `Cache-Control: no-store`.
+
+use crate::response::{Body, Response};
+
+/// Why a session token was refused. The code goes to the client (it is what a developer debugging a
+/// 401 needs); it mirrors `@clerk/backend`'s `TokenVerificationErrorReason` with underscores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No `Authorization: Bearer` header and no `__session` cookie.
+    Missing,
+    /// Not three base64url parts, undecodable JSON, bad `typ`, or missing required claims.
+    Invalid,
+    /// `alg` is not RS256/RS384/RS512 (this includes `none` and every HMAC variant).
+    InvalidAlgorithm,
+    InvalidSignature,
+    Expired,
+    NotActiveYet,
+    IatInTheFuture,
+    /// `azp` missing or not in `CLERK_AUTHORIZED_PARTIES`.
+    InvalidAuthorizedParty,
+    /// A JWT-template or machine token presented where a session token is required.
+    TypeMismatch,
+    /// The `kid` is in neither the cached nor a freshly fetched JWKS.
+    KidMismatch,
+    /// The session has no `sid` claim, or Clerk no longer considers the session active.
+    SessionInactive,
+}
+
+impl AuthFailure {
+    pub fn code(self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "token_missing",
+            AuthFailure::Invalid => "token_invalid",
+            AuthFailure::InvalidAlgorithm => "token_invalid_algorithm",
+            AuthFailure::InvalidSignature => "token_invalid_signature",
+            AuthFailure::Expired => "token_expired",
+            AuthFailure::NotActiveYet => "token_not_active_yet",
+            AuthFailure::IatInTheFuture => "token_iat_in_the_future",
+            AuthFailure::InvalidAuthorizedParty => "token_invalid_authorized_parties",
+            AuthFailure::TypeMismatch => "token_type_mismatch",
+            AuthFailure::KidMismatch => "jwk_kid_mismatch",
+            AuthFailure::SessionInactive => "session_inactive",
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            AuthFailure::Missing => {
+                "No session token: send `Authorization: Bearer <Clerk session token>` or the `__session` cookie."
+            }
+            AuthFailure::Invalid => "The session token is malformed.",
+            AuthFailure::InvalidAlgorithm => "The session token is not signed with RS256, RS384 or RS512.",
+            AuthFailure::InvalidSignature => {
+                "The session token's signature does not verify against the instance's keys."
+            }
+            AuthFailure::Expired => "The session token has expired; the client should refresh it.",
+            AuthFailure::NotActiveYet => "The session token is not valid yet (nbf in the future).",
+            AuthFailure::IatInTheFuture => "The session token was issued in the future (iat); check clocks.",
+            AuthFailure::InvalidAuthorizedParty => "The session token's azp is not one of CLERK_AUTHORIZED_PARTIES.",
+            AuthFailure::TypeMismatch => "A JWT-template or machine token was sent where a session token is required.",
+            AuthFailure::KidMismatch => {
+                "The session token's key id is not in the instance's JWKS (wrong Clerk instance?)."
+            }
+            AuthFailure::SessionInactive => "The Clerk session is not active.",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("configuration missing: {0}")]
+    ConfigMissing(String),
+    #[error("configuration invalid: {0}")]
+    ConfigInvalid(String),
+    #[error("missing route parameter sessionId")]
+    MissingSessionId,
+    #[error("unauthenticated: {}", .0.code())]
+    Unauthenticated(AuthFailure),
+    #[error("Clerk Backend API unavailable: {0}")]
+    ClerkUnavailable(String),
+    #[error("Clerk Backend API rate limited")]
+    ClerkRateLimited { retry_after_secs: u64 },
+    #[error("Convex unavailable: {0}")]
+    ConvexUnavailable(String),
+    #[error("Convex rejected the Convex token: {0}")]
+    ConvexAuthRejected(String),
+    #[error("Convex function failed: {0}")]
+    ConvexFunction(String),
+    #[error("session not found")]
+    SessionNotFound,
+    #[error("session has no audio")]
+    AudioNotFound,
+    #[error("untrusted audio host: {0}")]
+    UntrustedAudioHost(String),
+    #[error("audio upstream failed: {0}")]
+    UpstreamFailed(String),
+    #[error("audio upstream timed out: {0}")]
+    UpstreamTimeout(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("not implemented: {0}")]
+    NotImplemented(&'static str),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::ConfigMissing(_) | Error::ConfigInvalid(_) | Error::ClerkRateLimited { .. } => 503,
+            Error::MissingSessionId => 400,
+            Error::Unauthenticated(_) => 401,
+            Error::SessionNotFound | Error::AudioNotFound => 404,
+            Error::MethodNotAllowed => 405,
+            Error::ClerkUnavailable(_)
+            | Error::ConvexUnavailable(_)
+            | Error::ConvexAuthRejected(_)
+            | Error::ConvexFunction(_)
+            | Error::UntrustedAudioHost(_)
+            | Error::UpstreamFailed(_) => 502,
+            Error::UpstreamTimeout(_) => 504,
+            Error::NotImplemented(_) => 501,
+            Error::Internal(_) => 500,
+        }
+    }
+
+    /// Stable machine code, part of the public API (documented in the README).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::ConfigMissing(_) => "config_missing",
+            Error::ConfigInvalid(_) => "config_invalid",
+            Error::MissingSessionId => "missing_session_id",
+            Error::Unauthenticated(reason) => reason.code(),
+            Error::ClerkUnavailable(_) => "auth_provider_unavailable",
+            Error::ClerkRateLimited { .. } => "auth_rate_limited",
+            Error::ConvexUnavailable(_) => "convex_unavailable",
+            Error::ConvexAuthRejected(_) => "convex_auth_rejected",
+            Error::ConvexFunction(_) => "convex_error",
+            Error::SessionNotFound => "session_not_found",
+            Error::AudioNotFound => "audio_not_found",
+            Error::UntrustedAudioHost(_) => "untrusted_audio_host",
+            Error::UpstreamFailed(_) => "upstream_failed",
+            Error::UpstreamTimeout(_) => "upstream_timeout",
+            Error::MethodNotAllowed => "method_not_allowed",
+            Error::NotImplemented(_) => "not_implemented",
+            Error::Internal(_) => "internal_error",
+        }
+    }
+
+    /// What the client is told. Details that could help an attacker (which host was refused, what
+    /// an upstream said) stay in the logs; configuration problems are spelled out because only the
+    /// deployment's owner can fix them and they need to know what to fix.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::ConfigMissing(what) | Error::ConfigInvalid(what) => {
+                format!("session-audio is misconfigured: {what}")
+            }
+            Error::MissingSessionId => "The route has no [sessionId] (or [id]) parameter.".into(),
+            Error::Unauthenticated(reason) => reason.message().into(),
+            Error::ClerkUnavailable(_) => "Clerk could not be reached to authorise this request.".into(),
+            Error::ClerkRateLimited { .. } => "Clerk's Backend API rate limit was hit; retry later.".into(),
+            Error::ConvexUnavailable(_) => "Convex could not be reached.".into(),
+            Error::ConvexAuthRejected(_) => "Convex rejected the Clerk token: check the JWT template name (SESSION_AUDIO_CONVEX_TEMPLATE) and convex/auth.config.ts.".into(),
+            Error::ConvexFunction(_) => "The Convex session lookup failed.".into(),
+            Error::SessionNotFound => "No such listening session.".into(),
+            Error::AudioNotFound => "This listening session has no audio yet.".into(),
+            Error::UntrustedAudioHost(_) => "The stored audio URL is not on a trusted host.".into(),
+            Error::UpstreamFailed(_) => "The audio storage failed to answer.".into(),
+            Error::UpstreamTimeout(_) => "The audio storage did not answer in time.".into(),
+            Error::MethodNotAllowed => "Method not allowed.".into(),
+            Error::NotImplemented(what) => format!("Not implemented yet: {what}."),
+            Error::Internal(_) => "Internal error.".into(),
+        }
+    }
+
+    /// 5xx are ours or an upstream's to fix and get reported; 4xx are the caller's.
+    pub fn is_reportable(&self) -> bool {
+        self.status() >= 500
+    }
+
+    /// Render as the JSON refusal every client sees.
+    pub fn render(&self) -> Response {
+        let body = serde_json::json!({
+            "error": { "code": self.code(), "message": self.public_message() }
+        });
+        let mut headers = vec![
+            ("content-type".to_string(), "application/json; charset=utf-8".to_string()),
+            ("cache-control".to_string(), "no-store".to_string()),
+        ];
+        match self {
+            Error::ClerkRateLimited { retry_after_secs } => {
+                headers.push(("retry-after".into(), retry_after_secs.to_string()))
+            }
+            Error::Unauthenticated(_) => headers.push((
+                "www-authenticate".into(),
+                format!("Bearer error=\"invalid_token\", error_description=\"{}\"", self.code()),
+            )),
+            Error::MethodNotAllowed => headers.push(("allow".into(), "GET, HEAD, POST".into())),
+            _ => {}
+        }
+        Response { status: self.status(), headers, body: Body::Bytes(body.to_string().into_bytes().into()) }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_maps_to_its_status_and_code() {
+        let table: Vec<(Error, u16, &str)> = vec![
+            (Error::ConfigMissing("x".into()), 503, "config_missing"),
+            (Error::ConfigInvalid("x".into()), 503, "config_invalid"),
+            (Error::MissingSessionId, 400, "missing_session_id"),
+            (Error::Unauthenticated(AuthFailure::Expired), 401, "token_expired"),
+            (Error::Unauthenticated(AuthFailure::InvalidSignature), 401, "token_invalid_signature"),
+            (Error::ClerkUnavailable("x".into()), 502, "auth_provider_unavailable"),
+            (Error::ClerkRateLimited { retry_after_secs: 3 }, 503, "auth_rate_limited"),
+            (Error::ConvexUnavailable("x".into()), 502, "convex_unavailable"),
+            (Error::ConvexAuthRejected("x".into()), 502, "convex_auth_rejected"),
+            (Error::ConvexFunction("x".into()), 502, "convex_error"),
+            (Error::SessionNotFound, 404, "session_not_found"),
+            (Error::AudioNotFound, 404, "audio_not_found"),
+            (Error::UntrustedAudioHost("x".into()), 502, "untrusted_audio_host"),
+            (Error::UpstreamFailed("x".into()), 502, "upstream_failed"),
+            (Error::UpstreamTimeout("x".into()), 504, "upstream_timeout"),
+            (Error::MethodNotAllowed, 405, "method_not_allowed"),
+            (Error::Internal("x".into()), 500, "internal_error"),
+        ];
+        for (err, status, code) in table {
+            assert_eq!(err.status(), status, "{err:?}");
+            assert_eq!(err.code(), code, "{err:?}");
+            assert_eq!(err.is_reportable(), status >= 500, "{err:?}");
+        }
+    }
+
+    #[test]
+    fn rendered_refusal_is_json_no_store_and_hides_details() {
+        let r = Error::UntrustedAudioHost("10.0.0.1 is private".into()).render();
+        assert_eq!(r.status, 502);
+        assert!(r.headers.iter().any(|(k, v)| k == "cache-control" && v == "no-store"));
+        let Body::Bytes(b) = r.body else { panic!("json body expected") };
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v["error"]["code"], "untrusted_audio_host");
+        assert!(!v.to_string().contains("10.0.0.1"));
+    }
+
+    #[test]
+    fn rate_limit_carries_retry_after() {
+        let r = Error::ClerkRateLimited { retry_after_secs: 7 }.render();
+        assert!(r.headers.iter().any(|(k, v)| k == "retry-after" && v == "7"));
+    }
+}

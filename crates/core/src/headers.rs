@@ -1,0 +1,216 @@
+//! The two header allowlists (what goes up to the audio storage, what comes back to the client)
+//! and the status relay rule. Pure functions, table-tested.
+//!
+//! A proxy must never turn an upstream 200 into a 206 or back, and must relay `Content-Range`,
+//! `Content-Length`, `Accept-Ranges`, `ETag`, `Last-Modified` exactly (shared/docs/peers.md).
+
+use crate::error::Error;
+
+/// Client request headers forwarded to the audio storage (conditional and range requests).
+pub const FORWARDED_REQUEST_HEADERS: &[&str] = &["range", "if-range", "if-none-match", "if-modified-since"];
+
+/// Upstream response headers relayed to the client, byte for byte.
+pub const RELAYED_RESPONSE_HEADERS: &[&str] =
+    &["content-length", "content-range", "accept-ranges", "etag", "last-modified"];
+
+/// A `Range` value we forward: one `bytes=` range (`a-b`, `a-`, `-n`). Multi-range requests would
+/// come back as `multipart/byteranges`, which `<audio>` never asks for; dropping them gets the
+/// client a full 200, the same answer `send` gives to syntax it does not serve.
+pub fn is_single_byte_range(value: &str) -> bool {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else { return false };
+    let spec = spec.trim();
+    if spec.contains(',') {
+        return false;
+    }
+    let Some((start, end)) = spec.split_once('-') else { return false };
+    let digits = |s: &str| !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit());
+    match (start.trim(), end.trim()) {
+        ("", e) => digits(e),
+        (s, "") => digits(s),
+        (s, e) => digits(s) && digits(e) && s.parse::<u64>().ok() <= e.parse::<u64>().ok(),
+    }
+}
+
+/// Headers for the upstream request. `Accept-Encoding: identity` because byte ranges of a
+/// compressed representation are not byte ranges of the file (WPT fetch/range).
+pub fn upstream_request_headers(client: &[(String, String)]) -> Vec<(String, String)> {
+    let mut out = vec![("accept-encoding".to_string(), "identity".to_string())];
+    for name in FORWARDED_REQUEST_HEADERS {
+        let Some((_, value)) = client.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) else { continue };
+        if *name == "range" && !is_single_byte_range(value) {
+            continue;
+        }
+        out.push((name.to_string(), value.clone()));
+    }
+    // `If-Range` without `Range` means nothing; sending it alone can only confuse an upstream.
+    if !out.iter().any(|(k, _)| k == "range") {
+        out.retain(|(k, _)| k != "if-range");
+    }
+    out
+}
+
+/// What the client gets for the upstream's status. Only the statuses a file server gives to a
+/// (conditional) range request are relayed; a missing object is the session's missing audio;
+/// everything else is the storage failing.
+pub fn relay_status(upstream: u16) -> Result<u16, Error> {
+    match upstream {
+        200 | 206 | 304 | 416 => Ok(upstream),
+        404 | 410 => Err(Error::AudioNotFound),
+        s => Err(Error::UpstreamFailed(format!("upstream answered HTTP {s}"))),
+    }
+}
+
+/// `audio/*` (and `application/ogg`) pass; anything else becomes `application/octet-stream` so
+/// a storage that lies about a type cannot make the browser render HTML or script from our origin.
+/// When the upstream type is not audio, the type recorded with the session is used if it is.
+pub fn audio_content_type(upstream: Option<&str>, recorded: Option<&str>) -> String {
+    let is_audio = |t: &str| {
+        let essence = t.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        (essence.starts_with("audio/") && essence.len() > 6 && !essence.contains(['<', '>', '"']))
+            || essence == "application/ogg"
+    };
+    match (upstream, recorded) {
+        (Some(t), _) if is_audio(t) => t.trim().to_string(),
+        (_, Some(t)) if is_audio(t) => t.trim().to_string(),
+        _ => "application/octet-stream".to_string(),
+    }
+}
+
+/// The client response headers for a relayed upstream response.
+pub fn client_response_headers(
+    upstream: &[(String, String)],
+    recorded_type: Option<&str>,
+    cache_max_age_secs: u64,
+) -> Vec<(String, String)> {
+    let mut out = Vec::with_capacity(12);
+    let upstream_type = upstream.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-type")).map(|(_, v)| v.as_str());
+    out.push(("content-type".to_string(), audio_content_type(upstream_type, recorded_type)));
+    for name in RELAYED_RESPONSE_HEADERS {
+        if let Some((_, v)) = upstream.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+            out.push((name.to_string(), v.clone()));
+        }
+    }
+    let cache = if cache_max_age_secs > 0 {
+        format!("private, no-transform, max-age={cache_max_age_secs}")
+    } else {
+        "private, no-transform".to_string()
+    };
+    out.push(("cache-control".to_string(), cache));
+    out.push(("x-content-type-options".to_string(), "nosniff".to_string()));
+    // Reverse proxies (nginx) must not buffer a stream the client is seeking in.
+    out.push(("x-accel-buffering".to_string(), "no".to_string()));
+    out.push(("vary".to_string(), "Cookie, Authorization".to_string()));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn range_syntax_table() {
+        let table: &[(&str, bool)] = &[
+            ("bytes=0-1", true),
+            ("bytes=0-", true),
+            ("bytes=-500", true),
+            ("bytes=100-99999999", true),
+            (" bytes=5-10 ", true),
+            ("bytes=10-5", false),
+            ("bytes=0-1,4-5", false),
+            ("bytes=-", false),
+            ("bytes=a-b", false),
+            ("items=0-1", false),
+            ("bytes=0-1-2", false),
+            ("bytes=99999999999999999999-", false),
+            ("", false),
+        ];
+        for (v, ok) in table {
+            assert_eq!(is_single_byte_range(v), *ok, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn upstream_headers_forward_only_the_allowlist() {
+        let out = upstream_request_headers(&hv(&[
+            ("Range", "bytes=0-1"),
+            ("If-Range", "\"etag\""),
+            ("Cookie", "__session=secret"),
+            ("Authorization", "Bearer secret"),
+            ("If-None-Match", "\"x\""),
+            ("Accept-Encoding", "gzip"),
+            ("X-Forwarded-For", "1.2.3.4"),
+        ]));
+        assert_eq!(
+            out,
+            hv(&[
+                ("accept-encoding", "identity"),
+                ("range", "bytes=0-1"),
+                ("if-range", "\"etag\""),
+                ("if-none-match", "\"x\"")
+            ])
+        );
+        let no_range = upstream_request_headers(&hv(&[("Range", "bytes=0-1,3-4"), ("If-Range", "\"e\"")]));
+        assert_eq!(no_range, hv(&[("accept-encoding", "identity")]));
+    }
+
+    #[test]
+    fn status_relay_table() {
+        for s in [200, 206, 304, 416] {
+            assert_eq!(relay_status(s).unwrap(), s);
+        }
+        assert_eq!(relay_status(404).unwrap_err().code(), "audio_not_found");
+        for s in [201, 204, 301, 302, 400, 403, 500, 503] {
+            assert_eq!(relay_status(s).unwrap_err().code(), "upstream_failed", "{s}");
+        }
+    }
+
+    #[test]
+    fn content_type_table() {
+        let table: &[(Option<&str>, Option<&str>, &str)] = &[
+            (Some("audio/webm"), None, "audio/webm"),
+            (Some("audio/webm;codecs=opus"), None, "audio/webm;codecs=opus"),
+            (Some("application/ogg"), None, "application/ogg"),
+            (Some("text/html"), None, "application/octet-stream"),
+            (Some("text/html"), Some("audio/mpeg"), "audio/mpeg"),
+            (Some("application/octet-stream"), Some("audio/mp4"), "audio/mp4"),
+            (None, None, "application/octet-stream"),
+            (Some("audio/"), None, "application/octet-stream"),
+            (Some("image/svg+xml"), Some("text/html"), "application/octet-stream"),
+        ];
+        for (up, rec, want) in table {
+            assert_eq!(audio_content_type(*up, *rec), *want, "{up:?} {rec:?}");
+        }
+    }
+
+    #[test]
+    fn response_headers_relay_exactly_and_add_ours() {
+        let out = client_response_headers(
+            &hv(&[
+                ("Content-Type", "audio/wav"),
+                ("Content-Length", "2"),
+                ("Content-Range", "bytes 0-1/1000"),
+                ("Accept-Ranges", "bytes"),
+                ("ETag", "W/\"3e8-1\""),
+                ("Last-Modified", "Sat, 21 Nov 2026 10:00:00 GMT"),
+                ("Set-Cookie", "tracking=1"),
+                ("Access-Control-Allow-Origin", "*"),
+            ]),
+            None,
+            60,
+        );
+        let get = |n: &str| out.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+        assert_eq!(get("content-range"), Some("bytes 0-1/1000"));
+        assert_eq!(get("content-length"), Some("2"));
+        assert_eq!(get("etag"), Some("W/\"3e8-1\""));
+        assert_eq!(get("cache-control"), Some("private, no-transform, max-age=60"));
+        assert_eq!(get("x-content-type-options"), Some("nosniff"));
+        assert_eq!(get("x-accel-buffering"), Some("no"));
+        assert_eq!(get("vary"), Some("Cookie, Authorization"));
+        assert_eq!(get("set-cookie"), None);
+        assert_eq!(get("access-control-allow-origin"), None);
+    }
+}

@@ -1,0 +1,409 @@
+//! SSRF defence for the stored audio URL, in layers (go-camo, smokescreen; see shared/docs/peers.md):
+//!
+//! 1. `HostPolicy::check` — a pure check of the URL: https only, no userinfo, no IP literal, host on
+//!    the allowlist, no port but 443 unless the pattern names one.
+//! 2. `forbidden_reason` — a pure classification of an IP address, used by `GuardedResolver` at
+//!    connect time, so the address checked is the address dialed (defeats DNS rebinding and
+//!    allow-listed names that resolve inward).
+//! 3. Redirects are not followed by the HTTP client; `upstream` re-runs the check on every hop.
+//!
+//! The one exception, for tests and the local demo, is `allow_loopback`
+//! (`SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM=1`): `http://127.0.0.1:PORT` / `http://localhost:PORT`
+//! pass when exactly that `host:port` is on the allowlist. Off by default.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use url::{Host, Url};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HostPattern {
+    /// `Some("public.blob.vercel-storage.com")` for `*.public.blob.vercel-storage.com`.
+    wildcard_suffix: Option<String>,
+    host: String,
+    port: Option<u16>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HostPolicy {
+    patterns: Vec<HostPattern>,
+    allow_loopback: bool,
+}
+
+/// Why a URL was refused. Goes to logs only; the client sees one generic message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    NotAUrl,
+    Scheme(String),
+    Userinfo,
+    IpLiteral(String),
+    HostNotAllowed(String),
+    Port(u16),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::NotAUrl => write!(f, "not a URL"),
+            Refusal::Scheme(s) => write!(f, "scheme {s:?} is not https"),
+            Refusal::Userinfo => write!(f, "URL carries userinfo"),
+            Refusal::IpLiteral(h) => write!(f, "IP literal host {h}"),
+            Refusal::HostNotAllowed(h) => write!(f, "host {h} is not on the trusted list"),
+            Refusal::Port(p) => write!(f, "port {p} is not allowed"),
+        }
+    }
+}
+
+impl HostPolicy {
+    /// Parse `host`, `*.suffix`, optionally with `:port`. Anything else (schemes, paths, bare `*`)
+    /// is a configuration error rather than a silently broader policy.
+    pub fn parse(entries: &[String], allow_loopback: bool) -> Result<HostPolicy, String> {
+        let mut patterns = Vec::new();
+        for raw in entries {
+            let entry = raw.trim().to_ascii_lowercase();
+            if entry.contains('/') || entry.contains('@') || entry.is_empty() {
+                return Err(format!("{raw:?} is not a host pattern (use host, *.domain or host:port)"));
+            }
+            let (host_part, port) = match entry.rsplit_once(':') {
+                Some((h, p)) if !h.contains(':') => {
+                    let port = p.parse::<u16>().map_err(|_| format!("{raw:?} has a bad port"))?;
+                    (h.to_string(), Some(port))
+                }
+                _ => (entry.clone(), None),
+            };
+            let (wildcard_suffix, host) = match host_part.strip_prefix("*.") {
+                Some(suffix) => (Some(suffix.to_string()), suffix.to_string()),
+                None => (None, host_part.clone()),
+            };
+            if host.is_empty() || host.contains('*') || !host.contains('.') && host != "localhost" {
+                return Err(format!("{raw:?} is too broad or malformed"));
+            }
+            patterns.push(HostPattern { wildcard_suffix, host, port });
+        }
+        Ok(HostPolicy { patterns, allow_loopback })
+    }
+
+    pub fn allow_loopback(&self) -> bool {
+        self.allow_loopback
+    }
+
+    fn matches(&self, host: &str, port: Option<u16>) -> bool {
+        self.patterns.iter().any(|p| {
+            let host_ok = match &p.wildcard_suffix {
+                // Exactly one label in front: `<storeId>.public.blob.vercel-storage.com`.
+                Some(suffix) => host
+                    .strip_suffix(suffix.as_str())
+                    .and_then(|rest| rest.strip_suffix('.'))
+                    .is_some_and(|label| !label.is_empty() && !label.contains('.')),
+                None => host == p.host,
+            };
+            host_ok && port == p.port
+        })
+    }
+
+    /// The URL-level check. `Ok` means "may be dialed", still subject to the connect-time check.
+    pub fn check(&self, url: &Url) -> Result<(), Refusal> {
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(Refusal::Userinfo);
+        }
+        let port = url.port(); // None when absent or the scheme's default
+        let host = url.host().ok_or(Refusal::NotAUrl)?;
+        if self.allow_loopback && url.scheme() == "http" {
+            let loopback_name = match &host {
+                Host::Domain(d) => *d == "localhost",
+                Host::Ipv4(ip) => ip.is_loopback(),
+                Host::Ipv6(ip) => ip.is_loopback(),
+            };
+            if loopback_name {
+                let name = url.host_str().unwrap_or_default();
+                let name = name.trim_start_matches('[').trim_end_matches(']');
+                return match port {
+                    Some(p) if self.matches(name, Some(p)) => Ok(()),
+                    _ => Err(Refusal::HostNotAllowed(format!("{name}:{}", port.unwrap_or(80)))),
+                };
+            }
+        }
+        if url.scheme() != "https" {
+            return Err(Refusal::Scheme(url.scheme().to_string()));
+        }
+        let name = match host {
+            Host::Domain(d) => d.to_string(),
+            Host::Ipv4(ip) => return Err(Refusal::IpLiteral(ip.to_string())),
+            Host::Ipv6(ip) => return Err(Refusal::IpLiteral(ip.to_string())),
+        };
+        if name.ends_with('.') {
+            // A trailing dot is a different name to the matcher but the same to DNS.
+            return Err(Refusal::HostNotAllowed(name));
+        }
+        if !self.matches(&name, None) {
+            return match port {
+                Some(p) if self.matches(&name, Some(p)) => Ok(()),
+                Some(p) => Err(Refusal::Port(p)),
+                None => Err(Refusal::HostNotAllowed(name)),
+            };
+        }
+        match port {
+            None => Ok(()),
+            Some(p) if self.matches(&name, Some(p)) => Ok(()),
+            Some(p) => Err(Refusal::Port(p)),
+        }
+    }
+}
+
+/// Classify an address that is about to be dialed. `None` means public and allowed.
+pub fn forbidden_reason(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => forbidden_v4(v4),
+        IpAddr::V6(v6) => forbidden_v6(v6),
+    }
+}
+
+fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
+    let [a, b, c, _] = ip.octets();
+    Some(match (a, b, c) {
+        (0, _, _) => "this-network (0.0.0.0/8)",
+        (10, _, _) => "private (10/8)",
+        (100, 64..=127, _) => "carrier-grade NAT (100.64/10)",
+        (127, _, _) => "loopback",
+        (169, 254, _) => "link-local / cloud metadata (169.254/16)",
+        (172, 16..=31, _) => "private (172.16/12)",
+        (192, 0, 0) => "IETF protocol assignments (192.0.0/24)",
+        (192, 0, 2) | (198, 51, 100) | (203, 0, 113) => "documentation range",
+        (192, 88, 99) => "6to4 relay anycast",
+        (192, 168, _) => "private (192.168/16)",
+        (198, 18..=19, _) => "benchmarking (198.18/15)",
+        (224..=239, _, _) => "multicast",
+        (240..=255, _, _) => "reserved / broadcast",
+        _ => return None,
+    })
+}
+
+fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
+    let seg = ip.segments();
+    if ip.is_unspecified() {
+        return Some("unspecified (::)");
+    }
+    if ip.is_loopback() {
+        return Some("loopback (::1)");
+    }
+    // Any form that embeds an IPv4 address is judged by... nothing: we refuse them outright,
+    // because the embedded address may be private and the translation happens beyond our view.
+    if seg[0..5] == [0, 0, 0, 0, 0] && (seg[5] == 0xffff || seg[5] == 0) {
+        return Some("IPv4-mapped/compatible IPv6 (::ffff:0:0/96, ::/96)");
+    }
+    if seg[0..6] == [0x64, 0xff9b, 0, 0, 0, 0] || (seg[0] == 0x64 && seg[1] == 0xff9b && seg[2] == 1) {
+        return Some("NAT64 (64:ff9b::/96, 64:ff9b:1::/48)");
+    }
+    if seg[0] == 0x2002 {
+        return Some("6to4 (2002::/16)");
+    }
+    if seg[0] == 0x2001 && seg[1] == 0 {
+        return Some("Teredo (2001::/32)");
+    }
+    if seg[0] == 0x2001 && seg[1] == 0x0db8 {
+        return Some("documentation (2001:db8::/32)");
+    }
+    if seg[0] == 0x0100 && seg[1..4] == [0, 0, 0] {
+        return Some("discard-only (100::/64)");
+    }
+    match seg[0] {
+        0xfc00..=0xfdff => Some("unique local (fc00::/7)"),
+        0xfe80..=0xfebf => Some("link-local (fe80::/10)"),
+        0xfec0..=0xfeff => Some("site-local (fec0::/10)"),
+        0xff00..=0xffff => Some("multicast (ff00::/8)"),
+        _ => None,
+    }
+}
+
+/// The reqwest DNS resolver that drops every forbidden address after resolution, so the address
+/// that is checked is the address that is dialed. With `allow_loopback` (tests, local demo) only
+/// loopback addresses are additionally let through; private ranges never are.
+#[derive(Debug, Clone)]
+pub struct GuardedResolver {
+    pub allow_loopback: bool,
+}
+
+impl GuardedResolver {
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        match forbidden_reason(ip) {
+            None => true,
+            Some(_) => self.allow_loopback && ip.is_loopback(),
+        }
+    }
+
+    pub async fn resolve_checked(&self, host: &str) -> Result<Vec<SocketAddr>, String> {
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, 0))
+            .await
+            .map_err(|e| format!("DNS lookup of {host} failed: {e}"))?
+            .collect();
+        let allowed: Vec<SocketAddr> = addrs.iter().copied().filter(|a| self.permits(a.ip())).collect();
+        if allowed.is_empty() {
+            let why = addrs
+                .first()
+                .and_then(|a| forbidden_reason(a.ip()).map(|r| format!("{} is {r}", a.ip())))
+                .unwrap_or_else(|| "no addresses".into());
+            return Err(format!("{host} resolves only to forbidden addresses ({why})"));
+        }
+        Ok(allowed)
+    }
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let this = self.clone();
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs = this
+                .resolve_checked(&host)
+                .await
+                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })?;
+            let iter: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            Ok(iter)
+        })
+    }
+}
+
+pub fn guarded_resolver(allow_loopback: bool) -> Arc<GuardedResolver> {
+    Arc::new(GuardedResolver { allow_loopback })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(entries: &[&str], loopback: bool) -> HostPolicy {
+        let v: Vec<String> = entries.iter().map(|s| s.to_string()).collect();
+        HostPolicy::parse(&v, loopback).unwrap()
+    }
+
+    fn default_policy() -> HostPolicy {
+        policy(&["*.public.blob.vercel-storage.com", "*.private.blob.vercel-storage.com"], false)
+    }
+
+    #[test]
+    fn url_policy_table() {
+        let p = default_policy();
+        let ok = |u: &str| p.check(&Url::parse(u).unwrap());
+        let table: &[(&str, bool)] = &[
+            ("https://abc.public.blob.vercel-storage.com/a.webm", true),
+            ("https://abc.private.blob.vercel-storage.com/a.webm", true),
+            ("https://ABC.Public.Blob.Vercel-Storage.com/a.webm", true),
+            ("https://abc.public.blob.vercel-storage.com:443/a.webm", true),
+            ("http://abc.public.blob.vercel-storage.com/a.webm", false),
+            ("https://public.blob.vercel-storage.com/a.webm", false),
+            ("https://a.b.public.blob.vercel-storage.com/a.webm", false),
+            ("https://abc.public.blob.vercel-storage.com.evil.example/a", false),
+            ("https://evilpublic.blob.vercel-storage.com/a", false),
+            ("https://abc.public.blob.vercel-storage.com@evil.example/a", false),
+            ("https://user:pw@abc.public.blob.vercel-storage.com/a", false),
+            ("https://abc.public.blob.vercel-storage.com:8443/a", false),
+            ("https://abc.public.blob.vercel-storage.com./a", false),
+            ("https://127.0.0.1/a", false),
+            ("https://2130706433/a", false), // decimal form of 127.0.0.1
+            ("https://0x7f.1/a", false),
+            ("https://[::1]/a", false),
+            ("https://169.254.169.254/latest/meta-data", false),
+            ("ftp://abc.public.blob.vercel-storage.com/a", false),
+            ("http://127.0.0.1:9000/a", false), // loopback switch is off
+            ("http://localhost:9000/a", false),
+        ];
+        for (u, expected) in table {
+            assert_eq!(ok(u).is_ok(), *expected, "{u}: {:?}", ok(u));
+        }
+    }
+
+    #[test]
+    fn loopback_switch_allows_only_listed_host_port_over_http() {
+        let p = policy(&["127.0.0.1:9000", "localhost:9001"], true);
+        let ok = |u: &str| p.check(&Url::parse(u).unwrap()).is_ok();
+        assert!(ok("http://127.0.0.1:9000/a.wav"));
+        assert!(ok("http://localhost:9001/a.wav"));
+        assert!(!ok("http://127.0.0.1:9001/a.wav"));
+        assert!(!ok("http://127.0.0.1/a.wav"));
+        assert!(!ok("http://127.0.0.2:9000/a.wav"));
+        assert!(!ok("http://10.0.0.1:9000/a.wav"));
+        assert!(!ok("http://user@127.0.0.1:9000/a.wav"));
+        // Without the switch the same list refuses the same URL.
+        let off = policy(&["127.0.0.1:9000"], false);
+        assert!(off.check(&Url::parse("http://127.0.0.1:9000/a.wav").unwrap()).is_err());
+    }
+
+    #[test]
+    fn bad_patterns_are_config_errors() {
+        for bad in ["https://x.example", "*", "*.com:abc", "a@b.example", "x/y", "*.*.example", "com"] {
+            assert!(HostPolicy::parse(&[bad.to_string()], false).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn address_table() {
+        let table: &[(&str, bool)] = &[
+            ("93.184.216.34", true),
+            ("8.8.8.8", true),
+            ("2606:4700::1111", true),
+            ("0.0.0.0", false),
+            ("0.1.2.3", false),
+            ("127.0.0.1", false),
+            ("127.255.255.254", false),
+            ("10.1.2.3", false),
+            ("172.16.0.1", false),
+            ("172.31.255.255", false),
+            ("172.32.0.1", true),
+            ("192.168.1.1", false),
+            ("169.254.169.254", false),
+            ("100.64.0.1", false),
+            ("100.127.255.255", false),
+            ("100.128.0.1", true),
+            ("192.0.0.8", false),
+            ("192.0.2.1", false),
+            ("198.18.0.1", false),
+            ("198.51.100.7", false),
+            ("203.0.113.9", false),
+            ("224.0.0.1", false),
+            ("239.255.255.250", false),
+            ("255.255.255.255", false),
+            ("240.0.0.1", false),
+            ("::", false),
+            ("::1", false),
+            ("::ffff:127.0.0.1", false),
+            ("::ffff:8.8.8.8", false),
+            ("::127.0.0.1", false),
+            ("64:ff9b::a00:1", false),
+            ("64:ff9b:1::1", false),
+            ("2002:7f00:1::1", false),
+            ("2001:0:4136:e378::1", false),
+            ("2001:db8::1", false),
+            ("fc00::1", false),
+            ("fd12:3456::1", false),
+            ("fe80::1", false),
+            ("fec0::1", false),
+            ("ff02::1", false),
+            ("100::1", false),
+        ];
+        for (addr, allowed) in table {
+            let ip: IpAddr = addr.parse().unwrap();
+            assert_eq!(forbidden_reason(ip).is_none(), *allowed, "{addr}: {:?}", forbidden_reason(ip));
+        }
+    }
+
+    #[test]
+    fn resolver_loopback_exception_is_loopback_only() {
+        let r = GuardedResolver { allow_loopback: true };
+        assert!(r.permits("127.0.0.1".parse().unwrap()));
+        assert!(r.permits("::1".parse().unwrap()));
+        assert!(!r.permits("10.0.0.1".parse().unwrap()));
+        assert!(!r.permits("169.254.169.254".parse().unwrap()));
+        let strict = GuardedResolver { allow_loopback: false };
+        assert!(!strict.permits("127.0.0.1".parse().unwrap()));
+    }
+
+    #[tokio::test]
+    async fn resolver_refuses_names_that_resolve_inward() {
+        // `localhost` is an allow-listable name that resolves to loopback: the DNS-rebinding shape.
+        let strict = GuardedResolver { allow_loopback: false };
+        let err = strict.resolve_checked("localhost").await.unwrap_err();
+        assert!(err.contains("forbidden"), "{err}");
+        let lenient = GuardedResolver { allow_loopback: true };
+        assert!(!lenient.resolve_checked("localhost").await.unwrap().is_empty());
+    }
+}

@@ -1,0 +1,76 @@
+/**
+ * Options for the handlers. Each one overrides the environment variable named in its comment;
+ * unset options fall back to that variable, then to the default.
+ */
+export interface AudioOptions {
+  /** Convex deployment URL. Env `NEXT_PUBLIC_CONVEX_URL`. Required. */
+  convexUrl?: string
+  /** Clerk secret key (JWKS and JWT-template tokens). Env `CLERK_SECRET_KEY`. Required. */
+  clerkSecretKey?: string
+  /** PEM public key for networkless session-token verification. Env `CLERK_JWT_KEY`. */
+  clerkJwtKey?: string
+  /** Clerk Backend API. Env `CLERK_API_URL`. Default `https://api.clerk.com`. */
+  clerkApiUrl?: string
+  /** When set, a session token's `azp` must be one of these. Env `CLERK_AUTHORIZED_PARTIES` (comma list). */
+  authorizedParties?: string[]
+  /** Vercel Blob read-write token (private blob reads, uploads). Env `BLOB_READ_WRITE_TOKEN`. */
+  blobReadWriteToken?: string
+  /** Vercel Blob API base. Env `VERCEL_BLOB_API_URL`. Default `https://vercel.com/api/blob`. */
+  blobApiUrl?: string
+  /** Sentry DSN. Env `SENTRY_DSN`. */
+  sentryDsn?: string
+  /**
+   * Host patterns audio URLs may point at (`host`, `*.domain`, optionally `:port`).
+   * Env `SESSION_AUDIO_TRUSTED_HOSTS` (comma list).
+   * Default `*.public.blob.vercel-storage.com, *.private.blob.vercel-storage.com`.
+   */
+  trustedHosts?: string[]
+  /** Clerk JWT template whose token Convex accepts. Env `SESSION_AUDIO_CONVEX_TEMPLATE`. Default `convex`. */
+  convexTemplate?: string
+  /** Convex query returning `{ _id, userId, status, audioUrl, audioContentType? } | null`. Env `SESSION_AUDIO_GET_QUERY`. Default `listeningSessions:getForAudio`. */
+  getSessionQuery?: string
+  /**
+   * Tests and local development only: allow `http://127.0.0.1:PORT` / `http://localhost:PORT` audio
+   * URLs whose `host:port` is in `trustedHosts`. Env `SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM=1`. Default off.
+   */
+  allowLoopbackUpstream?: boolean
+  /** `max-age` (seconds) added to `Cache-Control: private, no-transform`. Env `SESSION_AUDIO_CACHE_MAX_AGE`. Default 0 (none). */
+  cacheMaxAge?: number
+  /** How long a session lookup is reused for the same user (ms). Env `SESSION_AUDIO_LOOKUP_TTL_MS`. Default 5000. */
+  lookupTtlMs?: number
+  /** Time allowed for the audio storage's response headers and between chunks (ms). Env `SESSION_AUDIO_UPSTREAM_TIMEOUT_MS`. Default 15000. */
+  upstreamTimeoutMs?: number
+}
+
+/** The second argument Next.js passes to a route handler. */
+export interface RouteContext {
+  params: Promise<Record<string, string | string[]>> | Record<string, string | string[]>
+}
+
+export type RouteHandler = (request: Request, context: RouteContext) => Promise<Response>
+
+/** Stream a listening session's audio to its owner (GET and HEAD), with Range support. */
+export declare function handleAudioGet(
+  request: Request,
+  context: RouteContext,
+  options?: AudioOptions,
+): Promise<Response>
+
+/** Upload a listening session's audio. Not implemented in this version: answers `501 not_implemented`. */
+export declare function handleAudioPost(
+  request: Request,
+  context: RouteContext,
+  options?: AudioOptions,
+): Promise<Response>
+
+/** Route handlers bound to `options`. */
+export declare function createAudioHandlers(options?: AudioOptions): {
+  GET: RouteHandler
+  HEAD: RouteHandler
+  POST: RouteHandler
+}
+
+/** The JSON body of every refusal. */
+export interface AudioErrorBody {
+  error: { code: string; message: string }
+}

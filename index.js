@@ -1,0 +1,135 @@
+'use strict'
+// The JS face: adapt a Web `Request` to the native handler and its answer to a Web `Response`.
+// Everything that decides anything lives in Rust (crates/core); keep this file small.
+
+const native = require('./binding.js')
+
+/** Option name → the environment variable it overrides. */
+const OPTION_ENV = {
+  convexUrl: 'NEXT_PUBLIC_CONVEX_URL',
+  clerkSecretKey: 'CLERK_SECRET_KEY',
+  clerkJwtKey: 'CLERK_JWT_KEY',
+  clerkApiUrl: 'CLERK_API_URL',
+  authorizedParties: 'CLERK_AUTHORIZED_PARTIES',
+  blobReadWriteToken: 'BLOB_READ_WRITE_TOKEN',
+  blobApiUrl: 'VERCEL_BLOB_API_URL',
+  sentryDsn: 'SENTRY_DSN',
+  trustedHosts: 'SESSION_AUDIO_TRUSTED_HOSTS',
+  convexTemplate: 'SESSION_AUDIO_CONVEX_TEMPLATE',
+  getSessionQuery: 'SESSION_AUDIO_GET_QUERY',
+  allowLoopbackUpstream: 'SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM',
+  cacheMaxAge: 'SESSION_AUDIO_CACHE_MAX_AGE',
+  lookupTtlMs: 'SESSION_AUDIO_LOOKUP_TTL_MS',
+  upstreamTimeoutMs: 'SESSION_AUDIO_UPSTREAM_TIMEOUT_MS',
+}
+const ENV_KEYS = native.envKeys()
+
+function settingsFrom(options) {
+  const settings = {}
+  for (const key of ENV_KEYS) {
+    const value = process.env[key]
+    if (value !== undefined) settings[key] = value
+  }
+  for (const [name, value] of Object.entries(options || {})) {
+    const key = OPTION_ENV[name]
+    if (key === undefined) throw new TypeError(`session-audio: unknown option ${JSON.stringify(name)}`)
+    if (value === undefined || value === null) continue
+    if (Array.isArray(value)) settings[key] = value.join(',')
+    else if (typeof value === 'boolean') settings[key] = value ? '1' : '0'
+    else settings[key] = String(value)
+  }
+  return settings
+}
+
+// One native handler (with its caches and connection pools) per distinct configuration. The
+// environment is part of the key, so a changed `process.env` (dev hot reload) takes effect.
+const handlers = new Map()
+function handlerFor(options) {
+  const settings = settingsFrom(options)
+  const key = JSON.stringify(Object.entries(settings).sort())
+  let handler = handlers.get(key)
+  if (!handler) {
+    if (handlers.size >= 16) handlers.delete(handlers.keys().next().value)
+    handler = new native.AudioHandler(settings)
+    handlers.set(key, handler)
+  }
+  return handler
+}
+
+async function sessionIdFrom(context) {
+  const params = await (context && context.params)
+  if (!params) return undefined
+  const id = params.sessionId !== undefined ? params.sessionId : params.id
+  return Array.isArray(id) ? id[0] : id
+}
+
+function webStream(reader) {
+  return new ReadableStream({
+    pull(controller) {
+      // A buffered chunk is taken synchronously: no thread hop on the hot path.
+      let chunk
+      try {
+        chunk = reader.tryRead()
+      } catch (err) {
+        controller.error(err)
+        return
+      }
+      if (chunk) {
+        controller.enqueue(chunk)
+        return
+      }
+      return reader.read().then(
+        (next) => (next ? controller.enqueue(next) : controller.close()),
+        (err) => controller.error(err),
+      )
+    },
+    cancel() {
+      reader.cancel()
+    },
+  })
+}
+
+function toResponse(result) {
+  const body = result.stream ? webStream(result.stream) : result.body || null
+  return new Response(body, { status: result.status, headers: result.headers })
+}
+
+async function get(handler, request, context) {
+  const sessionId = await sessionIdFrom(context)
+  const result = await handler.get({
+    method: request.method,
+    url: request.url,
+    headers: [...request.headers],
+    sessionId,
+  })
+  return toResponse(result)
+}
+
+function notImplemented() {
+  const body = JSON.stringify({
+    error: { code: 'not_implemented', message: 'handleAudioPost is not implemented in this version.' },
+  })
+  return new Response(body, {
+    status: 501,
+    headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' },
+  })
+}
+
+function handleAudioGet(request, context, options) {
+  return get(handlerFor(options), request, context)
+}
+
+async function handleAudioPost(_request, _context, _options) {
+  return notImplemented()
+}
+
+function createAudioHandlers(options) {
+  settingsFrom(options) // throw on unknown option names now, not on the first request
+  return {
+    GET: (request, context) => get(handlerFor(options), request, context),
+    HEAD: (request, context) => get(handlerFor(options), request, context),
+    POST: (request, context) => handleAudioPost(request, context, options),
+  }
+}
+
+module.exports = { handleAudioGet, handleAudioPost, createAudioHandlers }

@@ -1,0 +1,164 @@
+//! The napi binding: converts JS values to core types and back, nothing else. All decisions live
+//! in `crates/core`. The JS face (`index.js`) turns `NativeResponse` into a Web `Response`.
+
+#![deny(clippy::all)]
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Once};
+
+use futures_util::FutureExt;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use session_audio_core::{self as core, Body, Poll};
+
+/// The request fields the handlers read, as the JS face collects them from a Web `Request`.
+#[napi(object)]
+pub struct NativeRequest {
+    pub method: String,
+    pub url: String,
+    /// `[name, value]` pairs, as `[...request.headers]` gives them.
+    pub headers: Vec<Vec<String>>,
+    pub session_id: Option<String>,
+}
+
+/// A response for the JS face to wrap in `new Response(...)`.
+#[napi(object, object_from_js = false)]
+pub struct NativeResponse {
+    pub status: u32,
+    pub headers: Vec<Vec<String>>,
+    /// A small body held in full (JSON refusals).
+    pub body: Option<Buffer>,
+    /// A streamed body (audio); pulled by the JS face's `ReadableStream`.
+    pub stream: Option<BodyReader>,
+}
+
+/// Pull side of a streamed upstream body. `tryRead` returns a waiting chunk without a thread hop;
+/// `read` waits for the next one; `cancel` closes the upstream connection at once.
+#[napi]
+pub struct BodyReader {
+    inner: Arc<tokio::sync::Mutex<core::BodyStream>>,
+    /// Held outside the mutex: a pending `read` holds the lock while the upstream is stalled, and
+    /// cancel must still close the connection at once.
+    abort: tokio::task::AbortHandle,
+}
+
+#[napi]
+impl BodyReader {
+    /// A chunk if one is buffered, else `null` (call `read`, which also reports the end).
+    #[napi]
+    pub fn try_read(&self) -> Result<Option<Buffer>> {
+        let Ok(mut stream) = self.inner.try_lock() else { return Ok(None) };
+        match stream.try_next() {
+            Poll::Chunk(b) => Ok(Some(Buffer::from(b.to_vec()))),
+            Poll::Pending | Poll::End => Ok(None),
+            Poll::Failed(e) => Err(Error::from_reason(format!("audio upstream failed mid-stream: {e}"))),
+        }
+    }
+
+    /// The next chunk, or `null` at the end. Rejects when the upstream fails mid-stream.
+    #[napi]
+    pub async fn read(&self) -> Result<Option<Buffer>> {
+        let mut stream = self.inner.lock().await;
+        match stream.next().await {
+            Poll::Chunk(b) => Ok(Some(Buffer::from(b.to_vec()))),
+            Poll::Pending | Poll::End => Ok(None),
+            Poll::Failed(e) => Err(Error::from_reason(format!("audio upstream failed mid-stream: {e}"))),
+        }
+    }
+
+    /// The client went away. Safe to call more than once, and while a `read` is pending.
+    #[napi]
+    pub fn cancel(&self) {
+        // Aborting the pump drops the upstream response (closing its connection) and its sender,
+        // so a pending `read` wakes up and resolves `null`.
+        self.abort.abort();
+        if let Ok(mut stream) = self.inner.try_lock() {
+            stream.cancel();
+        }
+    }
+}
+
+/// One configured handler set. Construction never throws: a configuration problem is kept and
+/// answered as `503 config_missing` / `config_invalid` on every request, so a misconfigured
+/// deployment serves clear errors instead of crashing the route module.
+#[napi]
+pub struct AudioHandler {
+    state: std::result::Result<Arc<core::State>, Arc<core::Error>>,
+}
+
+static LOOPBACK_WARNING: Once = Once::new();
+
+#[napi]
+impl AudioHandler {
+    /// `settings`: the environment-variable names of `ENV_KEYS` with their values, options applied.
+    #[napi(constructor)]
+    pub fn new(settings: HashMap<String, String>) -> Self {
+        let state = core::Config::from_lookup(|k| settings.get(k).cloned())
+            .and_then(|config| {
+                if config.host_policy.allow_loopback() {
+                    LOOPBACK_WARNING.call_once(|| {
+                        eprintln!("session-audio: SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM is on: http://127.0.0.1 / localhost audio URLs listed in SESSION_AUDIO_TRUSTED_HOSTS are allowed. Never enable this in production.");
+                    });
+                }
+                core::State::new(config)
+            })
+            .map(Arc::new)
+            .map_err(Arc::new);
+        AudioHandler { state }
+    }
+
+    /// The configuration problem, if any (`"config_missing: ..."`), for diagnostics.
+    #[napi(getter)]
+    pub fn config_error(&self) -> Option<String> {
+        self.state.as_ref().err().map(|e| format!("{}: {}", e.code(), e.public_message()))
+    }
+
+    /// GET/HEAD: stream the session's audio to its owner.
+    #[napi]
+    pub async fn get(&self, req: NativeRequest) -> Result<NativeResponse> {
+        let state = match &self.state {
+            Ok(s) => s.clone(),
+            Err(e) => return Ok(to_native(e.render())),
+        };
+        let req = core::Request {
+            method: req.method,
+            url: req.url,
+            headers: req
+                .headers
+                .into_iter()
+                .filter_map(|pair| {
+                    let mut it = pair.into_iter();
+                    Some((it.next()?, it.next()?))
+                })
+                .collect(),
+            session_id: req.session_id,
+        };
+        // A panic must never cross into Node: it would take the whole server down.
+        let resp = AssertUnwindSafe(core::get(&state, req))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| core::Error::Internal("panic in GET handler".into()).render());
+        Ok(to_native(resp))
+    }
+}
+
+fn to_native(resp: core::Response) -> NativeResponse {
+    let headers = resp.headers.into_iter().map(|(k, v)| vec![k, v]).collect();
+    let (body, stream) = match resp.body {
+        Body::Empty => (None, None),
+        Body::Bytes(b) => (Some(Buffer::from(b.to_vec())), None),
+        Body::Stream(s) => {
+            let abort = s.abort_handle();
+            (None, Some(BodyReader { inner: Arc::new(tokio::sync::Mutex::new(s)), abort }))
+        }
+    };
+    NativeResponse { status: resp.status as u32, headers, body, stream }
+}
+
+/// The environment variables the handlers read; the JS face copies exactly these from
+/// `process.env`.
+#[napi]
+pub fn env_keys() -> Vec<String> {
+    core::ENV_KEYS.iter().map(|s| s.to_string()).collect()
+}

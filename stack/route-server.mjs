@@ -1,0 +1,52 @@
+// What Next.js does with an App Router route handler, reduced to its core: a Node `http` server
+// that turns each IncomingMessage into a Web `Request`, calls the handler with `{ params }`, and
+// writes the returned `Response` back, cancelling the body stream when the client goes away.
+import { Readable } from 'node:stream'
+import { listen } from './http-util.mjs'
+
+/** `routes`: { pattern: RegExp with a `sessionId` group, handlers: { GET, POST, HEAD } } */
+export async function startRouteServer({
+  pattern = /^\/api\/listening-sessions\/(?<sessionId>[^/]+)\/audio$/,
+  handlers,
+  port = 0,
+}) {
+  const log = [] // { method, path, status }
+  const peer = await listen(async (req, res) => {
+    const url = new URL(req.url, `http://${req.headers.host}`)
+    const m = url.pathname.match(pattern)
+    const handler = m && handlers[req.method]
+    if (!handler) {
+      res.writeHead(m ? 405 : 404)
+      return res.end()
+    }
+    const controller = new AbortController()
+    res.on('close', () => controller.abort())
+    const headers = new Headers()
+    for (const [k, v] of Object.entries(req.headers)) headers.set(k, Array.isArray(v) ? v.join(', ') : v)
+    const hasBody = req.method !== 'GET' && req.method !== 'HEAD'
+    const request = new Request(url, {
+      method: req.method,
+      headers,
+      body: hasBody ? Readable.toWeb(req) : undefined,
+      duplex: hasBody ? 'half' : undefined,
+      signal: controller.signal,
+    })
+    let response
+    try {
+      response = await handler(request, { params: Promise.resolve({ ...m.groups }) })
+    } catch (err) {
+      res.writeHead(500, { 'content-type': 'text/plain' })
+      return res.end(String(err))
+    }
+    log.push({ method: req.method, path: url.pathname, status: response.status, range: req.headers.range })
+    res.writeHead(response.status, [...response.headers].flat())
+    if (!response.body) return res.end()
+    const body = Readable.fromWeb(response.body)
+    res.on('close', () => {
+      if (!res.writableFinished) body.destroy() // cancels the web stream → native cancel
+    })
+    body.on('error', () => res.destroy())
+    body.pipe(res)
+  }, port)
+  return { ...peer, log, close: () => peer.close() }
+}
