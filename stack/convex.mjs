@@ -14,6 +14,7 @@ export async function startConvex({ clerk, port = 0 } = {}) {
   const jwks = createRemoteJWKSet(new URL(`${clerk.issuer}/.well-known/jwks.json`))
   const sessions = new Map() // _id → doc
   const calls = { query: 0, mutation: 0 }
+  const received = [] // { kind, headers, body } of every call, for wire-compatibility tests
   // Failure injection for tests: { status, body } answers the next call(s) at the HTTP level;
   // { functionError } makes the function throw.
   const state = { fail: null, leakForeignSessions: false }
@@ -75,6 +76,7 @@ export async function startConvex({ clerk, port = 0 } = {}) {
     let request
     try {
       request = JSON.parse((await readBody(req)).toString('utf8'))
+      received.push({ kind, headers: req.headers, body: request })
     } catch {
       return json(res, 400, { code: 'BadJsonBody', message: 'body is not JSON' })
     }
@@ -110,6 +112,7 @@ export async function startConvex({ clerk, port = 0 } = {}) {
     url: peer.url,
     sessions,
     calls,
+    received,
     state,
     /** Insert a session directly (test setup), returning its id. */
     insertSession(doc) {

@@ -1,0 +1,74 @@
+// The Convex-compatible server must speak what the real deployment speaks: prove it with the
+// unmodified `ConvexHttpClient` from the `convex` package, the client our Rust code imitates.
+import { ConvexHttpClient } from 'convex/browser'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startStack, type Stack } from './helpers'
+
+let s: Stack
+beforeAll(async () => {
+  s = await startStack()
+})
+afterAll(() => s.close())
+
+async function templateToken(sub: string) {
+  const sid = `sess_compat_${sub}`
+  await s.clerk.sessionToken({ sub, sid })
+  const res = await fetch(`${s.clerk.url}/v1/sessions/${sid}/tokens/convex`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${s.clerk.secretKey}` },
+  })
+  expect(res.status).toBe(200)
+  return ((await res.json()) as { jwt: string }).jwt
+}
+
+describe('ConvexHttpClient against the Convex-compatible server', () => {
+  it('runs a mutation and a query as the token’s user', async () => {
+    const client = new ConvexHttpClient(s.convex.url, { logger: false })
+    client.setAuth(await templateToken('user_compat'))
+    const id = await client.mutation('listeningSessions:create' as never, { audioUrl: null } as never)
+    expect(typeof id).toBe('string')
+    const doc = await client.query('listeningSessions:getForAudio' as never, { sessionId: id } as never)
+    expect(doc).toMatchObject({ _id: id, userId: 'user_compat', status: 'recording', audioUrl: null })
+  })
+
+  it('another user gets null, as the deployed function answers', async () => {
+    const owner = new ConvexHttpClient(s.convex.url, { logger: false })
+    owner.setAuth(await templateToken('user_owner'))
+    const id = await owner.mutation('listeningSessions:create' as never, {} as never)
+    const other = new ConvexHttpClient(s.convex.url, { logger: false })
+    other.setAuth(await templateToken('user_other'))
+    expect(await other.query('listeningSessions:getForAudio' as never, { sessionId: id } as never)).toBeNull()
+  })
+
+  it('a function error surfaces as the client’s Error with the server message', async () => {
+    const client = new ConvexHttpClient(s.convex.url, { logger: false })
+    client.setAuth(await templateToken('user_compat'))
+    await expect(client.query('nope:missing' as never, {} as never)).rejects.toThrow(/Could not find public function/)
+  })
+
+  it('a token Convex cannot verify is refused with HTTP 401 before any function runs', async () => {
+    const client = new ConvexHttpClient(s.convex.url, { logger: false })
+    client.setAuth(await s.clerk.sessionToken({ sub: 'user_compat' })) // a session token: aud is not "convex"
+    const before = s.convex.sessions.size
+    await expect(client.mutation('listeningSessions:create' as never, {} as never)).rejects.toThrow(/Unauthenticated/)
+    expect(s.convex.sessions.size).toBe(before)
+  })
+
+  it('the addon sends the same request shape as ConvexHttpClient', async () => {
+    const client = new ConvexHttpClient(s.convex.url, { logger: false })
+    client.setAuth(await templateToken('user_alice'))
+    const id = s.session('user_alice')
+    await client.query('listeningSessions:getForAudio' as never, { sessionId: id } as never)
+    const fromJs = s.convex.received.at(-1)!
+    const res = await s.get(id, { token: await s.clerk.sessionToken({ sub: 'user_alice' }) })
+    expect(res.status).toBe(200)
+    await res.arrayBuffer()
+    const fromRust = s.convex.received.at(-1)!
+    expect(fromRust.kind).toBe(fromJs.kind)
+    expect(fromRust.body).toEqual(fromJs.body) // {path, format: "convex_encoded_json", args: [{sessionId}]}
+    expect(fromRust.headers['content-type']).toBe(fromJs.headers['content-type'])
+    expect(fromRust.headers['convex-client']).toMatch(/^npm-\d+\.\d+\.\d+$/)
+    expect(fromJs.headers['convex-client']).toMatch(/^npm-/)
+    expect(fromRust.headers.authorization).toMatch(/^Bearer ey/)
+  })
+})

@@ -1,0 +1,153 @@
+// What we publish is what works: `npm pack` the main package and the linux-x64-gnu platform
+// package (the napi-rs per-platform scheme), install both into a fresh project, type-check the
+// README's route file against the shipped index.d.ts, and serve a real request from there.
+import { execFile, execFileSync } from 'node:child_process'
+import { promisify } from 'node:util'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startStack, type Stack } from './helpers'
+
+const repo = path.resolve(__dirname, '..')
+// Synchronous runs are for steps that need nothing from this process; anything that talks to the
+// loopback servers hosted here must not block the event loop (`runAsync`).
+function run(cmd: string, args: string[], cwd: string) {
+  try {
+    return execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+  } catch (e) {
+    const err = e as { stdout?: string; stderr?: string; message: string }
+    throw new Error(`${err.message}\n${err.stdout ?? ''}\n${err.stderr ?? ''}`)
+  }
+}
+const runAsync = async (cmd: string, args: string[], cwd: string, env: Record<string, string>) =>
+  (await promisify(execFile)(cmd, args, { cwd, env: { ...process.env, ...env }, encoding: 'utf8' })).stdout
+
+let s: Stack
+let work: string
+let consumer: string
+let packed: { main: string; platform: string }
+
+beforeAll(async () => {
+  s = await startStack()
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'session-audio-pack-'))
+  // The napi way: per-platform dirs from napi.targets (committed under npm/), the built binary
+  // copied into its platform package by `napi artifacts`. Only linux-x64-gnu is built here, so
+  // `artifacts` gets a config naming just that target (it refuses to run with targets missing).
+  const npmDir = path.join(repo, 'npm')
+  const artifacts = path.join(repo, 'artifacts')
+  fs.mkdirSync(artifacts, { recursive: true })
+  fs.copyFileSync(
+    path.join(repo, 'session-audio.linux-x64-gnu.node'),
+    path.join(artifacts, 'session-audio.linux-x64-gnu.node'),
+  )
+  const config = path.join(artifacts, 'napi.json')
+  fs.writeFileSync(config, JSON.stringify({ binaryName: 'session-audio', targets: ['x86_64-unknown-linux-gnu'] }))
+  run('npx', ['napi', 'create-npm-dirs'], repo)
+  run('npx', ['napi', 'artifacts', '--output-dir', 'artifacts', '--npm-dir', 'npm', '-c', config], repo)
+  const pack = (cwd: string) => JSON.parse(run('npm', ['pack', '--json', '--pack-destination', work], cwd))[0]
+  const main = pack(repo)
+  const platform = pack(path.join(npmDir, 'linux-x64-gnu'))
+  packed = { main: path.join(work, main.filename), platform: path.join(work, platform.filename) }
+  ;(packed as Record<string, unknown>).mainFiles = main.files.map((f: { path: string }) => f.path)
+  ;(packed as Record<string, unknown>).platformFiles = platform.files.map((f: { path: string }) => f.path)
+  consumer = path.join(work, 'consumer')
+  fs.mkdirSync(consumer)
+  fs.writeFileSync(
+    path.join(consumer, 'package.json'),
+    JSON.stringify({ name: 'consumer', private: true, version: '1.0.0' }),
+  )
+  run('npm', ['install', '--offline', '--no-audit', '--no-fund', packed.main, packed.platform], consumer)
+}, 180_000)
+
+afterAll(async () => {
+  await s.close()
+  fs.rmSync(work, { recursive: true, force: true })
+})
+
+describe('the published packages', () => {
+  it('the main tarball carries the JS face and no binary; the platform package carries the binary', () => {
+    const p = packed as unknown as { mainFiles: string[]; platformFiles: string[] }
+    expect(p.mainFiles.sort()).toEqual([
+      'README.md',
+      'binding.d.ts',
+      'binding.js',
+      'index.d.ts',
+      'index.js',
+      'package.json',
+    ])
+    expect(p.platformFiles.sort()).toEqual(['README.md', 'package.json', 'session-audio.linux-x64-gnu.node'])
+  })
+
+  it("the README's route file type-checks against the shipped index.d.ts", () => {
+    const route = path.join(consumer, 'route.ts')
+    fs.writeFileSync(
+      route,
+      [
+        "import { handleAudioGet, handleAudioPost, createAudioHandlers } from 'session-audio'",
+        "export const runtime = 'nodejs'",
+        'export const GET = handleAudioGet',
+        'export const POST = handleAudioPost',
+        "export const other = createAudioHandlers({ cacheMaxAge: 60, trustedHosts: ['*.public.blob.vercel-storage.com'] })",
+      ].join('\n'),
+    )
+    const tsc = path.join(repo, 'node_modules', '.bin', 'tsc')
+    run(
+      tsc,
+      ['--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--lib', 'es2022,dom', route],
+      consumer,
+    )
+    fs.writeFileSync(
+      route,
+      "import { createAudioHandlers } from 'session-audio'\ncreateAudioHandlers({ convexURL: 'x' })\n",
+    )
+    expect(() =>
+      run(
+        tsc,
+        [
+          '--noEmit',
+          '--strict',
+          '--module',
+          'nodenext',
+          '--moduleResolution',
+          'nodenext',
+          '--lib',
+          'es2022,dom',
+          route,
+        ],
+        consumer,
+      ),
+    ).toThrow(/convexURL/)
+  })
+
+  it('the installed package serves a real request, loading the platform package', async () => {
+    const sessionId = s.session('user_alice')
+    const token = await s.clerk.sessionToken()
+    const script = `
+      const { handleAudioGet } = require('session-audio')
+      const loaded = Object.keys(require.cache).find((k) => k.endsWith('.node'))
+      ;(async () => {
+        const req = new Request('http://app.local/x', { headers: { authorization: 'Bearer ' + process.env.TOKEN, range: 'bytes=0-9' } })
+        const res = await handleAudioGet(req, { params: Promise.resolve({ sessionId: process.env.SESSION_ID }) })
+        const body = Buffer.from(await res.arrayBuffer())
+        console.log(JSON.stringify({ status: res.status, range: res.headers.get('content-range'), body: body.toString('hex'), loaded }))
+      })()
+    `
+    const out = await runAsync('node', ['-e', script], consumer, {
+      TOKEN: token,
+      SESSION_ID: sessionId,
+      NEXT_PUBLIC_CONVEX_URL: s.convex.url,
+      CLERK_SECRET_KEY: s.clerk.secretKey,
+      CLERK_API_URL: s.clerk.url,
+      SESSION_AUDIO_TRUSTED_HOSTS: s.audio.host,
+      SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM: '1',
+    })
+    const result = JSON.parse(out.trim().split('\n').at(-1)!)
+    expect(result.status).toBe(206)
+    expect(result.range).toBe(`bytes 0-9/${s.wav.length}`)
+    expect(result.body).toBe(s.wav.subarray(0, 10).toString('hex'))
+    expect(result.loaded).toContain(
+      path.join('node_modules', 'session-audio-linux-x64-gnu', 'session-audio.linux-x64-gnu.node'),
+    )
+  })
+})
