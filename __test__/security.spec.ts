@@ -114,6 +114,27 @@ describe('session tokens', () => {
     expect(e.code).toBe('token_invalid_signature')
   })
 
+  it('a rotated signing key is picked up by refetching the JWKS; forged kids cannot force a refetch storm', async () => {
+    const opts = s.options({ lookupTtlMs: 7 }) // distinct settings: a fresh handler with an empty key cache
+    const before = s.clerk.calls.jwks
+    const first = await s.get(sessionId, { token: await s.clerk.sessionToken(), opts })
+    expect(first.status).toBe(200)
+    await first.arrayBuffer()
+    expect(s.clerk.calls.jwks - before).toBe(1)
+    // Unknown kids right after a fetch: refused without asking Clerk again.
+    for (let i = 0; i < 10; i++) {
+      const forged = await s.clerk.sessionToken({ header: { kid: `ins_forged_${i}` } })
+      expect((await errorOf(await s.get(sessionId, { token: forged, opts }))).code).toBe('jwk_kid_mismatch')
+    }
+    expect(s.clerk.calls.jwks - before).toBe(1)
+    await s.clerk.rotate()
+    await new Promise((r) => setTimeout(r, 5_100)) // the refetch floor
+    const rotated = await s.get(sessionId, { token: await s.clerk.sessionToken(), opts })
+    expect(rotated.status).toBe(200)
+    await rotated.arrayBuffer()
+    expect(s.clerk.calls.jwks - before).toBe(2)
+  })
+
   it('a wrong CLERK_SECRET_KEY is 503 config_invalid, not 401', async () => {
     const e = await errorOf(
       await s.get(sessionId, { token: await s.clerk.sessionToken(), opts: s.options({ clerkSecretKey: 'sk_wrong' }) }),
@@ -195,6 +216,22 @@ describe('trusted-host policy (SSRF)', () => {
     for (let i = 0; i < 4; i++) url = `${s.audio.url}/redirect?to=${encodeURIComponent(url)}`
     const e = await errorOf(await s.get(s.session('user_alice', url), { token: alice }))
     expect([e.status, e.code]).toEqual([502, 'upstream_failed'])
+  })
+
+  it('HTTP(S)_PROXY in the environment is ignored: no request goes through it', async () => {
+    const saved = { ...process.env }
+    try {
+      for (const k of ['HTTP_PROXY', 'HTTPS_PROXY', 'ALL_PROXY', 'http_proxy', 'https_proxy', 'all_proxy']) {
+        process.env[k] = outsider.url
+      }
+      const before = outsider.connections
+      const res = await s.get(sessionId, { token: alice, opts: s.options({ lookupTtlMs: 11 }) })
+      expect(res.status).toBe(200)
+      await res.arrayBuffer()
+      expect(outsider.connections).toBe(before)
+    } finally {
+      process.env = saved
+    }
   })
 
   it('localhost:PORT works with the loopback switch when listed', async () => {

@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x node_modules/.bin/napi ]; then
-  if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+  # `npm ci` refuses this lock file: npm leaves other platforms' optional packages out of it
+  # and then calls it out of sync. `npm install` honours the locked versions all the same.
+  npm install --no-audit --no-fund
 fi
 npx napi build --platform --release --js binding.js --dts binding.d.ts

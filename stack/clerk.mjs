@@ -17,10 +17,14 @@ export async function startClerk({
   templates = ['convex'],
   rateLimit,
 } = {}) {
-  const { publicKey, privateKey } = await generateKeyPair('RS256', { extractable: true })
-  const kid = `ins_${randomUUID().replace(/-/g, '').slice(0, 24)}`
-  const jwk = { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' }
-  const publicKeyPem = await exportSPKI(publicKey)
+  const newKey = async () => {
+    const { publicKey, privateKey } = await generateKeyPair('RS256', { extractable: true })
+    const kid = `ins_${randomUUID().replace(/-/g, '').slice(0, 24)}`
+    const jwk = { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' }
+    return { privateKey, kid, jwk, publicKeyPem: await exportSPKI(publicKey) }
+  }
+  let current = await newKey()
+  const jwks = [current.jwk] // what /v1/jwks serves: rotation adds the new key first
   const sessions = new Map() // sid → { sub, status }
   const calls = { jwks: 0, tokens: 0 }
   const hits = [] // timestamps of Backend API calls, for the rate limit
@@ -39,12 +43,12 @@ export async function startClerk({
         id_token_signing_alg_values_supported: ['RS256'],
       })
     }
-    if (req.method === 'GET' && url.pathname === '/.well-known/jwks.json') return json(res, 200, { keys: [jwk] })
+    if (req.method === 'GET' && url.pathname === '/.well-known/jwks.json') return json(res, 200, { keys: jwks })
     if (req.method === 'GET' && url.pathname === '/v1/jwks') {
       calls.jwks++
       if (!authorized(req)) return keyInvalid(res)
       if (state.forceStatus) return json(res, state.forceStatus, { errors: [{ code: 'forced' }] })
-      return json(res, 200, { keys: [jwk] })
+      return json(res, 200, { keys: jwks })
     }
     const m = url.pathname.match(/^\/v1\/sessions\/([^/]+)\/tokens\/([^/]+)$/)
     if (req.method === 'POST' && m) {
@@ -74,14 +78,14 @@ export async function startClerk({
       }
       const iat = Math.floor(now / 1000)
       const jwt = await new SignJWT({ azp: 'http://localhost:3000', jti: randomUUID() })
-        .setProtectedHeader({ alg: 'RS256', kid, typ: 'JWT', cat: CAT_TEMPLATE })
+        .setProtectedHeader({ alg: 'RS256', kid: current.kid, typ: 'JWT', cat: CAT_TEMPLATE })
         .setSubject(session.sub)
         .setIssuer(issuer)
         .setAudience('convex')
         .setIssuedAt(iat)
         .setNotBefore(iat - 5)
         .setExpirationTime(iat + 60)
-        .sign(privateKey)
+        .sign(current.privateKey)
       return json(res, 200, { object: 'token', jwt })
     }
     json(res, 404, { errors: [{ code: 'resource_not_found', message: `${req.method} ${url.pathname}` }] })
@@ -89,7 +93,7 @@ export async function startClerk({
   issuer = peer.url
 
   /** Sign a session token for `sub`; `claims`/`header` override or (with `undefined`) remove fields. */
-  async function sessionToken({ sub = 'user_alice', sid, claims = {}, header = {}, key = privateKey } = {}) {
+  async function sessionToken({ sub = 'user_alice', sid, claims = {}, header = {}, key } = {}) {
     sid = sid || `sess_${randomUUID().replace(/-/g, '').slice(0, 20)}`
     if (!sessions.has(sid)) sessions.set(sid, { sub, status: 'active' })
     const iat = Math.floor(Date.now() / 1000)
@@ -105,19 +109,26 @@ export async function startClerk({
       ...claims,
     }
     for (const [k, v] of Object.entries(payload)) if (v === undefined) delete payload[k]
-    const protectedHeader = { alg: 'RS256', kid, typ: 'JWT', cat: CAT_SESSION, ...header }
+    const protectedHeader = { alg: 'RS256', kid: current.kid, typ: 'JWT', cat: CAT_SESSION, ...header }
     for (const [k, v] of Object.entries(protectedHeader)) if (v === undefined) delete protectedHeader[k]
-    return new SignJWT(payload).setProtectedHeader(protectedHeader).sign(key)
+    return new SignJWT(payload).setProtectedHeader(protectedHeader).sign(key ?? current.privateKey)
   }
 
   return {
     url: peer.url,
     issuer,
     secretKey,
-    publicKeyPem,
-    jwk,
-    kid,
-    privateKey,
+    get publicKeyPem() {
+      return current.publicKeyPem
+    },
+    get kid() {
+      return current.kid
+    },
+    /** Key rotation: a new signing key, published in the JWKS next to the old one. */
+    async rotate() {
+      current = await newKey()
+      jwks.unshift(current.jwk)
+    },
     calls,
     sessions,
     state,

@@ -11,7 +11,8 @@ import { convexToJson, jsonToConvex } from 'convex/values'
 import { json, listen, readBody } from './http-util.mjs'
 
 export async function startConvex({ clerk, port = 0 } = {}) {
-  const jwks = createRemoteJWKSet(new URL(`${clerk.issuer}/.well-known/jwks.json`))
+  // No refetch cooldown: tests rotate the issuer's key and expect the next token to verify.
+  const jwks = createRemoteJWKSet(new URL(`${clerk.issuer}/.well-known/jwks.json`), { cooldownDuration: 0 })
   const sessions = new Map() // _id → doc
   const calls = { query: 0, mutation: 0 }
   const received = [] // { kind, headers, body } of every call, for wire-compatibility tests

@@ -35,9 +35,11 @@ pub struct State {
 
 impl State {
     pub fn new(config: Config) -> Result<State> {
-        // One client for the services we trust by configuration (Clerk, Convex): pooled, no proxy
-        // surprises; a separate guarded client for the URLs that come from data.
+        // One client for the services we trust by configuration (Clerk, Convex), pooled; a separate
+        // guarded client for the URLs that come from data. Neither reads proxies from the
+        // environment: an inherited HTTP(S)_PROXY must not be able to redirect our traffic.
         let services = reqwest::Client::builder()
+            .no_proxy()
             .connect_timeout(std::time::Duration::from_secs(5))
             .timeout(std::time::Duration::from_secs(15))
             .user_agent(concat!("session-audio/", env!("CARGO_PKG_VERSION")))
