@@ -25,10 +25,10 @@ describe('ConvexHttpClient against the Convex-compatible server', () => {
   it('runs a mutation and a query as the token’s user', async () => {
     const client = new ConvexHttpClient(s.convex.url, { logger: false })
     client.setAuth(await templateToken('user_compat'))
-    const id = await client.mutation('listeningSessions:create' as never, { audioUrl: null } as never)
+    const id = await client.mutation('listeningSessions:create' as never, {} as never)
     expect(typeof id).toBe('string')
     const doc = await client.query('listeningSessions:getForAudio' as never, { sessionId: id } as never)
-    expect(doc).toMatchObject({ _id: id, userId: 'user_compat', status: 'recording', audioUrl: null })
+    expect(doc).toEqual({ _id: id, userId: 'user_compat', status: 'recording', audioUrl: null, audioContentType: null })
   })
 
   it('another user gets null, as the deployed function answers', async () => {
@@ -40,6 +40,29 @@ describe('ConvexHttpClient against the Convex-compatible server', () => {
     expect(await other.query('listeningSessions:getForAudio' as never, { sessionId: id } as never)).toBeNull()
   })
 
+  it('internal and unknown functions are not callable', async () => {
+    const client = new ConvexHttpClient(s.convex.url, { logger: false })
+    client.setAuth(await templateToken('user_compat'))
+    await expect(client.query('schema:default' as never, {} as never)).rejects.toThrow(/Could not find public function/)
+  })
+
+  it('a ConvexError arrives with its data', async () => {
+    const client = new ConvexHttpClient(s.convex.url, { logger: false })
+    client.setAuth(await templateToken('user_compat'))
+    const id = await client.mutation('listeningSessions:create' as never, {} as never)
+    const attach = {
+      sessionId: id,
+      audioUrl: 'https://x.public.blob.vercel-storage.com/a.wav',
+      pathname: 'a.wav',
+      contentType: 'audio/wav',
+      sizeBytes: 10,
+      durationMs: 5,
+    }
+    await client.mutation('listeningSessions:attachAudio' as never, attach as never)
+    const err = await client.mutation('listeningSessions:attachAudio' as never, attach as never).catch((e) => e)
+    expect(err.data).toEqual({ code: 'invalid_session_state', status: 'transcribing' })
+  })
+
   it('a function error surfaces as the client’s Error with the server message', async () => {
     const client = new ConvexHttpClient(s.convex.url, { logger: false })
     client.setAuth(await templateToken('user_compat'))
@@ -49,15 +72,15 @@ describe('ConvexHttpClient against the Convex-compatible server', () => {
   it('a token Convex cannot verify is refused with HTTP 401 before any function runs', async () => {
     const client = new ConvexHttpClient(s.convex.url, { logger: false })
     client.setAuth(await s.clerk.sessionToken({ sub: 'user_compat' })) // a session token: aud is not "convex"
-    const before = s.convex.sessions.size
+    const before = await s.convex.countSessions()
     await expect(client.mutation('listeningSessions:create' as never, {} as never)).rejects.toThrow(/Unauthenticated/)
-    expect(s.convex.sessions.size).toBe(before)
+    expect(await s.convex.countSessions()).toBe(before)
   })
 
   it('the addon sends the same request shape as ConvexHttpClient', async () => {
     const client = new ConvexHttpClient(s.convex.url, { logger: false })
     client.setAuth(await templateToken('user_alice'))
-    const id = s.session('user_alice')
+    const id = await s.session('user_alice')
     await client.query('listeningSessions:getForAudio' as never, { sessionId: id } as never)
     const fromJs = s.convex.received.at(-1)!
     const res = await s.get(id, { token: await s.clerk.sessionToken({ sub: 'user_alice' }) })

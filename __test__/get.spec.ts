@@ -10,7 +10,7 @@ let sessionId: string
 beforeAll(async () => {
   s = await startStack()
   alice = await s.clerk.sessionToken({ sub: 'user_alice' })
-  sessionId = s.session('user_alice')
+  sessionId = await s.session('user_alice')
 })
 afterAll(() => s.close())
 
@@ -121,7 +121,7 @@ describe('GET streams the owner audio', () => {
   })
 
   it('a non-audio upstream type is served as application/octet-stream', async () => {
-    const id = s.session('user_alice', '/html')
+    const id = await s.session('user_alice', '/html')
     const res = await s.get(id, { token: alice })
     expect(res.status).toBe(200)
     expect(res.headers.get('content-type')).toBe('application/octet-stream')
@@ -138,7 +138,7 @@ describe('GET streams the owner audio', () => {
 describe('caching keeps seeks off Clerk and Convex', () => {
   it('a burst of range requests mints one Convex token and runs one lookup', async () => {
     const token = await s.clerk.sessionToken({ sub: 'user_carol' })
-    const id = s.session('user_carol')
+    const id = await s.session('user_carol')
     const [tokens, queries] = [s.clerk.calls.tokens, s.convex.calls.query]
     const handlers = s.options({ lookupTtlMs: 60_000 })
     const results = await Promise.all(
@@ -162,29 +162,32 @@ describe('refusals', () => {
   })
 
   it("another user's session is 404, whether Convex filters it or not", async () => {
-    const bobs = s.session('user_bob')
+    const bobs = await s.session('user_bob')
     const e1 = await errorOf(await s.get(bobs, { token: alice }))
     expect([e1.status, e1.code]).toEqual([404, 'session_not_found'])
     // A Convex function that forgot its ownership check: the addon's own check still holds.
-    s.convex.state.leakForeignSessions = true
+    s.convex.state.override['listeningSessions:getForAudio'] = async (ctx: any, _identity: unknown, args: any) => {
+      const d = await ctx.db.get(args.sessionId)
+      return d && { _id: d._id, userId: d.userId, status: d.status, audioUrl: d.audioUrl ?? null }
+    }
     try {
       const e2 = await errorOf(await s.get(bobs, { token: alice, opts: s.options({ lookupTtlMs: 0 }) }))
       expect([e2.status, e2.code, e2.message]).toEqual([404, 'session_not_found', e1.message])
     } finally {
-      s.convex.state.leakForeignSessions = false
+      delete s.convex.state.override['listeningSessions:getForAudio']
     }
   })
 
   it('a session without audio is 404 audio_not_found', async () => {
-    const id = s.session('user_alice', null, { status: 'recording' })
+    const id = await s.session('user_alice', null, { status: 'recording' })
     const e = await errorOf(await s.get(id, { token: alice }))
     expect([e.status, e.code]).toEqual([404, 'audio_not_found'])
   })
 
   it('a storage 404 is audio_not_found; a storage 500 is 502 upstream_failed', async () => {
-    const gone = await errorOf(await s.get(s.session('user_alice', '/audio/missing.wav'), { token: alice }))
+    const gone = await errorOf(await s.get(await s.session('user_alice', '/audio/missing.wav'), { token: alice }))
     expect([gone.status, gone.code]).toEqual([404, 'audio_not_found'])
-    const broken = await errorOf(await s.get(s.session('user_alice', '/status/500'), { token: alice }))
+    const broken = await errorOf(await s.get(await s.session('user_alice', '/status/500'), { token: alice }))
     expect([broken.status, broken.code]).toEqual([502, 'upstream_failed'])
   })
 
@@ -195,7 +198,7 @@ describe('refusals', () => {
     const silent = net.createServer(() => {})
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()))
     const port = (silent.address() as { port: number }).port
-    const id = s.session('user_alice', `http://127.0.0.1:${port}/audio/tone.wav`)
+    const id = await s.session('user_alice', `http://127.0.0.1:${port}/audio/tone.wav`)
     const e = await errorOf(
       await s.get(id, {
         token: alice,
@@ -208,7 +211,7 @@ describe('refusals', () => {
   })
 
   it('storage that resets mid-stream errors the body stream instead of ending it short', async () => {
-    const id = s.session('user_alice', '/reset/tone.wav')
+    const id = await s.session('user_alice', '/reset/tone.wav')
     const res = await s.get(id, { token: alice })
     expect(res.status).toBe(200)
     await expect(res.arrayBuffer()).rejects.toThrow(/upstream failed mid-stream/)
@@ -216,7 +219,7 @@ describe('refusals', () => {
 
   it('Convex down is 502 convex_unavailable; a Convex function error is 502 convex_error', async () => {
     const token = await s.clerk.sessionToken({ sub: 'user_dave' })
-    const id = s.session('user_dave')
+    const id = await s.session('user_dave')
     const opts = s.options({ lookupTtlMs: 0 })
     s.convex.state.fail = { status: 500 }
     const down = await errorOf(await s.get(id, { token, opts }))
@@ -238,7 +241,7 @@ describe('refusals', () => {
       status: 401,
       body: JSON.stringify({ code: 'NoAuthProvider', message: 'No auth provider found' }),
     }
-    const e = await errorOf(await s.get(s.session('user_erin'), { token }))
+    const e = await errorOf(await s.get(await s.session('user_erin'), { token }))
     expect([e.status, e.code]).toEqual([502, 'convex_auth_rejected'])
     expect(e.message).toMatch(/auth\.config/)
   })
@@ -247,7 +250,7 @@ describe('refusals', () => {
     const token = await s.clerk.sessionToken({ sub: 'user_frank' })
     s.clerk.state.forceStatus = 429
     try {
-      const res = await s.get(s.session('user_frank'), { token })
+      const res = await s.get(await s.session('user_frank'), { token })
       expect(res.headers.get('retry-after')).toBe('3')
       const e = await errorOf(res)
       expect([e.status, e.code]).toEqual([503, 'auth_rate_limited'])

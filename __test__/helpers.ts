@@ -28,14 +28,15 @@ export async function startStack() {
     ...extra,
   })
 
-  /** A session owned by `userId` whose audio is `audioPath` on the audio server. */
-  function session(userId = 'user_alice', audioPath: string | null = '/audio/tone.wav', extra = {}) {
-    return convex.insertSession({
-      userId,
-      status: 'ready',
-      audioUrl: audioPath === null ? null : audioPath.startsWith('http') ? audioPath : `${audio.url}${audioPath}`,
-      ...extra,
-    })
+  /** A session owned by `userId` whose audio is `audioPath` on the audio server (none if null). */
+  async function session(
+    userId = 'user_alice',
+    audioPath: string | null = '/audio/tone.wav',
+    extra = {},
+  ): Promise<string> {
+    const audioUrl =
+      audioPath === null ? {} : { audioUrl: audioPath.startsWith('http') ? audioPath : `${audio.url}${audioPath}` }
+    return convex.insertSession({ userId, status: 'ready', ...audioUrl, ...extra })
   }
 
   async function get(

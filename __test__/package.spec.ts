@@ -121,7 +121,7 @@ describe('the published packages', () => {
   })
 
   it('the installed package serves a real request, loading the platform package', async () => {
-    const sessionId = s.session('user_alice')
+    const sessionId = await s.session('user_alice')
     const token = await s.clerk.sessionToken()
     const script = `
       const { handleAudioGet } = require('session-audio')

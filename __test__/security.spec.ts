@@ -11,7 +11,7 @@ let outsider: Awaited<ReturnType<typeof startAudioServer>> // a loopback server 
 
 beforeAll(async () => {
   s = await startStack()
-  sessionId = s.session('user_alice')
+  sessionId = await s.session('user_alice')
   outsider = await startAudioServer({ root: s.root })
 })
 afterAll(async () => {
@@ -162,7 +162,7 @@ describe('trusted-host policy (SSRF)', () => {
 
   async function refused(audioUrl: string, opts = s.options()) {
     const before = outsider.connections
-    const e = await errorOf(await s.get(s.session('user_alice', audioUrl), { token: alice, opts }))
+    const e = await errorOf(await s.get(await s.session('user_alice', audioUrl), { token: alice, opts }))
     expect([e.status, e.code]).toEqual([502, 'untrusted_audio_host'])
     expect(e.message).not.toContain(audioUrl)
     expect(outsider.connections).toBe(before)
@@ -205,7 +205,7 @@ describe('trusted-host policy (SSRF)', () => {
     refused(`${s.audio.url}/redirect?to=${encodeURIComponent('http://169.254.169.254/latest/meta-data/')}`))
 
   it('a redirect within the trusted host is followed', async () => {
-    const id = s.session('user_alice', `${s.audio.url}/redirect?to=/audio/tone.wav`)
+    const id = await s.session('user_alice', `${s.audio.url}/redirect?to=/audio/tone.wav`)
     const res = await s.get(id, { token: alice })
     expect(res.status).toBe(200)
     expect(Buffer.from(await res.arrayBuffer()).equals(s.wav)).toBe(true)
@@ -214,7 +214,7 @@ describe('trusted-host policy (SSRF)', () => {
   it('more than 3 redirects is 502 upstream_failed', async () => {
     let url = `${s.audio.url}/audio/tone.wav`
     for (let i = 0; i < 4; i++) url = `${s.audio.url}/redirect?to=${encodeURIComponent(url)}`
-    const e = await errorOf(await s.get(s.session('user_alice', url), { token: alice }))
+    const e = await errorOf(await s.get(await s.session('user_alice', url), { token: alice }))
     expect([e.status, e.code]).toEqual([502, 'upstream_failed'])
   })
 
@@ -235,7 +235,7 @@ describe('trusted-host policy (SSRF)', () => {
   })
 
   it('localhost:PORT works with the loopback switch when listed', async () => {
-    const id = s.session('user_alice', `http://localhost:${s.audio.port}/audio/tone.wav`)
+    const id = await s.session('user_alice', `http://localhost:${s.audio.port}/audio/tone.wav`)
     const res = await s.get(id, { token: alice, opts: s.options({ trustedHosts: [`localhost:${s.audio.port}`] }) })
     expect(res.status).toBe(200)
     await res.arrayBuffer()

@@ -29,7 +29,7 @@ async function until(cond: () => boolean, ms: number) {
 
 describe('cancellation', () => {
   it('cancelling the body while the upstream is stalled closes the upstream connection within a second', async () => {
-    const id = s.session('user_alice', '/stall/tone.wav')
+    const id = await s.session('user_alice', '/stall/tone.wav')
     const res = await s.get(id, { token: alice })
     expect(res.status).toBe(200)
     const reader = res.body!.getReader()
@@ -55,7 +55,7 @@ describe('cancellation', () => {
   it('a client that disconnects from a Next-style server closes the upstream connection', async () => {
     const app = await startRouteServer({ handlers: createAudioHandlers(s.options()) })
     try {
-      const id = s.session('user_alice', '/stall/tone.wav')
+      const id = await s.session('user_alice', '/stall/tone.wav')
       const controller = new AbortController()
       const res = await fetch(`${app.url}/api/listening-sessions/${id}/audio`, {
         headers: { authorization: `Bearer ${alice}` },
@@ -74,7 +74,7 @@ describe('cancellation', () => {
   it('a slow reader applies backpressure: the proxy stays a bounded distance ahead', async () => {
     const big = path.join(s.root, 'big.wav')
     writeLargeWav(big, 32 * 1024 * 1024)
-    const id = s.session('user_alice', '/audio/big.wav')
+    const id = await s.session('user_alice', '/audio/big.wav')
     const res = await s.get(id, { token: alice })
     const reader = res.body!.getReader()
     let got = 0
@@ -96,7 +96,7 @@ describe('many streams at once', () => {
     writeLargeWav(file, 64 * 1024 * 1024)
     const expected = crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex')
     const size = fs.statSync(file).size
-    const id = s.session('user_alice', '/audio/large.wav')
+    const id = await s.session('user_alice', '/audio/large.wav')
     const opts = s.options({ lookupTtlMs: 60_000 })
     global.gc?.()
     const baseline = process.memoryUsage.rss()

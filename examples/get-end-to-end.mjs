@@ -31,7 +31,7 @@ const handlers = createAudioHandlers({
   allowLoopbackUpstream: true,
 })
 const app = await startRouteServer({ handlers })
-const sessionId = convex.insertSession({
+const sessionId = await convex.insertSession({
   userId: 'user_alice',
   status: 'ready',
   audioUrl: `${storage.url}/audio/tone.wav`,

@@ -1,48 +1,65 @@
-// A Convex-compatible deployment on 127.0.0.1 speaking the HTTP API that `ConvexHttpClient` uses
-// (shared/docs/protocols.md A): POST /api/query | /api/mutation with
-// {path, format, args: [encodedArgs]}, Bearer JWTs verified as Convex verifies them (OIDC issuer =
-// the Clerk-compatible server, aud "convex", RS256), auth failures as HTTP 401 before any function
-// runs, function errors as HTTP 200 {status: "error"}.
-//
-// The functions are an in-memory model of examples' `listeningSessions` module: each checks the
-// caller's identity itself, as the Convex functions users deploy do.
+// A Convex-compatible deployment on 127.0.0.1 running the real `examples/convex` functions (with
+// `convex-test` as the database and function runtime) behind the HTTP API `ConvexHttpClient` uses
+// (shared/docs/protocols.md A): POST /api/query | /api/mutation with {path, format, args: [args]}.
+//   - Bearer JWTs are verified as Convex verifies them (OIDC issuer = the Clerk-compatible server,
+//     aud "convex", RS256); a bad token fails the whole request with HTTP 401 before any function runs.
+//   - Only public functions are callable (convex-test itself does not enforce that).
+//   - Function errors are HTTP 200 {status: "error", errorMessage, errorData?} (ConvexError data).
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { build } from 'esbuild'
+import { convexTest } from 'convex-test'
 import { createRemoteJWKSet, jwtVerify } from 'jose'
 import { convexToJson, jsonToConvex } from 'convex/values'
 import { json, listen, readBody } from './http-util.mjs'
 
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const functionsDir = path.join(repo, 'examples', 'convex')
+const MODULES = ['schema', 'listeningSessions', 'entitlements', '_generated/server', '_generated/api']
+
+/** Bundle the TypeScript functions once per content hash (Node cannot import .ts directly). */
+async function loadFunctions() {
+  const sources = MODULES.map((m) => {
+    const file = ['.ts', '.js'].map((ext) => path.join(functionsDir, m + ext)).find((f) => fs.existsSync(f))
+    return { m, file }
+  })
+  const hash = crypto.createHash('sha256')
+  for (const { file } of sources) hash.update(fs.readFileSync(file))
+  // Inside the repo so that the bundles' `convex/*` imports resolve to our node_modules.
+  const outdir = path.join(repo, 'node_modules', '.cache', 'session-audio-convex', hash.digest('hex').slice(0, 16))
+  if (!fs.existsSync(path.join(outdir, 'done'))) {
+    await build({
+      entryPoints: Object.fromEntries(sources.map(({ m, file }) => [m, file])),
+      outdir,
+      bundle: true,
+      format: 'esm',
+      platform: 'node',
+      outExtension: { '.js': '.mjs' },
+      external: ['convex', 'convex/*'],
+      logLevel: 'error',
+    })
+    fs.writeFileSync(path.join(outdir, 'done'), '')
+  }
+  const modules = Object.fromEntries(
+    MODULES.map((m) => [`./convex/${m}.js`, () => import(pathToFileURL(path.join(outdir, `${m}.mjs`)).href)]),
+  )
+  const schema = (await modules['./convex/schema.js']()).default
+  return { schema, modules }
+}
+
 export async function startConvex({ clerk, port = 0 } = {}) {
+  const { schema, modules } = await loadFunctions()
+  const t = convexTest(schema, modules)
   // No refetch cooldown: tests rotate the issuer's key and expect the next token to verify.
   const jwks = createRemoteJWKSet(new URL(`${clerk.issuer}/.well-known/jwks.json`), { cooldownDuration: 0 })
-  const sessions = new Map() // _id → doc
   const calls = { query: 0, mutation: 0 }
   const received = [] // { kind, headers, body } of every call, for wire-compatibility tests
-  // Failure injection for tests: { status, body } answers the next call(s) at the HTTP level;
-  // { functionError } makes the function throw.
-  const state = { fail: null, leakForeignSessions: false }
-  let nextId = 1
-
-  const functions = {
-    query: {
-      'listeningSessions:getForAudio': (identity, { sessionId }) => {
-        if (!identity) throw new Error('Unauthenticated')
-        const doc = sessions.get(sessionId)
-        if (!doc) return null
-        // The deployed function refuses foreign sessions; `leakForeignSessions` simulates a
-        // function that forgot to, so the addon's own ownership check is tested too.
-        if (doc.userId !== identity.subject && !state.leakForeignSessions) return null
-        const { _id, userId, status, audioUrl, audioContentType } = doc
-        return { _id, userId, status, audioUrl: audioUrl ?? null, ...(audioContentType ? { audioContentType } : {}) }
-      },
-    },
-    mutation: {
-      'listeningSessions:create': (identity, args = {}) => {
-        if (!identity) throw new Error('Unauthenticated')
-        const _id = `k${String(nextId++).padStart(31, '0')}`
-        sessions.set(_id, { _id, _creationTime: Date.now(), userId: identity.subject, status: 'recording', ...args })
-        return _id
-      },
-    },
-  }
+  // Failure injection for tests: { status, body } answers the next call at the HTTP level (with
+  // `sticky`, every call; with `kind`, only calls of that kind); { functionError } throws in the
+  // next function. `override[path]` replaces a function with one run against the raw database.
+  const state = { fail: null, override: {} }
 
   async function identityFrom(req) {
     const header = req.headers.authorization
@@ -63,17 +80,19 @@ export async function startConvex({ clerk, port = 0 } = {}) {
     }
   }
 
+  async function isPublic(udfPath) {
+    const [mod, name = 'default'] = udfPath.split(':')
+    const load = modules[`./convex/${mod}.js`]
+    if (!load || mod.startsWith('_generated') || mod === 'schema') return false
+    const fn = (await load())[name]
+    return Boolean(fn && fn.isPublic)
+  }
+
   const peer = await listen(async (req, res) => {
     const m = new URL(req.url, 'http://x').pathname.match(/^\/api\/(query|mutation)$/)
     if (req.method !== 'POST' || !m) return json(res, 404, { code: 'NotFound', message: 'No such endpoint' })
     const kind = m[1]
     calls[kind]++
-    if (state.fail && state.fail.status) {
-      const { status, body } = state.fail
-      if (!state.fail.sticky) state.fail = null
-      res.writeHead(status, { 'content-type': 'application/json' })
-      return res.end(body ?? JSON.stringify({ code: 'InternalServerError', message: 'injected failure' }))
-    }
     let request
     try {
       request = JSON.parse((await readBody(req)).toString('utf8'))
@@ -81,46 +100,65 @@ export async function startConvex({ clerk, port = 0 } = {}) {
     } catch {
       return json(res, 400, { code: 'BadJsonBody', message: 'body is not JSON' })
     }
+    const fail = state.fail
+    if (fail && fail.status && (!fail.kind || fail.kind === kind)) {
+      if (!fail.sticky) state.fail = null
+      res.writeHead(fail.status, { 'content-type': 'application/json' })
+      return res.end(fail.body ?? JSON.stringify({ code: 'InternalServerError', message: 'injected failure' }))
+    }
     const { identity, error } = await identityFrom(req)
     if (error) return json(res, error[0], error[1])
-    const fn = functions[kind][request.path]
-    if (!fn) {
-      return json(res, 200, {
-        status: 'error',
-        errorMessage: `[Request ID: local] Server Error\nCould not find public function for '${request.path}'.`,
-        logLines: [],
-      })
-    }
-    try {
-      if (state.fail && state.fail.functionError) {
-        const message = state.fail.functionError
-        state.fail = null
-        throw new Error(message)
-      }
-      const rawArgs = Array.isArray(request.args) ? request.args[0] : request.args
-      const value = fn(identity, jsonToConvex(rawArgs ?? {}))
+    const udfPath = request.path
+    const reply = (value) =>
       json(res, 200, { status: 'success', value: convexToJson(value === undefined ? null : value), logLines: [] })
-    } catch (e) {
+    const replyError = (e) =>
       json(res, 200, {
         status: 'error',
-        errorMessage: `[Request ID: local] Server Error\nUncaught Error: ${e.message}`,
+        errorMessage: `[Request ID: local] Server Error\nUncaught ${e.data !== undefined ? 'ConvexError' : 'Error'}: ${e.message}`,
+        ...(e.data !== undefined ? { errorData: convexToJson(e.data) } : {}),
         logLines: [],
       })
+    try {
+      if (fail && fail.functionError && (!fail.kind || fail.kind === kind)) {
+        state.fail = null
+        throw new Error(fail.functionError)
+      }
+      const args = jsonToConvex((Array.isArray(request.args) ? request.args[0] : request.args) ?? {})
+      if (state.override[udfPath]) return reply(await t.run((ctx) => state.override[udfPath](ctx, identity, args)))
+      if (!(await isPublic(udfPath))) throw new Error(`Could not find public function for '${udfPath}'.`)
+      const as = identity ? t.withIdentity(identity) : t
+      const fn = kind === 'query' ? as.queryFromPath : as.mutationFromPath
+      reply(await fn.call(as, { componentPath: '', udfPath }, args))
+    } catch (e) {
+      replyError(e)
     }
   }, port)
 
   return {
     url: peer.url,
-    sessions,
     calls,
     received,
     state,
-    /** Insert a session directly (test setup), returning its id. */
-    insertSession(doc) {
-      const _id = `k${String(nextId++).padStart(31, '0')}`
-      sessions.set(_id, { _id, _creationTime: Date.now(), status: 'ready', ...doc })
-      return _id
+    /** Run a function against the database directly (test setup and assertions). */
+    run: (fn) => t.run(fn),
+    /** Insert a session (test setup), returning its id. */
+    async insertSession(doc) {
+      const now = Date.now()
+      return t.run((ctx) =>
+        ctx.db.insert('listeningSessions', { status: 'ready', createdAt: now, updatedAt: now, ...doc }),
+      )
     },
+    getSession: (id) => t.run((ctx) => ctx.db.get(id)),
+    setEntitlement: (userId, ent) =>
+      t.run(async (ctx) => {
+        const row = await ctx.db
+          .query('entitlements')
+          .withIndex('by_user', (q) => q.eq('userId', userId))
+          .unique()
+        if (row) await ctx.db.patch(row._id, ent)
+        else await ctx.db.insert('entitlements', { userId, ...ent })
+      }),
+    countSessions: () => t.run(async (ctx) => (await ctx.db.query('listeningSessions').collect()).length),
     close: () => peer.close(),
   }
 }

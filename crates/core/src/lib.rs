@@ -10,6 +10,7 @@ pub mod convex;
 pub mod error;
 pub mod handler;
 pub mod headers;
+pub mod media;
 pub mod policy;
 pub mod response;
 pub mod upstream;

@@ -1,0 +1,89 @@
+// The Convex side of session-audio. Each function checks the caller's identity itself: the
+// database enforces ownership, and the addon double-checks it.
+import { ConvexError, v } from 'convex/values'
+import { mutation, query } from './_generated/server'
+import { sessionStatus } from './schema'
+
+/** What `handleAudioGet`/`handleAudioPost` read: `null` for a missing or foreign session. */
+export const getForAudio = query({
+  args: { sessionId: v.string() },
+  handler: async (ctx, { sessionId }) => {
+    const identity = await ctx.auth.getUserIdentity()
+    if (!identity) throw new ConvexError({ code: 'unauthenticated' })
+    const id = ctx.db.normalizeId('listeningSessions', sessionId)
+    const doc = id && (await ctx.db.get(id))
+    if (!doc || doc.userId !== identity.subject) return null
+    return {
+      _id: doc._id,
+      userId: doc.userId,
+      status: doc.status,
+      audioUrl: doc.audioUrl ?? null,
+      audioContentType: doc.audioContentType ?? null,
+    }
+  },
+})
+
+/**
+ * `recording` → `transcribing`, atomically (a Convex mutation is a transaction): of two uploads
+ * racing for one session, exactly one gets here first; the other sees `transcribing` and is refused.
+ */
+export const attachAudio = mutation({
+  args: {
+    sessionId: v.string(),
+    audioUrl: v.string(),
+    pathname: v.string(),
+    contentType: v.string(),
+    sizeBytes: v.number(),
+    durationMs: v.number(),
+  },
+  handler: async (ctx, args) => {
+    const identity = await ctx.auth.getUserIdentity()
+    if (!identity) throw new ConvexError({ code: 'unauthenticated' })
+    const id = ctx.db.normalizeId('listeningSessions', args.sessionId)
+    const doc = id && (await ctx.db.get(id))
+    if (!doc || doc.userId !== identity.subject) throw new ConvexError({ code: 'session_not_found' })
+    if (doc.status !== 'recording') throw new ConvexError({ code: 'invalid_session_state', status: doc.status })
+    await ctx.db.patch(doc._id, {
+      status: 'transcribing',
+      audioUrl: args.audioUrl,
+      audioPathname: args.pathname,
+      audioContentType: args.contentType,
+      audioSizeBytes: args.sizeBytes,
+      durationMs: args.durationMs,
+      updatedAt: Date.now(),
+    })
+    return { status: 'transcribing' as const }
+  },
+})
+
+/** A new session in `recording`, owned by the caller (used by the demo and the tests). */
+export const create = mutation({
+  args: {},
+  handler: async (ctx) => {
+    const identity = await ctx.auth.getUserIdentity()
+    if (!identity) throw new ConvexError({ code: 'unauthenticated' })
+    const now = Date.now()
+    return await ctx.db.insert('listeningSessions', {
+      userId: identity.subject,
+      status: 'recording',
+      createdAt: now,
+      updatedAt: now,
+    })
+  },
+})
+
+/** The caller's sessions, newest first (for the demo page). */
+export const listMine = query({
+  args: {},
+  handler: async (ctx) => {
+    const identity = await ctx.auth.getUserIdentity()
+    if (!identity) return []
+    return await ctx.db
+      .query('listeningSessions')
+      .withIndex('by_user', (q) => q.eq('userId', identity.subject))
+      .order('desc')
+      .take(50)
+  },
+})
+
+export { sessionStatus }
