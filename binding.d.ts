@@ -21,6 +21,8 @@ export declare class AudioHandler {
   get configError(): string | null
   /** GET/HEAD: stream the session's audio to its owner. */
   get(req: NativeRequest): Promise<NativeResponse>
+  /** POST: start an upload. The returned call takes the body's chunks and yields the response. */
+  post(req: NativeRequest): PostCall
 }
 
 /**
@@ -34,6 +36,28 @@ export declare class BodyReader {
   read(): Promise<Buffer | null>
   /** The client went away. Safe to call more than once, and while a `read` is pending. */
   cancel(): void
+}
+
+/**
+ * The native side of one POST: JS writes the request body's chunks in (`tryWrite` without a
+ * thread hop while the channel has room, `write` when it is full) and awaits `response()`.
+ * The handler reads the body only after every check passed; until then the bounded channel
+ * holds JS back, and if the handler refuses, writes report `false` so JS stops reading.
+ */
+export declare class PostCall {
+  /** 1: taken; 0: the channel is full (await `write`); -1: the handler stopped reading. */
+  tryWrite(chunk: Uint8Array): number
+  /**
+   * Wait for room and write; resolves `false` when the handler stopped reading. The chunk is
+   * copied before this returns, so the caller may reuse its buffer at once.
+   */
+  write(chunk: Uint8Array): Promise<boolean>
+  /** The body ended normally. */
+  end(): void
+  /** The body failed (client aborted): the upload is abandoned and nothing is stored. */
+  abort(reason: string): void
+  /** The handler's answer (resolves once, when the upload finished or was refused). */
+  response(): Promise<NativeResponse>
 }
 
 /**

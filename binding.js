@@ -837,4 +837,5 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.AudioHandler = nativeBinding.AudioHandler
 module.exports.BodyReader = nativeBinding.BodyReader
+module.exports.PostCall = nativeBinding.PostCall
 module.exports.envKeys = nativeBinding.envKeys

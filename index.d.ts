@@ -40,6 +40,32 @@ export interface AudioOptions {
   lookupTtlMs?: number
   /** Time allowed for the audio storage's response headers and between chunks (ms). Env `SESSION_AUDIO_UPSTREAM_TIMEOUT_MS`. Default 15000. */
   upstreamTimeoutMs?: number
+  /** Convex mutation moving a session `recording` → `transcribing`. Env `SESSION_AUDIO_ATTACH_MUTATION`. Default `listeningSessions:attachAudio`. */
+  attachMutation?: string
+  /** Convex query returning `{ canRecord, maxRecordingMs?, maxUploadBytes? }`. Env `SESSION_AUDIO_ENTITLEMENTS_QUERY`. Default `entitlements:getForCurrentUser`. */
+  entitlementsQuery?: string
+  /** Largest accepted upload in bytes. Env `SESSION_AUDIO_MAX_UPLOAD_BYTES`. Default 104857600 (100 MiB). */
+  maxUploadBytes?: number
+  /** Longest accepted `x-duration-ms`. Env `SESSION_AUDIO_MAX_DURATION_MS`. Default 14400000 (4 h). */
+  maxDurationMs?: number
+  /**
+   * Accepted audio types. Env `SESSION_AUDIO_ALLOWED_TYPES` (comma list).
+   * Default `audio/webm, audio/ogg, audio/mpeg, audio/mp4, audio/aac, audio/wav, audio/flac` (common aliases accepted).
+   */
+  allowedTypes?: string[]
+  /** `x-vercel-blob-access` of stored uploads. Env `SESSION_AUDIO_BLOB_ACCESS`. Default `private`. */
+  blobAccess?: 'private' | 'public'
+}
+
+/** The JSON body of a successful upload (`201`). */
+export interface AudioUploadResult {
+  sessionId: string
+  status: 'transcribing'
+  audioUrl: string
+  pathname: string
+  contentType: string
+  sizeBytes: number
+  durationMs: number
 }
 
 /** The second argument Next.js passes to a route handler. */
@@ -56,7 +82,11 @@ export declare function handleAudioGet(
   options?: AudioOptions,
 ): Promise<Response>
 
-/** Upload a listening session's audio. Not implemented in this version: answers `501 not_implemented`. */
+/**
+ * Upload a listening session's audio: the raw body streamed to Vercel Blob, then the session moved
+ * `recording` → `transcribing`. Requires `x-duration-ms` and `x-content-type` headers. `201` with
+ * an `AudioUploadResult` body.
+ */
 export declare function handleAudioPost(
   request: Request,
   context: RouteContext,

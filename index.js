@@ -21,6 +21,12 @@ const OPTION_ENV = {
   cacheMaxAge: 'SESSION_AUDIO_CACHE_MAX_AGE',
   lookupTtlMs: 'SESSION_AUDIO_LOOKUP_TTL_MS',
   upstreamTimeoutMs: 'SESSION_AUDIO_UPSTREAM_TIMEOUT_MS',
+  attachMutation: 'SESSION_AUDIO_ATTACH_MUTATION',
+  entitlementsQuery: 'SESSION_AUDIO_ENTITLEMENTS_QUERY',
+  maxUploadBytes: 'SESSION_AUDIO_MAX_UPLOAD_BYTES',
+  maxDurationMs: 'SESSION_AUDIO_MAX_DURATION_MS',
+  allowedTypes: 'SESSION_AUDIO_ALLOWED_TYPES',
+  blobAccess: 'SESSION_AUDIO_BLOB_ACCESS',
 }
 const ENV_KEYS = native.envKeys()
 
@@ -105,22 +111,42 @@ async function get(handler, request, context) {
   return toResponse(result)
 }
 
-function notImplemented() {
-  const body = JSON.stringify({
-    error: { code: 'not_implemented', message: 'handleAudioPost is not implemented in this version.' },
-  })
-  return new Response(body, {
-    status: 501,
-    headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' },
-  })
+// Feed the request body into the native upload. A chunk goes in synchronously while the native
+// channel has room; when it is full we await room (backpressure reaches the client's socket);
+// when the handler stops reading (it refused the upload, or finished), we stop and cancel.
+async function pump(call, body) {
+  if (!body) return call.end()
+  const reader = body.getReader()
+  try {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) return call.end()
+      const taken = call.tryWrite(value)
+      if (taken === 1) continue
+      if (taken === -1 || !(await call.write(value))) {
+        reader.cancel().catch(() => {})
+        return
+      }
+    }
+  } catch (err) {
+    // The client went away mid-body: the native side abandons the upload, stores nothing.
+    call.abort(String((err && err.message) || err))
+  }
+}
+
+async function post(handler, request, context) {
+  const sessionId = await sessionIdFrom(context)
+  const call = handler.post({ method: request.method, url: request.url, headers: [...request.headers], sessionId })
+  pump(call, request.body)
+  return toResponse(await call.response())
 }
 
 function handleAudioGet(request, context, options) {
   return get(handlerFor(options), request, context)
 }
 
-async function handleAudioPost(_request, _context, _options) {
-  return notImplemented()
+function handleAudioPost(request, context, options) {
+  return post(handlerFor(options), request, context)
 }
 
 function createAudioHandlers(options) {
@@ -128,7 +154,7 @@ function createAudioHandlers(options) {
   return {
     GET: (request, context) => get(handlerFor(options), request, context),
     HEAD: (request, context) => get(handlerFor(options), request, context),
-    POST: (request, context) => handleAudioPost(request, context, options),
+    POST: (request, context) => post(handlerFor(options), request, context),
   }
 }
 

@@ -135,6 +135,36 @@ describe('GET streams the owner audio', () => {
   })
 })
 
+describe('over HTTP, as Next serves it', () => {
+  it('200, 206, 416, 304 and HEAD are framed correctly on the wire', async () => {
+    const { startRouteServer } = await import('../stack/route-server.mjs')
+    const { createAudioHandlers } = await import('../index.js')
+    const app = await startRouteServer({ handlers: createAudioHandlers(s.options()) })
+    try {
+      const url = `${app.url}/api/listening-sessions/${sessionId}/audio`
+      const auth = { authorization: `Bearer ${alice}` }
+      const full = await fetch(url, { headers: auth })
+      expect(Buffer.from(await full.arrayBuffer()).equals(s.wav)).toBe(true)
+      const part = await fetch(url, { headers: { ...auth, range: 'bytes=10-19' } })
+      expect([part.status, (await part.arrayBuffer()).byteLength]).toEqual([206, 10])
+      const past = await fetch(url, { headers: { ...auth, range: `bytes=${s.wav.length}-` } })
+      expect([past.status, past.headers.get('content-length'), (await past.arrayBuffer()).byteLength]).toEqual([
+        416,
+        '0',
+        0,
+      ])
+      const cached = await fetch(url, { headers: { ...auth, 'if-none-match': full.headers.get('etag')! } })
+      expect(cached.status).toBe(304)
+      const head = await fetch(url, { method: 'HEAD', headers: auth })
+      expect([head.status, head.headers.get('content-length')]).toEqual([200, String(s.wav.length)])
+      // The connection survived all of that: one more request on it works.
+      expect((await fetch(url, { headers: { ...auth, range: 'bytes=0-1' } })).status).toBe(206)
+    } finally {
+      await app.close()
+    }
+  })
+})
+
 describe('caching keeps seeks off Clerk and Convex', () => {
   it('a burst of range requests mints one Convex token and runs one lookup', async () => {
     const token = await s.clerk.sessionToken({ sub: 'user_carol' })

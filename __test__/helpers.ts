@@ -6,6 +6,7 @@ import path from 'node:path'
 import { startClerk } from '../stack/clerk.mjs'
 import { startConvex } from '../stack/convex.mjs'
 import { startAudioServer } from '../stack/audio-server.mjs'
+import { startBlob } from '../stack/blob.mjs'
 import { sineWav } from '../stack/wav.mjs'
 import { createAudioHandlers, type AudioOptions } from '../index.js'
 
@@ -18,13 +19,16 @@ export async function startStack() {
   const clerk = await startClerk()
   const convex = await startConvex({ clerk })
   const audio = await startAudioServer({ root })
+  const blob = await startBlob({ root: path.join(root, 'blob') })
 
   const options = (extra: AudioOptions = {}): AudioOptions => ({
     convexUrl: convex.url,
     clerkSecretKey: clerk.secretKey,
     clerkApiUrl: clerk.url,
-    trustedHosts: [audio.host],
+    trustedHosts: [audio.host, blob.host],
     allowLoopbackUpstream: true,
+    blobReadWriteToken: blob.token,
+    blobApiUrl: blob.apiUrl,
     ...extra,
   })
 
@@ -55,8 +59,27 @@ export async function startStack() {
     return handlers.GET(request, { params: Promise.resolve({ sessionId }) })
   }
 
+  /** POST `body` as the upload of `sessionId`. Set `content-length` in `headers` to declare it. */
+  async function post(
+    sessionId: string,
+    body: BodyInit | null,
+    { token, headers = {}, opts }: { token?: string; headers?: Record<string, string>; opts?: AudioOptions } = {},
+  ) {
+    const h = new Headers(headers)
+    if (token) h.set('authorization', `Bearer ${token}`)
+    const request = new Request(`http://app.local/api/listening-sessions/${sessionId}/audio`, {
+      method: 'POST',
+      headers: h,
+      body,
+      duplex: 'half',
+    } as RequestInit)
+    return createAudioHandlers(opts ?? options()).POST(request, { params: Promise.resolve({ sessionId }) })
+  }
+
   return {
     root,
+    blob,
+    post,
     wav,
     clerk,
     convex,
@@ -65,7 +88,7 @@ export async function startStack() {
     session,
     get,
     async close() {
-      await Promise.all([clerk.close(), convex.close(), audio.close()])
+      await Promise.all([clerk.close(), convex.close(), audio.close(), blob.close()])
       fs.rmSync(root, { recursive: true, force: true })
     },
   }

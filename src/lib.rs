@@ -121,7 +121,39 @@ impl AudioHandler {
             Ok(s) => s.clone(),
             Err(e) => return Ok(to_native(e.render())),
         };
-        let req = core::Request {
+        let req = Self::core_request(req);
+        // A panic must never cross into Node: it would take the whole server down.
+        let resp = AssertUnwindSafe(core::get(&state, req))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| core::Error::Internal("panic in GET handler".into()).render());
+        Ok(to_native(resp))
+    }
+
+    /// POST: start an upload. The returned call takes the body's chunks and yields the response.
+    #[napi]
+    pub fn post(&self, req: NativeRequest) -> PostCall {
+        let (tx, rx) = tokio::sync::mpsc::channel(UPLOAD_CHANNEL_CHUNKS);
+        let (done, response) = tokio::sync::oneshot::channel();
+        let req = Self::core_request(req);
+        let state = self.state.clone();
+        napi::bindgen_prelude::spawn(async move {
+            let resp = match state {
+                Err(e) => e.render(),
+                Ok(state) => AssertUnwindSafe(core::post(&state, req, rx))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| core::Error::Internal("panic in POST handler".into()).render()),
+            };
+            let _ = done.send(resp);
+        });
+        PostCall { tx: std::sync::Mutex::new(Some(tx)), response: tokio::sync::Mutex::new(Some(response)) }
+    }
+}
+
+impl AudioHandler {
+    fn core_request(req: NativeRequest) -> core::Request {
+        core::Request {
             method: req.method,
             url: req.url,
             headers: req
@@ -133,13 +165,7 @@ impl AudioHandler {
                 })
                 .collect(),
             session_id: req.session_id,
-        };
-        // A panic must never cross into Node: it would take the whole server down.
-        let resp = AssertUnwindSafe(core::get(&state, req))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|_| core::Error::Internal("panic in GET handler".into()).render());
-        Ok(to_native(resp))
+        }
     }
 }
 
@@ -154,6 +180,77 @@ fn to_native(resp: core::Response) -> NativeResponse {
         }
     };
     NativeResponse { status: resp.status as u32, headers, body, stream }
+}
+
+/// The native side of one POST: JS writes the request body's chunks in (`tryWrite` without a
+/// thread hop while the channel has room, `write` when it is full) and awaits `response()`.
+/// The handler reads the body only after every check passed; until then the bounded channel
+/// holds JS back, and if the handler refuses, writes report `false` so JS stops reading.
+#[napi]
+pub struct PostCall {
+    tx: std::sync::Mutex<Option<tokio::sync::mpsc::Sender<std::result::Result<bytes::Bytes, String>>>>,
+    response: tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<core::Response>>>,
+}
+
+/// Chunks buffered between JS and the upload (each is one `ReadableStream` chunk, typically 16–64 KiB).
+const UPLOAD_CHANNEL_CHUNKS: usize = 16;
+
+#[napi]
+impl PostCall {
+    fn sender(&self) -> Option<tokio::sync::mpsc::Sender<std::result::Result<bytes::Bytes, String>>> {
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// 1: taken; 0: the channel is full (await `write`); -1: the handler stopped reading.
+    #[napi]
+    pub fn try_write(&self, chunk: &[u8]) -> i32 {
+        let Some(tx) = self.sender() else { return -1 };
+        match tx.try_send(Ok(bytes::Bytes::copy_from_slice(chunk))) {
+            Ok(()) => 1,
+            Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => 0,
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => -1,
+        }
+    }
+
+    /// Wait for room and write; resolves `false` when the handler stopped reading. The chunk is
+    /// copied before this returns, so the caller may reuse its buffer at once.
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn write<'env>(&self, env: &'env Env, chunk: &[u8]) -> Result<PromiseRaw<'env, bool>> {
+        let bytes = bytes::Bytes::copy_from_slice(chunk);
+        let tx = self.sender();
+        env.spawn_future(async move {
+            Ok(match tx {
+                Some(tx) => tx.send(Ok(bytes)).await.is_ok(),
+                None => false,
+            })
+        })
+    }
+
+    /// The body ended normally.
+    #[napi]
+    pub fn end(&self) {
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    /// The body failed (client aborted): the upload is abandoned and nothing is stored.
+    #[napi]
+    pub fn abort(&self, reason: String) {
+        if let Some(tx) = self.tx.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            if let Err(tokio::sync::mpsc::error::TrySendError::Full(item)) = tx.try_send(Err(reason)) {
+                napi::bindgen_prelude::spawn(async move {
+                    let _ = tx.send(item).await;
+                });
+            }
+        }
+    }
+
+    /// The handler's answer (resolves once, when the upload finished or was refused).
+    #[napi]
+    pub async fn response(&self) -> Result<NativeResponse> {
+        let rx = self.response.lock().await.take().ok_or_else(|| Error::from_reason("response() called twice"))?;
+        let resp = rx.await.unwrap_or_else(|_| core::Error::Internal("POST handler vanished".into()).render());
+        Ok(to_native(resp))
+    }
 }
 
 /// The environment variables the handlers read; the JS face copies exactly these from

@@ -155,7 +155,7 @@ export async function startConvex({ clerk, port = 0 } = {}) {
           .query('entitlements')
           .withIndex('by_user', (q) => q.eq('userId', userId))
           .unique()
-        if (row) await ctx.db.patch(row._id, ent)
+        if (row) await ctx.db.replace(row._id, { userId, ...ent })
         else await ctx.db.insert('entitlements', { userId, ...ent })
       }),
     countSessions: () => t.run(async (ctx) => (await ctx.db.query('listeningSessions').collect()).length),

@@ -15,6 +15,11 @@ pub const DEFAULT_CLERK_API_URL: &str = "https://api.clerk.com";
 pub const DEFAULT_TRUSTED_HOSTS: &str = "*.public.blob.vercel-storage.com,*.private.blob.vercel-storage.com";
 pub const DEFAULT_CONVEX_TEMPLATE: &str = "convex";
 pub const DEFAULT_GET_QUERY: &str = "listeningSessions:getForAudio";
+pub const DEFAULT_ATTACH_MUTATION: &str = "listeningSessions:attachAudio";
+pub const DEFAULT_ENTITLEMENTS_QUERY: &str = "entitlements:getForCurrentUser";
+pub const DEFAULT_BLOB_API_URL: &str = "https://vercel.com/api/blob";
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 100 * 1024 * 1024;
+pub const DEFAULT_MAX_DURATION_MS: u64 = 4 * 60 * 60 * 1000;
 
 /// Every key `Config::from_lookup` reads. The JS face copies exactly these from `process.env`.
 pub const ENV_KEYS: &[&str] = &[
@@ -33,7 +38,41 @@ pub const ENV_KEYS: &[&str] = &[
     "SESSION_AUDIO_CACHE_MAX_AGE",
     "SESSION_AUDIO_LOOKUP_TTL_MS",
     "SESSION_AUDIO_UPSTREAM_TIMEOUT_MS",
+    "SESSION_AUDIO_ATTACH_MUTATION",
+    "SESSION_AUDIO_ENTITLEMENTS_QUERY",
+    "SESSION_AUDIO_MAX_UPLOAD_BYTES",
+    "SESSION_AUDIO_MAX_DURATION_MS",
+    "SESSION_AUDIO_ALLOWED_TYPES",
+    "SESSION_AUDIO_BLOB_ACCESS",
 ];
+
+/// `x-vercel-blob-access` for uploads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobAccess {
+    Public,
+    Private,
+}
+
+impl BlobAccess {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlobAccess::Public => "public",
+            BlobAccess::Private => "private",
+        }
+    }
+}
+
+/// Upload limits and storage settings (POST).
+#[derive(Debug, Clone)]
+pub struct UploadConfig {
+    pub max_bytes: u64,
+    pub max_duration_ms: u64,
+    pub allowed: Vec<crate::media::Container>,
+    pub access: BlobAccess,
+    pub blob_api_url: Url,
+    pub attach_mutation: String,
+    pub entitlements_query: String,
+}
 
 /// Key-source for verifying session tokens.
 #[derive(Debug, Clone)]
@@ -52,7 +91,7 @@ pub struct Config {
     pub key_source: KeySource,
     pub authorized_parties: Vec<String>,
     pub blob_token: Option<String>,
-    pub blob_api_url: Option<String>,
+    pub upload: UploadConfig,
     pub sentry_dsn: Option<String>,
     pub host_policy: HostPolicy,
     pub convex_template: String,
@@ -120,6 +159,35 @@ impl Config {
         let host_policy = HostPolicy::parse(&split_list(&hosts), allow_loopback)
             .map_err(|e| Error::ConfigInvalid(format!("SESSION_AUDIO_TRUSTED_HOSTS: {e}")))?;
 
+        let allowed = match get("SESSION_AUDIO_ALLOWED_TYPES") {
+            None => crate::media::DEFAULT_ALLOWED.to_vec(),
+            Some(raw) => crate::media::parse_allowed(&split_list(&raw))
+                .map_err(|e| Error::ConfigInvalid(format!("SESSION_AUDIO_ALLOWED_TYPES: {e}")))?,
+        };
+        let access = match get("SESSION_AUDIO_BLOB_ACCESS").as_deref() {
+            None | Some("private") => BlobAccess::Private,
+            Some("public") => BlobAccess::Public,
+            Some(other) => {
+                return Err(Error::ConfigInvalid(format!(
+                    "SESSION_AUDIO_BLOB_ACCESS must be private or public, got {other:?}"
+                )))
+            }
+        };
+        let blob_api_url = match get("VERCEL_BLOB_API_URL") {
+            None => Url::parse(DEFAULT_BLOB_API_URL).map_err(|e| Error::Internal(e.to_string()))?,
+            Some(raw) => parse_http_url("VERCEL_BLOB_API_URL", &raw)?,
+        };
+        let upload = UploadConfig {
+            max_bytes: parse_number(&get, "SESSION_AUDIO_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES)?.max(1),
+            max_duration_ms: parse_number(&get, "SESSION_AUDIO_MAX_DURATION_MS", DEFAULT_MAX_DURATION_MS)?.max(1),
+            allowed,
+            access,
+            blob_api_url,
+            attach_mutation: get("SESSION_AUDIO_ATTACH_MUTATION").unwrap_or_else(|| DEFAULT_ATTACH_MUTATION.into()),
+            entitlements_query: get("SESSION_AUDIO_ENTITLEMENTS_QUERY")
+                .unwrap_or_else(|| DEFAULT_ENTITLEMENTS_QUERY.into()),
+        };
+
         Ok(Config {
             convex_url,
             clerk_secret_key,
@@ -127,7 +195,7 @@ impl Config {
             key_source,
             authorized_parties,
             blob_token: get("BLOB_READ_WRITE_TOKEN"),
-            blob_api_url: get("VERCEL_BLOB_API_URL"),
+            upload,
             sentry_dsn: get("SENTRY_DSN"),
             host_policy,
             convex_template: get("SESSION_AUDIO_CONVEX_TEMPLATE").unwrap_or_else(|| DEFAULT_CONVEX_TEMPLATE.into()),
@@ -205,6 +273,14 @@ mod tests {
         assert!(c.authorized_parties.is_empty());
         assert_eq!(c.lookup_ttl, Duration::from_secs(5));
         assert!(!c.host_policy.allow_loopback());
+        assert_eq!(c.upload.max_bytes, 100 * 1024 * 1024);
+        assert_eq!(c.upload.max_duration_ms, 4 * 3600 * 1000);
+        assert_eq!(c.upload.allowed.len(), 7);
+        assert_eq!(c.upload.access, BlobAccess::Private);
+        assert_eq!(c.upload.blob_api_url.as_str(), "https://vercel.com/api/blob");
+        assert_eq!(c.upload.attach_mutation, "listeningSessions:attachAudio");
+        assert_eq!(c.upload.entitlements_query, "entitlements:getForCurrentUser");
+        assert_eq!(c.blob_token, None);
     }
 
     #[test]
@@ -224,6 +300,10 @@ mod tests {
             (with(&[("SESSION_AUDIO_LOOKUP_TTL_MS", "-1")]), "config_invalid"),
             (with(&[("SESSION_AUDIO_TRUSTED_HOSTS", "https://bad/")]), "config_invalid"),
             (with(&[("CLERK_API_URL", "nope")]), "config_invalid"),
+            (with(&[("SESSION_AUDIO_ALLOWED_TYPES", "audio/webm,video/mp4")]), "config_invalid"),
+            (with(&[("SESSION_AUDIO_BLOB_ACCESS", "world")]), "config_invalid"),
+            (with(&[("SESSION_AUDIO_MAX_UPLOAD_BYTES", "1e9")]), "config_invalid"),
+            (with(&[("VERCEL_BLOB_API_URL", "blob")]), "config_invalid"),
         ];
         for (pairs, code) in cases {
             let err = cfg(&pairs).expect_err(&format!("{pairs:?} should fail"));

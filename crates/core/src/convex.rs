@@ -29,7 +29,26 @@ enum UdfResponse {
     #[serde(rename_all = "camelCase")]
     Error {
         error_message: String,
+        #[serde(default)]
+        error_data: Option<Value>,
     },
+}
+
+/// A function's answer: its value, or the error it threw (with `ConvexError` data, if any).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Value(Value),
+    Threw { message: String, data: Option<Value> },
+}
+
+impl Outcome {
+    /// The `code` field of a thrown `ConvexError({ code, ... })`.
+    pub fn error_code(&self) -> Option<&str> {
+        match self {
+            Outcome::Threw { data: Some(d), .. } => d.get("code").and_then(Value::as_str),
+            _ => None,
+        }
+    }
 }
 
 /// The session document `listeningSessions:getForAudio` returns.
@@ -51,10 +70,18 @@ impl ConvexClient {
 
     /// Run a public query as the user the token speaks for.
     pub async fn query(&self, path: &str, args: Value, token: &str) -> Result<Value> {
-        self.call("query", path, args, token).await
+        match self.call("query", path, args, token).await? {
+            Outcome::Value(v) => Ok(v),
+            Outcome::Threw { message, .. } => Err(Error::ConvexFunction(format!("{path}: {message}"))),
+        }
     }
 
-    async fn call(&self, kind: &str, path: &str, args: Value, token: &str) -> Result<Value> {
+    /// Run a public mutation; a thrown error is an `Outcome`, for the caller to interpret.
+    pub async fn mutation(&self, path: &str, args: Value, token: &str) -> Result<Outcome> {
+        self.call("mutation", path, args, token).await
+    }
+
+    async fn call(&self, kind: &str, path: &str, args: Value, token: &str) -> Result<Outcome> {
         let body = serde_json::json!({ "path": path, "format": "convex_encoded_json", "args": [args] });
         let resp = self
             .http
@@ -83,8 +110,10 @@ impl ConvexClient {
             _ => return Err(Error::ConvexUnavailable(format!("{kind} {path}: HTTP {status}: {}", truncate(&text)))),
         }
         match serde_json::from_str::<UdfResponse>(&text) {
-            Ok(UdfResponse::Success { value }) => Ok(value),
-            Ok(UdfResponse::Error { error_message }) => Err(Error::ConvexFunction(format!("{path}: {error_message}"))),
+            Ok(UdfResponse::Success { value }) => Ok(Outcome::Value(value)),
+            Ok(UdfResponse::Error { error_message, error_data }) => {
+                Ok(Outcome::Threw { message: error_message, data: error_data })
+            }
             Err(e) => {
                 Err(Error::ConvexUnavailable(format!("{kind} {path}: unreadable reply ({e}): {}", truncate(&text))))
             }

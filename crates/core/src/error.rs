@@ -100,8 +100,25 @@ pub enum Error {
     UpstreamTimeout(String),
     #[error("method not allowed")]
     MethodNotAllowed,
-    #[error("not implemented: {0}")]
-    NotImplemented(&'static str),
+    /// A malformed or missing upload header; `code` names it (`missing_duration`, ...).
+    #[error("bad request: {code}: {message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("payload too large: {0}")]
+    PayloadTooLarge(String),
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    #[error("body does not match the declared container: {0}")]
+    ContentMismatch(String),
+    #[error("request body incomplete: {0}")]
+    IncompleteBody(String),
+    #[error("session is {0}, not recording")]
+    InvalidSessionState(String),
+    #[error("entitlement denied")]
+    EntitlementDenied,
+    #[error("duration beyond the user's limit: {0}")]
+    DurationLimitExceeded(String),
+    #[error("blob storage failed: {0}")]
+    StorageFailed(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -110,7 +127,11 @@ impl Error {
     pub fn status(&self) -> u16 {
         match self {
             Error::ConfigMissing(_) | Error::ConfigInvalid(_) | Error::ClerkRateLimited { .. } => 503,
-            Error::MissingSessionId => 400,
+            Error::MissingSessionId | Error::BadRequest { .. } | Error::IncompleteBody(_) => 400,
+            Error::EntitlementDenied | Error::DurationLimitExceeded(_) => 403,
+            Error::InvalidSessionState(_) => 409,
+            Error::PayloadTooLarge(_) => 413,
+            Error::UnsupportedMediaType(_) | Error::ContentMismatch(_) => 415,
             Error::Unauthenticated(_) => 401,
             Error::SessionNotFound | Error::AudioNotFound => 404,
             Error::MethodNotAllowed => 405,
@@ -119,9 +140,9 @@ impl Error {
             | Error::ConvexAuthRejected(_)
             | Error::ConvexFunction(_)
             | Error::UntrustedAudioHost(_)
-            | Error::UpstreamFailed(_) => 502,
+            | Error::UpstreamFailed(_)
+            | Error::StorageFailed(_) => 502,
             Error::UpstreamTimeout(_) => 504,
-            Error::NotImplemented(_) => 501,
             Error::Internal(_) => 500,
         }
     }
@@ -144,7 +165,15 @@ impl Error {
             Error::UpstreamFailed(_) => "upstream_failed",
             Error::UpstreamTimeout(_) => "upstream_timeout",
             Error::MethodNotAllowed => "method_not_allowed",
-            Error::NotImplemented(_) => "not_implemented",
+            Error::BadRequest { code, .. } => code,
+            Error::PayloadTooLarge(_) => "payload_too_large",
+            Error::UnsupportedMediaType(_) => "unsupported_media_type",
+            Error::ContentMismatch(_) => "content_mismatch",
+            Error::IncompleteBody(_) => "incomplete_body",
+            Error::InvalidSessionState(_) => "invalid_session_state",
+            Error::EntitlementDenied => "entitlement_denied",
+            Error::DurationLimitExceeded(_) => "duration_limit_exceeded",
+            Error::StorageFailed(_) => "storage_failed",
             Error::Internal(_) => "internal_error",
         }
     }
@@ -170,7 +199,16 @@ impl Error {
             Error::UpstreamFailed(_) => "The audio storage failed to answer.".into(),
             Error::UpstreamTimeout(_) => "The audio storage did not answer in time.".into(),
             Error::MethodNotAllowed => "Method not allowed.".into(),
-            Error::NotImplemented(what) => format!("Not implemented yet: {what}."),
+            // These say exactly what the client sent wrong; nothing in them is secret.
+            Error::BadRequest { message, .. } => message.clone(),
+            Error::PayloadTooLarge(limit) => format!("The audio is larger than allowed ({limit})."),
+            Error::UnsupportedMediaType(t) => format!("Audio type {t} is not accepted."),
+            Error::ContentMismatch(t) => format!("The body does not start like {t}: the bytes and x-content-type disagree."),
+            Error::IncompleteBody(why) => format!("The upload ended before its Content-Length ({why}); nothing was stored."),
+            Error::InvalidSessionState(status) => format!("The session is {status}; audio can only be uploaded while it is recording."),
+            Error::EntitlementDenied => "This account may not record listening sessions.".into(),
+            Error::DurationLimitExceeded(limit) => format!("The recording is longer than this account allows ({limit})."),
+            Error::StorageFailed(_) => "The audio could not be stored.".into(),
             Error::Internal(_) => "Internal error.".into(),
         }
     }
@@ -198,6 +236,8 @@ impl Error {
                 format!("Bearer error=\"invalid_token\", error_description=\"{}\"", self.code()),
             )),
             Error::MethodNotAllowed => headers.push(("allow".into(), "GET, HEAD, POST".into())),
+            // The client may still be sending: tell it to stop rather than keep the socket for reuse.
+            Error::PayloadTooLarge(_) | Error::IncompleteBody(_) => headers.push(("connection".into(), "close".into())),
             _ => {}
         }
         Response { status: self.status(), headers, body: Body::Bytes(body.to_string().into_bytes().into()) }
@@ -230,6 +270,15 @@ mod tests {
             (Error::UpstreamTimeout("x".into()), 504, "upstream_timeout"),
             (Error::MethodNotAllowed, 405, "method_not_allowed"),
             (Error::Internal("x".into()), 500, "internal_error"),
+            (Error::BadRequest { code: "missing_duration", message: "x".into() }, 400, "missing_duration"),
+            (Error::PayloadTooLarge("x".into()), 413, "payload_too_large"),
+            (Error::UnsupportedMediaType("x".into()), 415, "unsupported_media_type"),
+            (Error::ContentMismatch("x".into()), 415, "content_mismatch"),
+            (Error::IncompleteBody("x".into()), 400, "incomplete_body"),
+            (Error::InvalidSessionState("ready".into()), 409, "invalid_session_state"),
+            (Error::EntitlementDenied, 403, "entitlement_denied"),
+            (Error::DurationLimitExceeded("x".into()), 403, "duration_limit_exceeded"),
+            (Error::StorageFailed("x".into()), 502, "storage_failed"),
         ];
         for (err, status, code) in table {
             assert_eq!(err.status(), status, "{err:?}");

@@ -10,8 +10,9 @@ use crate::clerk::ClerkClient;
 use crate::config::{Config, KeySource};
 use crate::convex::{parse_session, ConvexClient, SessionDoc};
 use crate::error::{AuthFailure, Error, Result};
-use crate::headers::{client_response_headers, relay_status, upstream_request_headers};
+use crate::headers::{client_response_headers, frame_empty_body, relay_status, upstream_request_headers};
 use crate::response::{Body, Response};
+use crate::upload::{apply_entitlements, validate_headers, Chunks, Entitlements, UploadBody};
 use crate::upstream::UpstreamClient;
 
 /// A request as the binding hands it over: plain strings only.
@@ -31,6 +32,8 @@ pub struct State {
     convex: ConvexClient,
     upstream: UpstreamClient,
     lookups: TtlCache<(String, String), SessionDoc>,
+    /// `None` until `BLOB_READ_WRITE_TOKEN` is configured: GET works without it, POST answers 503.
+    blob: std::result::Result<crate::blob::BlobClient, Arc<Error>>,
 }
 
 impl State {
@@ -59,9 +62,24 @@ impl State {
             ),
             KeySource::Jwks => KeyStore::jwks(clerk.clone()),
         };
-        let convex = ConvexClient::new(services, &config.convex_url);
+        let convex = ConvexClient::new(services.clone(), &config.convex_url);
         let upstream = UpstreamClient::new(config.host_policy.allow_loopback(), config.upstream_timeout)?;
-        Ok(State { keys, clerk, convex, upstream, lookups: TtlCache::new(10_000), config })
+        let blob = match &config.blob_token {
+            None => Err(Arc::new(Error::ConfigMissing(
+                "BLOB_READ_WRITE_TOKEN is not set (the Vercel Blob read-write token uploads are stored with)".into(),
+            ))),
+            Some(token) => {
+                // Uploads stream for as long as the client sends: no whole-request timeout here.
+                let http = reqwest::Client::builder()
+                    .no_proxy()
+                    .connect_timeout(std::time::Duration::from_secs(10))
+                    .user_agent(concat!("session-audio/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| Error::Internal(format!("blob client: {e}")))?;
+                crate::blob::BlobClient::new(http, &config.upload.blob_api_url, token.clone()).map_err(Arc::new)
+            }
+        };
+        Ok(State { keys, clerk, convex, upstream, lookups: TtlCache::new(10_000), blob, config })
     }
 
     /// Steps 1: who is calling.
@@ -77,15 +95,8 @@ impl State {
         let doc = self
             .lookups
             .get_or_fill(&key, || async {
-                let token = self.clerk.template_token(&who.session_id, now_secs()).await?;
                 let args = serde_json::json!({ "sessionId": session_id });
-                let value = match self.convex.query(&self.config.get_query, args, &token).await {
-                    Err(Error::ConvexAuthRejected(why)) => {
-                        self.clerk.forget(&who.session_id);
-                        return Err(Error::ConvexAuthRejected(why));
-                    }
-                    other => other?,
-                };
+                let value = self.query_as(who, &self.config.get_query, args).await?;
                 let doc = parse_session(value)?.ok_or(Error::SessionNotFound)?;
                 Ok((doc, self.config.lookup_ttl))
             })
@@ -98,6 +109,23 @@ impl State {
 
     pub fn forget_session(&self, user_id: &str, session_id: &str) {
         self.lookups.invalidate(&(user_id.to_string(), session_id.to_string()));
+    }
+
+    /// The Convex token for the caller, dropping it from the cache if Convex refuses it.
+    async fn convex_token(&self, who: &Identity) -> Result<String> {
+        self.clerk.template_token(&who.session_id, now_secs()).await
+    }
+
+    /// Run a query as the caller; on a refused token, forget it so the next request mints anew.
+    async fn query_as(&self, who: &Identity, path: &str, args: serde_json::Value) -> Result<serde_json::Value> {
+        let token = self.convex_token(who).await?;
+        match self.convex.query(path, args, &token).await {
+            Err(Error::ConvexAuthRejected(why)) => {
+                self.clerk.forget(&who.session_id);
+                Err(Error::ConvexAuthRejected(why))
+            }
+            other => other,
+        }
     }
 }
 
@@ -127,7 +155,8 @@ async fn try_get(state: &State, req: &Request) -> Result<Response> {
     let audio_url = doc.audio_url.as_deref().filter(|u| !u.is_empty()).ok_or(Error::AudioNotFound)?;
     // 4–5. trusted host, then the upstream with the client's range/conditional headers
     let method = if head { reqwest::Method::HEAD } else { reqwest::Method::GET };
-    let bearer = private_blob_bearer(audio_url, state.config.blob_token.as_deref());
+    let local_store = state.config.host_policy.allow_loopback().then_some(&state.config.upload.blob_api_url);
+    let bearer = private_blob_bearer(audio_url, state.config.blob_token.as_deref(), local_store);
     let resp = state
         .upstream
         .fetch(&state.config.host_policy, method, audio_url, &upstream_request_headers(&req.headers), bearer)
@@ -138,10 +167,11 @@ async fn try_get(state: &State, req: &Request) -> Result<Response> {
         .iter()
         .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
-    let headers =
+    let mut headers =
         client_response_headers(&upstream_headers, doc.audio_content_type.as_deref(), state.config.cache_max_age_secs);
     // 6. body: streamed for 200/206; none for HEAD, 304 and 416 (the 416 says all in Content-Range).
     let body = if head || status == 304 || status == 416 {
+        frame_empty_body(&mut headers, status, head);
         Body::Empty
     } else {
         Body::Stream(BodyStream::spawn(resp, state.upstream.timeout()))
@@ -149,10 +179,136 @@ async fn try_get(state: &State, req: &Request) -> Result<Response> {
     Ok(Response { status, headers, body })
 }
 
+/// POST `/api/listening-sessions/[sessionId]/audio`: the raw audio body, metadata in headers.
+/// `body` yields the request body's chunks as JS reads them.
+pub async fn post(state: &State, req: Request, body: Chunks) -> Response {
+    match try_post(state, &req, body).await {
+        Ok(resp) => resp,
+        Err(e) => e.render(),
+    }
+}
+
+async fn try_post(state: &State, req: &Request, body: Chunks) -> Result<Response> {
+    if !req.method.eq_ignore_ascii_case("POST") {
+        return Err(Error::MethodNotAllowed);
+    }
+    let blob = state.blob.as_ref().map_err(|e| match &**e {
+        Error::ConfigInvalid(m) => Error::ConfigInvalid(m.clone()),
+        other => Error::ConfigMissing(configured_message(other)),
+    })?;
+    let session_id = req.session_id.as_deref().filter(|s| !s.is_empty()).ok_or(Error::MissingSessionId)?;
+    // 1. identity, then what the headers promise — all before a byte is read.
+    let who = state.authenticate(req).await?;
+    let meta = validate_headers(&req.headers, &state.config.upload)?;
+    // 2. the session, fresh (state matters here, so no cache), and the user's entitlements.
+    let args = serde_json::json!({ "sessionId": session_id });
+    let doc = parse_session(state.query_as(&who, &state.config.get_query, args).await?)?
+        .filter(|d| d.user_id == who.user_id)
+        .ok_or(Error::SessionNotFound)?;
+    if doc.status != "recording" {
+        return Err(Error::InvalidSessionState(doc.status));
+    }
+    let ent_value = state.query_as(&who, &state.config.upload.entitlements_query, serde_json::json!({})).await?;
+    let ent: Entitlements = serde_json::from_value(ent_value)
+        .map_err(|e| Error::ConvexFunction(format!("entitlements have the wrong shape: {e}")))?;
+    let limit = apply_entitlements(&meta, &ent, &state.config.upload)?;
+    // 3. the first bytes must be the declared container.
+    let body = UploadBody::new(body, limit, meta.content_length);
+    let head = body.peek_head().await?;
+    if !meta.declared.container.matches(&head) {
+        return Err(Error::ContentMismatch(meta.declared.container.essence().into()));
+    }
+    // 4. stream to Blob under a random name.
+    let pathname = format!(
+        "listening-sessions/{}/{:016x}.{}",
+        sanitize_segment(session_id),
+        rand::random::<u64>(),
+        meta.declared.container.extension()
+    );
+    let stored = blob
+        .put(&pathname, &meta.declared.normalised, state.config.upload.access, || body.reqwest_body(), &body.polled)
+        .await
+        // A failure the body itself recorded (limit, short body, client abort) says more than the
+        // transport error it caused.
+        .map_err(|e| body.failure().unwrap_or(e))?;
+    let size = body.received();
+    // 5. recording → transcribing, atomically in Convex; on any refusal, no orphan blob stays.
+    let attach = serde_json::json!({
+        "sessionId": session_id,
+        "audioUrl": stored.url,
+        "pathname": stored.pathname,
+        "contentType": meta.declared.normalised,
+        "sizeBytes": size,
+        "durationMs": meta.duration_ms,
+    });
+    let outcome = match state.convex_token(&who).await {
+        Ok(token) => state.convex.mutation(&state.config.upload.attach_mutation, attach, &token).await,
+        Err(e) => Err(e),
+    };
+    state.forget_session(&who.user_id, session_id);
+    let refusal = match outcome {
+        Ok(crate::convex::Outcome::Value(_)) => None,
+        Ok(threw) => Some(match threw.error_code() {
+            Some("invalid_session_state") => Error::InvalidSessionState(
+                match &threw {
+                    crate::convex::Outcome::Threw { data: Some(d), .. } => d.get("status").and_then(|s| s.as_str()),
+                    _ => None,
+                }
+                .unwrap_or("no longer recording")
+                .to_string(),
+            ),
+            Some("session_not_found") => Error::SessionNotFound,
+            _ => Error::ConvexFunction(format!("{threw:?}")),
+        }),
+        Err(e) => Some(e),
+    };
+    if let Some(err) = refusal {
+        if let Err(del) = blob.delete(std::slice::from_ref(&stored.url)).await {
+            // The mutation failed and the cleanup too: say so loudly, the blob is an orphan.
+            eprintln!("session-audio: could not delete orphan blob {} after a failed attach: {del}", stored.pathname);
+        }
+        return Err(err);
+    }
+    let body = serde_json::json!({
+        "sessionId": session_id,
+        "status": "transcribing",
+        "audioUrl": stored.url,
+        "pathname": stored.pathname,
+        "contentType": meta.declared.normalised,
+        "sizeBytes": size,
+        "durationMs": meta.duration_ms,
+    });
+    Ok(Response {
+        status: 201,
+        headers: vec![
+            ("content-type".into(), "application/json; charset=utf-8".into()),
+            ("cache-control".into(), "no-store".into()),
+        ],
+        body: Body::Bytes(body.to_string().into_bytes().into()),
+    })
+}
+
+fn configured_message(e: &Error) -> String {
+    match e {
+        Error::ConfigMissing(m) | Error::ConfigInvalid(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Session ids go into a blob pathname: keep them to a safe alphabet.
+fn sanitize_segment(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).take(64).collect()
+}
+
 /// Private Vercel Blob URLs are read with the store's token, as `@vercel/blob`'s `get()` does.
-fn private_blob_bearer<'a>(audio_url: &str, token: Option<&'a str>) -> Option<&'a str> {
-    let host = url::Url::parse(audio_url).ok()?.host_str()?.to_string();
-    if host.ends_with(".private.blob.vercel-storage.com") {
+/// In loopback mode (tests, the local Blob emulator), URLs on the emulator itself — the origin of
+/// `VERCEL_BLOB_API_URL` — get it too: the emulator enforces private reads the way Vercel does.
+fn private_blob_bearer<'a>(audio_url: &str, token: Option<&'a str>, local_store: Option<&url::Url>) -> Option<&'a str> {
+    let url = url::Url::parse(audio_url).ok()?;
+    let host = url.host_str()?;
+    let vercel_private = url.scheme() == "https" && host.ends_with(".private.blob.vercel-storage.com");
+    let local = local_store.is_some_and(|store| store.origin() == url.origin());
+    if vercel_private || local {
         token
     } else {
         None
@@ -166,9 +322,13 @@ mod tests {
     #[test]
     fn bearer_only_for_private_blob_hosts() {
         let t = Some("vercel_blob_rw_store_secret");
-        assert_eq!(private_blob_bearer("https://s.private.blob.vercel-storage.com/a.webm", t), t);
-        assert_eq!(private_blob_bearer("https://s.public.blob.vercel-storage.com/a.webm", t), None);
-        assert_eq!(private_blob_bearer("https://evil.example/x.private.blob.vercel-storage.com", t), None);
-        assert_eq!(private_blob_bearer("http://127.0.0.1:9000/a", t), None);
+        let store = url::Url::parse("http://127.0.0.1:9000/api/blob").unwrap();
+        assert_eq!(private_blob_bearer("https://s.private.blob.vercel-storage.com/a.webm", t, None), t);
+        assert_eq!(private_blob_bearer("http://s.private.blob.vercel-storage.com/a.webm", t, None), None);
+        assert_eq!(private_blob_bearer("https://s.public.blob.vercel-storage.com/a.webm", t, None), None);
+        assert_eq!(private_blob_bearer("https://evil.example/x.private.blob.vercel-storage.com", t, None), None);
+        assert_eq!(private_blob_bearer("http://127.0.0.1:9000/a", t, None), None);
+        assert_eq!(private_blob_bearer("http://127.0.0.1:9000/a", t, Some(&store)), t);
+        assert_eq!(private_blob_bearer("http://127.0.0.1:9001/a", t, Some(&store)), None);
     }
 }

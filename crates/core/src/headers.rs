@@ -103,6 +103,23 @@ pub fn client_response_headers(
     out
 }
 
+/// Framing for a response we send without a body. HEAD keeps the upstream's `Content-Length`
+/// (it describes the GET). A 416 or 304 body is not relayed, so its length must not be either:
+/// a 416 says `Content-Length: 0`, a 304 carries none (RFC 9110 §15.4.5).
+pub fn frame_empty_body(headers: &mut Vec<(String, String)>, status: u16, head: bool) {
+    if head {
+        return;
+    }
+    match status {
+        416 => {
+            headers.retain(|(k, _)| k != "content-length");
+            headers.push(("content-length".to_string(), "0".to_string()));
+        }
+        304 => headers.retain(|(k, _)| k != "content-length"),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +201,22 @@ mod tests {
         for (up, rec, want) in table {
             assert_eq!(audio_content_type(*up, *rec), *want, "{up:?} {rec:?}");
         }
+    }
+
+    #[test]
+    fn empty_bodies_are_framed_as_empty() {
+        let base = hv(&[("content-length", "315"), ("content-range", "bytes */1000")]);
+        let len = |h: &Vec<(String, String)>| h.iter().find(|(k, _)| k == "content-length").map(|(_, v)| v.clone());
+        let mut h = base.clone();
+        frame_empty_body(&mut h, 416, false);
+        assert_eq!(len(&h).as_deref(), Some("0"));
+        assert!(h.iter().any(|(k, v)| k == "content-range" && v == "bytes */1000"));
+        let mut h = base.clone();
+        frame_empty_body(&mut h, 304, false);
+        assert_eq!(len(&h), None);
+        let mut h = base.clone();
+        frame_empty_body(&mut h, 200, true);
+        assert_eq!(len(&h).as_deref(), Some("315"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! `cargo test` links and runs it. The binding crate only converts JS values to these types.
 
 pub mod auth;
+pub mod blob;
 pub mod body;
 pub mod cache;
 pub mod clerk;
@@ -13,10 +14,11 @@ pub mod headers;
 pub mod media;
 pub mod policy;
 pub mod response;
+pub mod upload;
 pub mod upstream;
 
 pub use body::{BodyStream, Poll};
 pub use config::{Config, ENV_KEYS};
 pub use error::{Error, Result};
-pub use handler::{get, Request, State};
+pub use handler::{get, post, Request, State};
 pub use response::{Body, Response};

@@ -1,0 +1,361 @@
+// POST end to end: real audio streamed through the addon into the Blob-compatible store, the real
+// Convex functions moving the session, and every refusal leaving nothing half written.
+import fs from 'node:fs'
+import http from 'node:http'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startRouteServer } from '../stack/route-server.mjs'
+import { sineWav } from '../stack/wav.mjs'
+import { createAudioHandlers } from '../index.js'
+import { errorOf, startStack, type Stack } from './helpers'
+
+const fixtures = path.resolve(__dirname, '../../shared/fixtures/audio')
+let s: Stack
+let alice: string
+const wav10 = sineWav(10)
+
+beforeAll(async () => {
+  s = await startStack()
+  alice = await s.clerk.sessionToken({ sub: 'user_alice' })
+})
+afterAll(() => s.close())
+
+const recording = (userId = 'user_alice') => s.session(userId, null, { status: 'recording' })
+const meta = (type: string, extra: Record<string, string> = {}) => ({
+  'x-duration-ms': '10000',
+  'x-content-type': type,
+  ...extra,
+})
+
+async function expectUntouched(sessionId: string, blobsBefore: string[]) {
+  const doc = await s.convex.getSession(sessionId)
+  expect(doc.status).toBe('recording')
+  expect(doc.audioUrl).toBeUndefined()
+  expect(s.blob.list()).toEqual(blobsBefore)
+}
+
+describe('a successful upload', () => {
+  const cases: [string, Buffer, string, string][] = [
+    ['a generated 10 s WAV', wav10, 'audio/wav', 'audio/wav'],
+    [
+      'a WebM/Opus recording',
+      fs.readFileSync(path.join(fixtures, 'tone-5s.webm')),
+      'audio/webm;codecs=opus',
+      'audio/webm;codecs=opus',
+    ],
+    ['an M4A with an aliased type', fs.readFileSync(path.join(fixtures, 'tone-5s.m4a')), 'audio/x-m4a', 'audio/mp4'],
+  ]
+  for (const [name, audio, declared, normalised] of cases) {
+    it(`${name} lands byte-identical, the session becomes transcribing, and GET streams it back`, async () => {
+      const id = await recording()
+      const res = await s.post(id, audio, {
+        token: alice,
+        headers: meta(declared, { 'content-length': String(audio.length) }),
+      })
+      expect(res.status).toBe(201)
+      expect(res.headers.get('cache-control')).toBe('no-store')
+      const body = await res.json()
+      expect(body).toMatchObject({
+        sessionId: id,
+        status: 'transcribing',
+        contentType: normalised,
+        sizeBytes: audio.length,
+        durationMs: 10000,
+      })
+      expect(body.pathname).toMatch(new RegExp(`^listening-sessions/${id}/[0-9a-f]{16}-[A-Za-z0-9_-]+\\.\\w+$`))
+      expect(s.blob.read(body.pathname).equals(audio)).toBe(true)
+      expect(s.blob.meta.get(body.pathname)).toMatchObject({ access: 'private', contentType: normalised })
+      const put = s.blob.puts.at(-1)!
+      expect(put.headers['x-api-version']).toBe('12')
+      expect(put.headers['x-vercel-blob-store-id']).toBe('localstore')
+      const doc = await s.convex.getSession(id)
+      expect(doc).toMatchObject({
+        status: 'transcribing',
+        audioUrl: body.audioUrl,
+        audioPathname: body.pathname,
+        audioSizeBytes: audio.length,
+        durationMs: 10000,
+      })
+      // And back out through GET: the private blob is read with the token, ranges work.
+      const full = await s.get(id, { token: alice })
+      expect(full.status).toBe(200)
+      expect(full.headers.get('content-type')).toBe(normalised)
+      expect(Buffer.from(await full.arrayBuffer()).equals(audio)).toBe(true)
+      const part = await s.get(id, { token: alice, headers: { range: 'bytes=4-11' } })
+      expect(part.status).toBe(206)
+      expect(part.headers.get('content-range')).toBe(`bytes 4-11/${audio.length}`)
+      expect(Buffer.from(await part.arrayBuffer()).equals(audio.subarray(4, 12))).toBe(true)
+    })
+  }
+
+  it('through a Next-style server with a real Content-Length, streamed in small chunks', async () => {
+    const app = await startRouteServer({ handlers: createAudioHandlers(s.options()) })
+    try {
+      const id = await recording()
+      const body = new ReadableStream({
+        start(c) {
+          for (let i = 0; i < wav10.length; i += 4096) c.enqueue(wav10.subarray(i, i + 4096))
+          c.close()
+        },
+      })
+      const res = await fetch(`${app.url}/api/listening-sessions/${id}/audio`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${alice}`, ...meta('audio/wav') },
+        body,
+        duplex: 'half',
+      } as RequestInit)
+      expect(res.status).toBe(201)
+      const { pathname } = await res.json()
+      expect(s.blob.read(pathname).equals(wav10)).toBe(true)
+    } finally {
+      await app.close()
+    }
+  })
+})
+
+describe('refusals before anything is stored', () => {
+  const headerCases: [string, Record<string, string>, number, string][] = [
+    ['no x-duration-ms', { 'x-content-type': 'audio/wav' }, 400, 'missing_duration'],
+    ['x-duration-ms zero', meta('audio/wav', { 'x-duration-ms': '0' }), 400, 'invalid_duration'],
+    ['x-duration-ms not a number', meta('audio/wav', { 'x-duration-ms': '10s' }), 400, 'invalid_duration'],
+    [
+      'x-duration-ms above 4 h',
+      meta('audio/wav', { 'x-duration-ms': String(4 * 3600 * 1000 + 1) }),
+      400,
+      'invalid_duration',
+    ],
+    ['no x-content-type', { 'x-duration-ms': '10000' }, 400, 'missing_content_type'],
+    ['malformed x-content-type', meta('audio'), 400, 'invalid_content_type'],
+    ['a non-audio type', meta('text/html'), 415, 'unsupported_media_type'],
+    ['an audio type outside the list', meta('audio/midi'), 415, 'unsupported_media_type'],
+    [
+      'a declared Content-Length over 100 MiB',
+      meta('audio/wav', { 'content-length': String(100 * 1024 * 1024 + 1) }),
+      413,
+      'payload_too_large',
+    ],
+  ]
+  for (const [name, headers, status, code] of headerCases) {
+    it(`${name} → ${status} ${code}`, async () => {
+      const id = await recording()
+      const before = s.blob.list()
+      const putsBefore = s.blob.calls.put
+      const e = await errorOf(await s.post(id, wav10, { token: alice, headers }))
+      expect([e.status, e.code]).toEqual([status, code])
+      expect(s.blob.calls.put).toBe(putsBefore)
+      await expectUntouched(id, before)
+    })
+  }
+
+  it('a type the deployment narrowed away → 415', async () => {
+    const id = await recording()
+    const e = await errorOf(
+      await s.post(id, wav10, {
+        token: alice,
+        headers: meta('audio/wav'),
+        opts: s.options({ allowedTypes: ['audio/webm'] }),
+      }),
+    )
+    expect([e.status, e.code]).toEqual([415, 'unsupported_media_type'])
+  })
+
+  it('bytes that are not the declared container → 415 content_mismatch', async () => {
+    const id = await recording()
+    const before = s.blob.list()
+    const webm = fs.readFileSync(path.join(fixtures, 'tone-5s.webm'))
+    for (const [body, type] of [
+      [Buffer.from('<html><script>alert(1)</script></html>'), 'audio/wav'],
+      [webm, 'audio/mpeg'],
+      [wav10, 'audio/webm'],
+    ] as const) {
+      const e = await errorOf(await s.post(id, body, { token: alice, headers: meta(type) }))
+      expect([e.status, e.code]).toEqual([415, 'content_mismatch'])
+    }
+    await expectUntouched(id, before)
+  })
+
+  it('an empty body → 400 empty_body', async () => {
+    const id = await recording()
+    const e = await errorOf(await s.post(id, new Uint8Array(0), { token: alice, headers: meta('audio/wav') }))
+    expect([e.status, e.code]).toEqual([400, 'empty_body'])
+  })
+
+  it('no token → 401; a foreign session → 404; a missing session → 404', async () => {
+    const id = await recording('user_bob')
+    const before = s.blob.list()
+    const noToken = await errorOf(await s.post(id, wav10, { headers: meta('audio/wav') }))
+    expect([noToken.status, noToken.code]).toEqual([401, 'token_missing'])
+    const foreign = await errorOf(await s.post(id, wav10, { token: alice, headers: meta('audio/wav') }))
+    expect([foreign.status, foreign.code]).toEqual([404, 'session_not_found'])
+    const missing = await errorOf(await s.post('k_nope', wav10, { token: alice, headers: meta('audio/wav') }))
+    expect([missing.status, missing.code]).toEqual([404, 'session_not_found'])
+    await expectUntouched(id, before)
+  })
+
+  it('a session that is not recording → 409 naming its state', async () => {
+    const id = await s.session('user_alice', null, { status: 'ready' })
+    const e = await errorOf(await s.post(id, wav10, { token: alice, headers: meta('audio/wav') }))
+    expect([e.status, e.code]).toEqual([409, 'invalid_session_state'])
+    expect(e.message).toMatch(/ready/)
+  })
+
+  it('entitlements: no recording → 403; over the user duration → 403; over the user size → 413 with the limit', async () => {
+    const carol = await s.clerk.sessionToken({ sub: 'user_carol' })
+    const id = await recording('user_carol')
+    const before = s.blob.list()
+    await s.convex.setEntitlement('user_carol', { canRecord: false })
+    const denied = await errorOf(await s.post(id, wav10, { token: carol, headers: meta('audio/wav') }))
+    expect([denied.status, denied.code]).toEqual([403, 'entitlement_denied'])
+    await s.convex.setEntitlement('user_carol', { canRecord: true, maxRecordingMs: 5000 })
+    const long = await errorOf(await s.post(id, wav10, { token: carol, headers: meta('audio/wav') }))
+    expect([long.status, long.code]).toEqual([403, 'duration_limit_exceeded'])
+    expect(long.message).toMatch(/5000 ms/)
+    await s.convex.setEntitlement('user_carol', { canRecord: true, maxUploadBytes: 1000 })
+    const big = await errorOf(
+      await s.post(id, wav10, { token: carol, headers: meta('audio/wav', { 'content-length': String(wav10.length) }) }),
+    )
+    expect([big.status, big.code]).toEqual([413, 'payload_too_large'])
+    expect(big.message).toMatch(/1000 bytes/)
+    // Undeclared length: cut off the moment it passes the user's limit.
+    const cut = await errorOf(await s.post(id, wav10, { token: carol, headers: meta('audio/wav') }))
+    expect([cut.status, cut.code]).toEqual([413, 'payload_too_large'])
+    await expectUntouched(id, before)
+  })
+
+  it('a body without Content-Length is cut off with 413 as soon as it passes the limit; nothing is stored', async () => {
+    const id = await recording()
+    const before = s.blob.list()
+    let produced = 0
+    const endless = new ReadableStream({
+      pull(c) {
+        const chunk = produced === 0 ? wav10.subarray(0, 65536) : new Uint8Array(65536)
+        produced += chunk.length
+        c.enqueue(chunk)
+      },
+    })
+    const e = await errorOf(
+      await s.post(id, endless, {
+        token: alice,
+        headers: meta('audio/wav'),
+        opts: s.options({ maxUploadBytes: 1024 * 1024 }),
+      }),
+    )
+    expect([e.status, e.code]).toEqual([413, 'payload_too_large'])
+    // It stopped reading right after the limit, not at the end of an endless body.
+    expect(produced).toBeLessThan(1024 * 1024 + 64 * 65536)
+    await new Promise((r) => setTimeout(r, 50))
+    await expectUntouched(id, before)
+  })
+
+  it('a body shorter than its Content-Length (a truncating middleware) → 400 incomplete_body, nothing stored', async () => {
+    const id = await recording()
+    const before = s.blob.list()
+    const e = await errorOf(
+      await s.post(id, wav10.subarray(0, 100_000), {
+        token: alice,
+        headers: meta('audio/wav', { 'content-length': String(wav10.length) }),
+      }),
+    )
+    expect([e.status, e.code]).toEqual([400, 'incomplete_body'])
+    await new Promise((r) => setTimeout(r, 50))
+    await expectUntouched(id, before)
+  })
+
+  it('missing BLOB_READ_WRITE_TOKEN → 503 config_missing; a malformed one → 503 config_invalid', async () => {
+    const id = await recording()
+    const missing = await errorOf(
+      await s.post(id, wav10, {
+        token: alice,
+        headers: meta('audio/wav'),
+        opts: s.options({ blobReadWriteToken: undefined }),
+      }),
+    )
+    expect([missing.status, missing.code]).toEqual([503, 'config_missing'])
+    expect(missing.message).toMatch(/BLOB_READ_WRITE_TOKEN/)
+    const bad = await errorOf(
+      await s.post(id, wav10, {
+        token: alice,
+        headers: meta('audio/wav'),
+        opts: s.options({ blobReadWriteToken: 'nope' }),
+      }),
+    )
+    expect([bad.status, bad.code]).toEqual([503, 'config_invalid'])
+  })
+})
+
+describe('failures after the checks leave nothing half written', () => {
+  it('Blob answering 5xx before streaming → 502 storage_failed, nothing stored, session unchanged', async () => {
+    const id = await recording()
+    const before = s.blob.list()
+    s.blob.state.fail = { status: 503, code: 'service_unavailable', sticky: true }
+    try {
+      const e = await errorOf(await s.post(id, wav10, { token: alice, headers: meta('audio/wav') }))
+      expect([e.status, e.code]).toEqual([502, 'storage_failed'])
+    } finally {
+      s.blob.state.fail = null
+    }
+    await expectUntouched(id, before)
+  })
+
+  it('Blob resetting the connection mid-body → 502 storage_failed, nothing stored', async () => {
+    const id = await recording()
+    const before = s.blob.list()
+    s.blob.state.resetAfterBytes = 50_000
+    const e = await errorOf(await s.post(id, wav10, { token: alice, headers: meta('audio/wav') }))
+    expect([e.status, e.code]).toEqual([502, 'storage_failed'])
+    await expectUntouched(id, before)
+  })
+
+  it('a client that aborts mid-body stores nothing and leaves the session recording', async () => {
+    const app = await startRouteServer({ handlers: createAudioHandlers(s.options()) })
+    try {
+      const id = await recording()
+      const before = s.blob.list()
+      const putsBefore = s.blob.puts.length
+      const req = http.request(`${app.url}/api/listening-sessions/${id}/audio`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${alice}`, ...meta('audio/wav'), 'content-length': String(wav10.length) },
+      })
+      req.on('error', () => {})
+      req.write(wav10.subarray(0, 120_000))
+      // Wait until the upload reached storage, then vanish.
+      const deadline = Date.now() + 5000
+      while (!(s.blob.puts.length > putsBefore && s.blob.puts.at(-1)!.bytes > 0) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 10))
+      }
+      req.destroy()
+      await new Promise((r) => setTimeout(r, 300))
+      expect(s.blob.puts.at(-1)!.stored).toBe(false)
+      await expectUntouched(id, before)
+    } finally {
+      await app.close()
+    }
+  })
+
+  it('a failing attach mutation deletes the stored blob and leaves the session as it was → 502', async () => {
+    const id = await recording()
+    const before = s.blob.list()
+    s.convex.state.fail = { status: 500, kind: 'mutation' }
+    const e = await errorOf(await s.post(id, wav10, { token: alice, headers: meta('audio/wav') }))
+    expect([e.status, e.code]).toEqual([502, 'convex_unavailable'])
+    expect(s.blob.puts.at(-1)!.stored).toBe(true) // it was stored, then removed
+    await expectUntouched(id, before)
+  })
+
+  it('two concurrent uploads to one session → exactly one 201, the other 409, one blob left', async () => {
+    const id = await recording()
+    const before = s.blob.list()
+    const [a, b] = await Promise.all([
+      s.post(id, wav10, { token: alice, headers: meta('audio/wav') }),
+      s.post(id, wav10, { token: alice, headers: meta('audio/wav') }),
+    ])
+    const statuses = [a.status, b.status].sort()
+    expect(statuses).toEqual([201, 409])
+    const loser = a.status === 409 ? a : b
+    expect((await errorOf(loser)).code).toBe('invalid_session_state')
+    const winner = await (a.status === 201 ? a : b).json()
+    const added = s.blob.list().filter((p) => !before.includes(p))
+    expect(added).toEqual([winner.pathname])
+    expect((await s.convex.getSession(id)).audioPathname).toBe(winner.pathname)
+  })
+})

@@ -1,0 +1,212 @@
+//! Vercel Blob API client, speaking what `@vercel/blob`'s `put()` and `del()` send
+//! (shared/docs/protocols.md B.1–B.4): `PUT {api}/?pathname=…` with the raw bytes as body,
+//! `POST {api}/delete` with `{"urls": [...]}`, and the common `x-api-*` headers.
+//!
+//! Retries: the SDK retries network failures and `unknown_error` / `service_unavailable` /
+//! `internal_server_error`. A streamed body cannot be replayed once any of it was read, so a put is
+//! retried only while its body is untouched (`Replayable::polled` still false).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::config::BlobAccess;
+use crate::error::{Error, Result};
+
+const BLOB_API_VERSION: &str = "12";
+const MAX_ATTEMPTS: u32 = 3;
+
+pub struct BlobClient {
+    http: reqwest::Client,
+    api: String,
+    token: String,
+    store_id: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredBlob {
+    pub url: String,
+    pub pathname: String,
+    #[serde(default)]
+    pub content_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ApiErrorBody {
+    error: ApiError,
+}
+
+#[derive(Deserialize)]
+struct ApiError {
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// `vercel_blob_rw_<storeId>_<secret>` → `<storeId>` (as `parseStoreIdFromReadWriteToken`).
+pub fn store_id_from_token(token: &str) -> Option<&str> {
+    token.split('_').nth(3).filter(|s| !s.is_empty())
+}
+
+fn retryable_code(code: &str) -> bool {
+    matches!(code, "unknown_error" | "service_unavailable" | "internal_server_error")
+}
+
+impl BlobClient {
+    pub fn new(http: reqwest::Client, api: &Url, token: String) -> Result<Self> {
+        let store_id = store_id_from_token(&token)
+            .ok_or_else(|| {
+                Error::ConfigInvalid(
+                    "BLOB_READ_WRITE_TOKEN is not a Vercel Blob read-write token (vercel_blob_rw_<store>_<secret>)"
+                        .into(),
+                )
+            })?
+            .to_string();
+        Ok(BlobClient { http, api: api.as_str().trim_end_matches('/').to_string(), token, store_id })
+    }
+
+    fn request(&self, method: reqwest::Method, url: String, request_id: &str, attempt: u32) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, url)
+            .bearer_auth(&self.token)
+            .header("x-api-version", BLOB_API_VERSION)
+            .header("x-vercel-blob-store-id", &self.store_id)
+            .header("x-api-blob-request-id", request_id)
+            .header("x-api-blob-request-attempt", attempt.to_string())
+    }
+
+    fn request_id(&self) -> String {
+        let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        format!("{}:{ms}:{:016x}", self.store_id, rand::random::<u64>())
+    }
+
+    /// Store a streamed body. `body()` makes a fresh `reqwest::Body` over the same source; it is
+    /// called again for a retry only while `polled` says nothing was read from the source.
+    pub async fn put(
+        &self,
+        pathname: &str,
+        content_type: &str,
+        access: BlobAccess,
+        body: impl Fn() -> reqwest::Body,
+        polled: &AtomicBool,
+    ) -> Result<StoredBlob> {
+        let url = format!("{}/?pathname={}", self.api, crate::clerk::urlencode(pathname));
+        let request_id = self.request_id();
+        let mut attempt = 0;
+        loop {
+            let sent = self
+                .request(reqwest::Method::PUT, url.clone(), &request_id, attempt)
+                .header("x-vercel-blob-access", access.as_str())
+                .header("x-content-type", content_type)
+                .header("x-add-random-suffix", "1")
+                .body(body())
+                .send()
+                .await;
+            let replayable = !polled.load(Ordering::SeqCst) && attempt + 1 < MAX_ATTEMPTS;
+            let resp = match sent {
+                Ok(resp) => resp,
+                Err(e) if replayable => {
+                    backoff(attempt).await;
+                    attempt += 1;
+                    let _ = e;
+                    continue;
+                }
+                Err(e) => return Err(Error::StorageFailed(format!("PUT {pathname}: {}", error_chain(&e)))),
+            };
+            let status = resp.status();
+            if status.is_success() {
+                return resp
+                    .json::<StoredBlob>()
+                    .await
+                    .map_err(|e| Error::StorageFailed(format!("PUT {pathname}: unreadable reply: {e}")));
+            }
+            let (code, message) = api_error(resp).await;
+            if retryable_code(&code) && !polled.load(Ordering::SeqCst) && attempt + 1 < MAX_ATTEMPTS {
+                backoff(attempt).await;
+                attempt += 1;
+                continue;
+            }
+            return Err(Error::StorageFailed(format!("PUT {pathname}: HTTP {status} {code}: {message}")));
+        }
+    }
+
+    /// Delete blobs by URL; retried (the body is small and replayable).
+    pub async fn delete(&self, urls: &[String]) -> Result<()> {
+        let url = format!("{}/delete", self.api);
+        let request_id = self.request_id();
+        let mut last = String::new();
+        for attempt in 0..MAX_ATTEMPTS {
+            let sent = self
+                .request(reqwest::Method::POST, url.clone(), &request_id, attempt)
+                .json(&serde_json::json!({ "urls": urls }))
+                .send()
+                .await;
+            match sent {
+                Ok(resp) if resp.status().is_success() => return Ok(()),
+                Ok(resp) => {
+                    let status = resp.status();
+                    let (code, message) = api_error(resp).await;
+                    last = format!("HTTP {status} {code}: {message}");
+                    if !retryable_code(&code) {
+                        break;
+                    }
+                }
+                Err(e) => last = error_chain(&e),
+            }
+            backoff(attempt).await;
+        }
+        Err(Error::StorageFailed(format!("delete {urls:?}: {last}")))
+    }
+}
+
+async fn api_error(resp: reqwest::Response) -> (String, String) {
+    let text = resp.text().await.unwrap_or_default();
+    match serde_json::from_str::<ApiErrorBody>(&text) {
+        Ok(b) => (b.error.code, b.error.message),
+        // The SDK counts a body it cannot read as `unknown_error` (retryable).
+        Err(_) => ("unknown_error".into(), text.chars().take(200).collect()),
+    }
+}
+
+async fn backoff(attempt: u32) {
+    tokio::time::sleep(Duration::from_millis(200 << attempt.min(4))).await;
+}
+
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_id_is_the_fourth_underscore_field() {
+        assert_eq!(
+            store_id_from_token("vercel_blob_rw_12345fakeStoreId_30FakeRandomCharacters12345678"),
+            Some("12345fakeStoreId")
+        );
+        assert_eq!(store_id_from_token("vercel_blob_rw"), None);
+        assert_eq!(store_id_from_token("nope"), None);
+    }
+
+    #[test]
+    fn retryable_codes_are_the_sdks() {
+        for c in ["unknown_error", "service_unavailable", "internal_server_error"] {
+            assert!(retryable_code(c));
+        }
+        for c in ["forbidden", "not_found", "bad_request", "store_suspended", "rate_limited"] {
+            assert!(!retryable_code(c));
+        }
+    }
+}
