@@ -88,6 +88,18 @@ describe('a successful upload', () => {
     })
   }
 
+  it('a GET answered from the lookup cache just before the upload sees the audio right after it', async () => {
+    const id = await recording()
+    const opts = s.options({ lookupTtlMs: 60_000 })
+    const before = await errorOf(await s.get(id, { token: alice, opts }))
+    expect(before.code).toBe('audio_not_found') // now cached for a minute…
+    const up = await s.post(id, wav10, { token: alice, headers: meta('audio/wav'), opts })
+    expect(up.status).toBe(201)
+    const after = await s.get(id, { token: alice, opts }) // …but the upload invalidated it
+    expect(after.status).toBe(200)
+    expect(Buffer.from(await after.arrayBuffer()).equals(wav10)).toBe(true)
+  })
+
   it('through a Next-style server with a real Content-Length, streamed in small chunks', async () => {
     const app = await startRouteServer({ handlers: createAudioHandlers(s.options()) })
     try {
@@ -295,6 +307,15 @@ describe('failures after the checks leave nothing half written', () => {
       s.blob.state.fail = null
     }
     await expectUntouched(id, before)
+  })
+
+  it('a Blob 5xx after the body started is not retried: the body cannot be replayed', async () => {
+    const id = await recording()
+    const putsBefore = s.blob.calls.put
+    s.blob.state.fail = { status: 500, code: 'internal_server_error' } // retryable for the SDK
+    const e = await errorOf(await s.post(id, wav10, { token: alice, headers: meta('audio/wav') }))
+    expect([e.status, e.code]).toEqual([502, 'storage_failed'])
+    expect(s.blob.calls.put - putsBefore).toBe(1)
   })
 
   it('Blob resetting the connection mid-body → 502 storage_failed, nothing stored', async () => {
