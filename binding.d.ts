@@ -15,8 +15,11 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
  * deployment serves clear errors instead of crashing the route module.
  */
 export declare class AudioHandler {
-  /** `settings`: the environment-variable names of `ENV_KEYS` with their values, options applied. */
-  constructor(settings: Record<string, string>)
+  /**
+   * `settings`: the environment-variable names of `ENV_KEYS` with their values, options applied.
+   * `onRequest`: called with each finished request's record (never blocks the request).
+   */
+  constructor(settings: Record<string, string>, onRequest?: ((record: RequestRecord) => void) | undefined | null)
   /** The configuration problem, if any (`"config_missing: ..."`), for diagnostics. */
   get configError(): string | null
   /** GET/HEAD: stream the session's audio to its owner. */
@@ -83,4 +86,22 @@ export interface NativeResponse {
   body?: Buffer
   /** A streamed body (audio); pulled by the JS face's `ReadableStream`. */
   stream?: BodyReader
+}
+
+/** A finished request, as handed to the `onRequest` option. */
+export interface RequestRecord {
+  requestId: string
+  method: string
+  /** `"get"` or `"post"`. */
+  route: string
+  sessionId?: string
+  /** First 16 hex digits of SHA-256 of the Clerk user id (never the id itself). */
+  userHash?: string
+  status: number
+  errorCode?: string
+  /** Bytes sent (GET) or received (POST). */
+  bytes: number
+  durationMs: number
+  /** Milliseconds per phase: auth, token, lookup, upstream, transfer, entitlements, storage, mutation. */
+  phases: Record<string, number>
 }

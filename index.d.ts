@@ -55,6 +55,34 @@ export interface AudioOptions {
   allowedTypes?: string[]
   /** `x-vercel-blob-access` of stored uploads. Env `SESSION_AUDIO_BLOB_ACCESS`. Default `private`. */
   blobAccess?: 'private' | 'public'
+  /**
+   * Level of the JSON log line written to stderr per finished request. Process-wide: the first
+   * handler created decides. Env `SESSION_AUDIO_LOG`. Default `info`; `off` disables.
+   */
+  logLevel?: 'off' | 'error' | 'warn' | 'info' | 'debug'
+  /** Send `Server-Timing` with the phase durations. Env `SESSION_AUDIO_SERVER_TIMING=0` disables. Default on. */
+  serverTiming?: boolean
+  /** Sentry environment. Env `SENTRY_ENVIRONMENT`, else `VERCEL_ENV`. */
+  sentryEnvironment?: string
+  /** Called with each finished request's record (after a streamed body ends), for your own logger. */
+  onRequest?: (record: RequestRecord) => void
+}
+
+/** One finished request. Never contains tokens, cookies or the user id itself. */
+export interface RequestRecord {
+  requestId: string
+  method: string
+  route: 'get' | 'post'
+  sessionId?: string
+  /** First 16 hex digits of SHA-256 of the Clerk user id. */
+  userHash?: string
+  status: number
+  errorCode?: string
+  /** Bytes sent (GET) or received (POST). */
+  bytes: number
+  durationMs: number
+  /** Milliseconds per phase: auth, token, lookup, upstream, transfer, entitlements, storage, mutation. */
+  phases: Record<string, number>
 }
 
 /** The JSON body of a successful upload (`201`). */

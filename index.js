@@ -27,7 +27,12 @@ const OPTION_ENV = {
   maxDurationMs: 'SESSION_AUDIO_MAX_DURATION_MS',
   allowedTypes: 'SESSION_AUDIO_ALLOWED_TYPES',
   blobAccess: 'SESSION_AUDIO_BLOB_ACCESS',
+  logLevel: 'SESSION_AUDIO_LOG',
+  serverTiming: 'SESSION_AUDIO_SERVER_TIMING',
+  sentryEnvironment: 'SENTRY_ENVIRONMENT',
 }
+// Options that are not settings: functions, passed to the native handler as they are.
+const CALLBACK_OPTIONS = new Set(['onRequest'])
 const ENV_KEYS = native.envKeys()
 
 function settingsFrom(options) {
@@ -37,6 +42,10 @@ function settingsFrom(options) {
     if (value !== undefined) settings[key] = value
   }
   for (const [name, value] of Object.entries(options || {})) {
+    if (CALLBACK_OPTIONS.has(name)) {
+      if (value != null && typeof value !== 'function') throw new TypeError(`session-audio: ${name} must be a function`)
+      continue
+    }
     const key = OPTION_ENV[name]
     if (key === undefined) throw new TypeError(`session-audio: unknown option ${JSON.stringify(name)}`)
     if (value === undefined || value === null) continue
@@ -50,13 +59,17 @@ function settingsFrom(options) {
 // One native handler (with its caches and connection pools) per distinct configuration. The
 // environment is part of the key, so a changed `process.env` (dev hot reload) takes effect.
 const handlers = new Map()
+const callbackIds = new WeakMap()
+let nextCallbackId = 1
 function handlerFor(options) {
   const settings = settingsFrom(options)
-  const key = JSON.stringify(Object.entries(settings).sort())
+  const onRequest = (options && options.onRequest) || null
+  if (onRequest && !callbackIds.has(onRequest)) callbackIds.set(onRequest, nextCallbackId++)
+  const key = JSON.stringify([Object.entries(settings).sort(), onRequest ? callbackIds.get(onRequest) : 0])
   let handler = handlers.get(key)
   if (!handler) {
     if (handlers.size >= 16) handlers.delete(handlers.keys().next().value)
-    handler = new native.AudioHandler(settings)
+    handler = new native.AudioHandler(settings, onRequest)
     handlers.set(key, handler)
   }
   return handler

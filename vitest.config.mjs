@@ -9,5 +9,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     fileParallelism: false,
+    // The per-request JSON log lines would drown the test output; observability.spec.ts turns
+    // them on in a child process where it asserts them.
+    env: { SESSION_AUDIO_LOG: 'off' },
   },
 })

@@ -8,4 +8,4 @@ if [ ! -x node_modules/.bin/napi ]; then
   # and then calls it out of sync. `npm install` honours the locked versions all the same.
   npm install --no-audit --no-fund
 fi
-npx napi build --platform --release --js binding.js --dts binding.d.ts
+npx napi build --platform --release --js binding.js --dts binding.d.ts "$@"

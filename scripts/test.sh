@@ -3,7 +3,9 @@
 # addon and real loopback servers. `npm test` runs this; so does .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/ensure-built.sh
+# The test build carries the test-only panic hook (crates/core feature `test-hooks`);
+# `npm run build` / the published binary never do.
+bash scripts/ensure-built.sh --features test-hooks
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"

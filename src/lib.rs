@@ -5,7 +5,9 @@
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
+
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 
 use futures_util::FutureExt;
 use napi::bindgen_prelude::*;
@@ -79,49 +81,92 @@ impl BodyReader {
     }
 }
 
+/// A finished request, as handed to the `onRequest` option.
+#[napi(object, object_from_js = false)]
+pub struct RequestRecord {
+    pub request_id: String,
+    pub method: String,
+    /// `"get"` or `"post"`.
+    pub route: String,
+    pub session_id: Option<String>,
+    /// First 16 hex digits of SHA-256 of the Clerk user id (never the id itself).
+    pub user_hash: Option<String>,
+    pub status: u32,
+    pub error_code: Option<String>,
+    /// Bytes sent (GET) or received (POST).
+    pub bytes: f64,
+    pub duration_ms: f64,
+    /// Milliseconds per phase: auth, token, lookup, upstream, transfer, entitlements, storage, mutation.
+    pub phases: HashMap<String, f64>,
+}
+
+impl From<&core::telemetry::RequestRecord> for RequestRecord {
+    fn from(r: &core::telemetry::RequestRecord) -> Self {
+        RequestRecord {
+            request_id: r.request_id.clone(),
+            method: r.method.clone(),
+            route: r.route.to_string(),
+            session_id: r.session_id.clone(),
+            user_hash: r.user_hash.clone(),
+            status: r.status as u32,
+            error_code: r.error_code.clone(),
+            bytes: r.bytes as f64,
+            duration_ms: r.duration_ms,
+            phases: r.phases.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        }
+    }
+}
+
+/// Weak (does not keep Node alive), not callee-handled (the callback gets the record only).
+type RecordCallback = ThreadsafeFunction<RequestRecord, (), RequestRecord, Status, false, true>;
+
 /// One configured handler set. Construction never throws: a configuration problem is kept and
 /// answered as `503 config_missing` / `config_invalid` on every request, so a misconfigured
 /// deployment serves clear errors instead of crashing the route module.
 #[napi]
 pub struct AudioHandler {
-    state: std::result::Result<Arc<core::State>, Arc<core::Error>>,
+    state: std::result::Result<Arc<core::State>, Arc<core::Misconfigured>>,
 }
-
-static LOOPBACK_WARNING: Once = Once::new();
 
 #[napi]
 impl AudioHandler {
     /// `settings`: the environment-variable names of `ENV_KEYS` with their values, options applied.
+    /// `onRequest`: called with each finished request's record (never blocks the request).
     #[napi(constructor)]
-    pub fn new(settings: HashMap<String, String>) -> Self {
-        let state = core::Config::from_lookup(|k| settings.get(k).cloned())
-            .and_then(|config| {
-                if config.host_policy.allow_loopback() {
-                    LOOPBACK_WARNING.call_once(|| {
-                        eprintln!("session-audio: SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM is on: http://127.0.0.1 / localhost audio URLs listed in SESSION_AUDIO_TRUSTED_HOSTS are allowed. Never enable this in production.");
-                    });
-                }
-                core::State::new(config)
-            })
+    pub fn new(
+        settings: HashMap<String, String>,
+        #[napi(ts_arg_type = "((record: RequestRecord) => void) | undefined | null")] on_request: Option<
+            RecordCallback,
+        >,
+    ) -> Self {
+        let sink: Option<core::telemetry::RecordSink> = on_request.map(|tsfn| {
+            let tsfn = Arc::new(tsfn);
+            Arc::new(move |r: &core::telemetry::RequestRecord| {
+                tsfn.call(RequestRecord::from(r), ThreadsafeFunctionCallMode::NonBlocking);
+            }) as core::telemetry::RecordSink
+        });
+        let lookup = |k: &str| settings.get(k).cloned();
+        let state = core::Config::from_lookup(lookup)
+            .and_then(|config| core::State::new(config, sink.clone()))
             .map(Arc::new)
-            .map_err(Arc::new);
+            .map_err(|e| Arc::new(core::Misconfigured::new(e, lookup, sink)));
         AudioHandler { state }
     }
 
     /// The configuration problem, if any (`"config_missing: ..."`), for diagnostics.
     #[napi(getter)]
     pub fn config_error(&self) -> Option<String> {
-        self.state.as_ref().err().map(|e| format!("{}: {}", e.code(), e.public_message()))
+        self.state.as_ref().err().map(|m| format!("{}: {}", m.error().code(), m.error().public_message()))
     }
 
     /// GET/HEAD: stream the session's audio to its owner.
     #[napi]
     pub async fn get(&self, req: NativeRequest) -> Result<NativeResponse> {
+        let req = Self::core_request(req);
         let state = match &self.state {
             Ok(s) => s.clone(),
-            Err(e) => return Ok(to_native(e.render())),
+            Err(m) => return Ok(to_native(m.respond("get", &req))),
         };
-        let req = Self::core_request(req);
         // A panic must never cross into Node: it would take the whole server down.
         let resp = AssertUnwindSafe(core::get(&state, req))
             .catch_unwind()
@@ -139,8 +184,8 @@ impl AudioHandler {
         let state = self.state.clone();
         napi::bindgen_prelude::spawn(async move {
             let resp = match state {
-                Err(e) => e.render(),
-                Ok(state) => AssertUnwindSafe(core::post(&state, req, rx))
+                Err(m) => m.respond("post", &req),
+                Ok(state) => AssertUnwindSafe(core::post(&state, req.clone(), rx))
                     .catch_unwind()
                     .await
                     .unwrap_or_else(|_| core::Error::Internal("panic in POST handler".into()).render()),

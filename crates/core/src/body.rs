@@ -8,6 +8,7 @@
 //! and closes its connection at once — also while the upstream is stalled mid-read, which is the
 //! case napi's built-in `create_with_stream_bytes` leaks (shared/docs/napi-findings.md).
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,10 +28,44 @@ pub enum Poll {
     Failed(String),
 }
 
+/// Called once when the stream is over: bytes handed on, and the failure if it broke.
+pub type Finisher = Box<dyn FnOnce(u64, Option<String>) + Send>;
+
+/// Meeting point of the pump's outcome and the finisher, whichever arrives first.
+#[derive(Default)]
+struct FinishSlot {
+    finisher: Option<Finisher>,
+    outcome: Option<(u64, Option<String>)>,
+}
+
+type SharedSlot = Arc<Mutex<FinishSlot>>;
+
+/// Reports the pump's outcome when it ends for any reason — including being aborted on cancel,
+/// which drops the task's future (and so this guard) without running any more of it.
+struct FinishGuard {
+    slot: SharedSlot,
+    bytes: u64,
+    failure: Option<String>,
+}
+
+impl Drop for FinishGuard {
+    fn drop(&mut self) {
+        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.finisher.take() {
+            Some(f) => {
+                drop(slot);
+                f(self.bytes, self.failure.take());
+            }
+            None => slot.outcome = Some((self.bytes, self.failure.take())),
+        }
+    }
+}
+
 pub struct BodyStream {
     rx: mpsc::Receiver<Result<Bytes, String>>,
     task: AbortHandle,
     finished: bool,
+    slot: SharedSlot,
 }
 
 impl BodyStream {
@@ -38,7 +73,10 @@ impl BodyStream {
     /// each chunk, so a stalled upstream cannot pin a connection forever.
     pub fn spawn(resp: reqwest::Response, idle_timeout: Duration) -> BodyStream {
         let (tx, rx) = mpsc::channel(PREFETCH_CHUNKS);
+        let slot = SharedSlot::default();
+        let guard_slot = slot.clone();
         let task = tokio::spawn(async move {
+            let mut guard = FinishGuard { slot: guard_slot, bytes: 0, failure: None };
             let mut stream = resp.bytes_stream();
             loop {
                 let item = match tokio::time::timeout(idle_timeout, stream.next()).await {
@@ -48,24 +86,31 @@ impl BodyStream {
                     Ok(Some(Ok(chunk))) => Ok(chunk),
                     Ok(Some(Err(e))) => Err(e.to_string()),
                 };
+                let len = item.as_ref().map_or(0, |c| c.len() as u64);
+                if let Err(e) = &item {
+                    guard.failure = Some(e.clone());
+                }
                 let failed = item.is_err();
                 if tx.send(item).await.is_err() || failed {
                     break; // reader gone, or the error is delivered: stop and drop the upstream
                 }
+                guard.bytes += len;
             }
         })
         .abort_handle();
-        BodyStream { rx, task, finished: false }
+        BodyStream { rx, task, finished: false, slot }
     }
 
-    /// A stream over bytes already in hand (tests, small bodies).
-    pub fn from_chunks(chunks: Vec<Result<Bytes, String>>) -> BodyStream {
-        let (tx, rx) = mpsc::channel(chunks.len().max(1));
-        for c in chunks {
-            let _ = tx.try_send(c);
+    /// Run `f` once the stream is over (now, if it already is).
+    pub fn on_finish(&mut self, f: Finisher) {
+        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.outcome.take() {
+            Some((bytes, failure)) => {
+                drop(slot);
+                f(bytes, failure);
+            }
+            None => slot.finisher = Some(f),
         }
-        let task = tokio::spawn(async {}).abort_handle();
-        BodyStream { rx, task, finished: false }
     }
 
     pub fn try_next(&mut self) -> Poll {

@@ -44,6 +44,10 @@ pub const ENV_KEYS: &[&str] = &[
     "SESSION_AUDIO_MAX_DURATION_MS",
     "SESSION_AUDIO_ALLOWED_TYPES",
     "SESSION_AUDIO_BLOB_ACCESS",
+    "SESSION_AUDIO_LOG",
+    "SESSION_AUDIO_SERVER_TIMING",
+    "SENTRY_ENVIRONMENT",
+    "VERCEL_ENV",
 ];
 
 /// `x-vercel-blob-access` for uploads.
@@ -93,6 +97,11 @@ pub struct Config {
     pub blob_token: Option<String>,
     pub upload: UploadConfig,
     pub sentry_dsn: Option<String>,
+    /// `SENTRY_ENVIRONMENT`, else `VERCEL_ENV` (production / preview / development).
+    pub sentry_environment: Option<String>,
+    pub log_level: crate::telemetry::LogLevel,
+    /// Send `Server-Timing` with the phase durations.
+    pub server_timing: bool,
     pub host_policy: HostPolicy,
     pub convex_template: String,
     pub get_query: String,
@@ -188,6 +197,20 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_ENTITLEMENTS_QUERY.into()),
         };
 
+        let log_level =
+            crate::telemetry::LogLevel::parse(get("SESSION_AUDIO_LOG").as_deref()).map_err(Error::ConfigInvalid)?;
+        let server_timing = match get("SESSION_AUDIO_SERVER_TIMING").as_deref() {
+            None | Some("1") | Some("true") | Some("on") => true,
+            Some("0") | Some("false") | Some("off") => false,
+            Some(other) => {
+                return Err(Error::ConfigInvalid(format!("SESSION_AUDIO_SERVER_TIMING must be 1 or 0, got {other:?}")))
+            }
+        };
+        if let Some(dsn) = get("SENTRY_DSN") {
+            dsn.parse::<sentry::types::Dsn>()
+                .map_err(|e| Error::ConfigInvalid(format!("SENTRY_DSN is not a Sentry DSN ({e})")))?;
+        }
+
         Ok(Config {
             convex_url,
             clerk_secret_key,
@@ -197,6 +220,9 @@ impl Config {
             blob_token: get("BLOB_READ_WRITE_TOKEN"),
             upload,
             sentry_dsn: get("SENTRY_DSN"),
+            sentry_environment: get("SENTRY_ENVIRONMENT").or_else(|| get("VERCEL_ENV")),
+            log_level,
+            server_timing,
             host_policy,
             convex_template: get("SESSION_AUDIO_CONVEX_TEMPLATE").unwrap_or_else(|| DEFAULT_CONVEX_TEMPLATE.into()),
             get_query: get("SESSION_AUDIO_GET_QUERY").unwrap_or_else(|| DEFAULT_GET_QUERY.into()),
@@ -281,6 +307,13 @@ mod tests {
         assert_eq!(c.upload.attach_mutation, "listeningSessions:attachAudio");
         assert_eq!(c.upload.entitlements_query, "entitlements:getForCurrentUser");
         assert_eq!(c.blob_token, None);
+        assert_eq!(c.log_level, crate::telemetry::LogLevel::Info);
+        assert!(c.server_timing);
+        assert_eq!(c.sentry_environment, None);
+        let c = cfg(&with(&[("VERCEL_ENV", "preview")])).unwrap();
+        assert_eq!(c.sentry_environment.as_deref(), Some("preview"));
+        let c = cfg(&with(&[("VERCEL_ENV", "preview"), ("SENTRY_ENVIRONMENT", "staging")])).unwrap();
+        assert_eq!(c.sentry_environment.as_deref(), Some("staging"));
     }
 
     #[test]
@@ -304,6 +337,9 @@ mod tests {
             (with(&[("SESSION_AUDIO_BLOB_ACCESS", "world")]), "config_invalid"),
             (with(&[("SESSION_AUDIO_MAX_UPLOAD_BYTES", "1e9")]), "config_invalid"),
             (with(&[("VERCEL_BLOB_API_URL", "blob")]), "config_invalid"),
+            (with(&[("SESSION_AUDIO_LOG", "loud")]), "config_invalid"),
+            (with(&[("SESSION_AUDIO_SERVER_TIMING", "maybe")]), "config_invalid"),
+            (with(&[("SENTRY_DSN", "not a dsn")]), "config_invalid"),
         ];
         for (pairs, code) in cases {
             let err = cfg(&pairs).expect_err(&format!("{pairs:?} should fail"));

@@ -68,7 +68,7 @@ impl AuthFailure {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error("configuration missing: {0}")]
     ConfigMissing(String),

@@ -14,11 +14,12 @@ pub mod headers;
 pub mod media;
 pub mod policy;
 pub mod response;
+pub mod telemetry;
 pub mod upload;
 pub mod upstream;
 
 pub use body::{BodyStream, Poll};
 pub use config::{Config, ENV_KEYS};
 pub use error::{Error, Result};
-pub use handler::{get, post, Request, State};
+pub use handler::{get, post, Misconfigured, Request, State};
 pub use response::{Body, Response};

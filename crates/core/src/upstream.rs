@@ -52,7 +52,7 @@ impl UpstreamClient {
             .map_err(|_| Error::UntrustedAudioHost(format!("stored audio URL does not parse: {url:?}")))?;
         let first_host = url.host_str().map(str::to_string);
         for hop in 0..=MAX_REDIRECTS {
-            policy.check(&url).map_err(|r| Error::UntrustedAudioHost(format!("{url}: {r}")))?;
+            policy.check(&url).map_err(|r| Error::UntrustedAudioHost(format!("{}: {r}", redact(&url))))?;
             let mut req = self.http.request(method.clone(), url.clone());
             for (k, v) in headers {
                 req = req.header(k, v);

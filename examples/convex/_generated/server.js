@@ -1,5 +1,11 @@
 /* Stand-in for the file `npx convex dev` generates; in your app, use the generated one. */
-import { actionGeneric, internalMutationGeneric, internalQueryGeneric, mutationGeneric, queryGeneric } from 'convex/server'
+import {
+  actionGeneric,
+  internalMutationGeneric,
+  internalQueryGeneric,
+  mutationGeneric,
+  queryGeneric,
+} from 'convex/server'
 
 export const query = queryGeneric
 export const mutation = mutationGeneric
