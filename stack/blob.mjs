@@ -26,7 +26,8 @@ export async function startBlob({ root, port = 0, token = LOCAL_BLOB_TOKEN } = {
   const puts = [] // { pathname, stored: boolean, bytes, headers }
   // Failure injection: { status, code } answers the next PUT without storing (with `sticky`, every
   // PUT); `resetAfterBytes` destroys the next PUT's connection after that many body bytes.
-  const state = { fail: null, resetAfterBytes: null }
+  // `latencyMs`: added before the first byte of every blob read (benchmarks).
+  const state = { fail: null, resetAfterBytes: null, latencyMs: 0 }
   let base = ''
 
   const authorized = (req) => req.headers.authorization === `Bearer ${token}`
@@ -199,6 +200,7 @@ export async function startBlob({ root, port = 0, token = LOCAL_BLOB_TOKEN } = {
     if (m.access === 'private' && !authorized(req))
       return apiError(res, 403, 'forbidden', 'Private blob: Authorization required')
     calls.read++
+    if (state.latencyMs) await new Promise((r) => setTimeout(r, state.latencyMs))
     send(req, url.pathname, { root, etag: false, lastModified: true, acceptRanges: true, dotfiles: 'deny' })
       .on('headers', (r) => {
         r.setHeader('content-type', m.contentType)

@@ -28,7 +28,8 @@ export async function startClerk({
   const sessions = new Map() // sid → { sub, status }
   const calls = { jwks: 0, tokens: 0 }
   const hits = [] // timestamps of Backend API calls, for the rate limit
-  const state = { forceStatus: null, retryAfter: 3 }
+  // `latencyMs`: added before every Backend API answer (benchmarks model the real service's RTT).
+  const state = { forceStatus: null, retryAfter: 3, latencyMs: 0 }
 
   let issuer = ''
   const authorized = (req) => req.headers.authorization === `Bearer ${secretKey}`
@@ -36,6 +37,7 @@ export async function startClerk({
 
   const peer = await listen(async (req, res) => {
     const url = new URL(req.url, 'http://x')
+    if (state.latencyMs && url.pathname.startsWith('/v1/')) await new Promise((r) => setTimeout(r, state.latencyMs))
     if (req.method === 'GET' && url.pathname === '/.well-known/openid-configuration') {
       return json(res, 200, {
         issuer,

@@ -59,7 +59,7 @@ export async function startConvex({ clerk, port = 0 } = {}) {
   // Failure injection for tests: { status, body } answers the next call at the HTTP level (with
   // `sticky`, every call; with `kind`, only calls of that kind); { functionError } throws in the
   // next function. `override[path]` replaces a function with one run against the raw database.
-  const state = { fail: null, override: {} }
+  const state = { fail: null, override: {}, latencyMs: 0 }
 
   async function identityFrom(req) {
     const header = req.headers.authorization
@@ -93,6 +93,7 @@ export async function startConvex({ clerk, port = 0 } = {}) {
     if (req.method !== 'POST' || !m) return json(res, 404, { code: 'NotFound', message: 'No such endpoint' })
     const kind = m[1]
     calls[kind]++
+    if (state.latencyMs) await new Promise((r) => setTimeout(r, state.latencyMs))
     let request
     try {
       request = JSON.parse((await readBody(req)).toString('utf8'))

@@ -1,0 +1,26 @@
+// One benchmark variant behind a Next-style Node http server, in its own process so its CPU and
+// memory are measured alone. Prints one JSON line { url } when listening.
+//   node benchmark/proxy-process.mjs session-audio|pure-js
+import { createRequire } from 'node:module'
+import { startRouteServer } from '../stack/route-server.mjs'
+
+const variant = process.argv[2]
+const t0 = performance.now()
+let handlers
+if (variant === 'session-audio') {
+  const { createAudioHandlers } = createRequire(import.meta.url)('../index.js')
+  handlers = createAudioHandlers()
+} else if (variant === 'pure-js') {
+  handlers = await import('./pure-js-route.mjs')
+} else {
+  throw new Error(`unknown variant ${variant}`)
+}
+const loadMs = performance.now() - t0
+const app = await startRouteServer({ handlers })
+process.stdout.write(JSON.stringify({ url: app.url, loadMs }) + '\n')
+process.on('SIGTERM', async () => {
+  await app.close()
+  process.exit(0)
+})
+process.stdin.on('end', () => process.exit(0))
+process.stdin.resume()

@@ -1,0 +1,433 @@
+// `npm run bench`: session-audio vs the pure-JS route vs talking to the storage directly, measured
+// in one run on this machine, written to BENCHMARKS.md.
+//   node benchmark/run.mjs [--quick] [--rounds N] [--out FILE]
+// Every variant runs in its own process (CPU and peak RSS are read from /proc); the services run
+// in another; this process is the client.
+import { execSync, spawn } from 'node:child_process'
+import fs from 'node:fs'
+import http from 'node:http'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const repo = path.resolve(here, '..')
+const argv = process.argv.slice(2)
+const flag = (name, dflt) => {
+  const i = argv.indexOf(name)
+  return i === -1 ? dflt : argv[i + 1]
+}
+const quick = argv.includes('--quick')
+const rounds = Number(flag('--rounds', quick ? 1 : 3))
+const out = path.resolve(flag('--out', path.join(repo, 'BENCHMARKS.md')))
+const MiB = 1024 * 1024
+const cfg = quick
+  ? { bigBytes: 8 * MiB, medBytes: MiB, seeks: 20, streams: 10, uploadBytes: 8 * MiB }
+  : { bigBytes: 256 * MiB, medBytes: 16 * MiB, seeks: 500, streams: 200, uploadBytes: 256 * MiB }
+const LATENCY = { clerk: 30, convex: 25, blob: 15 }
+const log = (...a) => console.error('[bench]', ...a)
+
+// ---------- processes ----------
+function start(script, args = [], env = {}) {
+  const child = spawn(process.execPath, [path.join(here, script), ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  })
+  const t0 = performance.now()
+  const info = new Promise((resolve, reject) => {
+    let buf = ''
+    child.stdout.on('data', (d) => {
+      buf += d
+      const nl = buf.indexOf('\n')
+      if (nl >= 0) resolve({ ...JSON.parse(buf.slice(0, nl)), readyMs: performance.now() - t0 })
+    })
+    child.on('exit', (code) => reject(new Error(`${script} exited with ${code}`)))
+  })
+  return { child, info, t0 }
+}
+const stop = (p) => p.child.kill('SIGTERM')
+const procStat = (pid) => {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  const ticks = 100 // USER_HZ on Linux
+  return (Number(f[11]) + Number(f[12])) / ticks // utime + stime, seconds
+}
+const peakRssMiB = (pid) => Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024
+const rssMiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024
+const resetPeak = (pid) => {
+  try {
+    fs.writeFileSync(`/proc/${pid}/clear_refs`, '5') // resets VmHWM to the current RSS
+  } catch {}
+}
+
+// ---------- HTTP client ----------
+const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity })
+function request(url, { method = 'GET', headers = {}, body, keepBody = false } = {}) {
+  return new Promise((resolve) => {
+    const t0 = performance.now()
+    const req = http.request(url, { method, headers, agent }, (res) => {
+      let firstByteMs = null
+      let bytes = 0
+      const chunks = []
+      res.on('data', (c) => {
+        if (firstByteMs === null) firstByteMs = performance.now() - t0
+        bytes += c.length
+        if (keepBody || res.statusCode >= 300) chunks.push(c)
+      })
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode,
+          bytes,
+          firstByteMs: firstByteMs ?? performance.now() - t0,
+          ms: performance.now() - t0,
+          text: Buffer.concat(chunks).toString(),
+        }),
+      )
+      res.on('error', () => resolve({ status: 0, bytes, ms: performance.now() - t0, firstByteMs: null }))
+    })
+    req.on('error', (e) => resolve({ status: 0, bytes: 0, ms: performance.now() - t0, error: e.message }))
+    if (typeof body === 'function') body(req)
+    else req.end(body)
+  })
+}
+const post = async (base, p, body) =>
+  JSON.parse(
+    (await request(`${base}${p}`, { method: 'POST', body: JSON.stringify(body), keepBody: true })).text || '{}',
+  )
+async function getJson(url) {
+  return new Promise((resolve) =>
+    http.get(url, (res) => {
+      let b = ''
+      res.on('data', (c) => (b += c))
+      res.on('end', () => resolve(JSON.parse(b)))
+    }),
+  )
+}
+
+// ---------- stats ----------
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]
+const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]
+const fmt = (x, d = 1) => (x === null || x === undefined || Number.isNaN(x) ? '—' : Number(x).toFixed(d))
+
+// ---------- the run ----------
+log(`mode: ${quick ? 'quick' : 'full'}, rounds: ${rounds}`)
+const stack = start('stack-process.mjs')
+const svc = await stack.info
+const ctl = svc.control
+const big = await post(ctl, '/file', { name: 'big.wav', bytes: cfg.bigBytes })
+const med = await post(ctl, '/file', { name: 'medium.wav', bytes: cfg.medBytes })
+const { token } = await post(ctl, '/token', { sub: 'user_bench' })
+const bigSession = (await post(ctl, '/session', { userId: 'user_bench', audioUrl: big.url })).id
+const medSession = (await post(ctl, '/session', { userId: 'user_bench', audioUrl: med.url })).id
+const proxyEnv = {
+  NEXT_PUBLIC_CONVEX_URL: svc.convex.url,
+  CLERK_SECRET_KEY: svc.clerk.secretKey,
+  CLERK_API_URL: svc.clerk.url,
+  BLOB_READ_WRITE_TOKEN: svc.blob.token,
+  VERCEL_BLOB_API_URL: svc.blob.apiUrl,
+  SESSION_AUDIO_TRUSTED_HOSTS: svc.blob.host,
+  SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM: '1',
+  SESSION_AUDIO_BLOB_ACCESS: 'public',
+  SESSION_AUDIO_LOG: 'off',
+}
+const proxies = {}
+for (const v of ['session-audio', 'pure-js']) {
+  proxies[v] = start('proxy-process.mjs', [v], proxyEnv)
+  proxies[v].url = (await proxies[v].info).url
+}
+const auth = { authorization: `Bearer ${token}` }
+const audioUrl = (variant, sessionId, file) =>
+  variant === 'direct' ? file.url : `${proxies[variant].url}/api/listening-sessions/${sessionId}/audio`
+const pidOf = (variant) => (variant === 'direct' ? stack.child.pid : proxies[variant].child.pid)
+const VARIANTS = ['session-audio', 'pure-js', 'direct']
+const results = {}
+const setLatency = (l) => post(ctl, '/latency', l)
+
+async function scenario(name, fn) {
+  log(name)
+  results[name] = {}
+  for (const v of VARIANTS) {
+    const runs = []
+    for (let r = 0; r < rounds; r++) runs.push(await fn(v))
+    results[name][v] = runs
+  }
+}
+
+// 1. Stream the big file.
+await setLatency({})
+await scenario('stream', async (v) => {
+  const pid = pidOf(v)
+  const cpu0 = procStat(pid)
+  const res = await request(audioUrl(v, bigSession, big), { headers: auth })
+  const cpu = procStat(pid) - cpu0
+  return {
+    ok: res.status === 200 && res.bytes === big.size,
+    mbps: res.bytes / MiB / (res.ms / 1000),
+    cpuPerGiB: cpu / (res.bytes / 1024 ** 3),
+  }
+})
+
+// 2. Seek bursts, with realistic service latency and with none.
+for (const [label, latency] of [
+  ['seek-latency', LATENCY],
+  ['seek-zero', {}],
+]) {
+  await setLatency(latency)
+  await scenario(label, async (v) => {
+    const before = await getJson(`${ctl}/counts`)
+    const times = []
+    let errors = 0
+    for (let i = 0; i < cfg.seeks; i++) {
+      const start = Math.floor(Math.random() * (med.size - 65536))
+      const res = await request(audioUrl(v, medSession, med), {
+        headers: { ...auth, range: `bytes=${start}-${start + 16383}` },
+      })
+      if (res.status !== 206 || res.bytes !== 16384) errors++
+      times.push(res.ms)
+    }
+    const after = await getJson(`${ctl}/counts`)
+    return {
+      ok: errors === 0,
+      errors,
+      p50: pct(times, 50),
+      p99: pct(times, 99),
+      clerk: after.clerk - before.clerk,
+      convex: after.convex - before.convex,
+    }
+  })
+}
+await setLatency({})
+
+// 3. Many streams at once.
+await scenario('concurrency', async (v) => {
+  const pid = pidOf(v)
+  const idle = rssMiB(pid)
+  resetPeak(pid)
+  const all = await Promise.all(
+    Array.from({ length: cfg.streams }, () => request(audioUrl(v, medSession, med), { headers: auth })),
+  )
+  const errors = all.filter((r) => r.status !== 200 || r.bytes !== med.size).length
+  return {
+    ok: errors === 0,
+    errors,
+    p99FirstByte: pct(
+      all.map((r) => r.firstByteMs),
+      99,
+    ),
+    peakRss: peakRssMiB(pid),
+    peakAboveIdle: peakRssMiB(pid) - idle,
+  }
+})
+
+// 4. Upload the big size.
+const tone = fs.readFileSync(path.join(repo, '..', 'shared', 'fixtures', 'audio', 'tone-5s.wav'))
+await scenario('upload', async (v) => {
+  const pid = pidOf(v)
+  const idle = rssMiB(pid)
+  resetPeak(pid)
+  const total = cfg.uploadBytes
+  const header = Buffer.from(tone.subarray(0, 44))
+  header.writeUInt32LE(total - 8, 4)
+  header.writeUInt32LE(total - 44, 40)
+  const pcm = Buffer.alloc(MiB, 1)
+  const body = (req) => {
+    let sent = 0
+    const pump = () => {
+      while (sent < total) {
+        const chunk = sent === 0 ? header : pcm.subarray(0, Math.min(64 * 1024, total - sent))
+        sent += chunk.length
+        if (!req.write(chunk)) return req.once('drain', pump)
+      }
+      req.end()
+    }
+    pump()
+  }
+  let url
+  const headers = { 'content-length': String(total), 'x-duration-ms': '600000', 'x-content-type': 'audio/wav' }
+  if (v === 'direct') {
+    url = `${svc.blob.apiUrl}/?pathname=${encodeURIComponent(`direct/${Date.now()}.wav`)}`
+    Object.assign(headers, {
+      authorization: `Bearer ${svc.blob.token}`,
+      'x-vercel-blob-access': 'public',
+      'x-api-version': '12',
+      'x-add-random-suffix': '1',
+    })
+  } else {
+    const id = (await post(ctl, '/session', { userId: 'user_bench', status: 'recording' })).id
+    url = audioUrl(v, id)
+    Object.assign(headers, auth)
+  }
+  const res = await request(url, { method: v === 'direct' ? 'PUT' : 'POST', headers, body })
+  const ok = v === 'direct' ? res.status === 200 : res.status === 201
+  if (!ok) log(`upload ${v}: ${res.status} ${res.text}`)
+  return { ok, mbps: total / MiB / (res.ms / 1000), peakAboveIdle: v === 'direct' ? null : peakRssMiB(pid) - idle }
+})
+
+// 5. Cold start: a fresh process, to the first served (ranged) response.
+await scenario('cold-start', async (v) => {
+  if (v === 'direct') return { ok: true, loadMs: null, firstMs: null }
+  const p = start('proxy-process.mjs', [v], proxyEnv)
+  const { url, loadMs } = await p.info
+  const res = await request(`${url}/api/listening-sessions/${medSession}/audio`, {
+    headers: { ...auth, range: 'bytes=0-1' },
+  })
+  const firstMs = performance.now() - p.t0
+  stop(p)
+  return { ok: res.status === 206, loadMs, firstMs }
+})
+
+for (const p of Object.values(proxies)) stop(p)
+stop(stack)
+
+// ---------- report ----------
+const m = (name, v, key) => median(results[name][v].map((r) => r[key]).filter((x) => x !== null && x !== undefined))
+const allOk = Object.values(results).every((byV) => Object.values(byV).every((runs) => runs.every((r) => r.ok)))
+const ratio = (name, key, v, other) => {
+  const a = m(name, v, key)
+  const b = m(name, other, key)
+  return a && b ? `${fmt(a / b, 2)}×` : '—'
+}
+function table(name, cols, main) {
+  const head = `| variant | ${cols.map(([, label]) => label).join(' | ')} | ${VARIANTS.map((v) => `÷ ${v}`).join(' | ')} |`
+  const sep = `|${'---|'.repeat(cols.length + 1 + VARIANTS.length)}`
+  const rows = VARIANTS.map(
+    (v) =>
+      `| ${v} | ${cols.map(([key, , d]) => fmt(m(name, v, key), d ?? 1)).join(' | ')} | ${VARIANTS.map((o) => (o === v ? '1×' : ratio(name, main, v, o))).join(' | ')} |`,
+  )
+  return [head, sep, ...rows].join('\n')
+}
+const versions = (() => {
+  const pkg = (n) => JSON.parse(fs.readFileSync(path.join(repo, 'node_modules', n, 'package.json'), 'utf8')).version
+  const sh = (c) => {
+    try {
+      return execSync(c, { cwd: repo, encoding: 'utf8' }).trim()
+    } catch {
+      return '?'
+    }
+  }
+  return {
+    commit: sh('git rev-parse --short HEAD'),
+    rustc: sh('rustc --version'),
+    node: process.version,
+    sdks: `@clerk/backend ${pkg('@clerk/backend')}, convex ${pkg('convex')}, @vercel/blob ${pkg('@vercel/blob')}`,
+  }
+})()
+const t = (name, key) => m(name, 'session-audio', key)
+const targets = [
+  ['Streaming throughput ≥ 0.8× direct', t('stream', 'mbps') >= 0.8 * m('stream', 'direct', 'mbps')],
+  ['Streaming throughput ≥ 1.5× the pure-JS route', t('stream', 'mbps') >= 1.5 * m('stream', 'pure-js', 'mbps')],
+  [
+    'Warm seeks add ≤ 1 ms p50 over direct (zero added latency)',
+    t('seek-zero', 'p50') - m('seek-zero', 'direct', 'p50') <= 1,
+  ],
+  [
+    'Warm seeks add ≤ 1 ms p50 over direct (with service latency)',
+    t('seek-latency', 'p50') - m('seek-latency', 'direct', 'p50') <= 1,
+  ],
+  [`${cfg.streams} concurrent streams with zero errors`, t('concurrency', 'errors') === 0],
+  [`Upload peak RSS growth ≤ 64 MiB for ${cfg.uploadBytes / MiB} MiB`, t('upload', 'peakAboveIdle') <= 64],
+]
+const md = `# Benchmarks
+
+Measured by \`npm run bench\`${quick ? ' (quick mode: small sizes, one round — not representative)' : ''} in one run, ${new Date().toISOString().slice(0, 10)}.
+Median of ${rounds} round(s) per scenario. Every variant serves over a Node \`http\` server that does what
+Next.js does with a route handler's \`Response\` (\`stack/route-server.mjs\`), each in its own process;
+the Clerk-, Convex- and Blob-compatible services run in another process on 127.0.0.1.
+
+- **session-audio**: \`createAudioHandlers()\` (this package).
+- **pure-js**: the same route with the official SDKs, written the straightforward way
+  (\`benchmark/pure-js-route.mjs\`): \`verifyToken\` + \`sessions.getToken(sid, 'convex')\` +
+  \`ConvexHttpClient\` + \`fetch\` piped into \`new Response\`; \`put()\` for uploads.
+- **direct**: the client talks to the blob storage itself, no proxy (the floor).
+
+Machine: ${os.cpus()[0]?.model ?? '?'}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 1024 ** 3)} GiB, ${os.type()} ${os.release()}.
+Versions: ${versions.node}, ${versions.rustc}, ${versions.sdks}; commit ${versions.commit}.
+Command: \`node benchmark/run.mjs${argv.length ? ' ' + argv.join(' ') : ''}\`. All rounds succeeded: **${allOk ? 'yes' : 'NO'}**.
+
+## Stream ${cfg.bigBytes / MiB} MiB
+
+${table(
+  'stream',
+  [
+    ['mbps', 'MiB/s'],
+    ['cpuPerGiB', 'CPU s/GiB (server process)', 2],
+  ],
+  'mbps',
+)}
+
+Ratios are of throughput. For *direct*, CPU is the storage process's.
+
+## Seek burst: ${cfg.seeks} sequential 16 KiB Range requests
+
+With service latency (Clerk Backend API ${LATENCY.clerk} ms, Convex ${LATENCY.convex} ms, blob first byte ${LATENCY.blob} ms):
+
+${table(
+  'seek-latency',
+  [
+    ['p50', 'p50 ms', 2],
+    ['p99', 'p99 ms', 2],
+    ['clerk', 'Clerk calls', 0],
+    ['convex', 'Convex calls', 0],
+  ],
+  'p50',
+)}
+
+With zero added latency:
+
+${table(
+  'seek-zero',
+  [
+    ['p50', 'p50 ms', 2],
+    ['p99', 'p99 ms', 2],
+    ['clerk', 'Clerk calls', 0],
+    ['convex', 'Convex calls', 0],
+  ],
+  'p50',
+)}
+
+session-audio's calls are the first request's (JWKS, template token, lookup) plus one lookup each
+time its 5 s cache expires during the burst; the pure-JS route pays a token mint and a query per seek.
+
+## ${cfg.streams} concurrent streams of ${cfg.medBytes / MiB} MiB
+
+${table(
+  'concurrency',
+  [
+    ['errors', 'errors', 0],
+    ['p99FirstByte', 'p99 first byte ms', 1],
+    ['peakAboveIdle', 'peak RSS above idle MiB', 1],
+  ],
+  'p99FirstByte',
+)}
+
+## Upload ${cfg.uploadBytes / MiB} MiB
+
+${table(
+  'upload',
+  [
+    ['mbps', 'MiB/s'],
+    ['peakAboveIdle', 'peak RSS above idle MiB', 1],
+  ],
+  'mbps',
+)}
+
+*direct* is a \`PUT\` straight to the Blob API.
+
+## Cold start: load the handlers, serve the first request
+
+${table(
+  'cold-start',
+  [
+    ['loadMs', 'load ms', 1],
+    ['firstMs', 'process start → first response ms', 1],
+  ],
+  'firstMs',
+)}
+
+## Targets
+
+${targets.map(([what, ok]) => `- ${ok ? '✅' : '❌'} ${what}`).join('\n')}
+`
+fs.writeFileSync(out, md)
+log(`wrote ${out}`)
+console.log(JSON.stringify({ ok: allOk, out }))
+process.exit(allOk ? 0 : 1)
