@@ -128,6 +128,7 @@ const proxyEnv = {
   SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM: '1',
   SESSION_AUDIO_BLOB_ACCESS: 'public',
   SESSION_AUDIO_LOG: 'off',
+  SESSION_AUDIO_MAX_UPLOAD_BYTES: String(1024 * MiB),
 }
 const proxies = {}
 for (const v of ['session-audio', 'pure-js']) {

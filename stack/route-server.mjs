@@ -41,12 +41,23 @@ export async function startRouteServer({
     log.push({ method: req.method, path: url.pathname, status: response.status, range: req.headers.range })
     res.writeHead(response.status, [...response.headers].flat())
     if (!response.body) return res.end()
-    const body = Readable.fromWeb(response.body)
+    // As Next's pipeToNodeResponse: read the web stream and write with backpressure; when the
+    // client goes away, cancel the stream (which reaches the handler's cancel).
+    const reader = response.body.getReader()
     res.on('close', () => {
-      if (!res.writableFinished) body.destroy() // cancels the web stream → native cancel
+      if (!res.writableFinished) reader.cancel().catch(() => {})
     })
-    body.on('error', () => res.destroy())
-    body.pipe(res)
+    try {
+      for (;;) {
+        const { done, value } = await reader.read()
+        if (done) break
+        if (!res.write(value)) await new Promise((r) => (res.once('drain', r), res.once('close', r)))
+        if (res.destroyed) return
+      }
+      res.end()
+    } catch {
+      res.destroy()
+    }
   }, port)
   return { ...peer, log, close: () => peer.close() }
 }

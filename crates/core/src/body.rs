@@ -1,7 +1,8 @@
 //! Upstream bytes on their way to JS, without ever holding the file.
 //!
-//! A task reads the upstream response into a channel of `PREFETCH_CHUNKS` chunks (hyper's own
-//! chunks, not re-copied: they grow with backlog). The JS side first tries a synchronous
+//! A task reads the upstream response into a channel holding at most `PREFETCH_BYTES` (hyper's own
+//! chunks, not re-copied: they grow with backlog, so the bound is in bytes, not chunks — with 200
+//! streams at once a chunk bound let ~1.2 MiB per stream pile up). The JS side first tries a synchronous
 //! `try_next` (no thread hop when data is waiting) and only awaits `next` when the channel is empty.
 //! Backpressure: when JS stops pulling, the channel fills, the task stops reading, the socket's
 //! window closes. Cancel (client gone) or drop aborts the task, which drops the upstream response
@@ -16,7 +17,12 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-const PREFETCH_CHUNKS: usize = 4;
+const PREFETCH_BYTES: usize = 256 * 1024;
+/// Enough slots that the byte budget, not the slot count, is what limits the prefetch.
+const CHANNEL_SLOTS: usize = 64;
+
+/// A chunk and the budget it holds until the reader takes it.
+type Item = (Result<Bytes, String>, usize);
 
 /// One step of the stream as seen from a synchronous poll.
 #[derive(Debug, PartialEq)]
@@ -62,7 +68,8 @@ impl Drop for FinishGuard {
 }
 
 pub struct BodyStream {
-    rx: mpsc::Receiver<Result<Bytes, String>>,
+    rx: mpsc::Receiver<Item>,
+    budget: Arc<tokio::sync::Semaphore>,
     task: AbortHandle,
     finished: bool,
     slot: SharedSlot,
@@ -72,7 +79,9 @@ impl BodyStream {
     /// Start pumping. Must be called inside a tokio runtime. `idle_timeout` bounds the wait for
     /// each chunk, so a stalled upstream cannot pin a connection forever.
     pub fn spawn(resp: reqwest::Response, idle_timeout: Duration) -> BodyStream {
-        let (tx, rx) = mpsc::channel(PREFETCH_CHUNKS);
+        let (tx, rx) = mpsc::channel::<Item>(CHANNEL_SLOTS);
+        let budget = Arc::new(tokio::sync::Semaphore::new(PREFETCH_BYTES));
+        let pump_budget = budget.clone();
         let slot = SharedSlot::default();
         let guard_slot = slot.clone();
         let task = tokio::spawn(async move {
@@ -91,14 +100,20 @@ impl BodyStream {
                     guard.failure = Some(e.clone());
                 }
                 let failed = item.is_err();
-                if tx.send(item).await.is_err() || failed {
+                // Wait for room in the byte budget (a chunk larger than the budget takes all of it).
+                let take = (len as usize).min(PREFETCH_BYTES);
+                match pump_budget.acquire_many(take as u32).await {
+                    Ok(permit) => permit.forget(),
+                    Err(_) => break,
+                }
+                if tx.send((item, take)).await.is_err() || failed {
                     break; // reader gone, or the error is delivered: stop and drop the upstream
                 }
                 guard.bytes += len;
             }
         })
         .abort_handle();
-        BodyStream { rx, task, finished: false, slot }
+        BodyStream { rx, budget, task, finished: false, slot }
     }
 
     /// Run `f` once the stream is over (now, if it already is).
@@ -113,16 +128,24 @@ impl BodyStream {
         }
     }
 
+    /// Hand a received item on, returning its bytes to the prefetch budget.
+    fn taken(&mut self, item: Result<Bytes, String>, take: usize) -> Poll {
+        self.budget.add_permits(take);
+        match item {
+            Ok(chunk) => Poll::Chunk(chunk),
+            Err(e) => {
+                self.finished = true;
+                Poll::Failed(e)
+            }
+        }
+    }
+
     pub fn try_next(&mut self) -> Poll {
         if self.finished {
             return Poll::End;
         }
         match self.rx.try_recv() {
-            Ok(Ok(chunk)) => Poll::Chunk(chunk),
-            Ok(Err(e)) => {
-                self.finished = true;
-                Poll::Failed(e)
-            }
+            Ok((item, take)) => self.taken(item, take),
             Err(mpsc::error::TryRecvError::Empty) => Poll::Pending,
             Err(mpsc::error::TryRecvError::Disconnected) => {
                 self.finished = true;
@@ -136,11 +159,7 @@ impl BodyStream {
             return Poll::End;
         }
         match self.rx.recv().await {
-            Some(Ok(chunk)) => Poll::Chunk(chunk),
-            Some(Err(e)) => {
-                self.finished = true;
-                Poll::Failed(e)
-            }
+            Some((item, take)) => self.taken(item, take),
             None => {
                 self.finished = true;
                 Poll::End
