@@ -2,7 +2,31 @@
 // The JS face: adapt a Web `Request` to the native handler and its answer to a Web `Response`.
 // Everything that decides anything lives in Rust (crates/core); keep this file small.
 
-const native = require('./binding.js')
+const native = loadNative()
+
+// The per-platform package (session-audio-<platform>) holds the binary; name the one that is
+// missing instead of passing on the loader's generic error.
+function loadNative() {
+  try {
+    return require('./binding.js')
+  } catch (err) {
+    let libc = ''
+    if (process.platform === 'linux') {
+      const report = typeof process.report?.getReport === 'function' ? process.report.getReport() : null
+      libc = report && report.header && report.header.glibcVersionRuntime ? '-gnu' : '-musl'
+    }
+    const suffix = `${process.platform}-${process.arch}${libc}${process.platform === 'win32' ? '-msvc' : ''}`
+    const supported = require('./package.json').napi.targets.join(', ')
+    const error = new Error(
+      `session-audio: no native binary for this platform (${suffix}). It ships in the package ` +
+        `session-audio-${suffix}, which npm installs as an optional dependency: reinstall without ` +
+        `--omit=optional / --no-optional, and do not copy node_modules between platforms. ` +
+        `Prebuilt targets: ${supported}. To build from source: cargo and \`npx napi build --platform --release\`.`,
+    )
+    error.cause = err
+    throw error
+  }
+}
 
 /** Option name → the environment variable it overrides. */
 const OPTION_ENV = {

@@ -31,20 +31,17 @@ let packed: { main: string; platform: string }
 beforeAll(async () => {
   s = await startStack()
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'session-audio-pack-'))
-  // The napi way: per-platform dirs from napi.targets (committed under npm/), the built binary
-  // copied into its platform package by `napi artifacts`. Only linux-x64-gnu is built here, so
-  // `artifacts` gets a config naming just that target (it refuses to run with targets missing).
-  const npmDir = path.join(repo, 'npm')
-  const artifacts = path.join(repo, 'artifacts')
-  fs.mkdirSync(artifacts, { recursive: true })
-  fs.copyFileSync(
-    path.join(repo, 'session-audio.linux-x64-gnu.node'),
-    path.join(artifacts, 'session-audio.linux-x64-gnu.node'),
-  )
-  const config = path.join(artifacts, 'napi.json')
-  fs.writeFileSync(config, JSON.stringify({ binaryName: 'session-audio', targets: ['x86_64-unknown-linux-gnu'] }))
-  run('npx', ['napi', 'create-npm-dirs'], repo)
-  run('npx', ['napi', 'artifacts', '--output-dir', 'artifacts', '--npm-dir', 'npm', '-c', config], repo)
+  // The napi way: per-platform package dirs from napi.targets (`napi create-npm-dirs`), the binary
+  // in its platform package. The binary is the portable one `scripts/build-all.sh` left in
+  // npm/linux-x64-gnu (via `napi artifacts`) when there is one, else this checkout's build.
+  // Everything happens under pack/ (ignored) so the repository's own npm/ is not touched.
+  const portable = path.join(repo, 'npm', 'linux-x64-gnu', 'session-audio.linux-x64-gnu.node')
+  const source = fs.existsSync(portable) ? portable : path.join(repo, 'session-audio.linux-x64-gnu.node')
+  const packDir = path.join(repo, 'pack')
+  fs.rmSync(packDir, { recursive: true, force: true })
+  const npmDir = path.join(packDir, 'npm')
+  run('npx', ['napi', 'create-npm-dirs', '--npm-dir', 'pack/npm'], repo)
+  fs.copyFileSync(source, path.join(npmDir, 'linux-x64-gnu', 'session-audio.linux-x64-gnu.node'))
   const pack = (cwd: string) => JSON.parse(run('npm', ['pack', '--json', '--pack-destination', work], cwd))[0]
   const main = pack(repo)
   const platform = pack(path.join(npmDir, 'linux-x64-gnu'))
@@ -149,5 +146,16 @@ describe('the published packages', () => {
     expect(result.loaded).toContain(
       path.join('node_modules', 'session-audio-linux-x64-gnu', 'session-audio.linux-x64-gnu.node'),
     )
+  })
+
+  it('on a platform without a binary, the import fails with an error naming the missing package', () => {
+    const script = `
+      Object.defineProperty(process, 'platform', { value: 'freebsd' })
+      try { require('session-audio'); console.log('loaded?!') } catch (e) { console.log(e.message) }
+    `
+    const out = run('node', ['-e', script], consumer)
+    expect(out).toMatch(/^session-audio: no native binary for this platform \(freebsd-x64\)/)
+    expect(out).toContain('session-audio-freebsd-x64')
+    expect(out).toContain('x86_64-unknown-linux-gnu')
   })
 })

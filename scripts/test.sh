@@ -3,8 +3,10 @@
 # addon and real loopback servers. `npm test` runs this; so does .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The test build carries the test-only panic hook (crates/core feature `test-hooks`);
-# `npm run build` / the published binary never do.
+# The portable platform binaries first (glibc floor 2.17; tested in __test__/binary.spec.ts).
+bash scripts/build-all.sh
+# Then the test build, which carries the test-only panic hook (crates/core feature `test-hooks`);
+# `npm run build`, build-all and the published binaries never do.
 bash scripts/ensure-built.sh --features test-hooks
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

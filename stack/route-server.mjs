@@ -4,6 +4,19 @@
 import { Readable } from 'node:stream'
 import { listen } from './http-util.mjs'
 
+/** Wait for `drain` (or `close`), leaving no listener behind. */
+function drained(res) {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done)
+      res.off('close', done)
+      resolve()
+    }
+    res.on('drain', done)
+    res.on('close', done)
+  })
+}
+
 /** `routes`: { pattern: RegExp with a `sessionId` group, handlers: { GET, POST, HEAD } } */
 export async function startRouteServer({
   pattern = /^\/api\/listening-sessions\/(?<sessionId>[^/]+)\/audio$/,
@@ -51,7 +64,7 @@ export async function startRouteServer({
       for (;;) {
         const { done, value } = await reader.read()
         if (done) break
-        if (!res.write(value)) await new Promise((r) => (res.once('drain', r), res.once('close', r)))
+        if (!res.write(value)) await drained(res)
         if (res.destroyed) return
       }
       res.end()

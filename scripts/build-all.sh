@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Build every platform package this machine can build, the napi-rs way, into npm/<platform>/:
+#   linux-x64-gnu, linux-arm64-gnu   glibc floor 2.17, as napi-rs's own releases
+#   linux-x64-musl, linux-arm64-musl  static musl (Alpine)
+# all with cargo-zigbuild + zig. Each target's Rust standard library is added with rustup when
+# missing; a target whose library cannot be had is reported and skipped. macOS and Windows are
+# built by .github/workflows/release.yml on hosted runners.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x node_modules/.bin/napi ] || npm install --no-audit --no-fund
+
+# zig from the Python package index (the `ziglang` wheel ships the compiler), cargo-zigbuild via cargo install.
+python3 -c 'import ziglang' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check 'ziglang==0.17.0'
+ZIG_DIR=$(python3 -c 'import os, ziglang; print(os.path.dirname(ziglang.__file__))')
+export PATH="$ZIG_DIR:$PATH"
+command -v cargo-zigbuild >/dev/null || cargo install --locked --quiet cargo-zigbuild
+# The napi CLI's archive helpers need their linux-x64 binding, which npm leaves out of the lock.
+node -e "require('@napi-rs/lzma')" 2>/dev/null ||
+  npm install --no-save --no-audit --no-fund "@napi-rs/lzma-linux-x64-gnu@$(node -p "require('@napi-rs/lzma/package.json').version")"
+
+mkdir -p artifacts
+installed=$(rustup target list --installed)
+built=()
+for target in x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+  if ! grep -qx "$target" <<<"$installed" && ! timeout 300 rustup target add "$target"; then
+    echo "skipped $target: its Rust standard library could not be installed (rustup target add $target)"
+    continue
+  fi
+  versioned=$target
+  [ "$target" = x86_64-unknown-linux-gnu ] || [ "$target" = aarch64-unknown-linux-gnu ] && versioned="$target.2.17"
+  echo "== building $versioned"
+  npx napi build --platform --release --target "$versioned" --cross-compile \
+    --target-dir target/cross --output-dir artifacts --no-js --dts artifacts/binding.d.ts
+  built+=("$target")
+done
+
+# Copy each built binary into its platform package (npm/<platform>/), ready for `napi prepublish`.
+targets_json=$(printf '"%s",' "${built[@]}")
+echo "{\"binaryName\":\"session-audio\",\"targets\":[${targets_json%,}]}" >artifacts/napi.json
+npx napi create-npm-dirs
+npx napi artifacts --output-dir artifacts --npm-dir npm -c artifacts/napi.json
+for f in artifacts/*.node; do
+  echo "$(basename "$f"): $(stat -c %s "$f") bytes"
+done
