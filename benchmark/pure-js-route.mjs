@@ -25,6 +25,17 @@ async function identity(request) {
   }
 }
 
+/** The caller, their Convex client and their session, or the refusal to return. */
+async function ownedSession(request, params) {
+  const { sessionId } = await params
+  const who = await identity(request)
+  if (!who) return { refusal: json(401, 'unauthenticated') }
+  const convex = await convexFor(who)
+  const doc = await convex.query('listeningSessions:getForAudio', { sessionId })
+  if (!doc || doc.userId !== who.userId) return { refusal: json(404, 'session_not_found') }
+  return { sessionId, convex, doc }
+}
+
 async function convexFor(who) {
   const { jwt } = await clerk.sessions.getToken(who.sessionId, 'convex')
   const convex = new ConvexHttpClient(env.NEXT_PUBLIC_CONVEX_URL, { logger: false })
@@ -33,12 +44,8 @@ async function convexFor(who) {
 }
 
 export async function GET(request, { params }) {
-  const { sessionId } = await params
-  const who = await identity(request)
-  if (!who) return json(401, 'unauthenticated')
-  const convex = await convexFor(who)
-  const doc = await convex.query('listeningSessions:getForAudio', { sessionId })
-  if (!doc || doc.userId !== who.userId) return json(404, 'session_not_found')
+  const { refusal, doc } = await ownedSession(request, params)
+  if (refusal) return refusal
   if (!doc.audioUrl) return json(404, 'audio_not_found')
   const headers = {}
   const range = request.headers.get('range')
@@ -53,12 +60,8 @@ export async function GET(request, { params }) {
 }
 
 export async function POST(request, { params }) {
-  const { sessionId } = await params
-  const who = await identity(request)
-  if (!who) return json(401, 'unauthenticated')
-  const convex = await convexFor(who)
-  const doc = await convex.query('listeningSessions:getForAudio', { sessionId })
-  if (!doc || doc.userId !== who.userId) return json(404, 'session_not_found')
+  const { refusal, sessionId, convex, doc } = await ownedSession(request, params)
+  if (refusal) return refusal
   if (doc.status !== 'recording') return json(409, 'invalid_session_state')
   const contentType = request.headers.get('x-content-type')
   const durationMs = Number(request.headers.get('x-duration-ms'))

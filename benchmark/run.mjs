@@ -293,6 +293,13 @@ const ratio = (name, key, v, other) => {
   const b = m(name, other, key)
   return a && b ? `${fmt(a / b, 2)}×` : '—'
 }
+const SEEK_COLUMNS = [
+  ['p50', 'p50 ms', 2],
+  ['p99', 'p99 ms', 2],
+  ['floorP50', 'harness floor p50 ms', 2],
+  ['clerk', 'Clerk calls', 0],
+  ['convex', 'Convex calls', 0],
+]
 function table(name, cols, main) {
   const head = `| variant | ${cols.map(([, label]) => label).join(' | ')} | ${VARIANTS.map((v) => `÷ ${v}`).join(' | ')} |`
   const sep = `|${'---|'.repeat(cols.length + 1 + VARIANTS.length)}`
@@ -367,31 +374,11 @@ Ratios are of throughput. For *direct*, CPU is the storage process's.
 
 With service latency (Clerk Backend API ${LATENCY.clerk} ms, Convex ${LATENCY.convex} ms, blob first byte ${LATENCY.blob} ms):
 
-${table(
-  'seek-latency',
-  [
-    ['p50', 'p50 ms', 2],
-    ['p99', 'p99 ms', 2],
-    ['floorP50', 'harness floor p50 ms', 2],
-    ['clerk', 'Clerk calls', 0],
-    ['convex', 'Convex calls', 0],
-  ],
-  'p50',
-)}
+${table('seek-latency', SEEK_COLUMNS, 'p50')}
 
 With zero added latency:
 
-${table(
-  'seek-zero',
-  [
-    ['p50', 'p50 ms', 2],
-    ['p99', 'p99 ms', 2],
-    ['floorP50', 'harness floor p50 ms', 2],
-    ['clerk', 'Clerk calls', 0],
-    ['convex', 'Convex calls', 0],
-  ],
-  'p50',
-)}
+${table('seek-zero', SEEK_COLUMNS, 'p50')}
 
 session-audio's calls are the first request's (JWKS, template token, lookup) plus one lookup each
 time its 5 s cache expires during the burst; the pure-JS route pays a token mint and a query per seek.
@@ -443,21 +430,25 @@ ${targets.map(([what, ok]) => `- ${ok ? '✅' : '❌'} ${what}`).join('\n')}
 
 ## What bounds the misses
 
-- **Throughput vs direct.** This machine has ${os.cpus().length} cores. *direct* moves each byte through two
-  processes (storage, client); a proxy adds a third that reads and writes every byte again, and the
-  three share the cores: at the measured CPU cost per GiB, the proxy alone takes most of a core at full
-  speed. Both proxies sit at the same ceiling (their CPU per GiB differs by a few %), which is the Node
-  \`http\` write path both go through — what Next.js does with any \`Response\`. session-audio's own part,
-  the Rust → \`ReadableStream\` bridge, measured ~950 MB/s in isolation (shared/docs/napi-findings.md).
-  The ratio to *direct* on a machine with a core per process is the number to look at.
-- **Warm seeks vs direct.** Every request through a Node \`http\` route costs the *harness floor* shown
-  in the seek tables before the handler runs; session-audio's own work beyond the floor (token check,
-  cache hits, the upstream request, the bridge) is the rest of the gap. With service latency the cached
-  path makes no Clerk or Convex calls, which is where the 4× over the pure-JS route comes from.
+Not profiled yet (perf/callgrind on the proxy process is the next step); what the numbers say so far:
+
+- **Streaming throughput.** The CPU per GiB column is each proxy's own work per byte. Where
+  session-audio's is higher than the pure-JS route's, the per-chunk cost of its Rust → JS bridge is
+  the first suspect: each chunk is copied into a new external \`Buffer\`, and when the 256 KiB prefetch
+  is empty the next chunk comes through an async napi call (~150 µs here), while undici hands
+  \`fetch\` bodies to JS without a thread hop. The bridge alone ran at ~950 MB/s in isolation
+  (shared/docs/napi-findings.md), so the loss is in how it meets the Node \`http\` write path, which a
+  profile has to show. On top of that, this machine's 2 cores are shared by three busy processes
+  (storage, proxy, client), which caps any proxy's ratio to *direct*.
+- **Warm seeks vs direct.** The *harness floor* (a Node \`http\` route answering from memory) is well
+  under a millisecond, so most of session-audio's gap over *direct* is its own: the session-token
+  signature check, the upstream request through reqwest, and the bridge. With service latency the
+  cached path makes no Clerk calls and a Convex call only when the 5 s lookup cache expires, which is
+  why it is 4× faster than the pure-JS route there.
 - **Memory with 200 streams.** Each stream may prefetch up to 256 KiB ahead of a slow reader (the byte
   budget in \`crates/core/src/body.rs\`), plus the one chunk each side holds: that is the peak above
   idle here. The pure-JS route holds less because it prefetches nothing; it pays for that in first-byte
-  latency under load.
+  latency under load (the p99 column).
 `
 fs.writeFileSync(out, md)
 log(`wrote ${out}`)

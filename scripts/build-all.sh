@@ -16,7 +16,8 @@ export PATH="$ZIG_DIR:$PATH"
 command -v cargo-zigbuild >/dev/null || cargo install --locked --quiet cargo-zigbuild
 # The napi CLI's archive helpers need their linux-x64 binding, which npm leaves out of the lock.
 node -e "require('@napi-rs/lzma')" 2>/dev/null ||
-  npm install --no-save --no-audit --no-fund "@napi-rs/lzma-linux-x64-gnu@$(node -p "require('@napi-rs/lzma/package.json').version")"
+  npm install --no-save --no-audit --no-fund \
+    "@napi-rs/lzma-linux-x64-gnu@$(node -p "JSON.parse(require('fs').readFileSync('node_modules/@napi-rs/lzma/package.json')).version")"
 
 mkdir -p artifacts
 installed=$(rustup target list --installed)
