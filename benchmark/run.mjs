@@ -19,6 +19,9 @@ const flag = (name, dflt) => {
 }
 const quick = argv.includes('--quick')
 const rounds = Number(flag('--rounds', quick ? 1 : 3))
+// `--only stream,seek-zero`: run just those scenarios and print their medians (no report written);
+// for iterating on one number while profiling.
+const only = flag('--only', null)?.split(',')
 const out = path.resolve(flag('--out', path.join(repo, 'BENCHMARKS.md')))
 const MiB = 1024 * 1024
 const cfg = quick
@@ -144,6 +147,7 @@ const results = {}
 const setLatency = (l) => post(ctl, '/latency', l)
 
 async function scenario(name, fn) {
+  if (only && !only.includes(name)) return
   log(name)
   results[name] = {}
   for (const v of VARIANTS) {
@@ -287,6 +291,15 @@ stop(stack)
 
 // ---------- report ----------
 const m = (name, v, key) => median(results[name][v].map((r) => r[key]).filter((x) => x !== null && x !== undefined))
+if (only) {
+  for (const [name, byV] of Object.entries(results)) {
+    for (const v of VARIANTS) {
+      const keys = Object.keys(byV[v][0] ?? {}).filter((k) => k !== 'ok')
+      console.log(name, v, Object.fromEntries(keys.map((k) => [k, fmt(m(name, v, k), 2)])))
+    }
+  }
+  process.exit(0)
+}
 const allOk = Object.values(results).every((byV) => Object.values(byV).every((runs) => runs.every((r) => r.ok)))
 const ratio = (name, key, v, other) => {
   const a = m(name, v, key)

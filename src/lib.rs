@@ -48,23 +48,23 @@ pub struct BodyReader {
 #[napi]
 impl BodyReader {
     /// A chunk if one is buffered, else `null` (call `read`, which also reports the end).
-    #[napi]
-    pub fn try_read(&self) -> Result<Option<Buffer>> {
-        let Ok(mut stream) = self.inner.try_lock() else { return Ok(None) };
+    #[napi(ts_return_type = "Buffer | null")]
+    pub fn try_read(&self) -> Result<Chunk> {
+        let Ok(mut stream) = self.inner.try_lock() else { return Ok(Chunk(None)) };
         match stream.try_next() {
-            Poll::Chunk(b) => Ok(Some(Buffer::from(b.to_vec()))),
-            Poll::Pending | Poll::End => Ok(None),
+            Poll::Chunk(b) => Ok(Chunk(Some(b))),
+            Poll::Pending | Poll::End => Ok(Chunk(None)),
             Poll::Failed(e) => Err(Error::from_reason(format!("audio upstream failed mid-stream: {e}"))),
         }
     }
 
     /// The next chunk, or `null` at the end. Rejects when the upstream fails mid-stream.
-    #[napi]
-    pub async fn read(&self) -> Result<Option<Buffer>> {
+    #[napi(ts_return_type = "Promise<Buffer | null>")]
+    pub async fn read(&self) -> Result<Chunk> {
         let mut stream = self.inner.lock().await;
         match stream.next().await {
-            Poll::Chunk(b) => Ok(Some(Buffer::from(b.to_vec()))),
-            Poll::Pending | Poll::End => Ok(None),
+            Poll::Chunk(b) => Ok(Chunk(Some(b))),
+            Poll::Pending | Poll::End => Ok(Chunk(None)),
             Poll::Failed(e) => Err(Error::from_reason(format!("audio upstream failed mid-stream: {e}"))),
         }
     }
@@ -78,6 +78,34 @@ impl BodyReader {
         if let Ok(mut stream) = self.inner.try_lock() {
             stream.cancel();
         }
+    }
+}
+
+/// One upstream chunk on its way to JS, handed over without copying: the `Buffer` is an external
+/// view of hyper's own `Bytes`, which the finalizer drops when V8 collects the `Buffer`. Copying
+/// each chunk (`to_vec`) cost a fresh 128–400 KiB allocation per chunk — glibc serves those with
+/// mmap, so every chunk paid page faults on first touch (seen in the profile, BENCHMARKS.md).
+/// The conversion runs on the JS thread, which is why an async `read` can return it too.
+pub struct Chunk(Option<bytes::Bytes>);
+
+impl ToNapiValue for Chunk {
+    unsafe fn to_napi_value(raw_env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
+        let Some(bytes) = val.0 else {
+            return unsafe { Null::to_napi_value(raw_env, Null) };
+        };
+        let env = Env::from_raw(raw_env);
+        if bytes.is_empty() {
+            // napi refuses an external view of nothing; an empty chunk is harmless to copy.
+            let buf = BufferSlice::copy_from(&env, [])?;
+            return unsafe { BufferSlice::to_napi_value(raw_env, buf) };
+        }
+        let ptr = bytes.as_ptr() as *mut u8;
+        let len = bytes.len();
+        // SAFETY: `ptr..ptr+len` is owned by `bytes`, which moves into the finalizer hint and so
+        // lives exactly as long as the JS Buffer. Nothing on the Rust side touches this chunk again,
+        // and the consumers of the response body only read it.
+        let buf = unsafe { BufferSlice::from_external(&env, ptr, len, bytes, |_, b| drop(b))? };
+        unsafe { BufferSlice::to_napi_value(raw_env, buf) }
     }
 }
 
