@@ -232,11 +232,58 @@ pub struct KeyStore {
     pem: Option<RsaPublicKey>,
     jwks: Mutex<JwksCache>,
     clerk: Option<Arc<crate::clerk::ClerkClient>>,
+    verified: std::sync::Mutex<VerifiedTokens>,
+}
+
+/// Most verified tokens held at once; past it, expired entries go, and if that is not enough, all.
+const VERIFIED_CAPACITY: usize = 4096;
+
+/// Tokens whose signature has already checked out, by SHA-256 of the token, until their `exp`.
+/// A scrubbing `<audio>` element sends the same session token on every seek; the RSA check is most
+/// of a warm seek's own work (~0.5 ms measured in the proxy), a hash is ~1 µs. Only the signature
+/// is remembered: the claims (`exp`, `nbf`, `azp`) are checked again on every request.
+#[derive(Default)]
+pub struct VerifiedTokens {
+    by_digest: HashMap<[u8; 32], i64>,
+}
+
+impl VerifiedTokens {
+    pub fn contains(&self, digest: &[u8; 32], now: i64) -> bool {
+        self.by_digest.get(digest).is_some_and(|&exp| exp + CLOCK_SKEW_SECS > now)
+    }
+
+    pub fn insert(&mut self, digest: [u8; 32], exp: i64, now: i64) {
+        if self.by_digest.len() >= VERIFIED_CAPACITY {
+            self.by_digest.retain(|_, &mut e| e + CLOCK_SKEW_SECS > now);
+            if self.by_digest.len() >= VERIFIED_CAPACITY {
+                self.by_digest.clear();
+            }
+        }
+        self.by_digest.insert(digest, exp);
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_digest.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_digest.is_empty()
+    }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    Sha256::digest(token.as_bytes()).into()
 }
 
 impl KeyStore {
     pub fn pem(key: RsaPublicKey) -> KeyStore {
-        KeyStore { pem: Some(key), jwks: Mutex::new(JwksCache { keys: HashMap::new(), fetched_at: None }), clerk: None }
+        KeyStore {
+            pem: Some(key),
+            jwks: Mutex::new(JwksCache { keys: HashMap::new(), fetched_at: None }),
+            clerk: None,
+            verified: Default::default(),
+        }
     }
 
     pub fn jwks(clerk: Arc<crate::clerk::ClerkClient>) -> KeyStore {
@@ -244,6 +291,7 @@ impl KeyStore {
             pem: None,
             jwks: Mutex::new(JwksCache { keys: HashMap::new(), fetched_at: None }),
             clerk: Some(clerk),
+            verified: Default::default(),
         }
     }
 
@@ -273,9 +321,19 @@ impl KeyStore {
     /// The whole check: parse, key, signature, claims.
     pub async fn verify(&self, token: &str, now: i64, authorized_parties: &[String]) -> Result<Identity> {
         let parsed = parse(token).map_err(Error::Unauthenticated)?;
-        let key = self.key_for(parsed.kid.as_deref()).await?;
-        verify_signature(&parsed, &key).map_err(Error::Unauthenticated)?;
-        check_claims(&parsed.claims, now, authorized_parties).map_err(Error::Unauthenticated)
+        let digest = digest(token);
+        let known = self.verified.lock().unwrap_or_else(|p| p.into_inner()).contains(&digest, now);
+        if !known {
+            let key = self.key_for(parsed.kid.as_deref()).await?;
+            verify_signature(&parsed, &key).map_err(Error::Unauthenticated)?;
+        }
+        let identity = check_claims(&parsed.claims, now, authorized_parties).map_err(Error::Unauthenticated)?;
+        if !known {
+            // `check_claims` passed, so `exp` is present.
+            let exp = parsed.claims.exp.unwrap_or_default() as i64;
+            self.verified.lock().unwrap_or_else(|p| p.into_inner()).insert(digest, exp, now);
+        }
+        Ok(identity)
     }
 }
 
@@ -434,6 +492,56 @@ mod tests {
             let got = check(&token, &key, &parties).map(|_| ());
             assert_eq!(got, expected, "{name}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_verified_signature_is_remembered_but_claims_are_checked_every_time() {
+        let store = KeyStore::pem(parse_public_key_pem(PUB_2048).unwrap());
+        let parties = vec!["https://app.example".to_string()];
+        let good = sign(h("RS256"), claims(), PRIV_2048);
+        assert!(store.verify(&good, NOW, &parties).await.is_ok());
+        assert_eq!(store.verified.lock().unwrap().len(), 1);
+        // Same token again: still fine, nothing new remembered.
+        assert!(store.verify(&good, NOW + 1, &parties).await.is_ok());
+        assert_eq!(store.verified.lock().unwrap().len(), 1);
+        // Remembered, yet expired or from the wrong party: refused all the same.
+        assert!(store.verify(&good, NOW + 120, &parties).await.is_err());
+        assert!(store.verify(&good, NOW, &["https://evil.example".to_string()]).await.is_err());
+        // A bad signature is never remembered, and is refused every time.
+        let mut tampered = good.clone();
+        tampered.replace_range(tampered.len() - 6.., "AAAAAA");
+        for _ in 0..2 {
+            assert!(store.verify(&tampered, NOW, &parties).await.is_err());
+        }
+        assert_eq!(store.verified.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn verified_tokens_expire_and_stay_bounded() {
+        let mut v = VerifiedTokens::default();
+        v.insert([1; 32], NOW + 10, NOW);
+        assert!(v.contains(&[1; 32], NOW + 10));
+        assert!(!v.contains(&[1; 32], NOW + 10 + CLOCK_SKEW_SECS));
+        assert!(!v.contains(&[2; 32], NOW));
+        // Fill to capacity with live entries: the next insert clears them rather than grow.
+        let mut v = VerifiedTokens::default();
+        for i in 0..VERIFIED_CAPACITY {
+            let mut d = [0u8; 32];
+            d[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            v.insert(d, NOW + 60, NOW);
+        }
+        assert_eq!(v.len(), VERIFIED_CAPACITY);
+        v.insert([9; 32], NOW + 60, NOW);
+        assert_eq!(v.len(), 1);
+        // At capacity with expired entries: only those go.
+        let mut v = VerifiedTokens::default();
+        for i in 0..VERIFIED_CAPACITY {
+            let mut d = [0u8; 32];
+            d[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            v.insert(d, if i % 2 == 0 { NOW - 60 } else { NOW + 60 }, NOW - 120);
+        }
+        v.insert([9; 32], NOW + 60, NOW);
+        assert_eq!(v.len(), VERIFIED_CAPACITY / 2 + 1);
     }
 
     #[test]
