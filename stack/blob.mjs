@@ -216,6 +216,7 @@ export async function startBlob({ root, port = 0, token = LOCAL_BLOB_TOKEN } = {
     url: peer.url,
     apiUrl: `${peer.url}/api/blob`,
     host: `127.0.0.1:${peer.port}`,
+    port: peer.port,
     token,
     calls,
     puts,

@@ -10,7 +10,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { build } from 'esbuild'
-import { convexTest } from 'convex-test'
+import { createRequire } from 'node:module'
 import { createRemoteJWKSet, jwtVerify } from 'jose'
 import { convexToJson, jsonToConvex } from 'convex/values'
 import { json, listen, readBody } from './http-util.mjs'
@@ -49,9 +49,63 @@ async function loadFunctions() {
   return { schema, modules }
 }
 
-export async function startConvex({ clerk, port = 0 } = {}) {
+/**
+ * convex-test keeps its database in memory and does not export it. For `dataFile` persistence we
+ * load a copy of its module that also exports its internal `getDbForComponent`, so a snapshot can
+ * carry the documents with their ids and creation times. Every start of this stack imports that
+ * copy (one module instance, so the AsyncLocalStorage it runs functions in is shared). The copy
+ * sits next to the original (its relative imports resolve) and is rewritten when convex-test changes.
+ */
+async function loadConvexTest() {
+  const require = createRequire(import.meta.url)
+  const original = require.resolve('convex-test').replace(/index\.c?js$/, 'index.js')
+  const source = fs.readFileSync(original, 'utf8')
+  const patched = `${source}\nexport { getDbForComponent as __sessionAudioGetDb };\n`
+  const copy = path.join(path.dirname(original), 'index.session-audio.js')
+  if (!fs.existsSync(copy) || fs.readFileSync(copy, 'utf8') !== patched) fs.writeFileSync(copy, patched)
+  return import(pathToFileURL(copy).href)
+}
+
+/** Save and restore the root component's documents (`dataFile`: JSON, written atomically). */
+function persistence(t, getDb, dataFile) {
+  const snapshot = () =>
+    t.run(async () => {
+      const db = getDb('')
+      return {
+        nextDocId: db._nextDocId,
+        lastCreationTime: db._lastCreationTime,
+        documents: Object.fromEntries(Object.entries(db._documents).map(([id, d]) => [id, convexToJson(d)])),
+      }
+    })
+  return {
+    async load() {
+      if (!dataFile || !fs.existsSync(dataFile)) return 0
+      const saved = JSON.parse(fs.readFileSync(dataFile, 'utf8'))
+      return t.run(async () => {
+        const db = getDb('')
+        db._documents = Object.fromEntries(Object.entries(saved.documents).map(([id, d]) => [id, jsonToConvex(d)]))
+        db._nextDocId = saved.nextDocId
+        db._lastCreationTime = saved.lastCreationTime
+        return Object.keys(db._documents).length
+      })
+    },
+    async save() {
+      if (!dataFile) return
+      const data = JSON.stringify(await snapshot())
+      fs.mkdirSync(path.dirname(dataFile), { recursive: true })
+      const tmp = `${dataFile}.${process.pid}.tmp`
+      fs.writeFileSync(tmp, data)
+      fs.renameSync(tmp, dataFile)
+    },
+  }
+}
+
+export async function startConvex({ clerk, port = 0, dataFile } = {}) {
   const { schema, modules } = await loadFunctions()
+  const { convexTest, __sessionAudioGetDb } = await loadConvexTest()
   const t = convexTest(schema, modules)
+  const store = persistence(t, __sessionAudioGetDb, dataFile)
+  const restored = await store.load()
   // No refetch cooldown: tests rotate the issuer's key and expect the next token to verify.
   const jwks = createRemoteJWKSet(new URL(`${clerk.issuer}/.well-known/jwks.json`), { cooldownDuration: 0 })
   const calls = { query: 0, mutation: 0 }
@@ -125,33 +179,46 @@ export async function startConvex({ clerk, port = 0 } = {}) {
         throw new Error(fail.functionError)
       }
       const args = jsonToConvex((Array.isArray(request.args) ? request.args[0] : request.args) ?? {})
-      if (state.override[udfPath]) return reply(await t.run((ctx) => state.override[udfPath](ctx, identity, args)))
+      if (state.override[udfPath]) {
+        const value = await t.run((ctx) => state.override[udfPath](ctx, identity, args))
+        await store.save()
+        return reply(value)
+      }
       if (!(await isPublic(udfPath))) throw new Error(`Could not find public function for '${udfPath}'.`)
       const as = identity ? t.withIdentity(identity) : t
       const fn = kind === 'query' ? as.queryFromPath : as.mutationFromPath
-      reply(await fn.call(as, { componentPath: '', udfPath }, args))
+      const value = await fn.call(as, { componentPath: '', udfPath }, args)
+      if (kind === 'mutation') await store.save()
+      reply(value)
     } catch (e) {
       replyError(e)
     }
   }, port)
 
+  const runAndSave = async (fn) => {
+    const value = await t.run(fn)
+    await store.save()
+    return value
+  }
   return {
     url: peer.url,
     calls,
     received,
     state,
+    /** Documents restored from `dataFile` at start. */
+    restored,
     /** Run a function against the database directly (test setup and assertions). */
-    run: (fn) => t.run(fn),
+    run: runAndSave,
     /** Insert a session (test setup), returning its id. */
     async insertSession(doc) {
       const now = Date.now()
-      return t.run((ctx) =>
+      return runAndSave((ctx) =>
         ctx.db.insert('listeningSessions', { status: 'ready', createdAt: now, updatedAt: now, ...doc }),
       )
     },
     getSession: (id) => t.run((ctx) => ctx.db.get(id)),
     setEntitlement: (userId, ent) =>
-      t.run(async (ctx) => {
+      runAndSave(async (ctx) => {
         const row = await ctx.db
           .query('entitlements')
           .withIndex('by_user', (q) => q.eq('userId', userId))

@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+// `npm run stack` — the local stack on its own, for your own app or for `@vercel/blob` work:
+//   node stack/cli.mjs [--dir .session-audio] [--clerk-port N] [--convex-port N] [--blob-port N] [--env-file F]
+// Prints each service's URL and the environment to give your app; Ctrl-C stops it.
+import fs from 'node:fs'
+import { startLocalStack } from './local.mjs'
+
+const argv = process.argv.slice(2)
+const flag = (name, dflt) => {
+  const i = argv.indexOf(name)
+  return i === -1 ? dflt : argv[i + 1]
+}
+const port = (name) => (flag(name) === undefined ? undefined : Number(flag(name)))
+const stack = await startLocalStack({
+  dir: flag('--dir', '.session-audio'),
+  ports: { clerk: port('--clerk-port'), convex: port('--convex-port'), blob: port('--blob-port') },
+})
+const envText = Object.entries(stack.env)
+  .map(([k, v]) => `${k}=${v}`)
+  .join('\n')
+if (flag('--env-file')) fs.writeFileSync(flag('--env-file'), envText + '\n')
+console.log(`session-audio local stack (data in ${stack.dir})
+  clerk   ${stack.clerk.url}   (Backend API, JWKS, dev sign-in at ${stack.env.SESSION_AUDIO_DEV_SIGN_IN_URL})
+  convex  ${stack.convex.url}   (examples/convex functions; ${stack.convex.restored} documents restored)
+  blob    ${stack.blob.apiUrl}   (Vercel Blob API; files under ${stack.dir}/blob)
+
+Environment for your app:
+${envText}
+`)
+const stop = async () => {
+  await stack.close()
+  process.exit(0)
+}
+process.on('SIGINT', stop)
+process.on('SIGTERM', stop)
