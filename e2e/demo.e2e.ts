@@ -1,0 +1,133 @@
+// The demo in a real browser: Debian's Chromium driven by playwright-core (no browser download),
+// the example Next.js app from `next build` + `next start` (scripts/prepare-example.sh built it
+// from the npm pack tarball), against the local stack. Fake microphone, real MediaRecorder.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { chromium, type Browser, type Page } from 'playwright-core'
+import { startLocalStack } from '../stack/local.mjs'
+import { startExampleApp } from '../stack/app.mjs'
+
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
+const artifacts = path.resolve('e2e-artifacts')
+let stack: Awaited<ReturnType<typeof startLocalStack>>
+let app: Awaited<ReturnType<typeof startExampleApp>>
+let browser: Browser
+let aliceSession = ''
+
+beforeAll(async () => {
+  if (!fs.existsSync(CHROMIUM))
+    throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium)`)
+  fs.mkdirSync(artifacts, { recursive: true })
+  stack = await startLocalStack({ dir: fs.mkdtempSync(path.join(os.tmpdir(), 'session-audio-e2e-')) })
+  app = await startExampleApp({ env: stack.env, port: 3100 + (process.pid % 500) })
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--use-fake-device-for-media-stream',
+      '--use-fake-ui-for-media-stream',
+      '--autoplay-policy=no-user-gesture-required',
+    ],
+  })
+})
+
+afterAll(async () => {
+  await browser?.close()
+  await app?.close()
+  await stack?.close()
+})
+
+async function signIn(page: Page, user: 'Alice' | 'Bob') {
+  await page.goto(app.url)
+  await page.click('#sign-in')
+  await page.click(`text=Sign in as ${user}`)
+  await page.waitForSelector('#user')
+}
+
+const status = (page: Page, url: string) => page.evaluate(async (u) => (await fetch(u)).status, url)
+
+describe('the demo in Chromium', () => {
+  it('a signed-out page sees the sign-in link, and the audio route answers 401', async () => {
+    const page = await browser.newPage()
+    await page.goto(app.url)
+    expect(await page.isVisible('#sign-in')).toBe(true)
+    expect(await status(page, '/api/listening-sessions/000000000010000listeningSessions/audio')).toBe(401)
+    expect(await status(page, '/api/listening-sessions')).toBe(401)
+    await page.close()
+  })
+
+  it('records ~5 s from the fake microphone, uploads it, and the session moves to transcribing', async () => {
+    const page = await browser.newPage()
+    await signIn(page, 'Alice')
+    expect(await page.textContent('#user')).toBe('user_alice')
+    await page.click('#new-session')
+    await page.waitForSelector('#record')
+    aliceSession = (await page.textContent('#session-id')) ?? ''
+    expect(aliceSession).toMatch(/listeningSessions$/)
+    await page.click('#record')
+    await page.waitForTimeout(5_000)
+    await page.click('#stop')
+    await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'transcribing', null, {
+      timeout: 30_000,
+    })
+    expect(await page.textContent('#message')).toMatch(/uploaded \d+ bytes \(audio\/webm/)
+    // Stored in Convex as the user sees it (the page's list is read back through Convex).
+    await page.waitForSelector(`#sessions li:has-text("${aliceSession}")`)
+    expect(await page.textContent(`#sessions li:has-text("${aliceSession}")`)).toContain('transcribing')
+
+    // Play it back through the GET route: a finite, right duration, seekable, and seeks resume there.
+    const player = page.locator('#player')
+    await player.waitFor()
+    const meta = await page.evaluate(async () => {
+      const a = document.querySelector('#player') as HTMLAudioElement
+      if (a.readyState < 1) await new Promise((r) => a.addEventListener('loadedmetadata', r, { once: true }))
+      return { duration: a.duration, seekEnd: a.seekable.length ? a.seekable.end(a.seekable.length - 1) : 0 }
+    })
+    expect(Number.isFinite(meta.duration)).toBe(true)
+    expect(meta.duration).toBeGreaterThan(4)
+    expect(meta.duration).toBeLessThan(7)
+    expect(meta.seekEnd).toBeGreaterThanOrEqual(meta.duration - 0.1)
+    for (const target of [3.5, 1.0, 2.5]) {
+      const reached = await page.evaluate(async (t) => {
+        const a = document.querySelector('#player') as HTMLAudioElement
+        a.pause()
+        a.currentTime = t
+        await new Promise((r) => a.addEventListener('seeked', r, { once: true }))
+        const from = a.currentTime
+        await a.play()
+        const t0 = performance.now()
+        while (a.currentTime < from + 0.3 && performance.now() - t0 < 10_000)
+          await new Promise((r) => setTimeout(r, 50))
+        a.pause()
+        return { from, now: a.currentTime }
+      }, target)
+      expect(reached.from).toBeCloseTo(target, 0)
+      expect(reached.now).toBeGreaterThan(reached.from + 0.2)
+    }
+    await page.screenshot({ path: path.join(artifacts, 'demo-after-playback.png'), fullPage: true })
+
+    const gets = app.records().filter((r) => (r.fields?.method ?? r.method) === 'GET')
+    const statuses = gets.map((r) => Number(r.fields?.status ?? r.status))
+    expect(statuses.filter((s) => s === 206).length).toBeGreaterThan(0)
+    await page.close()
+  })
+
+  it("a second user cannot play the first user's session (404)", async () => {
+    expect(aliceSession).not.toBe('')
+    const context = await browser.newContext()
+    const page = await context.newPage()
+    await signIn(page, 'Bob')
+    expect(await page.textContent('#user')).toBe('user_bob')
+    expect(await status(page, `/api/listening-sessions/${aliceSession}/audio`)).toBe(404)
+    await context.close()
+  })
+})

@@ -1,0 +1,142 @@
+'use client'
+// The whole demo: create a session, record (MediaRecorder) or pick a file, upload through the
+// session-audio POST route, then play it back through the GET route (Range requests: seeking works).
+import { useEffect, useRef, useState } from 'react'
+import fixWebmDuration from 'fix-webm-duration'
+
+type Session = { _id: string; status: string; durationMs?: number; contentType?: string }
+
+export function Demo({ userId, signOutUrl }: { userId: string; signOutUrl: string }) {
+  const [sessionId, setSessionId] = useState<string | null>(null)
+  const [status, setStatus] = useState('')
+  const [message, setMessage] = useState('')
+  const [recording, setRecording] = useState(false)
+  const [uploaded, setUploaded] = useState(0)
+  const [sessions, setSessions] = useState<Session[]>([])
+  const recorder = useRef<MediaRecorder | null>(null)
+  const startedAt = useRef(0)
+
+  async function refresh() {
+    const res = await fetch('/api/listening-sessions')
+    if (res.ok) setSessions((await res.json()).sessions)
+  }
+  useEffect(() => {
+    void refresh()
+  }, [])
+
+  async function newSession() {
+    const res = await fetch('/api/listening-sessions', { method: 'POST' })
+    const body = await res.json()
+    if (!res.ok) return setMessage(`create failed: ${res.status} ${JSON.stringify(body)}`)
+    setSessionId(body.sessionId)
+    setStatus(body.status)
+    setMessage('')
+    setUploaded(0)
+    void refresh()
+  }
+
+  async function startRecording() {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true })
+    const mimeType = MediaRecorder.isTypeSupported('audio/webm;codecs=opus') ? 'audio/webm;codecs=opus' : ''
+    const rec = new MediaRecorder(stream, mimeType ? { mimeType } : undefined)
+    const chunks: Blob[] = []
+    rec.ondataavailable = (e) => e.data.size && chunks.push(e.data)
+    rec.onstop = async () => {
+      stream.getTracks().forEach((t) => t.stop())
+      const durationMs = performance.now() - startedAt.current
+      let blob = new Blob(chunks, { type: rec.mimeType })
+      if (blob.type.startsWith('audio/webm')) blob = await fixWebmDuration(blob, durationMs, { logger: false })
+      await upload(blob, durationMs)
+    }
+    recorder.current = rec
+    startedAt.current = performance.now()
+    rec.start(250)
+    setRecording(true)
+  }
+
+  function stopRecording() {
+    recorder.current?.stop()
+    setRecording(false)
+  }
+
+  async function pickFile(file: File) {
+    const url = URL.createObjectURL(file)
+    const probe = new Audio(url)
+    const durationMs = await new Promise<number>((resolve) => {
+      probe.onloadedmetadata = () => resolve(Number.isFinite(probe.duration) ? probe.duration * 1000 : 0)
+      probe.onerror = () => resolve(0)
+    })
+    URL.revokeObjectURL(url)
+    await upload(file, durationMs)
+  }
+
+  async function upload(blob: Blob, durationMs: number) {
+    setMessage(`uploading ${blob.size} bytes…`)
+    const res = await fetch(`/api/listening-sessions/${sessionId}/audio`, {
+      method: 'POST',
+      headers: { 'x-duration-ms': String(Math.round(durationMs)), 'x-content-type': blob.type || 'audio/webm' },
+      body: blob,
+    })
+    const body = await res.json()
+    if (!res.ok) return setMessage(`upload refused: ${res.status} ${JSON.stringify(body)}`)
+    setStatus(body.status)
+    setUploaded((n) => n + 1)
+    setMessage(`uploaded ${body.sizeBytes} bytes (${body.contentType}, ${body.durationMs} ms)`)
+    void refresh()
+  }
+
+  const src = sessionId ? `/api/listening-sessions/${sessionId}/audio?v=${uploaded}` : ''
+  return (
+    <section>
+      <p>
+        Signed in as <b id="user">{userId}</b> ·{' '}
+        <a id="sign-out" href={`${signOutUrl}?redirect_url=${encodeURIComponent(globalThis.location?.href ?? '/')}`}>
+          sign out
+        </a>
+      </p>
+      <p>
+        <button id="new-session" onClick={newSession}>
+          New listening session
+        </button>
+      </p>
+      {sessionId && (
+        <div>
+          <p>
+            Session <code id="session-id">{sessionId}</code>: <b id="status">{status}</b>
+          </p>
+          {status === 'recording' && (
+            <p>
+              {recording ? (
+                <button id="stop" onClick={stopRecording}>
+                  Stop and upload
+                </button>
+              ) : (
+                <button id="record" onClick={startRecording}>
+                  Record from the microphone
+                </button>
+              )}{' '}
+              or{' '}
+              <input
+                id="file"
+                type="file"
+                accept="audio/*"
+                onChange={(e) => e.target.files?.[0] && pickFile(e.target.files[0])}
+              />
+            </p>
+          )}
+          {uploaded > 0 && <audio id="player" controls preload="metadata" src={src} style={{ width: '100%' }} />}
+        </div>
+      )}
+      <p id="message">{message}</p>
+      <h2>Your sessions</h2>
+      <ul id="sessions">
+        {sessions.map((s) => (
+          <li key={s._id}>
+            <code>{s._id}</code> {s.status}
+            {s.durationMs ? ` · ${(s.durationMs / 1000).toFixed(1)} s` : ''}
+          </li>
+        ))}
+      </ul>
+    </section>
+  )
+}

@@ -1,0 +1,25 @@
+// `npm run demo` (after scripts/prepare-example.sh): the local stack on fixed ports with its data in
+// .session-audio/, the example app on http://localhost:3000, one URL printed. Ctrl-C stops both.
+import { startLocalStack } from '../stack/local.mjs'
+import { startExampleApp } from '../stack/app.mjs'
+
+const port = Number(process.env.PORT || 3000)
+// Fixed ports: stored blob URLs name the blob port, so it must not change between runs.
+const stack = await startLocalStack({ dir: '.session-audio', ports: { clerk: 4310, convex: 4311, blob: 4312 } })
+const app = await startExampleApp({ env: stack.env, port })
+console.log(`
+  session-audio demo: open ${app.url}
+
+  (local Clerk ${stack.clerk.url}, Convex ${stack.convex.url}, Blob ${stack.blob.apiUrl}; data in ${stack.dir};
+   ${stack.convex.restored} documents restored. Ctrl-C stops everything.)
+`)
+let stopping = false
+const stop = async () => {
+  if (stopping) return
+  stopping = true
+  await app.close()
+  await stack.close()
+  process.exit(0)
+}
+process.on('SIGINT', stop)
+process.on('SIGTERM', stop)
