@@ -4,8 +4,13 @@ import { startLocalStack } from '../stack/local.mjs'
 import { startExampleApp } from '../stack/app.mjs'
 
 const port = Number(process.env.PORT || 3000)
-// Fixed ports: stored blob URLs name the blob port, so it must not change between runs.
-const stack = await startLocalStack({ dir: '.session-audio', ports: { clerk: 4310, convex: 4311, blob: 4312 } })
+// Fixed ports (clerk, convex, blob = base, +1, +2): stored blob URLs name the blob port, so it must
+// not change between runs. SESSION_AUDIO_STACK_PORT and SESSION_AUDIO_DIR move them.
+const base = Number(process.env.SESSION_AUDIO_STACK_PORT || 4310)
+const stack = await startLocalStack({
+  dir: process.env.SESSION_AUDIO_DIR || '.session-audio',
+  ports: { clerk: base, convex: base + 1, blob: base + 2 },
+})
 const app = await startExampleApp({ env: stack.env, port })
 console.log(`
   session-audio demo: open ${app.url}
