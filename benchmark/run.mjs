@@ -152,7 +152,11 @@ async function scenario(name, fn) {
   results[name] = {}
   for (const v of VARIANTS) {
     const runs = []
-    for (let r = 0; r < rounds; r++) runs.push(await fn(v))
+    for (let r = 0; r < rounds; r++) {
+      const run = await fn(v)
+      if (!run.ok) log(`${name} ${v} round ${r + 1} FAILED: ${JSON.stringify(run)}`)
+      runs.push(run)
+    }
     results[name][v] = runs
   }
 }
@@ -166,6 +170,8 @@ await scenario('stream', async (v) => {
   const cpu = procStat(pid) - cpu0
   return {
     ok: res.status === 200 && res.bytes === big.size,
+    status: res.status,
+    bytes: res.bytes,
     mbps: res.bytes / MiB / (res.ms / 1000),
     cpuPerGiB: cpu / (res.bytes / 1024 ** 3),
   }

@@ -294,14 +294,36 @@ async fn try_get(state: &State, req: &Request, trace: &Trace) -> Result<Response
         .collect();
     let mut headers =
         client_response_headers(&upstream_headers, doc.audio_content_type.as_deref(), state.config.cache_max_age_secs);
-    // 6. body: streamed for 200/206; none for HEAD, 304 and 416 (the 416 says all in Content-Range).
+    // 6. body: none for HEAD, 304 and 416 (the 416 says all in Content-Range); small bodies read
+    // here; everything else streamed.
     let body = if head || status == 304 || status == 416 {
         frame_empty_body(&mut headers, status, head);
         Body::Empty
+    } else if fits_in_one_read(resp.content_length()) {
+        let bytes = trace
+            .phase("transfer", async {
+                match tokio::time::timeout(state.upstream.timeout(), resp.bytes()).await {
+                    Err(_) => Err(Error::UpstreamTimeout("audio body did not arrive in time".into())),
+                    Ok(Err(e)) => Err(Error::UpstreamFailed(format!("audio body: {e}"))),
+                    Ok(Ok(b)) => Ok(b),
+                }
+            })
+            .await?;
+        Body::Bytes(bytes)
     } else {
         Body::Stream(BodyStream::spawn(resp, state.upstream.timeout()))
     };
     Ok(Response { status, headers, body })
+}
+
+/// Bodies up to this size (a seeking `<audio>` element's small Range reads) are read before the
+/// response is returned and handed to JS in one piece: a stream would cost JS two or three async
+/// round trips into the addon for a few KiB. Bigger or unknown-length bodies are streamed.
+pub const ONE_READ_MAX_BYTES: u64 = 64 * 1024;
+
+/// Whether a body of `content_length` is read whole before answering (see `ONE_READ_MAX_BYTES`).
+pub fn fits_in_one_read(content_length: Option<u64>) -> bool {
+    content_length.is_some_and(|n| n <= ONE_READ_MAX_BYTES)
 }
 
 /// POST `/api/listening-sessions/[sessionId]/audio`: the raw audio body, metadata in headers.
@@ -472,5 +494,20 @@ mod tests {
         assert_eq!(private_blob_bearer("http://127.0.0.1:9000/a", t, None), None);
         assert_eq!(private_blob_bearer("http://127.0.0.1:9000/a", t, Some(&store)), t);
         assert_eq!(private_blob_bearer("http://127.0.0.1:9001/a", t, Some(&store)), None);
+    }
+
+    #[test]
+    fn small_known_bodies_are_read_in_one_go_the_rest_streamed() {
+        let table = [
+            (None, false),
+            (Some(0), true),
+            (Some(16 * 1024), true),
+            (Some(ONE_READ_MAX_BYTES), true),
+            (Some(ONE_READ_MAX_BYTES + 1), false),
+            (Some(256 * 1024 * 1024), false),
+        ];
+        for (len, want) in table {
+            assert_eq!(fits_in_one_read(len), want, "{len:?}");
+        }
     }
 }
