@@ -121,6 +121,42 @@ describe('the demo in Chromium', () => {
     await page.close()
   })
 
+  it('uploads a picked file (60 s MP3) and seeks across it', async () => {
+    const page = await browser.newPage()
+    await signIn(page, 'Alice')
+    await page.click('#new-session')
+    await page.waitForSelector('#file')
+    await page.setInputFiles('#file', path.resolve('../shared/fixtures/audio/sweep-60s.mp3'))
+    await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'transcribing', null, {
+      timeout: 30_000,
+    })
+    expect(await page.textContent('#message')).toMatch(/uploaded \d+ bytes \(audio\/mpeg, (59|60)\d{3} ms\)/)
+    const result = await page.evaluate(async () => {
+      const a = document.querySelector('#player') as HTMLAudioElement
+      if (a.readyState < 1) await new Promise((r) => a.addEventListener('loadedmetadata', r, { once: true }))
+      const seeks = []
+      for (const t of [45, 5, 30]) {
+        a.currentTime = t
+        await new Promise((r) => a.addEventListener('seeked', r, { once: true }))
+        const from = a.currentTime
+        await a.play()
+        const t0 = performance.now()
+        while (a.currentTime < from + 0.3 && performance.now() - t0 < 10_000)
+          await new Promise((r) => setTimeout(r, 50))
+        a.pause()
+        seeks.push({ from, now: a.currentTime })
+      }
+      return { duration: a.duration, seeks }
+    })
+    expect(result.duration).toBeGreaterThan(59)
+    expect(result.duration).toBeLessThan(61)
+    for (const [i, t] of [45, 5, 30].entries()) {
+      expect(result.seeks[i].from).toBeCloseTo(t, 0)
+      expect(result.seeks[i].now).toBeGreaterThan(result.seeks[i].from + 0.2)
+    }
+    await page.close()
+  })
+
   it("a second user cannot play the first user's session (404)", async () => {
     expect(aliceSession).not.toBe('')
     const context = await browser.newContext()
