@@ -147,6 +147,7 @@ const VARIANTS = ['session-audio', 'pure-js', 'direct']
 const results = {}
 const setLatency = (l) => post(ctl, '/latency', l)
 
+const failures = []
 async function scenario(name, fn) {
   if (only && !only.includes(name)) return
   log(name)
@@ -155,7 +156,10 @@ async function scenario(name, fn) {
     const runs = []
     for (let r = 0; r < rounds; r++) {
       const run = await fn(v)
-      if (!run.ok) log(`${name} ${v} round ${r + 1} FAILED: ${JSON.stringify(run)}`)
+      if (!run.ok) {
+        failures.push(`${name} ${v} round ${r + 1}: ${JSON.stringify(run)}`)
+        log(`${name} ${v} round ${r + 1} FAILED: ${JSON.stringify(run)}`)
+      }
       runs.push(run)
     }
     results[name][v] = runs
@@ -335,7 +339,10 @@ if (!only || only.includes('inproc')) {
     times.http.push(t3 - t2)
   }
   inproc = { ok: errors === 0, errors, times }
-  if (errors) log(`inproc: ${errors} failed requests`)
+  if (errors) {
+    failures.push(`inproc: ${errors} of ${cfg.seeks + 20} iterations had a failed request`)
+    log(`inproc: ${errors} failed requests`)
+  }
 }
 
 for (const p of Object.values(proxies)) stop(p)
@@ -425,7 +432,7 @@ the Clerk-, Convex- and Blob-compatible services run in another process on 127.0
 
 Machine: ${os.cpus()[0]?.model ?? '?'}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 1024 ** 3)} GiB, ${os.type()} ${os.release()}.
 Versions: ${versions.node}, ${versions.rustc}, ${versions.sdks}; commit ${versions.commit}.
-Command: \`node benchmark/run.mjs${argv.length ? ' ' + argv.join(' ') : ''}\`. All rounds succeeded: **${allOk ? 'yes' : 'NO'}**.
+Command: \`node benchmark/run.mjs${argv.length ? ' ' + argv.join(' ') : ''}\`. All rounds succeeded: **${allOk ? 'yes' : 'NO'}**.${failures.length ? `\nFailed rounds (the medians below include them):\n${failures.map((f) => `- ${f}`).join('\n')}` : ''}
 
 ## Stream ${cfg.bigBytes / MiB} MiB
 
