@@ -530,8 +530,9 @@ cpu-clock sampling works).
 - **Streaming throughput.** Fixed, ours: every chunk was copied (\`Bytes::to_vec\`) into a fresh
   128–400 KiB allocation that glibc serves with mmap, so each chunk paid page faults on first touch
   (\`exc_page_fault\` 4.2% of samples, absent from the pure-JS proxy). Chunks now reach JS as external
-  Buffers over hyper's own bytes (no copy); page faults fell to 2% (the kernel's socket copy) and the
-  proxy's CPU per GiB fell from 2.8 s to the figure in the table. After the fix, samples split into the
+  Buffers over hyper's own bytes (no copy); page faults fell to 2% (the kernel's socket copy). The
+  proxy's CPU per GiB relative to the pure-JS route's went from 1.21× (2.80 vs 2.32 s, the previous
+  full run) to ${fmt(t('stream', 'cpuPerGiB') / m('stream', 'pure-js', 'cpuPerGiB'), 2)}× in this one. After the fix, samples split into the
   kernel (socket copies in and out) ~47%, Node itself (its \`http\` write path, streams, V8) ~38%,
   libc ~5% and the addon's own code ~7%. So what is left is the Node \`http\` server every route
   handler sits behind, not the addon. The throughput ratio to *direct* is bounded by the machine: on
@@ -542,14 +543,18 @@ cpu-clock sampling works).
   (the Server-Timing \`auth\` phase); verified signatures are now remembered until the token's \`exp\`
   (claims are still checked on every request), and the phase is ~0. Range reads up to 64 KiB are read
   in Rust and handed over in one Buffer instead of a stream (two or three fewer async calls into the
-  addon). What is left is structural. A proxy serves a seek with two HTTP exchanges where *direct*
-  has one. The *harness floor* column prices the first exchange: what a Node \`http\` route costs here
-  before it does anything. The second exchange is the upstream request. The in-process table above shows
-  that the handler's whole path costs about the same as a \`fetch()\` of the same range from JS. On
-  this 2-vCPU VM every exchange between processes costs wake-ups that dominate a 16 KiB read. So
-  "≤ 1 ms over direct" is not reachable by any proxy that pays a second exchange here. With service
-  latency the cached path makes no Clerk calls and a Convex call only when the 5 s lookup cache
-  expires, which is why it is ~4× faster than the pure-JS route there.
+  addon). What is left in this run: +${fmt(t('seek-zero', 'p50') - m('seek-zero', 'direct', 'p50'), 2)} ms p50
+  over *direct* with no added latency, +${fmt(t('seek-latency', 'p50') - m('seek-latency', 'direct', 'p50'), 2)} ms
+  with service latency. A proxy serves a seek with two HTTP exchanges where *direct* has one. The
+  *harness floor* column prices the first exchange: what a Node \`http\` route costs here before it
+  does anything (${fmt(t('seek-zero', 'floorP50'), 2)} ms). The second exchange is the upstream request.
+  The in-process table shows that the handler's whole path costs about what a \`fetch()\` of the same
+  range costs from JS, so the gap is the extra exchange, not the addon's work. Why the gap grows when
+  storage answers after 15 ms is not established (UNVERIFIED, not profiled). The likeliest cost: the
+  proxy's threads park while they wait, and waking parked threads on this 2-vCPU VM costs more than
+  the busy ping-pong of the zero-latency run. With service latency the cached path makes no Clerk
+  calls, and a Convex call only when the 5 s lookup cache expires, which is why it is ~4× faster than
+  the pure-JS route there.
 - **Memory with 200 streams.** Each stream may prefetch up to 256 KiB ahead of a slow reader (the byte
   budget in \`crates/core/src/body.rs\`), plus the one chunk each side holds: that is the peak above
   idle here. The pure-JS route holds less because it prefetches nothing; it pays for that in first-byte

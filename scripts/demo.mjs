@@ -15,8 +15,9 @@ const app = await startExampleApp({ env: stack.env, port })
 console.log(`
   session-audio demo: open ${app.url}
 
-  (local Clerk ${stack.clerk.url}, Convex ${stack.convex.url}, Blob ${stack.blob.apiUrl}; data in ${stack.dir};
-   ${stack.convex.restored} documents restored. Ctrl-C stops everything.)
+  Sign in as a dev user, create a session, record or pick a file, play it back.
+  Local Clerk, Convex and Blob stand-ins keep their data in ${stack.dir} (${stack.convex.restored} documents restored).
+  Ctrl-C stops everything.
 `)
 let stopping = false
 const stop = async () => {
