@@ -8,6 +8,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startStack, type Stack } from './helpers'
+import { packPackages } from '../scripts/pack.mjs'
 
 const repo = path.resolve(__dirname, '..')
 // Synchronous runs are for steps that need nothing from this process; anything that talks to the
@@ -26,28 +27,14 @@ const runAsync = async (cmd: string, args: string[], cwd: string, env: Record<st
 let s: Stack
 let work: string
 let consumer: string
-let packed: { main: string; platform: string }
+let packed: { main: string; platform: string; mainFiles: string[]; platformFiles: string[] }
 
 beforeAll(async () => {
   s = await startStack()
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'session-audio-pack-'))
-  // The napi way: per-platform package dirs from napi.targets (`napi create-npm-dirs`), the binary
-  // in its platform package. The binary is the portable one `scripts/build-all.sh` left in
-  // npm/linux-x64-gnu (via `napi artifacts`) when there is one, else this checkout's build.
-  // Everything happens under pack/ (ignored) so the repository's own npm/ is not touched.
-  const portable = path.join(repo, 'npm', 'linux-x64-gnu', 'session-audio.linux-x64-gnu.node')
-  const source = fs.existsSync(portable) ? portable : path.join(repo, 'session-audio.linux-x64-gnu.node')
-  const packDir = path.join(repo, 'pack')
-  fs.rmSync(packDir, { recursive: true, force: true })
-  const npmDir = path.join(packDir, 'npm')
-  run('npx', ['napi', 'create-npm-dirs', '--npm-dir', 'pack/npm'], repo)
-  fs.copyFileSync(source, path.join(npmDir, 'linux-x64-gnu', 'session-audio.linux-x64-gnu.node'))
-  const pack = (cwd: string) => JSON.parse(run('npm', ['pack', '--json', '--pack-destination', work], cwd))[0]
-  const main = pack(repo)
-  const platform = pack(path.join(npmDir, 'linux-x64-gnu'))
-  packed = { main: path.join(work, main.filename), platform: path.join(work, platform.filename) }
-  ;(packed as Record<string, unknown>).mainFiles = main.files.map((f: { path: string }) => f.path)
-  ;(packed as Record<string, unknown>).platformFiles = platform.files.map((f: { path: string }) => f.path)
+  // The napi way (scripts/pack.mjs, also what the example app installs): the main package and the
+  // platform package with the portable binary `scripts/build-all.sh` built, when there is one.
+  packed = packPackages(work, { prefer: 'portable' })
   consumer = path.join(work, 'consumer')
   fs.mkdirSync(consumer)
   fs.writeFileSync(
@@ -64,7 +51,7 @@ afterAll(async () => {
 
 describe('the published packages', () => {
   it('the main tarball carries the JS face and no binary; the platform package carries the binary', () => {
-    const p = packed as unknown as { mainFiles: string[]; platformFiles: string[] }
+    const p = packed
     expect(p.mainFiles.sort()).toEqual([
       'README.md',
       'binding.d.ts',

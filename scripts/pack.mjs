@@ -2,7 +2,8 @@
 // platform's package (the binary), as `npm pack` tarballs with stable names:
 //   node scripts/pack.mjs <dest>   →  <dest>/session-audio.tgz, <dest>/session-audio-<platform>.tgz
 // The binary is the newer of the portable one `npm run build:all` leaves in npm/<platform>/ and
-// this checkout's own build. Work happens under node_modules/.cache; the repository is untouched.
+// this checkout's own build, or with `{ prefer: 'portable' }` the portable one whenever it exists
+// (the package test checks what is published, not the test build with its test-only hooks). Work happens under node_modules/.cache; the repository is untouched.
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -19,14 +20,16 @@ export function platformSuffix() {
   return `${platform}-${arch}`
 }
 
-export function packPackages(dest) {
+export function packPackages(dest, { prefer = 'newest' } = {}) {
   const run = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
   const suffix = platformSuffix()
   const binary = `session-audio.${suffix}.node`
   const portable = path.join(repo, 'npm', suffix, binary)
-  const source = [portable, path.join(repo, binary)]
-    .filter((f) => fs.existsSync(f))
-    .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0]
+  const candidates = [portable, path.join(repo, binary)].filter((f) => fs.existsSync(f))
+  const source =
+    prefer === 'portable' && fs.existsSync(portable)
+      ? portable
+      : candidates.sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0]
   if (!source) throw new Error(`no ${binary}: build first (npm run build)`)
   // Inside the project: napi's CLI refuses package folders outside it.
   const cache = path.join(repo, 'node_modules', '.cache')
@@ -39,7 +42,13 @@ export function packPackages(dest) {
   const pack = (cwd) => JSON.parse(run('npm', ['pack', '--json', '--pack-destination', work], cwd))[0]
   const main = pack(repo)
   const plat = pack(platformDir)
-  const out = { main: path.join(dest, 'session-audio.tgz'), platform: path.join(dest, `session-audio-${suffix}.tgz`) }
+  const files = (p) => p.files.map((f) => f.path)
+  const out = {
+    main: path.join(dest, 'session-audio.tgz'),
+    platform: path.join(dest, `session-audio-${suffix}.tgz`),
+    mainFiles: files(main),
+    platformFiles: files(plat),
+  }
   fs.copyFileSync(path.join(work, main.filename), out.main)
   fs.copyFileSync(path.join(work, plat.filename), out.platform)
   fs.rmSync(work, { recursive: true, force: true })
