@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config'
 export default defineConfig({
   test: {
     include: ['__test__/**/*.spec.ts'],
-    // Native addons run fine in forks (shared/docs/napi-findings.md); one fork per file keeps each
+    // Native addons run fine in forks (docs/napi-streaming.md); one fork per file keeps each
     // spec's loopback servers and memory measurements to itself.
     pool: 'forks',
     testTimeout: 60_000,

@@ -10,6 +10,10 @@ import { startBlob } from '../stack/blob.mjs'
 import { sineWav } from '../stack/wav.mjs'
 import { createAudioHandlers, type AudioOptions } from '../index.js'
 
+/** Real encoded audio shipped with the tests (see fixtures/audio/README.md). */
+export const FIXTURES = path.join(__dirname, 'fixtures', 'audio')
+export const fixture = (name: string): Buffer => fs.readFileSync(path.join(FIXTURES, name))
+
 export type Stack = Awaited<ReturnType<typeof startStack>>
 
 export async function startStack() {

@@ -11,6 +11,7 @@ import { makeFunctionReference } from 'convex/server'
 import { head, put } from '@vercel/blob'
 import { startLocalStack, CLERK_DEV_RATE_LIMIT } from '../stack/local.mjs'
 import { createAudioHandlers } from '../index.js'
+import { fixture } from './helpers'
 
 const dirs: string[] = []
 const tmp = () => {
@@ -81,7 +82,7 @@ describe('the local stack', () => {
       convex.setAuth(token.jwt)
       const id = await convex.mutation(create, {})
       const url = `http://localhost:3000/api/listening-sessions/${id}/audio`
-      const audio = fs.readFileSync(path.resolve('../shared/fixtures/audio/tone-5s.ogg'))
+      const audio = fixture('tone-5s.ogg')
       const up = await POST(
         new Request(url, {
           method: 'POST',

@@ -1,15 +1,12 @@
 // POST end to end: real audio streamed through the addon into the Blob-compatible store, the real
 // Convex functions moving the session, and every refusal leaving nothing half written.
-import fs from 'node:fs'
 import http from 'node:http'
-import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startRouteServer } from '../stack/route-server.mjs'
 import { sineWav } from '../stack/wav.mjs'
 import { createAudioHandlers } from '../index.js'
-import { errorOf, startStack, type Stack } from './helpers'
+import { errorOf, fixture, startStack, type Stack } from './helpers'
 
-const fixtures = path.resolve(__dirname, '../../shared/fixtures/audio')
 let s: Stack
 let alice: string
 const wav10 = sineWav(10)
@@ -39,11 +36,11 @@ describe('a successful upload', () => {
     ['a generated 10 s WAV', wav10, 'audio/wav', 'audio/wav'],
     [
       'a WebM/Opus recording',
-      fs.readFileSync(path.join(fixtures, 'tone-5s.webm')),
+      fixture('tone-5s.webm'),
       'audio/webm;codecs=opus',
       'audio/webm;codecs=opus',
     ],
-    ['an M4A with an aliased type', fs.readFileSync(path.join(fixtures, 'tone-5s.m4a')), 'audio/x-m4a', 'audio/mp4'],
+    ['an M4A with an aliased type', fixture('tone-5s.m4a'), 'audio/x-m4a', 'audio/mp4'],
   ]
   for (const [name, audio, declared, normalised] of cases) {
     it(`${name} lands byte-identical, the session becomes transcribing, and GET streams it back`, async () => {
@@ -174,7 +171,7 @@ describe('refusals before anything is stored', () => {
   it('bytes that are not the declared container → 415 content_mismatch', async () => {
     const id = await recording()
     const before = s.blob.list()
-    const webm = fs.readFileSync(path.join(fixtures, 'tone-5s.webm'))
+    const webm = fixture('tone-5s.webm')
     for (const [body, type] of [
       [Buffer.from('<html><script>alert(1)</script></html>'), 'audio/wav'],
       [webm, 'audio/mpeg'],

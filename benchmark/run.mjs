@@ -241,7 +241,7 @@ await scenario('concurrency', async (v) => {
 })
 
 // 4. Upload the big size.
-const tone = fs.readFileSync(path.join(repo, '..', 'shared', 'fixtures', 'audio', 'tone-5s.wav'))
+const tone = fs.readFileSync(path.join(repo, '__test__', 'fixtures', 'audio', 'tone-5s.wav'))
 await scenario('upload', async (v) => {
   const pid = pidOf(v)
   const idle = rssMiB(pid)

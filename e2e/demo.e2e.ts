@@ -130,7 +130,7 @@ describe('the demo in Chromium', () => {
     await signIn(page, 'Alice')
     await page.click('#new-session')
     await page.waitForSelector('#file')
-    await page.setInputFiles('#file', path.resolve('../shared/fixtures/audio/sweep-60s.mp3'))
+    await page.setInputFiles('#file', path.resolve(__dirname, '../__test__/fixtures/audio/sweep-60s.mp3'))
     await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'transcribing', null, {
       timeout: 30_000,
     })

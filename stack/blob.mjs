@@ -1,5 +1,5 @@
 // A Vercel Blob-compatible store on 127.0.0.1: the API `@vercel/blob` speaks
-// (shared/docs/protocols.md B) and the blob URLs themselves, on disk under `root`.
+// (docs/protocols.md §B) and the blob URLs themselves, on disk under `root`.
 //   PUT  {api}/?pathname=P      store the raw body (x-vercel-blob-access, x-content-type,
 //                               x-add-random-suffix, x-allow-overwrite); an aborted body stores nothing
 //   GET  {api}?url=U            head          GET {api}?prefix=&limit=   list

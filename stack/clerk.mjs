@@ -10,7 +10,7 @@
 // With `rateLimit` (the local stack uses Clerk's development limit, 100 per 10 s), Backend API
 // calls beyond it get 429 + Retry-After, as the real service answers.
 // Keys are generated per start; tokens are signed with `jose`, headers and claims as Clerk's
-// (shared/docs/protocols.md C.1, C.4).
+// (docs/protocols.md §C.1, §C.4).
 import { randomUUID } from 'node:crypto'
 import { SignJWT, exportJWK, exportSPKI, generateKeyPair } from 'jose'
 import { json, listen, readBody } from './http-util.mjs'

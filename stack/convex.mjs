@@ -1,6 +1,6 @@
 // A Convex-compatible deployment on 127.0.0.1 running the real `examples/convex` functions (with
 // `convex-test` as the database and function runtime) behind the HTTP API `ConvexHttpClient` uses
-// (shared/docs/protocols.md A): POST /api/query | /api/mutation with {path, format, args: [args]}.
+// (docs/protocols.md §A): POST /api/query | /api/mutation with {path, format, args: [args]}.
 //   - Bearer JWTs are verified as Convex verifies them (OIDC issuer = the Clerk-compatible server,
 //     aud "convex", RS256); a bad token fails the whole request with HTTP 401 before any function runs.
 //   - Only public functions are callable (convex-test itself does not enforce that).

@@ -1,5 +1,5 @@
 //! Session-token verification, as `@clerk/backend`'s `authenticateRequest` + `verifyToken` do it
-//! (shared/docs/protocols.md C.2, C.3): token location, header checks, signature *before* claims,
+//! (docs/protocols.md §C.2, §C.3): token location, header checks, signature *before* claims,
 //! then `exp`/`nbf`/`iat` with 5 s skew and `azp` when authorized parties are configured.
 //!
 //! The pure parts (`extract_token`, `parse`, `verify_signature`, `check_claims`) take plain values

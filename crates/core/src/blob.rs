@@ -1,5 +1,5 @@
 //! Vercel Blob API client, speaking what `@vercel/blob`'s `put()` and `del()` send
-//! (shared/docs/protocols.md B.1–B.4): `PUT {api}/?pathname=…` with the raw bytes as body,
+//! (docs/protocols.md §B.1–B.4): `PUT {api}/?pathname=…` with the raw bytes as body,
 //! `POST {api}/delete` with `{"urls": [...]}`, and the common `x-api-*` headers.
 //!
 //! Retries: the SDK retries network failures and `unknown_error` / `service_unavailable` /

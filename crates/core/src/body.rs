@@ -7,7 +7,7 @@
 //! Backpressure: when JS stops pulling, the channel fills, the task stops reading, the socket's
 //! window closes. Cancel (client gone) or drop aborts the task, which drops the upstream response
 //! and closes its connection at once — also while the upstream is stalled mid-read, which is the
-//! case napi's built-in `create_with_stream_bytes` leaks (shared/docs/napi-findings.md).
+//! case napi's built-in `create_with_stream_bytes` leaks (docs/napi-streaming.md).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

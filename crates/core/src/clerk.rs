@@ -1,6 +1,6 @@
 //! Clerk Backend API client: the JWKS (for session-token verification without `CLERK_JWT_KEY`) and
 //! JWT-template tokens (`POST /v1/sessions/{sid}/tokens/{template}`), with the headers
-//! `@clerk/backend` sends (shared/docs/protocols.md C.2, C.4).
+//! `@clerk/backend` sends (docs/protocols.md §C.2, §C.4).
 //!
 //! Template tokens are cached per session until shortly before their `exp`: every seek of an
 //! `<audio>` element is a new request, and Clerk's Backend API allows 100 requests / 10 s in

@@ -1,5 +1,5 @@
 //! Convex HTTP API client, speaking exactly what `ConvexHttpClient` sends
-//! (shared/docs/protocols.md A.2–A.5): `POST {deployment}/api/query` with
+//! (docs/protocols.md §A.2–A.5): `POST {deployment}/api/query` with
 //! `{"path", "format": "convex_encoded_json", "args": [ {...} ]}` and `Authorization: Bearer <jwt>`.
 //!
 //! Only plain strings, numbers, booleans, null, arrays and objects cross this client; the special

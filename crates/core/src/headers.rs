@@ -2,7 +2,7 @@
 //! and the status relay rule. Pure functions, table-tested.
 //!
 //! A proxy must never turn an upstream 200 into a 206 or back, and must relay `Content-Range`,
-//! `Content-Length`, `Accept-Ranges`, `ETag`, `Last-Modified` exactly (shared/docs/peers.md).
+//! `Content-Length`, `Accept-Ranges`, `ETag`, `Last-Modified` exactly (docs/ssrf-and-range.md).
 
 use crate::error::Error;
 

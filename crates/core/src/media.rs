@@ -199,8 +199,8 @@ mod tests {
     }
 
     #[test]
-    fn the_shared_fixtures_sniff_as_their_containers() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/audio");
+    fn the_fixtures_sniff_as_their_containers() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../__test__/fixtures/audio");
         let table = [
             ("tone-5s.wav", Container::Wav),
             ("tone-5s.webm", Container::WebM),
@@ -212,7 +212,7 @@ mod tests {
         ];
         for (file, container) in table {
             let Ok(bytes) = std::fs::read(dir.join(file)) else {
-                panic!("fixture {file} missing: shared/ must sit beside the checkout");
+                panic!("fixture {file} missing from __test__/fixtures/audio");
             };
             let head = &bytes[..Container::SNIFF_BYTES.min(bytes.len())];
             for other in DEFAULT_ALLOWED {

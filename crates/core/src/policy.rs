@@ -1,4 +1,4 @@
-//! SSRF defence for the stored audio URL, in layers (go-camo, smokescreen; see shared/docs/peers.md):
+//! SSRF defence for the stored audio URL, in layers (go-camo, smokescreen; see docs/ssrf-and-range.md):
 //!
 //! 1. `HostPolicy::check` — a pure check of the URL: https only, no userinfo, no IP literal, host on
 //!    the allowlist, no port but 443 unless the pattern names one.
