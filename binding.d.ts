@@ -16,10 +16,11 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
  */
 export declare class AudioHandler {
   /**
-   * `settings`: the environment-variable names of `ENV_KEYS` with their values, options applied.
+   * `options`: the explicit options; `env`: the values of `envKeys()` in the environment.
+   * Options win, then the environment, then the defaults (the core parses the result once).
    * `onRequest`: called with each finished request's record (never blocks the request).
    */
-  constructor(settings: Record<string, string>, onRequest?: ((record: RequestRecord) => void) | undefined | null)
+  constructor(options: AudioOptions, env: Record<string, string>, onRequest?: ((record: RequestRecord) => void) | undefined | null)
   /** The configuration problem, if any (`"config_missing: ..."`), for diagnostics. */
   get configError(): string | null
   /** GET/HEAD: stream the session's audio to its owner. */
@@ -34,9 +35,9 @@ export declare class AudioHandler {
  */
 export declare class BodyReader {
   /** A chunk if one is buffered, else `null` (call `read`, which also reports the end). */
-  tryRead(): Buffer | null
+  tryRead(): Uint8Array | null
   /** The next chunk, or `null` at the end. Rejects when the upstream fails mid-stream. */
-  read(): Promise<Buffer | null>
+  read(): Promise<Uint8Array | null>
   /** The client went away. Safe to call more than once, and while a `read` is pending. */
   cancel(): void
 }
@@ -64,7 +65,93 @@ export declare class PostCall {
 }
 
 /**
- * The environment variables the handlers read; the JS face copies exactly these from
+ * Options for the handlers. Each one overrides the environment variable named in its comment;
+ * unset options fall back to that variable, then to the default.
+ */
+export interface AudioOptions {
+  /** Convex deployment URL. Env `NEXT_PUBLIC_CONVEX_URL`. Required. */
+  convexUrl?: string
+  /** Clerk secret key (JWKS and JWT-template tokens). Env `CLERK_SECRET_KEY`. Required. */
+  clerkSecretKey?: string
+  /** PEM public key for networkless session-token verification. Env `CLERK_JWT_KEY`. */
+  clerkJwtKey?: string
+  /** Clerk Backend API. Env `CLERK_API_URL`. Default `https://api.clerk.com`. */
+  clerkApiUrl?: string
+  /** When set, a session token's `azp` must be one of these. Env `CLERK_AUTHORIZED_PARTIES` (comma list). */
+  authorizedParties?: Array<string>
+  /** Vercel Blob read-write token (private blob reads, uploads). Env `BLOB_READ_WRITE_TOKEN`. */
+  blobReadWriteToken?: string
+  /** Vercel Blob API base. Env `VERCEL_BLOB_API_URL`. Default `https://vercel.com/api/blob`. */
+  blobApiUrl?: string
+  /** Sentry DSN. Env `SENTRY_DSN`. */
+  sentryDsn?: string
+  /**
+   * Host patterns audio URLs may point at (`host`, `*.domain`, optionally `:port`).
+   * Env `SESSION_AUDIO_TRUSTED_HOSTS` (comma list).
+   * Default `*.public.blob.vercel-storage.com, *.private.blob.vercel-storage.com`.
+   */
+  trustedHosts?: Array<string>
+  /** Clerk JWT template whose token Convex accepts. Env `SESSION_AUDIO_CONVEX_TEMPLATE`. Default `convex`. */
+  convexTemplate?: string
+  /**
+   * Convex query returning `{ _id, userId, status, audioUrl, audioContentType? } | null`.
+   * Env `SESSION_AUDIO_GET_QUERY`. Default `listeningSessions:getForAudio`.
+   */
+  getSessionQuery?: string
+  /**
+   * Tests and local development only: allow `http://127.0.0.1:PORT` / `http://localhost:PORT` audio
+   * URLs whose `host:port` is in `trustedHosts`. Env `SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM=1`. Default off.
+   */
+  allowLoopbackUpstream?: boolean
+  /**
+   * `max-age` (seconds) added to `Cache-Control: private, no-transform`. Env `SESSION_AUDIO_CACHE_MAX_AGE`.
+   * Default 0 (none).
+   */
+  cacheMaxAge?: number
+  /** How long a session lookup is reused for the same user (ms). Env `SESSION_AUDIO_LOOKUP_TTL_MS`. Default 5000. */
+  lookupTtlMs?: number
+  /**
+   * Time allowed for the audio storage's response headers and between chunks (ms).
+   * Env `SESSION_AUDIO_UPSTREAM_TIMEOUT_MS`. Default 15000.
+   */
+  upstreamTimeoutMs?: number
+  /**
+   * Convex mutation moving a session `recording` → `transcribing`. Env `SESSION_AUDIO_ATTACH_MUTATION`.
+   * Default `listeningSessions:attachAudio`.
+   */
+  attachMutation?: string
+  /**
+   * Convex query returning `{ canRecord, maxRecordingMs?, maxUploadBytes? }`.
+   * Env `SESSION_AUDIO_ENTITLEMENTS_QUERY`. Default `entitlements:getForCurrentUser`.
+   */
+  entitlementsQuery?: string
+  /** Largest accepted upload in bytes. Env `SESSION_AUDIO_MAX_UPLOAD_BYTES`. Default 104857600 (100 MiB). */
+  maxUploadBytes?: number
+  /** Longest accepted `x-duration-ms`. Env `SESSION_AUDIO_MAX_DURATION_MS`. Default 14400000 (4 h). */
+  maxDurationMs?: number
+  /**
+   * Accepted audio types. Env `SESSION_AUDIO_ALLOWED_TYPES` (comma list). Default `audio/webm, audio/ogg,
+   * audio/mpeg, audio/mp4, audio/aac, audio/wav, audio/flac` (common aliases accepted).
+   */
+  allowedTypes?: Array<string>
+  /** `x-vercel-blob-access` of stored uploads. Env `SESSION_AUDIO_BLOB_ACCESS`. Default `private`. */
+  blobAccess?: 'private' | 'public'
+  /**
+   * Level of the JSON log line written to stderr per finished request. Process-wide: the first
+   * handler created decides. Env `SESSION_AUDIO_LOG`. Default `info`; `off` disables.
+   */
+  logLevel?: 'off' | 'error' | 'warn' | 'info' | 'debug'
+  /** Send `Server-Timing` with the phase durations. Env `SESSION_AUDIO_SERVER_TIMING=0` disables. Default on. */
+  serverTiming?: boolean
+  /** Sentry environment. Env `SENTRY_ENVIRONMENT`, else `VERCEL_ENV`. */
+  sentryEnvironment?: string
+}
+
+/** Converting the argument is the check: napi throws a `TypeError` naming an option of the wrong type. */
+export declare function checkOptions(options: AudioOptions): void
+
+/**
+ * The environment variables the handlers read; the JS face snapshots exactly these from
  * `process.env`.
  */
 export declare function envKeys(): Array<string>
@@ -72,7 +159,6 @@ export declare function envKeys(): Array<string>
 /** The request fields the handlers read, as the JS face collects them from a Web `Request`. */
 export interface NativeRequest {
   method: string
-  url: string
   /** `[name, value]` pairs, as `[...request.headers]` gives them. */
   headers: Array<Array<string>>
   sessionId?: string
@@ -83,10 +169,13 @@ export interface NativeResponse {
   status: number
   headers: Array<Array<string>>
   /** A small body held in full (JSON refusals). */
-  body?: Buffer
+  body?: Uint8Array
   /** A streamed body (audio); pulled by the JS face's `ReadableStream`. */
   stream?: BodyReader
 }
+
+/** The option names `AudioOptions` has, as JS spells them. */
+export declare function optionNames(): Array<string>
 
 /** A finished request, as handed to the `onRequest` option. */
 export interface RequestRecord {

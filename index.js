@@ -28,56 +28,30 @@ function loadNative() {
   }
 }
 
-/** Option name → the environment variable it overrides. */
-const OPTION_ENV = {
-  convexUrl: 'NEXT_PUBLIC_CONVEX_URL',
-  clerkSecretKey: 'CLERK_SECRET_KEY',
-  clerkJwtKey: 'CLERK_JWT_KEY',
-  clerkApiUrl: 'CLERK_API_URL',
-  authorizedParties: 'CLERK_AUTHORIZED_PARTIES',
-  blobReadWriteToken: 'BLOB_READ_WRITE_TOKEN',
-  blobApiUrl: 'VERCEL_BLOB_API_URL',
-  sentryDsn: 'SENTRY_DSN',
-  trustedHosts: 'SESSION_AUDIO_TRUSTED_HOSTS',
-  convexTemplate: 'SESSION_AUDIO_CONVEX_TEMPLATE',
-  getSessionQuery: 'SESSION_AUDIO_GET_QUERY',
-  allowLoopbackUpstream: 'SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM',
-  cacheMaxAge: 'SESSION_AUDIO_CACHE_MAX_AGE',
-  lookupTtlMs: 'SESSION_AUDIO_LOOKUP_TTL_MS',
-  upstreamTimeoutMs: 'SESSION_AUDIO_UPSTREAM_TIMEOUT_MS',
-  attachMutation: 'SESSION_AUDIO_ATTACH_MUTATION',
-  entitlementsQuery: 'SESSION_AUDIO_ENTITLEMENTS_QUERY',
-  maxUploadBytes: 'SESSION_AUDIO_MAX_UPLOAD_BYTES',
-  maxDurationMs: 'SESSION_AUDIO_MAX_DURATION_MS',
-  allowedTypes: 'SESSION_AUDIO_ALLOWED_TYPES',
-  blobAccess: 'SESSION_AUDIO_BLOB_ACCESS',
-  logLevel: 'SESSION_AUDIO_LOG',
-  serverTiming: 'SESSION_AUDIO_SERVER_TIMING',
-  sentryEnvironment: 'SENTRY_ENVIRONMENT',
-}
+// The options are declared once, in Rust (src/options.rs): their names, types and documentation,
+// and the environment variable each one overrides. The merge (option, then environment, then
+// default) happens there too; this side only snapshots the environment.
+const ENV_KEYS = native.envKeys()
+const OPTION_NAMES = new Set(native.optionNames())
 // Options that are not settings: functions, passed to the native handler as they are.
 const CALLBACK_OPTIONS = new Set(['onRequest'])
-const ENV_KEYS = native.envKeys()
 
-function settingsFrom(options) {
+function split(options) {
   const settings = {}
-  for (const key of ENV_KEYS) {
-    const value = process.env[key]
-    if (value !== undefined) settings[key] = value
-  }
   for (const [name, value] of Object.entries(options || {})) {
     if (CALLBACK_OPTIONS.has(name)) {
       if (value != null && typeof value !== 'function') throw new TypeError(`session-audio: ${name} must be a function`)
       continue
     }
-    const key = OPTION_ENV[name]
-    if (key === undefined) throw new TypeError(`session-audio: unknown option ${JSON.stringify(name)}`)
-    if (value === undefined || value === null) continue
-    if (Array.isArray(value)) settings[key] = value.join(',')
-    else if (typeof value === 'boolean') settings[key] = value ? '1' : '0'
-    else settings[key] = String(value)
+    if (!OPTION_NAMES.has(name)) throw new TypeError(`session-audio: unknown option ${JSON.stringify(name)}`)
+    if (value !== undefined && value !== null) settings[name] = value
   }
-  return settings
+  const env = {}
+  for (const key of ENV_KEYS) {
+    const value = process.env[key]
+    if (value !== undefined) env[key] = value
+  }
+  return { settings, env, onRequest: (options && options.onRequest) || null }
 }
 
 // One native handler (with its caches and connection pools) per distinct configuration. The
@@ -86,14 +60,17 @@ const handlers = new Map()
 const callbackIds = new WeakMap()
 let nextCallbackId = 1
 function handlerFor(options) {
-  const settings = settingsFrom(options)
-  const onRequest = (options && options.onRequest) || null
+  const { settings, env, onRequest } = split(options)
   if (onRequest && !callbackIds.has(onRequest)) callbackIds.set(onRequest, nextCallbackId++)
-  const key = JSON.stringify([Object.entries(settings).sort(), onRequest ? callbackIds.get(onRequest) : 0])
+  const key = JSON.stringify([
+    Object.entries(settings).sort(),
+    Object.entries(env).sort(),
+    onRequest ? callbackIds.get(onRequest) : 0,
+  ])
   let handler = handlers.get(key)
   if (!handler) {
     if (handlers.size >= 16) handlers.delete(handlers.keys().next().value)
-    handler = new native.AudioHandler(settings, onRequest)
+    handler = new native.AudioHandler(settings, env, onRequest)
     handlers.set(key, handler)
   }
   return handler
@@ -139,12 +116,7 @@ function toResponse(result) {
 
 async function get(handler, request, context) {
   const sessionId = await sessionIdFrom(context)
-  const result = await handler.get({
-    method: request.method,
-    url: request.url,
-    headers: [...request.headers],
-    sessionId,
-  })
+  const result = await handler.get({ method: request.method, headers: [...request.headers], sessionId })
   return toResponse(result)
 }
 
@@ -173,7 +145,7 @@ async function pump(call, body) {
 
 async function post(handler, request, context) {
   const sessionId = await sessionIdFrom(context)
-  const call = handler.post({ method: request.method, url: request.url, headers: [...request.headers], sessionId })
+  const call = handler.post({ method: request.method, headers: [...request.headers], sessionId })
   pump(call, request.body)
   return toResponse(await call.response())
 }
@@ -187,7 +159,9 @@ function handleAudioPost(request, context, options) {
 }
 
 function createAudioHandlers(options) {
-  settingsFrom(options) // throw on unknown option names now, not on the first request
+  // Throw on unknown option names and wrong types now, where the developer sees it, not on the
+  // first request.
+  native.checkOptions(split(options).settings)
   return {
     GET: (request, context) => get(handlerFor(options), request, context),
     HEAD: (request, context) => get(handlerFor(options), request, context),

@@ -3,22 +3,23 @@
 
 #![deny(clippy::all)]
 
+mod options;
+
 use std::collections::HashMap;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 
-use futures_util::FutureExt;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use session_audio_core::{self as core, Body, Poll};
+
+pub use options::AudioOptions;
 
 /// The request fields the handlers read, as the JS face collects them from a Web `Request`.
 #[napi(object)]
 pub struct NativeRequest {
     pub method: String,
-    pub url: String,
     /// `[name, value]` pairs, as `[...request.headers]` gives them.
     pub headers: Vec<Vec<String>>,
     pub session_id: Option<String>,
@@ -30,6 +31,7 @@ pub struct NativeResponse {
     pub status: u32,
     pub headers: Vec<Vec<String>>,
     /// A small body held in full (JSON refusals).
+    #[napi(ts_type = "Uint8Array")]
     pub body: Option<Buffer>,
     /// A streamed body (audio); pulled by the JS face's `ReadableStream`.
     pub stream: Option<BodyReader>,
@@ -48,7 +50,8 @@ pub struct BodyReader {
 #[napi]
 impl BodyReader {
     /// A chunk if one is buffered, else `null` (call `read`, which also reports the end).
-    #[napi(ts_return_type = "Buffer | null")]
+    // Typed as `Uint8Array` (a `Buffer` is one) so the types need no @types/node.
+    #[napi(ts_return_type = "Uint8Array | null")]
     pub fn try_read(&self) -> Result<Chunk> {
         let Ok(mut stream) = self.inner.try_lock() else { return Ok(Chunk(None)) };
         match stream.try_next() {
@@ -59,7 +62,7 @@ impl BodyReader {
     }
 
     /// The next chunk, or `null` at the end. Rejects when the upstream fails mid-stream.
-    #[napi(ts_return_type = "Promise<Buffer | null>")]
+    #[napi(ts_return_type = "Promise<Uint8Array | null>")]
     pub async fn read(&self) -> Result<Chunk> {
         let mut stream = self.inner.lock().await;
         match stream.next().await {
@@ -158,11 +161,13 @@ pub struct AudioHandler {
 
 #[napi]
 impl AudioHandler {
-    /// `settings`: the environment-variable names of `ENV_KEYS` with their values, options applied.
+    /// `options`: the explicit options; `env`: the values of `envKeys()` in the environment.
+    /// Options win, then the environment, then the defaults (the core parses the result once).
     /// `onRequest`: called with each finished request's record (never blocks the request).
     #[napi(constructor)]
     pub fn new(
-        settings: HashMap<String, String>,
+        options: AudioOptions,
+        env: HashMap<String, String>,
         #[napi(ts_arg_type = "((record: RequestRecord) => void) | undefined | null")] on_request: Option<
             RecordCallback,
         >,
@@ -173,11 +178,17 @@ impl AudioHandler {
                 tsfn.call(RequestRecord::from(r), ThreadsafeFunctionCallMode::NonBlocking);
             }) as core::telemetry::RecordSink
         });
-        let lookup = |k: &str| settings.get(k).cloned();
-        let state = core::Config::from_lookup(lookup)
-            .and_then(|config| core::State::new(config, sink.clone()))
-            .map(Arc::new)
-            .map_err(|e| Arc::new(core::Misconfigured::new(e, lookup, sink)));
+        // The one place options and the environment meet.
+        let lookup = |key: &str| options.setting(key).or_else(|| env.get(key).cloned());
+        let state = match core::Config::from_lookup(lookup) {
+            Ok(config) => {
+                let telemetry = config.telemetry.clone();
+                core::State::new(config, sink.clone())
+                    .map(Arc::new)
+                    .map_err(|e| Arc::new(core::Misconfigured::new(e, &telemetry, sink)))
+            }
+            Err(rejected) => Err(Arc::new(core::Misconfigured::new(rejected.error, &rejected.telemetry, sink))),
+        };
         AudioHandler { state }
     }
 
@@ -191,15 +202,11 @@ impl AudioHandler {
     #[napi]
     pub async fn get(&self, req: NativeRequest) -> Result<NativeResponse> {
         let req = Self::core_request(req);
-        let state = match &self.state {
-            Ok(s) => s.clone(),
-            Err(m) => return Ok(to_native(m.respond("get", &req))),
+        // A panic is caught inside the core (`serve`), where it is recorded and reported too.
+        let resp = match &self.state {
+            Ok(state) => core::get(state, req).await,
+            Err(m) => m.respond("get", &req).await,
         };
-        // A panic must never cross into Node: it would take the whole server down.
-        let resp = AssertUnwindSafe(core::get(&state, req))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|_| core::Error::Internal("panic in GET handler".into()).render());
         Ok(to_native(resp))
     }
 
@@ -212,13 +219,11 @@ impl AudioHandler {
         let state = self.state.clone();
         napi::bindgen_prelude::spawn(async move {
             let resp = match state {
-                Err(m) => m.respond("post", &req),
-                Ok(state) => AssertUnwindSafe(core::post(&state, req.clone(), rx))
-                    .catch_unwind()
-                    .await
-                    .unwrap_or_else(|_| core::Error::Internal("panic in POST handler".into()).render()),
+                Err(m) => m.respond("post", &req).await,
+                Ok(state) => core::post(&state, req, rx).await,
             };
-            let _ = done.send(resp);
+            // Nobody is waiting when the JS side dropped the call: the answer has nowhere to go.
+            done.send(resp).ok();
         });
         PostCall { tx: std::sync::Mutex::new(Some(tx)), response: tokio::sync::Mutex::new(Some(response)) }
     }
@@ -228,7 +233,6 @@ impl AudioHandler {
     fn core_request(req: NativeRequest) -> core::Request {
         core::Request {
             method: req.method,
-            url: req.url,
             headers: req
                 .headers
                 .into_iter()
@@ -311,7 +315,8 @@ impl PostCall {
         if let Some(tx) = self.tx.lock().unwrap_or_else(|p| p.into_inner()).take() {
             if let Err(tokio::sync::mpsc::error::TrySendError::Full(item)) = tx.try_send(Err(reason)) {
                 napi::bindgen_prelude::spawn(async move {
-                    let _ = tx.send(item).await;
+                    // A closed channel means the handler already stopped reading: nothing to abort.
+                    tx.send(item).await.ok();
                 });
             }
         }
@@ -326,9 +331,21 @@ impl PostCall {
     }
 }
 
-/// The environment variables the handlers read; the JS face copies exactly these from
+/// The environment variables the handlers read; the JS face snapshots exactly these from
 /// `process.env`.
 #[napi]
 pub fn env_keys() -> Vec<String> {
-    core::ENV_KEYS.iter().map(|s| s.to_string()).collect()
+    options::env_keys().into_iter().map(str::to_string).collect()
+}
+
+/// Converting the argument is the check: napi throws a `TypeError` naming an option of the wrong type.
+#[napi]
+pub fn check_options(options: AudioOptions) {
+    drop(options);
+}
+
+/// The option names `AudioOptions` has, as JS spells them.
+#[napi]
+pub fn option_names() -> Vec<String> {
+    options::option_names()
 }

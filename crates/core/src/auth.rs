@@ -1,41 +1,20 @@
-//! Session-token verification, as `@clerk/backend`'s `authenticateRequest` + `verifyToken` do it
-//! (docs/protocols.md §C.2, §C.3): token location, header checks, signature *before* claims,
-//! then `exp`/`nbf`/`iat` with 5 s skew and `azp` when authorized parties are configured.
-//!
-//! The pure parts (`extract_token`, `parse`, `verify_signature`, `check_claims`) take plain values
-//! and are table-tested; `KeyStore` is the only piece with I/O (the JWKS fetch) and a cache.
+//! Who is calling: the session token's location (`@clerk/backend`'s `authenticateRequest`,
+//! docs/protocols.md §C.3) and `KeyStore`, which verifies it with the instance's key. The pure JWT
+//! work is in `jwt`; the JWKS comes from a fetch function handed in (the Clerk client in
+//! production), so this module does not depend on `clerk`.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use base64::Engine;
-use rsa::pkcs1::DecodeRsaPublicKey;
-use rsa::pkcs1v15::{Signature, VerifyingKey};
-use rsa::pkcs8::DecodePublicKey;
-use rsa::signature::Verifier;
-use rsa::{BigUint, RsaPublicKey};
-use serde::Deserialize;
-use sha2::{Sha256, Sha384, Sha512};
-use tokio::sync::Mutex;
+use rsa::RsaPublicKey;
+use sha2::{Digest, Sha256};
 
 use crate::error::{AuthFailure, Error, Result};
-
-/// `cat` header values (`@clerk/backend` `jwtCategories.ts`).
-const CAT_SESSION: &str = "cl_B7d4PD111AAA";
-const CAT_TEMPLATE: &str = "cl_B7d4PD222AAA";
-const CAT_M2M: &str = "cl_B7d4PD333AAA";
-
-/// Allowed clock skew, as `@clerk/backend`'s default `clockSkewInMs`.
-pub const CLOCK_SKEW_SECS: i64 = 5;
-
-/// Who is calling, once the token has verified.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    pub user_id: String,
-    pub session_id: String,
-}
+pub use crate::jwt::Identity;
+use crate::jwt::{check_claims, parse, verify_signature, CLOCK_SKEW_SECS};
 
 /// Where the token came from matters for nothing but diagnostics; Bearer wins over the cookie.
 pub fn extract_token(headers: &[(String, String)]) -> Option<String> {
@@ -75,254 +54,84 @@ pub fn extract_token(headers: &[(String, String)]) -> Option<String> {
     suffixed
 }
 
-#[derive(Debug, Deserialize)]
-struct Header {
-    alg: Option<String>,
-    kid: Option<String>,
-    typ: Option<String>,
-    cat: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct Claims {
-    pub sub: Option<String>,
-    pub sid: Option<String>,
-    pub azp: Option<String>,
-    pub exp: Option<f64>,
-    pub nbf: Option<f64>,
-    pub iat: Option<f64>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Alg {
-    Rs256,
-    Rs384,
-    Rs512,
-}
-
-/// A token split and decoded, not yet trusted.
-#[derive(Debug)]
-pub struct Parsed {
-    pub alg: Alg,
-    pub kid: Option<String>,
-    pub claims: Claims,
-    signing_input: String,
-    signature: Vec<u8>,
-}
-
-/// Split, decode and check the header. No key is needed for anything refused here.
-pub fn parse(token: &str) -> Result<Parsed, AuthFailure> {
-    let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-        return Err(AuthFailure::Invalid);
-    };
-    let header: Header = decode_json(h)?;
-    match header.cat.as_deref() {
-        None | Some(CAT_SESSION) => {}
-        // `@clerk/backend` refuses template and machine tokens presented as session tokens.
-        Some(CAT_TEMPLATE) | Some(CAT_M2M) => return Err(AuthFailure::TypeMismatch),
-        Some(_) => {}
-    }
-    if header.typ.as_deref().is_some_and(|t| t != "JWT") {
-        return Err(AuthFailure::Invalid);
-    }
-    let alg = match header.alg.as_deref() {
-        Some("RS256") => Alg::Rs256,
-        Some("RS384") => Alg::Rs384,
-        Some("RS512") => Alg::Rs512,
-        _ => return Err(AuthFailure::InvalidAlgorithm),
-    };
-    let claims: Claims = decode_json(p)?;
-    let signature = URL_SAFE_NO_PAD.decode(s).map_err(|_| AuthFailure::Invalid)?;
-    Ok(Parsed { alg, kid: header.kid, claims, signing_input: format!("{h}.{p}"), signature })
-}
-
-fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, AuthFailure> {
-    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| AuthFailure::Invalid)?;
-    serde_json::from_slice(&bytes).map_err(|_| AuthFailure::Invalid)
-}
-
-/// RSASSA-PKCS1-v1_5 with the hash the header names.
-pub fn verify_signature(parsed: &Parsed, key: &RsaPublicKey) -> Result<(), AuthFailure> {
-    let sig = Signature::try_from(parsed.signature.as_slice()).map_err(|_| AuthFailure::InvalidSignature)?;
-    let msg = parsed.signing_input.as_bytes();
-    let ok = match parsed.alg {
-        Alg::Rs256 => VerifyingKey::<Sha256>::new(key.clone()).verify(msg, &sig).is_ok(),
-        Alg::Rs384 => VerifyingKey::<Sha384>::new(key.clone()).verify(msg, &sig).is_ok(),
-        Alg::Rs512 => VerifyingKey::<Sha512>::new(key.clone()).verify(msg, &sig).is_ok(),
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(AuthFailure::InvalidSignature)
-    }
-}
-
-/// Claim checks, after the signature verified. `now` is seconds since the epoch.
-pub fn check_claims(claims: &Claims, now: i64, authorized_parties: &[String]) -> Result<Identity, AuthFailure> {
-    let sub = claims.sub.clone().filter(|s| !s.is_empty()).ok_or(AuthFailure::Invalid)?;
-    let exp = claims.exp.ok_or(AuthFailure::Invalid)?;
-    if (exp as i64) <= now - CLOCK_SKEW_SECS {
-        return Err(AuthFailure::Expired);
-    }
-    if claims.nbf.is_some_and(|nbf| (nbf as i64) > now + CLOCK_SKEW_SECS) {
-        return Err(AuthFailure::NotActiveYet);
-    }
-    if claims.iat.is_some_and(|iat| (iat as i64) > now + CLOCK_SKEW_SECS) {
-        return Err(AuthFailure::IatInTheFuture);
-    }
-    if !authorized_parties.is_empty() {
-        match &claims.azp {
-            Some(azp) if authorized_parties.iter().any(|p| p == azp) => {}
-            _ => return Err(AuthFailure::InvalidAuthorizedParty),
-        }
-    }
-    // A session token without `sid` cannot be exchanged for a Convex token.
-    let sid = claims.sid.clone().filter(|s| !s.is_empty()).ok_or(AuthFailure::SessionInactive)?;
-    Ok(Identity { user_id: sub, session_id: sid })
-}
-
-/// SPKI (`BEGIN PUBLIC KEY`) or PKCS#1 (`BEGIN RSA PUBLIC KEY`), any modulus size. Clerk's own loader
-/// assumes RSA-2048 by stripping a fixed prefix; we parse the ASN.1 instead.
-pub fn parse_public_key_pem(pem: &str) -> Result<RsaPublicKey, String> {
-    let pem = pem.trim();
-    RsaPublicKey::from_public_key_pem(pem).or_else(|_| RsaPublicKey::from_pkcs1_pem(pem)).map_err(|e| e.to_string())
-}
-
-#[derive(Debug, Deserialize)]
-struct Jwk {
-    kid: Option<String>,
-    kty: String,
-    n: Option<String>,
-    e: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Jwks {
-    keys: Vec<Jwk>,
-}
-
-fn jwk_to_key(jwk: &Jwk) -> Option<RsaPublicKey> {
-    if jwk.kty != "RSA" {
-        return None;
-    }
-    let decode = |s: &str| URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).or_else(|_| STANDARD.decode(s)).ok();
-    let n = decode(jwk.n.as_deref()?)?;
-    let e = decode(jwk.e.as_deref()?)?;
-    RsaPublicKey::new(BigUint::from_bytes_be(&n), BigUint::from_bytes_be(&e)).ok()
-}
-
-/// Parse a JWKS body into `kid → key`; keys we cannot use are skipped, not fatal.
-pub fn parse_jwks(body: &[u8]) -> Result<HashMap<String, RsaPublicKey>, String> {
-    let jwks: Jwks = serde_json::from_slice(body).map_err(|e| format!("JWKS is not JSON: {e}"))?;
-    Ok(jwks.keys.iter().filter_map(|k| Some((k.kid.clone().unwrap_or_default(), jwk_to_key(k)?))).collect())
-}
+/// Fetches the instance's JWKS (`kid` → key).
+pub type JwksFetch =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<HashMap<String, RsaPublicKey>>> + Send>> + Send + Sync>;
 
 /// How long fetched keys are trusted (as `@clerk/backend`), and how often an unknown `kid` may
 /// trigger a refetch (so a flood of forged `kid`s cannot hammer Clerk).
 const JWKS_TTL: Duration = Duration::from_secs(300);
 const JWKS_MIN_REFETCH: Duration = Duration::from_secs(5);
 
-struct JwksCache {
-    keys: HashMap<String, RsaPublicKey>,
-    fetched_at: Option<Instant>,
+/// Where verification keys come from.
+enum Keys {
+    /// `CLERK_JWT_KEY`: the instance's one key; `@clerk/backend` ignores `kid` with it too.
+    Pem(RsaPublicKey),
+    /// The JWKS, fetched on first use and kept `JWKS_TTL`; all concurrent misses share one fetch.
+    Jwks {
+        fetch: JwksFetch,
+        cache: moka::future::Cache<(), Arc<HashMap<String, RsaPublicKey>>>,
+        /// When the keys were last fetched (or a refetch was last forced).
+        last_fetch: Arc<Mutex<Option<Instant>>>,
+    },
 }
 
 pub struct KeyStore {
-    pem: Option<RsaPublicKey>,
-    jwks: Mutex<JwksCache>,
-    clerk: Option<Arc<crate::clerk::ClerkClient>>,
-    verified: std::sync::Mutex<VerifiedTokens>,
-}
-
-/// Most verified tokens held at once; past it, expired entries go, and if that is not enough, all.
-const VERIFIED_CAPACITY: usize = 4096;
-
-/// Tokens whose signature has already checked out, by SHA-256 of the token, until their `exp`.
-/// A scrubbing `<audio>` element sends the same session token on every seek; the RSA check is most
-/// of a warm seek's own work (~0.5 ms measured in the proxy), a hash is ~1 µs. Only the signature
-/// is remembered: the claims (`exp`, `nbf`, `azp`) are checked again on every request.
-#[derive(Default)]
-pub struct VerifiedTokens {
-    by_digest: HashMap<[u8; 32], i64>,
-}
-
-impl VerifiedTokens {
-    pub fn contains(&self, digest: &[u8; 32], now: i64) -> bool {
-        self.by_digest.get(digest).is_some_and(|&exp| exp + CLOCK_SKEW_SECS > now)
-    }
-
-    pub fn insert(&mut self, digest: [u8; 32], exp: i64, now: i64) {
-        if self.by_digest.len() >= VERIFIED_CAPACITY {
-            self.by_digest.retain(|_, &mut e| e + CLOCK_SKEW_SECS > now);
-            if self.by_digest.len() >= VERIFIED_CAPACITY {
-                self.by_digest.clear();
-            }
-        }
-        self.by_digest.insert(digest, exp);
-    }
-
-    pub fn len(&self) -> usize {
-        self.by_digest.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_digest.is_empty()
-    }
-}
-
-fn digest(token: &str) -> [u8; 32] {
-    use sha2::Digest;
-    Sha256::digest(token.as_bytes()).into()
+    keys: Keys,
+    verified: VerifiedTokens,
 }
 
 impl KeyStore {
     pub fn pem(key: RsaPublicKey) -> KeyStore {
-        KeyStore {
-            pem: Some(key),
-            jwks: Mutex::new(JwksCache { keys: HashMap::new(), fetched_at: None }),
-            clerk: None,
-            verified: Default::default(),
-        }
+        KeyStore { keys: Keys::Pem(key), verified: VerifiedTokens::default() }
     }
 
-    pub fn jwks(clerk: Arc<crate::clerk::ClerkClient>) -> KeyStore {
-        KeyStore {
-            pem: None,
-            jwks: Mutex::new(JwksCache { keys: HashMap::new(), fetched_at: None }),
-            clerk: Some(clerk),
-            verified: Default::default(),
-        }
+    pub fn jwks(fetch: JwksFetch) -> KeyStore {
+        let cache = moka::future::Cache::builder().max_capacity(1).time_to_live(JWKS_TTL).build();
+        let last_fetch = Arc::new(Mutex::new(None));
+        KeyStore { keys: Keys::Jwks { fetch, cache, last_fetch }, verified: VerifiedTokens::default() }
     }
 
-    /// The key for `kid`. The lock is held across the fetch: concurrent misses wait for one fetch.
+    /// The key for `kid`.
     async fn key_for(&self, kid: Option<&str>) -> Result<RsaPublicKey> {
-        if let Some(k) = &self.pem {
-            // `CLERK_JWT_KEY` is the instance's one key; `@clerk/backend` ignores `kid` with it too.
-            return Ok(k.clone());
-        }
-        let clerk = self.clerk.as_ref().ok_or_else(|| Error::Internal("no key source".into()))?;
+        let (fetch, cache, last_fetch) = match &self.keys {
+            Keys::Pem(key) => return Ok(key.clone()),
+            Keys::Jwks { fetch, cache, last_fetch } => (fetch, cache, last_fetch),
+        };
         let kid = kid.unwrap_or_default();
-        let mut cache = self.jwks.lock().await;
-        let fresh = cache.fetched_at.is_some_and(|t| t.elapsed() < JWKS_TTL);
-        if fresh {
-            if let Some(k) = cache.keys.get(kid) {
-                return Ok(k.clone());
+        let stamp = |at: &Mutex<Option<Instant>>| *at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        let load = || async {
+            let keys = fetch().await?;
+            stamp(last_fetch);
+            Ok::<_, Error>(Arc::new(keys))
+        };
+        let keys = cache.try_get_with((), load()).await.map_err(|e| (*e).clone())?;
+        if let Some(key) = keys.get(kid) {
+            return Ok(key.clone());
+        }
+        // An unknown `kid`: Clerk may have rotated its keys. Refetch, but not within
+        // `JWKS_MIN_REFETCH` of the last fetch, however many forged `kid`s arrive; callers that do
+        // not force the refetch still join one already in flight.
+        let force = {
+            let mut last = last_fetch.lock().unwrap_or_else(|p| p.into_inner());
+            let due = last.is_none_or(|t| t.elapsed() >= JWKS_MIN_REFETCH);
+            if due {
+                *last = Some(Instant::now());
             }
+            due
+        };
+        if force {
+            cache.invalidate(&()).await;
         }
-        let may_refetch = cache.fetched_at.is_none_or(|t| t.elapsed() >= JWKS_MIN_REFETCH);
-        if may_refetch {
-            cache.keys = clerk.fetch_jwks().await?;
-            cache.fetched_at = Some(Instant::now());
-        }
-        cache.keys.get(kid).cloned().ok_or(Error::Unauthenticated(AuthFailure::KidMismatch))
+        let keys = cache.try_get_with((), load()).await.map_err(|e| (*e).clone())?;
+        keys.get(kid).cloned().ok_or(Error::Unauthenticated(AuthFailure::KidMismatch))
     }
 
     /// The whole check: parse, key, signature, claims.
     pub async fn verify(&self, token: &str, now: i64, authorized_parties: &[String]) -> Result<Identity> {
         let parsed = parse(token).map_err(Error::Unauthenticated)?;
         let digest = digest(token);
-        let known = self.verified.lock().unwrap_or_else(|p| p.into_inner()).contains(&digest, now);
+        let known = self.verified.contains(&digest, now);
         if !known {
             let key = self.key_for(parsed.kid.as_deref()).await?;
             verify_signature(&parsed, &key).map_err(Error::Unauthenticated)?;
@@ -331,168 +140,73 @@ impl KeyStore {
         if !known {
             // `check_claims` passed, so `exp` is present.
             let exp = parsed.claims.exp.unwrap_or_default() as i64;
-            self.verified.lock().unwrap_or_else(|p| p.into_inner()).insert(digest, exp, now);
+            self.verified.insert(digest, exp, now);
         }
         Ok(identity)
     }
 }
 
-/// Read `exp` from a token we do not verify ourselves (the Convex template token: Convex verifies
-/// it). Used only to decide how long to cache it.
-pub fn unverified_exp(token: &str) -> Option<i64> {
-    let payload = token.split('.').nth(1)?;
-    let claims: Claims = decode_json(payload).ok()?;
-    claims.exp.map(|e| e as i64)
+/// Most verified tokens held at once; past it, moka evicts the least useful entries.
+const VERIFIED_CAPACITY: u64 = 4096;
+
+/// Tokens whose signature has already checked out, by SHA-256 of the token, until their `exp`.
+/// A scrubbing `<audio>` element sends the same session token on every seek; the RSA check is most
+/// of a warm seek's own work (~0.5 ms measured in the proxy), a hash is ~1 µs. Only the signature
+/// is remembered: the claims (`exp`, `nbf`, `azp`) are checked again on every request.
+pub struct VerifiedTokens {
+    /// digest → `exp`; each entry expires on its own at `exp` (plus skew).
+    by_digest: moka::sync::Cache<[u8; 32], (i64, Duration)>,
 }
 
-#[cfg(test)]
-pub(crate) mod testkeys {
-    use super::*;
-    use rsa::pkcs1v15::SigningKey;
-    use rsa::pkcs8::DecodePrivateKey;
-    use rsa::signature::{SignatureEncoding, Signer};
-    use rsa::RsaPrivateKey;
+/// Per-entry lifetime: the one computed from the token's `exp` at insertion.
+struct UntilExp;
 
-    pub const PRIV_2048: &str = include_str!("../tests/keys/rsa2048.pem");
-    pub const PUB_2048: &str = include_str!("../tests/keys/rsa2048.pub.pem");
-    pub const PRIV_4096: &str = include_str!("../tests/keys/rsa4096.pem");
-    pub const PUB_4096: &str = include_str!("../tests/keys/rsa4096.pub.pem");
-    pub const PUB_4096_PKCS1: &str = include_str!("../tests/keys/rsa4096.pkcs1.pem");
+impl moka::Expiry<[u8; 32], (i64, Duration)> for UntilExp {
+    fn expire_after_create(&self, _: &[u8; 32], value: &(i64, Duration), _: std::time::Instant) -> Option<Duration> {
+        Some(value.1)
+    }
+}
 
-    pub fn private(pem: &str) -> RsaPrivateKey {
-        RsaPrivateKey::from_pkcs8_pem(pem).or_else(|_| rsa::pkcs1::DecodeRsaPrivateKey::from_pkcs1_pem(pem)).unwrap()
+impl Default for VerifiedTokens {
+    fn default() -> Self {
+        VerifiedTokens {
+            by_digest: moka::sync::Cache::builder().max_capacity(VERIFIED_CAPACITY).expire_after(UntilExp).build(),
+        }
+    }
+}
+
+impl VerifiedTokens {
+    pub fn contains(&self, digest: &[u8; 32], now: i64) -> bool {
+        self.by_digest.get(digest).is_some_and(|(exp, _)| exp.saturating_add(CLOCK_SKEW_SECS) > now)
     }
 
-    pub fn b64(v: &serde_json::Value) -> String {
-        URL_SAFE_NO_PAD.encode(v.to_string())
+    pub fn insert(&self, digest: [u8; 32], exp: i64, now: i64) {
+        // Saturating: `exp` comes from the token, and any i64 must be harmless here.
+        let secs = exp.saturating_add(CLOCK_SKEW_SECS).saturating_sub(now);
+        if secs > 0 {
+            self.by_digest.insert(digest, (exp, Duration::from_secs(secs as u64)));
+        }
     }
 
-    pub fn sign(header: serde_json::Value, claims: serde_json::Value, key_pem: &str) -> String {
-        let input = format!("{}.{}", b64(&header), b64(&claims));
-        let key = private(key_pem);
-        let sig = match header["alg"].as_str() {
-            Some("RS384") => SigningKey::<Sha384>::new(key).sign(input.as_bytes()).to_vec(),
-            Some("RS512") => SigningKey::<Sha512>::new(key).sign(input.as_bytes()).to_vec(),
-            _ => SigningKey::<Sha256>::new(key).sign(input.as_bytes()).to_vec(),
-        };
-        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    /// Entries held, once pending evictions have run.
+    pub fn held(&self) -> u64 {
+        self.by_digest.run_pending_tasks();
+        self.by_digest.entry_count()
     }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::testkeys::*;
     use super::*;
+    use crate::jwt::parse_public_key_pem;
+    use crate::jwt::testkeys::*;
+    use crate::testutil::hv;
     use serde_json::json;
-
-    const NOW: i64 = 1_800_000_000;
-
-    fn h(alg: &str) -> serde_json::Value {
-        json!({"alg": alg, "kid": "ins_1", "typ": "JWT", "cat": CAT_SESSION})
-    }
-
-    fn claims() -> serde_json::Value {
-        json!({"sub": "user_1", "sid": "sess_1", "azp": "https://app.example", "exp": NOW + 60, "iat": NOW - 1, "nbf": NOW - 6})
-    }
-
-    fn with(mut base: serde_json::Value, patch: serde_json::Value) -> serde_json::Value {
-        for (k, v) in patch.as_object().unwrap() {
-            if v.is_null() {
-                base.as_object_mut().unwrap().remove(k);
-            } else {
-                base[k] = v.clone();
-            }
-        }
-        base
-    }
-
-    fn check(token: &str, key: &RsaPublicKey, parties: &[String]) -> Result<Identity, AuthFailure> {
-        let p = parse(token)?;
-        verify_signature(&p, key)?;
-        check_claims(&p.claims, NOW, parties)
-    }
-
-    #[test]
-    fn token_table() {
-        let key = parse_public_key_pem(PUB_2048).unwrap();
-        let parties = vec!["https://app.example".to_string()];
-        let unsigned_none = format!("{}.{}.", b64(&with(h("RS256"), json!({"alg": "none"}))), b64(&claims()));
-        // HS256 "signed" with the public key as the HMAC secret: the classic key-confusion attack.
-        let hs256 = {
-            let header = b64(&with(h("RS256"), json!({"alg": "HS256"})));
-            format!("{header}.{}.{}", b64(&claims()), URL_SAFE_NO_PAD.encode([0u8; 32]))
-        };
-        let good = sign(h("RS256"), claims(), PRIV_2048);
-        let mut tampered = good.clone();
-        tampered.replace_range(tampered.len() - 6.., "AAAAAA");
-        let other_key = sign(h("RS256"), claims(), PRIV_4096);
-
-        let table: Vec<(&str, String, Result<(), AuthFailure>)> = vec![
-            ("valid RS256", good.clone(), Ok(())),
-            ("valid RS384", sign(h("RS384"), claims(), PRIV_2048), Ok(())),
-            ("valid RS512", sign(h("RS512"), claims(), PRIV_2048), Ok(())),
-            ("no cat header", sign(with(h("RS256"), json!({"cat": null})), claims(), PRIV_2048), Ok(())),
-            ("garbage", "abc".into(), Err(AuthFailure::Invalid)),
-            ("four parts", format!("{good}.x"), Err(AuthFailure::Invalid)),
-            ("alg none", unsigned_none, Err(AuthFailure::InvalidAlgorithm)),
-            ("hs256 key confusion", hs256, Err(AuthFailure::InvalidAlgorithm)),
-            (
-                "bad typ",
-                sign(with(h("RS256"), json!({"typ": "at+jwt"})), claims(), PRIV_2048),
-                Err(AuthFailure::Invalid),
-            ),
-            ("tampered signature", tampered, Err(AuthFailure::InvalidSignature)),
-            ("signed by another key", other_key, Err(AuthFailure::InvalidSignature)),
-            (
-                "template token",
-                sign(with(h("RS256"), json!({"cat": CAT_TEMPLATE})), claims(), PRIV_2048),
-                Err(AuthFailure::TypeMismatch),
-            ),
-            (
-                "machine token",
-                sign(with(h("RS256"), json!({"cat": CAT_M2M})), claims(), PRIV_2048),
-                Err(AuthFailure::TypeMismatch),
-            ),
-            (
-                "expired",
-                sign(h("RS256"), with(claims(), json!({"exp": NOW - 6})), PRIV_2048),
-                Err(AuthFailure::Expired),
-            ),
-            ("expired within skew", sign(h("RS256"), with(claims(), json!({"exp": NOW - 4})), PRIV_2048), Ok(())),
-            ("no exp", sign(h("RS256"), with(claims(), json!({"exp": null})), PRIV_2048), Err(AuthFailure::Invalid)),
-            (
-                "nbf future",
-                sign(h("RS256"), with(claims(), json!({"nbf": NOW + 30})), PRIV_2048),
-                Err(AuthFailure::NotActiveYet),
-            ),
-            ("nbf within skew", sign(h("RS256"), with(claims(), json!({"nbf": NOW + 4})), PRIV_2048), Ok(())),
-            (
-                "iat future",
-                sign(h("RS256"), with(claims(), json!({"iat": NOW + 30})), PRIV_2048),
-                Err(AuthFailure::IatInTheFuture),
-            ),
-            (
-                "wrong azp",
-                sign(h("RS256"), with(claims(), json!({"azp": "https://evil.example"})), PRIV_2048),
-                Err(AuthFailure::InvalidAuthorizedParty),
-            ),
-            (
-                "missing azp",
-                sign(h("RS256"), with(claims(), json!({"azp": null})), PRIV_2048),
-                Err(AuthFailure::InvalidAuthorizedParty),
-            ),
-            ("no sub", sign(h("RS256"), with(claims(), json!({"sub": null})), PRIV_2048), Err(AuthFailure::Invalid)),
-            (
-                "no sid",
-                sign(h("RS256"), with(claims(), json!({"sid": null})), PRIV_2048),
-                Err(AuthFailure::SessionInactive),
-            ),
-        ];
-        for (name, token, expected) in table {
-            let got = check(&token, &key, &parties).map(|_| ());
-            assert_eq!(got, expected, "{name}");
-        }
-    }
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[tokio::test]
     async fn a_verified_signature_is_remembered_but_claims_are_checked_every_time() {
@@ -500,10 +214,10 @@ mod tests {
         let parties = vec!["https://app.example".to_string()];
         let good = sign(h("RS256"), claims(), PRIV_2048);
         assert!(store.verify(&good, NOW, &parties).await.is_ok());
-        assert_eq!(store.verified.lock().unwrap().len(), 1);
+        assert_eq!(store.verified.held(), 1);
         // Same token again: still fine, nothing new remembered.
         assert!(store.verify(&good, NOW + 1, &parties).await.is_ok());
-        assert_eq!(store.verified.lock().unwrap().len(), 1);
+        assert_eq!(store.verified.held(), 1);
         // Remembered, yet expired or from the wrong party: refused all the same.
         assert!(store.verify(&good, NOW + 120, &parties).await.is_err());
         assert!(store.verify(&good, NOW, &["https://evil.example".to_string()]).await.is_err());
@@ -513,75 +227,71 @@ mod tests {
         for _ in 0..2 {
             assert!(store.verify(&tampered, NOW, &parties).await.is_err());
         }
-        assert_eq!(store.verified.lock().unwrap().len(), 1);
+        assert_eq!(store.verified.held(), 1);
     }
 
     #[test]
     fn verified_tokens_expire_and_stay_bounded() {
-        let mut v = VerifiedTokens::default();
+        let v = VerifiedTokens::default();
         v.insert([1; 32], NOW + 10, NOW);
         assert!(v.contains(&[1; 32], NOW + 10));
         assert!(!v.contains(&[1; 32], NOW + 10 + CLOCK_SKEW_SECS));
         assert!(!v.contains(&[2; 32], NOW));
-        // Fill to capacity with live entries: the next insert clears them rather than grow.
-        let mut v = VerifiedTokens::default();
-        for i in 0..VERIFIED_CAPACITY {
+        // Already expired, or absurd `exp` values: nothing stored, nothing overflows.
+        v.insert([3; 32], NOW - 60, NOW);
+        assert!(!v.contains(&[3; 32], NOW));
+        v.insert([4; 32], i64::MAX, i64::MIN);
+        v.insert([5; 32], i64::MIN, i64::MAX);
+        assert!(!v.contains(&[5; 32], NOW));
+        // Past capacity, entries are evicted one by one, not all at once.
+        let v = VerifiedTokens::default();
+        for i in 0..VERIFIED_CAPACITY + 500 {
             let mut d = [0u8; 32];
-            d[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            d[..8].copy_from_slice(&i.to_le_bytes());
             v.insert(d, NOW + 60, NOW);
         }
-        assert_eq!(v.len(), VERIFIED_CAPACITY);
-        v.insert([9; 32], NOW + 60, NOW);
-        assert_eq!(v.len(), 1);
-        // At capacity with expired entries: only those go.
-        let mut v = VerifiedTokens::default();
-        for i in 0..VERIFIED_CAPACITY {
-            let mut d = [0u8; 32];
-            d[..8].copy_from_slice(&(i as u64).to_le_bytes());
-            v.insert(d, if i % 2 == 0 { NOW - 60 } else { NOW + 60 }, NOW - 120);
-        }
-        v.insert([9; 32], NOW + 60, NOW);
-        assert_eq!(v.len(), VERIFIED_CAPACITY / 2 + 1);
+        let held = v.held();
+        assert!(held <= VERIFIED_CAPACITY, "{held}");
+        assert!(held > VERIFIED_CAPACITY / 2, "{held}");
     }
 
-    #[test]
-    fn azp_is_not_checked_without_authorized_parties() {
+    fn counting_fetch(keys: HashMap<String, RsaPublicKey>, calls: Arc<AtomicUsize>) -> JwksFetch {
+        Arc::new(move || {
+            let (keys, calls) = (keys.clone(), calls.clone());
+            Box::pin(async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Ok(keys)
+            })
+        })
+    }
+
+    #[tokio::test]
+    async fn jwks_is_fetched_once_for_concurrent_misses_and_unknown_kids_are_throttled() {
         let key = parse_public_key_pem(PUB_2048).unwrap();
-        let t = sign(h("RS256"), with(claims(), json!({"azp": "https://whatever.example"})), PRIV_2048);
-        assert_eq!(check(&t, &key, &[]).unwrap(), Identity { user_id: "user_1".into(), session_id: "sess_1".into() });
-    }
-
-    #[test]
-    fn pem_parsing_accepts_spki_and_pkcs1_of_any_size() {
-        for pem in [PUB_2048, PUB_4096, PUB_4096_PKCS1] {
-            parse_public_key_pem(pem).unwrap();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let store = Arc::new(KeyStore::jwks(counting_fetch(HashMap::from([("ins_1".into(), key)]), calls.clone())));
+        let token = sign(h("RS256"), claims(), PRIV_2048);
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let (store, token) = (store.clone(), token.clone());
+            tasks.push(tokio::spawn(async move { store.verify(&token, NOW, &[]).await }));
         }
-        let key = parse_public_key_pem(PUB_4096_PKCS1).unwrap();
-        let t = sign(h("RS256"), claims(), PRIV_4096);
-        assert!(check(&t, &key, &[]).is_ok());
-        assert!(parse_public_key_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----").is_err());
-    }
-
-    #[test]
-    fn jwks_parse_skips_unusable_keys() {
-        use rsa::traits::PublicKeyParts;
-        let key = parse_public_key_pem(PUB_2048).unwrap();
-        let body = json!({"keys": [
-            {"kid": "ec", "kty": "EC", "crv": "P-256", "x": "a", "y": "b"},
-            {"kid": "ins_1", "kty": "RSA", "alg": "RS256", "use": "sig",
-             "n": URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()), "e": "AQAB"}
-        ]});
-        let keys = parse_jwks(body.to_string().as_bytes()).unwrap();
-        assert_eq!(keys.len(), 1);
-        assert_eq!(keys["ins_1"], key);
-        assert!(parse_jwks(b"nope").is_err());
+        for t in tasks {
+            assert!(t.await.unwrap().is_ok());
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // Forged kids right after a fetch force no refetch at all.
+        for i in 0..10 {
+            let forged = sign(with(h("RS256"), json!({"kid": format!("forged_{i}")})), claims(), PRIV_2048);
+            let err = store.verify(&forged, NOW, &[]).await.unwrap_err();
+            assert!(matches!(err, Error::Unauthenticated(AuthFailure::KidMismatch)), "{err:?}");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
     #[test]
     fn token_location_table() {
-        let hv = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-        };
         type Case = (Vec<(String, String)>, Option<&'static str>);
         let table: Vec<Case> = vec![
             (hv(&[]), None),
@@ -599,12 +309,5 @@ mod tests {
         for (headers, expected) in table {
             assert_eq!(extract_token(&headers).as_deref(), expected, "{headers:?}");
         }
-    }
-
-    #[test]
-    fn unverified_exp_reads_payload() {
-        let t = sign(h("RS256"), claims(), PRIV_2048);
-        assert_eq!(unverified_exp(&t), Some(NOW + 60));
-        assert_eq!(unverified_exp("x.y.z"), None);
     }
 }

@@ -93,7 +93,9 @@ impl BlobClient {
         body: impl Fn() -> reqwest::Body,
         polled: &AtomicBool,
     ) -> Result<StoredBlob> {
-        let url = format!("{}/?pathname={}", self.api, crate::clerk::urlencode(pathname));
+        // The pathname as a query value (form encoding; the store decodes `+` and `%20` alike).
+        let pathname_query: String = url::form_urlencoded::byte_serialize(pathname.as_bytes()).collect();
+        let url = format!("{}/?pathname={pathname_query}", self.api);
         let request_id = self.request_id();
         let mut attempt = 0;
         loop {
@@ -109,12 +111,12 @@ impl BlobClient {
             let resp = match sent {
                 Ok(resp) => resp,
                 Err(e) if replayable => {
+                    tracing::debug!(target: "session_audio", attempt, "PUT {pathname} failed before the body was read, retrying: {e}");
                     backoff(attempt).await;
                     attempt += 1;
-                    let _ = e;
                     continue;
                 }
-                Err(e) => return Err(Error::StorageFailed(format!("PUT {pathname}: {}", error_chain(&e)))),
+                Err(e) => return Err(Error::StorageFailed(format!("PUT {pathname}: {}", crate::error::chain(&e)))),
             };
             let status = resp.status();
             if status.is_success() {
@@ -154,7 +156,7 @@ impl BlobClient {
                         break;
                     }
                 }
-                Err(e) => last = error_chain(&e),
+                Err(e) => last = crate::error::chain(&e),
             }
             backoff(attempt).await;
         }
@@ -173,17 +175,6 @@ async fn api_error(resp: reqwest::Response) -> (String, String) {
 
 async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(200 << attempt.min(4))).await;
-}
-
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
 }
 
 #[cfg(test)]

@@ -1,66 +1,55 @@
-//! A small TTL cache whose concurrent misses for one key wait for a single fill (single-flight).
+//! A bounded cache whose entries each carry their own lifetime, and whose concurrent misses for one
+//! key wait for a single fill (single-flight): moka's `try_get_with`. Used for Convex template tokens
+//! (alive until shortly before their `exp`) and session lookups (a few seconds).
 //!
-//! Each key owns an async mutex: the first caller to miss holds it while it fills, the others wait
-//! on it and then find the fresh value. Entries are pruned lazily when the map grows.
+//! Past `max_entries` moka evicts the least useful entries one by one; errors are never cached, so
+//! the next caller after a failed fill tries again.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-type Slot<V> = Arc<tokio::sync::Mutex<Option<(V, Instant)>>>;
-
 pub struct TtlCache<K, V> {
-    slots: Mutex<HashMap<K, Slot<V>>>,
-    max_entries: usize,
+    inner: moka::future::Cache<K, (V, Duration)>,
 }
 
-impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
-    pub fn new(max_entries: usize) -> Self {
-        TtlCache { slots: Mutex::new(HashMap::new()), max_entries }
-    }
+/// Each entry lives as long as its fill said.
+struct FillTtl;
 
-    fn slot(&self, key: &K) -> Slot<V> {
-        // A poisoned lock only means another thread panicked mid-insert; the map is still usable.
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        if slots.len() >= self.max_entries && !slots.contains_key(key) {
-            let now = Instant::now();
-            slots.retain(|_, s| match s.try_lock() {
-                Ok(guard) => guard.as_ref().is_some_and(|(_, until)| *until > now),
-                Err(_) => true, // being filled right now
-            });
-            if slots.len() >= self.max_entries {
-                slots.clear();
-            }
-        }
-        slots.entry(key.clone()).or_default().clone()
+impl<K, V> moka::Expiry<K, (V, Duration)> for FillTtl {
+    fn expire_after_create(&self, _: &K, value: &(V, Duration), _: Instant) -> Option<Duration> {
+        Some(value.1)
+    }
+}
+
+impl<K, V> TtlCache<K, V>
+where
+    K: Eq + Hash + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    pub fn new(max_entries: u64) -> Self {
+        TtlCache { inner: moka::future::Cache::builder().max_capacity(max_entries).expire_after(FillTtl).build() }
     }
 
     /// The cached value, or the result of `fill`, which returns the value and how long it may be
-    /// reused. Errors are not cached.
+    /// reused (zero: hand it to the callers waiting now, keep it for nobody after).
     pub async fn get_or_fill<E, F, Fut>(&self, key: &K, fill: F) -> Result<V, E>
     where
+        E: Clone + Send + Sync + 'static,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<(V, Duration), E>>,
     {
-        let slot = self.slot(key);
-        let mut guard = slot.lock().await;
-        if let Some((v, until)) = guard.as_ref() {
-            if *until > Instant::now() {
-                return Ok(v.clone());
-            }
-        }
-        let (v, ttl) = fill().await?;
-        if !ttl.is_zero() {
-            *guard = Some((v.clone(), Instant::now() + ttl));
-        }
-        Ok(v)
+        self.inner.try_get_with(key.clone(), fill()).await.map(|(v, _)| v).map_err(|e| (*e).clone())
     }
 
-    pub fn invalidate(&self, key: &K) {
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots.remove(key);
+    pub async fn invalidate(&self, key: &K) {
+        self.inner.invalidate(key).await;
+    }
+
+    /// Entries held, once pending evictions have run (tests and diagnostics).
+    pub async fn held(&self) -> u64 {
+        self.inner.run_pending_tasks().await;
+        self.inner.entry_count()
     }
 }
 
@@ -68,6 +57,7 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
 
     #[tokio::test]
     async fn concurrent_misses_fill_once() {
@@ -100,19 +90,25 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(5)).await;
         let v = cache.get_or_fill(&1, || async { Ok::<_, ()>((2, Duration::from_secs(60))) }).await;
         assert_eq!(v, Ok(2));
-        cache.invalidate(&1);
+        cache.invalidate(&1).await;
         let v = cache.get_or_fill(&1, || async { Err::<(u32, Duration), _>("down") }).await;
         assert_eq!(v, Err("down"));
         let v = cache.get_or_fill(&1, || async { Ok::<_, ()>((3, Duration::from_secs(60))) }).await;
         assert_eq!(v, Ok(3));
+        // A zero lifetime is not kept.
+        let v = cache.get_or_fill(&2, || async { Ok::<_, ()>((4, Duration::ZERO)) }).await;
+        assert_eq!(v, Ok(4));
+        let v = cache.get_or_fill(&2, || async { Ok::<_, ()>((5, Duration::ZERO)) }).await;
+        assert_eq!(v, Ok(5));
     }
 
     #[tokio::test]
-    async fn map_stays_bounded() {
-        let cache = TtlCache::<u32, u32>::new(8);
-        for k in 0..100 {
+    async fn size_stays_bounded_without_clearing_everything() {
+        let cache = TtlCache::<u32, u32>::new(64);
+        for k in 0..1000 {
             cache.get_or_fill(&k, || async { Ok::<_, ()>((k, Duration::from_secs(60))) }).await.unwrap();
         }
-        assert!(cache.slots.lock().unwrap().len() <= 8);
+        let held = cache.held().await;
+        assert!(held <= 64 && held > 16, "{held}");
     }
 }

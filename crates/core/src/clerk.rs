@@ -7,6 +7,7 @@
 //! development (1000 in production).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rsa::RsaPublicKey;
@@ -39,22 +40,27 @@ impl ClerkClient {
         ClerkClient { http, api_url, secret_key, template, tokens: TtlCache::new(10_000) }
     }
 
-    fn endpoint(&self, path: &str) -> String {
-        format!("{}/v1/{path}", self.api_url.as_str().trim_end_matches('/'))
+    /// `{CLERK_API_URL}/v1/<segments…>`, each segment percent-encoded as a path segment.
+    fn endpoint(&self, segments: &[&str]) -> Url {
+        let mut url = self.api_url.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().push("v1").extend(segments);
+        }
+        url
     }
 
-    fn request(&self, method: reqwest::Method, url: String) -> reqwest::RequestBuilder {
+    fn request(&self, method: reqwest::Method, url: Url) -> reqwest::RequestBuilder {
         self.http
             .request(method, url)
             .bearer_auth(&self.secret_key)
             .header("Clerk-API-Version", CLERK_API_VERSION)
-            .header("User-Agent", concat!("session-audio/", env!("CARGO_PKG_VERSION")))
+            .header("User-Agent", crate::USER_AGENT)
             .header("Content-Type", "application/json")
     }
 
     pub async fn fetch_jwks(&self) -> Result<HashMap<String, RsaPublicKey>> {
         let resp = self
-            .request(reqwest::Method::GET, self.endpoint("jwks"))
+            .request(reqwest::Method::GET, self.endpoint(&["jwks"]))
             .send()
             .await
             .map_err(|e| Error::ClerkUnavailable(format!("GET /v1/jwks: {e}")))?;
@@ -66,7 +72,7 @@ impl ClerkClient {
             return Err(Error::ClerkUnavailable(format!("GET /v1/jwks answered {status}")));
         }
         let body = resp.bytes().await.map_err(|e| Error::ClerkUnavailable(format!("GET /v1/jwks body: {e}")))?;
-        crate::auth::parse_jwks(&body).map_err(Error::ClerkUnavailable)
+        crate::jwt::parse_jwks(&body).map_err(Error::ClerkUnavailable)
     }
 
     /// The Convex-scoped token for this Clerk session, from cache when it still has life in it.
@@ -74,7 +80,7 @@ impl ClerkClient {
         self.tokens
             .get_or_fill(&session_id.to_string(), || async {
                 let jwt = self.mint(session_id).await?;
-                let ttl = crate::auth::unverified_exp(&jwt)
+                let ttl = crate::jwt::unverified_exp(&jwt)
                     .map(|exp| exp - TOKEN_EXPIRY_MARGIN_SECS - now)
                     .filter(|secs| *secs > 0)
                     .map(|secs| Duration::from_secs(secs as u64))
@@ -85,12 +91,21 @@ impl ClerkClient {
     }
 
     /// Forget a cached token (Convex refused it).
-    pub fn forget(&self, session_id: &str) {
-        self.tokens.invalidate(&session_id.to_string());
+    pub async fn forget(&self, session_id: &str) {
+        self.tokens.invalidate(&session_id.to_string()).await;
+    }
+
+    /// The JWKS fetch `auth::KeyStore` uses when there is no `CLERK_JWT_KEY`.
+    pub fn jwks_fetch(self: &Arc<Self>) -> crate::auth::JwksFetch {
+        let clerk = self.clone();
+        Arc::new(move || {
+            let clerk = clerk.clone();
+            Box::pin(async move { clerk.fetch_jwks().await })
+        })
     }
 
     async fn mint(&self, session_id: &str) -> Result<String> {
-        let url = self.endpoint(&format!("sessions/{}/tokens/{}", urlencode(session_id), urlencode(&self.template)));
+        let url = self.endpoint(&["sessions", session_id, "tokens", &self.template]);
         let resp = self
             .request(reqwest::Method::POST, url)
             .send()
@@ -134,6 +149,24 @@ impl ClerkClient {
     }
 }
 
-pub(crate) fn urlencode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_encode_each_segment() {
+        let table = [
+            ("https://api.clerk.com", vec!["jwks"], "https://api.clerk.com/v1/jwks"),
+            ("http://127.0.0.1:9/base/", vec!["jwks"], "http://127.0.0.1:9/base/v1/jwks"),
+            (
+                "https://api.clerk.com",
+                vec!["sessions", "sess_1/../x?y#z", "tokens", "con vex"],
+                "https://api.clerk.com/v1/sessions/sess_1%2F..%2Fx%3Fy%23z/tokens/con%20vex",
+            ),
+        ];
+        for (base, segments, want) in table {
+            let c = ClerkClient::new(reqwest::Client::new(), Url::parse(base).unwrap(), "sk".into(), "convex".into());
+            assert_eq!(c.endpoint(&segments).as_str(), want);
+        }
+    }
 }

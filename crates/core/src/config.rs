@@ -1,5 +1,6 @@
-//! Configuration, parsed once by a pure function from a lookup (explicit option, then environment,
-//! then default). Logic receives a `Config`; nothing else reads the environment.
+//! Configuration, parsed once by a pure function from a lookup (the binding's: explicit option, then
+//! environment, then default). Every value is parsed here into its type (the PEM into a key, the DSN
+//! into a `Dsn`); logic receives a `Config` and nothing else reads or re-parses the environment.
 //!
 //! The environment variable names are the ones the official SDKs read, so a deployment that already
 //! works with `@clerk/nextjs`, `convex` and `@vercel/blob` needs no new settings.
@@ -20,35 +21,6 @@ pub const DEFAULT_ENTITLEMENTS_QUERY: &str = "entitlements:getForCurrentUser";
 pub const DEFAULT_BLOB_API_URL: &str = "https://vercel.com/api/blob";
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 100 * 1024 * 1024;
 pub const DEFAULT_MAX_DURATION_MS: u64 = 4 * 60 * 60 * 1000;
-
-/// Every key `Config::from_lookup` reads. The JS face copies exactly these from `process.env`.
-pub const ENV_KEYS: &[&str] = &[
-    "NEXT_PUBLIC_CONVEX_URL",
-    "CLERK_SECRET_KEY",
-    "CLERK_JWT_KEY",
-    "CLERK_API_URL",
-    "CLERK_AUTHORIZED_PARTIES",
-    "BLOB_READ_WRITE_TOKEN",
-    "VERCEL_BLOB_API_URL",
-    "SENTRY_DSN",
-    "SESSION_AUDIO_TRUSTED_HOSTS",
-    "SESSION_AUDIO_CONVEX_TEMPLATE",
-    "SESSION_AUDIO_GET_QUERY",
-    "SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM",
-    "SESSION_AUDIO_CACHE_MAX_AGE",
-    "SESSION_AUDIO_LOOKUP_TTL_MS",
-    "SESSION_AUDIO_UPSTREAM_TIMEOUT_MS",
-    "SESSION_AUDIO_ATTACH_MUTATION",
-    "SESSION_AUDIO_ENTITLEMENTS_QUERY",
-    "SESSION_AUDIO_MAX_UPLOAD_BYTES",
-    "SESSION_AUDIO_MAX_DURATION_MS",
-    "SESSION_AUDIO_ALLOWED_TYPES",
-    "SESSION_AUDIO_BLOB_ACCESS",
-    "SESSION_AUDIO_LOG",
-    "SESSION_AUDIO_SERVER_TIMING",
-    "SENTRY_ENVIRONMENT",
-    "VERCEL_ENV",
-];
 
 /// `x-vercel-blob-access` for uploads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,27 +53,42 @@ pub struct UploadConfig {
 /// Key-source for verifying session tokens.
 #[derive(Debug, Clone)]
 pub enum KeySource {
-    /// `CLERK_JWT_KEY`: networkless verification.
-    Pem(String),
+    /// `CLERK_JWT_KEY`, parsed: networkless verification.
+    Pem(rsa::RsaPublicKey),
     /// `GET {CLERK_API_URL}/v1/jwks` with `CLERK_SECRET_KEY`.
     Jwks,
+}
+
+/// What observability needs. Parsed before (and apart from) the rest, so that a deployment whose
+/// other settings are broken still logs and reports its 503s the way it was told to.
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    pub log_level: crate::telemetry::LogLevel,
+    /// Send `Server-Timing` with the phase durations.
+    pub server_timing: bool,
+    pub sentry_dsn: Option<sentry::types::Dsn>,
+    /// `SENTRY_ENVIRONMENT`, else `VERCEL_ENV` (production / preview / development).
+    pub sentry_environment: Option<String>,
+}
+
+/// A configuration that cannot serve: the 503 to answer with, and the telemetry settings that did
+/// parse (a bad one falls back to its default here; the error names it).
+#[derive(Debug)]
+pub struct Rejected {
+    pub error: Error,
+    pub telemetry: TelemetryConfig,
 }
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub convex_url: Url,
-    pub clerk_secret_key: Option<String>,
+    pub clerk_secret_key: String,
     pub clerk_api_url: Url,
     pub key_source: KeySource,
     pub authorized_parties: Vec<String>,
     pub blob_token: Option<String>,
     pub upload: UploadConfig,
-    pub sentry_dsn: Option<String>,
-    /// `SENTRY_ENVIRONMENT`, else `VERCEL_ENV` (production / preview / development).
-    pub sentry_environment: Option<String>,
-    pub log_level: crate::telemetry::LogLevel,
-    /// Send `Server-Timing` with the phase durations.
-    pub server_timing: bool,
+    pub telemetry: TelemetryConfig,
     pub host_policy: HostPolicy,
     pub convex_template: String,
     pub get_query: String,
@@ -116,9 +103,14 @@ pub struct Config {
 impl Config {
     /// Build the configuration from a lookup that answers explicit options first, then the
     /// environment. Returns a 503-class error naming exactly what to fix.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config> {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> std::result::Result<Config, Box<Rejected>> {
         let get = |key: &str| get(key).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let (telemetry, telemetry_error) = parse_telemetry(&get);
+        let parsed = telemetry_error.map_or_else(|| Config::parse_rest(&get, telemetry.clone()), Err);
+        parsed.map_err(|error| Box::new(Rejected { error, telemetry }))
+    }
 
+    fn parse_rest(get: &impl Fn(&str) -> Option<String>, telemetry: TelemetryConfig) -> Result<Config> {
         let convex_url = match get("NEXT_PUBLIC_CONVEX_URL") {
             None => {
                 return Err(Error::ConfigMissing(
@@ -134,25 +126,24 @@ impl Config {
         };
         let clerk_secret_key = get("CLERK_SECRET_KEY");
         let key_source = match get("CLERK_JWT_KEY") {
-            Some(pem) => {
-                // Parse now so a broken key is a 503 naming the variable, not a 401 for everyone.
-                crate::auth::parse_public_key_pem(&pem.replace("\\n", "\n")).map_err(|e| {
-                    Error::ConfigInvalid(format!("CLERK_JWT_KEY is not an RSA public key in PEM form: {e}"))
-                })?;
-                KeySource::Pem(pem.replace("\\n", "\n"))
-            }
-            None if clerk_secret_key.is_some() => KeySource::Jwks,
-            None => {
-                return Err(Error::ConfigMissing(
-                    "CLERK_SECRET_KEY is not set (needed to verify session tokens and mint the Convex token)".into(),
-                ))
-            }
+            // Parsed now, once: a broken key is a 503 naming the variable, not a 401 for everyone.
+            // Hosting dashboards often store multi-line secrets with literal "\\n".
+            Some(pem) => KeySource::Pem(crate::jwt::parse_public_key_pem(&pem.replace("\\n", "\n")).map_err(|e| {
+                Error::ConfigInvalid(format!("CLERK_JWT_KEY is not an RSA public key in PEM form: {e}"))
+            })?),
+            None => KeySource::Jwks,
         };
-        if clerk_secret_key.is_none() {
+        let Some(clerk_secret_key) = clerk_secret_key else {
             return Err(Error::ConfigMissing(
-                "CLERK_SECRET_KEY is not set (needed to mint the Convex JWT-template token)".into(),
+                match key_source {
+                    KeySource::Jwks => {
+                        "CLERK_SECRET_KEY is not set (needed to verify session tokens and mint the Convex token)"
+                    }
+                    KeySource::Pem(_) => "CLERK_SECRET_KEY is not set (needed to mint the Convex JWT-template token)",
+                }
+                .into(),
             ));
-        }
+        };
         let authorized_parties = split_list(get("CLERK_AUTHORIZED_PARTIES").as_deref().unwrap_or(""));
 
         let allow_loopback = match get("SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM").as_deref() {
@@ -197,20 +188,6 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_ENTITLEMENTS_QUERY.into()),
         };
 
-        let log_level =
-            crate::telemetry::LogLevel::parse(get("SESSION_AUDIO_LOG").as_deref()).map_err(Error::ConfigInvalid)?;
-        let server_timing = match get("SESSION_AUDIO_SERVER_TIMING").as_deref() {
-            None | Some("1") | Some("true") | Some("on") => true,
-            Some("0") | Some("false") | Some("off") => false,
-            Some(other) => {
-                return Err(Error::ConfigInvalid(format!("SESSION_AUDIO_SERVER_TIMING must be 1 or 0, got {other:?}")))
-            }
-        };
-        if let Some(dsn) = get("SENTRY_DSN") {
-            dsn.parse::<sentry::types::Dsn>()
-                .map_err(|e| Error::ConfigInvalid(format!("SENTRY_DSN is not a Sentry DSN ({e})")))?;
-        }
-
         Ok(Config {
             convex_url,
             clerk_secret_key,
@@ -219,10 +196,7 @@ impl Config {
             authorized_parties,
             blob_token: get("BLOB_READ_WRITE_TOKEN"),
             upload,
-            sentry_dsn: get("SENTRY_DSN"),
-            sentry_environment: get("SENTRY_ENVIRONMENT").or_else(|| get("VERCEL_ENV")),
-            log_level,
-            server_timing,
+            telemetry,
             host_policy,
             convex_template: get("SESSION_AUDIO_CONVEX_TEMPLATE").unwrap_or_else(|| DEFAULT_CONVEX_TEMPLATE.into()),
             get_query: get("SESSION_AUDIO_GET_QUERY").unwrap_or_else(|| DEFAULT_GET_QUERY.into()),
@@ -233,6 +207,36 @@ impl Config {
             ),
         })
     }
+}
+
+/// The telemetry settings, each falling back to its default when it does not parse, and the first
+/// error met (which makes the whole configuration a 503).
+fn parse_telemetry(get: &impl Fn(&str) -> Option<String>) -> (TelemetryConfig, Option<Error>) {
+    let mut error = None;
+    let mut fail = |e: Error| {
+        error.get_or_insert(e);
+    };
+    let log_level = crate::telemetry::LogLevel::parse(get("SESSION_AUDIO_LOG").as_deref()).unwrap_or_else(|e| {
+        fail(Error::ConfigInvalid(e));
+        crate::telemetry::LogLevel::Info
+    });
+    let server_timing = match get("SESSION_AUDIO_SERVER_TIMING").as_deref() {
+        None | Some("1") | Some("true") | Some("on") => true,
+        Some("0") | Some("false") | Some("off") => false,
+        Some(other) => {
+            fail(Error::ConfigInvalid(format!("SESSION_AUDIO_SERVER_TIMING must be 1 or 0, got {other:?}")));
+            true
+        }
+    };
+    let sentry_dsn = get("SENTRY_DSN").and_then(|dsn| match dsn.parse::<sentry::types::Dsn>() {
+        Ok(dsn) => Some(dsn),
+        Err(e) => {
+            fail(Error::ConfigInvalid(format!("SENTRY_DSN is not a Sentry DSN ({e})")));
+            None
+        }
+    });
+    let sentry_environment = get("SENTRY_ENVIRONMENT").or_else(|| get("VERCEL_ENV"));
+    (TelemetryConfig { log_level, server_timing, sentry_dsn, sentry_environment }, error)
 }
 
 fn split_list(raw: &str) -> Vec<String> {
@@ -277,7 +281,7 @@ mod tests {
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config> {
         let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::from_lookup(|k| map.get(k).cloned())
+        Config::from_lookup(|k| map.get(k).cloned()).map_err(|r| r.error)
     }
 
     const BASE: &[(&str, &str)] =
@@ -307,13 +311,13 @@ mod tests {
         assert_eq!(c.upload.attach_mutation, "listeningSessions:attachAudio");
         assert_eq!(c.upload.entitlements_query, "entitlements:getForCurrentUser");
         assert_eq!(c.blob_token, None);
-        assert_eq!(c.log_level, crate::telemetry::LogLevel::Info);
-        assert!(c.server_timing);
-        assert_eq!(c.sentry_environment, None);
+        assert_eq!(c.telemetry.log_level, crate::telemetry::LogLevel::Info);
+        assert!(c.telemetry.server_timing);
+        assert_eq!(c.telemetry.sentry_environment, None);
         let c = cfg(&with(&[("VERCEL_ENV", "preview")])).unwrap();
-        assert_eq!(c.sentry_environment.as_deref(), Some("preview"));
+        assert_eq!(c.telemetry.sentry_environment.as_deref(), Some("preview"));
         let c = cfg(&with(&[("VERCEL_ENV", "preview"), ("SENTRY_ENVIRONMENT", "staging")])).unwrap();
-        assert_eq!(c.sentry_environment.as_deref(), Some("staging"));
+        assert_eq!(c.telemetry.sentry_environment.as_deref(), Some("staging"));
     }
 
     #[test]
@@ -349,6 +353,23 @@ mod tests {
     }
 
     #[test]
+    fn a_rejected_configuration_keeps_the_telemetry_settings_that_parsed() {
+        let map: HashMap<&str, &str> =
+            [("SESSION_AUDIO_LOG", "off"), ("SESSION_AUDIO_SERVER_TIMING", "0"), ("VERCEL_ENV", "preview")].into();
+        let rejected = Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap_err();
+        assert_eq!(rejected.error.code(), "config_missing");
+        assert_eq!(rejected.telemetry.log_level, crate::telemetry::LogLevel::Off);
+        assert!(!rejected.telemetry.server_timing);
+        assert_eq!(rejected.telemetry.sentry_environment.as_deref(), Some("preview"));
+        // A bad telemetry value is the error named, and falls back to its default meanwhile.
+        let map: HashMap<&str, &str> =
+            [("NEXT_PUBLIC_CONVEX_URL", "https://x.convex.cloud"), ("SENTRY_DSN", "nope")].into();
+        let rejected = Config::from_lookup(|k| map.get(k).map(|v| v.to_string())).unwrap_err();
+        assert!(rejected.error.to_string().contains("SENTRY_DSN"), "{}", rejected.error);
+        assert!(rejected.telemetry.sentry_dsn.is_none());
+    }
+
+    #[test]
     fn pem_key_and_lists_parse() {
         let c = cfg(&with(&[
             ("CLERK_JWT_KEY", PEM),
@@ -373,7 +394,7 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let c = Config::from_lookup(|k| map.get(k).cloned()).unwrap();
+        let c = Config::from_lookup(|k| map.get(k).cloned()).map_err(|r| r.error).unwrap();
         assert!(matches!(c.key_source, KeySource::Pem(_)));
     }
 }

@@ -49,6 +49,21 @@ impl Outcome {
             _ => None,
         }
     }
+
+    /// A mutation's refusal as our error (`None`: it succeeded). The template functions throw
+    /// `ConvexError({code, status?})`; anything else is the function failing.
+    pub fn into_refusal(self) -> Option<Error> {
+        let code = self.error_code().map(str::to_string);
+        match (&self, code.as_deref()) {
+            (Outcome::Value(_), _) => None,
+            (Outcome::Threw { data, .. }, Some("invalid_session_state")) => {
+                let status = data.as_ref().and_then(|d| d.get("status")).and_then(Value::as_str);
+                Some(Error::InvalidSessionState(status.unwrap_or("no longer recording").to_string()))
+            }
+            (_, Some("session_not_found")) => Some(Error::SessionNotFound),
+            (threw, _) => Some(Error::ConvexFunction(format!("{threw:?}"))),
+        }
+    }
 }
 
 /// The session document `listeningSessions:getForAudio` returns.
@@ -143,6 +158,29 @@ fn truncate(s: &str) -> &str {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn mutation_refusal_table() {
+        let threw = |data: Option<Value>| Outcome::Threw { message: "[Request ID: x] Server Error".into(), data };
+        let table: Vec<(Outcome, Option<(&str, u16)>)> = vec![
+            (Outcome::Value(Value::Null), None),
+            (
+                threw(Some(json!({"code": "invalid_session_state", "status": "ready"}))),
+                Some(("invalid_session_state", 409)),
+            ),
+            (threw(Some(json!({"code": "invalid_session_state"}))), Some(("invalid_session_state", 409))),
+            (threw(Some(json!({"code": "session_not_found"}))), Some(("session_not_found", 404))),
+            (threw(Some(json!({"code": "something_new"}))), Some(("convex_error", 502))),
+            (threw(Some(json!("a bare string"))), Some(("convex_error", 502))),
+            (threw(None), Some(("convex_error", 502))),
+        ];
+        for (outcome, want) in table {
+            let got = outcome.clone().into_refusal().map(|e| (e.code(), e.status()));
+            assert_eq!(got, want, "{outcome:?}");
+        }
+        let state = threw(Some(json!({"code": "invalid_session_state", "status": "ready"}))).into_refusal();
+        assert!(matches!(state, Some(Error::InvalidSessionState(s)) if s == "ready"));
+    }
 
     #[test]
     fn session_document_shapes() {

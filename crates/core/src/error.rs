@@ -68,6 +68,18 @@ impl AuthFailure {
     }
 }
 
+/// An error and its sources, `outer: inner: innermost` (reqwest's own message rarely says why).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error("configuration missing: {0}")]

@@ -123,10 +123,7 @@ pub fn frame_empty_body(headers: &mut Vec<(String, String)>, status: u16, head: 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
+    use crate::testutil::hv;
 
     #[test]
     fn range_syntax_table() {

@@ -1,25 +1,58 @@
 //! session-audio core: every decision and every HTTP exchange, with no napi dependency so that
 //! `cargo test` links and runs it. The binding crate only converts JS values to these types.
+//!
+//! One request, top to bottom: `serve` frames it (trace, panic catch, record); `get` and `post` are
+//! the README's numbered steps; `state` holds what lives across requests and the shared identity and
+//! Convex steps. See docs/architecture.md for the map.
 
+// The request path.
+pub mod get;
+pub mod post;
+pub mod serve;
+pub mod state;
+
+// Identity: where the token is and the key store (`auth`), the JWT itself (`jwt`).
 pub mod auth;
+pub mod jwt;
+
+// The services we call, each a thin client with no policy inside.
 pub mod blob;
-pub mod body;
-pub mod cache;
 pub mod clerk;
-pub mod config;
 pub mod convex;
-pub mod error;
-pub mod handler;
+pub mod upstream;
+
+// Pure decisions, table-tested.
 pub mod headers;
 pub mod media;
 pub mod policy;
+pub mod upload_rules;
+
+// Plumbing.
+pub mod body;
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod ingress;
 pub mod response;
 pub mod telemetry;
-pub mod upload;
-pub mod upstream;
 
 pub use body::{BodyStream, Poll};
-pub use config::{Config, ENV_KEYS};
+pub use config::{Config, Rejected, TelemetryConfig};
 pub use error::{Error, Result};
-pub use handler::{get, post, Misconfigured, Request, State};
+pub use get::get;
+pub use post::post;
 pub use response::{Body, Response};
+pub use serve::{Misconfigured, Request};
+pub use state::State;
+
+/// Sent on every outbound request (Clerk, Convex, Blob, audio storage, Sentry).
+pub const USER_AGENT: &str = concat!("session-audio/", env!("CARGO_PKG_VERSION"));
+
+/// Helpers shared by the unit tests of several modules.
+#[cfg(test)]
+pub(crate) mod testutil {
+    /// Header pairs from string slices.
+    pub fn hv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+}

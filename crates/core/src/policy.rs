@@ -11,7 +11,7 @@
 //! (`SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM=1`): `http://127.0.0.1:PORT` / `http://localhost:PORT`
 //! pass when exactly that `host:port` is on the allowlist. Off by default.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use url::{Host, Url};
@@ -101,6 +101,15 @@ impl HostPolicy {
         })
     }
 
+    /// The stored audio URL, parsed and checked: the GET route's step 4.
+    pub fn check_audio_url(&self, raw: &str) -> Result<Url, crate::error::Error> {
+        use crate::error::Error;
+        let url = Url::parse(raw)
+            .map_err(|_| Error::UntrustedAudioHost(format!("stored audio URL does not parse: {raw:?}")))?;
+        self.check(&url).map_err(|r| Error::UntrustedAudioHost(format!("{}: {r}", redact(&url))))?;
+        Ok(url)
+    }
+
     /// The URL-level check. `Ok` means "may be dialed", still subject to the connect-time check.
     pub fn check(&self, url: &Url) -> Result<(), Refusal> {
         if !url.username().is_empty() || url.password().is_some() {
@@ -150,69 +159,62 @@ impl HostPolicy {
     }
 }
 
+/// Audio URLs can carry signatures in their query string; logs get the rest.
+pub fn redact(url: &Url) -> String {
+    let mut u = url.clone();
+    if u.query().is_some() {
+        u.set_query(Some("…"));
+    }
+    u.to_string()
+}
+
+/// Addresses never dialed, one row per special-purpose range (IANA's IPv4 and IPv6
+/// special-purpose address registries, plus multicast and the reserved class E), with the reason
+/// given in logs. Ordered as the registries list them.
+const FORBIDDEN: &[(&str, &str)] = &[
+    ("0.0.0.0/8", "this-network (0.0.0.0/8)"),
+    ("10.0.0.0/8", "private (10/8)"),
+    ("100.64.0.0/10", "carrier-grade NAT (100.64/10)"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local / cloud metadata (169.254/16)"),
+    ("172.16.0.0/12", "private (172.16/12)"),
+    ("192.0.0.0/24", "IETF protocol assignments (192.0.0/24)"),
+    ("192.0.2.0/24", "documentation range (192.0.2/24)"),
+    ("192.88.99.0/24", "6to4 relay anycast (192.88.99/24)"),
+    ("192.168.0.0/16", "private (192.168/16)"),
+    ("198.18.0.0/15", "benchmarking (198.18/15)"),
+    ("198.51.100.0/24", "documentation range (198.51.100/24)"),
+    ("203.0.113.0/24", "documentation range (203.0.113/24)"),
+    ("224.0.0.0/4", "multicast (224/4)"),
+    ("240.0.0.0/4", "reserved / broadcast (240/4)"),
+    ("::/128", "unspecified (::)"),
+    ("::1/128", "loopback (::1)"),
+    // Forms that embed an IPv4 address are refused outright: the embedded address may be private
+    // and the translation happens beyond our view.
+    ("::ffff:0:0/96", "IPv4-mapped IPv6 (::ffff:0:0/96)"),
+    ("::/96", "IPv4-compatible IPv6 (::/96)"),
+    ("64:ff9b::/96", "NAT64 (64:ff9b::/96)"),
+    ("64:ff9b:1::/48", "local NAT64 (64:ff9b:1::/48)"),
+    ("100::/64", "discard-only (100::/64)"),
+    ("2001::/32", "Teredo (2001::/32)"),
+    ("2001:db8::/32", "documentation (2001:db8::/32)"),
+    ("2002::/16", "6to4 (2002::/16)"),
+    ("fc00::/7", "unique local (fc00::/7)"),
+    ("fe80::/10", "link-local (fe80::/10)"),
+    ("fec0::/10", "site-local (fec0::/10)"),
+    ("ff00::/8", "multicast (ff00::/8)"),
+];
+
+/// `FORBIDDEN`, parsed once. A row that failed to parse would be skipped, and its range allowed:
+/// `every_forbidden_row_parses` guards against that.
+fn forbidden_table() -> &'static [(ipnet::IpNet, &'static str)] {
+    static TABLE: std::sync::OnceLock<Vec<(ipnet::IpNet, &'static str)>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| FORBIDDEN.iter().filter_map(|(net, why)| Some((net.parse().ok()?, *why))).collect())
+}
+
 /// Classify an address that is about to be dialed. `None` means public and allowed.
 pub fn forbidden_reason(ip: IpAddr) -> Option<&'static str> {
-    match ip {
-        IpAddr::V4(v4) => forbidden_v4(v4),
-        IpAddr::V6(v6) => forbidden_v6(v6),
-    }
-}
-
-fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
-    let [a, b, c, _] = ip.octets();
-    Some(match (a, b, c) {
-        (0, _, _) => "this-network (0.0.0.0/8)",
-        (10, _, _) => "private (10/8)",
-        (100, 64..=127, _) => "carrier-grade NAT (100.64/10)",
-        (127, _, _) => "loopback",
-        (169, 254, _) => "link-local / cloud metadata (169.254/16)",
-        (172, 16..=31, _) => "private (172.16/12)",
-        (192, 0, 0) => "IETF protocol assignments (192.0.0/24)",
-        (192, 0, 2) | (198, 51, 100) | (203, 0, 113) => "documentation range",
-        (192, 88, 99) => "6to4 relay anycast",
-        (192, 168, _) => "private (192.168/16)",
-        (198, 18..=19, _) => "benchmarking (198.18/15)",
-        (224..=239, _, _) => "multicast",
-        (240..=255, _, _) => "reserved / broadcast",
-        _ => return None,
-    })
-}
-
-fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
-    let seg = ip.segments();
-    if ip.is_unspecified() {
-        return Some("unspecified (::)");
-    }
-    if ip.is_loopback() {
-        return Some("loopback (::1)");
-    }
-    // Any form that embeds an IPv4 address is judged by... nothing: we refuse them outright,
-    // because the embedded address may be private and the translation happens beyond our view.
-    if seg[0..5] == [0, 0, 0, 0, 0] && (seg[5] == 0xffff || seg[5] == 0) {
-        return Some("IPv4-mapped/compatible IPv6 (::ffff:0:0/96, ::/96)");
-    }
-    if seg[0..6] == [0x64, 0xff9b, 0, 0, 0, 0] || (seg[0] == 0x64 && seg[1] == 0xff9b && seg[2] == 1) {
-        return Some("NAT64 (64:ff9b::/96, 64:ff9b:1::/48)");
-    }
-    if seg[0] == 0x2002 {
-        return Some("6to4 (2002::/16)");
-    }
-    if seg[0] == 0x2001 && seg[1] == 0 {
-        return Some("Teredo (2001::/32)");
-    }
-    if seg[0] == 0x2001 && seg[1] == 0x0db8 {
-        return Some("documentation (2001:db8::/32)");
-    }
-    if seg[0] == 0x0100 && seg[1..4] == [0, 0, 0] {
-        return Some("discard-only (100::/64)");
-    }
-    match seg[0] {
-        0xfc00..=0xfdff => Some("unique local (fc00::/7)"),
-        0xfe80..=0xfebf => Some("link-local (fe80::/10)"),
-        0xfec0..=0xfeff => Some("site-local (fec0::/10)"),
-        0xff00..=0xffff => Some("multicast (ff00::/8)"),
-        _ => None,
-    }
+    forbidden_table().iter().find(|(net, _)| net.contains(&ip)).map(|(_, why)| *why)
 }
 
 /// The reqwest DNS resolver that drops every forbidden address after resolution, so the address
@@ -333,6 +335,11 @@ mod tests {
         for bad in ["https://x.example", "*", "*.com:abc", "a@b.example", "x/y", "*.*.example", "com"] {
             assert!(HostPolicy::parse(&[bad.to_string()], false).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn every_forbidden_row_parses() {
+        assert_eq!(forbidden_table().len(), FORBIDDEN.len());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::error::{Error, Result};
-use crate::policy::{guarded_resolver, HostPolicy};
+use crate::policy::{guarded_resolver, redact, HostPolicy};
 
 /// As go-camo and Next's image optimizer.
 pub const MAX_REDIRECTS: usize = 3;
@@ -24,7 +24,7 @@ pub fn build_client(allow_loopback: bool, timeout: Duration) -> Result<reqwest::
         .dns_resolver(guarded_resolver(allow_loopback))
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .pool_idle_timeout(Duration::from_secs(30))
-        .user_agent(concat!("session-audio/", env!("CARGO_PKG_VERSION")))
+        .user_agent(crate::USER_AGENT)
         .build()
         .map_err(|e| Error::Internal(format!("upstream client: {e}")))
 }
@@ -38,21 +38,24 @@ impl UpstreamClient {
         self.timeout
     }
 
-    /// Send `method` to `url` with `headers`, following at most `MAX_REDIRECTS` redirects, each
-    /// re-checked. `bearer` is sent only to the first URL's host (private Vercel Blob reads).
+    /// Send `method` to `url` (already passed `HostPolicy::check_audio_url`) with `headers`,
+    /// following at most `MAX_REDIRECTS` redirects, each checked against `policy` before it is
+    /// dialed. `bearer` is sent only to the first URL's host (private Vercel Blob reads).
     pub async fn fetch(
         &self,
         policy: &HostPolicy,
         method: reqwest::Method,
-        url: &str,
+        mut url: Url,
         headers: &[(String, String)],
         bearer: Option<&str>,
     ) -> Result<reqwest::Response> {
-        let mut url = Url::parse(url)
-            .map_err(|_| Error::UntrustedAudioHost(format!("stored audio URL does not parse: {url:?}")))?;
         let first_host = url.host_str().map(str::to_string);
         for hop in 0..=MAX_REDIRECTS {
-            policy.check(&url).map_err(|r| Error::UntrustedAudioHost(format!("{}: {r}", redact(&url))))?;
+            if hop > 0 {
+                policy
+                    .check(&url)
+                    .map_err(|r| Error::UntrustedAudioHost(format!("redirect to {}: {r}", redact(&url))))?;
+            }
             let mut req = self.http.request(method.clone(), url.clone());
             for (k, v) in headers {
                 req = req.header(k, v);
@@ -92,16 +95,7 @@ impl UpstreamClient {
 
 fn classify(url: &Url, e: reqwest::Error) -> Error {
     // The guarded resolver's refusal surfaces as a connect error whose source chain names it.
-    let chain = {
-        let mut s = e.to_string();
-        let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);
-        while let Some(inner) = src {
-            s.push_str(": ");
-            s.push_str(&inner.to_string());
-            src = inner.source();
-        }
-        s
-    };
+    let chain = crate::error::chain(&e);
     if chain.contains("forbidden addresses") {
         Error::UntrustedAudioHost(format!("{}: {chain}", redact(url)))
     } else if e.is_timeout() {
@@ -109,13 +103,4 @@ fn classify(url: &Url, e: reqwest::Error) -> Error {
     } else {
         Error::UpstreamFailed(format!("{}: {chain}", redact(url)))
     }
-}
-
-/// Audio URLs can carry signatures in their query string; logs get the rest.
-pub fn redact(url: &Url) -> String {
-    let mut u = url.clone();
-    if u.query().is_some() {
-        u.set_query(Some("…"));
-    }
-    u.to_string()
 }

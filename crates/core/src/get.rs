@@ -1,0 +1,128 @@
+//! GET and HEAD `/api/listening-sessions/[sessionId]/audio`: the steps of the README's list, in
+//! order, each one named call.
+
+use url::Url;
+
+use crate::body::BodyStream;
+use crate::error::{Error, Result};
+use crate::headers::{client_response_headers, frame_empty_body, relay_status, upstream_request_headers};
+use crate::response::{Body, Response};
+use crate::serve::{serve, test_panic_hook, Request};
+use crate::state::State;
+use crate::telemetry::Trace;
+
+pub async fn get(state: &State, req: Request) -> Response {
+    serve(&state.telemetry, "get", &req, |trace| try_get(state, &req, trace), || None).await
+}
+
+async fn try_get(state: &State, req: &Request, trace: Trace) -> Result<Response> {
+    let head = match req.method.to_ascii_uppercase().as_str() {
+        "GET" => false,
+        "HEAD" => true,
+        _ => return Err(Error::MethodNotAllowed),
+    };
+    let session_id = req.session_id.as_deref().filter(|s| !s.is_empty()).ok_or(Error::MissingSessionId)?;
+    test_panic_hook(req);
+    // 1. identity
+    let who = state.authenticate(&req.headers, &trace).await?;
+    // 2–3. the Convex token, the session, and that it is the caller's (the lookup is cached briefly;
+    // the token is minted inside it only on a miss)
+    let doc = state.cached_session(&who, session_id, &trace).await?;
+    let audio_url = doc.audio_url.as_deref().filter(|u| !u.is_empty()).ok_or(Error::AudioNotFound)?;
+    // 4. the stored URL against the trusted-host policy (redirect hops are checked again upstream)
+    let url = state.config.host_policy.check_audio_url(audio_url)?;
+    // 5. the upstream, with the client's range and conditional headers
+    let method = if head { reqwest::Method::HEAD } else { reqwest::Method::GET };
+    let local_store = state.config.host_policy.allow_loopback().then_some(&state.config.upload.blob_api_url);
+    let bearer = private_blob_bearer(&url, state.config.blob_token.as_deref(), local_store);
+    let forwarded = upstream_request_headers(&req.headers);
+    let fetch = state.upstream.fetch(&state.config.host_policy, method, url, &forwarded, bearer);
+    let resp = trace.phase("upstream", fetch).await?;
+    let status = relay_status(resp.status().as_u16())?;
+    let upstream_headers: Vec<(String, String)> = resp
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let mut headers =
+        client_response_headers(&upstream_headers, doc.audio_content_type.as_deref(), state.config.cache_max_age_secs);
+    // 6. the body: none for HEAD, 304 and 416 (the 416 says all in Content-Range); small bodies read
+    // here; everything else streamed.
+    let body = if head || status == 304 || status == 416 {
+        frame_empty_body(&mut headers, status, head);
+        Body::Empty
+    } else if fits_in_one_read(resp.content_length()) {
+        let timeout = state.upstream.timeout();
+        Body::Bytes(trace.phase("transfer", read_whole(resp, timeout)).await?)
+    } else {
+        Body::Stream(BodyStream::spawn(resp, state.upstream.timeout()))
+    };
+    Ok(Response { status, headers, body })
+}
+
+/// Bodies up to this size (a seeking `<audio>` element's small Range reads) are read before the
+/// response is returned and handed to JS in one piece: a stream would cost JS two or three async
+/// round trips into the addon for a few KiB. Bigger or unknown-length bodies are streamed.
+pub const ONE_READ_MAX_BYTES: u64 = 64 * 1024;
+
+/// Whether a body of `content_length` is read whole before answering (see `ONE_READ_MAX_BYTES`).
+pub fn fits_in_one_read(content_length: Option<u64>) -> bool {
+    content_length.is_some_and(|n| n <= ONE_READ_MAX_BYTES)
+}
+
+async fn read_whole(resp: reqwest::Response, timeout: std::time::Duration) -> Result<bytes::Bytes> {
+    match tokio::time::timeout(timeout, resp.bytes()).await {
+        Err(_) => Err(Error::UpstreamTimeout("audio body did not arrive in time".into())),
+        Ok(Err(e)) => Err(Error::UpstreamFailed(format!("audio body: {e}"))),
+        Ok(Ok(b)) => Ok(b),
+    }
+}
+
+/// Private Vercel Blob URLs are read with the store's token, as `@vercel/blob`'s `get()` does
+/// (docs/protocols.md §B.5). In loopback mode (tests, the local Blob emulator), URLs on the emulator
+/// itself — the origin of `VERCEL_BLOB_API_URL` — get it too: the emulator enforces private reads
+/// the way Vercel does.
+fn private_blob_bearer<'a>(url: &Url, token: Option<&'a str>, local_store: Option<&Url>) -> Option<&'a str> {
+    let host = url.host_str()?;
+    let vercel_private = url.scheme() == "https" && host.ends_with(".private.blob.vercel-storage.com");
+    let local = local_store.is_some_and(|store| store.origin() == url.origin());
+    if vercel_private || local {
+        token
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_only_for_private_blob_hosts() {
+        let t = Some("vercel_blob_rw_store_secret");
+        let store = Url::parse("http://127.0.0.1:9000/api/blob").unwrap();
+        let bearer = |url: &str, local: Option<&Url>| private_blob_bearer(&Url::parse(url).unwrap(), t, local);
+        assert_eq!(bearer("https://s.private.blob.vercel-storage.com/a.webm", None), t);
+        assert_eq!(bearer("http://s.private.blob.vercel-storage.com/a.webm", None), None);
+        assert_eq!(bearer("https://s.public.blob.vercel-storage.com/a.webm", None), None);
+        assert_eq!(bearer("https://evil.example/x.private.blob.vercel-storage.com", None), None);
+        assert_eq!(bearer("http://127.0.0.1:9000/a", None), None);
+        assert_eq!(bearer("http://127.0.0.1:9000/a", Some(&store)), t);
+        assert_eq!(bearer("http://127.0.0.1:9001/a", Some(&store)), None);
+    }
+
+    #[test]
+    fn small_known_bodies_are_read_in_one_go_the_rest_streamed() {
+        let table = [
+            (None, false),
+            (Some(0), true),
+            (Some(16 * 1024), true),
+            (Some(ONE_READ_MAX_BYTES), true),
+            (Some(ONE_READ_MAX_BYTES + 1), false),
+            (Some(256 * 1024 * 1024), false),
+        ];
+        for (len, want) in table {
+            assert_eq!(fits_in_one_read(len), want, "{len:?}");
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! POST `/api/listening-sessions/[sessionId]/audio`: the raw audio body, its metadata in headers.
+//! The steps of the README's list, in order, each one named call; nothing is stored before every
+//! check that can be made without the bytes has passed, and nothing stays stored after a refusal.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+use crate::ingress::{Chunks, UploadBody};
+use crate::response::{Body, Response};
+use crate::serve::{serve, test_panic_hook, Request};
+use crate::state::State;
+use crate::telemetry::Trace;
+use crate::upload_rules::{apply_entitlements, validate_headers, Entitlements};
+
+/// `body` yields the request body's chunks as JS writes them.
+pub async fn post(state: &State, req: Request, body: Chunks) -> Response {
+    let received = AtomicU64::new(0);
+    let handler = |trace| try_post(state, &req, body, trace, &received);
+    serve(&state.telemetry, "post", &req, handler, || Some(received.load(Ordering::SeqCst))).await
+}
+
+async fn try_post(state: &State, req: &Request, body: Chunks, trace: Trace, received: &AtomicU64) -> Result<Response> {
+    if !req.method.eq_ignore_ascii_case("POST") {
+        return Err(Error::MethodNotAllowed);
+    }
+    let blob = state.blob()?;
+    let session_id = req.session_id.as_deref().filter(|s| !s.is_empty()).ok_or(Error::MissingSessionId)?;
+    test_panic_hook(req);
+    // 1. identity, then what the headers promise — all before a byte is read.
+    let who = state.authenticate(&req.headers, &trace).await?;
+    let meta = validate_headers(&req.headers, &state.config.upload)?;
+    // 2. the session, fresh (its state matters here, so no cache), and the user's entitlements.
+    let doc = state.fresh_session(&who, session_id, &trace).await?;
+    if doc.status != "recording" {
+        return Err(Error::InvalidSessionState(doc.status));
+    }
+    let entitlements_query = &state.config.upload.entitlements_query;
+    let ent = state.query_as(&who, entitlements_query, serde_json::json!({}), "entitlements", &trace).await?;
+    let ent: Entitlements = serde_json::from_value(ent)
+        .map_err(|e| Error::ConvexFunction(format!("entitlements have the wrong shape: {e}")))?;
+    let limit = apply_entitlements(&meta, &ent, &state.config.upload)?;
+    // 3. the first bytes must be the declared container.
+    let body = UploadBody::new(body, limit, meta.content_length);
+    let head = body.peek_head().await?;
+    if !meta.declared.container.matches(&head) {
+        return Err(Error::ContentMismatch(meta.declared.container.essence().into()));
+    }
+    // 4. stream to Blob under a random name.
+    let pathname = format!(
+        "listening-sessions/{}/{:016x}.{}",
+        sanitize_segment(session_id),
+        rand::random::<u64>(),
+        meta.declared.container.extension()
+    );
+    let put = blob.put(
+        &pathname,
+        &meta.declared.normalised,
+        state.config.upload.access,
+        || body.reqwest_body(),
+        &body.polled,
+    );
+    let stored = trace.phase("storage", put).await;
+    received.store(body.received(), Ordering::SeqCst);
+    // A failure the body itself recorded (limit, short body, client abort) says more than the
+    // transport error it caused.
+    let stored = stored.map_err(|e| body.failure().unwrap_or(e))?;
+    let size = body.received();
+    // 5. recording → transcribing, atomically in Convex; on any refusal, no orphan blob stays.
+    let result = serde_json::json!({
+        "sessionId": session_id,
+        "status": "transcribing",
+        "audioUrl": stored.url,
+        "pathname": stored.pathname,
+        "contentType": meta.declared.normalised,
+        "sizeBytes": size,
+        "durationMs": meta.duration_ms,
+    });
+    let attach = serde_json::json!({
+        "sessionId": session_id,
+        "audioUrl": stored.url,
+        "pathname": stored.pathname,
+        "contentType": meta.declared.normalised,
+        "sizeBytes": size,
+        "durationMs": meta.duration_ms,
+    });
+    let outcome = state.mutation_as(&who, &state.config.upload.attach_mutation, attach, "mutation", &trace).await;
+    state.forget_session(&who.user_id, session_id).await;
+    let refusal = match outcome {
+        Ok(outcome) => outcome.into_refusal(),
+        Err(e) => Some(e),
+    };
+    if let Some(refusal) = refusal {
+        if let Err(del) = blob.delete(std::slice::from_ref(&stored.url)).await {
+            // The mutation failed and the cleanup too: say so loudly, the blob is an orphan.
+            tracing::error!(target: "session_audio", pathname = %stored.pathname, error = %crate::telemetry::scrub(&del.to_string()),
+                "could not delete an orphan blob after a failed attach");
+        }
+        return Err(refusal);
+    }
+    Ok(Response {
+        status: 201,
+        headers: vec![
+            ("content-type".into(), "application/json; charset=utf-8".into()),
+            ("cache-control".into(), "no-store".into()),
+        ],
+        body: Body::Bytes(result.to_string().into_bytes().into()),
+    })
+}
+
+/// Session ids go into a blob pathname: keep them to a safe alphabet.
+fn sanitize_segment(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).take(64).collect()
+}

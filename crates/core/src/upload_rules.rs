@@ -1,0 +1,189 @@
+//! POST: what is decided before a byte is stored — the metadata headers, the deployment's limits
+//! and the user's entitlements. Pure functions over plain values, table-tested.
+
+use serde::Deserialize;
+
+use crate::config::UploadConfig;
+use crate::error::{Error, Result};
+use crate::media::{parse_declared, DeclaredType};
+
+/// What the upload headers say, once validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UploadMeta {
+    pub duration_ms: u64,
+    pub declared: DeclaredType,
+    pub content_length: Option<u64>,
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim())
+}
+
+fn bad(code: &'static str, message: String) -> Error {
+    Error::BadRequest { code, message }
+}
+
+pub fn human_bytes(n: u64) -> String {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
+        format!("{} MiB", n >> 20)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+/// Validate the metadata headers against the deployment's limits.
+pub fn validate_headers(headers: &[(String, String)], cfg: &UploadConfig) -> Result<UploadMeta> {
+    let duration_ms = match header(headers, "x-duration-ms") {
+        None | Some("") => {
+            return Err(bad(
+                "missing_duration",
+                "The x-duration-ms header (recording length in ms) is required.".into(),
+            ))
+        }
+        Some(raw) => match raw.parse::<u64>() {
+            Ok(d) if d >= 1 && d <= cfg.max_duration_ms => d,
+            Ok(d) if d > cfg.max_duration_ms => {
+                return Err(bad(
+                    "invalid_duration",
+                    format!("x-duration-ms is {d}, above the limit of {} ms.", cfg.max_duration_ms),
+                ))
+            }
+            _ => {
+                return Err(bad(
+                    "invalid_duration",
+                    format!("x-duration-ms must be a whole number of ms ≥ 1, got {raw:?}."),
+                ))
+            }
+        },
+    };
+    let declared = match header(headers, "x-content-type") {
+        None | Some("") => {
+            return Err(bad(
+                "missing_content_type",
+                "The x-content-type header (the audio MIME type) is required.".into(),
+            ))
+        }
+        Some(raw) => match parse_declared(raw) {
+            Ok(d) if cfg.allowed.contains(&d.container) => d,
+            Ok(d) => return Err(Error::UnsupportedMediaType(d.container.essence().into())),
+            Err(Some(essence)) => return Err(Error::UnsupportedMediaType(essence)),
+            Err(None) => {
+                return Err(bad("invalid_content_type", format!("x-content-type is not a MIME type: {raw:?}.")))
+            }
+        },
+    };
+    let content_length = match header(headers, "content-length") {
+        None => None,
+        Some(raw) => Some(
+            raw.parse::<u64>()
+                .map_err(|_| bad("invalid_content_length", format!("Content-Length is not a number: {raw:?}.")))?,
+        ),
+    };
+    if let Some(len) = content_length {
+        if len > cfg.max_bytes {
+            return Err(Error::PayloadTooLarge(format!("limit {}", human_bytes(cfg.max_bytes))));
+        }
+    }
+    Ok(UploadMeta { duration_ms, declared, content_length })
+}
+
+/// `entitlements:getForCurrentUser`'s answer.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Entitlements {
+    pub can_record: bool,
+    #[serde(default)]
+    pub max_recording_ms: Option<f64>,
+    #[serde(default)]
+    pub max_upload_bytes: Option<f64>,
+}
+
+/// Apply the user's own limits; returns the byte limit for this upload.
+pub fn apply_entitlements(meta: &UploadMeta, ent: &Entitlements, cfg: &UploadConfig) -> Result<u64> {
+    if !ent.can_record {
+        return Err(Error::EntitlementDenied);
+    }
+    if let Some(max) = ent.max_recording_ms.filter(|m| m.is_finite() && *m >= 0.0) {
+        if meta.duration_ms as f64 > max {
+            return Err(Error::DurationLimitExceeded(format!("limit {} ms", max as u64)));
+        }
+    }
+    let user_bytes = ent.max_upload_bytes.filter(|m| m.is_finite() && *m >= 0.0).map(|m| m as u64);
+    let limit = user_bytes.map_or(cfg.max_bytes, |u| u.min(cfg.max_bytes));
+    if meta.content_length.is_some_and(|len| len > limit) {
+        return Err(Error::PayloadTooLarge(format!("limit {}", human_bytes(limit))));
+    }
+    Ok(limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BlobAccess;
+    use crate::media::Container;
+    use crate::testutil::hv;
+
+    fn cfg() -> UploadConfig {
+        UploadConfig {
+            max_bytes: 1000,
+            max_duration_ms: 60_000,
+            allowed: vec![Container::WebM, Container::Wav],
+            access: BlobAccess::Private,
+            blob_api_url: url::Url::parse("http://127.0.0.1:1/api/blob").unwrap(),
+            attach_mutation: "m".into(),
+            entitlements_query: "q".into(),
+        }
+    }
+
+    #[test]
+    fn header_validation_table() {
+        let ok = [("x-duration-ms", "5000"), ("x-content-type", "audio/webm;codecs=opus")];
+        let with = |extra: &[(&'static str, &'static str)], drop: &str| {
+            let mut v: Vec<(&str, &str)> = ok.iter().copied().filter(|(k, _)| *k != drop).collect();
+            v.extend_from_slice(extra);
+            validate_headers(&hv(&v), &cfg())
+        };
+        let meta = with(&[("content-length", "900")], "").unwrap();
+        assert_eq!(meta.duration_ms, 5000);
+        assert_eq!(meta.declared.normalised, "audio/webm;codecs=opus");
+        assert_eq!(meta.content_length, Some(900));
+
+        let table: Vec<(Result<UploadMeta>, &str)> = vec![
+            (with(&[], "x-duration-ms"), "missing_duration"),
+            (with(&[("x-duration-ms", "")], "x-duration-ms"), "missing_duration"),
+            (with(&[("x-duration-ms", "0")], "x-duration-ms"), "invalid_duration"),
+            (with(&[("x-duration-ms", "-5")], "x-duration-ms"), "invalid_duration"),
+            (with(&[("x-duration-ms", "1.5")], "x-duration-ms"), "invalid_duration"),
+            (with(&[("x-duration-ms", "abc")], "x-duration-ms"), "invalid_duration"),
+            (with(&[("x-duration-ms", "60001")], "x-duration-ms"), "invalid_duration"),
+            (with(&[], "x-content-type"), "missing_content_type"),
+            (with(&[("x-content-type", "nonsense")], "x-content-type"), "invalid_content_type"),
+            (with(&[("x-content-type", "text/html")], "x-content-type"), "unsupported_media_type"),
+            (with(&[("x-content-type", "audio/mpeg")], "x-content-type"), "unsupported_media_type"),
+            (with(&[("content-length", "1001")], ""), "payload_too_large"),
+            (with(&[("content-length", "lots")], ""), "invalid_content_length"),
+        ];
+        for (got, code) in table {
+            assert_eq!(got.map(|_| ()).unwrap_err().code(), code);
+        }
+        assert!(with(&[("x-duration-ms", "60000")], "x-duration-ms").is_ok());
+    }
+
+    #[test]
+    fn entitlement_table() {
+        let meta =
+            UploadMeta { duration_ms: 5000, declared: parse_declared("audio/wav").unwrap(), content_length: Some(800) };
+        let ent = |can: bool, ms: Option<f64>, bytes: Option<f64>| Entitlements {
+            can_record: can,
+            max_recording_ms: ms,
+            max_upload_bytes: bytes,
+        };
+        assert_eq!(apply_entitlements(&meta, &ent(true, None, None), &cfg()).unwrap(), 1000);
+        assert_eq!(apply_entitlements(&meta, &ent(true, Some(5000.0), Some(900.0)), &cfg()).unwrap(), 900);
+        assert_eq!(apply_entitlements(&meta, &ent(true, None, Some(5000.0)), &cfg()).unwrap(), 1000);
+        let code = |e: Entitlements| apply_entitlements(&meta, &e, &cfg()).unwrap_err().code();
+        assert_eq!(code(ent(false, None, None)), "entitlement_denied");
+        assert_eq!(code(ent(true, Some(4999.0), None)), "duration_limit_exceeded");
+        assert_eq!(code(ent(true, None, Some(799.0))), "payload_too_large");
+    }
+}

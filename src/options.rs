@@ -1,0 +1,187 @@
+//! The handlers' options: declared once, here. napi-derive turns the doc comments into the JSDoc of
+//! `AudioOptions` in `binding.d.ts`, which `index.d.ts` re-exports; `settings()` maps each option
+//! to the environment variable it overrides, and an exhaustive destructuring makes forgetting one a
+//! compile error. The core parses the merged values once (`Config::from_lookup`).
+
+use napi_derive::napi;
+
+/// Options for the handlers. Each one overrides the environment variable named in its comment;
+/// unset options fall back to that variable, then to the default.
+#[napi(object)]
+#[derive(Default)]
+pub struct AudioOptions {
+    /// Convex deployment URL. Env `NEXT_PUBLIC_CONVEX_URL`. Required.
+    pub convex_url: Option<String>,
+    /// Clerk secret key (JWKS and JWT-template tokens). Env `CLERK_SECRET_KEY`. Required.
+    pub clerk_secret_key: Option<String>,
+    /// PEM public key for networkless session-token verification. Env `CLERK_JWT_KEY`.
+    pub clerk_jwt_key: Option<String>,
+    /// Clerk Backend API. Env `CLERK_API_URL`. Default `https://api.clerk.com`.
+    pub clerk_api_url: Option<String>,
+    /// When set, a session token's `azp` must be one of these. Env `CLERK_AUTHORIZED_PARTIES` (comma list).
+    pub authorized_parties: Option<Vec<String>>,
+    /// Vercel Blob read-write token (private blob reads, uploads). Env `BLOB_READ_WRITE_TOKEN`.
+    pub blob_read_write_token: Option<String>,
+    /// Vercel Blob API base. Env `VERCEL_BLOB_API_URL`. Default `https://vercel.com/api/blob`.
+    pub blob_api_url: Option<String>,
+    /// Sentry DSN. Env `SENTRY_DSN`.
+    pub sentry_dsn: Option<String>,
+    /// Host patterns audio URLs may point at (`host`, `*.domain`, optionally `:port`).
+    /// Env `SESSION_AUDIO_TRUSTED_HOSTS` (comma list).
+    /// Default `*.public.blob.vercel-storage.com, *.private.blob.vercel-storage.com`.
+    pub trusted_hosts: Option<Vec<String>>,
+    /// Clerk JWT template whose token Convex accepts. Env `SESSION_AUDIO_CONVEX_TEMPLATE`. Default `convex`.
+    pub convex_template: Option<String>,
+    /// Convex query returning `{ _id, userId, status, audioUrl, audioContentType? } | null`.
+    /// Env `SESSION_AUDIO_GET_QUERY`. Default `listeningSessions:getForAudio`.
+    pub get_session_query: Option<String>,
+    /// Tests and local development only: allow `http://127.0.0.1:PORT` / `http://localhost:PORT` audio
+    /// URLs whose `host:port` is in `trustedHosts`. Env `SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM=1`. Default off.
+    pub allow_loopback_upstream: Option<bool>,
+    /// `max-age` (seconds) added to `Cache-Control: private, no-transform`. Env `SESSION_AUDIO_CACHE_MAX_AGE`.
+    /// Default 0 (none).
+    pub cache_max_age: Option<f64>,
+    /// How long a session lookup is reused for the same user (ms). Env `SESSION_AUDIO_LOOKUP_TTL_MS`. Default 5000.
+    pub lookup_ttl_ms: Option<f64>,
+    /// Time allowed for the audio storage's response headers and between chunks (ms).
+    /// Env `SESSION_AUDIO_UPSTREAM_TIMEOUT_MS`. Default 15000.
+    pub upstream_timeout_ms: Option<f64>,
+    /// Convex mutation moving a session `recording` → `transcribing`. Env `SESSION_AUDIO_ATTACH_MUTATION`.
+    /// Default `listeningSessions:attachAudio`.
+    pub attach_mutation: Option<String>,
+    /// Convex query returning `{ canRecord, maxRecordingMs?, maxUploadBytes? }`.
+    /// Env `SESSION_AUDIO_ENTITLEMENTS_QUERY`. Default `entitlements:getForCurrentUser`.
+    pub entitlements_query: Option<String>,
+    /// Largest accepted upload in bytes. Env `SESSION_AUDIO_MAX_UPLOAD_BYTES`. Default 104857600 (100 MiB).
+    pub max_upload_bytes: Option<f64>,
+    /// Longest accepted `x-duration-ms`. Env `SESSION_AUDIO_MAX_DURATION_MS`. Default 14400000 (4 h).
+    pub max_duration_ms: Option<f64>,
+    /// Accepted audio types. Env `SESSION_AUDIO_ALLOWED_TYPES` (comma list). Default `audio/webm, audio/ogg,
+    /// audio/mpeg, audio/mp4, audio/aac, audio/wav, audio/flac` (common aliases accepted).
+    pub allowed_types: Option<Vec<String>>,
+    /// `x-vercel-blob-access` of stored uploads. Env `SESSION_AUDIO_BLOB_ACCESS`. Default `private`.
+    #[napi(ts_type = "'private' | 'public'")]
+    pub blob_access: Option<String>,
+    /// Level of the JSON log line written to stderr per finished request. Process-wide: the first
+    /// handler created decides. Env `SESSION_AUDIO_LOG`. Default `info`; `off` disables.
+    #[napi(ts_type = "'off' | 'error' | 'warn' | 'info' | 'debug'")]
+    pub log_level: Option<String>,
+    /// Send `Server-Timing` with the phase durations. Env `SESSION_AUDIO_SERVER_TIMING=0` disables. Default on.
+    pub server_timing: Option<bool>,
+    /// Sentry environment. Env `SENTRY_ENVIRONMENT`, else `VERCEL_ENV`.
+    pub sentry_environment: Option<String>,
+}
+
+/// An option's value as the environment would spell it.
+trait ToSetting {
+    fn to_setting(&self) -> String;
+}
+
+impl ToSetting for String {
+    fn to_setting(&self) -> String {
+        self.clone()
+    }
+}
+
+impl ToSetting for bool {
+    fn to_setting(&self) -> String {
+        if *self { "1" } else { "0" }.into()
+    }
+}
+
+impl ToSetting for f64 {
+    /// Whole numbers as integers; anything else as written, which the core refuses with a 503
+    /// naming the setting (a fraction of a millisecond is not a setting).
+    fn to_setting(&self) -> String {
+        if self.fract() == 0.0 && self.abs() < 9.0e15 {
+            format!("{}", *self as i64)
+        } else {
+            self.to_string()
+        }
+    }
+}
+
+impl ToSetting for Vec<String> {
+    fn to_setting(&self) -> String {
+        self.join(",")
+    }
+}
+
+/// `(option field, environment variable, value if set)` for every option. The destructuring is
+/// exhaustive: a field added to `AudioOptions` without a variable here does not compile.
+macro_rules! settings {
+    ($options:expr; $($field:ident => $env:literal),* $(,)?) => {{
+        let AudioOptions { $($field),* } = $options;
+        [$((stringify!($field), $env, $field.as_ref().map(ToSetting::to_setting))),*]
+    }};
+}
+
+impl AudioOptions {
+    fn table(&self) -> [(&'static str, &'static str, Option<String>); 24] {
+        settings!(self;
+            convex_url => "NEXT_PUBLIC_CONVEX_URL",
+            clerk_secret_key => "CLERK_SECRET_KEY",
+            clerk_jwt_key => "CLERK_JWT_KEY",
+            clerk_api_url => "CLERK_API_URL",
+            authorized_parties => "CLERK_AUTHORIZED_PARTIES",
+            blob_read_write_token => "BLOB_READ_WRITE_TOKEN",
+            blob_api_url => "VERCEL_BLOB_API_URL",
+            sentry_dsn => "SENTRY_DSN",
+            trusted_hosts => "SESSION_AUDIO_TRUSTED_HOSTS",
+            convex_template => "SESSION_AUDIO_CONVEX_TEMPLATE",
+            get_session_query => "SESSION_AUDIO_GET_QUERY",
+            allow_loopback_upstream => "SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM",
+            cache_max_age => "SESSION_AUDIO_CACHE_MAX_AGE",
+            lookup_ttl_ms => "SESSION_AUDIO_LOOKUP_TTL_MS",
+            upstream_timeout_ms => "SESSION_AUDIO_UPSTREAM_TIMEOUT_MS",
+            attach_mutation => "SESSION_AUDIO_ATTACH_MUTATION",
+            entitlements_query => "SESSION_AUDIO_ENTITLEMENTS_QUERY",
+            max_upload_bytes => "SESSION_AUDIO_MAX_UPLOAD_BYTES",
+            max_duration_ms => "SESSION_AUDIO_MAX_DURATION_MS",
+            allowed_types => "SESSION_AUDIO_ALLOWED_TYPES",
+            blob_access => "SESSION_AUDIO_BLOB_ACCESS",
+            log_level => "SESSION_AUDIO_LOG",
+            server_timing => "SESSION_AUDIO_SERVER_TIMING",
+            sentry_environment => "SENTRY_ENVIRONMENT",
+        )
+    }
+
+    /// The value of the option that overrides environment variable `env`, if set.
+    pub fn setting(&self, env: &str) -> Option<String> {
+        self.table().into_iter().find(|(_, key, _)| *key == env).and_then(|(_, _, value)| value)
+    }
+}
+
+/// Read from the environment only: no option sets them.
+const ENV_ONLY: &[&str] = &["VERCEL_ENV"];
+
+/// Every environment variable the handlers read: the JS face snapshots exactly these from
+/// `process.env` (whatever object that is: tests replace it), so a changed environment builds a
+/// fresh handler.
+pub fn env_keys() -> Vec<&'static str> {
+    let options = AudioOptions::default().table().map(|(_, env, _)| env);
+    options.into_iter().chain(ENV_ONLY.iter().copied()).collect()
+}
+
+/// The option names as JS spells them (`convexUrl`), to refuse unknown ones where the developer
+/// sees it: napi ignores properties it does not know.
+pub fn option_names() -> Vec<String> {
+    AudioOptions::default().table().map(|(field, _, _)| camel(field)).to_vec()
+}
+
+/// `lookup_ttl_ms` → `lookupTtlMs`, as napi-derive names object fields.
+fn camel(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut upper = false;
+    for c in snake.chars() {
+        match c {
+            '_' => upper = true,
+            c if upper => {
+                out.extend(c.to_uppercase());
+                upper = false;
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
