@@ -1,6 +1,10 @@
 // GET end to end: real Clerk-, Convex- and storage-compatible servers on 127.0.0.1, the real
 // addon, real audio bytes. Range expectations are what `send` answers directly.
+import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startAudioServer } from '../stack/audio-server.mjs'
+import { startRouteServer } from '../stack/route-server.mjs'
+import { createAudioHandlers } from '../index.js'
 import { errorOf, startStack, type Stack } from './helpers'
 
 let s: Stack
@@ -137,8 +141,6 @@ describe('GET streams the owner audio', () => {
 
 describe('over HTTP, as Next serves it', () => {
   it('200, 206, 416, 304 and HEAD are framed correctly on the wire', async () => {
-    const { startRouteServer } = await import('../stack/route-server.mjs')
-    const { createAudioHandlers } = await import('../index.js')
     const app = await startRouteServer({ handlers: createAudioHandlers(s.options()) })
     try {
       const url = `${app.url}/api/listening-sessions/${sessionId}/audio`
@@ -222,8 +224,6 @@ describe('refusals', () => {
   })
 
   it('storage that does not answer in time is 504 upstream_timeout', async () => {
-    const { startAudioServer } = await import('../stack/audio-server.mjs')
-    const net = await import('node:net')
     // Accepts the connection and never answers.
     const silent = net.createServer(() => {})
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()))
@@ -278,14 +278,14 @@ describe('refusals', () => {
 
   it('Clerk rate limiting is 503 with Retry-After', async () => {
     const token = await s.clerk.sessionToken({ sub: 'user_frank' })
-    s.clerk.state.forceStatus = 429
+    s.clerk.state.fail = { status: 429, sticky: true, retryAfter: 3 }
     try {
       const res = await s.get(await s.session('user_frank'), { token })
       expect(res.headers.get('retry-after')).toBe('3')
       const e = await errorOf(res)
       expect([e.status, e.code]).toEqual([503, 'auth_rate_limited'])
     } finally {
-      s.clerk.state.forceStatus = null
+      s.clerk.state.fail = null
     }
   })
 
@@ -301,14 +301,12 @@ describe('refusals', () => {
   })
 
   it('POST, PUT and friends on the GET handler are 405', async () => {
-    const { createAudioHandlers } = await import('../index.js')
     const req = new Request('http://app.local/x', { method: 'DELETE', headers: { authorization: `Bearer ${alice}` } })
     const e = await errorOf(await createAudioHandlers(s.options()).GET(req, { params: { sessionId } }))
     expect([e.status, e.code]).toEqual([405, 'method_not_allowed'])
   })
 
   it('a route without [sessionId] is 400 missing_session_id; [id] is accepted', async () => {
-    const { createAudioHandlers } = await import('../index.js')
     const h = createAudioHandlers(s.options())
     const req = () => new Request('http://app.local/x', { headers: { authorization: `Bearer ${alice}` } })
     const e = await errorOf(await h.GET(req(), { params: {} }))

@@ -6,7 +6,7 @@ import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startSentry } from '../stack/sentry.mjs'
 import { createAudioHandlers, type RequestRecord } from '../index.js'
-import { errorOf, startStack, type Stack } from './helpers'
+import { errorOf, startStack, until, type Stack } from './helpers'
 
 let s: Stack
 let sentry: Awaited<ReturnType<typeof startSentry>>
@@ -23,12 +23,6 @@ afterAll(async () => {
   await sentry.close()
   await s.close()
 })
-
-async function until(cond: () => boolean, ms = 3000) {
-  const end = Date.now() + ms
-  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 10))
-  return cond()
-}
 
 describe('request id and Server-Timing', () => {
   it('echoes x-request-id, or x-vercel-id, or a generated one, on successes and refusals', async () => {

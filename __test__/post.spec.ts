@@ -34,12 +34,7 @@ async function expectUntouched(sessionId: string, blobsBefore: string[]) {
 describe('a successful upload', () => {
   const cases: [string, Buffer, string, string][] = [
     ['a generated 10 s WAV', wav10, 'audio/wav', 'audio/wav'],
-    [
-      'a WebM/Opus recording',
-      fixture('tone-5s.webm'),
-      'audio/webm;codecs=opus',
-      'audio/webm;codecs=opus',
-    ],
+    ['a WebM/Opus recording', fixture('tone-5s.webm'), 'audio/webm;codecs=opus', 'audio/webm;codecs=opus'],
     ['an M4A with an aliased type', fixture('tone-5s.m4a'), 'audio/x-m4a', 'audio/mp4'],
   ]
   for (const [name, audio, declared, normalised] of cases) {

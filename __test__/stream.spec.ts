@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startRouteServer } from '../stack/route-server.mjs'
 import { writeLargeWav } from '../stack/wav.mjs'
 import { createAudioHandlers } from '../index.js'
-import { startStack, type Stack } from './helpers'
+import { startStack, until, type Stack } from './helpers'
 
 let s: Stack
 let alice: string
@@ -17,15 +17,6 @@ beforeAll(async () => {
   alice = await s.clerk.sessionToken()
 })
 afterAll(() => s.close())
-
-async function until(cond: () => boolean, ms: number) {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) return false
-    await new Promise((r) => setTimeout(r, 10))
-  }
-  return true
-}
 
 describe('cancellation', () => {
   it('cancelling the body while the upstream is stalled closes the upstream connection within a second', async () => {

@@ -9,21 +9,27 @@ import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
 import { createRequire } from 'node:module'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const repo = path.resolve(here, '..')
 const argv = process.argv.slice(2)
-const flag = (name, dflt) => {
-  const i = argv.indexOf(name)
-  return i === -1 ? dflt : argv[i + 1]
-}
-const quick = argv.includes('--quick')
-const rounds = Number(flag('--rounds', quick ? 1 : 3))
-// `--only stream,seek-zero`: run just those scenarios and print their medians (no report written);
-// for iterating on one number while profiling.
-const only = flag('--only', null)?.split(',')
-const out = path.resolve(flag('--out', path.join(repo, 'BENCHMARKS.md')))
+const { values: flags } = parseArgs({
+  args: argv,
+  options: {
+    quick: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    // `--only stream,seek-zero`: run just those scenarios and print their medians (no report
+    // written); for iterating on one number while profiling.
+    only: { type: 'string' },
+    out: { type: 'string', default: path.join(repo, 'BENCHMARKS.md') },
+  },
+})
+const quick = flags.quick
+const rounds = Number(flags.rounds ?? (quick ? 1 : 3))
+const only = flags.only?.split(',')
+const out = path.resolve(flags.out)
 const MiB = 1024 * 1024
 const cfg = quick
   ? { bigBytes: 8 * MiB, medBytes: MiB, seeks: 20, streams: 10, uploadBytes: 8 * MiB }

@@ -11,7 +11,7 @@ import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import send from 'send'
-import { json, listen, readBody } from './http-util.mjs'
+import { json, listen, readBody, retryAfter, takeFailure } from './http-util.mjs'
 
 export const LOCAL_BLOB_TOKEN = 'vercel_blob_rw_localstore_sessionaudiodevtoken000000'
 
@@ -24,9 +24,10 @@ export async function startBlob({ root, port = 0, token = LOCAL_BLOB_TOKEN } = {
   const saveMeta = () => fs.writeFileSync(metaFile, JSON.stringify(Object.fromEntries(meta)))
   const calls = { put: 0, delete: 0, head: 0, list: 0, read: 0 }
   const puts = [] // { pathname, stored: boolean, bytes, headers }
-  // Failure injection: { status, code } answers the next PUT without storing (with `sticky`, every
-  // PUT); `resetAfterBytes` destroys the next PUT's connection after that many body bytes.
-  // `latencyMs`: added before the first byte of every blob read (benchmarks).
+  // Failure injection (`fail`, see takeFailure in http-util.mjs; kind `put`, plus the Blob error
+  // `code` to answer with): a failed PUT stores nothing. `resetAfterBytes` destroys the next PUT's
+  // connection after that many body bytes. `latencyMs`: added before the first byte of every blob
+  // read (benchmarks).
   const state = { fail: null, resetAfterBytes: null, latencyMs: 0 }
   let base = ''
 
@@ -73,10 +74,12 @@ export async function startBlob({ root, port = 0, token = LOCAL_BLOB_TOKEN } = {
     const access = req.headers['x-vercel-blob-access']
     if (access !== 'public' && access !== 'private')
       return apiError(res, 400, 'bad_request', 'access must be "public" or "private"')
-    if (state.fail) {
-      const { status, code, sticky } = state.fail
-      if (!sticky) state.fail = null
-      return apiError(res, status, code, 'injected failure', { connection: 'close' })
+    const injected = takeFailure(state, 'put')
+    if (injected) {
+      return apiError(res, injected.status, injected.code ?? 'unknown_error', 'injected failure', {
+        connection: 'close',
+        ...retryAfter(injected),
+      })
     }
     if (req.headers['x-add-random-suffix'] === '1') {
       const ext = path.extname(pathname)

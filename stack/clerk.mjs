@@ -13,7 +13,7 @@
 // (docs/protocols.md §C.1, §C.4).
 import { randomUUID } from 'node:crypto'
 import { SignJWT, exportJWK, exportSPKI, generateKeyPair } from 'jose'
-import { json, listen, readBody } from './http-util.mjs'
+import { json, listen, readBody, retryAfter, takeFailure } from './http-util.mjs'
 
 export const CAT_SESSION = 'cl_B7d4PD111AAA'
 export const CAT_TEMPLATE = 'cl_B7d4PD222AAA'
@@ -51,8 +51,22 @@ export async function startClerk({
   const sessions = new Map() // sid → { sub, status }
   const calls = { jwks: 0, tokens: 0, limited: 0, handshakes: 0, signIns: 0 }
   const hits = [] // timestamps of Backend API calls, for the rate limit
-  // `latencyMs`: added before every Backend API answer (benchmarks model the real service's RTT).
-  const state = { forceStatus: null, retryAfter: 3, latencyMs: 0 }
+  // Failure injection (`fail`, see takeFailure in http-util.mjs; kinds `jwks`, `tokens`) and
+  // `latencyMs`, added before every Backend API answer (benchmarks model the real service's RTT).
+  const state = { fail: null, latencyMs: 0 }
+  const injected = (res, fail) =>
+    json(
+      res,
+      fail.status,
+      {
+        errors: [
+          fail.status === 429
+            ? { code: 'too_many_requests', message: 'Too many requests' }
+            : { code: 'injected_failure', message: 'injected failure' },
+        ],
+      },
+      retryAfter(fail),
+    )
 
   let issuer = ''
   const authorized = (req) => req.headers.authorization === `Bearer ${secretKey}`
@@ -90,7 +104,8 @@ export async function startClerk({
     if (req.method === 'GET' && url.pathname === '/v1/jwks') {
       calls.jwks++
       if (!authorized(req)) return keyInvalid(res)
-      if (state.forceStatus) return json(res, state.forceStatus, { errors: [{ code: 'forced' }] })
+      const fail = takeFailure(state, 'jwks')
+      if (fail) return injected(res, fail)
       return json(res, 200, { keys: jwks })
     }
     const m = url.pathname.match(/^\/v1\/sessions\/([^/]+)\/tokens\/([^/]+)$/)
@@ -98,15 +113,8 @@ export async function startClerk({
       calls.tokens++
       if (!authorized(req)) return keyInvalid(res)
       const now = Date.now()
-      if (state.forceStatus === 429) {
-        return json(
-          res,
-          429,
-          { errors: [{ code: 'too_many_requests', message: 'Too many requests' }] },
-          { 'retry-after': String(state.retryAfter) },
-        )
-      }
-      if (state.forceStatus) return json(res, state.forceStatus, { errors: [{ code: 'forced' }] })
+      const fail = takeFailure(state, 'tokens')
+      if (fail) return injected(res, fail)
       const [sid, template] = [decodeURIComponent(m[1]), decodeURIComponent(m[2])]
       if (!templates.includes(template)) {
         return json(res, 404, {

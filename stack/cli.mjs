@@ -3,22 +3,27 @@
 //   node stack/cli.mjs [--dir .session-audio] [--clerk-port N] [--convex-port N] [--blob-port N] [--env-file F]
 // Prints each service's URL and the environment to give your app; Ctrl-C stops it.
 import fs from 'node:fs'
+import { parseArgs } from 'node:util'
 import { startLocalStack } from './local.mjs'
 
-const argv = process.argv.slice(2)
-const flag = (name, dflt) => {
-  const i = argv.indexOf(name)
-  return i === -1 ? dflt : argv[i + 1]
-}
-const port = (name) => (flag(name) === undefined ? undefined : Number(flag(name)))
+const { values: flags } = parseArgs({
+  options: {
+    dir: { type: 'string', default: '.session-audio' },
+    'clerk-port': { type: 'string' },
+    'convex-port': { type: 'string' },
+    'blob-port': { type: 'string' },
+    'env-file': { type: 'string' },
+  },
+})
+const port = (name) => (flags[name] === undefined ? undefined : Number(flags[name]))
 const stack = await startLocalStack({
-  dir: flag('--dir', '.session-audio'),
-  ports: { clerk: port('--clerk-port'), convex: port('--convex-port'), blob: port('--blob-port') },
+  dir: flags.dir,
+  ports: { clerk: port('clerk-port'), convex: port('convex-port'), blob: port('blob-port') },
 })
 const envText = Object.entries(stack.env)
   .map(([k, v]) => `${k}=${v}`)
   .join('\n')
-if (flag('--env-file')) fs.writeFileSync(flag('--env-file'), envText + '\n')
+if (flags['env-file']) fs.writeFileSync(flags['env-file'], envText + '\n')
 console.log(`session-audio local stack (data in ${stack.dir})
   clerk   ${stack.clerk.url}   (Backend API, JWKS, dev sign-in at ${stack.env.SESSION_AUDIO_DEV_SIGN_IN_URL})
   convex  ${stack.convex.url}   (examples/convex functions; ${stack.convex.restored} documents restored)

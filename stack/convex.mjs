@@ -10,10 +10,10 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { build } from 'esbuild'
-import { createRequire } from 'node:module'
+import { register } from 'node:module'
 import { createRemoteJWKSet, jwtVerify } from 'jose'
 import { convexToJson, jsonToConvex } from 'convex/values'
-import { json, listen, readBody } from './http-util.mjs'
+import { json, listen, readBody, retryAfter, takeFailure } from './http-util.mjs'
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const functionsDir = path.join(repo, 'examples', 'convex')
@@ -49,21 +49,16 @@ async function loadFunctions() {
   return { schema, modules }
 }
 
-/**
- * convex-test keeps its database in memory and does not export it. For `dataFile` persistence we
- * load a copy of its module that also exports its internal `getDbForComponent`, so a snapshot can
- * carry the documents with their ids and creation times. Every start of this stack imports that
- * copy (one module instance, so the AsyncLocalStorage it runs functions in is shared). The copy
- * sits next to the original (its relative imports resolve) and is rewritten when convex-test changes.
- */
+/** convex-test, with its database reachable for persistence (see convex-test-hooks.mjs). */
+let hooked = false
 async function loadConvexTest() {
-  const require = createRequire(import.meta.url)
-  const original = require.resolve('convex-test').replace(/index\.c?js$/, 'index.js')
-  const source = fs.readFileSync(original, 'utf8')
-  const patched = `${source}\nexport { getDbForComponent as __sessionAudioGetDb };\n`
-  const copy = path.join(path.dirname(original), 'index.session-audio.js')
-  if (!fs.existsSync(copy) || fs.readFileSync(copy, 'utf8') !== patched) fs.writeFileSync(copy, patched)
-  return import(pathToFileURL(copy).href)
+  if (!hooked) register('./convex-test-hooks.mjs', import.meta.url)
+  hooked = true
+  const convexTest = await import('convex-test')
+  if (typeof convexTest.__sessionAudioGetDb !== 'function') {
+    throw new Error('convex-test was loaded before its persistence hook was registered (stack/convex-test-hooks.mjs)')
+  }
+  return convexTest
 }
 
 /** Save and restore the root component's documents (`dataFile`: JSON, written atomically). */
@@ -110,9 +105,9 @@ export async function startConvex({ clerk, port = 0, dataFile } = {}) {
   const jwks = createRemoteJWKSet(new URL(`${clerk.issuer}/.well-known/jwks.json`), { cooldownDuration: 0 })
   const calls = { query: 0, mutation: 0 }
   const received = [] // { kind, headers, body } of every call, for wire-compatibility tests
-  // Failure injection for tests: { status, body } answers the next call at the HTTP level (with
-  // `sticky`, every call; with `kind`, only calls of that kind); { functionError } throws in the
-  // next function. `override[path]` replaces a function with one run against the raw database.
+  // Failure injection (`fail`, see takeFailure in http-util.mjs; kinds `query`, `mutation`, and an
+  // optional raw `body`), or `{ functionError }`: the next function throws. `override[path]`
+  // replaces a function with one run against the raw database.
   const state = { fail: null, override: {}, latencyMs: 0 }
 
   async function identityFrom(req) {
@@ -155,12 +150,12 @@ export async function startConvex({ clerk, port = 0, dataFile } = {}) {
     } catch {
       return json(res, 400, { code: 'BadJsonBody', message: 'body is not JSON' })
     }
-    const fail = state.fail
-    if (fail && fail.status && (!fail.kind || fail.kind === kind)) {
-      if (!fail.sticky) state.fail = null
-      res.writeHead(fail.status, { 'content-type': 'application/json' })
-      return res.end(fail.body ?? JSON.stringify({ code: 'InternalServerError', message: 'injected failure' }))
+    const failed = takeFailure(state, kind)
+    if (failed) {
+      res.writeHead(failed.status, { 'content-type': 'application/json', ...retryAfter(failed) })
+      return res.end(failed.body ?? JSON.stringify({ code: 'InternalServerError', message: 'injected failure' }))
     }
+    const fail = state.fail
     const { identity, error } = await identityFrom(req)
     if (error) return json(res, error[0], error[1])
     const udfPath = request.path

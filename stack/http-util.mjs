@@ -41,3 +41,22 @@ export function json(res, status, value, headers = {}) {
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers })
   res.end(body)
 }
+
+/**
+ * Failure injection, one vocabulary for every emulator: set `peer.state.fail` to
+ * `{ status, kind?, sticky?, retryAfter? }` and the next request of that kind (every one, while
+ * `sticky`) is answered with `status` in the service's own error format, plus `Retry-After` when
+ * given. Kinds: Clerk `jwks` | `tokens`, Convex `query` | `mutation`, Blob `put`; no kind matches
+ * all. Emulator-specific extras: Convex `{ functionError }` (the function throws), Blob
+ * `state.resetAfterBytes` (the connection dies mid-body). `state.latencyMs` delays every answer.
+ * Returns the failure to answer with, or null.
+ */
+export function takeFailure(state, kind) {
+  const fail = state.fail
+  if (!fail || !fail.status || (fail.kind && fail.kind !== kind)) return null
+  if (!fail.sticky) state.fail = null
+  return fail
+}
+
+/** `Retry-After` for an injected failure that names one. */
+export const retryAfter = (fail) => (fail.retryAfter ? { 'retry-after': String(fail.retryAfter) } : {})
