@@ -19,8 +19,21 @@ node -e "require('@napi-rs/lzma')" 2>/dev/null ||
   npm install --no-save --no-audit --no-fund \
     "@napi-rs/lzma-linux-x64-gnu@$(node -p "JSON.parse(require('fs').readFileSync('node_modules/@napi-rs/lzma/package.json')).version")"
 
-mkdir -p artifacts
+# The napi platform suffix of a Rust target (the binary is artifacts/session-audio.<suffix>.node).
+target_platform() {
+  case $1 in
+    x86_64-unknown-linux-gnu) echo linux-x64-gnu ;;
+    aarch64-unknown-linux-gnu) echo linux-arm64-gnu ;;
+    x86_64-unknown-linux-musl) echo linux-x64-musl ;;
+    aarch64-unknown-linux-musl) echo linux-arm64-musl ;;
+  esac
+}
+
+mkdir -p artifacts target/cross
 installed=$(rustup target list --installed)
+# What the binaries are built from. A target whose binary was built from exactly these bytes is not
+# rebuilt: a rerun on a machine that already has the toolchains costs seconds, not minutes.
+sources=$(find Cargo.toml Cargo.lock build.rs src crates/core/Cargo.toml crates/core/src -type f | sort | xargs sha256sum | sha256sum | cut -c1-16)
 built=()
 for target in x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
   if ! grep -qx "$target" <<<"$installed" && ! timeout 300 rustup target add "$target"; then
@@ -29,9 +42,15 @@ for target in x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu x86_64-unknown-
   fi
   versioned=$target
   [ "$target" = x86_64-unknown-linux-gnu ] || [ "$target" = aarch64-unknown-linux-gnu ] && versioned="$target.2.17"
-  echo "== building $versioned"
-  npx napi build --platform --release --target "$versioned" --cross-compile \
-    --target-dir target/cross --output-dir artifacts --no-js --dts artifacts/binding.d.ts
+  stamp=target/cross/$target.sources
+  if [ "$(cat "$stamp" 2>/dev/null)" = "$sources" ] && ls artifacts/*."$(target_platform "$target")".node >/dev/null 2>&1; then
+    echo "== $versioned: unchanged since its last build ($sources)"
+  else
+    echo "== building $versioned"
+    npx napi build --platform --release --target "$versioned" --cross-compile \
+      --target-dir target/cross --output-dir artifacts --no-js --dts artifacts/binding.d.ts
+    echo "$sources" >"$stamp"
+  fi
   built+=("$target")
 done
 

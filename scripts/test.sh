@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 # The portable platform binaries first (glibc floor 2.17; tested in __test__/binary.spec.ts).
 bash scripts/build-all.sh
 # Then the test build, which carries the test-only panic hook (crates/core feature `test-hooks`);
-# `npm run build`, build-all and the published binaries never do.
-bash scripts/ensure-built.sh --features test-hooks
+# `npm run build`, build-all and the published binaries never do. Its own target directory, so
+# that it and the plain build the browser tests pack are both kept, and a rerun rebuilds neither.
+bash scripts/ensure-built.sh --features test-hooks --target-dir target/test-hooks
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
