@@ -130,8 +130,7 @@ impl State {
         self.lookups.invalidate(&(user_id.to_string(), session_id.to_string())).await;
     }
 
-    /// Run a query as the caller, timed as `phase`. A token Convex refuses is forgotten, so the
-    /// next request mints a fresh one.
+    /// Run a query as the caller, timed as `phase`.
     pub async fn query_as(
         &self,
         who: &Identity,
@@ -140,15 +139,10 @@ impl State {
         phase: &'static str,
         trace: &Trace,
     ) -> Result<serde_json::Value> {
-        let token = self.convex_token(who, trace).await?;
-        let result = trace.phase(phase, self.convex.query(path, args, &token)).await;
-        if let Err(Error::ConvexAuthRejected(_)) = &result {
-            self.clerk.forget(&who.session_id).await;
-        }
-        result
+        self.as_caller(who, phase, trace, |token| async move { self.convex.query(path, args, &token).await }).await
     }
 
-    /// Run a mutation as the caller, timed as `phase`; a refused token is forgotten as for queries.
+    /// Run a mutation as the caller, timed as `phase`.
     pub async fn mutation_as(
         &self,
         who: &Identity,
@@ -157,8 +151,23 @@ impl State {
         phase: &'static str,
         trace: &Trace,
     ) -> Result<crate::convex::Outcome> {
+        self.as_caller(who, phase, trace, |token| async move { self.convex.mutation(path, args, &token).await }).await
+    }
+
+    /// A Convex call with the caller's token, timed as `phase`. A token Convex refuses is
+    /// forgotten, so the next request mints a fresh one.
+    async fn as_caller<T, Fut>(
+        &self,
+        who: &Identity,
+        phase: &'static str,
+        trace: &Trace,
+        call: impl FnOnce(String) -> Fut,
+    ) -> Result<T>
+    where
+        Fut: std::future::Future<Output = Result<T>>,
+    {
         let token = self.convex_token(who, trace).await?;
-        let result = trace.phase(phase, self.convex.mutation(path, args, &token)).await;
+        let result = trace.phase(phase, call(token)).await;
         if let Err(Error::ConvexAuthRejected(_)) = &result {
             self.clerk.forget(&who.session_id).await;
         }
