@@ -1,8 +1,11 @@
 // Every refusal on the way in: bad tokens, untrusted hosts, redirects, misconfiguration.
+import fs from 'node:fs'
+import path from 'node:path'
 import { SignJWT, generateKeyPair } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startAudioServer } from '../stack/audio-server.mjs'
 import { createAudioHandlers, handleAudioGet } from '../index.js'
+import { envKeys, optionNames } from '../binding.js'
 import { errorOf, startStack, type Stack } from './helpers'
 
 let s: Stack
@@ -300,5 +303,20 @@ describe('configuration', () => {
 
   it('an unknown option name throws at setup, where the developer sees it', () => {
     expect(() => createAudioHandlers({ convexURL: 'x' } as never)).toThrow(/unknown option "convexURL"/)
+  })
+
+  it('an option of the wrong type throws a TypeError at setup, naming the option', () => {
+    expect(() => createAudioHandlers({ lookupTtlMs: 'soon' } as never)).toThrow(/lookupTtlMs/)
+    expect(() => createAudioHandlers({ trustedHosts: 'a.example' } as never)).toThrow(/trustedHosts/)
+    expect(() => createAudioHandlers({ allowLoopbackUpstream: 1 } as never)).toThrow(/allowLoopbackUpstream/)
+  })
+
+  it('every option declared in Rust is in the README table, with the variable it overrides', () => {
+    const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8')
+    const names = optionNames()
+    expect(names.length).toBeGreaterThan(20)
+    for (const name of names) expect(readme, name).toMatch(new RegExp(`\\| \`${name}\` \\| \`[A-Z_]+`))
+    // and every variable the handlers read is one the README names
+    for (const key of envKeys()) expect(readme, key).toContain(`\`${key}`)
   })
 })

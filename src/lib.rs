@@ -151,9 +151,10 @@ impl From<&core::telemetry::RequestRecord> for RequestRecord {
 /// Weak (does not keep Node alive), not callee-handled (the callback gets the record only).
 type RecordCallback = ThreadsafeFunction<RequestRecord, (), RequestRecord, Status, false, true>;
 
-/// One configured handler set. Construction never throws: a configuration problem is kept and
-/// answered as `503 config_missing` / `config_invalid` on every request, so a misconfigured
-/// deployment serves clear errors instead of crashing the route module.
+/// One configured handler set. A configuration problem does not throw: it is kept and answered as
+/// `503 config_missing` / `config_invalid` on every request, so a misconfigured deployment serves
+/// clear errors instead of crashing the route module. (Only misuse of the API throws: an option of
+/// the wrong JS type is a `TypeError` from napi, which `createAudioHandlers` surfaces at setup.)
 #[napi]
 pub struct AudioHandler {
     state: std::result::Result<Arc<core::State>, Arc<core::Misconfigured>>,
