@@ -10,9 +10,10 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /**
- * One configured handler set. Construction never throws: a configuration problem is kept and
- * answered as `503 config_missing` / `config_invalid` on every request, so a misconfigured
- * deployment serves clear errors instead of crashing the route module.
+ * One configured handler set. A configuration problem does not throw: it is kept and answered as
+ * `503 config_missing` / `config_invalid` on every request, so a misconfigured deployment serves
+ * clear errors instead of crashing the route module. (Only misuse of the API throws: an option of
+ * the wrong JS type is a `TypeError` from napi, which `createAudioHandlers` surfaces at setup.)
  */
 export declare class AudioHandler {
   /**
@@ -145,6 +146,23 @@ export interface AudioOptions {
   serverTiming?: boolean
   /** Sentry environment. Env `SENTRY_ENVIRONMENT`, else `VERCEL_ENV`. */
   sentryEnvironment?: string
+  /**
+   * Direct-to-Blob uploads for recordings of any length (the JSON events `upload()` from
+   * `@vercel/blob/client` and `session-audio/client` send). Env `SESSION_AUDIO_CLIENT_UPLOADS=0`
+   * turns them off (`403 client_uploads_disabled`). Default on.
+   */
+  clientUploads?: boolean
+  /**
+   * How long a minted client token is valid (ms, 1 s to 24 h). Env `SESSION_AUDIO_CLIENT_TOKEN_TTL_MS`.
+   * Default 3600000 (1 h, as `handleUpload`).
+   */
+  clientTokenTtlMs?: number
+  /**
+   * Origin Vercel Blob's completion webhook is sent to (the route's path is appended). Env
+   * `VERCEL_BLOB_CALLBACK_URL`; else, on Vercel, derived from `VERCEL_ENV`, `VERCEL_BRANCH_URL`,
+   * `VERCEL_URL` and `VERCEL_PROJECT_PRODUCTION_URL` as `handleUpload` derives it; else no webhook.
+   */
+  blobCallbackUrl?: string
 }
 
 /** Converting the argument is the check: napi throws a `TypeError` naming an option of the wrong type. */
@@ -159,6 +177,7 @@ export declare function envKeys(): Array<string>
 /** The request fields the handlers read, as the JS face collects them from a Web `Request`. */
 export interface NativeRequest {
   method: string
+  url: string
   /** `[name, value]` pairs, as `[...request.headers]` gives them. */
   headers: Array<Array<string>>
   sessionId?: string

@@ -116,7 +116,12 @@ function toResponse(result) {
 
 async function get(handler, request, context) {
   const sessionId = await sessionIdFrom(context)
-  const result = await handler.get({ method: request.method, headers: [...request.headers], sessionId })
+  const result = await handler.get({
+    method: request.method,
+    url: request.url,
+    headers: [...request.headers],
+    sessionId,
+  })
   return toResponse(result)
 }
 
@@ -145,7 +150,7 @@ async function pump(call, body) {
 
 async function post(handler, request, context) {
   const sessionId = await sessionIdFrom(context)
-  const call = handler.post({ method: request.method, headers: [...request.headers], sessionId })
+  const call = handler.post({ method: request.method, url: request.url, headers: [...request.headers], sessionId })
   pump(call, request.body)
   return toResponse(await call.response())
 }

@@ -15,9 +15,9 @@ export const FIXTURES = path.join(__dirname, 'fixtures', 'audio')
 export const fixture = (name: string): Buffer => fs.readFileSync(path.join(FIXTURES, name))
 
 /** Poll `cond` every 10 ms until it holds (true) or `ms` pass (false). */
-export async function until(cond: () => boolean, ms = 3000): Promise<boolean> {
+export async function until(cond: () => boolean | Promise<boolean>, ms = 3000): Promise<boolean> {
   const end = Date.now() + ms
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > end) return false
     await new Promise((r) => setTimeout(r, 10))
   }

@@ -56,6 +56,8 @@ describe('the published packages', () => {
       'README.md',
       'binding.d.ts',
       'binding.js',
+      'client.d.ts',
+      'client.mjs',
       'index.d.ts',
       'index.js',
       'package.json',
@@ -79,6 +81,27 @@ describe('the published packages', () => {
     run(
       tsc,
       ['--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--lib', 'es2022,dom', route],
+      consumer,
+    )
+    // The browser helper, as a client component imports it (its types only: it needs @vercel/blob).
+    const client = path.join(consumer, 'recorder.mts')
+    fs.writeFileSync(
+      client,
+      [
+        "import { uploadSessionAudio, SessionAudioUploadError } from 'session-audio/client'",
+        'export async function send(id: string, blob: Blob): Promise<string> {',
+        '  try {',
+        '    const r = await uploadSessionAudio(id, blob, { durationMs: 1000, onProgress: (p) => void p.percentage })',
+        '    return r.audioUrl',
+        '  } catch (e) {',
+        '    return e instanceof SessionAudioUploadError ? e.code : String(e)',
+        '  }',
+        '}',
+      ].join('\n'),
+    )
+    run(
+      tsc,
+      ['--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--lib', 'es2022,dom', client],
       consumer,
     )
     fs.writeFileSync(

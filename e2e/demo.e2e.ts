@@ -9,6 +9,7 @@ import path from 'node:path'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { startLocalStack } from '../stack/local.mjs'
 import { startExampleApp } from '../stack/app.mjs'
+import { sineWav } from '../stack/wav.mjs'
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
 const artifacts = path.resolve('e2e-artifacts')
@@ -143,6 +144,60 @@ describe('the demo in Chromium', () => {
     expect(duration).toBeGreaterThan(59)
     expect(duration).toBeLessThan(61)
     await expectSeeksResume(page, [45, 5, 30])
+    await page.close()
+  })
+
+  it('a recording over 4.5 MB: the function-body cap refuses it, the client flow uploads it with a progress bar', async () => {
+    const wav = path.join(artifacts, 'long-170s.wav')
+    fs.writeFileSync(wav, sineWav(170)) // 5.4 MB of 16 kHz PCM
+    expect(fs.statSync(wav).size).toBeGreaterThan(4.5e6)
+    const page = await browser.newPage()
+    await signIn(page, 'Alice')
+    await page.click('#new-session')
+    await page.waitForSelector('#file')
+    const id = (await page.textContent('#session-id')) ?? ''
+    // As on Vercel: the streamed POST of that body never reaches the route.
+    const streamed = await page.evaluate(
+      async ([u, size]) =>
+        (
+          await fetch(u, {
+            method: 'POST',
+            headers: { 'x-duration-ms': '170000', 'x-content-type': 'audio/wav' },
+            body: new Uint8Array(size),
+          })
+        ).status,
+      [`/api/listening-sessions/${id}/audio`, 5_000_000] as const,
+    )
+    expect(streamed).toBe(413)
+    // The page's own upload goes straight to Blob, with progress.
+    const seen = page.evaluate(
+      () =>
+        new Promise<number[]>((resolve) => {
+          const values: number[] = []
+          const watch = new MutationObserver(() => {
+            const p = document.querySelector('#progress') as HTMLProgressElement | null
+            if (p && values.at(-1) !== p.value) values.push(p.value)
+            if (p && p.value >= 100) resolve(values)
+          })
+          watch.observe(document.body, { subtree: true, childList: true, attributes: true, characterData: true })
+        }),
+    )
+    await page.setInputFiles('#file', wav)
+    expect((await seen).at(-1)).toBe(100)
+    await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'transcribing', null, {
+      timeout: 60_000,
+    })
+    expect(await page.textContent('#percent')).toBe('100 %')
+    expect(await page.textContent('#message')).toMatch(/uploaded 5440044 bytes \(audio\/wav, 170\d{3} ms\)/)
+    const duration = await page.evaluate(async () => {
+      const a = document.querySelector('#player') as HTMLAudioElement
+      if (a.readyState < 1) await new Promise((r) => a.addEventListener('loadedmetadata', r, { once: true }))
+      return a.duration
+    })
+    expect(duration).toBeGreaterThan(169)
+    expect(duration).toBeLessThan(171)
+    await expectSeeksResume(page, [150, 20, 90])
+    await page.screenshot({ path: path.join(artifacts, 'demo-long-upload.png'), fullPage: true })
     await page.close()
   })
 

@@ -20,6 +20,7 @@ pub use options::AudioOptions;
 #[napi(object)]
 pub struct NativeRequest {
     pub method: String,
+    pub url: String,
     /// `[name, value]` pairs, as `[...request.headers]` gives them.
     pub headers: Vec<Vec<String>>,
     pub session_id: Option<String>,
@@ -234,6 +235,7 @@ impl AudioHandler {
     fn core_request(req: NativeRequest) -> core::Request {
         core::Request {
             method: req.method,
+            url: req.url,
             headers: req
                 .headers
                 .into_iter()

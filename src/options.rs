@@ -70,6 +70,17 @@ pub struct AudioOptions {
     pub server_timing: Option<bool>,
     /// Sentry environment. Env `SENTRY_ENVIRONMENT`, else `VERCEL_ENV`.
     pub sentry_environment: Option<String>,
+    /// Direct-to-Blob uploads for recordings of any length (the JSON events `upload()` from
+    /// `@vercel/blob/client` and `session-audio/client` send). Env `SESSION_AUDIO_CLIENT_UPLOADS=0`
+    /// turns them off (`403 client_uploads_disabled`). Default on.
+    pub client_uploads: Option<bool>,
+    /// How long a minted client token is valid (ms, 1 s to 24 h). Env `SESSION_AUDIO_CLIENT_TOKEN_TTL_MS`.
+    /// Default 3600000 (1 h, as `handleUpload`).
+    pub client_token_ttl_ms: Option<f64>,
+    /// Origin Vercel Blob's completion webhook is sent to (the route's path is appended). Env
+    /// `VERCEL_BLOB_CALLBACK_URL`; else, on Vercel, derived from `VERCEL_ENV`, `VERCEL_BRANCH_URL`,
+    /// `VERCEL_URL` and `VERCEL_PROJECT_PRODUCTION_URL` as `handleUpload` derives it; else no webhook.
+    pub blob_callback_url: Option<String>,
 }
 
 /// An option's value as the environment would spell it.
@@ -117,7 +128,7 @@ macro_rules! settings {
 }
 
 impl AudioOptions {
-    fn table(&self) -> [(&'static str, &'static str, Option<String>); 24] {
+    fn table(&self) -> [(&'static str, &'static str, Option<String>); 27] {
         settings!(self;
             convex_url => "NEXT_PUBLIC_CONVEX_URL",
             clerk_secret_key => "CLERK_SECRET_KEY",
@@ -143,6 +154,9 @@ impl AudioOptions {
             log_level => "SESSION_AUDIO_LOG",
             server_timing => "SESSION_AUDIO_SERVER_TIMING",
             sentry_environment => "SENTRY_ENVIRONMENT",
+            client_uploads => "SESSION_AUDIO_CLIENT_UPLOADS",
+            client_token_ttl_ms => "SESSION_AUDIO_CLIENT_TOKEN_TTL_MS",
+            blob_callback_url => "VERCEL_BLOB_CALLBACK_URL",
         )
     }
 
@@ -153,7 +167,7 @@ impl AudioOptions {
 }
 
 /// Read from the environment only: no option sets them.
-const ENV_ONLY: &[&str] = &["VERCEL_ENV"];
+const ENV_ONLY: &[&str] = &["VERCEL", "VERCEL_ENV", "VERCEL_URL", "VERCEL_BRANCH_URL", "VERCEL_PROJECT_PRODUCTION_URL"];
 
 /// Every environment variable the handlers read: the JS face snapshots exactly these from
 /// `process.env` (whatever object that is: tests replace it), so a changed environment builds a

@@ -40,6 +40,9 @@ export async function startLocalStack({ dir = '.session-audio', ports = {}, rate
     NEXT_PUBLIC_CONVEX_URL: convex.url,
     BLOB_READ_WRITE_TOKEN: blob.token,
     VERCEL_BLOB_API_URL: blob.apiUrl,
+    // For the browser's `@vercel/blob/client`: `localhost`, so it sends whole bodies (it streams
+    // them, which needs HTTP/2, only to other hosts).
+    SESSION_AUDIO_BROWSER_BLOB_API_URL: blob.apiUrl.replace('127.0.0.1', 'localhost'),
     SESSION_AUDIO_TRUSTED_HOSTS: blob.host,
     SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM: '1',
     SESSION_AUDIO_DEV_SIGN_IN_URL: `${clerkBrowserUrl}/sign-in`,

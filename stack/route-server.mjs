@@ -17,11 +17,29 @@ function drained(res) {
   })
 }
 
-/** `routes`: { pattern: RegExp with a `sessionId` group, handlers: { GET, POST, HEAD } } */
+/** Vercel's limit on a function's request body (docs/protocols.md §D.3). */
+export const VERCEL_MAX_BODY_BYTES = 4.5 * 1000 * 1000
+
+/** Vercel's refusal of a body over the limit, before the function runs. */
+export function payloadTooLarge(res) {
+  res.writeHead(413, {
+    'content-type': 'text/plain; charset=utf-8',
+    'x-vercel-error': 'FUNCTION_PAYLOAD_TOO_LARGE',
+    connection: 'close',
+  })
+  res.end('Request Entity Too Large\n\nFUNCTION_PAYLOAD_TOO_LARGE\n')
+}
+
+/**
+ * `routes`: { pattern: RegExp with a `sessionId` group, handlers: { GET, POST, HEAD } }.
+ * `maxBodyBytes` (e.g. VERCEL_MAX_BODY_BYTES): behave as Vercel does with bigger bodies: it reads
+ * the body before the function runs and answers 413 FUNCTION_PAYLOAD_TOO_LARGE when it is over.
+ */
 export async function startRouteServer({
   pattern = /^\/api\/listening-sessions\/(?<sessionId>[^/]+)\/audio$/,
   handlers,
   port = 0,
+  maxBodyBytes = null,
 }) {
   const log = [] // { method, path, status }
   const peer = await listen(async (req, res) => {
@@ -37,10 +55,28 @@ export async function startRouteServer({
     const headers = new Headers()
     for (const [k, v] of Object.entries(req.headers)) headers.set(k, Array.isArray(v) ? v.join(', ') : v)
     const hasBody = req.method !== 'GET' && req.method !== 'HEAD'
+    let body = hasBody ? Readable.toWeb(req) : undefined
+    if (hasBody && maxBodyBytes !== null) {
+      if (Number(req.headers['content-length'] || 0) > maxBodyBytes) {
+        log.push({ method: req.method, path: url.pathname, status: 413 })
+        return payloadTooLarge(res)
+      }
+      const chunks = []
+      let size = 0
+      for await (const chunk of req) {
+        size += chunk.length
+        if (size > maxBodyBytes) {
+          log.push({ method: req.method, path: url.pathname, status: 413 })
+          return payloadTooLarge(res)
+        }
+        chunks.push(chunk)
+      }
+      body = Buffer.concat(chunks)
+    }
     const request = new Request(url, {
       method: req.method,
       headers,
-      body: hasBody ? Readable.toWeb(req) : undefined,
+      body,
       duplex: hasBody ? 'half' : undefined,
       signal: controller.signal,
     })

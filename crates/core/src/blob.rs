@@ -16,6 +16,10 @@ use crate::config::BlobAccess;
 use crate::error::{Error, Result};
 
 const BLOB_API_VERSION: &str = "12";
+/// Time allowed for a small exchange with the store (head, the first bytes of a blob), whole.
+const SMALL_EXCHANGE: Duration = Duration::from_secs(15);
+/// The most we read of a metadata answer.
+const MAX_METADATA_BYTES: usize = 64 * 1024;
 const MAX_ATTEMPTS: u32 = 3;
 
 pub struct BlobClient {
@@ -32,6 +36,33 @@ pub struct StoredBlob {
     pub pathname: String,
     #[serde(default)]
     pub content_type: Option<String>,
+}
+
+/// What `head()` says of a stored blob.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BlobMeta {
+    pub url: String,
+    pub pathname: String,
+    pub size: u64,
+    #[serde(default)]
+    pub content_type: Option<String>,
+}
+
+/// A JSON answer, read to at most `MAX_METADATA_BYTES`.
+async fn read_json<T: serde::de::DeserializeOwned>(mut resp: reqwest::Response, what: &str) -> Result<T> {
+    let mut body = Vec::new();
+    while let Some(chunk) = tokio::time::timeout(SMALL_EXCHANGE, resp.chunk())
+        .await
+        .map_err(|_| Error::StorageFailed(format!("{what}: timed out")))?
+        .map_err(|e| Error::StorageFailed(format!("{what}: {}", crate::error::chain(&e))))?
+    {
+        if body.len() + chunk.len() > MAX_METADATA_BYTES {
+            return Err(Error::StorageFailed(format!("{what}: answer larger than {MAX_METADATA_BYTES} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).map_err(|e| Error::StorageFailed(format!("{what}: unexpected answer: {e}")))
 }
 
 #[derive(Deserialize)]
@@ -66,6 +97,69 @@ impl BlobClient {
             })?
             .to_string();
         Ok(BlobClient { http, api: api.as_str().trim_end_matches('/').to_string(), token, store_id })
+    }
+
+    /// The read-write token (client tokens and webhook signatures are keyed by it).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The store the token belongs to.
+    pub fn store_id(&self) -> &str {
+        &self.store_id
+    }
+
+    /// A stored blob's metadata (`head()`: `GET {api}?url=…`); `None` when it does not exist.
+    pub async fn head(&self, url: &str) -> Result<Option<BlobMeta>> {
+        let query: String = url::form_urlencoded::byte_serialize(url.as_bytes()).collect();
+        let resp = self
+            .request(reqwest::Method::GET, format!("{}?url={query}", self.api), &self.request_id(), 0)
+            .timeout(SMALL_EXCHANGE)
+            .send()
+            .await
+            .map_err(|e| Error::StorageFailed(format!("head: {}", crate::error::chain(&e))))?;
+        match resp.status().as_u16() {
+            200..=299 => {}
+            404 => return Ok(None),
+            status => {
+                let (code, message) = api_error(resp).await;
+                return Err(Error::StorageFailed(format!("head: HTTP {status} {code}: {message}")));
+            }
+        }
+        read_json(resp, "head").await.map(Some)
+    }
+
+    /// The first `n` bytes of a stored blob (a Range read of its URL, with the token: private blobs
+    /// need it, as `get()` sends it).
+    pub async fn read_start(&self, url: &Url, n: usize) -> Result<bytes::Bytes> {
+        let resp = self
+            .http
+            .get(url.clone())
+            .bearer_auth(&self.token)
+            .header("range", format!("bytes=0-{}", n.saturating_sub(1)))
+            .timeout(SMALL_EXCHANGE)
+            .send()
+            .await
+            .map_err(|e| Error::StorageFailed(format!("read: {}", crate::error::chain(&e))))?;
+        // Gone between head and read (the other completion path refused and deleted it).
+        if resp.status() == 404 {
+            return Err(Error::UploadNotFound(url.to_string()));
+        }
+        if !resp.status().is_success() {
+            return Err(Error::StorageFailed(format!("read: HTTP {}", resp.status())));
+        }
+        let mut resp = resp;
+        let mut head = bytes::BytesMut::new();
+        // Read no more than asked for, even from a store that ignores Range.
+        while head.len() < n {
+            match tokio::time::timeout(SMALL_EXCHANGE, resp.chunk()).await {
+                Err(_) => return Err(Error::StorageFailed("read: timed out".into())),
+                Ok(Err(e)) => return Err(Error::StorageFailed(format!("read: {}", crate::error::chain(&e)))),
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(chunk))) => head.extend_from_slice(&chunk[..chunk.len().min(n - head.len())]),
+            }
+        }
+        Ok(head.freeze())
     }
 
     fn request(&self, method: reqwest::Method, url: String, request_id: &str, attempt: u32) -> reqwest::RequestBuilder {

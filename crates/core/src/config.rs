@@ -21,6 +21,8 @@ pub const DEFAULT_ENTITLEMENTS_QUERY: &str = "entitlements:getForCurrentUser";
 pub const DEFAULT_BLOB_API_URL: &str = "https://vercel.com/api/blob";
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 100 * 1024 * 1024;
 pub const DEFAULT_MAX_DURATION_MS: u64 = 4 * 60 * 60 * 1000;
+/// As `handleUpload`: a client token is good for an hour.
+pub const DEFAULT_CLIENT_TOKEN_TTL_MS: u64 = 60 * 60 * 1000;
 
 /// `x-vercel-blob-access` for uploads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +50,13 @@ pub struct UploadConfig {
     pub blob_api_url: Url,
     pub attach_mutation: String,
     pub entitlements_query: String,
+    /// Direct-to-Blob client uploads (the JSON events); off: `403 client_uploads_disabled`.
+    pub client_uploads: bool,
+    /// How long a minted client token is valid.
+    pub client_token_ttl: Duration,
+    /// Where Blob's completion webhook goes (origin; the route's path is appended), as
+    /// `handleUpload` derives it. `None`: no webhook.
+    pub callback_origin: Option<String>,
 }
 
 /// Key-source for verifying session tokens.
@@ -186,6 +195,12 @@ impl Config {
             attach_mutation: get("SESSION_AUDIO_ATTACH_MUTATION").unwrap_or_else(|| DEFAULT_ATTACH_MUTATION.into()),
             entitlements_query: get("SESSION_AUDIO_ENTITLEMENTS_QUERY")
                 .unwrap_or_else(|| DEFAULT_ENTITLEMENTS_QUERY.into()),
+            client_uploads: parse_switch(get, "SESSION_AUDIO_CLIENT_UPLOADS", true)?,
+            client_token_ttl: Duration::from_millis(
+                parse_number(get, "SESSION_AUDIO_CLIENT_TOKEN_TTL_MS", DEFAULT_CLIENT_TOKEN_TTL_MS)?
+                    .clamp(1_000, 86_400_000),
+            ),
+            callback_origin: crate::client_upload::callback_origin(get),
         };
 
         Ok(Config {
@@ -237,6 +252,15 @@ fn parse_telemetry(get: &impl Fn(&str) -> Option<String>) -> (TelemetryConfig, O
     });
     let sentry_environment = get("SENTRY_ENVIRONMENT").or_else(|| get("VERCEL_ENV"));
     (TelemetryConfig { log_level, server_timing, sentry_dsn, sentry_environment }, error)
+}
+
+fn parse_switch(get: &impl Fn(&str) -> Option<String>, key: &str, default: bool) -> Result<bool> {
+    match get(key).as_deref() {
+        None => Ok(default),
+        Some("1") | Some("true") | Some("on") => Ok(true),
+        Some("0") | Some("false") | Some("off") => Ok(false),
+        Some(other) => Err(Error::ConfigInvalid(format!("{key} must be 1 or 0, got {other:?}"))),
+    }
 }
 
 fn split_list(raw: &str) -> Vec<String> {

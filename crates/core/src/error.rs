@@ -131,6 +131,12 @@ pub enum Error {
     DurationLimitExceeded(String),
     #[error("blob storage failed: {0}")]
     StorageFailed(String),
+    #[error("client uploads are turned off")]
+    ClientUploadsDisabled,
+    #[error("webhook signature missing or wrong")]
+    InvalidSignature,
+    #[error("uploaded blob not found: {0}")]
+    UploadNotFound(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -140,12 +146,12 @@ impl Error {
         match self {
             Error::ConfigMissing(_) | Error::ConfigInvalid(_) | Error::ClerkRateLimited { .. } => 503,
             Error::MissingSessionId | Error::BadRequest { .. } | Error::IncompleteBody(_) => 400,
-            Error::EntitlementDenied | Error::DurationLimitExceeded(_) => 403,
+            Error::EntitlementDenied | Error::DurationLimitExceeded(_) | Error::ClientUploadsDisabled => 403,
             Error::InvalidSessionState(_) => 409,
             Error::PayloadTooLarge(_) => 413,
             Error::UnsupportedMediaType(_) | Error::ContentMismatch(_) => 415,
-            Error::Unauthenticated(_) => 401,
-            Error::SessionNotFound | Error::AudioNotFound => 404,
+            Error::Unauthenticated(_) | Error::InvalidSignature => 401,
+            Error::SessionNotFound | Error::AudioNotFound | Error::UploadNotFound(_) => 404,
             Error::MethodNotAllowed => 405,
             Error::ClerkUnavailable(_)
             | Error::ConvexUnavailable(_)
@@ -186,6 +192,9 @@ impl Error {
             Error::EntitlementDenied => "entitlement_denied",
             Error::DurationLimitExceeded(_) => "duration_limit_exceeded",
             Error::StorageFailed(_) => "storage_failed",
+            Error::ClientUploadsDisabled => "client_uploads_disabled",
+            Error::InvalidSignature => "invalid_signature",
+            Error::UploadNotFound(_) => "upload_not_found",
             Error::Internal(_) => "internal_error",
         }
     }
@@ -221,6 +230,9 @@ impl Error {
             Error::EntitlementDenied => "This account may not record listening sessions.".into(),
             Error::DurationLimitExceeded(limit) => format!("The recording is longer than this account allows ({limit})."),
             Error::StorageFailed(_) => "The audio could not be stored.".into(),
+            Error::ClientUploadsDisabled => "Direct-to-Blob uploads are turned off for this route (clientUploads: false): POST the audio as the request body instead.".into(),
+            Error::InvalidSignature => "The x-vercel-signature header is missing or does not sign this body.".into(),
+            Error::UploadNotFound(_) => "The uploaded blob is not in storage: upload it first, then complete.".into(),
             Error::Internal(_) => "Internal error.".into(),
         }
     }
@@ -291,6 +303,9 @@ mod tests {
             (Error::EntitlementDenied, 403, "entitlement_denied"),
             (Error::DurationLimitExceeded("x".into()), 403, "duration_limit_exceeded"),
             (Error::StorageFailed("x".into()), 502, "storage_failed"),
+            (Error::ClientUploadsDisabled, 403, "client_uploads_disabled"),
+            (Error::InvalidSignature, 401, "invalid_signature"),
+            (Error::UploadNotFound("x".into()), 404, "upload_not_found"),
         ];
         for (err, status, code) in table {
             assert_eq!(err.status(), status, "{err:?}");

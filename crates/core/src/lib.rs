@@ -6,6 +6,7 @@
 //! Convex steps. See docs/architecture.md for the map.
 
 // The request path.
+pub mod client_flow;
 pub mod get;
 pub mod post;
 pub mod serve;
@@ -22,6 +23,7 @@ pub mod convex;
 pub mod upstream;
 
 // Pure decisions, table-tested.
+pub mod client_upload;
 pub mod headers;
 pub mod media;
 pub mod policy;

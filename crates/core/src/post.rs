@@ -23,9 +23,13 @@ async fn try_post(state: &State, req: &Request, body: Chunks, trace: Trace, rece
     if !req.method.eq_ignore_ascii_case("POST") {
         return Err(Error::MethodNotAllowed);
     }
-    let blob = state.blob()?;
     let session_id = req.session_id.as_deref().filter(|s| !s.is_empty()).ok_or(Error::MissingSessionId)?;
     test_panic_hook(req);
+    // A JSON body is a client-upload event (the audio went straight to Blob); anything else is audio.
+    if crate::client_flow::is_event(&req.headers) {
+        return crate::client_flow::handle(state, req, session_id, body, &trace).await;
+    }
+    let blob = state.blob()?;
     // 1. identity, then what the headers promise — all before a byte is read.
     let who = state.authenticate(&req.headers, &trace).await?;
     let meta = validate_headers(&req.headers, &state.config.upload)?;

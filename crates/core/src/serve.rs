@@ -18,6 +18,8 @@ use crate::telemetry::{RecordSink, Telemetry, Trace};
 #[derive(Debug, Clone, Default)]
 pub struct Request {
     pub method: String,
+    /// The URL Next gave the route; its path is where Blob's completion webhook is sent back to.
+    pub url: String,
     pub headers: Vec<(String, String)>,
     pub session_id: Option<String>,
 }

@@ -31,47 +31,31 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// Where the declared metadata came from, for messages that name what to fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Declared {
+    /// The streamed POST: `x-duration-ms` and `x-content-type` headers.
+    Headers,
+    /// A client upload's token request: the `clientPayload` JSON's `durationMs` and `contentType`.
+    ClientPayload,
+    /// A client upload's completion event: its `payload.durationMs`.
+    CompleteEvent,
+}
+
+impl Declared {
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Declared::Headers => ("The x-duration-ms header", "The x-content-type header"),
+            Declared::ClientPayload => ("clientPayload.durationMs", "clientPayload.contentType"),
+            Declared::CompleteEvent => ("payload.durationMs", "the stored blob's content type"),
+        }
+    }
+}
+
 /// Validate the metadata headers against the deployment's limits.
 pub fn validate_headers(headers: &[(String, String)], cfg: &UploadConfig) -> Result<UploadMeta> {
-    let duration_ms = match header(headers, "x-duration-ms") {
-        None | Some("") => {
-            return Err(bad(
-                "missing_duration",
-                "The x-duration-ms header (recording length in ms) is required.".into(),
-            ))
-        }
-        Some(raw) => match raw.parse::<u64>() {
-            Ok(d) if d >= 1 && d <= cfg.max_duration_ms => d,
-            Ok(d) if d > cfg.max_duration_ms => {
-                return Err(bad(
-                    "invalid_duration",
-                    format!("x-duration-ms is {d}, above the limit of {} ms.", cfg.max_duration_ms),
-                ))
-            }
-            _ => {
-                return Err(bad(
-                    "invalid_duration",
-                    format!("x-duration-ms must be a whole number of ms ≥ 1, got {raw:?}."),
-                ))
-            }
-        },
-    };
-    let declared = match header(headers, "x-content-type") {
-        None | Some("") => {
-            return Err(bad(
-                "missing_content_type",
-                "The x-content-type header (the audio MIME type) is required.".into(),
-            ))
-        }
-        Some(raw) => match parse_declared(raw) {
-            Ok(d) if cfg.allowed.contains(&d.container) => d,
-            Ok(d) => return Err(Error::UnsupportedMediaType(d.container.essence().into())),
-            Err(Some(essence)) => return Err(Error::UnsupportedMediaType(essence)),
-            Err(None) => {
-                return Err(bad("invalid_content_type", format!("x-content-type is not a MIME type: {raw:?}.")))
-            }
-        },
-    };
+    let (duration_ms, declared) =
+        validate_declared(header(headers, "x-duration-ms"), header(headers, "x-content-type"), cfg, Declared::Headers)?;
     let content_length = match header(headers, "content-length") {
         None => None,
         Some(raw) => Some(
@@ -85,6 +69,47 @@ pub fn validate_headers(headers: &[(String, String)], cfg: &UploadConfig) -> Res
         }
     }
     Ok(UploadMeta { duration_ms, declared, content_length })
+}
+
+/// A declared duration: a whole number of ms, at least 1, within the deployment's limit.
+pub fn validate_duration(duration: Option<&str>, cfg: &UploadConfig, from: Declared) -> Result<u64> {
+    let (name, _) = from.names();
+    let raw = match duration.map(str::trim) {
+        None | Some("") => {
+            return Err(bad("missing_duration", format!("{name} (recording length in ms) is required.")))
+        }
+        Some(raw) => raw,
+    };
+    match raw.parse::<u64>() {
+        Ok(d) if d >= 1 && d <= cfg.max_duration_ms => Ok(d),
+        Ok(d) if d > cfg.max_duration_ms => {
+            Err(bad("invalid_duration", format!("{name} is {d}, above the limit of {} ms.", cfg.max_duration_ms)))
+        }
+        _ => Err(bad("invalid_duration", format!("{name} must be a whole number of ms ≥ 1, got {raw:?}."))),
+    }
+}
+
+/// The declared duration and type, checked with the same rules and codes wherever they come from.
+pub fn validate_declared(
+    duration: Option<&str>,
+    content_type: Option<&str>,
+    cfg: &UploadConfig,
+    from: Declared,
+) -> Result<(u64, DeclaredType)> {
+    let duration_ms = validate_duration(duration, cfg, from)?;
+    let (_, type_name) = from.names();
+    let declared = match content_type.map(str::trim) {
+        None | Some("") => {
+            return Err(bad("missing_content_type", format!("{type_name} (the audio MIME type) is required.")))
+        }
+        Some(raw) => match parse_declared(raw) {
+            Ok(d) if cfg.allowed.contains(&d.container) => d,
+            Ok(d) => return Err(Error::UnsupportedMediaType(d.container.essence().into())),
+            Err(Some(essence)) => return Err(Error::UnsupportedMediaType(essence)),
+            Err(None) => return Err(bad("invalid_content_type", format!("{type_name} is not a MIME type: {raw:?}."))),
+        },
+    };
+    Ok((duration_ms, declared))
 }
 
 /// `entitlements:getForCurrentUser`'s answer.
@@ -132,6 +157,9 @@ mod tests {
             blob_api_url: url::Url::parse("http://127.0.0.1:1/api/blob").unwrap(),
             attach_mutation: "m".into(),
             entitlements_query: "q".into(),
+            client_uploads: true,
+            client_token_ttl: std::time::Duration::from_secs(3600),
+            callback_origin: None,
         }
     }
 

@@ -1,17 +1,29 @@
 'use client'
-// The whole demo: create a session, record (MediaRecorder) or pick a file, upload through the
-// session-audio POST route, then play it back through the GET route (Range requests: seeking works).
+// The whole demo: create a session, record (MediaRecorder) or pick a file, upload it straight to
+// Blob with `session-audio/client` (any length: the route only mints the token and verifies what
+// landed), then play it back through the GET route (Range requests: seeking works).
 import { useEffect, useRef, useState } from 'react'
 import fixWebmDuration from 'fix-webm-duration'
+import { SessionAudioUploadError, uploadSessionAudio } from 'session-audio/client'
 
 type Session = { _id: string; status: string; durationMs?: number; contentType?: string }
 
-export function Demo({ userId, signOutUrl }: { userId: string; signOutUrl: string }) {
+export function Demo({
+  userId,
+  signOutUrl,
+  blobApiUrl,
+}: {
+  userId: string
+  signOutUrl: string
+  /** The local Blob emulator's API, for `@vercel/blob/client` (unset: Vercel Blob itself). */
+  blobApiUrl?: string
+}) {
   const [sessionId, setSessionId] = useState<string | null>(null)
   const [status, setStatus] = useState('')
   const [message, setMessage] = useState('')
   const [recording, setRecording] = useState(false)
   const [uploaded, setUploaded] = useState(0)
+  const [percent, setPercent] = useState<number | null>(null)
   const [sessions, setSessions] = useState<Session[]>([])
   const recorder = useRef<MediaRecorder | null>(null)
   const startedAt = useRef(0)
@@ -23,6 +35,15 @@ export function Demo({ userId, signOutUrl }: { userId: string; signOutUrl: strin
   useEffect(() => {
     void refresh()
   }, [])
+  useEffect(() => {
+    // `@vercel/blob/client` reads NEXT_PUBLIC_VERCEL_BLOB_API_URL; Next inlines it at build time when
+    // it is set then. The local stack's port is only known at run time, so the page passes it on.
+    if (blobApiUrl) {
+      const g = globalThis as unknown as { process?: { env: Record<string, string | undefined> } }
+      g.process ??= { env: {} }
+      g.process.env.NEXT_PUBLIC_VERCEL_BLOB_API_URL = blobApiUrl
+    }
+  }, [blobApiUrl])
 
   async function newSession() {
     const res = await fetch('/api/listening-sessions', { method: 'POST' })
@@ -71,17 +92,22 @@ export function Demo({ userId, signOutUrl }: { userId: string; signOutUrl: strin
   }
 
   async function upload(blob: Blob, durationMs: number) {
+    if (!sessionId) return
     setMessage(`uploading ${blob.size} bytes…`)
-    const res = await fetch(`/api/listening-sessions/${sessionId}/audio`, {
-      method: 'POST',
-      headers: { 'x-duration-ms': String(Math.round(durationMs)), 'x-content-type': blob.type || 'audio/webm' },
-      body: blob,
-    })
-    const body = await res.json()
-    if (!res.ok) return setMessage(`upload refused: ${res.status} ${JSON.stringify(body)}`)
-    setStatus(body.status)
-    setUploaded((n) => n + 1)
-    setMessage(`uploaded ${body.sizeBytes} bytes (${body.contentType}, ${body.durationMs} ms)`)
+    setPercent(0)
+    try {
+      const body = await uploadSessionAudio(sessionId, blob, {
+        durationMs: Math.round(durationMs),
+        contentType: blob.type || 'audio/webm',
+        onProgress: ({ percentage }) => setPercent(percentage),
+      })
+      setStatus(body.status)
+      setUploaded((n) => n + 1)
+      setMessage(`uploaded ${body.sizeBytes} bytes (${body.contentType}, ${body.durationMs} ms)`)
+    } catch (e) {
+      const why = e instanceof SessionAudioUploadError ? `${e.status} ${e.code}: ${e.message}` : String(e)
+      setMessage(`upload refused: ${why}`)
+    }
     void refresh()
   }
 
@@ -122,6 +148,11 @@ export function Demo({ userId, signOutUrl }: { userId: string; signOutUrl: strin
                 accept="audio/*"
                 onChange={(e) => e.target.files?.[0] && pickFile(e.target.files[0])}
               />
+            </p>
+          )}
+          {percent !== null && (
+            <p>
+              <progress id="progress" max={100} value={percent} /> <span id="percent">{Math.round(percent)} %</span>
             </p>
           )}
           {uploaded > 0 && <audio id="player" controls preload="metadata" src={src} style={{ width: '100%' }} />}

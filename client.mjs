@@ -1,0 +1,129 @@
+// session-audio/client: upload a listening session's recording from the browser, of any length.
+// Plain JS, no native code. The bytes go straight to Vercel Blob (`upload()` from
+// `@vercel/blob/client`, multipart for large files) with a short-lived token the audio route mints;
+// then the route is told the upload finished, verifies what landed and attaches it.
+import { upload } from '@vercel/blob/client'
+
+/** A refusal, with the route's error code (`session_not_found`, `content_mismatch`, …). */
+export class SessionAudioUploadError extends Error {
+  constructor(status, code, message) {
+    super(message)
+    this.name = 'SessionAudioUploadError'
+    this.status = status
+    this.code = code
+  }
+}
+
+const EXTENSIONS = {
+  'audio/webm': 'webm',
+  'audio/ogg': 'ogg',
+  'audio/mpeg': 'mp3',
+  'audio/mp3': 'mp3',
+  'audio/mp4': 'm4a',
+  'audio/x-m4a': 'm4a',
+  'audio/m4a': 'm4a',
+  'audio/aac': 'aac',
+  'audio/wav': 'wav',
+  'audio/wave': 'wav',
+  'audio/x-wav': 'wav',
+  'audio/vnd.wave': 'wav',
+  'audio/flac': 'flac',
+  'audio/x-flac': 'flac',
+}
+
+/** Parts of 8 MiB are what `upload()` sends; below two of them a single PUT is as good. */
+const MULTIPART_FROM_BYTES = 16 * 1024 * 1024
+
+async function refusal(res) {
+  let body = null
+  try {
+    body = await res.json()
+  } catch {}
+  const error = body && body.error
+  return new SessionAudioUploadError(
+    res.status,
+    (error && error.code) || `http_${res.status}`,
+    (error && error.message) || `The audio route answered ${res.status}.`,
+  )
+}
+
+/**
+ * Upload `blob` (a MediaRecorder result or a picked file) as the audio of `sessionId`.
+ * Resolves with the route's answer (`{ sessionId, status: 'transcribing', audioUrl, … }`); rejects
+ * with a `SessionAudioUploadError` carrying the route's code when anything is refused.
+ */
+export async function uploadSessionAudio(sessionId, blob, options = {}) {
+  const {
+    durationMs,
+    contentType = blob.type,
+    onProgress,
+    signal,
+    headers = {},
+    name = 'recording',
+    routeUrl = `/api/listening-sessions/${encodeURIComponent(sessionId)}/audio`,
+    multipart = blob.size >= MULTIPART_FROM_BYTES,
+  } = options
+  const essence = String(contentType || '')
+    .split(';')[0]
+    .trim()
+    .toLowerCase()
+  const ext = EXTENSIONS[essence]
+  if (!ext)
+    throw new SessionAudioUploadError(
+      415,
+      'unsupported_media_type',
+      `Audio type ${contentType || '(none)'} is not accepted.`,
+    )
+  const clientPayload = JSON.stringify({ durationMs, contentType })
+  const pathname = `listening-sessions/${sessionId}/${name}.${ext}`
+  // The SDK throttles its events, so its last one may come late or not at all: report 100 % once
+  // the upload resolved, and nothing after it.
+  let finished = false
+  let last = null
+  const progress = (p) => {
+    if (finished || !onProgress) return
+    last = p
+    onProgress(p)
+  }
+  let stored
+  try {
+    stored = await upload(pathname, blob, {
+      access: 'private',
+      handleUploadUrl: routeUrl,
+      clientPayload,
+      contentType,
+      headers,
+      multipart,
+      abortSignal: signal,
+      onUploadProgress: onProgress
+        ? ({ loaded, total, percentage }) => progress({ loaded, total, percentage })
+        : undefined,
+    })
+    if (!last || last.percentage !== 100) progress({ loaded: blob.size, total: blob.size, percentage: 100 })
+    finished = true
+  } catch (err) {
+    finished = true
+    // Cancelled: reject as fetch does, with the signal's reason (an AbortError).
+    if (signal && signal.aborted) throw signal.reason ?? err
+    // `upload()` turns any refusal of the token request into one generic error: ask the route
+    // again to say which (no token is kept; it only answers the same checks).
+    if (/client token/i.test(String(err && err.message))) {
+      const res = await fetch(routeUrl, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/json' },
+        body: JSON.stringify({ type: 'blob.generate-client-token', payload: { pathname, clientPayload, multipart } }),
+        signal,
+      })
+      if (!res.ok) throw await refusal(res)
+    }
+    throw new SessionAudioUploadError(502, 'storage_failed', String((err && err.message) || err))
+  }
+  const res = await fetch(routeUrl, {
+    method: 'POST',
+    headers: { ...headers, 'content-type': 'application/json' },
+    body: JSON.stringify({ type: 'session-audio.complete-upload', payload: { url: stored.url, durationMs } }),
+    signal,
+  })
+  if (!res.ok) throw await refusal(res)
+  return res.json()
+}

@@ -1,0 +1,392 @@
+//! Direct-to-Blob client uploads, the pure parts: the three JSON events a POST may carry, the
+//! client token `@vercel/blob` mints (`handleUpload`'s `blob.generate-client-token`), the webhook
+//! signature, the callback URL, and what a stored blob's URL must look like to be attached to a
+//! session. See docs/client-uploads.md for the wire protocol; everything here is table-tested.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::Sha256;
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::media::Container;
+
+/// What a JSON POST to the audio route asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// `upload()` from `@vercel/blob/client` asking for a token (`handleUploadUrl` = this route).
+    GenerateClientToken { pathname: String, client_payload: Option<String> },
+    /// Our browser helper, once the upload finished: attach what landed at `url`.
+    CompleteUpload { url: String, duration_ms: Option<String> },
+    /// Vercel Blob's signed webhook to the token's `callbackUrl`.
+    UploadCompleted { url: String, token_payload: Option<String> },
+}
+
+pub const GENERATE_CLIENT_TOKEN: &str = "blob.generate-client-token";
+pub const COMPLETE_UPLOAD: &str = "session-audio.complete-upload";
+pub const UPLOAD_COMPLETED: &str = "blob.upload-completed";
+
+fn bad(code: &'static str, message: impl Into<String>) -> Error {
+    Error::BadRequest { code, message: message.into() }
+}
+
+/// A JSON number or string as the text the header rules parse (`5000`, not `5000.0`).
+fn number_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// Parse `{type, payload}`. Anything else is `400 invalid_event`, naming the three we know.
+pub fn parse_event(body: &[u8]) -> Result<Event> {
+    let invalid = || {
+        bad(
+            "invalid_event",
+            format!(
+                "A JSON POST must be {{\"type\", \"payload\"}} with type {GENERATE_CLIENT_TOKEN}, {COMPLETE_UPLOAD} or {UPLOAD_COMPLETED}."
+            ),
+        )
+    };
+    let value: Value = serde_json::from_slice(body).map_err(|_| invalid())?;
+    let payload = value.get("payload").filter(|p| p.is_object()).ok_or_else(invalid)?;
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+    match value.get("type").and_then(Value::as_str) {
+        Some(GENERATE_CLIENT_TOKEN) => Ok(Event::GenerateClientToken {
+            pathname: text(payload.get("pathname"))
+                .ok_or_else(|| bad("invalid_pathname", "payload.pathname is required."))?,
+            client_payload: text(payload.get("clientPayload")),
+        }),
+        Some(COMPLETE_UPLOAD) => Ok(Event::CompleteUpload {
+            url: text(payload.get("url"))
+                .ok_or_else(|| bad("invalid_blob_url", "payload.url (the blob URL upload() returned) is required."))?,
+            duration_ms: payload.get("durationMs").and_then(number_text),
+        }),
+        Some(UPLOAD_COMPLETED) => Ok(Event::UploadCompleted {
+            url: text(payload.get("blob").and_then(|b| b.get("url"))).ok_or_else(invalid)?,
+            token_payload: text(payload.get("tokenPayload")),
+        }),
+        _ => Err(invalid()),
+    }
+}
+
+/// `clientPayload`, a JSON string `{"durationMs": …, "contentType": …}` → the two raw values, for
+/// the same rules (and codes) as the `x-duration-ms` / `x-content-type` headers.
+pub fn parse_client_payload(raw: Option<&str>) -> Result<(Option<String>, Option<String>)> {
+    let shape = "clientPayload must be a JSON string {\"durationMs\": <ms>, \"contentType\": \"audio/…\"}.";
+    let Some(raw) = raw else { return Err(bad("invalid_client_payload", shape)) };
+    let value: Value = serde_json::from_str(raw).map_err(|_| bad("invalid_client_payload", shape))?;
+    if !value.is_object() {
+        return Err(bad("invalid_client_payload", shape));
+    }
+    let content_type = match value.get("contentType") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(bad("invalid_content_type", "clientPayload.contentType must be a string.")),
+    };
+    Ok((value.get("durationMs").and_then(number_text), content_type))
+}
+
+/// The only pathnames a token is minted for: `listening-sessions/{sessionId}/<name>.<ext>`, with the
+/// declared type's extension. The store adds a random suffix, so `<name>` is only a hint.
+pub fn check_pathname(pathname: &str, session_id: &str, container: Container) -> Result<()> {
+    let ext = container.extension();
+    let expected = || {
+        bad(
+            "invalid_pathname",
+            format!(
+                "The pathname must be listening-sessions/{session_id}/<name>.{ext} (name: letters, digits, '-', '_' or '.'), got {pathname:?}."
+            ),
+        )
+    };
+    let prefix = format!("listening-sessions/{session_id}/");
+    let name = pathname.strip_prefix(&prefix).ok_or_else(expected)?;
+    let stem = name.strip_suffix(&format!(".{ext}")).ok_or_else(expected)?;
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if stem.is_empty() || stem.len() > 100 || stem.starts_with('.') || !stem.chars().all(allowed) {
+        return Err(expected());
+    }
+    Ok(())
+}
+
+/// Who a client token was minted for and what they declared, carried in the token (and so in the
+/// signed webhook) as `onUploadCompleted.tokenPayload`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenPayload {
+    pub session_id: String,
+    pub user_id: String,
+    pub clerk_session_id: String,
+    pub duration_ms: u64,
+    pub content_type: String,
+}
+
+impl TokenPayload {
+    pub fn parse(raw: Option<&str>) -> Result<TokenPayload> {
+        raw.and_then(|r| serde_json::from_str(r).ok())
+            .ok_or_else(|| bad("invalid_event", "The webhook's tokenPayload is not one session-audio minted."))
+    }
+}
+
+fn hmac_sha256(key: &str, message: &[u8]) -> Hmac<Sha256> {
+    // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_bytes()).unwrap_or_else(|_| unreachable!());
+    mac.update(message);
+    mac
+}
+
+/// A client token as `@vercel/blob` mints it (`generateClientTokenFromReadWriteToken`):
+/// `vercel_blob_client_<storeId>_` + base64(`<hex HMAC-SHA256(rw token, payloadB64)>.<payloadB64>`),
+/// where `payloadB64` is base64 of the JSON constraints.
+pub fn mint_client_token(rw_token: &str, store_id: &str, constraints: &Value) -> String {
+    let payload_b64 = STANDARD.encode(constraints.to_string());
+    let sig = hex::encode(hmac_sha256(rw_token, payload_b64.as_bytes()).finalize().into_bytes());
+    format!("vercel_blob_client_{store_id}_{}", STANDARD.encode(format!("{sig}.{payload_b64}")))
+}
+
+/// The constraints inside a client token (what the store enforces), for tests and the emulator.
+pub fn client_token_constraints(token: &str) -> Option<Value> {
+    let inner = STANDARD.decode(token.split('_').nth(4)?).ok()?;
+    let (_, payload_b64) = std::str::from_utf8(&inner).ok()?.split_once('.')?;
+    serde_json::from_slice(&STANDARD.decode(payload_b64).ok()?).ok()
+}
+
+/// `x-vercel-signature`: hex HMAC-SHA256 of the body as received, keyed by the read-write token.
+/// Compared in constant time; hex case does not matter.
+pub fn signature_ok(rw_token: &str, body: &[u8], signature: Option<&str>) -> bool {
+    let Some(sig) = signature.and_then(|s| hex::decode(s.trim()).ok()) else { return false };
+    hmac_sha256(rw_token, body).verify_slice(&sig).is_ok()
+}
+
+/// Where Vercel Blob sends `blob.upload-completed`, derived as `handleUpload` derives it
+/// (`getCallbackUrl`), from the environment: the origin part. The route's own path is appended per
+/// request. `None`: no webhook (the browser's completion event alone attaches).
+pub fn callback_origin(get: &impl Fn(&str) -> Option<String>) -> Option<String> {
+    let trimmed = |s: String| s.trim_end_matches('/').to_string();
+    if let Some(base) = get("VERCEL_BLOB_CALLBACK_URL") {
+        return Some(trimmed(base));
+    }
+    if get("VERCEL").as_deref() != Some("1") {
+        return None;
+    }
+    match get("VERCEL_ENV").as_deref() {
+        Some("preview") => get("VERCEL_BRANCH_URL").or_else(|| get("VERCEL_URL")).map(|h| format!("https://{h}")),
+        Some("production") => get("VERCEL_PROJECT_PRODUCTION_URL").map(|h| format!("https://{h}")),
+        _ => None,
+    }
+}
+
+/// The route's path and query, from the request URL Next gives the handler.
+pub fn request_path(request_url: &str) -> Option<String> {
+    let url = Url::parse(request_url).ok()?;
+    Some(match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    })
+}
+
+/// A blob URL may be attached to `session_id` only when it is in this deployment's store (the
+/// Vercel hosts of `store_id`, or the local emulator's origin in loopback mode) and under the
+/// session's prefix. Refused URLs are never deleted: they may be somebody else's.
+pub fn blob_url_for_session(raw: &str, store_id: &str, local_store: Option<&Url>, session_id: &str) -> Result<Url> {
+    let refuse = |why: &str| bad("invalid_blob_url", format!("The blob URL {why}."));
+    let url = Url::parse(raw).map_err(|_| refuse("does not parse"))?;
+    if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
+        return Err(refuse("carries userinfo or a fragment"));
+    }
+    let host = url.host_str().unwrap_or_default();
+    let vercel = url.scheme() == "https"
+        && url.port().is_none()
+        && [
+            format!("{store_id}.public.blob.vercel-storage.com"),
+            format!("{store_id}.private.blob.vercel-storage.com"),
+        ]
+        .iter()
+        .any(|h| h == host);
+    let local = local_store.is_some_and(|store| store.origin() == url.origin());
+    if !vercel && !local {
+        return Err(refuse("is not in this deployment's Blob store"));
+    }
+    let segments: Vec<String> = url
+        .path_segments()
+        .into_iter()
+        .flatten()
+        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .collect();
+    let under_session = segments.len() == 3
+        && segments[0] == "listening-sessions"
+        && segments[1] == session_id
+        && !segments[2].is_empty()
+        && !segments[2].starts_with('.');
+    if !under_session {
+        return Err(refuse(&format!("is not under listening-sessions/{session_id}/")));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const RW: &str = "vercel_blob_rw_store1_secretsecret";
+
+    #[test]
+    fn event_table() {
+        let ev = |v: Value| parse_event(v.to_string().as_bytes()).map_err(|e| e.code());
+        assert_eq!(
+            ev(
+                json!({"type": GENERATE_CLIENT_TOKEN, "payload": {"pathname": "p", "clientPayload": "{}", "multipart": true}})
+            ),
+            Ok(Event::GenerateClientToken { pathname: "p".into(), client_payload: Some("{}".into()) })
+        );
+        assert_eq!(
+            ev(json!({"type": COMPLETE_UPLOAD, "payload": {"url": "u", "durationMs": 5000}})),
+            Ok(Event::CompleteUpload { url: "u".into(), duration_ms: Some("5000".into()) })
+        );
+        assert_eq!(
+            ev(json!({"type": UPLOAD_COMPLETED, "payload": {"blob": {"url": "u"}, "tokenPayload": "t"}})),
+            Ok(Event::UploadCompleted { url: "u".into(), token_payload: Some("t".into()) })
+        );
+        assert_eq!(ev(json!({"type": "blob.other", "payload": {}})), Err("invalid_event"));
+        assert_eq!(ev(json!({"type": GENERATE_CLIENT_TOKEN})), Err("invalid_event"));
+        assert_eq!(ev(json!({"type": GENERATE_CLIENT_TOKEN, "payload": {}})), Err("invalid_pathname"));
+        assert_eq!(ev(json!({"type": COMPLETE_UPLOAD, "payload": {}})), Err("invalid_blob_url"));
+        assert_eq!(parse_event(b"not json").map_err(|e| e.code()), Err("invalid_event"));
+    }
+
+    #[test]
+    fn client_payload_table() {
+        let p = |raw: Option<&str>| parse_client_payload(raw).map_err(|e| e.code());
+        assert_eq!(
+            p(Some(r#"{"durationMs":5000,"contentType":"audio/webm"}"#)),
+            Ok((Some("5000".into()), Some("audio/webm".into())))
+        );
+        assert_eq!(p(Some(r#"{"durationMs":"1.5"}"#)), Ok((Some("1.5".into()), None)));
+        assert_eq!(p(Some(r#"{}"#)), Ok((None, None)));
+        assert_eq!(p(Some(r#"{"contentType":5}"#)), Err("invalid_content_type"));
+        assert_eq!(p(Some("[1]")), Err("invalid_client_payload"));
+        assert_eq!(p(Some("nope")), Err("invalid_client_payload"));
+        assert_eq!(p(None), Err("invalid_client_payload"));
+    }
+
+    #[test]
+    fn pathname_table() {
+        let table = [
+            ("listening-sessions/s1/rec.webm", Container::WebM, true),
+            ("listening-sessions/s1/rec-2026.11.23_a.webm", Container::WebM, true),
+            ("listening-sessions/s1/rec.ogg", Container::WebM, false),
+            ("listening-sessions/s2/rec.webm", Container::WebM, false),
+            ("listening-sessions/s1/a/rec.webm", Container::WebM, false),
+            ("listening-sessions/s1/../s2/rec.webm", Container::WebM, false),
+            ("listening-sessions/s1/.webm", Container::WebM, false),
+            ("listening-sessions/s1/..webm", Container::WebM, false),
+            ("other/s1/rec.webm", Container::WebM, false),
+            ("listening-sessions/s1/rec webm.webm", Container::WebM, false),
+        ];
+        for (path, container, ok) in table {
+            let got = check_pathname(path, "s1", container);
+            assert_eq!(got.is_ok(), ok, "{path}");
+            if let Err(e) = got {
+                assert_eq!(e.code(), "invalid_pathname");
+                assert!(e.public_message().contains("listening-sessions/s1/<name>."), "{}", e.public_message());
+            }
+        }
+    }
+
+    #[test]
+    fn client_token_is_minted_as_the_sdk_mints_it_and_reads_back() {
+        let constraints = json!({"pathname": "listening-sessions/s1/a.webm", "validUntil": 1_800_000_000_000u64});
+        let token = mint_client_token(RW, "store1", &constraints);
+        assert!(token.starts_with("vercel_blob_client_store1_"), "{token}");
+        assert_eq!(client_token_constraints(&token), Some(constraints.clone()));
+        // The signature is hex HMAC-SHA256 over the payload's base64 text, keyed by the whole token.
+        let inner = String::from_utf8(STANDARD.decode(token.split('_').nth(4).unwrap()).unwrap()).unwrap();
+        let (sig, payload_b64) = inner.split_once('.').unwrap();
+        assert_eq!(payload_b64, STANDARD.encode(constraints.to_string()));
+        assert!(signature_ok(RW, payload_b64.as_bytes(), Some(sig)));
+        assert!(!signature_ok("vercel_blob_rw_other_key", payload_b64.as_bytes(), Some(sig)));
+    }
+
+    #[test]
+    fn webhook_signature_table() {
+        let body = br#"{"type":"blob.upload-completed","payload":{}}"#;
+        let good = hex::encode(hmac_sha256(RW, body).finalize().into_bytes());
+        assert!(signature_ok(RW, body, Some(&good)));
+        assert!(signature_ok(RW, body, Some(&good.to_uppercase())));
+        assert!(!signature_ok(RW, body, None));
+        assert!(!signature_ok(RW, body, Some("")));
+        assert!(!signature_ok(RW, body, Some("zz")));
+        assert!(!signature_ok(RW, b"{\"type\":\"blob.upload-completed\",\"payload\":{ }}", Some(&good)));
+        assert!(!signature_ok("vercel_blob_rw_store1_other", body, Some(&good)));
+    }
+
+    #[test]
+    fn callback_origin_follows_handle_upload() {
+        let env = |pairs: &[(&str, &str)]| {
+            let map: std::collections::HashMap<String, String> =
+                pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            callback_origin(&|k: &str| map.get(k).cloned())
+        };
+        assert_eq!(env(&[]), None);
+        assert_eq!(
+            env(&[("VERCEL_BLOB_CALLBACK_URL", "https://tunnel.example/")]).as_deref(),
+            Some("https://tunnel.example")
+        );
+        assert_eq!(env(&[("VERCEL_ENV", "preview"), ("VERCEL_URL", "x.vercel.app")]), None);
+        assert_eq!(
+            env(&[("VERCEL", "1"), ("VERCEL_ENV", "preview"), ("VERCEL_URL", "x.vercel.app")]).as_deref(),
+            Some("https://x.vercel.app")
+        );
+        assert_eq!(
+            env(&[
+                ("VERCEL", "1"),
+                ("VERCEL_ENV", "preview"),
+                ("VERCEL_URL", "x.vercel.app"),
+                ("VERCEL_BRANCH_URL", "b.vercel.app")
+            ])
+            .as_deref(),
+            Some("https://b.vercel.app")
+        );
+        assert_eq!(
+            env(&[("VERCEL", "1"), ("VERCEL_ENV", "production"), ("VERCEL_PROJECT_PRODUCTION_URL", "app.example")])
+                .as_deref(),
+            Some("https://app.example")
+        );
+        assert_eq!(env(&[("VERCEL", "1"), ("VERCEL_ENV", "development")]), None);
+        assert_eq!(request_path("http://localhost:3000/api/x/audio?a=1").as_deref(), Some("/api/x/audio?a=1"));
+    }
+
+    #[test]
+    fn blob_url_table() {
+        let local = Url::parse("http://127.0.0.1:9000/api/blob").unwrap();
+        let table = [
+            ("https://store1.private.blob.vercel-storage.com/listening-sessions/s1/a-XYZ.webm", None, true),
+            ("https://store1.public.blob.vercel-storage.com/listening-sessions/s1/a-XYZ.webm", None, true),
+            ("https://store2.private.blob.vercel-storage.com/listening-sessions/s1/a.webm", None, false),
+            ("http://store1.private.blob.vercel-storage.com/listening-sessions/s1/a.webm", None, false),
+            ("https://store1.private.blob.vercel-storage.com:8443/listening-sessions/s1/a.webm", None, false),
+            ("https://u:p@store1.private.blob.vercel-storage.com/listening-sessions/s1/a.webm", None, false),
+            ("https://store1.private.blob.vercel-storage.com/listening-sessions/s2/a.webm", None, false),
+            ("https://store1.private.blob.vercel-storage.com/listening-sessions/s1/", None, false),
+            ("https://store1.private.blob.vercel-storage.com/listening-sessions/s1/x/a.webm", None, false),
+            ("https://store1.private.blob.vercel-storage.com/listening-sessions/s1%2F..%2Fs2/a.webm", None, false),
+            ("https://store1.private.blob.vercel-storage.com/other/s1/a.webm", None, false),
+            ("http://127.0.0.1:9000/listening-sessions/s1/a.webm", Some(&local), true),
+            ("http://127.0.0.1:9000/listening-sessions/s1/a.webm", None, false),
+            ("http://127.0.0.1:9001/listening-sessions/s1/a.webm", Some(&local), false),
+            ("not a url", Some(&local), false),
+        ];
+        for (raw, local, ok) in table {
+            let got = blob_url_for_session(raw, "store1", local, "s1");
+            assert_eq!(got.is_ok(), ok, "{raw}");
+            if let Err(e) = got {
+                assert_eq!(e.code(), "invalid_blob_url", "{raw}");
+            }
+        }
+    }
+}
