@@ -26,6 +26,7 @@ describe('npm run bench (quick mode)', () => {
       '## Seek burst',
       '## 10 concurrent streams',
       '## Upload',
+      '### The same 8 MiB straight to Blob (client uploads)',
       '## Cold start',
       '## Targets',
     ]) {
@@ -33,5 +34,6 @@ describe('npm run bench (quick mode)', () => {
     }
     expect(md).toContain('All rounds succeeded: **yes**')
     for (const v of ['session-audio', 'pure-js', 'direct']) expect(md).toMatch(new RegExp(`^\\| ${v} \\|`, 'm'))
+    expect(md).toMatch(/^\| client flow, straight to Blob \| \d+\.\d+ \|/m)
   }, 300_000)
 })

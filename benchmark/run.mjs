@@ -11,6 +11,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { createRequire } from 'node:module'
+import { upload as clientUpload } from '@vercel/blob/client'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const repo = path.resolve(here, '..')
@@ -290,6 +291,75 @@ await scenario('upload', async (v) => {
   return { ok, mbps: total / MiB / (res.ms / 1000), peakAboveIdle: v === 'direct' ? null : peakRssMiB(pid) - idle }
 })
 
+// 4b. The same size through the client flow: the bytes go from the client straight to Blob with a
+// token the route mints; the route only answers two small JSON events. Measured on the route
+// process: what it read (all sockets, /proc/<pid>/io rchar), its CPU and peak RSS, and the time.
+const rchar = (pid) => Number(/rchar:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/io`, 'utf8'))[1])
+let clientFlow = null
+if (!only || only.includes('client-upload')) {
+  log('client-upload')
+  process.env.VERCEL_BLOB_API_URL = svc.blob.apiUrl
+  const total = cfg.uploadBytes
+  const wav = Buffer.alloc(total, 1)
+  tone.copy(wav, 0, 0, 44)
+  wav.writeUInt32LE(total - 8, 4)
+  wav.writeUInt32LE(total - 44, 40)
+  const route = proxies['session-audio']
+  const pid = route.child.pid
+  const measure = async (how) => {
+    const idle = rssMiB(pid)
+    resetPeak(pid)
+    const [cpu0, read0, t0] = [procStat(pid), rchar(pid), performance.now()]
+    const ok = await how((await post(ctl, '/session', { userId: 'user_bench', status: 'recording' })).id)
+    return {
+      ok,
+      readMiB: (rchar(pid) - read0) / MiB,
+      cpu: procStat(pid) - cpu0,
+      peakAboveIdle: peakRssMiB(pid) - idle,
+      seconds: (performance.now() - t0) / 1000,
+    }
+  }
+  const streamed = async (id) => {
+    const headers = {
+      ...auth,
+      'content-length': String(total),
+      'x-duration-ms': '600000',
+      'x-content-type': 'audio/wav',
+    }
+    const res = await request(`${route.url}/api/listening-sessions/${id}/audio`, { method: 'POST', headers, body: wav })
+    return res.status === 201
+  }
+  const direct = async (id) => {
+    const routeUrl = `${route.url}/api/listening-sessions/${id}/audio`
+    const stored = await clientUpload(`listening-sessions/${id}/bench.wav`, new Blob([wav], { type: 'audio/wav' }), {
+      access: 'public',
+      handleUploadUrl: routeUrl,
+      headers: auth,
+      clientPayload: JSON.stringify({ durationMs: 600000, contentType: 'audio/wav' }),
+      contentType: 'audio/wav',
+      multipart: true,
+    })
+    const done = await request(routeUrl, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'session-audio.complete-upload', payload: { url: stored.url, durationMs: 600000 } }),
+    })
+    return done.status === 201
+  }
+  clientFlow = { streamed: [], client: [] }
+  for (let r = 0; r < rounds; r++) {
+    for (const [key, how] of [
+      ['streamed', streamed],
+      ['client', direct],
+    ]) {
+      const run = await measure(how).catch((e) => ({ ok: false, error: String(e) }))
+      if (!run.ok) failures.push(`client-upload ${key} round ${r + 1}: ${JSON.stringify(run)}`)
+      clientFlow[key].push(run)
+    }
+  }
+}
+const flow = (key, field) => median(clientFlow[key].map((r) => r[field]).filter((x) => x !== undefined))
+
 // 5. Cold start: a fresh process, to the first served (ranged) response.
 await scenario('cold-start', async (v) => {
   if (v === 'direct') return { ok: true, loadMs: null, firstMs: null }
@@ -495,7 +565,22 @@ ${table(
 )}
 
 *direct* is a \`PUT\` straight to the Blob API.
+${
+  clientFlow
+    ? `
+### The same ${cfg.uploadBytes / MiB} MiB straight to Blob (client uploads)
 
+session-audio only, on its route process: the streamed \`POST\` above, next to the client flow
+(\`upload()\` from \`@vercel/blob/client\`, multipart, with a token the route mints, then the completion
+event: head, a 12-byte Range read, the Convex transition).
+
+| path | read by the route process MiB | route CPU s | route peak RSS above idle MiB | total s |
+|---|---|---|---|---|
+| streamed \`POST\` through the route | ${fmt(flow('streamed', 'readMiB'))} | ${fmt(flow('streamed', 'cpu'), 2)} | ${fmt(flow('streamed', 'peakAboveIdle'))} | ${fmt(flow('streamed', 'seconds'), 2)} |
+| client flow, straight to Blob | ${fmt(flow('client', 'readMiB'), 3)} | ${fmt(flow('client', 'cpu'), 2)} | ${fmt(flow('client', 'peakAboveIdle'))} | ${fmt(flow('client', 'seconds'), 2)} |
+`
+    : ''
+}
 ## Cold start: load the handlers, serve the first request
 
 ${table(

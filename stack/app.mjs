@@ -18,7 +18,8 @@ const appDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 
 async function bodyCapProxy({ port, host, target, maxBodyBytes }) {
   const forward = (req, res, body) => {
     const upstream = http.request(
-      { host: '127.0.0.1', port: target, method: req.method, path: req.url, headers: req.headers },
+      // `localhost`, as Next listens: its own server proxies to itself under that name.
+      { host: 'localhost', port: target, method: req.method, path: req.url, headers: req.headers },
       (r) => {
         res.writeHead(r.statusCode, r.rawHeaders)
         r.pipe(res)
@@ -66,7 +67,7 @@ export async function startExampleApp({
   maxBodyBytes = VERCEL_MAX_BODY_BYTES,
 }) {
   const url = `http://${host}:${port}`
-  // Next itself on a free loopback port; the proxy answers on `port`.
+  // Next itself on a free port; the proxy answers on `port`.
   const probe = await listen(() => {}, 0)
   const innerPort = probe.port
   await probe.close()
@@ -78,7 +79,7 @@ export async function startExampleApp({
       '-p',
       String(innerPort),
       '-H',
-      '127.0.0.1',
+      'localhost',
     ],
     {
       cwd: appDir,

@@ -239,7 +239,8 @@ async fn verify_and_attach(
     };
     // Already attached (the other of the browser's event and the webhook came first): same answer.
     if holds(doc.audio_url.as_deref()) {
-        return Ok((200, body(&content_type)));
+        let normalised = parse_declared(&content_type).map_or(content_type.clone(), |d| d.normalised);
+        return Ok((200, body(&normalised)));
     }
     let declared = match parse_declared(&content_type) {
         Ok(d) if state.config.upload.allowed.contains(&d.container) => d,

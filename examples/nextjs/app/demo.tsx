@@ -4,19 +4,29 @@
 // landed), then play it back through the GET route (Range requests: seeking works).
 import { useEffect, useRef, useState } from 'react'
 import fixWebmDuration from 'fix-webm-duration'
-import { SessionAudioUploadError, uploadSessionAudio } from 'session-audio/client'
+
+/**
+ * `session-audio/client`, loaded on first use. With the local stack, `localBlobApi` says where its
+ * Blob store is: `@vercel/blob/client` reads NEXT_PUBLIC_VERCEL_BLOB_API_URL, which Next inlines
+ * only when it is set at build time, and the store's port is known only when the app starts. So it
+ * is set here, before the SDK loads (it decides how to send bodies when it loads). On Vercel there
+ * is nothing to set: the SDK's default is Vercel Blob.
+ */
+async function blobClient(localBlobApi?: string) {
+  if (localBlobApi) process.env['NEXT_PUBLIC_VERCEL_BLOB_API_URL'] = localBlobApi
+  return import('session-audio/client')
+}
 
 type Session = { _id: string; status: string; durationMs?: number; contentType?: string }
 
 export function Demo({
   userId,
   signOutUrl,
-  blobApiUrl,
+  localBlobApi,
 }: {
   userId: string
   signOutUrl: string
-  /** The local Blob emulator's API, for `@vercel/blob/client` (unset: Vercel Blob itself). */
-  blobApiUrl?: string
+  localBlobApi?: string
 }) {
   const [sessionId, setSessionId] = useState<string | null>(null)
   const [status, setStatus] = useState('')
@@ -35,15 +45,6 @@ export function Demo({
   useEffect(() => {
     void refresh()
   }, [])
-  useEffect(() => {
-    // `@vercel/blob/client` reads NEXT_PUBLIC_VERCEL_BLOB_API_URL; Next inlines it at build time when
-    // it is set then. The local stack's port is only known at run time, so the page passes it on.
-    if (blobApiUrl) {
-      const g = globalThis as unknown as { process?: { env: Record<string, string | undefined> } }
-      g.process ??= { env: {} }
-      g.process.env.NEXT_PUBLIC_VERCEL_BLOB_API_URL = blobApiUrl
-    }
-  }, [blobApiUrl])
 
   async function newSession() {
     const res = await fetch('/api/listening-sessions', { method: 'POST' })
@@ -95,6 +96,7 @@ export function Demo({
     if (!sessionId) return
     setMessage(`uploading ${blob.size} bytes…`)
     setPercent(0)
+    const { uploadSessionAudio, SessionAudioUploadError } = await blobClient(localBlobApi)
     try {
       const body = await uploadSessionAudio(sessionId, blob, {
         durationMs: Math.round(durationMs),

@@ -13,7 +13,7 @@ export default async function Page() {
     <main>
       <h1>session-audio demo</h1>
       {userId ? (
-        <Demo userId={userId} signOutUrl={signOut} blobApiUrl={process.env.SESSION_AUDIO_BROWSER_BLOB_API_URL} />
+        <Demo userId={userId} signOutUrl={signOut} localBlobApi={process.env.SESSION_AUDIO_BROWSER_BLOB_API_URL} />
       ) : (
         <p>
           You are signed out.{' '}
