@@ -1,7 +1,19 @@
 // The Blob-compatible store must speak what Vercel Blob speaks: prove it with the unmodified
-// `@vercel/blob` client (put, head, del, list) against it.
-import { del, head, list, put } from '@vercel/blob'
+// `@vercel/blob` client (put, head, del, list, client tokens, multipart, the signed webhook).
+import {
+  BlobAccessError,
+  BlobClientTokenExpiredError,
+  BlobContentTypeNotAllowedError,
+  BlobFileTooLargeError,
+  BlobPathnameMismatchError,
+  del,
+  head,
+  list,
+  put,
+} from '@vercel/blob'
+import { generateClientTokenFromReadWriteToken, handleUpload } from '@vercel/blob/client'
 import fs from 'node:fs'
+import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -60,5 +72,131 @@ describe('@vercel/blob against the Blob-compatible store', () => {
     await expect(put('c.wav', 'y', { access: 'public', token: blob.token })).rejects.toThrow(/already exists/)
     await put('c.wav', 'y', { access: 'public', token: blob.token, allowOverwrite: true })
     expect(await (await fetch(`${blob.url}/c.wav`)).text()).toBe('y')
+  })
+})
+
+describe('client tokens, enforced as the service enforces them (tokens minted by the official SDK)', () => {
+  const mint = (extra: Record<string, unknown> = {}) =>
+    generateClientTokenFromReadWriteToken({
+      token: blob.token,
+      pathname: 'uploads/a.wav',
+      allowedContentTypes: ['audio/*'],
+      maximumSizeInBytes: 1000,
+      validUntil: Date.now() + 60_000,
+      ...extra,
+    })
+
+  it('a token allows its pathname, its types (wildcards too) and its size, and nothing else', async () => {
+    const token = await mint()
+    const ok = await put('uploads/a.wav', Buffer.alloc(500, 1), { access: 'public', token, contentType: 'audio/wav' })
+    expect(ok.pathname).toBe('uploads/a.wav')
+    const cases: [string, () => Promise<unknown>, new (...a: never[]) => Error][] = [
+      [
+        'another pathname',
+        async () => put('uploads/b.wav', 'x', { access: 'public', token, contentType: 'audio/wav' }),
+        BlobPathnameMismatchError,
+      ],
+      [
+        'a type not allowed',
+        async () => put('uploads/a.wav', 'x', { access: 'public', token: await mint(), contentType: 'text/plain' }),
+        BlobContentTypeNotAllowedError,
+      ],
+      [
+        'over the size',
+        async () =>
+          put('uploads/a.wav', Buffer.alloc(2000, 1), {
+            access: 'public',
+            token: await mint({ allowOverwrite: true }),
+            contentType: 'audio/wav',
+          }),
+        BlobFileTooLargeError,
+      ],
+      [
+        'expired',
+        async () =>
+          put('uploads/a.wav', 'x', {
+            access: 'public',
+            token: await mint({ validUntil: Date.now() - 1000 }),
+            contentType: 'audio/wav',
+          }),
+        BlobClientTokenExpiredError,
+      ],
+      [
+        'signed with another key',
+        async () =>
+          put('uploads/a.wav', 'x', {
+            access: 'public',
+            token: await generateClientTokenFromReadWriteToken({
+              token: blob.token.replace(/[^_]+$/, 'forged'),
+              pathname: 'uploads/a.wav',
+              validUntil: Date.now() + 60_000,
+            }),
+            contentType: 'audio/wav',
+          }),
+        BlobAccessError,
+      ],
+    ]
+    for (const [name, attempt, kind] of cases) {
+      const err = await attempt().then(
+        () => null,
+        (e) => e,
+      )
+      expect([name, err?.constructor?.name]).toEqual([name, kind.name])
+    }
+    expect(blob.read('uploads/a.wav').length).toBe(500)
+  })
+
+  it('the completion webhook is signed as the official handleUpload verifies it', async () => {
+    const seen: unknown[] = []
+    const app = http.createServer(async (req, res) => {
+      const chunks: Buffer[] = []
+      for await (const c of req) chunks.push(c as Buffer)
+      const body = JSON.parse(Buffer.concat(chunks).toString())
+      const request = new Request('http://app.local/upload', { method: 'POST', headers: req.headers as never })
+      try {
+        const out = await handleUpload({
+          body,
+          request,
+          token: blob.token,
+          onBeforeGenerateToken: async () => ({}),
+          onUploadCompleted: async (payload) => void seen.push(payload),
+        })
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(out))
+      } catch (e) {
+        res.writeHead(400).end(String(e))
+      }
+    })
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r))
+    const callbackUrl = `http://127.0.0.1:${(app.address() as { port: number }).port}/upload`
+    try {
+      const token = await mint({
+        pathname: 'uploads/hooked.wav',
+        onUploadCompleted: { callbackUrl, tokenPayload: 'who' },
+      })
+      const stored = await put('uploads/hooked.wav', Buffer.alloc(100, 1), {
+        access: 'public',
+        token,
+        contentType: 'audio/wav',
+      })
+      for (let i = 0; i < 100 && !seen.length; i++) await new Promise((r) => setTimeout(r, 20))
+      expect(seen).toEqual([
+        { blob: expect.objectContaining({ url: stored.url, pathname: stored.pathname }), tokenPayload: 'who' },
+      ])
+      expect(blob.webhooks.at(-1)).toMatchObject({ url: callbackUrl, status: 200 })
+    } finally {
+      app.close()
+    }
+  })
+
+  it('multipart with a client token: parts in any order, completed in any order', async () => {
+    const token = await mint({ pathname: 'uploads/big.wav', maximumSizeInBytes: 20 * 1024 * 1024 })
+    const data = Buffer.alloc(9 * 1024 * 1024 + 5, 7)
+    const stored = await put('uploads/big.wav', data, {
+      access: 'public',
+      token,
+      contentType: 'audio/wav',
+      multipart: true,
+    })
+    expect(blob.read(stored.pathname).equals(data)).toBe(true)
   })
 })
