@@ -289,6 +289,32 @@ describe('refusals', () => {
     }
   })
 
+  it('a 429 from the JWKS endpoint is 503 auth_rate_limited with its Retry-After too', async () => {
+    const opts = s.options({ lookupTtlMs: 13 }) // distinct settings: a fresh handler with an empty key cache
+    s.clerk.state.fail = { status: 429, kind: 'jwks', retryAfter: 7 }
+    try {
+      const res = await s.get(sessionId, { token: alice, opts })
+      expect(res.headers.get('retry-after')).toBe('7')
+      const e = await errorOf(res)
+      expect([e.status, e.code]).toEqual([503, 'auth_rate_limited'])
+    } finally {
+      s.clerk.state.fail = null
+    }
+  })
+
+  it('a malformed session id is 400 invalid_session_id before any cache, call or record sees it', async () => {
+    const before = s.convex.calls.query + s.convex.calls.mutation + s.clerk.calls.tokens + s.clerk.calls.jwks
+    for (const id of ['../etc', 'a b', 'x'.repeat(129), 'sess;drop', 'é']) {
+      const g = await errorOf(await s.get(id, { token: alice }))
+      expect([id, g.status, g.code]).toEqual([id, 400, 'invalid_session_id'])
+      const p = await errorOf(
+        await s.post(id, 'RIFF', { token: alice, headers: { 'x-duration-ms': '1000', 'x-content-type': 'audio/wav' } }),
+      )
+      expect([id, p.status, p.code]).toEqual([id, 400, 'invalid_session_id'])
+    }
+    expect(s.convex.calls.query + s.convex.calls.mutation + s.clerk.calls.tokens + s.clerk.calls.jwks).toBe(before)
+  })
+
   it('an unknown JWT template is 503 config_invalid naming the setting', async () => {
     const e = await errorOf(
       await s.get(sessionId, {

@@ -65,6 +65,9 @@ impl ClerkClient {
             .await
             .map_err(|e| Error::ClerkUnavailable(format!("GET /v1/jwks: {e}")))?;
         let status = resp.status();
+        if status == 429 {
+            return Err(rate_limited(&resp));
+        }
         if status == 401 || status == 403 {
             return Err(Error::ConfigInvalid("Clerk rejected CLERK_SECRET_KEY (GET /v1/jwks answered 401/403)".into()));
         }
@@ -114,15 +117,7 @@ impl ClerkClient {
         let status = resp.status().as_u16();
         match status {
             200..=299 => {}
-            429 => {
-                let retry_after_secs = resp
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .unwrap_or(10);
-                return Err(Error::ClerkRateLimited { retry_after_secs });
-            }
+            429 => return Err(rate_limited(&resp)),
             401 | 403 => {
                 return Err(Error::ConfigInvalid(
                     "Clerk rejected CLERK_SECRET_KEY when minting the Convex token".into(),
@@ -147,6 +142,17 @@ impl ClerkClient {
             resp.json().await.map_err(|e| Error::ClerkUnavailable(format!("template token body: {e}")))?;
         Ok(body.jwt)
     }
+}
+
+/// Clerk's `429`, with its `Retry-After` (seconds) relayed to our caller; 10 s when it names none.
+fn rate_limited(resp: &reqwest::Response) -> Error {
+    let retry_after_secs = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(10);
+    Error::ClerkRateLimited { retry_after_secs }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use crate::body::BodyStream;
 use crate::error::{Error, Result};
 use crate::headers::{client_response_headers, frame_empty_body, relay_status, upstream_request_headers};
 use crate::response::{Body, Response};
-use crate::serve::{serve, test_panic_hook, Request};
+use crate::serve::{serve, session_id, test_panic_hook, Request};
 use crate::state::State;
 use crate::telemetry::Trace;
 
@@ -21,7 +21,7 @@ async fn try_get(state: &State, req: &Request, trace: Trace) -> Result<Response>
         "HEAD" => true,
         _ => return Err(Error::MethodNotAllowed),
     };
-    let session_id = req.session_id.as_deref().filter(|s| !s.is_empty()).ok_or(Error::MissingSessionId)?;
+    let session_id = session_id(req)?;
     test_panic_hook(req);
     // 1. identity
     let who = state.authenticate(&req.headers, &trace).await?;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::error::{Error, Result};
 use crate::ingress::{Chunks, UploadBody};
 use crate::response::{Body, Response};
-use crate::serve::{serve, test_panic_hook, Request};
+use crate::serve::{serve, session_id, test_panic_hook, Request};
 use crate::state::State;
 use crate::telemetry::Trace;
 use crate::upload_rules::{apply_entitlements, validate_headers, Entitlements};
@@ -23,7 +23,7 @@ async fn try_post(state: &State, req: &Request, body: Chunks, trace: Trace, rece
     if !req.method.eq_ignore_ascii_case("POST") {
         return Err(Error::MethodNotAllowed);
     }
-    let session_id = req.session_id.as_deref().filter(|s| !s.is_empty()).ok_or(Error::MissingSessionId)?;
+    let session_id = session_id(req)?;
     test_panic_hook(req);
     // A JSON body is a client-upload event (the audio went straight to Blob); anything else is audio.
     if crate::client_flow::is_event(&req.headers) {

@@ -24,6 +24,24 @@ pub struct Request {
     pub session_id: Option<String>,
 }
 
+/// The route's `[sessionId]`: present, and `[A-Za-z0-9_-]{1,128}` (Convex ids and more). Anything
+/// else is refused before any cache, call or log line sees it.
+pub fn session_id(req: &Request) -> Result<&str> {
+    let id = req.session_id.as_deref().filter(|s| !s.is_empty()).ok_or(Error::MissingSessionId)?;
+    if valid_session_id(id) {
+        Ok(id)
+    } else {
+        Err(Error::BadRequest {
+            code: "invalid_session_id",
+            message: "The session id must be 1 to 128 letters, digits, '-' or '_'.".into(),
+        })
+    }
+}
+
+pub fn valid_session_id(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 pub fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
@@ -41,7 +59,9 @@ pub async fn serve<F>(
 where
     F: std::future::Future<Output = Result<Response>>,
 {
-    let trace = telemetry.start(route, &req.method, &req.headers, req.session_id.as_deref());
+    // An invalid id never reaches the span or the record.
+    let logged_id = req.session_id.as_deref().filter(|id| valid_session_id(id));
+    let trace = telemetry.start(route, &req.method, &req.headers, logged_id);
     let span = trace.span.clone();
     let result =
         AssertUnwindSafe(handler(trace.clone())).catch_unwind().instrument(span).await.unwrap_or_else(|panic| {
@@ -117,3 +137,28 @@ pub(crate) fn test_panic_hook(req: &Request) {
 
 #[cfg(not(feature = "test-hooks"))]
 pub(crate) fn test_panic_hook(_req: &Request) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_id_table() {
+        let long = "a".repeat(129);
+        let table: [(Option<&str>, Result<(), &str>); 9] = [
+            (Some("000000000010000listeningSessions"), Ok(())),
+            (Some("k17a-B_9"), Ok(())),
+            (Some(&long[..128]), Ok(())),
+            (None, Err("missing_session_id")),
+            (Some(""), Err("missing_session_id")),
+            (Some(&long), Err("invalid_session_id")),
+            (Some("../etc"), Err("invalid_session_id")),
+            (Some("a b"), Err("invalid_session_id")),
+            (Some("é"), Err("invalid_session_id")),
+        ];
+        for (id, want) in table {
+            let req = Request { session_id: id.map(str::to_string), ..Default::default() };
+            assert_eq!(session_id(&req).map(|_| ()).map_err(|e| e.code()), want, "{id:?}");
+        }
+    }
+}
