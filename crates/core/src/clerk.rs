@@ -128,10 +128,10 @@ impl ClerkClient {
                 // tells them apart (`resource_not_found` names the template).
                 let body = resp.text().await.unwrap_or_default();
                 if body.contains("template") {
-                    return Err(Error::ConfigInvalid(format!(
-                        "Clerk has no JWT template named {:?} (SESSION_AUDIO_CONVEX_TEMPLATE)",
-                        self.template
-                    )));
+                    // Named, not echoed: a 503 for a setting never quotes its value.
+                    return Err(Error::ConfigInvalid(
+                        "Clerk has no JWT template with the name SESSION_AUDIO_CONVEX_TEMPLATE gives (default \"convex\"); create it in the Clerk dashboard or set the variable to an existing template's name".into(),
+                    ));
                 }
                 return Err(Error::Unauthenticated(AuthFailure::SessionInactive));
             }

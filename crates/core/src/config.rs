@@ -158,11 +158,7 @@ impl Config {
         let allow_loopback = match get("SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM").as_deref() {
             None | Some("0") | Some("false") => false,
             Some("1") | Some("true") => true,
-            Some(other) => {
-                return Err(Error::ConfigInvalid(format!(
-                    "SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM must be 1 or 0, got {other:?}"
-                )))
-            }
+            Some(_) => return Err(Error::ConfigInvalid("SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM must be 1 or 0".into())),
         };
         let hosts = get("SESSION_AUDIO_TRUSTED_HOSTS").unwrap_or_else(|| DEFAULT_TRUSTED_HOSTS.into());
         let host_policy = HostPolicy::parse(&split_list(&hosts), allow_loopback)
@@ -176,11 +172,7 @@ impl Config {
         let access = match get("SESSION_AUDIO_BLOB_ACCESS").as_deref() {
             None | Some("private") => BlobAccess::Private,
             Some("public") => BlobAccess::Public,
-            Some(other) => {
-                return Err(Error::ConfigInvalid(format!(
-                    "SESSION_AUDIO_BLOB_ACCESS must be private or public, got {other:?}"
-                )))
-            }
+            Some(_) => return Err(Error::ConfigInvalid("SESSION_AUDIO_BLOB_ACCESS must be private or public".into())),
         };
         let blob_api_url = match get("VERCEL_BLOB_API_URL") {
             None => Url::parse(DEFAULT_BLOB_API_URL).map_err(|e| Error::Internal(e.to_string()))?,
@@ -238,8 +230,8 @@ fn parse_telemetry(get: &impl Fn(&str) -> Option<String>) -> (TelemetryConfig, O
     let server_timing = match get("SESSION_AUDIO_SERVER_TIMING").as_deref() {
         None | Some("1") | Some("true") | Some("on") => true,
         Some("0") | Some("false") | Some("off") => false,
-        Some(other) => {
-            fail(Error::ConfigInvalid(format!("SESSION_AUDIO_SERVER_TIMING must be 1 or 0, got {other:?}")));
+        Some(_) => {
+            fail(Error::ConfigInvalid("SESSION_AUDIO_SERVER_TIMING must be 1 or 0".into()));
             true
         }
     };
@@ -259,7 +251,7 @@ fn parse_switch(get: &impl Fn(&str) -> Option<String>, key: &str, default: bool)
         None => Ok(default),
         Some("1") | Some("true") | Some("on") => Ok(true),
         Some("0") | Some("false") | Some("off") => Ok(false),
-        Some(other) => Err(Error::ConfigInvalid(format!("{key} must be 1 or 0, got {other:?}"))),
+        Some(_) => Err(Error::ConfigInvalid(format!("{key} must be 1 or 0"))),
     }
 }
 
@@ -270,16 +262,18 @@ fn split_list(raw: &str) -> Vec<String> {
 fn parse_number(get: &impl Fn(&str) -> Option<String>, key: &str, default: u64) -> Result<u64> {
     match get(key) {
         None => Ok(default),
-        Some(raw) => raw
-            .parse::<u64>()
-            .map_err(|_| Error::ConfigInvalid(format!("{key} must be a non-negative integer, got {raw:?}"))),
+        Some(raw) => {
+            raw.parse::<u64>().map_err(|_| Error::ConfigInvalid(format!("{key} must be a non-negative integer")))
+        }
     }
 }
 
 fn parse_http_url(key: &str, raw: &str) -> Result<Url> {
-    let url = Url::parse(raw).map_err(|e| Error::ConfigInvalid(format!("{key} is not a URL ({e}): {raw:?}")))?;
+    // The value is never echoed (it may be a secret pasted into the wrong variable); url's
+    // parse errors describe the defect without quoting the input.
+    let url = Url::parse(raw).map_err(|e| Error::ConfigInvalid(format!("{key} is not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(Error::ConfigInvalid(format!("{key} must be an http(s) URL, got {raw:?}")));
+        return Err(Error::ConfigInvalid(format!("{key} must be an http(s) URL")));
     }
     Ok(url)
 }
@@ -289,9 +283,9 @@ fn parse_http_url(key: &str, raw: &str) -> Result<Url> {
 fn parse_convex_url(raw: &str) -> Result<Url> {
     let url = parse_http_url("NEXT_PUBLIC_CONVEX_URL", raw)?;
     if url.host_str().is_some_and(|h| h.ends_with(".convex.site")) {
-        return Err(Error::ConfigInvalid(format!(
-            "NEXT_PUBLIC_CONVEX_URL points at a .convex.site host ({raw}); use the .convex.cloud deployment URL"
-        )));
+        return Err(Error::ConfigInvalid(
+            "NEXT_PUBLIC_CONVEX_URL points at a .convex.site host; use the .convex.cloud deployment URL".into(),
+        ));
     }
     Ok(url)
 }
@@ -374,6 +368,43 @@ mod tests {
             assert_eq!(err.code(), code, "{pairs:?}: {err}");
             assert_eq!(err.status(), 503);
         }
+    }
+
+    #[test]
+    fn a_503_names_the_setting_and_never_echoes_its_value() {
+        // Every key the parser asks for (recorded, so a new setting cannot be left out), each set to
+        // values that are invalid for most settings and carry a marker that must not come back.
+        let asked = std::cell::RefCell::new(Vec::<String>::new());
+        let base: HashMap<&str, &str> = BASE.iter().copied().collect();
+        let _ = Config::from_lookup(|k| {
+            asked.borrow_mut().push(k.to_string());
+            base.get(k).map(|v| v.to_string())
+        });
+        let keys = asked.into_inner();
+        assert!(keys.len() > 20, "{keys:?}");
+        let canaries = [
+            "zzcanaryzz",
+            "https://zzcanaryzz.convex.site",
+            "ftp://zzcanaryzz/",
+            "*.zzcanaryzz",
+            "zzcanaryzz:99999",
+            "-----BEGIN PUBLIC KEY-----\nzzcanaryzz\n-----END PUBLIC KEY-----",
+            "https://a.example/, zzcanaryzz/x",
+            "audio/webm,zzcanaryzz",
+        ];
+        let mut refused = 0;
+        for key in &keys {
+            for canary in canaries {
+                let mut map = base.clone();
+                map.insert(key.as_str(), canary);
+                let Err(rejected) = Config::from_lookup(|k| map.get(k).map(|v| v.to_string())) else { continue };
+                refused += 1;
+                let message = rejected.error.to_string();
+                assert!(!message.contains("zzcanaryzz"), "{key}={canary:?} echoed: {message}");
+                assert!(message.contains(key.as_str()), "{key}={canary:?} not named: {message}");
+            }
+        }
+        assert!(refused > 30, "{refused}");
     }
 
     #[test]

@@ -127,9 +127,10 @@ pub fn parse_declared(raw: &str) -> Result<DeclaredType, Option<String>> {
 /// Parse `SESSION_AUDIO_ALLOWED_TYPES` (comma list of essences, aliases allowed).
 pub fn parse_allowed(list: &[String]) -> Result<Vec<Container>, String> {
     let mut out = Vec::new();
-    for t in list {
+    for (i, t) in list.iter().enumerate() {
+        // Named by position, never quoted: configuration errors do not echo values.
         let c = container_of(&t.trim().to_ascii_lowercase())
-            .ok_or_else(|| format!("{t:?} is not an audio type session-audio can verify"))?;
+            .ok_or_else(|| format!("entry {} is not an audio type session-audio can verify", i + 1))?;
         if !out.contains(&c) {
             out.push(c);
         }

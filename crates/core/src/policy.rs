@@ -59,14 +59,16 @@ impl HostPolicy {
     /// is a configuration error rather than a silently broader policy.
     pub fn parse(entries: &[String], allow_loopback: bool) -> Result<HostPolicy, String> {
         let mut patterns = Vec::new();
-        for raw in entries {
+        // Entries are named by position, never quoted: configuration errors do not echo values.
+        for (i, raw) in entries.iter().enumerate() {
+            let n = i + 1;
             let entry = raw.trim().to_ascii_lowercase();
             if entry.contains('/') || entry.contains('@') || entry.is_empty() {
-                return Err(format!("{raw:?} is not a host pattern (use host, *.domain or host:port)"));
+                return Err(format!("entry {n} is not a host pattern (use host, *.domain or host:port)"));
             }
             let (host_part, port) = match entry.rsplit_once(':') {
                 Some((h, p)) if !h.contains(':') => {
-                    let port = p.parse::<u16>().map_err(|_| format!("{raw:?} has a bad port"))?;
+                    let port = p.parse::<u16>().map_err(|_| format!("entry {n} has a bad port"))?;
                     (h.to_string(), Some(port))
                 }
                 _ => (entry.clone(), None),
@@ -76,7 +78,7 @@ impl HostPolicy {
                 None => (None, host_part.clone()),
             };
             if host.is_empty() || host.contains('*') || !host.contains('.') && host != "localhost" {
-                return Err(format!("{raw:?} is too broad or malformed"));
+                return Err(format!("entry {n} is too broad or malformed"));
             }
             patterns.push(HostPattern { wildcard_suffix, host, port });
         }
@@ -168,40 +170,68 @@ pub fn redact(url: &Url) -> String {
     u.to_string()
 }
 
-/// Addresses never dialed, one row per special-purpose range (IANA's IPv4 and IPv6
-/// special-purpose address registries, plus multicast and the reserved class E), with the reason
-/// given in logs. Ordered as the registries list them.
+/// Addresses never dialed: every row of IANA's IPv4 and IPv6 Special-Purpose Address Registries
+/// (as of 2025: RFC 6890 and its updates), plus multicast and the reserved class E. Some registry
+/// rows are "globally reachable" (AS112, AMT, ORCHIDv2, PCP anycast); none of them is where a
+/// storage service lives, so they are refused all the same. The first matching row gives the
+/// reason in logs, so the more specific rows come first where ranges nest.
 const FORBIDDEN: &[(&str, &str)] = &[
+    // IPv4 special-purpose registry.
     ("0.0.0.0/8", "this-network (0.0.0.0/8)"),
     ("10.0.0.0/8", "private (10/8)"),
     ("100.64.0.0/10", "carrier-grade NAT (100.64/10)"),
     ("127.0.0.0/8", "loopback"),
     ("169.254.0.0/16", "link-local / cloud metadata (169.254/16)"),
     ("172.16.0.0/12", "private (172.16/12)"),
+    ("192.0.0.0/29", "IPv4 service continuity / DS-Lite (192.0.0.0/29)"),
+    ("192.0.0.8/32", "IPv4 dummy address (192.0.0.8)"),
+    ("192.0.0.9/32", "Port Control Protocol anycast (192.0.0.9)"),
+    ("192.0.0.10/32", "TURN anycast (192.0.0.10)"),
+    ("192.0.0.170/31", "NAT64/DNS64 discovery (192.0.0.170/31)"),
     ("192.0.0.0/24", "IETF protocol assignments (192.0.0/24)"),
     ("192.0.2.0/24", "documentation range (192.0.2/24)"),
-    ("192.88.99.0/24", "6to4 relay anycast (192.88.99/24)"),
+    ("192.31.196.0/24", "AS112-v4 (192.31.196/24)"),
+    ("192.52.193.0/24", "AMT (192.52.193/24)"),
+    ("192.88.99.0/24", "deprecated 6to4 relay anycast (192.88.99/24)"),
     ("192.168.0.0/16", "private (192.168/16)"),
+    ("192.175.48.0/24", "AS112 direct delegation (192.175.48/24)"),
     ("198.18.0.0/15", "benchmarking (198.18/15)"),
     ("198.51.100.0/24", "documentation range (198.51.100/24)"),
     ("203.0.113.0/24", "documentation range (203.0.113/24)"),
     ("224.0.0.0/4", "multicast (224/4)"),
-    ("240.0.0.0/4", "reserved / broadcast (240/4)"),
+    ("255.255.255.255/32", "limited broadcast"),
+    ("240.0.0.0/4", "reserved (240/4)"),
+    // IPv6 special-purpose registry.
     ("::/128", "unspecified (::)"),
     ("::1/128", "loopback (::1)"),
-    // Forms that embed an IPv4 address are refused outright: the embedded address may be private
-    // and the translation happens beyond our view.
+    // Forms that embed an IPv4 address are refused outright, whatever the embedded address: it
+    // may be private, and the translation happens beyond our view.
     ("::ffff:0:0/96", "IPv4-mapped IPv6 (::ffff:0:0/96)"),
+    ("::ffff:0:0:0/96", "IPv4-translated IPv6 (::ffff:0:0:0/96)"),
     ("::/96", "IPv4-compatible IPv6 (::/96)"),
     ("64:ff9b::/96", "NAT64 (64:ff9b::/96)"),
     ("64:ff9b:1::/48", "local NAT64 (64:ff9b:1::/48)"),
     ("100::/64", "discard-only (100::/64)"),
+    ("100:0:0:1::/64", "dummy IPv6 prefix (100:0:0:1::/64)"),
     ("2001::/32", "Teredo (2001::/32)"),
+    ("2001:1::1/128", "Port Control Protocol anycast (2001:1::1)"),
+    ("2001:1::2/128", "TURN anycast (2001:1::2)"),
+    ("2001:1::3/128", "DNS-SD service registration anycast (2001:1::3)"),
+    ("2001:2::/48", "benchmarking (2001:2::/48)"),
+    ("2001:3::/32", "AMT (2001:3::/32)"),
+    ("2001:4:112::/48", "AS112-v6 (2001:4:112::/48)"),
+    ("2001:10::/28", "deprecated ORCHID (2001:10::/28)"),
+    ("2001:20::/28", "ORCHIDv2 (2001:20::/28)"),
+    ("2001:30::/28", "drone remote ID (2001:30::/28)"),
+    ("2001::/23", "IETF protocol assignments (2001::/23)"),
     ("2001:db8::/32", "documentation (2001:db8::/32)"),
     ("2002::/16", "6to4 (2002::/16)"),
+    ("2620:4f:8000::/48", "AS112 direct delegation (2620:4f:8000::/48)"),
+    ("3fff::/20", "documentation (3fff::/20)"),
+    ("5f00::/16", "segment routing SIDs (5f00::/16)"),
     ("fc00::/7", "unique local (fc00::/7)"),
     ("fe80::/10", "link-local (fe80::/10)"),
-    ("fec0::/10", "site-local (fec0::/10)"),
+    ("fec0::/10", "deprecated site-local (fec0::/10)"),
     ("ff00::/8", "multicast (ff00::/8)"),
 ];
 
@@ -340,6 +370,14 @@ mod tests {
     #[test]
     fn every_forbidden_row_parses() {
         assert_eq!(forbidden_table().len(), FORBIDDEN.len());
+        // Nested rows: the specific row must come before the range that holds it, or its reason
+        // would never show.
+        let table = forbidden_table();
+        for (i, (net, _)) in table.iter().enumerate() {
+            for (outer, _) in &table[..i] {
+                assert!(!(outer.contains(net) && outer != net), "{net} is shadowed by the earlier {outer}");
+            }
+        }
     }
 
     #[test]
@@ -386,6 +424,35 @@ mod tests {
             ("fec0::1", false),
             ("ff02::1", false),
             ("100::1", false),
+            // The rest of the registries, row by row, and their public neighbours.
+            ("192.0.0.9", false),
+            ("192.0.0.170", false),
+            ("192.31.196.1", false),
+            ("192.52.193.1", false),
+            ("192.175.48.1", false),
+            ("192.88.99.1", false),
+            ("192.0.1.1", true),
+            ("::ffff:0:a00:1", false),
+            ("::ffff:192.168.0.1", false),
+            ("100:0:0:1::1", false),
+            ("2001:1::1", false),
+            ("2001:2::1", false),
+            ("2001:2:0:ffff::1", false),
+            ("2001:3::1", false),
+            ("2001:4:112::1", false),
+            ("2001:10::1", false),
+            ("2001:1f::1", false),
+            ("2001:20::1", false),
+            ("2001:30::1", false),
+            ("2001:1ff::1", false),
+            ("2001:200::1", true),
+            ("2620:4f:8000::1", false),
+            ("2620:4f:8001::1", true),
+            ("3fff::1", false),
+            ("3fff:fff::1", false),
+            ("3fff:1000::1", true),
+            ("5f00::1", false),
+            ("2a00:1450::1", true),
         ];
         for (addr, allowed) in table {
             let ip: IpAddr = addr.parse().unwrap();

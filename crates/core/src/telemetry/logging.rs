@@ -19,9 +19,7 @@ impl LogLevel {
             Some("error") => LogLevel::Error,
             Some("warn") => LogLevel::Warn,
             Some("debug") | Some("trace") => LogLevel::Debug,
-            Some(other) => {
-                return Err(format!("SESSION_AUDIO_LOG must be off, error, warn, info or debug, got {other:?}"))
-            }
+            Some(_) => return Err("SESSION_AUDIO_LOG must be off, error, warn, info or debug".into()),
         })
     }
 }
