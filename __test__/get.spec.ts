@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startAudioServer } from '../stack/audio-server.mjs'
 import { startRouteServer } from '../stack/route-server.mjs'
 import { createAudioHandlers } from '../index.js'
-import { errorOf, startStack, type Stack } from './helpers'
+import { errorOf, startStack, until, type Stack } from './helpers'
 
 let s: Stack
 let alice: string
@@ -254,13 +254,19 @@ describe('refusals', () => {
     s.convex.state.fail = { status: 500 }
     const down = await errorOf(await s.get(id, { token, opts }))
     expect([down.status, down.code]).toEqual([502, 'convex_unavailable'])
+    // The outage is remembered for a few seconds: the next request fails fast, without a call.
+    const queries = s.convex.calls.query
+    const fast = await errorOf(await s.get(id, { token, opts }))
+    expect([fast.status, fast.code, s.convex.calls.query - queries]).toEqual([502, 'convex_unavailable', 0])
+    // A thrown function error is not an outage (a fresh handler: the last one is failing fast).
+    const opts2 = s.options({ lookupTtlMs: 0, cacheMaxAge: 1 })
     s.convex.state.fail = { functionError: 'boom' }
-    const fnErr = await errorOf(await s.get(id, { token, opts }))
+    const fnErr = await errorOf(await s.get(id, { token, opts: opts2 }))
     expect([fnErr.status, fnErr.code]).toEqual([502, 'convex_error'])
     const unreachable = await errorOf(await s.get(id, { token, opts: s.options({ convexUrl: 'http://127.0.0.1:9' }) }))
     expect([unreachable.status, unreachable.code]).toEqual([502, 'convex_unavailable'])
     // And after the failures, the same request works: nothing bad was cached.
-    const ok = await s.get(id, { token, opts })
+    const ok = await s.get(id, { token, opts: opts2 })
     expect(ok.status).toBe(200)
     await ok.arrayBuffer()
   })
@@ -297,6 +303,70 @@ describe('refusals', () => {
       expect(res.headers.get('retry-after')).toBe('7')
       const e = await errorOf(res)
       expect([e.status, e.code]).toEqual([503, 'auth_rate_limited'])
+    } finally {
+      s.clerk.state.fail = null
+    }
+  })
+
+  it('a burst during a Convex outage makes one call per window, across users and sessions', async () => {
+    const opts = s.options({ lookupTtlMs: 0, cacheMaxAge: 2 }) // a handler of its own
+    const users = ['user_ola', 'user_per', 'user_quin']
+    const tokens = await Promise.all(users.map((sub) => s.clerk.sessionToken({ sub })))
+    const ids = await Promise.all(users.map((u) => s.session(u)))
+    s.convex.state.fail = { status: 503, kind: 'query', sticky: true }
+    try {
+      const before = s.convex.calls.query
+      const first = await errorOf(await s.get(ids[0], { token: tokens[0], opts }))
+      expect([first.status, first.code]).toEqual([502, 'convex_unavailable'])
+      const serial = []
+      for (let i = 0; i < 15; i++) serial.push(await s.get(ids[i % 3], { token: tokens[i % 3], opts }))
+      const burst = await Promise.all(
+        Array.from({ length: 30 }, (_, i) => s.get(ids[i % 3], { token: tokens[i % 3], opts })),
+      )
+      for (const res of [...serial, ...burst]) {
+        const e = await errorOf(res)
+        expect([e.status, e.code]).toEqual([502, 'convex_unavailable'])
+      }
+      expect(s.convex.calls.query - before).toBe(1)
+    } finally {
+      s.convex.state.fail = null
+    }
+    // Convex is back: after the window, one probe closes the breaker and everyone is served.
+    expect(await until(async () => (await s.get(ids[0], { token: tokens[0], opts })).status === 200, 8000)).toBe(true)
+    const res = await Promise.all(ids.map((id, i) => s.get(id, { token: tokens[i], opts })))
+    expect(res.map((r) => r.status)).toEqual([200, 200, 200])
+  })
+
+  it('a burst during a Clerk outage makes one token call per window; JWKS likewise', async () => {
+    const opts = s.options({ lookupTtlMs: 0, cacheMaxAge: 3 })
+    const users = ['user_rae', 'user_sol']
+    const tokens = await Promise.all(users.map((sub) => s.clerk.sessionToken({ sub })))
+    const ids = await Promise.all(users.map((u) => s.session(u)))
+    s.clerk.state.fail = { status: 503, kind: 'tokens', sticky: true }
+    try {
+      const before = s.clerk.calls.tokens
+      const first = await errorOf(await s.get(ids[0], { token: tokens[0], opts }))
+      expect([first.status, first.code]).toEqual([502, 'auth_provider_unavailable'])
+      const burst = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => s.get(ids[i % 2], { token: tokens[i % 2], opts })),
+      )
+      for (let i = 0; i < 10; i++) burst.push(await s.get(ids[i % 2], { token: tokens[i % 2], opts }))
+      for (const res of burst) expect((await errorOf(res)).code).toBe('auth_provider_unavailable')
+      expect(s.clerk.calls.tokens - before).toBe(1)
+    } finally {
+      s.clerk.state.fail = null
+    }
+    // A cold handler (no keys yet) while the JWKS endpoint is down: one fetch for the whole burst.
+    const cold = s.options({ lookupTtlMs: 0, cacheMaxAge: 4 })
+    s.clerk.state.fail = { status: 503, kind: 'jwks', sticky: true }
+    try {
+      const before = s.clerk.calls.jwks
+      const burst = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => s.get(ids[i % 2], { token: tokens[i % 2], opts: cold })),
+      )
+      for (let i = 0; i < 10; i++) burst.push(await s.get(ids[0], { token: tokens[0], opts: cold }))
+      for (const res of burst) expect((await errorOf(res)).code).toBe('auth_provider_unavailable')
+      expect(s.clerk.calls.jwks - before).toBe(1)
     } finally {
       s.clerk.state.fail = null
     }

@@ -6,8 +6,11 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
+
+// tokio's clock, so tests can move time past the TTL (`tokio::time::pause`).
+use tokio::time::Instant;
 
 use rsa::RsaPublicKey;
 use sha2::{Digest, Sha256};
@@ -58,22 +61,104 @@ pub fn extract_token(headers: &[(String, String)]) -> Option<String> {
 pub type JwksFetch =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<HashMap<String, RsaPublicKey>>> + Send>> + Send + Sync>;
 
-/// How long fetched keys are trusted (as `@clerk/backend`), and how often an unknown `kid` may
-/// trigger a refetch (so a flood of forged `kid`s cannot hammer Clerk).
+/// How long fetched keys are trusted (as `@clerk/backend`); how often an unknown `kid` may trigger
+/// a refetch (so a flood of forged `kid`s cannot hammer Clerk), which is also how long a failed
+/// fetch is remembered; and how long past `JWKS_TTL` the last good keys keep serving while Clerk
+/// cannot be reached (stale-if-error, bounded: a rotated-out key does not live forever).
 const JWKS_TTL: Duration = Duration::from_secs(300);
 const JWKS_MIN_REFETCH: Duration = Duration::from_secs(5);
+const JWKS_STALE_IF_ERROR: Duration = Duration::from_secs(3600);
 
 /// Where verification keys come from.
 enum Keys {
     /// `CLERK_JWT_KEY`: the instance's one key; `@clerk/backend` ignores `kid` with it too.
     Pem(RsaPublicKey),
-    /// The JWKS, fetched on first use and kept `JWKS_TTL`; all concurrent misses share one fetch.
-    Jwks {
-        fetch: JwksFetch,
-        cache: moka::future::Cache<(), Arc<HashMap<String, RsaPublicKey>>>,
-        /// When the keys were last fetched (or a refetch was last forced).
-        last_fetch: Arc<Mutex<Option<Instant>>>,
-    },
+    Jwks(JwksCache),
+}
+
+/// The last good JWKS and when it was fetched. Swapped whole, read without a lock.
+struct Fetched {
+    keys: HashMap<String, RsaPublicKey>,
+    at: Instant,
+}
+
+/// What the one refresher remembers between fetches.
+#[derive(Default)]
+struct Attempts {
+    /// The last fetch started (successful or not): refetches are at least `JWKS_MIN_REFETCH` apart.
+    last: Option<Instant>,
+    /// The last fetch's error, until a fetch succeeds.
+    failure: Option<Error>,
+}
+
+/// The JWKS: fetched on first use, trusted for `JWKS_TTL`.
+/// - The fast path (fresh keys, known `kid`) is one atomic load: no lock, no await.
+/// - A refresh is taken by one caller at a time; everyone who needed it waits for that one fetch
+///   and then reads its result (single flight).
+/// - A failed fetch is remembered for `JWKS_MIN_REFETCH`: callers meanwhile get the stale keys if
+///   they hold the `kid` (for up to `JWKS_STALE_IF_ERROR` past the TTL), else the remembered error.
+struct JwksCache {
+    fetch: JwksFetch,
+    current: arc_swap::ArcSwapOption<Fetched>,
+    refresh: tokio::sync::Mutex<Attempts>,
+}
+
+impl JwksCache {
+    fn new(fetch: JwksFetch) -> JwksCache {
+        JwksCache { fetch, current: arc_swap::ArcSwapOption::empty(), refresh: Default::default() }
+    }
+
+    /// A key from keys fetched less than `JWKS_TTL` ago.
+    fn fresh(&self, kid: &str) -> Option<RsaPublicKey> {
+        let current = self.current.load();
+        let fetched = current.as_ref().filter(|f| f.at.elapsed() < JWKS_TTL)?;
+        fetched.keys.get(kid).cloned()
+    }
+
+    /// A key from the last good keys, however old, within the stale-if-error bound.
+    fn stale(&self, kid: &str) -> Option<RsaPublicKey> {
+        let current = self.current.load();
+        let fetched = current.as_ref().filter(|f| f.at.elapsed() < JWKS_TTL + JWKS_STALE_IF_ERROR)?;
+        fetched.keys.get(kid).cloned()
+    }
+
+    async fn key_for(&self, kid: &str) -> Result<RsaPublicKey> {
+        if let Some(key) = self.fresh(kid) {
+            return Ok(key);
+        }
+        // The slow path: one refresher at a time. Whoever waited here looks again first: the
+        // fetch they waited for may have brought their key, or failed for all of them.
+        let mut attempts = self.refresh.lock().await;
+        if let Some(key) = self.fresh(kid) {
+            return Ok(key);
+        }
+        let have_fresh = self.current.load().as_ref().is_some_and(|f| f.at.elapsed() < JWKS_TTL);
+        if attempts.last.is_some_and(|t| t.elapsed() < JWKS_MIN_REFETCH) {
+            if let Some(error) = &attempts.failure {
+                return self.stale(kid).ok_or_else(|| error.clone());
+            }
+            if have_fresh {
+                // Fetched moments ago and the `kid` is not there: forged, or another instance's.
+                return Err(Error::Unauthenticated(AuthFailure::KidMismatch));
+            }
+        }
+        attempts.last = Some(Instant::now());
+        match (self.fetch)().await {
+            Ok(keys) => {
+                let key = keys.get(kid).cloned();
+                self.current.store(Some(Arc::new(Fetched { keys, at: Instant::now() })));
+                attempts.failure = None;
+                key.ok_or(Error::Unauthenticated(AuthFailure::KidMismatch))
+            }
+            Err(error) => {
+                // Logged once per failed fetch (once per window), not once per request served stale.
+                tracing::warn!(target: "session_audio", error = %crate::telemetry::scrub(&error.to_string()),
+                    "Clerk JWKS fetch failed: verifying with the last keys fetched while they last");
+                attempts.failure = Some(error.clone());
+                self.stale(kid).ok_or(error)
+            }
+        }
+    }
 }
 
 pub struct KeyStore {
@@ -87,44 +172,15 @@ impl KeyStore {
     }
 
     pub fn jwks(fetch: JwksFetch) -> KeyStore {
-        let cache = moka::future::Cache::builder().max_capacity(1).time_to_live(JWKS_TTL).build();
-        let last_fetch = Arc::new(Mutex::new(None));
-        KeyStore { keys: Keys::Jwks { fetch, cache, last_fetch }, verified: VerifiedTokens::default() }
+        KeyStore { keys: Keys::Jwks(JwksCache::new(fetch)), verified: VerifiedTokens::default() }
     }
 
     /// The key for `kid`.
     async fn key_for(&self, kid: Option<&str>) -> Result<RsaPublicKey> {
-        let (fetch, cache, last_fetch) = match &self.keys {
-            Keys::Pem(key) => return Ok(key.clone()),
-            Keys::Jwks { fetch, cache, last_fetch } => (fetch, cache, last_fetch),
-        };
-        let kid = kid.unwrap_or_default();
-        let stamp = |at: &Mutex<Option<Instant>>| *at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-        let load = || async {
-            let keys = fetch().await?;
-            stamp(last_fetch);
-            Ok::<_, Error>(Arc::new(keys))
-        };
-        let keys = cache.try_get_with((), load()).await.map_err(|e| (*e).clone())?;
-        if let Some(key) = keys.get(kid) {
-            return Ok(key.clone());
+        match &self.keys {
+            Keys::Pem(key) => Ok(key.clone()),
+            Keys::Jwks(cache) => cache.key_for(kid.unwrap_or_default()).await,
         }
-        // An unknown `kid`: Clerk may have rotated its keys. Refetch, but not within
-        // `JWKS_MIN_REFETCH` of the last fetch, however many forged `kid`s arrive; callers that do
-        // not force the refetch still join one already in flight.
-        let force = {
-            let mut last = last_fetch.lock().unwrap_or_else(|p| p.into_inner());
-            let due = last.is_none_or(|t| t.elapsed() >= JWKS_MIN_REFETCH);
-            if due {
-                *last = Some(Instant::now());
-            }
-            due
-        };
-        if force {
-            cache.invalidate(&()).await;
-        }
-        let keys = cache.try_get_with((), load()).await.map_err(|e| (*e).clone())?;
-        keys.get(kid).cloned().ok_or(Error::Unauthenticated(AuthFailure::KidMismatch))
     }
 
     /// The whole check: parse, key, signature, claims.
@@ -286,6 +342,98 @@ mod tests {
             let forged = sign(with(h("RS256"), json!({"kid": format!("forged_{i}")})), claims(), PRIV_2048);
             let err = store.verify(&forged, NOW, &[]).await.unwrap_err();
             assert!(matches!(err, Error::Unauthenticated(AuthFailure::KidMismatch)), "{err:?}");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    /// A JWKS endpoint that can be taken down and brought back.
+    fn switchable_fetch(
+        key: RsaPublicKey,
+        down: Arc<std::sync::atomic::AtomicBool>,
+        calls: Arc<AtomicUsize>,
+    ) -> JwksFetch {
+        Arc::new(move || {
+            let (key, down, calls) = (key.clone(), down.clone(), calls.clone());
+            Box::pin(async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if down.load(Ordering::SeqCst) {
+                    Err(Error::ClerkUnavailable("GET /v1/jwks answered 503".into()))
+                } else {
+                    Ok(HashMap::from([("ins_1".to_string(), key)]))
+                }
+            })
+        })
+    }
+
+    /// Distinct tokens, so that none is answered from the verified-signature memo.
+    fn nth_token(i: usize) -> String {
+        sign(h("RS256"), with(claims(), json!({ "jti": format!("t{i}") })), PRIV_2048)
+    }
+
+    async fn burst(store: &Arc<KeyStore>, from: usize, n: usize) -> Vec<Result<Identity>> {
+        let tasks: Vec<_> = (from..from + n)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move { store.verify(&nth_token(i), NOW, &[]).await })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn jwks_outage_serves_stale_keys_for_a_bounded_time_with_one_fetch_per_window() {
+        use std::sync::atomic::AtomicBool;
+        let key = parse_public_key_pem(PUB_2048).unwrap();
+        let (down, calls) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+        let store = Arc::new(KeyStore::jwks(switchable_fetch(key, down.clone(), calls.clone())));
+        assert!(burst(&store, 0, 5).await.iter().all(Result::is_ok));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        // Clerk goes down and the keys age past their TTL: a burst, then serial requests, all
+        // verified with the stale keys; one failed fetch among them all.
+        down.store(true, Ordering::SeqCst);
+        tokio::time::advance(JWKS_TTL + Duration::from_secs(1)).await;
+        assert!(burst(&store, 100, 30).await.iter().all(Result::is_ok));
+        for i in 200..230 {
+            assert!(store.verify(&nth_token(i), NOW, &[]).await.is_ok());
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // The failure is remembered for one window; the next window makes one more attempt.
+        tokio::time::advance(JWKS_MIN_REFETCH).await;
+        assert!(burst(&store, 300, 30).await.iter().all(Result::is_ok));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+
+        // Stale-if-error is bounded: past it, the outage is the answer (and still one call).
+        tokio::time::advance(JWKS_STALE_IF_ERROR).await;
+        let results = burst(&store, 400, 30).await;
+        for r in &results {
+            let e = r.as_ref().unwrap_err();
+            assert_eq!((e.status(), e.code()), (502, "auth_provider_unavailable"), "{e:?}");
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+
+        // Clerk comes back: the next window's fetch restores service.
+        down.store(false, Ordering::SeqCst);
+        tokio::time::advance(JWKS_MIN_REFETCH).await;
+        assert!(burst(&store, 500, 30).await.iter().all(Result::is_ok));
+        assert_eq!(calls.load(Ordering::SeqCst), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cold_start_during_an_outage_makes_one_fetch_per_window() {
+        use std::sync::atomic::AtomicBool;
+        let key = parse_public_key_pem(PUB_2048).unwrap();
+        let (down, calls) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicUsize::new(0)));
+        let store = Arc::new(KeyStore::jwks(switchable_fetch(key, down, calls.clone())));
+        let results = burst(&store, 0, 50).await;
+        assert!(results.iter().all(|r| r.as_ref().is_err_and(|e| e.code() == "auth_provider_unavailable")));
+        for i in 50..100 {
+            assert!(store.verify(&nth_token(i), NOW, &[]).await.is_err());
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }

@@ -14,6 +14,7 @@ use rsa::RsaPublicKey;
 use serde::Deserialize;
 use url::Url;
 
+use crate::breaker::{Breaker, DEFAULT_WINDOW};
 use crate::cache::TtlCache;
 use crate::error::{AuthFailure, Error, Result};
 
@@ -28,6 +29,8 @@ pub struct ClerkClient {
     secret_key: String,
     template: String,
     tokens: TtlCache<String, String>,
+    /// Clerk down: one call per window, not one per request (`breaker`).
+    breaker: Breaker,
 }
 
 #[derive(Deserialize)]
@@ -37,7 +40,14 @@ struct TokenResponse {
 
 impl ClerkClient {
     pub fn new(http: reqwest::Client, api_url: Url, secret_key: String, template: String) -> Self {
-        ClerkClient { http, api_url, secret_key, template, tokens: TtlCache::new(10_000) }
+        ClerkClient {
+            http,
+            api_url,
+            secret_key,
+            template,
+            tokens: TtlCache::new(10_000),
+            breaker: Breaker::new(DEFAULT_WINDOW),
+        }
     }
 
     /// `{CLERK_API_URL}/v1/<segments…>`, each segment percent-encoded as a path segment.
@@ -59,6 +69,10 @@ impl ClerkClient {
     }
 
     pub async fn fetch_jwks(&self) -> Result<HashMap<String, RsaPublicKey>> {
+        self.breaker.call(self.request_jwks()).await
+    }
+
+    async fn request_jwks(&self) -> Result<HashMap<String, RsaPublicKey>> {
         let resp = self
             .request(reqwest::Method::GET, self.endpoint(&["jwks"]))
             .send()
@@ -82,7 +96,7 @@ impl ClerkClient {
     pub async fn template_token(&self, session_id: &str, now: i64) -> Result<String> {
         self.tokens
             .get_or_fill(&session_id.to_string(), || async {
-                let jwt = self.mint(session_id).await?;
+                let jwt = self.breaker.call(self.mint(session_id)).await?;
                 let ttl = crate::jwt::unverified_exp(&jwt)
                     .map(|exp| exp - TOKEN_EXPIRY_MARGIN_SECS - now)
                     .filter(|secs| *secs > 0)

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
+use crate::breaker::{Breaker, DEFAULT_WINDOW};
 use crate::error::{Error, Result};
 
 /// The client version we speak. The backend picks defaults by this header; we send the version of
@@ -18,6 +19,8 @@ const CONVEX_CLIENT: &str = "npm-1.48.0";
 pub struct ConvexClient {
     http: reqwest::Client,
     base: String,
+    /// Convex down: one call per window, not one per request (`breaker`).
+    breaker: Breaker,
 }
 
 #[derive(Deserialize)]
@@ -80,7 +83,11 @@ pub struct SessionDoc {
 
 impl ConvexClient {
     pub fn new(http: reqwest::Client, deployment: &Url) -> Self {
-        ConvexClient { http, base: deployment.as_str().trim_end_matches('/').to_string() }
+        ConvexClient {
+            http,
+            base: deployment.as_str().trim_end_matches('/').to_string(),
+            breaker: Breaker::new(DEFAULT_WINDOW),
+        }
     }
 
     /// Run a public query as the user the token speaks for.
@@ -97,6 +104,10 @@ impl ConvexClient {
     }
 
     async fn call(&self, kind: &str, path: &str, args: Value, token: &str) -> Result<Outcome> {
+        self.breaker.call(self.send(kind, path, args, token)).await
+    }
+
+    async fn send(&self, kind: &str, path: &str, args: Value, token: &str) -> Result<Outcome> {
         let body = serde_json::json!({ "path": path, "format": "convex_encoded_json", "args": [args] });
         let resp = self
             .http

@@ -31,6 +31,7 @@ pub mod upload_rules;
 
 // Plumbing.
 pub mod body;
+pub mod breaker;
 pub mod cache;
 pub mod config;
 pub mod error;
