@@ -50,13 +50,17 @@ export declare class BodyReader {
  * holds JS back, and if the handler refuses, writes report `false` so JS stops reading.
  */
 export declare class PostCall {
-  /** 1: taken; 0: the channel is full (await `write`); -1: the handler stopped reading. */
+  /**
+   * How many bytes of `chunk` were taken (at most 64 KiB: call again with the rest); 0: the
+   * channel is full (await `write`); -1: the handler stopped reading.
+   */
   tryWrite(chunk: Uint8Array): number
   /**
-   * Wait for room and write; resolves `false` when the handler stopped reading. The chunk is
-   * copied before this returns, so the caller may reuse its buffer at once.
+   * Wait for room and write the first piece of `chunk`; resolves how many bytes were taken (call
+   * again with the rest), or -1 when the handler stopped reading. The bytes are copied before
+   * this returns, so the caller may reuse its buffer at once.
    */
-  write(chunk: Uint8Array): Promise<boolean>
+  write(chunk: Uint8Array): Promise<number>
   /** The body ended normally. */
   end(): void
   /** The body failed (client aborted): the upload is abandoned and nothing is stored. */
@@ -112,10 +116,16 @@ export interface AudioOptions {
   /** How long a session lookup is reused for the same user (ms). Env `SESSION_AUDIO_LOOKUP_TTL_MS`. Default 5000. */
   lookupTtlMs?: number
   /**
-   * Time allowed for the audio storage's response headers and between chunks (ms).
+   * Time allowed for the audio storage's response headers and between chunks, and for each small
+   * exchange with the Blob API (head, delete, reading an answer) (ms).
    * Env `SESSION_AUDIO_UPSTREAM_TIMEOUT_MS`. Default 15000.
    */
   upstreamTimeoutMs?: number
+  /**
+   * An upload whose body sends nothing for this long is abandoned: `408 upload_timeout`, nothing
+   * stored (ms). Env `SESSION_AUDIO_UPLOAD_IDLE_TIMEOUT_MS`. Default 30000.
+   */
+  uploadIdleTimeoutMs?: number
   /**
    * Convex mutation moving a session `recording` → `transcribing`. Env `SESSION_AUDIO_ATTACH_MUTATION`.
    * Default `listeningSessions:attachAudio`.

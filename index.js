@@ -135,11 +135,17 @@ async function pump(call, body) {
     for (;;) {
       const { done, value } = await reader.read()
       if (done) return call.end()
-      const taken = call.tryWrite(value)
-      if (taken === 1) continue
-      if (taken === -1 || !(await call.write(value))) {
-        reader.cancel().catch(() => {})
-        return
+      // The native side takes at most 64 KiB per write (what it holds before it reads is bounded
+      // in bytes): hand the chunk over piece by piece, views into the same buffer.
+      let rest = value
+      while (rest.length > 0) {
+        let taken = call.tryWrite(rest)
+        if (taken === 0) taken = await call.write(rest)
+        if (taken < 0) {
+          reader.cancel().catch(() => {})
+          return
+        }
+        rest = rest.subarray(taken)
       }
     }
   } catch (err) {

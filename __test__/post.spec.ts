@@ -374,3 +374,118 @@ describe('failures after the checks leave nothing half written', () => {
     expect((await s.convex.getSession(id)).audioPathname).toBe(winner.pathname)
   })
 })
+
+describe('nothing waits forever, nothing piles up', () => {
+  /** POST over real HTTP, send `sent` bytes of the body, then go quiet (the socket stays open). */
+  async function stallingUpload(opts: ReturnType<Stack['options']>, id: string, sent: number) {
+    const app = await startRouteServer({ handlers: createAudioHandlers(opts) })
+    const req = http.request(`${app.url}/api/listening-sessions/${id}/audio`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${alice}`, ...meta('audio/wav'), 'content-length': String(wav10.length) },
+    })
+    req.on('error', () => {})
+    const answered = new Promise<{ status: number; body: string; ms: number }>((resolve) => {
+      const t0 = Date.now()
+      req.on('response', async (res) => {
+        let body = ''
+        for await (const c of res) body += c
+        resolve({ status: res.statusCode!, body, ms: Date.now() - t0 })
+      })
+    })
+    req.write(wav10.subarray(0, sent))
+    try {
+      return await answered
+    } finally {
+      req.destroy()
+      await app.close()
+    }
+  }
+
+  for (const [when, sent] of [
+    ['before the head is complete', 4],
+    ['mid-body', 120_000],
+  ] as const) {
+    it(`a body that stops arriving ${when} is 408 upload_timeout after the idle timeout, nothing stored`, async () => {
+      const id = await recording()
+      const before = s.blob.list()
+      const opts = s.options({ uploadIdleTimeoutMs: 300 })
+      const res = await stallingUpload(opts, id, sent)
+      expect([res.status, JSON.parse(res.body).error.code]).toEqual([408, 'upload_timeout'])
+      expect(res.ms).toBeGreaterThanOrEqual(250)
+      expect(res.ms).toBeLessThan(5000)
+      await expectUntouched(id, before)
+    })
+  }
+
+  it('a body that is slow but keeps arriving is not abandoned', async () => {
+    const id = await recording()
+    const opts = s.options({ uploadIdleTimeoutMs: 300 })
+    let i = 0
+    const body = new ReadableStream({
+      async pull(c) {
+        if (i >= wav10.length) return c.close()
+        await new Promise((r) => setTimeout(r, 100)) // each gap a third of the idle timeout
+        c.enqueue(new Uint8Array(wav10.subarray(i, i + 40_000)))
+        i += 40_000
+      },
+    })
+    const res = await s.post(id, body, { token: alice, headers: meta('audio/wav'), opts })
+    expect(res.status).toBe(201)
+  })
+
+  it('a Blob store that takes the body and never answers → 502 storage_failed, nothing stored', async () => {
+    const id = await recording()
+    const before = s.blob.list()
+    const opts = s.options({ uploadIdleTimeoutMs: 300 })
+    s.blob.state.misbehave = { kind: 'put', mode: 'hang' }
+    const t0 = Date.now()
+    const e = await errorOf(await s.post(id, wav10, { token: alice, headers: meta('audio/wav'), opts }))
+    expect([e.status, e.code]).toEqual([502, 'storage_failed'])
+    expect(Date.now() - t0).toBeLessThan(5000)
+    await expectUntouched(id, before)
+  })
+
+  it('a Blob error answer of 8 MiB is read no further than 64 KiB → 502 storage_failed', async () => {
+    const id = await recording()
+    const before = s.blob.list()
+    s.blob.state.misbehave = { kind: 'put', mode: 'huge' }
+    const e = await errorOf(await s.post(id, wav10, { token: alice, headers: meta('audio/wav') }))
+    expect([e.status, e.code]).toEqual([502, 'storage_failed'])
+    await expectUntouched(id, before)
+  })
+
+  it('a delete that never answers after a failed attach is given up in bounded time', async () => {
+    const id = await recording()
+    const opts = s.options({ upstreamTimeoutMs: 300, lookupTtlMs: 23 })
+    s.convex.state.fail = { status: 500, kind: 'mutation' }
+    s.blob.state.misbehave = { kind: 'delete', mode: 'hang', sticky: true }
+    const deletes = s.blob.calls.delete
+    try {
+      const t0 = Date.now()
+      const e = await errorOf(await s.post(id, wav10, { token: alice, headers: meta('audio/wav'), opts }))
+      expect([e.status, e.code]).toEqual([502, 'convex_unavailable'])
+      expect(Date.now() - t0).toBeLessThan(8000)
+      expect(s.blob.calls.delete - deletes).toBe(3) // the SDK's attempts, each bounded
+    } finally {
+      s.blob.state.misbehave = null
+    }
+  })
+
+  it('before the checks pass, at most one 64 KiB piece of the body is held, whatever the chunk size', async () => {
+    // A session in the wrong state: refused after identity and the Convex lookup, while the
+    // client offers 1 MiB chunks as fast as they are pulled.
+    const id = await s.session('user_alice', null, { status: 'ready' })
+    let pulled = 0
+    const body = new ReadableStream({
+      pull(c) {
+        pulled += 1 << 20
+        c.enqueue(new Uint8Array(1 << 20))
+        if (pulled >= 64 << 20) c.close()
+      },
+    })
+    const e = await errorOf(await s.post(id, body, { token: alice, headers: meta('audio/wav') }))
+    expect([e.status, e.code]).toEqual([409, 'invalid_session_state'])
+    // The chunk being written, and the one the stream queued ahead: never more.
+    expect(pulled).toBeLessThanOrEqual(2 << 20)
+  })
+})

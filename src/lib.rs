@@ -215,7 +215,7 @@ impl AudioHandler {
     /// POST: start an upload. The returned call takes the body's chunks and yields the response.
     #[napi]
     pub fn post(&self, req: NativeRequest) -> PostCall {
-        let (tx, rx) = tokio::sync::mpsc::channel(UPLOAD_CHANNEL_CHUNKS);
+        let (tx, rx) = tokio::sync::mpsc::channel(core::ingress::CHANNEL_CHUNKS);
         let (done, response) = tokio::sync::oneshot::channel();
         let req = Self::core_request(req);
         let state = self.state.clone();
@@ -272,8 +272,11 @@ pub struct PostCall {
     response: tokio::sync::Mutex<Option<tokio::sync::oneshot::Receiver<core::Response>>>,
 }
 
-/// Chunks buffered between JS and the upload (each is one `ReadableStream` chunk, typically 16–64 KiB).
-const UPLOAD_CHANNEL_CHUNKS: usize = 16;
+/// The part of a JS chunk taken in one write: at most `MAX_CHUNK_BYTES`, so that what waits in the
+/// channel before the handler reads is bounded in bytes, whatever size the client's chunks are.
+fn piece(chunk: &[u8]) -> bytes::Bytes {
+    bytes::Bytes::copy_from_slice(&chunk[..chunk.len().min(core::ingress::MAX_CHUNK_BYTES)])
+}
 
 #[napi]
 impl PostCall {
@@ -281,27 +284,32 @@ impl PostCall {
         self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// 1: taken; 0: the channel is full (await `write`); -1: the handler stopped reading.
+    /// How many bytes of `chunk` were taken (at most 64 KiB: call again with the rest); 0: the
+    /// channel is full (await `write`); -1: the handler stopped reading.
     #[napi]
     pub fn try_write(&self, chunk: &[u8]) -> i32 {
         let Some(tx) = self.sender() else { return -1 };
-        match tx.try_send(Ok(bytes::Bytes::copy_from_slice(chunk))) {
-            Ok(()) => 1,
+        let piece = piece(chunk);
+        let taken = piece.len() as i32;
+        match tx.try_send(Ok(piece)) {
+            Ok(()) => taken,
             Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => 0,
             Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => -1,
         }
     }
 
-    /// Wait for room and write; resolves `false` when the handler stopped reading. The chunk is
-    /// copied before this returns, so the caller may reuse its buffer at once.
-    #[napi(ts_return_type = "Promise<boolean>")]
-    pub fn write<'env>(&self, env: &'env Env, chunk: &[u8]) -> Result<PromiseRaw<'env, bool>> {
-        let bytes = bytes::Bytes::copy_from_slice(chunk);
+    /// Wait for room and write the first piece of `chunk`; resolves how many bytes were taken (call
+    /// again with the rest), or -1 when the handler stopped reading. The bytes are copied before
+    /// this returns, so the caller may reuse its buffer at once.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn write<'env>(&self, env: &'env Env, chunk: &[u8]) -> Result<PromiseRaw<'env, i32>> {
+        let piece = piece(chunk);
+        let taken = piece.len() as i32;
         let tx = self.sender();
         env.spawn_future(async move {
             Ok(match tx {
-                Some(tx) => tx.send(Ok(bytes)).await.is_ok(),
-                None => false,
+                Some(tx) if tx.send(Ok(piece)).await.is_ok() => taken,
+                _ => -1,
             })
         })
     }

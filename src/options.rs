@@ -43,9 +43,13 @@ pub struct AudioOptions {
     pub cache_max_age: Option<f64>,
     /// How long a session lookup is reused for the same user (ms). Env `SESSION_AUDIO_LOOKUP_TTL_MS`. Default 5000.
     pub lookup_ttl_ms: Option<f64>,
-    /// Time allowed for the audio storage's response headers and between chunks (ms).
+    /// Time allowed for the audio storage's response headers and between chunks, and for each small
+    /// exchange with the Blob API (head, delete, reading an answer) (ms).
     /// Env `SESSION_AUDIO_UPSTREAM_TIMEOUT_MS`. Default 15000.
     pub upstream_timeout_ms: Option<f64>,
+    /// An upload whose body sends nothing for this long is abandoned: `408 upload_timeout`, nothing
+    /// stored (ms). Env `SESSION_AUDIO_UPLOAD_IDLE_TIMEOUT_MS`. Default 30000.
+    pub upload_idle_timeout_ms: Option<f64>,
     /// Convex mutation moving a session `recording` → `transcribing`. Env `SESSION_AUDIO_ATTACH_MUTATION`.
     /// Default `listeningSessions:attachAudio`.
     pub attach_mutation: Option<String>,
@@ -128,7 +132,7 @@ macro_rules! settings {
 }
 
 impl AudioOptions {
-    fn table(&self) -> [(&'static str, &'static str, Option<String>); 27] {
+    fn table(&self) -> [(&'static str, &'static str, Option<String>); 28] {
         settings!(self;
             convex_url => "NEXT_PUBLIC_CONVEX_URL",
             clerk_secret_key => "CLERK_SECRET_KEY",
@@ -145,6 +149,7 @@ impl AudioOptions {
             cache_max_age => "SESSION_AUDIO_CACHE_MAX_AGE",
             lookup_ttl_ms => "SESSION_AUDIO_LOOKUP_TTL_MS",
             upstream_timeout_ms => "SESSION_AUDIO_UPSTREAM_TIMEOUT_MS",
+            upload_idle_timeout_ms => "SESSION_AUDIO_UPLOAD_IDLE_TIMEOUT_MS",
             attach_mutation => "SESSION_AUDIO_ATTACH_MUTATION",
             entitlements_query => "SESSION_AUDIO_ENTITLEMENTS_QUERY",
             max_upload_bytes => "SESSION_AUDIO_MAX_UPLOAD_BYTES",

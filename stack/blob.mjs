@@ -79,7 +79,22 @@ export async function startBlob({ root, port = 0, token = LOCAL_BLOB_TOKEN } = {
   // `code` to answer with): a failed PUT stores nothing. `resetAfterBytes` destroys the next PUT's
   // connection after that many body bytes. `latencyMs`: added before the first byte of every blob
   // read (benchmarks).
-  const state = { fail: null, resetAfterBytes: null, latencyMs: 0, holdWebhooks: false }
+  // `misbehave`: `{ kind: 'put' | 'delete' | 'head', mode: 'hang' | 'huge', sticky? }`: the next such
+  // exchange never answers (`hang`: the request is read, nothing is stored or deleted, no answer), or
+  // answers 500 with an 8 MiB error body (`huge`).
+  const state = { fail: null, resetAfterBytes: null, latencyMs: 0, holdWebhooks: false, misbehave: null }
+  /** Carry out `state.misbehave` for this exchange; true when it took the answer over. */
+  function misbehaving(kind, res) {
+    const m = state.misbehave
+    if (!m || m.kind !== kind) return false
+    if (!m.sticky) state.misbehave = null
+    if (m.mode === 'huge') {
+      const message = 'x'.repeat(8 << 20)
+      res.writeHead(500, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ error: { code: 'unknown_error', message } }))
+    }
+    return true
+  }
   let base = ''
 
   const authorized = (req) => req.headers.authorization === `Bearer ${token}`
@@ -262,6 +277,7 @@ export async function startBlob({ root, port = 0, token = LOCAL_BLOB_TOKEN } = {
       return fail()
     }
     if (failed || !req.complete) return fail()
+    if (misbehaving('put', res)) return fail()
     await new Promise((r) => out.end(r))
     const stored = commit(req, tmp, pathname, access, record.bytes, `"${hash.digest('hex')}"`)
     record.stored = true
@@ -387,6 +403,7 @@ export async function startBlob({ root, port = 0, token = LOCAL_BLOB_TOKEN } = {
       if (!authorized(req)) return apiError(res, 403, 'forbidden', 'Access denied')
       if (url.searchParams.has('url')) {
         calls.head++
+        if (misbehaving('head', res)) return
         const pathname = toPathname(url.searchParams.get('url'))
         return meta.has(pathname)
           ? json(res, 200, describe(pathname))
@@ -411,6 +428,7 @@ export async function startBlob({ root, port = 0, token = LOCAL_BLOB_TOKEN } = {
       calls.delete++
       if (!authorized(req)) return apiError(res, 403, 'forbidden', 'Access denied')
       const { urls = [] } = JSON.parse((await readBody(req)).toString('utf8') || '{}')
+      if (misbehaving('delete', res)) return
       for (const u of urls) remove(toPathname(u))
       saveMeta()
       return json(res, 200, {})

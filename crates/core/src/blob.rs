@@ -6,7 +6,7 @@
 //! `internal_server_error`. A streamed body cannot be replayed once any of it was read, so a put is
 //! retried only while its body is untouched (`Replayable::polled` still false).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -16,8 +16,7 @@ use crate::config::BlobAccess;
 use crate::error::{Error, Result};
 
 const BLOB_API_VERSION: &str = "12";
-/// Time allowed for a small exchange with the store (head, the first bytes of a blob), whole.
-const SMALL_EXCHANGE: Duration = Duration::from_secs(15);
+
 /// The most we read of a metadata answer.
 const MAX_METADATA_BYTES: usize = 64 * 1024;
 const MAX_ATTEMPTS: u32 = 3;
@@ -27,6 +26,9 @@ pub struct BlobClient {
     api: String,
     token: String,
     store_id: String,
+    /// Time allowed for each exchange with the store that is not an upload body (head, delete, a
+    /// blob's first bytes, every answer read back): the deployment's upstream timeout.
+    exchange: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -49,10 +51,11 @@ pub struct BlobMeta {
     pub content_type: Option<String>,
 }
 
-/// A JSON answer, read to at most `MAX_METADATA_BYTES`.
-async fn read_json<T: serde::de::DeserializeOwned>(mut resp: reqwest::Response, what: &str) -> Result<T> {
+/// An answer's body, read within `timeout` per chunk and to at most `MAX_METADATA_BYTES`: every
+/// answer we read from the store is small, and a store that sends more, or stalls, is failing.
+async fn read_limited(mut resp: reqwest::Response, what: &str, timeout: Duration) -> Result<Vec<u8>> {
     let mut body = Vec::new();
-    while let Some(chunk) = tokio::time::timeout(SMALL_EXCHANGE, resp.chunk())
+    while let Some(chunk) = tokio::time::timeout(timeout, resp.chunk())
         .await
         .map_err(|_| Error::StorageFailed(format!("{what}: timed out")))?
         .map_err(|e| Error::StorageFailed(format!("{what}: {}", crate::error::chain(&e))))?
@@ -62,7 +65,45 @@ async fn read_json<T: serde::de::DeserializeOwned>(mut resp: reqwest::Response, 
         }
         body.extend_from_slice(&chunk);
     }
+    Ok(body)
+}
+
+/// A JSON answer, read with `read_limited`.
+async fn read_json<T: serde::de::DeserializeOwned>(
+    resp: reqwest::Response,
+    what: &str,
+    timeout: Duration,
+) -> Result<T> {
+    let body = read_limited(resp, what, timeout).await?;
     serde_json::from_slice(&body).map_err(|e| Error::StorageFailed(format!("{what}: unexpected answer: {e}")))
+}
+
+/// A streamed upload body for `put`.
+pub struct PutBody<'a, F: Fn() -> reqwest::Body> {
+    /// A fresh `reqwest::Body` over the same source; called again for a retry only while `polled`
+    /// says nothing was read from the source.
+    pub make: F,
+    pub polled: &'a AtomicBool,
+    /// Bytes of the body sent so far.
+    pub progress: &'a AtomicU64,
+    /// The put fails when neither the body nor the store's answer moves for this long (a store that
+    /// took the whole body and never answers must not hold the request forever).
+    pub stall: Duration,
+}
+
+/// Resolves when `progress` has not moved for `stall`.
+async fn stalled(progress: &AtomicU64, stall: Duration) {
+    let tick = (stall / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let mut last = (progress.load(Ordering::SeqCst), tokio::time::Instant::now());
+    loop {
+        tokio::time::sleep(tick).await;
+        let now = progress.load(Ordering::SeqCst);
+        if now != last.0 {
+            last = (now, tokio::time::Instant::now());
+        } else if last.1.elapsed() >= stall {
+            return;
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -87,7 +128,7 @@ fn retryable_code(code: &str) -> bool {
 }
 
 impl BlobClient {
-    pub fn new(http: reqwest::Client, api: &Url, token: String) -> Result<Self> {
+    pub fn new(http: reqwest::Client, api: &Url, token: String, exchange: Duration) -> Result<Self> {
         let store_id = store_id_from_token(&token)
             .ok_or_else(|| {
                 Error::ConfigInvalid(
@@ -96,7 +137,7 @@ impl BlobClient {
                 )
             })?
             .to_string();
-        Ok(BlobClient { http, api: api.as_str().trim_end_matches('/').to_string(), token, store_id })
+        Ok(BlobClient { http, api: api.as_str().trim_end_matches('/').to_string(), token, store_id, exchange })
     }
 
     /// The read-write token (client tokens and webhook signatures are keyed by it).
@@ -114,7 +155,7 @@ impl BlobClient {
         let query: String = url::form_urlencoded::byte_serialize(url.as_bytes()).collect();
         let resp = self
             .request(reqwest::Method::GET, format!("{}?url={query}", self.api), &self.request_id(), 0)
-            .timeout(SMALL_EXCHANGE)
+            .timeout(self.exchange)
             .send()
             .await
             .map_err(|e| Error::StorageFailed(format!("head: {}", crate::error::chain(&e))))?;
@@ -122,11 +163,11 @@ impl BlobClient {
             200..=299 => {}
             404 => return Ok(None),
             status => {
-                let (code, message) = api_error(resp).await;
+                let (code, message) = api_error(resp, self.exchange).await;
                 return Err(Error::StorageFailed(format!("head: HTTP {status} {code}: {message}")));
             }
         }
-        read_json(resp, "head").await.map(Some)
+        read_json(resp, "head", self.exchange).await.map(Some)
     }
 
     /// The first `n` bytes of a stored blob (a Range read of its URL, with the token: private blobs
@@ -137,7 +178,7 @@ impl BlobClient {
             .get(url.clone())
             .bearer_auth(&self.token)
             .header("range", format!("bytes=0-{}", n.saturating_sub(1)))
-            .timeout(SMALL_EXCHANGE)
+            .timeout(self.exchange)
             .send()
             .await
             .map_err(|e| Error::StorageFailed(format!("read: {}", crate::error::chain(&e))))?;
@@ -152,7 +193,7 @@ impl BlobClient {
         let mut head = bytes::BytesMut::new();
         // Read no more than asked for, even from a store that ignores Range.
         while head.len() < n {
-            match tokio::time::timeout(SMALL_EXCHANGE, resp.chunk()).await {
+            match tokio::time::timeout(self.exchange, resp.chunk()).await {
                 Err(_) => return Err(Error::StorageFailed("read: timed out".into())),
                 Ok(Err(e)) => return Err(Error::StorageFailed(format!("read: {}", crate::error::chain(&e)))),
                 Ok(Ok(None)) => break,
@@ -177,30 +218,36 @@ impl BlobClient {
         format!("{}:{ms}:{:016x}", self.store_id, rand::random::<u64>())
     }
 
-    /// Store a streamed body. `body()` makes a fresh `reqwest::Body` over the same source; it is
-    /// called again for a retry only while `polled` says nothing was read from the source.
-    pub async fn put(
+    /// Store a streamed body (see `PutBody`).
+    pub async fn put<F: Fn() -> reqwest::Body>(
         &self,
         pathname: &str,
         content_type: &str,
         access: BlobAccess,
-        body: impl Fn() -> reqwest::Body,
-        polled: &AtomicBool,
+        body: PutBody<'_, F>,
     ) -> Result<StoredBlob> {
+        let polled = body.polled;
         // The pathname as a query value (form encoding; the store decodes `+` and `%20` alike).
         let pathname_query: String = url::form_urlencoded::byte_serialize(pathname.as_bytes()).collect();
         let url = format!("{}/?pathname={pathname_query}", self.api);
         let request_id = self.request_id();
         let mut attempt = 0;
         loop {
-            let sent = self
+            let send = self
                 .request(reqwest::Method::PUT, url.clone(), &request_id, attempt)
                 .header("x-vercel-blob-access", access.as_str())
                 .header("x-content-type", content_type)
                 .header("x-add-random-suffix", "1")
-                .body(body())
-                .send()
-                .await;
+                .body((body.make)())
+                .send();
+            let sent = tokio::select! {
+                sent = send => sent,
+                () = stalled(body.progress, body.stall) => {
+                    return Err(Error::StorageFailed(format!(
+                        "PUT {pathname}: no progress and no answer for {:?}", body.stall
+                    )));
+                }
+            };
             let replayable = !polled.load(Ordering::SeqCst) && attempt + 1 < MAX_ATTEMPTS;
             let resp = match sent {
                 Ok(resp) => resp,
@@ -214,12 +261,9 @@ impl BlobClient {
             };
             let status = resp.status();
             if status.is_success() {
-                return resp
-                    .json::<StoredBlob>()
-                    .await
-                    .map_err(|e| Error::StorageFailed(format!("PUT {pathname}: unreadable reply: {e}")));
+                return read_json::<StoredBlob>(resp, &format!("PUT {pathname}"), self.exchange).await;
             }
-            let (code, message) = api_error(resp).await;
+            let (code, message) = api_error(resp, self.exchange).await;
             if retryable_code(&code) && !polled.load(Ordering::SeqCst) && attempt + 1 < MAX_ATTEMPTS {
                 backoff(attempt).await;
                 attempt += 1;
@@ -238,13 +282,14 @@ impl BlobClient {
             let sent = self
                 .request(reqwest::Method::POST, url.clone(), &request_id, attempt)
                 .json(&serde_json::json!({ "urls": urls }))
+                .timeout(self.exchange)
                 .send()
                 .await;
             match sent {
                 Ok(resp) if resp.status().is_success() => return Ok(()),
                 Ok(resp) => {
                     let status = resp.status();
-                    let (code, message) = api_error(resp).await;
+                    let (code, message) = api_error(resp, self.exchange).await;
                     last = format!("HTTP {status} {code}: {message}");
                     if !retryable_code(&code) {
                         break;
@@ -258,8 +303,11 @@ impl BlobClient {
     }
 }
 
-async fn api_error(resp: reqwest::Response) -> (String, String) {
-    let text = resp.text().await.unwrap_or_default();
+async fn api_error(resp: reqwest::Response, timeout: Duration) -> (String, String) {
+    let text = match read_limited(resp, "error answer", timeout).await {
+        Ok(body) => String::from_utf8_lossy(&body).into_owned(),
+        Err(e) => return ("unknown_error".into(), e.to_string()),
+    };
     match serde_json::from_str::<ApiErrorBody>(&text) {
         Ok(b) => (b.error.code, b.error.message),
         // The SDK counts a body it cannot read as `unknown_error` (retryable).

@@ -44,7 +44,7 @@ pub async fn handle(state: &State, req: &Request, session_id: &str, body: Chunks
         return Err(Error::ClientUploadsDisabled);
     }
     let blob = state.blob()?;
-    let raw = read_event(body).await?;
+    let raw = read_event(body, state.config.upload.idle_timeout).await?;
     match parse_event(&raw)? {
         Event::GenerateClientToken { pathname, client_payload } => {
             let who = state.authenticate(&req.headers, trace).await?;
@@ -74,9 +74,15 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
-async fn read_event(mut body: Chunks) -> Result<bytes::Bytes> {
+/// The JSON event, whole (it is small), within the same idle timeout as an audio body.
+async fn read_event(mut body: Chunks, idle: std::time::Duration) -> Result<bytes::Bytes> {
     let mut raw = bytes::BytesMut::new();
-    while let Some(chunk) = body.recv().await {
+    loop {
+        let Ok(next) = tokio::time::timeout(idle, body.recv()).await else {
+            body.close();
+            return Err(Error::UploadTimeout(idle));
+        };
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|why| Error::IncompleteBody(format!("client aborted: {why}")))?;
         if raw.len() + chunk.len() > MAX_EVENT_BYTES {
             return Err(Error::PayloadTooLarge(format!("a JSON event is at most {MAX_EVENT_BYTES} bytes")));

@@ -21,6 +21,8 @@ pub const DEFAULT_ENTITLEMENTS_QUERY: &str = "entitlements:getForCurrentUser";
 pub const DEFAULT_BLOB_API_URL: &str = "https://vercel.com/api/blob";
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 100 * 1024 * 1024;
 pub const DEFAULT_MAX_DURATION_MS: u64 = 4 * 60 * 60 * 1000;
+/// An upload body that sends nothing for this long is abandoned.
+pub const DEFAULT_UPLOAD_IDLE_TIMEOUT_MS: u64 = 30_000;
 /// As `handleUpload`: a client token is good for an hour.
 pub const DEFAULT_CLIENT_TOKEN_TTL_MS: u64 = 60 * 60 * 1000;
 
@@ -54,6 +56,8 @@ pub struct UploadConfig {
     pub client_uploads: bool,
     /// How long a minted client token is valid.
     pub client_token_ttl: Duration,
+    /// How long an upload body may send nothing before it is abandoned (`408 upload_timeout`).
+    pub idle_timeout: Duration,
     /// Where Blob's completion webhook goes (origin; the route's path is appended), as
     /// `handleUpload` derives it. `None`: no webhook.
     pub callback_origin: Option<String>,
@@ -193,6 +197,9 @@ impl Config {
                     .clamp(1_000, 86_400_000),
             ),
             callback_origin: crate::client_upload::callback_origin(get),
+            idle_timeout: Duration::from_millis(
+                parse_number(get, "SESSION_AUDIO_UPLOAD_IDLE_TIMEOUT_MS", DEFAULT_UPLOAD_IDLE_TIMEOUT_MS)?.max(1),
+            ),
         };
 
         Ok(Config {
@@ -328,6 +335,7 @@ mod tests {
         assert_eq!(c.upload.blob_api_url.as_str(), "https://vercel.com/api/blob");
         assert_eq!(c.upload.attach_mutation, "listeningSessions:attachAudio");
         assert_eq!(c.upload.entitlements_query, "entitlements:getForCurrentUser");
+        assert_eq!(c.upload.idle_timeout, Duration::from_secs(30));
         assert_eq!(c.blob_token, None);
         assert_eq!(c.telemetry.log_level, crate::telemetry::LogLevel::Info);
         assert!(c.telemetry.server_timing);

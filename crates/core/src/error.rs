@@ -123,6 +123,9 @@ pub enum Error {
     ContentMismatch(String),
     #[error("request body incomplete: {0}")]
     IncompleteBody(String),
+    /// The upload body sent nothing for the idle timeout.
+    #[error("upload body idle for {0:?}")]
+    UploadTimeout(std::time::Duration),
     #[error("session is {0}, not recording")]
     InvalidSessionState(String),
     #[error("entitlement denied")]
@@ -149,6 +152,7 @@ impl Error {
             Error::EntitlementDenied | Error::DurationLimitExceeded(_) | Error::ClientUploadsDisabled => 403,
             Error::InvalidSessionState(_) => 409,
             Error::PayloadTooLarge(_) => 413,
+            Error::UploadTimeout(_) => 408,
             Error::UnsupportedMediaType(_) | Error::ContentMismatch(_) => 415,
             Error::Unauthenticated(_) | Error::InvalidSignature => 401,
             Error::SessionNotFound | Error::AudioNotFound | Error::UploadNotFound(_) => 404,
@@ -188,6 +192,7 @@ impl Error {
             Error::UnsupportedMediaType(_) => "unsupported_media_type",
             Error::ContentMismatch(_) => "content_mismatch",
             Error::IncompleteBody(_) => "incomplete_body",
+            Error::UploadTimeout(_) => "upload_timeout",
             Error::InvalidSessionState(_) => "invalid_session_state",
             Error::EntitlementDenied => "entitlement_denied",
             Error::DurationLimitExceeded(_) => "duration_limit_exceeded",
@@ -226,6 +231,7 @@ impl Error {
             Error::UnsupportedMediaType(t) => format!("Audio type {t} is not accepted."),
             Error::ContentMismatch(t) => format!("The body does not start like {t}: the bytes and x-content-type disagree."),
             Error::IncompleteBody(why) => format!("The upload ended before its Content-Length ({why}); nothing was stored."),
+            Error::UploadTimeout(idle) => format!("The upload sent nothing for {} s and was abandoned; nothing was stored.", idle.as_secs_f64()),
             Error::InvalidSessionState(status) => format!("The session is {status}; audio can only be uploaded while it is recording."),
             Error::EntitlementDenied => "This account may not record listening sessions.".into(),
             Error::DurationLimitExceeded(limit) => format!("The recording is longer than this account allows ({limit})."),
@@ -261,7 +267,9 @@ impl Error {
             )),
             Error::MethodNotAllowed => headers.push(("allow".into(), "GET, HEAD, POST".into())),
             // The client may still be sending: tell it to stop rather than keep the socket for reuse.
-            Error::PayloadTooLarge(_) | Error::IncompleteBody(_) => headers.push(("connection".into(), "close".into())),
+            Error::PayloadTooLarge(_) | Error::IncompleteBody(_) | Error::UploadTimeout(_) => {
+                headers.push(("connection".into(), "close".into()))
+            }
             _ => {}
         }
         Response { status: self.status(), headers, body: Body::Bytes(body.to_string().into_bytes().into()) }
@@ -299,6 +307,7 @@ mod tests {
             (Error::UnsupportedMediaType("x".into()), 415, "unsupported_media_type"),
             (Error::ContentMismatch("x".into()), 415, "content_mismatch"),
             (Error::IncompleteBody("x".into()), 400, "incomplete_body"),
+            (Error::UploadTimeout(std::time::Duration::from_secs(30)), 408, "upload_timeout"),
             (Error::InvalidSessionState("ready".into()), 409, "invalid_session_state"),
             (Error::EntitlementDenied, 403, "entitlement_denied"),
             (Error::DurationLimitExceeded("x".into()), 403, "duration_limit_exceeded"),

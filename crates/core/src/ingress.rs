@@ -1,9 +1,13 @@
-//! The upload body as it streams in from JS: the limits (bytes, `Content-Length`) enforced while it
-//! passes, the head held back for the container check, and a fresh `reqwest::Body` for a retry
-//! while nothing has been read.
+//! The upload body as it streams in from JS: the limits (bytes, `Content-Length`, idle time)
+//! enforced while it passes, the head held back for the container check, and a fresh
+//! `reqwest::Body` for a retry while nothing has been read.
+//!
+//! Nothing is read before the identity and session checks pass; until then the binding's channel
+//! holds at most one chunk of at most `MAX_CHUNK_BYTES` (the binding splits larger JS chunks).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, Mutex};
@@ -15,6 +19,11 @@ use crate::upload_rules::human_bytes;
 /// The request body as it arrives from JS: chunks, then the end (`None`), or the client's abort
 /// (`Some(Err(reason))`).
 pub type Chunks = mpsc::Receiver<std::result::Result<Bytes, String>>;
+
+/// The largest chunk the binding hands over, and how many chunks its channel holds: together, the
+/// most of an upload held in memory before it is read (64 KiB), whatever size JS's chunks are.
+pub const MAX_CHUNK_BYTES: usize = 64 * 1024;
+pub const CHANNEL_CHUNKS: usize = 1;
 
 struct Source {
     rx: Chunks,
@@ -30,18 +39,21 @@ pub struct UploadBody {
     limit: u64,
     expected: Option<u64>,
     received: Arc<AtomicU64>,
+    /// How long the client may send nothing.
+    idle: Duration,
     pub polled: Arc<AtomicBool>,
     /// Why the stream failed, when it failed on our side (limit, short body, client abort).
     failure: Arc<std::sync::Mutex<Option<Error>>>,
 }
 
 impl UploadBody {
-    pub fn new(rx: Chunks, limit: u64, expected: Option<u64>) -> UploadBody {
+    pub fn new(rx: Chunks, limit: u64, expected: Option<u64>, idle: Duration) -> UploadBody {
         UploadBody {
             source: Arc::new(Mutex::new(Source { rx, pending: None, done: false })),
             limit,
             expected,
             received: Arc::new(AtomicU64::new(0)),
+            idle,
             polled: Arc::new(AtomicBool::new(false)),
             failure: Arc::new(std::sync::Mutex::new(None)),
         }
@@ -62,13 +74,31 @@ impl UploadBody {
         std::io::Error::other(msg)
     }
 
+    /// The next chunk from JS, or the idle timeout. On a timeout the channel is closed, so JS's
+    /// next write reports that nobody reads any more and it stops pulling the client's body.
+    async fn recv(&self, src: &mut Source) -> Result<Option<std::result::Result<Bytes, String>>> {
+        match tokio::time::timeout(self.idle, src.rx.recv()).await {
+            Ok(item) => Ok(item),
+            Err(_) => {
+                src.done = true;
+                src.rx.close();
+                Err(Error::UploadTimeout(self.idle))
+            }
+        }
+    }
+
+    /// Bytes handed on so far (the Blob put's progress).
+    pub fn progress(&self) -> &AtomicU64 {
+        &self.received
+    }
+
     /// Read until `Container::SNIFF_BYTES` are in hand (or the body ends) and keep them to be
     /// sent first. Nothing is stored yet. Errors: empty body, client abort.
     pub async fn peek_head(&self) -> Result<Bytes> {
         let mut src = self.source.lock().await;
         let mut head = BytesMut::new();
         while head.len() < Container::SNIFF_BYTES && !src.done {
-            match src.rx.recv().await {
+            match self.recv(&mut src).await? {
                 Some(Ok(chunk)) => head.extend_from_slice(&chunk),
                 Some(Err(reason)) => return Err(Error::IncompleteBody(format!("client aborted: {reason}"))),
                 None => src.done = true,
@@ -91,13 +121,14 @@ impl UploadBody {
         let chunk = match src.pending.take() {
             Some(p) => Some(p),
             None if src.done => None,
-            None => match src.rx.recv().await {
-                Some(Ok(c)) => Some(c),
-                Some(Err(reason)) => {
+            None => match self.recv(&mut src).await {
+                Err(timeout) => return Some(Err(self.fail(timeout))),
+                Ok(Some(Ok(c))) => Some(c),
+                Ok(Some(Err(reason))) => {
                     src.done = true;
                     return Some(Err(self.fail(Error::IncompleteBody(format!("client aborted: {reason}")))));
                 }
-                None => {
+                Ok(None) => {
                     src.done = true;
                     None
                 }
@@ -145,6 +176,8 @@ mod tests {
     use super::*;
     use futures_util::StreamExt;
 
+    const IDLE: Duration = Duration::from_secs(30);
+
     async fn drain(body: &UploadBody) -> (Vec<u8>, Option<String>) {
         let mut stream = Box::pin(futures_util::stream::unfold(body.clone(), |b| async move {
             let item = b.next_chunk().await?;
@@ -170,7 +203,7 @@ mod tests {
 
     #[tokio::test]
     async fn body_streams_head_then_rest_and_checks_length() {
-        let body = UploadBody::new(feed(vec![Ok(b"RIFF"), Ok(b"\0\0\0\0WAVE"), Ok(b"data")]), 100, Some(16));
+        let body = UploadBody::new(feed(vec![Ok(b"RIFF"), Ok(b"\0\0\0\0WAVE"), Ok(b"data")]), 100, Some(16), IDLE);
         assert_eq!(&body.peek_head().await.unwrap()[..], b"RIFF\0\0\0\0WAVE");
         assert!(!body.polled.load(Ordering::SeqCst), "peeking does not count as reading");
         assert_eq!(drain(&body).await, (b"RIFF\0\0\0\0WAVEdata".to_vec(), None));
@@ -188,10 +221,42 @@ mod tests {
             (vec![Ok(b"0123456789"), Ok(b"0123456789")], 100, Some(12), "incomplete_body"),
         ];
         for (chunks, limit, expected, code) in cases {
-            let body = UploadBody::new(feed(chunks), limit, expected);
+            let body = UploadBody::new(feed(chunks), limit, expected, IDLE);
             assert_eq!(drain(&body).await.1.as_deref(), Some(code), "limit {limit} expected {expected:?}");
         }
-        let empty = UploadBody::new(feed(vec![]), 100, None);
+        let empty = UploadBody::new(feed(vec![]), 100, None, IDLE);
         assert_eq!(empty.peek_head().await.unwrap_err().code(), "empty_body");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stops_arriving_is_abandoned_after_the_idle_timeout() {
+        // Stalls before the head is complete: the peek itself times out.
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(Ok(Bytes::from_static(b"RIFF"))).await.unwrap();
+        let body = UploadBody::new(rx, 1 << 20, None, IDLE);
+        assert_eq!(body.peek_head().await.unwrap_err().code(), "upload_timeout");
+        // JS is told: its next write finds the channel closed.
+        assert!(tx.send(Ok(Bytes::from_static(b"more"))).await.is_err());
+
+        // Stalls mid-body, after the head: the stream fails with the timeout as its reason.
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(Ok(Bytes::from(vec![0u8; Container::SNIFF_BYTES]))).await.unwrap();
+        tx.send(Ok(Bytes::from_static(b"rest"))).await.unwrap();
+        let body = UploadBody::new(rx, 1 << 20, None, IDLE);
+        body.peek_head().await.unwrap();
+        assert_eq!(drain(&body).await.1.as_deref(), Some("upload_timeout"));
+        drop(tx);
+
+        // A slow body that keeps sending (each gap under the timeout) is not abandoned.
+        let (tx, rx) = mpsc::channel(4);
+        let body = UploadBody::new(rx, 1 << 20, None, IDLE);
+        let sender = tokio::spawn(async move {
+            for _ in 0..5 {
+                tx.send(Ok(Bytes::from(vec![1u8; 100]))).await.unwrap();
+                tokio::time::sleep(IDLE - Duration::from_secs(1)).await;
+            }
+        });
+        assert_eq!(drain(&body).await, (vec![1u8; 500], None));
+        sender.await.unwrap();
     }
 }

@@ -44,7 +44,7 @@ async fn try_post(state: &State, req: &Request, body: Chunks, trace: Trace, rece
         .map_err(|e| Error::ConvexFunction(format!("entitlements have the wrong shape: {e}")))?;
     let limit = apply_entitlements(&meta, &ent, &state.config.upload)?;
     // 3. the first bytes must be the declared container.
-    let body = UploadBody::new(body, limit, meta.content_length);
+    let body = UploadBody::new(body, limit, meta.content_length, state.config.upload.idle_timeout);
     let head = body.peek_head().await?;
     if !meta.declared.container.matches(&head) {
         return Err(Error::ContentMismatch(meta.declared.container.essence().into()));
@@ -56,13 +56,14 @@ async fn try_post(state: &State, req: &Request, body: Chunks, trace: Trace, rece
         rand::random::<u64>(),
         meta.declared.container.extension()
     );
-    let put = blob.put(
-        &pathname,
-        &meta.declared.normalised,
-        state.config.upload.access,
-        || body.reqwest_body(),
-        &body.polled,
-    );
+    let put_body = crate::blob::PutBody {
+        make: || body.reqwest_body(),
+        polled: &body.polled,
+        progress: body.progress(),
+        // Longer than the body's own idle timeout, so a client that stalls gets its 408 first.
+        stall: state.config.upload.idle_timeout * 2,
+    };
+    let put = blob.put(&pathname, &meta.declared.normalised, state.config.upload.access, put_body);
     let stored = trace.phase("storage", put).await;
     received.store(body.received(), Ordering::SeqCst);
     // A failure the body itself recorded (limit, short body, client abort) says more than the

@@ -75,7 +75,7 @@ impl State {
                     .user_agent(crate::USER_AGENT)
                     .build()
                     .map_err(|e| Error::Internal(format!("blob client: {e}")))?;
-                BlobClient::new(http, &config.upload.blob_api_url, token.clone())
+                BlobClient::new(http, &config.upload.blob_api_url, token.clone(), config.upstream_timeout)
             }
         };
         Ok(State { keys, clerk, convex, upstream, lookups: TtlCache::new(CACHE_ENTRIES), blob, telemetry, config })
