@@ -62,7 +62,8 @@ describe('GET streams the owner audio', () => {
       () => `bytes 100-${len() - 1}/${len()}`,
       () => s.wav.subarray(100),
     ],
-    ['multi-range falls back to the full body', 'bytes=0-1,5-6', 200, () => '', () => s.wav],
+    // Forwarded; `send` (like S3) answers a multi-range request with the whole file, and we relay that.
+    ['multi-range, to a storage that answers it with the whole file', 'bytes=0-1,5-6', 200, () => '', () => s.wav],
   ]
   for (const [name, range, status, contentRange, expected] of rangeCases) {
     it(`Range ${name} → ${status}`, async () => {
@@ -74,6 +75,66 @@ describe('GET streams the owner audio', () => {
       expect(body.equals(expected())).toBe(true)
     })
   }
+
+  describe('storage decides, we relay: multi-range and malformed values', () => {
+    let multiId: string
+    beforeAll(async () => {
+      multiId = await s.session('user_alice', '/multi/tone.wav')
+    })
+    const lastRange = () => s.audio.requests.filter((r) => r.path === '/multi/tone.wav').at(-1)!.range
+
+    /** The parts of a multipart/byteranges body: [content-range, bytes]. */
+    function parts(body: Buffer, boundary: string): [string, Buffer][] {
+      const out: [string, Buffer][] = []
+      const delimiter = Buffer.from(`\r\n--${boundary}`)
+      let at = body.indexOf(delimiter)
+      while (at >= 0) {
+        const headEnd = body.indexOf('\r\n\r\n', at)
+        const next = body.indexOf(delimiter, at + delimiter.length)
+        if (headEnd < 0 || next < 0) break
+        const head = body.subarray(at + delimiter.length, headEnd).toString('latin1')
+        const range = /content-range: ([^\r\n]+)/i.exec(head)![1]
+        out.push([range, body.subarray(headEnd + 4, next)])
+        at = next
+      }
+      return out
+    }
+
+    it('a multi-range request is forwarded unchanged and its multipart/byteranges relayed with its boundary', async () => {
+      const range = 'bytes=0-9, 1000-1099,-16'
+      const res = await s.get(multiId, { token: alice, headers: { range } })
+      expect(lastRange()).toBe(range)
+      expect(res.status).toBe(206)
+      const type = res.headers.get('content-type')!
+      expect(type).toMatch(/^multipart\/byteranges; boundary=/)
+      const body = await bytes(res)
+      expect(res.headers.get('content-length')).toBe(String(body.length))
+      const got = parts(body, type.split('boundary=')[1])
+      const n = s.wav.length
+      expect(got.map(([r]) => r)).toEqual([`bytes 0-9/${n}`, `bytes 1000-1099/${n}`, `bytes ${n - 16}-${n - 1}/${n}`])
+      expect(got[0][1].equals(s.wav.subarray(0, 10))).toBe(true)
+      expect(got[1][1].equals(s.wav.subarray(1000, 1100))).toBe(true)
+      expect(got[2][1].equals(s.wav.subarray(n - 16))).toBe(true)
+    })
+
+    it('a range set storage can satisfy only in part, or not at all: its 206 and its 416', async () => {
+      const n = s.wav.length
+      const one = await s.get(multiId, { token: alice, headers: { range: `bytes=${n + 5}-,,4-7` } })
+      expect([one.status, one.headers.get('content-range')]).toEqual([206, `bytes 4-7/${n}`])
+      expect((await bytes(one)).equals(s.wav.subarray(4, 8))).toBe(true)
+      const none = await s.get(multiId, { token: alice, headers: { range: `bytes=${n}-,${n + 9}-` } })
+      expect([none.status, none.headers.get('content-range')]).toEqual([416, `bytes */${n}`])
+    })
+
+    for (const malformed of ['bytes=5-1', 'bytes=0-1,x', 'items=0-1', 'bytes=', 'bytes=0 -1']) {
+      it(`a malformed Range (${JSON.stringify(malformed)}) is not forwarded: storage's 200`, async () => {
+        const res = await s.get(multiId, { token: alice, headers: { range: malformed } })
+        expect(lastRange()).toBeUndefined()
+        expect(res.status).toBe(200)
+        expect((await bytes(res)).equals(s.wav)).toBe(true)
+      })
+    }
+  })
 
   it('unsatisfiable range → 416 relayed with bytes */len', async () => {
     const res = await s.get(sessionId, { token: alice, headers: { range: `bytes=${s.wav.length + 10}-` } })

@@ -4,11 +4,66 @@
 //   /redirect?to=U   302 to U          /status/<code>   an empty response with that status
 //   /reset/<file>    headers and 64 KiB, then the socket is destroyed
 //   /stall/<file>    headers and 64 KiB, then nothing; `stalled` records when it closes
+//   /multi/<file>    a storage that serves multi-range requests as multipart/byteranges
+//                    (RFC 9110 §14.6; `send` answers those with the whole file)
 //   /html            text/html body
 import fs from 'node:fs'
 import path from 'node:path'
 import send from 'send'
 import { listen } from './http-util.mjs'
+
+/** Resolve one `first-last` / `first-` / `-suffix` against `size`; null when unsatisfiable. */
+function resolveRange(spec, size) {
+  const [a, b] = spec.trim().split('-')
+  if (a === '') return size > 0 ? [Math.max(0, size - Number(b)), size - 1] : null
+  const start = Number(a)
+  const end = b === '' ? size - 1 : Math.min(Number(b), size - 1)
+  return start < size && start <= end ? [start, end] : null
+}
+
+/** A file with multi-range support: 200 without Range, 206 (one part or multipart), or 416. */
+function multiRange(req, res, file) {
+  const data = fs.readFileSync(file)
+  const size = data.length
+  const header = req.headers.range
+  if (!header) {
+    res.writeHead(200, { 'content-type': 'audio/wav', 'content-length': size, 'accept-ranges': 'bytes' })
+    return res.end(data)
+  }
+  const specs = header
+    .replace(/^bytes=/i, '')
+    .split(',')
+    .filter((s) => s.trim() !== '')
+  const ranges = specs.map((s) => resolveRange(s, size)).filter(Boolean)
+  if (ranges.length === 0) {
+    res.writeHead(416, { 'content-range': `bytes */${size}`, 'content-length': 0 })
+    return res.end()
+  }
+  if (ranges.length === 1) {
+    const [s, e] = ranges[0]
+    res.writeHead(206, {
+      'content-type': 'audio/wav',
+      'content-range': `bytes ${s}-${e}/${size}`,
+      'content-length': e - s + 1,
+      'accept-ranges': 'bytes',
+    })
+    return res.end(data.subarray(s, e + 1))
+  }
+  const boundary = 'sa' + Math.random().toString(16).slice(2)
+  const parts = ranges.map(([s, e]) =>
+    Buffer.concat([
+      Buffer.from(`\r\n--${boundary}\r\ncontent-type: audio/wav\r\ncontent-range: bytes ${s}-${e}/${size}\r\n\r\n`),
+      data.subarray(s, e + 1),
+    ]),
+  )
+  const body = Buffer.concat([...parts, Buffer.from(`\r\n--${boundary}--\r\n`)])
+  res.writeHead(206, {
+    'content-type': `multipart/byteranges; boundary=${boundary}`,
+    'content-length': body.length,
+    'accept-ranges': 'bytes',
+  })
+  res.end(body)
+}
 
 export async function startAudioServer({ root, port = 0 } = {}) {
   const requests = [] // { method, path, range, status }
@@ -53,6 +108,8 @@ export async function startAudioServer({ root, port = 0 } = {}) {
       }
       return
     }
+    if ((m = url.pathname.match(/^\/multi\/(.+)$/)))
+      return multiRange(req, res, path.join(root, decodeURIComponent(m[1])))
     if (url.pathname === '/html') {
       res.writeHead(200, { 'content-type': 'text/html' })
       return res.end('<script>alert(1)</script>')

@@ -44,8 +44,12 @@ async fn try_get(state: &State, req: &Request, trace: Trace) -> Result<Response>
         .iter()
         .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
-    let mut headers =
-        client_response_headers(&upstream_headers, doc.audio_content_type.as_deref(), state.config.cache_max_age_secs);
+    let mut headers = client_response_headers(
+        status,
+        &upstream_headers,
+        doc.audio_content_type.as_deref(),
+        state.config.cache_max_age_secs,
+    );
     // 6. the body: none for HEAD, 304 and 416 (the 416 says all in Content-Range); small bodies read
     // here; everything else streamed.
     let body = if head || status == 304 || status == 416 {

@@ -13,22 +13,50 @@ pub const FORWARDED_REQUEST_HEADERS: &[&str] = &["range", "if-range", "if-none-m
 pub const RELAYED_RESPONSE_HEADERS: &[&str] =
     &["content-length", "content-range", "accept-ranges", "etag", "last-modified"];
 
-/// A `Range` value we forward: one `bytes=` range (`a-b`, `a-`, `-n`). Multi-range requests would
-/// come back as `multipart/byteranges`, which `<audio>` never asks for; dropping them gets the
-/// client a full 200, the same answer `send` gives to syntax it does not serve.
-pub fn is_single_byte_range(value: &str) -> bool {
-    let Some(spec) = value.trim().strip_prefix("bytes=") else { return false };
-    let spec = spec.trim();
-    if spec.contains(',') {
+/// Whether a `Range` value is a syntactically valid `bytes` range set (RFC 9110 §14.1.2), which we
+/// forward unchanged: storage decides what it satisfies (`200`, `206`, `multipart/byteranges`,
+/// `416`) and we relay its verdict. Only a malformed value is dropped, as storage would ignore it
+/// too (§14.2: a server MAY ignore a Range it cannot parse, and answers 200).
+///
+/// `range-set = 1#range-spec`; `range-spec = first-pos "-" [last-pos] / "-" suffix-length`, with
+/// optional whitespace around the commas and empty list elements ignored (§5.6.1). An `int-range`
+/// whose last position is before its first is invalid, and so is the whole set (§14.1.1).
+/// Positions are compared as digit strings, so a position of any length neither overflows nor is
+/// misjudged.
+pub fn is_valid_byte_range_set(value: &str) -> bool {
+    let value = value.trim_matches([' ', '\t']);
+    let Some((unit, set)) = value.split_once('=') else { return false };
+    if !unit.eq_ignore_ascii_case("bytes") {
         return false;
     }
-    let Some((start, end)) = spec.split_once('-') else { return false };
-    let digits = |s: &str| !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit());
-    match (start.trim(), end.trim()) {
-        ("", e) => digits(e),
-        (s, "") => digits(s),
-        (s, e) => digits(s) && digits(e) && s.parse::<u64>().ok() <= e.parse::<u64>().ok(),
+    let mut specs = 0usize;
+    for spec in set.split(',') {
+        let spec = spec.trim_matches([' ', '\t']);
+        if spec.is_empty() {
+            continue;
+        }
+        if !valid_range_spec(spec) {
+            return false;
+        }
+        specs += 1;
     }
+    specs > 0
+}
+
+fn valid_range_spec(spec: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let Some((first, last)) = spec.split_once('-') else { return false };
+    match (first, last) {
+        ("", suffix) => digits(suffix),
+        (first, "") => digits(first),
+        (first, last) => digits(first) && digits(last) && !decimal_less(last, first),
+    }
+}
+
+/// `a < b` for two strings of ASCII digits, of any length.
+fn decimal_less(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim_start_matches('0'), b.trim_start_matches('0'));
+    (a.len(), a) < (b.len(), b)
 }
 
 /// Headers for the upstream request. `Accept-Encoding: identity` because byte ranges of a
@@ -37,7 +65,7 @@ pub fn upstream_request_headers(client: &[(String, String)]) -> Vec<(String, Str
     let mut out = vec![("accept-encoding".to_string(), "identity".to_string())];
     for name in FORWARDED_REQUEST_HEADERS {
         let Some((_, value)) = client.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) else { continue };
-        if *name == "range" && !is_single_byte_range(value) {
+        if *name == "range" && !is_valid_byte_range_set(value) {
             continue;
         }
         out.push((name.to_string(), value.clone()));
@@ -63,6 +91,18 @@ pub fn relay_status(upstream: u16) -> Result<u16, Error> {
 /// `audio/*` (and `application/ogg`) pass; anything else becomes `application/octet-stream` so
 /// a storage that lies about a type cannot make the browser render HTML or script from our origin.
 /// When the upstream type is not audio, the type recorded with the session is used if it is.
+/// The one exception is a `206` in `multipart/byteranges` (the answer to a multi-range request):
+/// its type carries the boundary the client needs to read it, so it is relayed as it is.
+pub fn relayed_content_type(status: u16, upstream: Option<&str>, recorded: Option<&str>) -> String {
+    if let Some(t) = upstream.filter(|_| status == 206) {
+        let essence = t.split(';').next().unwrap_or("").trim();
+        if essence.eq_ignore_ascii_case("multipart/byteranges") && t.contains("boundary=") {
+            return t.trim().to_string();
+        }
+    }
+    audio_content_type(upstream, recorded)
+}
+
 pub fn audio_content_type(upstream: Option<&str>, recorded: Option<&str>) -> String {
     let is_audio = |t: &str| {
         let essence = t.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
@@ -78,13 +118,14 @@ pub fn audio_content_type(upstream: Option<&str>, recorded: Option<&str>) -> Str
 
 /// The client response headers for a relayed upstream response.
 pub fn client_response_headers(
+    status: u16,
     upstream: &[(String, String)],
     recorded_type: Option<&str>,
     cache_max_age_secs: u64,
 ) -> Vec<(String, String)> {
     let mut out = Vec::with_capacity(12);
     let upstream_type = upstream.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-type")).map(|(_, v)| v.as_str());
-    out.push(("content-type".to_string(), audio_content_type(upstream_type, recorded_type)));
+    out.push(("content-type".to_string(), relayed_content_type(status, upstream_type, recorded_type)));
     for name in RELAYED_RESPONSE_HEADERS {
         if let Some((_, v)) = upstream.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
             out.push((name.to_string(), v.clone()));
@@ -125,25 +166,46 @@ mod tests {
     use super::*;
     use crate::testutil::hv;
 
+    /// The range-set table; the property tests check the parser against it too.
+    pub(crate) const RANGE_TABLE: &[(&str, bool)] = &[
+        ("bytes=0-1", true),
+        ("bytes=0-", true),
+        ("bytes=-500", true),
+        ("bytes=100-99999999", true),
+        (" bytes=5-10 ", true),
+        ("BYTES=0-1", true),
+        ("Bytes=0-0", true),
+        ("bytes=0-1,4-5", true),
+        ("bytes=0-1, 4-5,\t-3", true),
+        ("bytes=0-1,,5-6", true),
+        ("bytes=,0-1", true),
+        ("bytes=5-5,0-0,3-", true),
+        ("bytes=99999999999999999999-", true),
+        ("bytes=00007-8", true),
+        ("bytes=9-100000000000000000000000", true),
+        ("bytes=-0", true),
+        ("bytes=10-5", false),
+        ("bytes=0-1,10-5", false),
+        ("bytes=100000000000000000000-99999999999999999999", false),
+        ("bytes=-", false),
+        ("bytes=a-b", false),
+        ("bytes=0-1,x", false),
+        ("items=0-1", false),
+        ("bytes=0-1-2", false),
+        ("bytes =0-1", false),
+        ("bytes= 0-1", true),
+        ("bytes=0 -1", false),
+        ("bytes=+1-2", false),
+        ("bytes=", false),
+        ("bytes=,", false),
+        ("bytes", false),
+        ("", false),
+    ];
+
     #[test]
     fn range_syntax_table() {
-        let table: &[(&str, bool)] = &[
-            ("bytes=0-1", true),
-            ("bytes=0-", true),
-            ("bytes=-500", true),
-            ("bytes=100-99999999", true),
-            (" bytes=5-10 ", true),
-            ("bytes=10-5", false),
-            ("bytes=0-1,4-5", false),
-            ("bytes=-", false),
-            ("bytes=a-b", false),
-            ("items=0-1", false),
-            ("bytes=0-1-2", false),
-            ("bytes=99999999999999999999-", false),
-            ("", false),
-        ];
-        for (v, ok) in table {
-            assert_eq!(is_single_byte_range(v), *ok, "{v:?}");
+        for (v, ok) in RANGE_TABLE {
+            assert_eq!(is_valid_byte_range_set(v), *ok, "{v:?}");
         }
     }
 
@@ -167,7 +229,10 @@ mod tests {
                 ("if-none-match", "\"x\"")
             ])
         );
-        let no_range = upstream_request_headers(&hv(&[("Range", "bytes=0-1,3-4"), ("If-Range", "\"e\"")]));
+        // A range set is forwarded as it is; a malformed one is dropped, and If-Range with it.
+        let multi = upstream_request_headers(&hv(&[("Range", "bytes=0-1, 3-4"), ("If-Range", "\"e\"")]));
+        assert_eq!(multi, hv(&[("accept-encoding", "identity"), ("range", "bytes=0-1, 3-4"), ("if-range", "\"e\"")]));
+        let no_range = upstream_request_headers(&hv(&[("Range", "bytes=3-1"), ("If-Range", "\"e\"")]));
         assert_eq!(no_range, hv(&[("accept-encoding", "identity")]));
     }
 
@@ -198,6 +263,13 @@ mod tests {
         for (up, rec, want) in table {
             assert_eq!(audio_content_type(*up, *rec), *want, "{up:?} {rec:?}");
         }
+        // multipart/byteranges keeps its boundary, on a 206 only.
+        let multi = Some("multipart/byteranges; boundary=abc123");
+        assert_eq!(relayed_content_type(206, multi, None), "multipart/byteranges; boundary=abc123");
+        assert_eq!(relayed_content_type(200, multi, Some("audio/wav")), "audio/wav");
+        assert_eq!(relayed_content_type(206, Some("multipart/byteranges"), None), "application/octet-stream");
+        assert_eq!(relayed_content_type(206, Some("multipart/mixed; boundary=x"), None), "application/octet-stream");
+        assert_eq!(relayed_content_type(206, Some("audio/wav"), None), "audio/wav");
     }
 
     #[test]
@@ -219,6 +291,7 @@ mod tests {
     #[test]
     fn response_headers_relay_exactly_and_add_ours() {
         let out = client_response_headers(
+            206,
             &hv(&[
                 ("Content-Type", "audio/wav"),
                 ("Content-Length", "2"),
