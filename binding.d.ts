@@ -91,11 +91,18 @@ export interface AudioOptions {
   /** Sentry DSN. Env `SENTRY_DSN`. */
   sentryDsn?: string
   /**
-   * Host patterns audio URLs may point at (`host`, `*.domain`, optionally `:port`).
+   * Host patterns audio URLs may point at (`host`, `*.domain`, optionally `:port`), added to the
+   * defaults: this deployment's own store (`<storeId>.public…` and `<storeId>.private…`, from
+   * `BLOB_READ_WRITE_TOKEN`), or without a token any `*.public.blob.vercel-storage.com`.
    * Env `SESSION_AUDIO_TRUSTED_HOSTS` (comma list).
-   * Default `*.public.blob.vercel-storage.com, *.private.blob.vercel-storage.com`.
    */
   trustedHosts?: Array<string>
+  /**
+   * GET refuses (`502 untrusted_audio_host`) a stored audio URL whose path is not under
+   * `listening-sessions/{sessionId}/`. Turn off only for audio stored by older code under other
+   * paths. Env `SESSION_AUDIO_REQUIRE_SESSION_PATH=0`. Default on.
+   */
+  requireSessionPath?: boolean
   /** Clerk JWT template whose token Convex accepts. Env `SESSION_AUDIO_CONVEX_TEMPLATE`. Default `convex`. */
   convexTemplate?: string
   /**

@@ -52,8 +52,8 @@ describe('ConvexHttpClient against the Convex-compatible server', () => {
     const id = await client.mutation('listeningSessions:create' as never, {} as never)
     const attach = {
       sessionId: id,
-      audioUrl: 'https://x.public.blob.vercel-storage.com/a.wav',
-      pathname: 'a.wav',
+      audioUrl: `https://x.public.blob.vercel-storage.com/listening-sessions/${id}/a.wav`,
+      pathname: `listening-sessions/${id}/a.wav`,
       contentType: 'audio/wav',
       sizeBytes: 10,
       durationMs: 5,
@@ -61,6 +61,43 @@ describe('ConvexHttpClient against the Convex-compatible server', () => {
     await client.mutation('listeningSessions:attachAudio' as never, attach as never)
     const err = await client.mutation('listeningSessions:attachAudio' as never, attach as never).catch((e) => e)
     expect(err.data).toEqual({ code: 'invalid_session_state', status: 'transcribing' })
+  })
+
+  it('attachAudio, called directly, refuses audio that is not under the session’s own prefix', async () => {
+    const client = new ConvexHttpClient(s.convex.url, { logger: false })
+    client.setAuth(await templateToken('user_compat'))
+    const id: string = await client.mutation('listeningSessions:create' as never, {} as never)
+    const other: string = await client.mutation('listeningSessions:create' as never, {} as never)
+    const host = 'https://store.private.blob.vercel-storage.com'
+    const attempt = (pathname: string, audioUrl = `${host}/${pathname}`) =>
+      client
+        .mutation(
+          'listeningSessions:attachAudio' as never,
+          { sessionId: id, audioUrl, pathname, contentType: 'audio/wav', sizeBytes: 10, durationMs: 5 } as never,
+        )
+        .then(
+          () => 'attached',
+          (e) => e.data?.code,
+        )
+    const refused: [string, string?][] = [
+      [`listening-sessions/${other}/a.wav`], // another session's upload
+      ['a.wav'],
+      [`listening-sessions/${id}/`],
+      [`listening-sessions/${id}/../${other}/a.wav`],
+      [`listening-sessions/${id}/sub/a.wav`],
+      [`listening-sessions/${id}/a.wav`, `${host}/listening-sessions/${other}/a.wav`], // pathname and URL disagree
+      [`listening-sessions/${id}/a.wav`, `${host}/listening-sessions/${id}/%2e%2e/${other}/a.wav`],
+      [
+        `listening-sessions/${id}/a.wav`,
+        `https://user:pw@store.private.blob.vercel-storage.com/listening-sessions/${id}/a.wav`,
+      ],
+      [`listening-sessions/${id}/a.wav`, 'not a url'],
+      [`listening-sessions/${id}/a.wav`, `javascript:/listening-sessions/${id}/a.wav`],
+    ]
+    for (const [pathname, url] of refused)
+      expect([pathname, url, await attempt(pathname, url)]).toEqual([pathname, url, 'invalid_audio_url'])
+    expect((await s.convex.getSession(id)).status).toBe('recording')
+    expect(await attempt(`listening-sessions/${id}/take-1.wav`)).toBe('attached')
   })
 
   it('a function error surfaces as the client’s Error with the server message', async () => {

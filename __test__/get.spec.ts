@@ -289,7 +289,7 @@ describe('refusals', () => {
     const silent = net.createServer(() => {})
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()))
     const port = (silent.address() as { port: number }).port
-    const id = await s.session('user_alice', `http://127.0.0.1:${port}/audio/tone.wav`)
+    const id = await s.session('user_alice', `http://127.0.0.1:${port}/{session}/audio/tone.wav`)
     const e = await errorOf(
       await s.get(id, {
         token: alice,

@@ -46,15 +46,24 @@ export async function startStack() {
     ...extra,
   })
 
-  /** A session owned by `userId` whose audio is `audioPath` on the audio server (none if null). */
+  /**
+   * A session owned by `userId` whose audio is `audioPath` on the audio server (none if null),
+   * stored under the session's own prefix as uploads are (`/listening-sessions/<id>/audio/tone.wav`;
+   * the audio server ignores the prefix). An absolute URL is stored as given, with `{session}`
+   * replaced by `listening-sessions/<id>`.
+   */
   async function session(
     userId = 'user_alice',
     audioPath: string | null = '/audio/tone.wav',
     extra = {},
   ): Promise<string> {
-    const audioUrl =
-      audioPath === null ? {} : { audioUrl: audioPath.startsWith('http') ? audioPath : `${audio.url}${audioPath}` }
-    return convex.insertSession({ userId, status: 'ready', ...audioUrl, ...extra })
+    const id: string = await convex.insertSession({ userId, status: 'ready', ...extra })
+    if (audioPath !== null) {
+      const template = audioPath.startsWith('http') ? audioPath : `${audio.url}/{session}${audioPath}`
+      const audioUrl = template.replace('{session}', `listening-sessions/${id}`)
+      await convex.run((ctx: any) => ctx.db.patch(id, { audioUrl }))
+    }
+    return id
   }
 
   async function get(

@@ -185,6 +185,30 @@ describe('trusted-host policy (SSRF)', () => {
     it(`refuses ${url}`, () => refused(url, s.options({ trustedHosts: undefined })))
   }
 
+  it("a session pointed at another session's audio on a trusted host is 502, with no request made", async () => {
+    const victim = await s.session('user_bob') // …/listening-sessions/<victim>/audio/tone.wav
+    const stolen = (await s.convex.getSession(victim)).audioUrl as string
+    const attacker = await s.session('user_alice', stolen) // alice's session, bob's blob
+    for (const audioUrl of [
+      stolen,
+      stolen.replace(`/listening-sessions/${victim}/`, `/listening-sessions/${attacker}/../${victim}/`),
+      stolen.replace(`/listening-sessions/${victim}/`, `/listening-sessions/${attacker}/%2e%2e/${victim}/`),
+      stolen.replace(`/listening-sessions/${victim}/`, `/listening-sessions/${attacker}%2F..%2F${victim}/`),
+      `${s.audio.url}/audio/tone.wav`, // a trusted host, but no session's prefix at all
+    ]) {
+      await s.convex.run((ctx: any) => ctx.db.patch(attacker, { audioUrl }))
+      const before = s.audio.requests.length
+      const e = await errorOf(await s.get(attacker, { token: alice, opts: s.options({ lookupTtlMs: 0 }) }))
+      expect([audioUrl, e.status, e.code]).toEqual([audioUrl, 502, 'untrusted_audio_host'])
+      expect(s.audio.requests.length).toBe(before)
+    }
+    // Audio stored by older code under other paths: the deployment can turn the check off.
+    const legacy = s.options({ lookupTtlMs: 0, requireSessionPath: false })
+    const res = await s.get(attacker, { token: alice, opts: legacy })
+    expect(res.status).toBe(200)
+    await res.arrayBuffer()
+  })
+
   it('refuses a loopback server that is not on the list, with zero connections to it', () =>
     refused(`${outsider.url}/audio/tone.wav`))
 
@@ -208,7 +232,7 @@ describe('trusted-host policy (SSRF)', () => {
     refused(`${s.audio.url}/redirect?to=${encodeURIComponent('http://169.254.169.254/latest/meta-data/')}`))
 
   it('a redirect within the trusted host is followed', async () => {
-    const id = await s.session('user_alice', `${s.audio.url}/redirect?to=/audio/tone.wav`)
+    const id = await s.session('user_alice', `${s.audio.url}/{session}/redirect?to=/audio/tone.wav`)
     const res = await s.get(id, { token: alice })
     expect(res.status).toBe(200)
     expect(Buffer.from(await res.arrayBuffer()).equals(s.wav)).toBe(true)
@@ -217,6 +241,7 @@ describe('trusted-host policy (SSRF)', () => {
   it('more than 3 redirects is 502 upstream_failed', async () => {
     let url = `${s.audio.url}/audio/tone.wav`
     for (let i = 0; i < 4; i++) url = `${s.audio.url}/redirect?to=${encodeURIComponent(url)}`
+    url = url.replace('/redirect', '/{session}/redirect') // the stored URL is the session's; its hops need not be
     const e = await errorOf(await s.get(await s.session('user_alice', url), { token: alice }))
     expect([e.status, e.code]).toEqual([502, 'upstream_failed'])
   })
@@ -238,7 +263,7 @@ describe('trusted-host policy (SSRF)', () => {
   })
 
   it('localhost:PORT works with the loopback switch when listed', async () => {
-    const id = await s.session('user_alice', `http://localhost:${s.audio.port}/audio/tone.wav`)
+    const id = await s.session('user_alice', `http://localhost:${s.audio.port}/{session}/audio/tone.wav`)
     const res = await s.get(id, { token: alice, opts: s.options({ trustedHosts: [`localhost:${s.audio.port}`] }) })
     expect(res.status).toBe(200)
     await res.arrayBuffer()

@@ -127,8 +127,8 @@ const ctl = svc.control
 const big = await post(ctl, '/file', { name: 'big.wav', bytes: cfg.bigBytes })
 const med = await post(ctl, '/file', { name: 'medium.wav', bytes: cfg.medBytes })
 const { token } = await post(ctl, '/token', { sub: 'user_bench' })
-const bigSession = (await post(ctl, '/session', { userId: 'user_bench', audioUrl: big.url })).id
-const medSession = (await post(ctl, '/session', { userId: 'user_bench', audioUrl: med.url })).id
+const bigSession = (await post(ctl, '/session', { userId: 'user_bench', file: big.pathname })).id
+const medSession = (await post(ctl, '/session', { userId: 'user_bench', file: med.pathname })).id
 const proxyEnv = {
   NEXT_PUBLIC_CONVEX_URL: svc.convex.url,
   CLERK_SECRET_KEY: svc.clerk.secretKey,

@@ -1,8 +1,9 @@
 // The benchmark's services in their own process (as the real ones are remote): Clerk-, Convex- and
 // Blob-compatible servers, plus a small control API for the runner. Prints one JSON line when up.
 //   POST /latency {clerk, convex, blob}     set the added service latency (ms)
-//   POST /file {name, bytes}                a public WAV blob of that size → {url}
-//   POST /session {userId, audioUrl?, status}→ {id}
+//   POST /file {name, bytes}                a public WAV blob of that size → {url, pathname}
+//   POST /session {userId, file?, status}   → {id}; `file` (a /file pathname) becomes the session's
+//                                           audio, linked under its own listening-sessions/<id>/
 //   POST /token {sub}                       a fresh session token (and its Clerk session) → {token}
 //   GET  /counts                            Backend API / Convex / blob calls so far
 import fs from 'node:fs'
@@ -42,11 +43,21 @@ const control = await listen(async (req, res) => {
       etag: `"${size}"`,
       maxAge: 60,
     })
-    return json(res, 200, { url: `${blob.url}/${pathname}`, size })
+    return json(res, 200, { url: `${blob.url}/${pathname}`, pathname, size })
   }
   if (url.pathname === '/session') {
-    const { userId, audioUrl, status = 'ready' } = body
-    return json(res, 200, { id: await convex.insertSession({ userId, status, ...(audioUrl ? { audioUrl } : {}) }) })
+    const { userId, file, status = 'ready' } = body
+    const id = await convex.insertSession({ userId, status })
+    if (file) {
+      // Where an upload to this session would have put it: GET checks the path is the session's.
+      const pathname = `listening-sessions/${id}/${path.basename(file)}`
+      fs.mkdirSync(path.join(root, path.dirname(pathname)), { recursive: true })
+      fs.linkSync(path.join(root, file), path.join(root, pathname))
+      blob.meta.set(pathname, blob.meta.get(file))
+      const audioUrl = `${blob.url}/${pathname}`
+      await convex.run((ctx) => ctx.db.patch(id, { audioUrl }))
+    }
+    return json(res, 200, { id })
   }
   if (url.pathname === '/token') {
     // Long-lived, so a benchmark round never crosses an expiry.

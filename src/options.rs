@@ -26,10 +26,15 @@ pub struct AudioOptions {
     pub blob_api_url: Option<String>,
     /// Sentry DSN. Env `SENTRY_DSN`.
     pub sentry_dsn: Option<String>,
-    /// Host patterns audio URLs may point at (`host`, `*.domain`, optionally `:port`).
+    /// Host patterns audio URLs may point at (`host`, `*.domain`, optionally `:port`), added to the
+    /// defaults: this deployment's own store (`<storeId>.public…` and `<storeId>.private…`, from
+    /// `BLOB_READ_WRITE_TOKEN`), or without a token any `*.public.blob.vercel-storage.com`.
     /// Env `SESSION_AUDIO_TRUSTED_HOSTS` (comma list).
-    /// Default `*.public.blob.vercel-storage.com, *.private.blob.vercel-storage.com`.
     pub trusted_hosts: Option<Vec<String>>,
+    /// GET refuses (`502 untrusted_audio_host`) a stored audio URL whose path is not under
+    /// `listening-sessions/{sessionId}/`. Turn off only for audio stored by older code under other
+    /// paths. Env `SESSION_AUDIO_REQUIRE_SESSION_PATH=0`. Default on.
+    pub require_session_path: Option<bool>,
     /// Clerk JWT template whose token Convex accepts. Env `SESSION_AUDIO_CONVEX_TEMPLATE`. Default `convex`.
     pub convex_template: Option<String>,
     /// Convex query returning `{ _id, userId, status, audioUrl, audioContentType? } | null`.
@@ -132,7 +137,7 @@ macro_rules! settings {
 }
 
 impl AudioOptions {
-    fn table(&self) -> [(&'static str, &'static str, Option<String>); 28] {
+    fn table(&self) -> [(&'static str, &'static str, Option<String>); 29] {
         settings!(self;
             convex_url => "NEXT_PUBLIC_CONVEX_URL",
             clerk_secret_key => "CLERK_SECRET_KEY",
@@ -143,6 +148,7 @@ impl AudioOptions {
             blob_api_url => "VERCEL_BLOB_API_URL",
             sentry_dsn => "SENTRY_DSN",
             trusted_hosts => "SESSION_AUDIO_TRUSTED_HOSTS",
+            require_session_path => "SESSION_AUDIO_REQUIRE_SESSION_PATH",
             convex_template => "SESSION_AUDIO_CONVEX_TEMPLATE",
             get_session_query => "SESSION_AUDIO_GET_QUERY",
             allow_loopback_upstream => "SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM",

@@ -1,5 +1,6 @@
 // The audio storage stand-in: serves files with `send` (the Range/conditional implementation
 // Express uses), plus routes that misbehave on purpose for failure tests.
+//   Any path may start with /listening-sessions/<id>: that prefix is ignored.
 //   /audio/<file>    send: 200/206/304/412/416, ETag, Last-Modified, Accept-Ranges
 //   /redirect?to=U   302 to U          /status/<code>   an empty response with that status
 //   /reset/<file>    headers and 64 KiB, then the socket is destroyed
@@ -70,6 +71,8 @@ export async function startAudioServer({ root, port = 0 } = {}) {
   const stalled = [] // { openedAt, closedAt }
   const peer = await listen((req, res) => {
     const url = new URL(req.url, 'http://x')
+    // Stored audio lives under its session's prefix (GET checks it); the routes below ignore it.
+    url.pathname = url.pathname.replace(/^\/listening-sessions\/[^/]+(?=\/)/, '')
     const entry = { method: req.method, path: url.pathname, range: req.headers.range, headers: req.headers }
     requests.push(entry)
     res.on('finish', () => (entry.status = res.statusCode))

@@ -27,6 +27,28 @@ export const getForAudio = query({
  * `recording` → `transcribing`, atomically (a Convex mutation is a transaction): of two uploads
  * racing for one session, exactly one gets here first; the other sees `transcribing` and is refused.
  */
+/**
+ * Whether `audioUrl` and `pathname` name one blob under `listening-sessions/{sessionId}/`: the
+ * pathname has that prefix and one more segment (no dot segments, no encoded slashes), and the
+ * URL's path is exactly that pathname. URL parsing resolves `..` and `%2e%2e` first, so neither
+ * can climb out of the prefix.
+ */
+function isSessionAudio(audioUrl: string, pathname: string, sessionId: string): boolean {
+  const prefix = `listening-sessions/${sessionId}/`
+  if (!pathname.startsWith(prefix)) return false
+  const name = pathname.slice(prefix.length)
+  if (!/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(name)) return false
+  let url: URL
+  try {
+    url = new URL(audioUrl)
+  } catch {
+    return false
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return false
+  if (url.username || url.password) return false
+  return url.pathname === `/${pathname}`
+}
+
 export const attachAudio = mutation({
   args: {
     sessionId: v.string(),
@@ -43,6 +65,12 @@ export const attachAudio = mutation({
     const doc = id && (await ctx.db.get(id))
     if (!doc || doc.userId !== identity.subject) throw new ConvexError({ code: 'session_not_found' })
     if (doc.status !== 'recording') throw new ConvexError({ code: 'invalid_session_state', status: doc.status })
+    // This is a public mutation: anyone signed in can call it directly, with any arguments. The
+    // audio must be this session's own upload, so that nobody can point their session at another
+    // blob (GET would fetch whatever is stored here).
+    if (!isSessionAudio(args.audioUrl, args.pathname, doc._id)) {
+      throw new ConvexError({ code: 'invalid_audio_url' })
+    }
     await ctx.db.patch(doc._id, {
       status: 'transcribing',
       audioUrl: args.audioUrl,

@@ -199,14 +199,10 @@ pub fn blob_url_for_session(raw: &str, store_id: &str, local_store: Option<&Url>
         return Err(refuse("carries userinfo or a fragment"));
     }
     let host = url.host_str().unwrap_or_default();
+    // Hosts are lowercase once parsed; store ids in tokens need not be.
     let vercel = url.scheme() == "https"
         && url.port().is_none()
-        && [
-            format!("{store_id}.public.blob.vercel-storage.com"),
-            format!("{store_id}.private.blob.vercel-storage.com"),
-        ]
-        .iter()
-        .any(|h| h == host);
+        && crate::policy::store_hosts(&store_id.to_ascii_lowercase()).iter().any(|h| h == host);
     let local = local_store.is_some_and(|store| store.origin() == url.origin());
     if !vercel && !local {
         return Err(refuse("is not in this deployment's Blob store"));

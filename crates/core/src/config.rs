@@ -13,7 +13,9 @@ use crate::error::{Error, Result};
 use crate::policy::HostPolicy;
 
 pub const DEFAULT_CLERK_API_URL: &str = "https://api.clerk.com";
-pub const DEFAULT_TRUSTED_HOSTS: &str = "*.public.blob.vercel-storage.com,*.private.blob.vercel-storage.com";
+/// Trusted audio hosts when no Blob token names the store: any public Vercel Blob store. With
+/// `BLOB_READ_WRITE_TOKEN` set, the defaults are that store's two hosts instead (`store_hosts`).
+pub const DEFAULT_TRUSTED_HOSTS: &str = "*.public.blob.vercel-storage.com";
 pub const DEFAULT_CONVEX_TEMPLATE: &str = "convex";
 pub const DEFAULT_GET_QUERY: &str = "listeningSessions:getForAudio";
 pub const DEFAULT_ATTACH_MUTATION: &str = "listeningSessions:attachAudio";
@@ -100,6 +102,10 @@ pub struct Config {
     pub key_source: KeySource,
     pub authorized_parties: Vec<String>,
     pub blob_token: Option<String>,
+    /// The store `blob_token` belongs to, lowercased as it appears in its hosts.
+    pub store_id: Option<String>,
+    /// GET refuses a stored URL whose path is not under `listening-sessions/{sessionId}/`.
+    pub require_session_path: bool,
     pub upload: UploadConfig,
     pub telemetry: TelemetryConfig,
     pub host_policy: HostPolicy,
@@ -164,8 +170,24 @@ impl Config {
             Some("1") | Some("true") => true,
             Some(_) => return Err(Error::ConfigInvalid("SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM must be 1 or 0".into())),
         };
-        let hosts = get("SESSION_AUDIO_TRUSTED_HOSTS").unwrap_or_else(|| DEFAULT_TRUSTED_HOSTS.into());
-        let host_policy = HostPolicy::parse(&split_list(&hosts), allow_loopback)
+        // The defaults are this deployment's own store (when the token names it); configured hosts
+        // are added on top, never in place of them.
+        let blob_token = get("BLOB_READ_WRITE_TOKEN");
+        let store_id = match &blob_token {
+            None => None,
+            Some(token) => Some(crate::policy::store_id(token).ok_or_else(|| {
+                Error::ConfigInvalid(
+                    "BLOB_READ_WRITE_TOKEN is not a Vercel Blob read-write token (vercel_blob_rw_<store>_<secret>)"
+                        .into(),
+                )
+            })?),
+        };
+        let mut hosts = match &store_id {
+            Some(id) => crate::policy::store_hosts(id).to_vec(),
+            None => split_list(DEFAULT_TRUSTED_HOSTS),
+        };
+        hosts.extend(split_list(get("SESSION_AUDIO_TRUSTED_HOSTS").as_deref().unwrap_or("")));
+        let host_policy = HostPolicy::parse(&hosts, allow_loopback)
             .map_err(|e| Error::ConfigInvalid(format!("SESSION_AUDIO_TRUSTED_HOSTS: {e}")))?;
 
         let allowed = match get("SESSION_AUDIO_ALLOWED_TYPES") {
@@ -208,7 +230,9 @@ impl Config {
             clerk_api_url,
             key_source,
             authorized_parties,
-            blob_token: get("BLOB_READ_WRITE_TOKEN"),
+            blob_token,
+            store_id,
+            require_session_path: parse_switch(get, "SESSION_AUDIO_REQUIRE_SESSION_PATH", true)?,
             upload,
             telemetry,
             host_policy,
@@ -337,6 +361,7 @@ mod tests {
         assert_eq!(c.upload.entitlements_query, "entitlements:getForCurrentUser");
         assert_eq!(c.upload.idle_timeout, Duration::from_secs(30));
         assert_eq!(c.blob_token, None);
+        assert!(c.require_session_path);
         assert_eq!(c.telemetry.log_level, crate::telemetry::LogLevel::Info);
         assert!(c.telemetry.server_timing);
         assert_eq!(c.telemetry.sentry_environment, None);
@@ -444,6 +469,42 @@ mod tests {
         assert!(matches!(c.key_source, KeySource::Pem(_)));
         assert_eq!(c.authorized_parties, vec!["https://a.example", "https://b.example"]);
         assert!(c.host_policy.allow_loopback());
+    }
+
+    #[test]
+    fn trusted_hosts_default_to_this_store_and_configured_ones_add_to_them() {
+        let ok = |c: &Config, u: &str| c.host_policy.check(&Url::parse(u).unwrap()).is_ok();
+        // No token: any public store (a private one cannot be read without the token anyway).
+        let c = cfg(BASE).unwrap();
+        assert!(ok(&c, "https://anystore.public.blob.vercel-storage.com/a"));
+        assert!(!ok(&c, "https://anystore.private.blob.vercel-storage.com/a"));
+        assert_eq!(c.store_id, None);
+        // With the token: this store's two hosts only.
+        let c = cfg(&with(&[("BLOB_READ_WRITE_TOKEN", "vercel_blob_rw_MyStore_secret")])).unwrap();
+        assert_eq!(c.store_id.as_deref(), Some("mystore"));
+        assert!(ok(&c, "https://mystore.public.blob.vercel-storage.com/a"));
+        assert!(ok(&c, "https://mystore.private.blob.vercel-storage.com/a"));
+        assert!(!ok(&c, "https://otherstore.public.blob.vercel-storage.com/a"));
+        assert!(!ok(&c, "https://otherstore.private.blob.vercel-storage.com/a"));
+        // Configured hosts are added on top, not in place.
+        let c = cfg(&with(&[
+            ("BLOB_READ_WRITE_TOKEN", "vercel_blob_rw_MyStore_secret"),
+            ("SESSION_AUDIO_TRUSTED_HOSTS", "cdn.example.com, oldstore.public.blob.vercel-storage.com"),
+        ]))
+        .unwrap();
+        for u in [
+            "https://mystore.private.blob.vercel-storage.com/a",
+            "https://cdn.example.com/a",
+            "https://oldstore.public.blob.vercel-storage.com/a",
+        ] {
+            assert!(ok(&c, u), "{u}");
+        }
+        assert!(!ok(&c, "https://otherstore.public.blob.vercel-storage.com/a"));
+        // A token that names no store is a 503, not a silently wider policy.
+        let err = cfg(&with(&[("BLOB_READ_WRITE_TOKEN", "not-a-blob-token")])).unwrap_err();
+        assert_eq!(err.code(), "config_invalid");
+        let c = cfg(&with(&[("SESSION_AUDIO_REQUIRE_SESSION_PATH", "0")])).unwrap();
+        assert!(!c.require_session_path);
     }
 
     #[test]

@@ -49,10 +49,10 @@ async fn try_post(state: &State, req: &Request, body: Chunks, trace: Trace, rece
     if !meta.declared.container.matches(&head) {
         return Err(Error::ContentMismatch(meta.declared.container.essence().into()));
     }
-    // 4. stream to Blob under a random name.
+    // 4. stream to Blob under a random name, in the session's own prefix (GET checks it). The id is
+    // already `[A-Za-z0-9_-]{1,128}` (`serve::session_id`), so it goes in as it is.
     let pathname = format!(
-        "listening-sessions/{}/{:016x}.{}",
-        sanitize_segment(session_id),
+        "listening-sessions/{session_id}/{:016x}.{}",
         rand::random::<u64>(),
         meta.declared.container.extension()
     );
@@ -110,9 +110,4 @@ async fn try_post(state: &State, req: &Request, body: Chunks, trace: Trace, rece
         ],
         body: Body::Bytes(result.to_string().into_bytes().into()),
     })
-}
-
-/// Session ids go into a blob pathname: keep them to a safe alphabet.
-fn sanitize_segment(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).take(64).collect()
 }
