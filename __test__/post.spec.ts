@@ -32,17 +32,25 @@ async function expectUntouched(sessionId: string, blobsBefore: string[]) {
 }
 
 describe('a successful upload', () => {
-  const cases: [string, Buffer, string, string][] = [
-    ['a generated 10 s WAV', wav10, 'audio/wav', 'audio/wav'],
-    ['a WebM/Opus recording', fixture('tone-5s.webm'), 'audio/webm;codecs=opus', 'audio/webm;codecs=opus'],
-    ['an M4A with an aliased type', fixture('tone-5s.m4a'), 'audio/x-m4a', 'audio/mp4'],
+  // (name, bytes, declared type, stored type, declared ms, measured ms)
+  const cases: [string, Buffer, string, string, number, number][] = [
+    ['a generated 10 s WAV', wav10, 'audio/wav', 'audio/wav', 10_000, 10_000],
+    [
+      'a WebM/Opus recording',
+      fixture('tone-5s.webm'),
+      'audio/webm;codecs=opus',
+      'audio/webm;codecs=opus',
+      5_000,
+      5_008,
+    ],
+    ['an M4A with an aliased type', fixture('tone-5s.m4a'), 'audio/x-m4a', 'audio/mp4', 5_200, 5_000],
   ]
-  for (const [name, audio, declared, normalised] of cases) {
+  for (const [name, audio, declared, normalised, declaredMs, measuredMs] of cases) {
     it(`${name} lands byte-identical, the session becomes transcribing, and GET streams it back`, async () => {
       const id = await recording()
       const res = await s.post(id, audio, {
         token: alice,
-        headers: meta(declared, { 'content-length': String(audio.length) }),
+        headers: meta(declared, { 'content-length': String(audio.length), 'x-duration-ms': String(declaredMs) }),
       })
       expect(res.status).toBe(201)
       expect(res.headers.get('cache-control')).toBe('no-store')
@@ -52,7 +60,8 @@ describe('a successful upload', () => {
         status: 'transcribing',
         contentType: normalised,
         sizeBytes: audio.length,
-        durationMs: 10000,
+        durationMs: measuredMs, // measured from the container, not the declaration
+        durationSource: 'measured',
       })
       expect(body.pathname).toMatch(new RegExp(`^listening-sessions/${id}/[0-9a-f]{16}-[A-Za-z0-9_-]+\\.\\w+$`))
       expect(s.blob.read(body.pathname).equals(audio)).toBe(true)
@@ -66,7 +75,7 @@ describe('a successful upload', () => {
         audioUrl: body.audioUrl,
         audioPathname: body.pathname,
         audioSizeBytes: audio.length,
-        durationMs: 10000,
+        durationMs: measuredMs,
       })
       // And back out through GET: the private blob is read with the token, ranges work.
       const full = await s.get(id, { token: alice })
@@ -357,6 +366,72 @@ describe('failures after the checks leave nothing half written', () => {
     await expectUntouched(id, before)
   })
 
+  describe('an attach whose outcome is unknown is decided by re-reading the session', () => {
+    for (const [how, lost, ttl] of [
+      ['a 500', { status: 500 }, 29],
+      ['a reset connection', { status: 500, reset: true }, 30],
+    ] as const) {
+      it(`the mutation applied but its answer was lost (${how}) → 201, the blob kept and attached`, async () => {
+        const id = await recording()
+        const opts = s.options({ lookupTtlMs: ttl }) // its own breaker: this failure opens it
+        s.convex.state.fail = { kind: 'mutation', afterRun: true, ...lost }
+        const res = await s.post(id, wav10, { token: alice, headers: meta('audio/wav'), opts })
+        expect(res.status).toBe(201)
+        const body = await res.json()
+        const doc = await s.convex.getSession(id)
+        expect([doc.status, doc.audioUrl]).toEqual(['transcribing', body.audioUrl])
+        expect(s.blob.list()).toContain(body.pathname)
+      })
+    }
+
+    it('the answer was lost and another upload won meanwhile → 409, our blob deleted', async () => {
+      const id = await recording()
+      const before = s.blob.list()
+      const opts = s.options({ lookupTtlMs: 31 })
+      s.convex.state.override['listeningSessions:attachAudio'] = async (ctx: any, _who: unknown, args: any) => {
+        await ctx.db.patch(args.sessionId, { status: 'transcribing', audioUrl: 'https://other.example/x.wav' })
+      }
+      s.convex.state.fail = { kind: 'mutation', afterRun: true, status: 503 }
+      try {
+        const e = await errorOf(await s.post(id, wav10, { token: alice, headers: meta('audio/wav'), opts }))
+        expect([e.status, e.code]).toEqual([409, 'invalid_session_state'])
+        expect(s.blob.list()).toEqual(before)
+      } finally {
+        delete s.convex.state.override['listeningSessions:attachAudio']
+      }
+    })
+
+    it('a refusal of a shape we do not know, session still recording → 502, blob deleted', async () => {
+      const id = await recording()
+      const before = s.blob.list()
+      s.convex.state.fail = { functionError: 'something new went wrong', kind: 'mutation' }
+      const e = await errorOf(await s.post(id, wav10, { token: alice, headers: meta('audio/wav') }))
+      expect([e.status, e.code]).toEqual([502, 'convex_error'])
+      await expectUntouched(id, before)
+    })
+
+    it('the answer was lost and the session cannot be re-read → 502, the blob kept for the sweep', async () => {
+      const id = await recording()
+      const before = s.blob.list()
+      const opts = s.options({ lookupTtlMs: 37 })
+      // The mutation's answer is lost, and from then on Convex answers no query either.
+      s.convex.state.override['listeningSessions:attachAudio'] = async () => {
+        s.convex.state.fail = { status: 503, sticky: true, kind: 'query' }
+      }
+      s.convex.state.fail = { kind: 'mutation', afterRun: true, status: 503 }
+      try {
+        const e = await errorOf(await s.post(id, wav10, { token: alice, headers: meta('audio/wav'), opts }))
+        expect([e.status, e.code]).toEqual([502, 'convex_unavailable'])
+        // Not deleted: for all we know it is attached. An unattached one is the sweep's to remove.
+        expect(s.blob.list().filter((p) => !before.includes(p))).toHaveLength(1)
+        expect((await s.convex.getSession(id)).status).toBe('recording')
+      } finally {
+        s.convex.state.fail = null
+        delete s.convex.state.override['listeningSessions:attachAudio']
+      }
+    })
+  })
+
   it('two concurrent uploads to one session → exactly one 201, the other 409, one blob left', async () => {
     const id = await recording()
     const before = s.blob.list()
@@ -372,6 +447,41 @@ describe('failures after the checks leave nothing half written', () => {
     const added = s.blob.list().filter((p) => !before.includes(p))
     expect(added).toEqual([winner.pathname])
     expect((await s.convex.getSession(id)).audioPathname).toBe(winner.pathname)
+  })
+})
+
+describe('the duration is measured, not believed', () => {
+  it('declaring 1 s and sending 10 s is 400 duration_mismatch: nothing stays stored', async () => {
+    const id = await recording()
+    const before = s.blob.list()
+    const res = await s.post(id, wav10, { token: alice, headers: meta('audio/wav', { 'x-duration-ms': '1000' }) })
+    const e = await errorOf(res)
+    expect([e.status, e.code]).toEqual([400, 'duration_mismatch'])
+    expect(e.message).toMatch(/1000 ms.*10000 ms/)
+    await expectUntouched(id, before)
+  })
+
+  it("the user's limit applies to the measured length, not the declared one", async () => {
+    await s.convex.setEntitlement('user_tara', { canRecord: true, maxRecordingMs: 9_500 })
+    const token = await s.clerk.sessionToken({ sub: 'user_tara' })
+    const id = await recording('user_tara')
+    const before = s.blob.list()
+    // 9.2 s declared: under the limit, and within 1 s of the 10 s the bytes hold.
+    const res = await s.post(id, wav10, { token, headers: meta('audio/wav', { 'x-duration-ms': '9200' }) })
+    const e = await errorOf(res)
+    expect([e.status, e.code]).toEqual([403, 'duration_limit_exceeded'])
+    await expectUntouched(id, before)
+  })
+
+  it('a container that does not say its length: the declaration stands, and the answer says so', async () => {
+    const flac = Buffer.from(fixture('tone-5s.flac'))
+    flac[8 + 13] &= 0xf0 // STREAMINFO total samples: 0, "unknown" (what a streaming encoder writes)
+    flac.fill(0, 8 + 14, 8 + 18)
+    const id = await recording()
+    const res = await s.post(id, flac, { token: alice, headers: meta('audio/flac', { 'x-duration-ms': '4321' }) })
+    expect(res.status).toBe(201)
+    expect(await res.json()).toMatchObject({ durationMs: 4321, durationSource: 'declared' })
+    expect((await s.convex.getSession(id)).durationMs).toBe(4321)
   })
 })
 

@@ -23,7 +23,7 @@ beforeAll(async () => {
     throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium)`)
   fs.mkdirSync(artifacts, { recursive: true })
   stack = await startLocalStack({ dir: fs.mkdtempSync(path.join(os.tmpdir(), 'session-audio-e2e-')) })
-  app = await startExampleApp({ env: stack.env, port: 3100 + (process.pid % 500) })
+  app = await startExampleApp({ env: stack.env, port: 3100 + (process.pid % 500), inherit: !!process.env.E2E_ECHO })
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [

@@ -11,8 +11,13 @@ cd examples/nextjs
 # A changed tarball has the same file: spec; drop the old install so npm unpacks the new one.
 rm -rf node_modules/session-audio node_modules/session-audio-*
 npm install --no-audit --no-fund
+# Both tarballs by path as well: the lockfile pins session-audio.tgz by its old integrity, and npm
+# then serves the old contents from its cache without reading the new file.
 platform=$(ls .tarballs | grep -v '^session-audio.tgz$')
-npm install --no-save --no-audit --no-fund ".tarballs/$platform"
+npm install --no-save --no-audit --no-fund .tarballs/session-audio.tgz ".tarballs/$platform"
+for f in index.js index.d.ts client.mjs binding.js; do
+  cmp -s "../../$f" "node_modules/session-audio/$f" || { echo "examples/nextjs: stale session-audio install ($f)" >&2; exit 1; }
+done
 npx next build
 npx tsc --noEmit
 echo "examples/nextjs: built and type-checked against session-audio's index.d.ts"

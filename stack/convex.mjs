@@ -106,7 +106,9 @@ export async function startConvex({ clerk, port = 0, dataFile } = {}) {
   const calls = { query: 0, mutation: 0 }
   const received = [] // { kind, headers, body } of every call, for wire-compatibility tests
   // Failure injection (`fail`, see takeFailure in http-util.mjs; kinds `query`, `mutation`, and an
-  // optional raw `body`), or `{ functionError }`: the next function throws. `override[path]`
+  // optional raw `body`; with `afterRun: true` the function runs first and its answer is lost —
+  // replaced by the failure, or by a dropped connection with `reset: true`), or `{ functionError }`:
+  // the next function throws. `override[path]`
   // replaces a function with one run against the raw database.
   const state = { fail: null, override: {}, latencyMs: 0 }
 
@@ -151,7 +153,8 @@ export async function startConvex({ clerk, port = 0, dataFile } = {}) {
       return json(res, 400, { code: 'BadJsonBody', message: 'body is not JSON' })
     }
     const failed = takeFailure(state, kind)
-    if (failed) {
+    const lost = failed && failed.afterRun ? failed : null
+    if (failed && !lost) {
       res.writeHead(failed.status, { 'content-type': 'application/json', ...retryAfter(failed) })
       return res.end(failed.body ?? JSON.stringify({ code: 'InternalServerError', message: 'injected failure' }))
     }
@@ -159,8 +162,14 @@ export async function startConvex({ clerk, port = 0, dataFile } = {}) {
     const { identity, error } = await identityFrom(req)
     if (error) return json(res, error[0], error[1])
     const udfPath = request.path
-    const reply = (value) =>
+    const reply = (value) => {
+      if (lost && lost.reset) return req.socket.destroy()
+      if (lost) {
+        res.writeHead(lost.status, { 'content-type': 'application/json' })
+        return res.end(JSON.stringify({ code: 'InternalServerError', message: 'injected failure after the run' }))
+      }
       json(res, 200, { status: 'success', value: convexToJson(value === undefined ? null : value), logLines: [] })
+    }
     const replyError = (e) =>
       json(res, 200, {
         status: 'error',

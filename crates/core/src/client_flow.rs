@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use url::Url;
 
+use crate::attach::{Answer, Verdict};
 use crate::auth::Identity;
 use crate::blob::BlobClient;
 use crate::client_upload::{
@@ -274,17 +275,18 @@ async fn verify_and_attach(
     let mutation = &state.config.upload.attach_mutation;
     let outcome = state.mutation_as(who, mutation, attach, "mutation", trace).await;
     state.forget_session(&who.user_id, &doc.id).await;
-    match outcome?.into_refusal() {
-        None => Ok((201, body)),
-        Some(refusal) => {
-            // Refused because the other path attached this very blob a moment ago: that is success.
-            let now = state.fresh_session(who, &doc.id, trace).await?;
-            if holds(now.audio_url.as_deref()) {
-                Ok((200, body))
-            } else {
-                Err(refusal)
-            }
-        }
+    // Anything but a clear success: the session, re-read, says whether it holds this blob (the
+    // other completion path may have attached it a moment ago: that is success too). A refusal
+    // below 500 makes `attach_landed` delete the blob; a 5xx keeps it for Blob's webhook retry.
+    let answer = crate::attach::classify(outcome);
+    let status = if matches!(answer, Answer::Refused(_)) { 200 } else { 201 };
+    if matches!(answer, Answer::Attached) {
+        return Ok((201, body));
+    }
+    let reread = state.reread_session(who, &doc.id, trace).await;
+    match crate::attach::settle(answer, reread.as_ref().map_err(Clone::clone), |d| holds(d.audio_url.as_deref())) {
+        Verdict::Attached => Ok((status, body)),
+        Verdict::Refused(e) | Verdict::Unknown(e) => Err(e),
     }
 }
 

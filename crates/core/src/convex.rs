@@ -103,6 +103,15 @@ impl ConvexClient {
         self.call("mutation", path, args, token).await
     }
 
+    /// A query past the breaker: the one read whose answer decides whether an upload is deleted
+    /// (`attach`), made even while the breaker fails everything else fast.
+    pub async fn query_unguarded(&self, path: &str, args: Value, token: &str) -> Result<Value> {
+        match self.send("query", path, args, token).await? {
+            Outcome::Value(v) => Ok(v),
+            Outcome::Threw { message, .. } => Err(Error::ConvexFunction(format!("{path}: {message}"))),
+        }
+    }
+
     async fn call(&self, kind: &str, path: &str, args: Value, token: &str) -> Result<Outcome> {
         self.breaker.call(self.send(kind, path, args, token)).await
     }

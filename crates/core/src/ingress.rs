@@ -12,6 +12,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, Mutex};
 
+use crate::duration::{Measured, Meter};
 use crate::error::{Error, Result};
 use crate::media::Container;
 use crate::upload_rules::human_bytes;
@@ -41,19 +42,22 @@ pub struct UploadBody {
     received: Arc<AtomicU64>,
     /// How long the client may send nothing.
     idle: Duration,
+    /// Every chunk handed on is measured as it passes (`duration`): no second read.
+    meter: Arc<std::sync::Mutex<Meter>>,
     pub polled: Arc<AtomicBool>,
     /// Why the stream failed, when it failed on our side (limit, short body, client abort).
     failure: Arc<std::sync::Mutex<Option<Error>>>,
 }
 
 impl UploadBody {
-    pub fn new(rx: Chunks, limit: u64, expected: Option<u64>, idle: Duration) -> UploadBody {
+    pub fn new(rx: Chunks, container: Container, limit: u64, expected: Option<u64>, idle: Duration) -> UploadBody {
         UploadBody {
             source: Arc::new(Mutex::new(Source { rx, pending: None, done: false })),
             limit,
             expected,
             received: Arc::new(AtomicU64::new(0)),
             idle,
+            meter: Arc::new(std::sync::Mutex::new(Meter::new(container))),
             polled: Arc::new(AtomicBool::new(false)),
             failure: Arc::new(std::sync::Mutex::new(None)),
         }
@@ -85,6 +89,11 @@ impl UploadBody {
                 Err(Error::UploadTimeout(self.idle))
             }
         }
+    }
+
+    /// The duration of what was handed on, measured from the container.
+    pub fn measured(&self) -> Measured {
+        self.meter.lock().unwrap_or_else(|p| p.into_inner()).finish()
     }
 
     /// Bytes handed on so far (the Blob put's progress).
@@ -150,7 +159,10 @@ impl UploadBody {
                 src.done = true;
                 Some(Err(self.fail(Error::IncompleteBody(format!("more than the declared {exp} bytes")))))
             }
-            (Some(c), _) => Some(Ok(c)),
+            (Some(c), _) => {
+                self.meter.lock().unwrap_or_else(|p| p.into_inner()).feed(&c);
+                Some(Ok(c))
+            }
             // A body shorter than its Content-Length: a client abort, or a proxy/middleware that
             // truncated it (Next buffers bodies behind middleware and silently cuts them at 10 MB).
             (None, Some(exp)) if received < exp => {
@@ -203,7 +215,13 @@ mod tests {
 
     #[tokio::test]
     async fn body_streams_head_then_rest_and_checks_length() {
-        let body = UploadBody::new(feed(vec![Ok(b"RIFF"), Ok(b"\0\0\0\0WAVE"), Ok(b"data")]), 100, Some(16), IDLE);
+        let body = UploadBody::new(
+            feed(vec![Ok(b"RIFF"), Ok(b"\0\0\0\0WAVE"), Ok(b"data")]),
+            Container::Wav,
+            100,
+            Some(16),
+            IDLE,
+        );
         assert_eq!(&body.peek_head().await.unwrap()[..], b"RIFF\0\0\0\0WAVE");
         assert!(!body.polled.load(Ordering::SeqCst), "peeking does not count as reading");
         assert_eq!(drain(&body).await, (b"RIFF\0\0\0\0WAVEdata".to_vec(), None));
@@ -221,10 +239,10 @@ mod tests {
             (vec![Ok(b"0123456789"), Ok(b"0123456789")], 100, Some(12), "incomplete_body"),
         ];
         for (chunks, limit, expected, code) in cases {
-            let body = UploadBody::new(feed(chunks), limit, expected, IDLE);
+            let body = UploadBody::new(feed(chunks), Container::Wav, limit, expected, IDLE);
             assert_eq!(drain(&body).await.1.as_deref(), Some(code), "limit {limit} expected {expected:?}");
         }
-        let empty = UploadBody::new(feed(vec![]), 100, None, IDLE);
+        let empty = UploadBody::new(feed(vec![]), Container::Wav, 100, None, IDLE);
         assert_eq!(empty.peek_head().await.unwrap_err().code(), "empty_body");
     }
 
@@ -233,7 +251,7 @@ mod tests {
         // Stalls before the head is complete: the peek itself times out.
         let (tx, rx) = mpsc::channel(4);
         tx.send(Ok(Bytes::from_static(b"RIFF"))).await.unwrap();
-        let body = UploadBody::new(rx, 1 << 20, None, IDLE);
+        let body = UploadBody::new(rx, Container::Wav, 1 << 20, None, IDLE);
         assert_eq!(body.peek_head().await.unwrap_err().code(), "upload_timeout");
         // JS is told: its next write finds the channel closed.
         assert!(tx.send(Ok(Bytes::from_static(b"more"))).await.is_err());
@@ -242,14 +260,14 @@ mod tests {
         let (tx, rx) = mpsc::channel(4);
         tx.send(Ok(Bytes::from(vec![0u8; Container::SNIFF_BYTES]))).await.unwrap();
         tx.send(Ok(Bytes::from_static(b"rest"))).await.unwrap();
-        let body = UploadBody::new(rx, 1 << 20, None, IDLE);
+        let body = UploadBody::new(rx, Container::Wav, 1 << 20, None, IDLE);
         body.peek_head().await.unwrap();
         assert_eq!(drain(&body).await.1.as_deref(), Some("upload_timeout"));
         drop(tx);
 
         // A slow body that keeps sending (each gap under the timeout) is not abandoned.
         let (tx, rx) = mpsc::channel(4);
-        let body = UploadBody::new(rx, 1 << 20, None, IDLE);
+        let body = UploadBody::new(rx, Container::Wav, 1 << 20, None, IDLE);
         let sender = tokio::spawn(async move {
             for _ in 0..5 {
                 tx.send(Ok(Bytes::from(vec![1u8; 100]))).await.unwrap();

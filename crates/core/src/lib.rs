@@ -6,6 +6,7 @@
 //! Convex steps. See docs/architecture.md for the map.
 
 // The request path.
+pub mod attach;
 pub mod client_flow;
 pub mod get;
 pub mod post;
@@ -24,6 +25,7 @@ pub mod upstream;
 
 // Pure decisions, table-tested.
 pub mod client_upload;
+pub mod duration;
 pub mod headers;
 pub mod media;
 pub mod policy;

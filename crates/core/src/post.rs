@@ -4,13 +4,14 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::attach::{Answer, Verdict};
 use crate::error::{Error, Result};
 use crate::ingress::{Chunks, UploadBody};
 use crate::response::{Body, Response};
 use crate::serve::{serve, session_id, test_panic_hook, Request};
 use crate::state::State;
 use crate::telemetry::Trace;
-use crate::upload_rules::{apply_entitlements, validate_headers, Entitlements};
+use crate::upload_rules::{apply_entitlements, settle_duration, validate_headers, Entitlements};
 
 /// `body` yields the request body's chunks as JS writes them.
 pub async fn post(state: &State, req: Request, body: Chunks) -> Response {
@@ -44,7 +45,8 @@ async fn try_post(state: &State, req: &Request, body: Chunks, trace: Trace, rece
         .map_err(|e| Error::ConvexFunction(format!("entitlements have the wrong shape: {e}")))?;
     let limit = apply_entitlements(&meta, &ent, &state.config.upload)?;
     // 3. the first bytes must be the declared container.
-    let body = UploadBody::new(body, limit, meta.content_length, state.config.upload.idle_timeout);
+    let body =
+        UploadBody::new(body, meta.declared.container, limit, meta.content_length, state.config.upload.idle_timeout);
     let head = body.peek_head().await?;
     if !meta.declared.container.matches(&head) {
         return Err(Error::ContentMismatch(meta.declared.container.essence().into()));
@@ -70,7 +72,17 @@ async fn try_post(state: &State, req: &Request, body: Chunks, trace: Trace, rece
     // transport error it caused.
     let stored = stored.map_err(|e| body.failure().unwrap_or(e))?;
     let size = body.received();
-    // 5. recording → transcribing, atomically in Convex; on any refusal, no orphan blob stays.
+    // 5. the duration, measured from the container as the bytes passed: it must agree with the
+    // declaration, and the limits apply to it. A refusal removes what was stored.
+    let max_duration = state.config.upload.max_duration_ms;
+    let settled = match settle_duration(meta.duration_ms, &body.measured(), max_duration, ent.max_recording_ms) {
+        Ok(settled) => settled,
+        Err(refusal) => {
+            delete_orphan(blob, &stored).await;
+            return Err(refusal);
+        }
+    };
+    // 6. recording → transcribing, atomically in Convex; on any refusal, no orphan blob stays.
     let result = serde_json::json!({
         "sessionId": session_id,
         "status": "transcribing",
@@ -78,7 +90,8 @@ async fn try_post(state: &State, req: &Request, body: Chunks, trace: Trace, rece
         "pathname": stored.pathname,
         "contentType": meta.declared.normalised,
         "sizeBytes": size,
-        "durationMs": meta.duration_ms,
+        "durationMs": settled.duration_ms,
+        "durationSource": settled.source(),
     });
     let attach = serde_json::json!({
         "sessionId": session_id,
@@ -86,21 +99,30 @@ async fn try_post(state: &State, req: &Request, body: Chunks, trace: Trace, rece
         "pathname": stored.pathname,
         "contentType": meta.declared.normalised,
         "sizeBytes": size,
-        "durationMs": meta.duration_ms,
+        "durationMs": settled.duration_ms,
     });
     let outcome = state.mutation_as(&who, &state.config.upload.attach_mutation, attach, "mutation", &trace).await;
     state.forget_session(&who.user_id, session_id).await;
-    let refusal = match outcome {
-        Ok(outcome) => outcome.into_refusal(),
-        Err(e) => Some(e),
-    };
-    if let Some(refusal) = refusal {
-        if let Err(del) = blob.delete(std::slice::from_ref(&stored.url)).await {
-            // The mutation failed and the cleanup too: say so loudly, the blob is an orphan.
-            tracing::error!(target: "session_audio", pathname = %stored.pathname, error = %crate::telemetry::scrub(&del.to_string()),
-                "could not delete an orphan blob after a failed attach");
+    // Anything but a clear success: the session, re-read, says whether it holds this upload.
+    let verdict = match crate::attach::classify(outcome) {
+        Answer::Attached => Verdict::Attached,
+        answer => {
+            let reread = state.reread_session(&who, session_id, &trace).await;
+            let holds = |doc: &crate::convex::SessionDoc| doc.audio_url.as_deref() == Some(stored.url.as_str());
+            crate::attach::settle(answer, reread.as_ref().map_err(Clone::clone), holds)
         }
-        return Err(refusal);
+    };
+    match verdict {
+        Verdict::Attached => {}
+        Verdict::Refused(refusal) => {
+            delete_orphan(blob, &stored).await;
+            return Err(refusal);
+        }
+        Verdict::Unknown(error) => {
+            tracing::warn!(target: "session_audio", pathname = %stored.pathname, error = %crate::telemetry::scrub(&error.to_string()),
+                "attach outcome unknown and the session could not be re-read: blob kept (sweepOrphanAudio removes it if unattached)");
+            return Err(error);
+        }
     }
     Ok(Response {
         status: 201,
@@ -110,4 +132,13 @@ async fn try_post(state: &State, req: &Request, body: Chunks, trace: Trace, rece
         ],
         body: Body::Bytes(result.to_string().into_bytes().into()),
     })
+}
+
+/// Remove an upload that will not be attached. If that fails too, say so loudly: the blob is an
+/// orphan until `sweepOrphanAudio` removes it.
+async fn delete_orphan(blob: &crate::blob::BlobClient, stored: &crate::blob::StoredBlob) {
+    if let Err(del) = blob.delete(std::slice::from_ref(&stored.url)).await {
+        tracing::error!(target: "session_audio", pathname = %stored.pathname, error = %crate::telemetry::scrub(&del.to_string()),
+            "could not delete an upload that was refused");
+    }
 }

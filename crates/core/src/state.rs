@@ -125,6 +125,19 @@ impl State {
         owned_by(parse_session(value)?.ok_or(Error::SessionNotFound)?, who)
     }
 
+    /// The session re-read after an attach whose answer was lost or unclear: past the breaker, since
+    /// whether a stored upload is deleted depends on it (`attach::settle`).
+    pub async fn reread_session(&self, who: &Identity, session_id: &str, trace: &Trace) -> Result<SessionDoc> {
+        let args = serde_json::json!({ "sessionId": session_id });
+        let path = &self.config.get_query;
+        let value =
+            self.as_caller(who, "reread", trace, |token| async move {
+                self.convex.query_unguarded(path, args, &token).await
+            })
+            .await?;
+        owned_by(parse_session(value)?.ok_or(Error::SessionNotFound)?, who)
+    }
+
     /// Drop a cached lookup (the session just changed).
     pub async fn forget_session(&self, user_id: &str, session_id: &str) {
         self.lookups.invalidate(&(user_id.to_string(), session_id.to_string())).await;

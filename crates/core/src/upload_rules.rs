@@ -112,6 +112,56 @@ pub fn validate_declared(
     Ok((duration_ms, declared))
 }
 
+/// The duration that is recorded, and whether it was measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settled {
+    pub duration_ms: u64,
+    pub measured: bool,
+}
+
+impl Settled {
+    pub fn source(self) -> &'static str {
+        if self.measured {
+            "measured"
+        } else {
+            "declared"
+        }
+    }
+}
+
+/// The declared duration against the measured one. A measurement wins: it must agree with the
+/// declaration within max(2 %, 1 s) (`400 duration_mismatch`), and the deployment's and the user's
+/// limits apply to it (`403 duration_limit_exceeded`). Without a measurement the declaration
+/// stands (its limits were checked before the upload started).
+pub fn settle_duration(
+    declared_ms: u64,
+    measured: &crate::duration::Measured,
+    max_duration_ms: u64,
+    user_max_ms: Option<f64>,
+) -> Result<Settled> {
+    let crate::duration::Measured::Ms(measured_ms) = *measured else {
+        return Ok(Settled { duration_ms: declared_ms, measured: false });
+    };
+    let tolerance = (measured_ms / 50).max(1_000);
+    if declared_ms.abs_diff(measured_ms) > tolerance {
+        return Err(bad(
+            "duration_mismatch",
+            format!(
+                "The declared duration ({declared_ms} ms) does not match the audio ({measured_ms} ms measured from the container); declare the recording's real length."
+            ),
+        ));
+    }
+    if measured_ms > max_duration_ms {
+        return Err(Error::DurationLimitExceeded(format!("limit {max_duration_ms} ms")));
+    }
+    if let Some(max) = user_max_ms.filter(|m| m.is_finite() && *m >= 0.0) {
+        if measured_ms as f64 > max {
+            return Err(Error::DurationLimitExceeded(format!("limit {} ms", max as u64)));
+        }
+    }
+    Ok(Settled { duration_ms: measured_ms, measured: true })
+}
+
 /// `entitlements:getForCurrentUser`'s answer.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -214,5 +264,36 @@ mod tests {
         assert_eq!(code(ent(false, None, None)), "entitlement_denied");
         assert_eq!(code(ent(true, Some(4999.0), None)), "duration_limit_exceeded");
         assert_eq!(code(ent(true, None, Some(799.0))), "payload_too_large");
+    }
+
+    #[test]
+    fn settle_duration_table() {
+        use crate::duration::Measured;
+        let ms = Measured::Ms;
+        let unknown = Measured::Unknown("x");
+        // (declared, measured, deployment max, user max) → Ok((duration, measured)) or the code.
+        type Case = (u64, Measured, u64, Option<f64>, std::result::Result<(u64, bool), &'static str>);
+        let cases: Vec<Case> = vec![
+            (5_000, ms(5_000), 60_000, None, Ok((5_000, true))),
+            (5_000, ms(5_900), 60_000, None, Ok((5_900, true))), // within 1 s
+            (5_000, ms(6_001), 60_000, None, Err("duration_mismatch")),
+            (100_000, ms(101_999), 200_000, None, Ok((101_999, true))), // within 2 %
+            (100_000, ms(102_100), 200_000, None, Err("duration_mismatch")),
+            // The attack: declare 1 s, send four hours.
+            (1_000, ms(4 * 3_600_000), 5 * 3_600_000, None, Err("duration_mismatch")),
+            (10_000, ms(10_000), 9_000, None, Err("duration_limit_exceeded")),
+            (10_000, ms(10_000), 60_000, Some(9_000.0), Err("duration_limit_exceeded")),
+            (10_000, ms(10_000), 60_000, Some(f64::NAN), Ok((10_000, true))),
+            // Nothing measurable: the declaration stands, and says so.
+            (7_000, unknown, 60_000, None, Ok((7_000, false))),
+            (u64::MAX, ms(0), u64::MAX, None, Err("duration_mismatch")),
+            (0, ms(u64::MAX), u64::MAX, None, Err("duration_mismatch")),
+        ];
+        for (declared, measured, max, user, want) in cases {
+            let got = settle_duration(declared, &measured, max, user)
+                .map(|s| (s.duration_ms, s.measured))
+                .map_err(|e| e.code());
+            assert_eq!(got, want, "{declared} vs {measured:?}, max {max}, user {user:?}");
+        }
     }
 }
