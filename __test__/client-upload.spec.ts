@@ -3,13 +3,13 @@
 // `upload()` from `@vercel/blob/client` against the Blob-compatible store, and a route server that
 // refuses bodies over 4.5 MB as Vercel does.
 import crypto from 'node:crypto'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { getPayloadFromClientToken, upload } from '@vercel/blob/client'
 import { startRouteServer, VERCEL_MAX_BODY_BYTES } from '../stack/route-server.mjs'
 import { sineWav } from '../stack/wav.mjs'
 import { createAudioHandlers, type AudioOptions } from '../index.js'
 import { SessionAudioUploadError, uploadSessionAudio } from '../client.mjs'
-import { errorOf, startStack, until, type Stack } from './helpers'
+import { errorOf, fixture, startStack, until, type Stack } from './helpers'
 
 let s: Stack
 let route: Awaited<ReturnType<typeof startRouteServer>>
@@ -472,6 +472,54 @@ describe('completion', () => {
     } finally {
       s.blob.state.holdWebhooks = false
     }
+  })
+})
+
+describe('the duration of what landed is measured from ranged reads', () => {
+  // The browser's completion event decides here; Blob's webhook comes after.
+  beforeEach(() => {
+    s.blob.state.holdWebhooks = true
+  })
+  afterEach(async () => {
+    s.blob.state.holdWebhooks = false
+    await s.blob.releaseWebhooks()
+  })
+
+  it('a completion declaring 1 s for 30 s of audio is 400 duration_mismatch, and the blob is deleted', async () => {
+    const id = await recording()
+    const audio = sineWav(30) // 960 KB: the head settles it, nothing else is read
+    const stored = await clientUpload(id, audio, { durationMs: 1000 })
+    const reads = s.blob.calls.read
+    const res = await complete(id, stored.url, { durationMs: 1000 })
+    const e = await errorOf(res)
+    expect([e.status, e.code]).toEqual([400, 'duration_mismatch'])
+    expect(s.blob.calls.read - reads).toBeLessThanOrEqual(2) // the sniff and one 64 KiB head read
+    expect(s.blob.list()).not.toContain(stored.pathname)
+    expect((await s.convex.getSession(id)).status).toBe('recording')
+  })
+
+  it('an honest completion records the measured length', async () => {
+    const id = await recording()
+    const stored = await clientUpload(id, sineWav(30), { durationMs: 29_500 })
+    const res = await complete(id, stored.url, { durationMs: 29_500 })
+    expect(res.status).toBe(201)
+    expect(await res.json()).toMatchObject({ durationMs: 30_000, durationSource: 'measured' })
+    expect((await s.convex.getSession(id)).durationMs).toBe(30_000)
+  })
+
+  it('a MediaRecorder-shaped WebM (no Duration) is measured from its last cluster', async () => {
+    const id = await recording()
+    const webm = fixture('tone-5s-live.webm')
+    const stored = await clientUpload(id, webm, {
+      contentType: 'audio/webm',
+      name: 'take.webm',
+      durationMs: 5_000,
+    })
+    const res = await complete(id, stored.url, { durationMs: 5_000 })
+    expect(res.status).toBe(201)
+    const body = await res.json()
+    expect(body.durationSource).toBe('measured')
+    expect(Math.abs(body.durationMs - 5_000)).toBeLessThanOrEqual(50)
   })
 })
 

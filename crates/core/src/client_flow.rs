@@ -26,7 +26,7 @@ use crate::serve::Request;
 use crate::state::State;
 use crate::telemetry::Trace;
 use crate::upload_rules::{
-    apply_entitlements, validate_declared, validate_duration, Declared, Entitlements, UploadMeta,
+    apply_entitlements, settle_duration, validate_declared, validate_duration, Declared, Entitlements, UploadMeta,
 };
 
 /// The most a JSON event may weigh (they are a few hundred bytes).
@@ -108,14 +108,15 @@ fn json_response(status: u16, body: Value) -> Response {
     }
 }
 
-/// The caller's byte limit for this upload: their session must be `recording` and they entitled.
+/// The caller's byte limit for this upload, and their entitlements: their session must be
+/// `recording` and they entitled.
 async fn entitled_limit(
     state: &State,
     who: &Identity,
     doc: &SessionDoc,
     meta: &UploadMeta,
     trace: &Trace,
-) -> Result<u64> {
+) -> Result<(u64, Entitlements)> {
     if doc.status != "recording" {
         return Err(Error::InvalidSessionState(doc.status.clone()));
     }
@@ -123,7 +124,8 @@ async fn entitled_limit(
     let ent = state.query_as(who, query, json!({}), "entitlements", trace).await?;
     let ent: Entitlements = serde_json::from_value(ent)
         .map_err(|e| Error::ConvexFunction(format!("entitlements have the wrong shape: {e}")))?;
-    apply_entitlements(meta, &ent, &state.config.upload)
+    let limit = apply_entitlements(meta, &ent, &state.config.upload)?;
+    Ok((limit, ent))
 }
 
 /// `blob.generate-client-token`: the same checks as a streamed upload's, then a token for exactly
@@ -145,7 +147,7 @@ async fn generate_token(
     check_pathname(pathname, session_id, declared.container)?;
     let meta = UploadMeta { duration_ms, declared: declared.clone(), content_length: None };
     let doc = state.fresh_session(who, session_id, trace).await?;
-    let limit = entitled_limit(state, who, &doc, &meta, trace).await?;
+    let (limit, _) = entitled_limit(state, who, &doc, &meta, trace).await?;
     let token_payload = TokenPayload {
         session_id: session_id.to_string(),
         user_id: who.user_id.clone(),
@@ -244,33 +246,54 @@ async fn verify_and_attach(
             "durationMs": landed.duration_ms,
         })
     };
-    // Already attached (the other of the browser's event and the webhook came first): same answer.
+    // Already attached (the other of the browser's event and the webhook came first): the same
+    // answer, measured the same way (a few ranged reads; duplicates are rare).
     if holds(doc.audio_url.as_deref()) {
-        let normalised = parse_declared(&content_type).map_or(content_type.clone(), |d| d.normalised);
-        return Ok((200, body(&normalised)));
+        let again = match parse_declared(&content_type) {
+            Ok(d) => {
+                let measured = trace.phase("measure", blob.measure(url, d.container, meta.size)).await?;
+                let max = state.config.upload.max_duration_ms;
+                let settled = settle_duration(landed.duration_ms, &measured, max, None).ok();
+                let mut b = body(&d.normalised);
+                if let Some(settled) = settled {
+                    b["durationMs"] = json!(settled.duration_ms);
+                    b["durationSource"] = json!(settled.source());
+                }
+                b
+            }
+            Err(_) => body(&content_type),
+        };
+        return Ok((200, again));
     }
     let declared = match parse_declared(&content_type) {
         Ok(d) if state.config.upload.allowed.contains(&d.container) => d,
         _ => return Err(Error::UnsupportedMediaType(content_type)),
     };
-    let body = body(&declared.normalised);
     if landed.declared.as_ref().is_some_and(|d| d.container != declared.container) {
         return Err(Error::ContentMismatch(declared.container.essence().into()));
     }
     let upload_meta =
         UploadMeta { duration_ms: landed.duration_ms, declared: declared.clone(), content_length: Some(meta.size) };
-    entitled_limit(state, who, doc, &upload_meta, trace).await?;
+    let (_, ent) = entitled_limit(state, who, doc, &upload_meta, trace).await?;
     let head = trace.phase("storage", blob.read_start(url, Container::SNIFF_BYTES)).await?;
     if !declared.container.matches(&head) {
         return Err(Error::ContentMismatch(declared.container.essence().into()));
     }
+    // The duration, measured from ranged reads of what landed: it must agree with the declaration
+    // and the limits apply to it, as for a streamed upload.
+    let measured = trace.phase("measure", blob.measure(url, declared.container, meta.size)).await?;
+    let max_duration = state.config.upload.max_duration_ms;
+    let settled = settle_duration(landed.duration_ms, &measured, max_duration, ent.max_recording_ms)?;
+    let mut body = body(&declared.normalised);
+    body["durationMs"] = json!(settled.duration_ms);
+    body["durationSource"] = json!(settled.source());
     let attach = json!({
         "sessionId": doc.id,
         "audioUrl": meta.url,
         "pathname": meta.pathname,
         "contentType": declared.normalised,
         "sizeBytes": meta.size,
-        "durationMs": landed.duration_ms,
+        "durationMs": settled.duration_ms,
     });
     let mutation = &state.config.upload.attach_mutation;
     let outcome = state.mutation_as(who, mutation, attach, "mutation", trace).await;
