@@ -256,7 +256,7 @@ fn digest(token: &str) -> [u8; 32] {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::jwt::parse_public_key_pem;
     use crate::jwt::testkeys::*;
@@ -438,22 +438,28 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
+    /// Where the session token is; the property tests check `extract_token` against it too.
+    /// Request headers, and the token expected from them.
+    pub(crate) type LocationCase = (&'static [(&'static str, &'static str)], Option<&'static str>);
+
+    pub(crate) const TOKEN_LOCATION_TABLE: &[LocationCase] = &[
+        (&[], None),
+        (&[("Authorization", "Bearer abc")], Some("abc")),
+        (&[("authorization", "bearer  abc ")], Some("abc")),
+        (&[("authorization", "abc")], Some("abc")),
+        (&[("authorization", "Basic abc")], None),
+        (&[("authorization", "Bearer hdr"), ("cookie", "__session=ck")], Some("hdr")),
+        (&[("cookie", "a=1; __session=ck; b=2")], Some("ck")),
+        (&[("cookie", "__session_AbCd1234=suffixed")], Some("suffixed")),
+        (&[("cookie", "__session_AbCd1234=suffixed; __session=plain")], Some("plain")),
+        (&[("cookie", "__session=; __client_uat=0")], None),
+        (&[("cookie", "__sessionx=nope")], None),
+    ];
+
     #[test]
     fn token_location_table() {
         type Case = (Vec<(String, String)>, Option<&'static str>);
-        let table: Vec<Case> = vec![
-            (hv(&[]), None),
-            (hv(&[("Authorization", "Bearer abc")]), Some("abc")),
-            (hv(&[("authorization", "bearer  abc ")]), Some("abc")),
-            (hv(&[("authorization", "abc")]), Some("abc")),
-            (hv(&[("authorization", "Basic abc")]), None),
-            (hv(&[("authorization", "Bearer hdr"), ("cookie", "__session=ck")]), Some("hdr")),
-            (hv(&[("cookie", "a=1; __session=ck; b=2")]), Some("ck")),
-            (hv(&[("cookie", "__session_AbCd1234=suffixed")]), Some("suffixed")),
-            (hv(&[("cookie", "__session_AbCd1234=suffixed; __session=plain")]), Some("plain")),
-            (hv(&[("cookie", "__session=; __client_uat=0")]), None),
-            (hv(&[("cookie", "__sessionx=nope")]), None),
-        ];
+        let table: Vec<Case> = TOKEN_LOCATION_TABLE.iter().map(|(h, want)| (hv(h), *want)).collect();
         for (headers, expected) in table {
             assert_eq!(extract_token(&headers).as_deref(), expected, "{headers:?}");
         }

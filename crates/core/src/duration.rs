@@ -391,19 +391,23 @@ impl Ogg {
                 chunk = &chunk[n..];
                 continue;
             }
-            // The fixed header (27), then as many lacing values as it says.
-            let want = if self.head.buf.len() >= 27 { 27 + usize::from(self.head.buf[26]) } else { 27 };
-            let used = self.head.fill(chunk, want);
-            chunk = &chunk[used..];
-            if self.head.buf.len() < want {
-                continue;
-            }
-            if want == 27 {
+            // The fixed header (27), then as many lacing values as it says (possibly none).
+            if self.head.buf.len() < 27 {
+                let used = self.head.fill(chunk, 27);
+                chunk = &chunk[used..];
+                if self.head.buf.len() < 27 {
+                    continue;
+                }
                 if &self.head.buf[..4] != b"OggS" {
                     self.failed = true;
                     return;
                 }
-                continue; // now read the lacing table
+            }
+            let want = 27 + usize::from(self.head.buf[26]);
+            let used = self.head.fill(chunk, want);
+            chunk = &chunk[used..];
+            if self.head.buf.len() < want {
+                continue;
             }
             let h = &self.head.buf;
             let granule = u64::from_le_bytes([h[6], h[7], h[8], h[9], h[10], h[11], h[12], h[13]]);
@@ -552,14 +556,17 @@ impl WebM {
             if self.head.buf.len() < want {
                 continue;
             }
-            let Some((id_len, id)) = vint(&self.head.buf, true) else { continue };
-            if id_len == 0 || id_len == want {
-                continue; // the size's first byte is still to come
-            }
-            let Some((size_len, size)) = vint(&self.head.buf[id_len..], false) else { continue };
-            if size_len == 0 || id_len + size_len != self.head.buf.len() {
-                continue;
-            }
+            // The header is whole now (`want` was computed from its first bytes); anything that
+            // does not parse is the end of what can be measured. Never `continue` without having
+            // consumed a byte: that would spin forever.
+            let parsed = vint(&self.head.buf, true).and_then(|(id_len, id)| {
+                let (size_len, size) = vint(self.head.buf.get(id_len..)?, false)?;
+                (id_len > 0 && size_len > 0 && id_len + size_len == self.head.buf.len()).then_some((id, size_len, size))
+            });
+            let Some((id, size_len, size)) = parsed else {
+                self.failed = true;
+                return;
+            };
             let unknown = size == (1u64 << (7 * size_len)) - 1;
             self.head.buf.clear();
             self.enter(id as u32, if unknown { None } else { Some(size) });

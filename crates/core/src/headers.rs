@@ -162,7 +162,7 @@ pub fn frame_empty_body(headers: &mut Vec<(String, String)>, status: u16, head: 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::testutil::hv;
 

@@ -41,6 +41,9 @@ pub mod ingress;
 pub mod response;
 pub mod telemetry;
 
+#[cfg(test)]
+mod proptests;
+
 pub use body::{BodyStream, Poll};
 pub use config::{Config, Rejected, TelemetryConfig};
 pub use error::{Error, Result};

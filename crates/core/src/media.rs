@@ -139,7 +139,7 @@ pub fn parse_allowed(list: &[String]) -> Result<Vec<Container>, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -169,31 +169,28 @@ mod tests {
         }
     }
 
+    /// The sniffing table; the property tests check `matches` against it too.
+    pub(crate) const MAGIC_TABLE: &[(Container, &[u8], bool)] = &[
+        (Container::Wav, b"RIFF\x24\x00\x00\x00WAVEfmt ", true),
+        (Container::Wav, b"RIFF\x24\x00\x00\x00AVI LIST", false),
+        (Container::WebM, &[0x1A, 0x45, 0xDF, 0xA3, 0x9F, 0x42, 0x86, 0x81], true),
+        (Container::WebM, b"<html>", false),
+        (Container::Ogg, b"OggS\x00\x02", true),
+        (Container::Flac, b"fLaC\x00\x00", true),
+        (Container::Mp4, b"\x00\x00\x00\x1cftypM4A \x00\x00", true),
+        (Container::Mp4, b"\x00\x00\x00\x1cmoov", false),
+        (Container::Mp3, b"ID3\x04\x00\x00\x00\x00", true),
+        (Container::Mp3, &[0xFF, 0xFB, 0x90, 0x64], true),
+        (Container::Mp3, &[0xFF, 0xF1, 0x50, 0x80], false),
+        (Container::Adts, &[0xFF, 0xF1, 0x50, 0x80], true),
+        (Container::Adts, &[0xFF, 0xFB, 0x90, 0x64], false),
+        (Container::Mp3, b"MZ\x90\x00", false),
+        (Container::Wav, b"", false),
+    ];
+
     #[test]
     fn magic_number_table() {
-        let wav = b"RIFF\x24\x00\x00\x00WAVEfmt ";
-        let webm = [0x1A, 0x45, 0xDF, 0xA3, 0x9F, 0x42, 0x86, 0x81];
-        let mp4 = b"\x00\x00\x00\x1cftypM4A \x00\x00";
-        let id3 = b"ID3\x04\x00\x00\x00\x00";
-        let mp3_frame = [0xFF, 0xFB, 0x90, 0x64];
-        let adts = [0xFF, 0xF1, 0x50, 0x80];
-        let table: &[(Container, &[u8], bool)] = &[
-            (Container::Wav, wav, true),
-            (Container::Wav, b"RIFF\x24\x00\x00\x00AVI LIST", false),
-            (Container::WebM, &webm, true),
-            (Container::WebM, b"<html>", false),
-            (Container::Ogg, b"OggS\x00\x02", true),
-            (Container::Flac, b"fLaC\x00\x00", true),
-            (Container::Mp4, mp4, true),
-            (Container::Mp4, b"\x00\x00\x00\x1cmoov", false),
-            (Container::Mp3, id3, true),
-            (Container::Mp3, &mp3_frame, true),
-            (Container::Mp3, &adts, false),
-            (Container::Adts, &adts, true),
-            (Container::Adts, &mp3_frame, false),
-            (Container::Mp3, b"MZ\x90\x00", false),
-            (Container::Wav, b"", false),
-        ];
+        let table = MAGIC_TABLE;
         for (c, bytes, ok) in table {
             assert_eq!(c.matches(bytes), *ok, "{c:?} {bytes:?}");
         }

@@ -329,7 +329,7 @@ pub fn guarded_resolver(allow_loopback: bool) -> Arc<GuardedResolver> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn policy(entries: &[&str], loopback: bool) -> HostPolicy {
@@ -337,37 +337,40 @@ mod tests {
         HostPolicy::parse(&v, loopback).unwrap()
     }
 
-    fn default_policy() -> HostPolicy {
+    pub(crate) fn default_policy() -> HostPolicy {
         policy(&["*.public.blob.vercel-storage.com", "*.private.blob.vercel-storage.com"], false)
     }
+
+    /// The URL-policy table (default policy); the property tests check the policy against it too.
+    pub(crate) const URL_TABLE: &[(&str, bool)] = &[
+        ("https://abc.public.blob.vercel-storage.com/a.webm", true),
+        ("https://abc.private.blob.vercel-storage.com/a.webm", true),
+        ("https://ABC.Public.Blob.Vercel-Storage.com/a.webm", true),
+        ("https://abc.public.blob.vercel-storage.com:443/a.webm", true),
+        ("http://abc.public.blob.vercel-storage.com/a.webm", false),
+        ("https://public.blob.vercel-storage.com/a.webm", false),
+        ("https://a.b.public.blob.vercel-storage.com/a.webm", false),
+        ("https://abc.public.blob.vercel-storage.com.evil.example/a", false),
+        ("https://evilpublic.blob.vercel-storage.com/a", false),
+        ("https://abc.public.blob.vercel-storage.com@evil.example/a", false),
+        ("https://user:pw@abc.public.blob.vercel-storage.com/a", false),
+        ("https://abc.public.blob.vercel-storage.com:8443/a", false),
+        ("https://abc.public.blob.vercel-storage.com./a", false),
+        ("https://127.0.0.1/a", false),
+        ("https://2130706433/a", false), // decimal form of 127.0.0.1
+        ("https://0x7f.1/a", false),
+        ("https://[::1]/a", false),
+        ("https://169.254.169.254/latest/meta-data", false),
+        ("ftp://abc.public.blob.vercel-storage.com/a", false),
+        ("http://127.0.0.1:9000/a", false), // loopback switch is off
+        ("http://localhost:9000/a", false),
+    ];
 
     #[test]
     fn url_policy_table() {
         let p = default_policy();
         let ok = |u: &str| p.check(&Url::parse(u).unwrap());
-        let table: &[(&str, bool)] = &[
-            ("https://abc.public.blob.vercel-storage.com/a.webm", true),
-            ("https://abc.private.blob.vercel-storage.com/a.webm", true),
-            ("https://ABC.Public.Blob.Vercel-Storage.com/a.webm", true),
-            ("https://abc.public.blob.vercel-storage.com:443/a.webm", true),
-            ("http://abc.public.blob.vercel-storage.com/a.webm", false),
-            ("https://public.blob.vercel-storage.com/a.webm", false),
-            ("https://a.b.public.blob.vercel-storage.com/a.webm", false),
-            ("https://abc.public.blob.vercel-storage.com.evil.example/a", false),
-            ("https://evilpublic.blob.vercel-storage.com/a", false),
-            ("https://abc.public.blob.vercel-storage.com@evil.example/a", false),
-            ("https://user:pw@abc.public.blob.vercel-storage.com/a", false),
-            ("https://abc.public.blob.vercel-storage.com:8443/a", false),
-            ("https://abc.public.blob.vercel-storage.com./a", false),
-            ("https://127.0.0.1/a", false),
-            ("https://2130706433/a", false), // decimal form of 127.0.0.1
-            ("https://0x7f.1/a", false),
-            ("https://[::1]/a", false),
-            ("https://169.254.169.254/latest/meta-data", false),
-            ("ftp://abc.public.blob.vercel-storage.com/a", false),
-            ("http://127.0.0.1:9000/a", false), // loopback switch is off
-            ("http://localhost:9000/a", false),
-        ];
+        let table = URL_TABLE;
         for (u, expected) in table {
             assert_eq!(ok(u).is_ok(), *expected, "{u}: {:?}", ok(u));
         }
