@@ -180,6 +180,16 @@ export interface AudioOptions {
    * `VERCEL_URL` and `VERCEL_PROJECT_PRODUCTION_URL` as `handleUpload` derives it; else no webhook.
    */
   blobCallbackUrl?: string
+  /**
+   * `sweepOrphanAudio` only: the secret the Convex query `attachedAudio` checks (set the same value
+   * in the Convex deployment's environment). Env `SESSION_AUDIO_SWEEP_SECRET`.
+   */
+  sweepSecret?: string
+  /**
+   * `sweepOrphanAudio` only: the Convex query that says which blobs are attached.
+   * Env `SESSION_AUDIO_ATTACHED_QUERY`. Default `listeningSessions:attachedAudio`.
+   */
+  attachedQuery?: string
 }
 
 /** Converting the argument is the check: napi throws a `TypeError` naming an option of the wrong type. */
@@ -229,4 +239,24 @@ export interface RequestRecord {
   durationMs: number
   /** Milliseconds per phase: auth, token, lookup, upstream, transfer, entitlements, storage, mutation. */
   phases: Record<string, number>
+}
+
+/**
+ * Delete (or with `dryRun` only list) the blobs under `listening-sessions/` that no session
+ * references and that are older than `olderThanMs`. `options`/`env` as for the handlers.
+ */
+export declare function sweepOrphanAudio(options: AudioOptions, env: Record<string, string>, olderThanMs: number, dryRun: boolean): Promise<SweepReport>
+
+/** What `sweepOrphanAudio` found and did. */
+export interface SweepReport {
+  /** Blobs under `listening-sessions/`. */
+  listed: number
+  /** Referenced by a session. */
+  attached: number
+  /** Unattached but younger than `olderThanMs` (or of unknown age): left alone. */
+  keptYoung: number
+  /** Unattached and older than `olderThanMs`: deleted, or in a dry run what would be. */
+  orphans: Array<string>
+  deleted: number
+  dryRun: boolean
 }

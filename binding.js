@@ -841,3 +841,4 @@ module.exports.PostCall = nativeBinding.PostCall
 module.exports.checkOptions = nativeBinding.checkOptions
 module.exports.envKeys = nativeBinding.envKeys
 module.exports.optionNames = nativeBinding.optionNames
+module.exports.sweepOrphanAudio = nativeBinding.sweepOrphanAudio

@@ -36,8 +36,22 @@ export interface AudioUploadResult {
   pathname: string
   contentType: string
   sizeBytes: number
+  /** Measured from the container; the declared value only where the container does not say. */
   durationMs: number
+  durationSource: 'measured' | 'declared'
 }
+
+export type { SweepReport } from './binding'
+
+/**
+ * Delete the blobs under `listening-sessions/` that no session references and that are older than
+ * `olderThanMs` (with `dryRun`, only list them). Needs `NEXT_PUBLIC_CONVEX_URL`,
+ * `BLOB_READ_WRITE_TOKEN` and `SESSION_AUDIO_SWEEP_SECRET` (the same value set in the Convex
+ * deployment, checked by the template query `attachedAudio`). Also `npx session-audio sweep`.
+ */
+export declare function sweepOrphanAudio(
+  options: AudioOptions & { olderThanMs: number; dryRun?: boolean },
+): Promise<import('./binding').SweepReport>
 
 /** The second argument Next.js passes to a route handler. */
 export interface RouteContext {

@@ -180,4 +180,16 @@ function createAudioHandlers(options) {
   }
 }
 
-module.exports = { handleAudioGet, handleAudioPost, createAudioHandlers }
+/**
+ * Delete the blobs under `listening-sessions/` that no session references and that are older than
+ * `olderThanMs` (with `dryRun`, only list them). The other options as for the handlers.
+ */
+async function sweepOrphanAudio(options = {}) {
+  const { olderThanMs, dryRun = false, ...rest } = options || {}
+  if (typeof olderThanMs !== 'number' || !(olderThanMs >= 0))
+    throw new TypeError('session-audio: sweepOrphanAudio needs olderThanMs, a number of ms ≥ 0')
+  const { settings, env } = split(rest)
+  return native.sweepOrphanAudio(settings, env, olderThanMs, Boolean(dryRun))
+}
+
+module.exports = { handleAudioGet, handleAudioPost, createAudioHandlers, sweepOrphanAudio }

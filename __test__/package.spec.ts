@@ -54,6 +54,7 @@ describe('the published packages', () => {
     const p = packed
     expect(p.mainFiles.sort()).toEqual([
       'README.md',
+      'bin/session-audio.mjs',
       'binding.d.ts',
       'binding.js',
       'client.d.ts',

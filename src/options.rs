@@ -90,6 +90,12 @@ pub struct AudioOptions {
     /// `VERCEL_BLOB_CALLBACK_URL`; else, on Vercel, derived from `VERCEL_ENV`, `VERCEL_BRANCH_URL`,
     /// `VERCEL_URL` and `VERCEL_PROJECT_PRODUCTION_URL` as `handleUpload` derives it; else no webhook.
     pub blob_callback_url: Option<String>,
+    /// `sweepOrphanAudio` only: the secret the Convex query `attachedAudio` checks (set the same value
+    /// in the Convex deployment's environment). Env `SESSION_AUDIO_SWEEP_SECRET`.
+    pub sweep_secret: Option<String>,
+    /// `sweepOrphanAudio` only: the Convex query that says which blobs are attached.
+    /// Env `SESSION_AUDIO_ATTACHED_QUERY`. Default `listeningSessions:attachedAudio`.
+    pub attached_query: Option<String>,
 }
 
 /// An option's value as the environment would spell it.
@@ -137,7 +143,7 @@ macro_rules! settings {
 }
 
 impl AudioOptions {
-    fn table(&self) -> [(&'static str, &'static str, Option<String>); 29] {
+    fn table(&self) -> [(&'static str, &'static str, Option<String>); 31] {
         settings!(self;
             convex_url => "NEXT_PUBLIC_CONVEX_URL",
             clerk_secret_key => "CLERK_SECRET_KEY",
@@ -168,6 +174,8 @@ impl AudioOptions {
             client_uploads => "SESSION_AUDIO_CLIENT_UPLOADS",
             client_token_ttl_ms => "SESSION_AUDIO_CLIENT_TOKEN_TTL_MS",
             blob_callback_url => "VERCEL_BLOB_CALLBACK_URL",
+            sweep_secret => "SESSION_AUDIO_SWEEP_SECRET",
+            attached_query => "SESSION_AUDIO_ATTACHED_QUERY",
         )
     }
 

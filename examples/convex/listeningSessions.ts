@@ -84,6 +84,42 @@ export const attachAudio = mutation({
   },
 })
 
+/**
+ * Which of these blobs are some session's audio (by pathname or URL): what `sweepOrphanAudio` asks
+ * before it deletes anything. It runs without a user, so it is guarded by a shared secret instead:
+ * set `SESSION_AUDIO_SWEEP_SECRET` in the Convex deployment's environment and the same value where
+ * the sweep runs. Without it set here, it answers nobody.
+ */
+export const attachedAudio = query({
+  args: { secret: v.string(), blobs: v.array(v.object({ pathname: v.string(), url: v.string() })) },
+  handler: async (ctx, { secret, blobs }) => {
+    const expected = process.env.SESSION_AUDIO_SWEEP_SECRET
+    if (!expected || !sameSecret(secret, expected)) throw new ConvexError({ code: 'forbidden' })
+    const attached: string[] = []
+    for (const { pathname, url } of blobs) {
+      const byPath = await ctx.db
+        .query('listeningSessions')
+        .withIndex('by_audio_pathname', (q) => q.eq('audioPathname', pathname))
+        .first()
+      const byUrl =
+        byPath ??
+        (await ctx.db
+          .query('listeningSessions')
+          .withIndex('by_audio_url', (q) => q.eq('audioUrl', url))
+          .first())
+      if (byUrl) attached.push(pathname)
+    }
+    return attached
+  },
+})
+
+/** Compare without an early exit, so the time taken says nothing about the secret. */
+function sameSecret(a: string, b: string): boolean {
+  let diff = a.length ^ b.length
+  for (let i = 0; i < Math.max(a.length, b.length); i++) diff |= (a.charCodeAt(i) || 0) ^ (b.charCodeAt(i) || 0)
+  return diff === 0
+}
+
 /** A new session in `recording`, owned by the caller (used by the demo and the tests). */
 export const create = mutation({
   args: {},

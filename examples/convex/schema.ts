@@ -20,7 +20,11 @@ export default defineSchema({
     durationMs: v.optional(v.number()),
     createdAt: v.number(),
     updatedAt: v.number(),
-  }).index('by_user', ['userId']),
+  })
+    .index('by_user', ['userId'])
+    // `attachedAudio` (sweepOrphanAudio): is this blob some session's audio?
+    .index('by_audio_pathname', ['audioPathname'])
+    .index('by_audio_url', ['audioUrl']),
 
   // Optional per-user limits; a user without a row may record with the global limits.
   entitlements: defineTable({

@@ -22,6 +22,8 @@ const BLOB_API_VERSION: &str = "12";
 /// The most we read of a metadata answer.
 const MAX_METADATA_BYTES: usize = 64 * 1024;
 const MAX_ATTEMPTS: u32 = 3;
+/// The most we read of one `list()` page (1000 blobs of a few hundred bytes each).
+const MAX_LIST_BYTES: usize = 4 << 20;
 
 pub struct BlobClient {
     http: reqwest::Client,
@@ -40,6 +42,27 @@ pub struct StoredBlob {
     pub pathname: String,
     #[serde(default)]
     pub content_type: Option<String>,
+}
+
+/// One blob of a `list()` page.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ListedBlob {
+    pub url: String,
+    pub pathname: String,
+    #[serde(default)]
+    pub uploaded_at: Option<String>,
+}
+
+/// A `list()` page: its blobs, and the cursor of the next when there is one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListPage {
+    pub blobs: Vec<ListedBlob>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub has_more: bool,
 }
 
 /// What `head()` says of a stored blob.
@@ -203,6 +226,40 @@ impl BlobClient {
             }
         }
         Ok(head.freeze())
+    }
+
+    /// One page of the store's blobs under `prefix` (`list()`: `GET {api}?prefix=…&limit=…&cursor=…`).
+    pub async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage> {
+        let mut url = Url::parse(&self.api).map_err(|e| Error::Internal(format!("blob api url: {e}")))?;
+        url.query_pairs_mut().append_pair("prefix", prefix).append_pair("limit", "1000");
+        if let Some(cursor) = cursor {
+            url.query_pairs_mut().append_pair("cursor", cursor);
+        }
+        let resp = self
+            .request(reqwest::Method::GET, url.to_string(), &self.request_id(), 0)
+            .timeout(self.exchange)
+            .send()
+            .await
+            .map_err(|e| Error::StorageFailed(format!("list: {}", crate::error::chain(&e))))?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let (code, message) = api_error(resp, self.exchange).await;
+            return Err(Error::StorageFailed(format!("list: HTTP {status} {code}: {message}")));
+        }
+        // A page of 1000 blobs is well over the 64 KiB metadata bound: read it with its own.
+        let mut resp = resp;
+        let mut body = Vec::new();
+        while let Some(chunk) = tokio::time::timeout(self.exchange, resp.chunk())
+            .await
+            .map_err(|_| Error::StorageFailed("list: timed out".into()))?
+            .map_err(|e| Error::StorageFailed(format!("list: {}", crate::error::chain(&e))))?
+        {
+            if body.len() + chunk.len() > MAX_LIST_BYTES {
+                return Err(Error::StorageFailed(format!("list: page larger than {MAX_LIST_BYTES} bytes")));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice(&body).map_err(|e| Error::StorageFailed(format!("list: unexpected answer: {e}")))
     }
 
     /// The duration of a stored blob of `size` bytes, from ranged reads: its first 64 KiB, and when

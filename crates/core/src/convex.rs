@@ -103,37 +103,49 @@ impl ConvexClient {
         self.call("mutation", path, args, token).await
     }
 
+    /// A query with no user behind it (the sweep's, guarded by its own secret argument). A thrown
+    /// `ConvexError`'s code is kept in the error (`forbidden`: the secret did not match).
+    pub async fn query_anonymous(&self, path: &str, args: Value) -> Result<Value> {
+        match self.send("query", path, args, None).await? {
+            Outcome::Value(v) => Ok(v),
+            Outcome::Threw { message, data } => {
+                let code = data.as_ref().and_then(|d| d.get("code")).and_then(Value::as_str).unwrap_or_default();
+                Err(Error::ConvexFunction(format!("{path}: {code} {message}")))
+            }
+        }
+    }
+
     /// A query past the breaker: the one read whose answer decides whether an upload is deleted
     /// (`attach`), made even while the breaker fails everything else fast.
     pub async fn query_unguarded(&self, path: &str, args: Value, token: &str) -> Result<Value> {
-        match self.send("query", path, args, token).await? {
+        match self.send("query", path, args, Some(token)).await? {
             Outcome::Value(v) => Ok(v),
             Outcome::Threw { message, .. } => Err(Error::ConvexFunction(format!("{path}: {message}"))),
         }
     }
 
     async fn call(&self, kind: &str, path: &str, args: Value, token: &str) -> Result<Outcome> {
-        self.breaker.call(self.send(kind, path, args, token)).await
+        self.breaker.call(self.send(kind, path, args, Some(token))).await
     }
 
-    async fn send(&self, kind: &str, path: &str, args: Value, token: &str) -> Result<Outcome> {
+    /// One call as `ConvexHttpClient` makes it; `token: None` for an anonymous one.
+    async fn send(&self, kind: &str, path: &str, args: Value, token: Option<&str>) -> Result<Outcome> {
         let body = serde_json::json!({ "path": path, "format": "convex_encoded_json", "args": [args] });
-        let resp = self
+        let mut request = self
             .http
             .post(format!("{}/api/{kind}", self.base))
             .header("Content-Type", "application/json")
-            .header("Convex-Client", CONVEX_CLIENT)
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.is_timeout() {
-                    Error::ConvexUnavailable(format!("{kind} {path}: timed out"))
-                } else {
-                    Error::ConvexUnavailable(format!("{kind} {path}: {e}"))
-                }
-            })?;
+            .header("Convex-Client", CONVEX_CLIENT);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let resp = request.json(&body).send().await.map_err(|e| {
+            if e.is_timeout() {
+                Error::ConvexUnavailable(format!("{kind} {path}: timed out"))
+            } else {
+                Error::ConvexUnavailable(format!("{kind} {path}: {e}"))
+            }
+        })?;
         let status = resp.status().as_u16();
         let text = resp.text().await.map_err(|e| Error::ConvexUnavailable(format!("{kind} {path}: body: {e}")))?;
         match status {

@@ -556,14 +556,21 @@ impl WebM {
             if self.head.buf.len() < want {
                 continue;
             }
-            // The header is whole now (`want` was computed from its first bytes); anything that
-            // does not parse is the end of what can be measured. Never `continue` without having
-            // consumed a byte: that would spin forever.
-            let parsed = vint(&self.head.buf, true).and_then(|(id_len, id)| {
-                let (size_len, size) = vint(self.head.buf.get(id_len..)?, false)?;
-                (id_len > 0 && size_len > 0 && id_len + size_len == self.head.buf.len()).then_some((id, size_len, size))
-            });
-            let Some((id, size_len, size)) = parsed else {
+            // `want` grows as the header's first bytes arrive (the ID's length, then the size's).
+            // Go round again only while it is still growing: the next pass takes more bytes. A
+            // header that can never complete ends the measurement (going round would spin forever).
+            let id_len = self.head.buf[0].leading_zeros() as usize + 1;
+            let Some(&size_first) = self.head.buf.get(id_len) else { continue };
+            let size_len = size_first.leading_zeros() as usize + 1;
+            if size_len > 8 {
+                self.failed = true;
+                return;
+            }
+            if self.head.buf.len() < id_len + size_len {
+                continue;
+            }
+            let parsed = vint(&self.head.buf, true).zip(vint(&self.head.buf[id_len..], false));
+            let Some(((_, id), (_, size))) = parsed else {
                 self.failed = true;
                 return;
             };

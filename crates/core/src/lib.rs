@@ -12,6 +12,7 @@ pub mod get;
 pub mod post;
 pub mod serve;
 pub mod state;
+pub mod sweep;
 
 // Identity: where the token is and the key store (`auth`), the JWT itself (`jwt`).
 pub mod auth;

@@ -1,0 +1,244 @@
+//! `sweepOrphanAudio`: blobs under `listening-sessions/` that no session references, older than a
+//! threshold, deleted (or only listed, in a dry run).
+//!
+//! Orphans arise when a process dies between storing an upload and attaching it, or when the
+//! attach outcome was unknown and the blob was kept (`attach`). The sweep lists the store page by
+//! page, asks Convex which blobs are attached (the template query `attachedAudio`, guarded by
+//! `SESSION_AUDIO_SWEEP_SECRET` because no user is behind the call), and deletes only what is
+//! unattached and older than the threshold: an upload still on its way to `attachAudio` is young.
+//! A blob whose upload time cannot be read is never deleted.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::blob::{BlobClient, ListedBlob};
+use crate::convex::ConvexClient;
+use crate::error::{Error, Result};
+
+pub const PREFIX: &str = "listening-sessions/";
+pub const DEFAULT_ATTACHED_QUERY: &str = "listeningSessions:attachedAudio";
+/// Blobs asked about, and deleted, per call.
+const BATCH: usize = 100;
+
+/// What the sweep needs, from the same settings the handlers read (no Clerk: no user is involved).
+pub struct SweepConfig {
+    pub convex_url: Url,
+    pub blob_token: String,
+    pub blob_api_url: Url,
+    pub secret: String,
+    pub attached_query: String,
+    pub timeout: Duration,
+}
+
+impl SweepConfig {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<SweepConfig> {
+        let get = |key: &str| get(key).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let need =
+            |key: &str, what: &str| get(key).ok_or_else(|| Error::ConfigMissing(format!("{key} is not set ({what})")));
+        let url = |key: &str, raw: String| {
+            Url::parse(&raw)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .ok_or_else(|| Error::ConfigInvalid(format!("{key} must be an http(s) URL")))
+        };
+        let convex_url = url("NEXT_PUBLIC_CONVEX_URL", need("NEXT_PUBLIC_CONVEX_URL", "the Convex deployment URL")?)?;
+        let blob_api_url = match get("VERCEL_BLOB_API_URL") {
+            Some(raw) => url("VERCEL_BLOB_API_URL", raw)?,
+            None => url("VERCEL_BLOB_API_URL", crate::config::DEFAULT_BLOB_API_URL.into())?,
+        };
+        let timeout_ms = match get("SESSION_AUDIO_UPSTREAM_TIMEOUT_MS") {
+            None => 15_000,
+            Some(raw) => raw.parse::<u64>().map_err(|_| {
+                Error::ConfigInvalid("SESSION_AUDIO_UPSTREAM_TIMEOUT_MS must be a non-negative integer".into())
+            })?,
+        };
+        Ok(SweepConfig {
+            convex_url,
+            blob_token: need("BLOB_READ_WRITE_TOKEN", "the Vercel Blob read-write token of the store to sweep")?,
+            blob_api_url,
+            secret: need(
+                "SESSION_AUDIO_SWEEP_SECRET",
+                "the secret the Convex query attachedAudio checks; set the same value in the Convex deployment",
+            )?,
+            attached_query: get("SESSION_AUDIO_ATTACHED_QUERY").unwrap_or_else(|| DEFAULT_ATTACHED_QUERY.into()),
+            timeout: Duration::from_millis(timeout_ms.max(1)),
+        })
+    }
+}
+
+/// What a sweep found and did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SweepReport {
+    /// Blobs under the prefix.
+    pub listed: u64,
+    pub attached: u64,
+    /// Unattached but younger than the threshold (or of unknown age): left alone.
+    pub kept_young: u64,
+    /// Unattached and old enough: deleted, or in a dry run, what would be.
+    pub orphans: Vec<String>,
+    pub deleted: u64,
+    pub dry_run: bool,
+}
+
+/// `2026-11-23T04:10:00.123Z` (RFC 3339, UTC, as Blob writes `uploadedAt`) → ms since the epoch.
+pub fn parse_rfc3339_utc(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(r)?;
+        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok()).flatten()
+    };
+    let (y, mo, d, h, mi, sec) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let rest = &s[19..];
+    let (frac, zone) = match rest.strip_prefix('.') {
+        Some(r) => {
+            let digits = r.bytes().take_while(u8::is_ascii_digit).count();
+            (&r[..digits], &r[digits..])
+        }
+        None => ("", rest),
+    };
+    if !matches!(zone, "Z" | "z" | "+00:00") {
+        return None;
+    }
+    let ms =
+        frac.bytes().take(3).fold((0i64, 100i64), |(acc, unit), c| (acc + i64::from(c - b'0') * unit, unit / 10)).0;
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (y, m) = if mo <= 2 { (y - 1, mo + 9) } else { (y, mo - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + h) * 60 + mi) * 60_000 + sec * 1000 + ms)
+}
+
+/// The pure decision for one page: which blobs are orphans old enough to delete, and how many are
+/// attached or kept for being young (or undated).
+pub fn orphans<'a>(
+    page: &'a [ListedBlob],
+    attached: &HashSet<String>,
+    now_ms: i64,
+    older_than: Duration,
+) -> (Vec<&'a ListedBlob>, u64, u64) {
+    let cutoff = now_ms.saturating_sub(i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX));
+    let (mut old, mut n_attached, mut young) = (Vec::new(), 0u64, 0u64);
+    for blob in page {
+        if !blob.pathname.starts_with(PREFIX) {
+            continue;
+        }
+        if attached.contains(&blob.pathname) {
+            n_attached += 1;
+            continue;
+        }
+        match blob.uploaded_at.as_deref().and_then(parse_rfc3339_utc) {
+            Some(at) if at <= cutoff => old.push(blob),
+            _ => young += 1,
+        }
+    }
+    (old, n_attached, young)
+}
+
+/// Run a sweep.
+pub async fn sweep(cfg: &SweepConfig, older_than: Duration, dry_run: bool, now_ms: i64) -> Result<SweepReport> {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(cfg.timeout.max(Duration::from_secs(1)) * 4)
+        .user_agent(crate::USER_AGENT)
+        .build()
+        .map_err(|e| Error::Internal(format!("http client: {e}")))?;
+    let blob = BlobClient::new(http.clone(), &cfg.blob_api_url, cfg.blob_token.clone(), cfg.timeout)?;
+    let convex = ConvexClient::new(http, &cfg.convex_url);
+    let mut report = SweepReport { dry_run, ..SweepReport::default() };
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = blob.list(PREFIX, cursor.as_deref()).await?;
+        let blobs: Vec<ListedBlob> = page.blobs.into_iter().filter(|b| b.pathname.starts_with(PREFIX)).collect();
+        report.listed += blobs.len() as u64;
+        for batch in blobs.chunks(BATCH) {
+            let ask: Vec<serde_json::Value> =
+                batch.iter().map(|b| serde_json::json!({ "pathname": b.pathname, "url": b.url })).collect();
+            let args = serde_json::json!({ "secret": cfg.secret, "blobs": ask });
+            let answer = convex.query_anonymous(&cfg.attached_query, args).await?;
+            let attached: HashSet<String> = serde_json::from_value::<Vec<String>>(answer)
+                .map_err(|e| Error::ConvexFunction(format!("{} answered the wrong shape: {e}", cfg.attached_query)))?
+                .into_iter()
+                .collect();
+            let (old, n_attached, young) = orphans(batch, &attached, now_ms, older_than);
+            report.attached += n_attached;
+            report.kept_young += young;
+            if !dry_run && !old.is_empty() {
+                let urls: Vec<String> = old.iter().map(|b| b.url.clone()).collect();
+                blob.delete(&urls).await?;
+                report.deleted += urls.len() as u64;
+            }
+            report.orphans.extend(old.iter().map(|b| b.pathname.clone()));
+        }
+        match page.cursor.filter(|c| page.has_more && !c.is_empty()) {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_table() {
+        let table: &[(&str, Option<i64>)] = &[
+            ("1970-01-01T00:00:00Z", Some(0)),
+            ("1970-01-01T00:00:01.5Z", Some(1500)),
+            ("2000-03-01T00:00:00.000Z", Some(951_868_800_000)),
+            ("2026-11-23T04:10:00.123Z", Some(1_795_407_000_123)),
+            ("2024-02-29T12:00:00+00:00", Some(1_709_208_000_000)),
+            ("2026-11-23T04:10:00+01:00", None),
+            ("2026-13-01T00:00:00Z", None),
+            ("2026-11-23 04:10:00Z", None),
+            ("yesterday", None),
+            ("", None),
+            ("２０２６-11-23T04:10:00Z", None),
+        ];
+        for (raw, want) in table {
+            assert_eq!(parse_rfc3339_utc(raw), *want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn orphan_table() {
+        let day = 86_400_000i64;
+        let now = 30 * day;
+        let at = |ms: i64| {
+            let secs = ms / 1000;
+            let (d, s) = (secs / 86_400, secs % 86_400);
+            format!("1970-01-{:02}T{:02}:{:02}:{:02}Z", d + 1, s / 3600, s % 3600 / 60, s % 60)
+        };
+        let blob = |p: &str, when: Option<String>| ListedBlob {
+            url: format!("https://s/{p}"),
+            pathname: p.into(),
+            uploaded_at: when,
+        };
+        let page = vec![
+            blob("listening-sessions/a/attached.webm", Some(at(now - 3 * day))),
+            blob("listening-sessions/b/orphan-old.webm", Some(at(now - 2 * day))),
+            blob("listening-sessions/c/orphan-young.webm", Some(at(now - 3_600_000))),
+            blob("listening-sessions/d/undated.webm", None),
+            blob("listening-sessions/e/bad-date.webm", Some("soon".into())),
+            blob("other/elsewhere.webm", Some(at(now - 9 * day))),
+        ];
+        let attached: HashSet<String> = ["listening-sessions/a/attached.webm".to_string()].into();
+        let (old, n_attached, young) = orphans(&page, &attached, now, Duration::from_secs(24 * 3600));
+        let old: Vec<&str> = old.iter().map(|b| b.pathname.as_str()).collect();
+        assert_eq!(old, vec!["listening-sessions/b/orphan-old.webm"]);
+        assert_eq!((n_attached, young), (1, 3));
+    }
+}
