@@ -239,6 +239,8 @@ export interface RequestRecord {
   durationMs: number
   /** Milliseconds per phase: auth, token, lookup, upstream, transfer, entitlements, storage, mutation. */
   phases: Record<string, number>
+  /** Uploads: `"measured"` (from the container) or `"declared"` (the container does not say). */
+  durationSource?: string
 }
 
 /**

@@ -26,6 +26,8 @@ export interface RequestRecord {
   durationMs: number
   /** Milliseconds per phase: auth, token, lookup, upstream, transfer, entitlements, storage, mutation. */
   phases: Record<string, number>
+  /** Uploads: `'measured'` from the container, or `'declared'` where the container does not say. */
+  durationSource?: 'measured' | 'declared'
 }
 
 /** The JSON body of a successful upload (`201`). */

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startRouteServer } from '../stack/route-server.mjs'
 import { sineWav } from '../stack/wav.mjs'
 import { createAudioHandlers } from '../index.js'
-import { errorOf, fixture, startStack, type Stack } from './helpers'
+import { errorOf, fixture, startStack, until, type Stack } from './helpers'
 
 let s: Stack
 let alice: string
@@ -478,10 +478,20 @@ describe('the duration is measured, not believed', () => {
     flac[8 + 13] &= 0xf0 // STREAMINFO total samples: 0, "unknown" (what a streaming encoder writes)
     flac.fill(0, 8 + 14, 8 + 18)
     const id = await recording()
-    const res = await s.post(id, flac, { token: alice, headers: meta('audio/flac', { 'x-duration-ms': '4321' }) })
+    const records: { sessionId?: string; durationSource?: string }[] = []
+    const opts = s.options({ onRequest: (r) => records.push(r) })
+    const res = await s.post(id, flac, { token: alice, headers: meta('audio/flac', { 'x-duration-ms': '4321' }), opts })
     expect(res.status).toBe(201)
     expect(await res.json()).toMatchObject({ durationMs: 4321, durationSource: 'declared' })
     expect((await s.convex.getSession(id)).durationMs).toBe(4321)
+    // The request record (onRequest, and the log line) says so too; a measured upload says measured.
+    const other = await recording()
+    expect((await s.post(other, wav10, { token: alice, headers: meta('audio/wav'), opts })).status).toBe(201)
+    expect(await until(() => records.length >= 2)).toBe(true)
+    expect(records.map((r) => [r.sessionId, r.durationSource])).toEqual([
+      [id, 'declared'],
+      [other, 'measured'],
+    ])
   })
 })
 

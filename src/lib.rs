@@ -130,6 +130,8 @@ pub struct RequestRecord {
     pub duration_ms: f64,
     /// Milliseconds per phase: auth, token, lookup, upstream, transfer, entitlements, storage, mutation.
     pub phases: HashMap<String, f64>,
+    /// Uploads: `"measured"` (from the container) or `"declared"` (the container does not say).
+    pub duration_source: Option<String>,
 }
 
 impl From<&core::telemetry::RequestRecord> for RequestRecord {
@@ -145,6 +147,7 @@ impl From<&core::telemetry::RequestRecord> for RequestRecord {
             bytes: r.bytes as f64,
             duration_ms: r.duration_ms,
             phases: r.phases.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            duration_source: r.duration_source.map(str::to_string),
         }
     }
 }

@@ -284,6 +284,7 @@ async fn verify_and_attach(
     let measured = trace.phase("measure", blob.measure(url, declared.container, meta.size)).await?;
     let max_duration = state.config.upload.max_duration_ms;
     let settled = settle_duration(landed.duration_ms, &measured, max_duration, ent.max_recording_ms)?;
+    trace.set_duration_source(settled.source());
     let mut body = body(&declared.normalised);
     body["durationMs"] = json!(settled.duration_ms);
     body["durationSource"] = json!(settled.source());

@@ -76,7 +76,10 @@ async fn try_post(state: &State, req: &Request, body: Chunks, trace: Trace, rece
     // declaration, and the limits apply to it. A refusal removes what was stored.
     let max_duration = state.config.upload.max_duration_ms;
     let settled = match settle_duration(meta.duration_ms, &body.measured(), max_duration, ent.max_recording_ms) {
-        Ok(settled) => settled,
+        Ok(settled) => {
+            trace.set_duration_source(settled.source());
+            settled
+        }
         Err(refusal) => {
             delete_orphan(blob, &stored).await;
             return Err(refusal);

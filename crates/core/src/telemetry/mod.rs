@@ -66,12 +66,12 @@ impl Telemetry {
         if status >= 500 || mid_stream_failure.is_some() {
             tracing::error!(target: "session_audio", request_id = %record.request_id, method = %record.method, route = record.route,
                 session_id = record.session_id.as_deref(), user_hash = record.user_hash.as_deref(), status, error_code = record.error_code.as_deref(),
-                bytes, duration_ms = record.duration_ms, phases = %phases, phase, detail = %scrub(&error.map(|e| e.to_string()).or(mid_stream_failure.map(str::to_string)).unwrap_or_default()),
+                bytes, duration_ms = record.duration_ms, duration_source = record.duration_source, phases = %phases, phase, detail = %scrub(&error.map(|e| e.to_string()).or(mid_stream_failure.map(str::to_string)).unwrap_or_default()),
                 "request failed");
         } else {
             tracing::info!(target: "session_audio", request_id = %record.request_id, method = %record.method, route = record.route,
                 session_id = record.session_id.as_deref(), user_hash = record.user_hash.as_deref(), status, error_code = record.error_code.as_deref(),
-                bytes, duration_ms = record.duration_ms, phases = %phases, "request finished");
+                bytes, duration_ms = record.duration_ms, duration_source = record.duration_source, phases = %phases, "request finished");
         }
         if let Some(sink) = &self.sink {
             sink(&record);

@@ -26,6 +26,8 @@ pub struct RequestRecord {
     /// Time spent in each phase, in order: auth, token, lookup, upstream (first byte), transfer,
     /// entitlements, storage, mutation.
     pub phases: Vec<(&'static str, f64)>,
+    /// An upload's duration: `"measured"` from the container, or `"declared"` where it does not say.
+    pub duration_source: Option<&'static str>,
 }
 
 pub type RecordSink = Arc<dyn Fn(&RequestRecord) + Send + Sync>;
@@ -36,6 +38,7 @@ struct TraceState {
     route: &'static str,
     session_id: Option<String>,
     user_hash: Option<String>,
+    duration_source: Option<&'static str>,
     phases: Vec<(&'static str, Duration)>,
     current_phase: &'static str,
     finished: bool,
@@ -60,6 +63,7 @@ impl Trace {
                 route,
                 session_id: session_id.map(str::to_string),
                 user_hash: None,
+                duration_source: None,
                 phases: Vec::new(),
                 current_phase: "start",
                 finished: false,
@@ -75,6 +79,11 @@ impl Trace {
 
     pub fn request_id(&self) -> String {
         self.lock().request_id.clone()
+    }
+
+    /// Where an upload's recorded duration came from (`Settled::source`).
+    pub fn set_duration_source(&self, source: &'static str) {
+        self.lock().duration_source = Some(source);
     }
 
     pub fn set_user(&self, user_id: &str) {
@@ -118,6 +127,7 @@ impl Trace {
             route: st.route,
             session_id: st.session_id.clone(),
             user_hash: st.user_hash.clone(),
+            duration_source: st.duration_source,
             status,
             error_code,
             bytes,
