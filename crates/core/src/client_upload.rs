@@ -207,18 +207,9 @@ pub fn blob_url_for_session(raw: &str, store_id: &str, local_store: Option<&Url>
     if !vercel && !local {
         return Err(refuse("is not in this deployment's Blob store"));
     }
-    let segments: Vec<String> = url
-        .path_segments()
-        .into_iter()
-        .flatten()
-        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
-        .collect();
-    let under_session = segments.len() == 3
-        && segments[0] == "listening-sessions"
-        && segments[1] == session_id
-        && !segments[2].is_empty()
-        && !segments[2].starts_with('.');
-    if !under_session {
+    // The session's prefix as GET checks it, and exactly one name below it (what the token allowed).
+    let depth = url.path_segments().map_or(0, Iterator::count);
+    if depth != 3 || !crate::policy::under_session_prefix(&url, session_id) {
         return Err(refuse(&format!("is not under listening-sessions/{session_id}/")));
     }
     Ok(url)

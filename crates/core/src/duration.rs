@@ -186,6 +186,13 @@ fn ms_or(units: u128, rate: u128, why: &'static str) -> Measured {
     to_ms(units, rate).map_or(Measured::Unknown(why), Measured::Ms)
 }
 
+/// The next up to `*left` bytes of `chunk` (a payload being skipped or read), and the rest.
+fn take<'a>(left: &mut u64, chunk: &'a [u8]) -> (&'a [u8], &'a [u8]) {
+    let n = (*left).min(chunk.len() as u64) as usize;
+    *left -= n as u64;
+    chunk.split_at(n)
+}
+
 /// Bytes collected up to a bound (headers that span chunks).
 #[derive(Default)]
 struct Collect {
@@ -513,11 +520,9 @@ impl WebM {
     fn feed(&mut self, mut chunk: &[u8]) {
         while !chunk.is_empty() && !self.failed {
             if let Some((id, keep)) = self.reading {
-                let want = self.value.buf.len() + (self.skip.min(chunk.len() as u64) as usize);
-                self.value.fill(chunk, want.min(keep));
-                let n = self.skip.min(chunk.len() as u64) as usize;
-                self.skip -= n as u64;
-                chunk = &chunk[n..];
+                let (part, rest) = take(&mut self.skip, chunk);
+                chunk = rest;
+                self.value.fill(part, keep);
                 if self.skip == 0 {
                     self.reading = None;
                     self.element(id);
@@ -526,9 +531,7 @@ impl WebM {
                 continue;
             }
             if self.skip > 0 {
-                let n = self.skip.min(chunk.len() as u64) as usize;
-                self.skip -= n as u64;
-                chunk = &chunk[n..];
+                chunk = take(&mut self.skip, chunk).1;
                 continue;
             }
             // An element header: ID (1–4 bytes, marker kept), size (1–8 bytes). Taken a byte
@@ -686,11 +689,10 @@ impl Mp4 {
     fn feed(&mut self, mut chunk: &[u8]) {
         while !chunk.is_empty() && !self.failed {
             if let Some(kind) = self.reading {
-                let n = self.skip.min(chunk.len() as u64) as usize;
-                let want = self.value.buf.len() + n;
-                self.value.fill(&chunk[..n], want);
-                self.skip -= n as u64;
-                chunk = &chunk[n..];
+                let (part, rest) = take(&mut self.skip, chunk);
+                chunk = rest;
+                let want = self.value.buf.len() + part.len();
+                self.value.fill(part, want);
                 if self.skip == 0 {
                     self.reading = None;
                     self.leaf(kind);
@@ -699,9 +701,7 @@ impl Mp4 {
                 continue;
             }
             if self.skip > 0 {
-                let n = self.skip.min(chunk.len() as u64) as usize;
-                self.skip -= n as u64;
-                chunk = &chunk[n..];
+                chunk = take(&mut self.skip, chunk).1;
                 continue;
             }
             let want = if self.head.buf.len() >= 8 && u32_be(&self.head.buf[..4]) == 1 { 16 } else { 8 };
@@ -944,9 +944,7 @@ impl Mp3 {
                 continue;
             }
             if self.skip > 0 {
-                let n = self.skip.min(chunk.len() as u64) as usize;
-                self.skip -= n as u64;
-                chunk = &chunk[n..];
+                chunk = take(&mut self.skip, chunk).1;
                 continue;
             }
             self.frame.fill(chunk, MP3_FIRST_FRAME);
@@ -1026,9 +1024,7 @@ impl Adts {
     fn feed(&mut self, mut chunk: &[u8]) {
         while !chunk.is_empty() && !self.failed {
             if self.skip > 0 {
-                let n = self.skip.min(chunk.len() as u64) as usize;
-                self.skip -= n as u64;
-                chunk = &chunk[n..];
+                chunk = take(&mut self.skip, chunk).1;
                 continue;
             }
             let used = self.head.fill(chunk, 7);
