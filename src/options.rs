@@ -55,6 +55,15 @@ pub struct AudioOptions {
     /// An upload whose body sends nothing for this long is abandoned: `408 upload_timeout`, nothing
     /// stored (ms). Env `SESSION_AUDIO_UPLOAD_IDLE_TIMEOUT_MS`. Default 30000.
     pub upload_idle_timeout_ms: Option<f64>,
+    /// The longest a streamed upload may take from its first byte to its last, however steadily it
+    /// trickles: past it, `408 upload_timeout` and nothing stored; also the limit for reading a
+    /// client upload whole to measure it (ms). Env `SESSION_AUDIO_UPLOAD_TIMEOUT_MS`. Default 900000
+    /// (15 min: 100 MiB at 1 Mbit/s).
+    pub upload_timeout_ms: Option<f64>,
+    /// Store an upload whose duration cannot be measured from its bytes (a codec or layout no meter
+    /// reads) with its declared duration, instead of `400 duration_unmeasurable`.
+    /// Env `SESSION_AUDIO_ACCEPT_DECLARED_DURATION=1`. Default off.
+    pub accept_declared_duration: Option<bool>,
     /// Convex mutation moving a session `recording` → `transcribing`. Env `SESSION_AUDIO_ATTACH_MUTATION`.
     /// Default `listeningSessions:attachAudio`.
     pub attach_mutation: Option<String>,
@@ -143,7 +152,7 @@ macro_rules! settings {
 }
 
 impl AudioOptions {
-    fn table(&self) -> [(&'static str, &'static str, Option<String>); 31] {
+    fn table(&self) -> [(&'static str, &'static str, Option<String>); 33] {
         settings!(self;
             convex_url => "NEXT_PUBLIC_CONVEX_URL",
             clerk_secret_key => "CLERK_SECRET_KEY",
@@ -162,6 +171,8 @@ impl AudioOptions {
             lookup_ttl_ms => "SESSION_AUDIO_LOOKUP_TTL_MS",
             upstream_timeout_ms => "SESSION_AUDIO_UPSTREAM_TIMEOUT_MS",
             upload_idle_timeout_ms => "SESSION_AUDIO_UPLOAD_IDLE_TIMEOUT_MS",
+            upload_timeout_ms => "SESSION_AUDIO_UPLOAD_TIMEOUT_MS",
+            accept_declared_duration => "SESSION_AUDIO_ACCEPT_DECLARED_DURATION",
             attach_mutation => "SESSION_AUDIO_ATTACH_MUTATION",
             entitlements_query => "SESSION_AUDIO_ENTITLEMENTS_QUERY",
             max_upload_bytes => "SESSION_AUDIO_MAX_UPLOAD_BYTES",

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::config::BlobAccess;
-use crate::duration::{tail_start, Measured, Meter};
+use crate::duration::{Measured, Meter};
 use crate::error::{Error, Result};
 use crate::media::Container;
 
@@ -262,101 +262,49 @@ impl BlobClient {
         serde_json::from_slice(&body).map_err(|e| Error::StorageFailed(format!("list: unexpected answer: {e}")))
     }
 
-    /// The duration of a stored blob of `size` bytes, from ranged reads: its first 64 KiB, and when
-    /// the header does not settle it, its last 256 KiB from a point the meter can resume at (a
-    /// WebM cluster, an Ogg page, an MP4 `moov` at the end, an MP3's ID3v1 tag). Only what those
-    /// cannot answer (ADTS, fragmented MP4, a tail without a resume point) is read whole, through
-    /// the same meter, chunk by chunk: never held.
-    pub async fn measure(&self, url: &Url, container: Container, size: u64) -> Result<Measured> {
-        const HEAD: u64 = 64 * 1024;
-        const TAIL: u64 = 256 * 1024;
-        if size > HEAD + TAIL {
-            let mut meter = Meter::new(container);
-            meter.feed(&self.read_start(url, HEAD as usize).await?);
-            if meter.settled() {
-                return Ok(meter.finish_sized(size));
+    /// A stored blob read whole, once, through a meter: a lie can sit anywhere in the file, so
+    /// head and tail reads are not enough. Bounded by `max_bytes` (the size the caller checked; a
+    /// store that sends more is not believed) and by `deadline` in total, besides each exchange's
+    /// own timeout. The meter's work is bounded by the bytes (duration/mod.rs).
+    pub async fn measure(
+        &self,
+        url: &Url,
+        container: Container,
+        max_bytes: u64,
+        deadline: Duration,
+    ) -> Result<Measured> {
+        let read = async {
+            let send = self.http.get(url.clone()).bearer_auth(&self.token).send();
+            let mut resp = tokio::time::timeout(self.exchange, send)
+                .await
+                .map_err(|_| Error::StorageFailed("read: timed out".into()))?
+                .map_err(|e| Error::StorageFailed(format!("read: {}", crate::error::chain(&e))))?;
+            if resp.status() == 404 {
+                return Err(Error::UploadNotFound(url.to_string()));
             }
-            if container != Container::Adts {
-                if let Some(tail) = self.read_range(url, size - TAIL, TAIL).await? {
-                    match (container, tail_start(container, &tail)) {
-                        (Container::Mp3, _) => meter.feed(&tail[tail.len().saturating_sub(128)..]),
-                        (_, Some(at)) => {
-                            meter.resync();
-                            meter.feed(&tail[at..]);
+            if !resp.status().is_success() {
+                return Err(Error::StorageFailed(format!("read: HTTP {}", resp.status())));
+            }
+            let mut meter = Meter::new(container);
+            loop {
+                match tokio::time::timeout(self.exchange, resp.chunk()).await {
+                    Err(_) => return Err(Error::StorageFailed("read: timed out".into())),
+                    Ok(Err(e)) => return Err(Error::StorageFailed(format!("read: {}", crate::error::chain(&e)))),
+                    Ok(Ok(None)) => return Ok(meter.finish()),
+                    Ok(Ok(Some(chunk))) => {
+                        if meter.fed().saturating_add(chunk.len() as u64) > max_bytes {
+                            return Err(Error::StorageFailed(format!(
+                                "read: the stored blob is longer than its size ({max_bytes} bytes)"
+                            )));
                         }
-                        (_, None) => return self.measure_whole(url, container).await,
+                        meter.feed(&chunk);
                     }
-                    return Ok(meter.finish_sized(size));
                 }
             }
-        }
-        self.measure_whole(url, container).await
-    }
-
-    /// Bytes `start..start+len` of a stored blob; `None` when the store answers with the whole
-    /// blob instead of the range (the caller then reads it whole).
-    async fn read_range(&self, url: &Url, start: u64, len: u64) -> Result<Option<bytes::Bytes>> {
-        let end = start.saturating_add(len).saturating_sub(1);
-        let resp = self
-            .http
-            .get(url.clone())
-            .bearer_auth(&self.token)
-            .header("range", format!("bytes={start}-{end}"))
-            .timeout(self.exchange)
-            .send()
-            .await
-            .map_err(|e| Error::StorageFailed(format!("read: {}", crate::error::chain(&e))))?;
-        match resp.status().as_u16() {
-            206 => {}
-            200 => return Ok(None),
-            404 => return Err(Error::UploadNotFound(url.to_string())),
-            s => return Err(Error::StorageFailed(format!("read: HTTP {s}"))),
-        }
-        let starts_right = resp
-            .headers()
-            .get("content-range")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.strip_prefix("bytes ").is_some_and(|r| r.starts_with(&format!("{start}-"))));
-        if !starts_right {
-            return Ok(None);
-        }
-        let mut resp = resp;
-        let mut out = bytes::BytesMut::new();
-        let cap = usize::try_from(len).unwrap_or(usize::MAX);
-        while out.len() < cap {
-            match tokio::time::timeout(self.exchange, resp.chunk()).await {
-                Err(_) => return Err(Error::StorageFailed("read: timed out".into())),
-                Ok(Err(e)) => return Err(Error::StorageFailed(format!("read: {}", crate::error::chain(&e)))),
-                Ok(Ok(None)) => break,
-                Ok(Ok(Some(chunk))) => out.extend_from_slice(&chunk[..chunk.len().min(cap - out.len())]),
-            }
-        }
-        Ok(Some(out.freeze()))
-    }
-
-    /// A stored blob read whole through a meter, chunk by chunk.
-    async fn measure_whole(&self, url: &Url, container: Container) -> Result<Measured> {
-        // Bounded per step (the answer, then each chunk), not in total: a long recording takes long.
-        let send = self.http.get(url.clone()).bearer_auth(&self.token).send();
-        let mut resp = tokio::time::timeout(self.exchange, send)
-            .await
-            .map_err(|_| Error::StorageFailed("read: timed out".into()))?
-            .map_err(|e| Error::StorageFailed(format!("read: {}", crate::error::chain(&e))))?;
-        if resp.status() == 404 {
-            return Err(Error::UploadNotFound(url.to_string()));
-        }
-        if !resp.status().is_success() {
-            return Err(Error::StorageFailed(format!("read: HTTP {}", resp.status())));
-        }
-        let mut meter = Meter::new(container);
-        loop {
-            match tokio::time::timeout(self.exchange, resp.chunk()).await {
-                Err(_) => return Err(Error::StorageFailed("read: timed out".into())),
-                Ok(Err(e)) => return Err(Error::StorageFailed(format!("read: {}", crate::error::chain(&e)))),
-                Ok(Ok(None)) => return Ok(meter.finish()),
-                Ok(Ok(Some(chunk))) => meter.feed(&chunk),
-            }
-        }
+        };
+        tokio::time::timeout(deadline, read).await.map_err(|_| {
+            Error::StorageFailed(format!("read: measuring the stored blob took over {} s", deadline.as_secs()))
+        })?
     }
 
     fn request(&self, method: reqwest::Method, url: String, request_id: &str, attempt: u32) -> reqwest::RequestBuilder {

@@ -26,7 +26,8 @@ use crate::serve::Request;
 use crate::state::State;
 use crate::telemetry::Trace;
 use crate::upload_rules::{
-    apply_entitlements, settle_duration, validate_declared, validate_duration, Declared, Entitlements, UploadMeta,
+    apply_entitlements, settle_duration, validate_declared, validate_duration, Declared, DurationLimits, Entitlements,
+    UploadMeta,
 };
 
 /// The most a JSON event may weigh (they are a few hundred bytes).
@@ -251,9 +252,10 @@ async fn verify_and_attach(
     if holds(doc.audio_url.as_deref()) {
         let again = match parse_declared(&content_type) {
             Ok(d) => {
-                let measured = trace.phase("measure", blob.measure(url, d.container, meta.size)).await?;
-                let max = state.config.upload.max_duration_ms;
-                let settled = settle_duration(landed.duration_ms, &measured, max, None).ok();
+                let deadline = state.config.upload.total_timeout;
+                let measured = trace.phase("measure", blob.measure(url, d.container, meta.size, deadline)).await?;
+                let limits = DurationLimits::new(&state.config.upload, None);
+                let settled = settle_duration(landed.duration_ms, &measured, &limits).ok();
                 let mut b = body(&d.normalised);
                 if let Some(settled) = settled {
                     b["durationMs"] = json!(settled.duration_ms);
@@ -279,11 +281,12 @@ async fn verify_and_attach(
     if !declared.container.matches(&head) {
         return Err(Error::ContentMismatch(declared.container.essence().into()));
     }
-    // The duration, measured from ranged reads of what landed: it must agree with the declaration
-    // and the limits apply to it, as for a streamed upload.
-    let measured = trace.phase("measure", blob.measure(url, declared.container, meta.size)).await?;
-    let max_duration = state.config.upload.max_duration_ms;
-    let settled = settle_duration(landed.duration_ms, &measured, max_duration, ent.max_recording_ms)?;
+    // The duration, measured from the whole of what landed (a lie can sit anywhere in it), read
+    // once: it must agree with the declaration and the limits apply to it, as for a streamed upload.
+    let deadline = state.config.upload.total_timeout;
+    let measured = trace.phase("measure", blob.measure(url, declared.container, meta.size, deadline)).await?;
+    let limits = DurationLimits::new(&state.config.upload, ent.max_recording_ms);
+    let settled = settle_duration(landed.duration_ms, &measured, &limits)?;
     trace.set_duration_source(settled.source());
     let mut body = body(&declared.normalised);
     body["durationMs"] = json!(settled.duration_ms);

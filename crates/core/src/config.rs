@@ -25,6 +25,8 @@ pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 100 * 1024 * 1024;
 pub const DEFAULT_MAX_DURATION_MS: u64 = 4 * 60 * 60 * 1000;
 /// An upload body that sends nothing for this long is abandoned.
 pub const DEFAULT_UPLOAD_IDLE_TIMEOUT_MS: u64 = 30_000;
+/// The longest a whole upload may take: 100 MiB (the default size limit) at 1 Mbit/s, rounded up.
+pub const DEFAULT_UPLOAD_TIMEOUT_MS: u64 = 15 * 60 * 1000;
 /// As `handleUpload`: a client token is good for an hour.
 pub const DEFAULT_CLIENT_TOKEN_TTL_MS: u64 = 60 * 60 * 1000;
 
@@ -60,6 +62,11 @@ pub struct UploadConfig {
     pub client_token_ttl: Duration,
     /// How long an upload body may send nothing before it is abandoned (`408 upload_timeout`).
     pub idle_timeout: Duration,
+    /// How long a whole upload may take, first byte to last (`408 upload_timeout`); also the limit
+    /// for reading a client upload whole to measure it.
+    pub total_timeout: Duration,
+    /// An unmeasurable duration: the declaration stands (on) or `400 duration_unmeasurable` (off).
+    pub accept_declared_duration: bool,
     /// Where Blob's completion webhook goes (origin; the route's path is appended), as
     /// `handleUpload` derives it. `None`: no webhook.
     pub callback_origin: Option<String>,
@@ -222,6 +229,10 @@ impl Config {
             idle_timeout: Duration::from_millis(
                 parse_number(get, "SESSION_AUDIO_UPLOAD_IDLE_TIMEOUT_MS", DEFAULT_UPLOAD_IDLE_TIMEOUT_MS)?.max(1),
             ),
+            total_timeout: Duration::from_millis(
+                parse_number(get, "SESSION_AUDIO_UPLOAD_TIMEOUT_MS", DEFAULT_UPLOAD_TIMEOUT_MS)?.max(1),
+            ),
+            accept_declared_duration: parse_switch(get, "SESSION_AUDIO_ACCEPT_DECLARED_DURATION", false)?,
         };
 
         Ok(Config {

@@ -126,6 +126,9 @@ pub enum Error {
     /// The upload body sent nothing for the idle timeout.
     #[error("upload body idle for {0:?}")]
     UploadTimeout(std::time::Duration),
+    /// The whole upload took longer than `uploadTimeoutMs`, however steadily it arrived.
+    #[error("upload took longer than {0:?}")]
+    UploadTooSlow(std::time::Duration),
     #[error("session is {0}, not recording")]
     InvalidSessionState(String),
     #[error("entitlement denied")]
@@ -152,7 +155,7 @@ impl Error {
             Error::EntitlementDenied | Error::DurationLimitExceeded(_) | Error::ClientUploadsDisabled => 403,
             Error::InvalidSessionState(_) => 409,
             Error::PayloadTooLarge(_) => 413,
-            Error::UploadTimeout(_) => 408,
+            Error::UploadTimeout(_) | Error::UploadTooSlow(_) => 408,
             Error::UnsupportedMediaType(_) | Error::ContentMismatch(_) => 415,
             Error::Unauthenticated(_) | Error::InvalidSignature => 401,
             Error::SessionNotFound | Error::AudioNotFound | Error::UploadNotFound(_) => 404,
@@ -192,7 +195,7 @@ impl Error {
             Error::UnsupportedMediaType(_) => "unsupported_media_type",
             Error::ContentMismatch(_) => "content_mismatch",
             Error::IncompleteBody(_) => "incomplete_body",
-            Error::UploadTimeout(_) => "upload_timeout",
+            Error::UploadTimeout(_) | Error::UploadTooSlow(_) => "upload_timeout",
             Error::InvalidSessionState(_) => "invalid_session_state",
             Error::EntitlementDenied => "entitlement_denied",
             Error::DurationLimitExceeded(_) => "duration_limit_exceeded",
@@ -232,6 +235,7 @@ impl Error {
             Error::ContentMismatch(t) => format!("The body does not start like {t}: the bytes and x-content-type disagree."),
             Error::IncompleteBody(why) => format!("The upload ended before its Content-Length ({why}); nothing was stored."),
             Error::UploadTimeout(idle) => format!("The upload sent nothing for {} s and was abandoned; nothing was stored.", idle.as_secs_f64()),
+            Error::UploadTooSlow(total) => format!("The upload took longer than {} s (uploadTimeoutMs) and was abandoned; nothing was stored. Send long recordings with the client flow (session-audio/client).", total.as_secs_f64()),
             Error::InvalidSessionState(status) => format!("The session is {status}; audio can only be uploaded while it is recording."),
             Error::EntitlementDenied => "This account may not record listening sessions.".into(),
             Error::DurationLimitExceeded(limit) => format!("The recording is longer than this account allows ({limit})."),
@@ -267,9 +271,10 @@ impl Error {
             )),
             Error::MethodNotAllowed => headers.push(("allow".into(), "GET, HEAD, POST".into())),
             // The client may still be sending: tell it to stop rather than keep the socket for reuse.
-            Error::PayloadTooLarge(_) | Error::IncompleteBody(_) | Error::UploadTimeout(_) => {
-                headers.push(("connection".into(), "close".into()))
-            }
+            Error::PayloadTooLarge(_)
+            | Error::IncompleteBody(_)
+            | Error::UploadTimeout(_)
+            | Error::UploadTooSlow(_) => headers.push(("connection".into(), "close".into())),
             _ => {}
         }
         Response { status: self.status(), headers, body: Body::Bytes(body.to_string().into_bytes().into()) }
@@ -288,6 +293,7 @@ mod tests {
             (Error::ConfigMissing("x".into()), 503, "config_missing"),
             (Error::ConfigInvalid("x".into()), 503, "config_invalid"),
             (Error::MissingSessionId, 400, "missing_session_id"),
+            (Error::UploadTooSlow(std::time::Duration::from_secs(1)), 408, "upload_timeout"),
             (Error::Unauthenticated(AuthFailure::Expired), 401, "token_expired"),
             (Error::Unauthenticated(AuthFailure::InvalidSignature), 401, "token_invalid_signature"),
             (Error::ClerkUnavailable("x".into()), 502, "auth_provider_unavailable"),

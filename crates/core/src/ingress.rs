@@ -42,6 +42,10 @@ pub struct UploadBody {
     received: Arc<AtomicU64>,
     /// How long the client may send nothing.
     idle: Duration,
+    /// When the whole body must have arrived: a client trickling a byte just inside `idle` cannot
+    /// hold a Blob PUT open for hours.
+    deadline: tokio::time::Instant,
+    total: Duration,
     /// Every chunk handed on is measured as it passes (`duration`): no second read.
     meter: Arc<std::sync::Mutex<Meter>>,
     pub polled: Arc<AtomicBool>,
@@ -50,13 +54,22 @@ pub struct UploadBody {
 }
 
 impl UploadBody {
-    pub fn new(rx: Chunks, container: Container, limit: u64, expected: Option<u64>, idle: Duration) -> UploadBody {
+    pub fn new(
+        rx: Chunks,
+        container: Container,
+        limit: u64,
+        expected: Option<u64>,
+        idle: Duration,
+        total: Duration,
+    ) -> UploadBody {
         UploadBody {
             source: Arc::new(Mutex::new(Source { rx, pending: None, done: false })),
             limit,
             expected,
             received: Arc::new(AtomicU64::new(0)),
             idle,
+            deadline: tokio::time::Instant::now() + total,
+            total,
             meter: Arc::new(std::sync::Mutex::new(Meter::new(container))),
             polled: Arc::new(AtomicBool::new(false)),
             failure: Arc::new(std::sync::Mutex::new(None)),
@@ -81,12 +94,13 @@ impl UploadBody {
     /// The next chunk from JS, or the idle timeout. On a timeout the channel is closed, so JS's
     /// next write reports that nobody reads any more and it stops pulling the client's body.
     async fn recv(&self, src: &mut Source) -> Result<Option<std::result::Result<Bytes, String>>> {
-        match tokio::time::timeout(self.idle, src.rx.recv()).await {
+        let left = self.deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(self.idle.min(left), src.rx.recv()).await {
             Ok(item) => Ok(item),
             Err(_) => {
                 src.done = true;
                 src.rx.close();
-                Err(Error::UploadTimeout(self.idle))
+                Err(if left <= self.idle { Error::UploadTooSlow(self.total) } else { Error::UploadTimeout(self.idle) })
             }
         }
     }
@@ -189,6 +203,7 @@ mod tests {
     use futures_util::StreamExt;
 
     const IDLE: Duration = Duration::from_secs(30);
+    const TOTAL: Duration = Duration::from_secs(300);
 
     async fn drain(body: &UploadBody) -> (Vec<u8>, Option<String>) {
         let mut stream = Box::pin(futures_util::stream::unfold(body.clone(), |b| async move {
@@ -221,6 +236,7 @@ mod tests {
             100,
             Some(16),
             IDLE,
+            TOTAL,
         );
         assert_eq!(&body.peek_head().await.unwrap()[..], b"RIFF\0\0\0\0WAVE");
         assert!(!body.polled.load(Ordering::SeqCst), "peeking does not count as reading");
@@ -239,10 +255,10 @@ mod tests {
             (vec![Ok(b"0123456789"), Ok(b"0123456789")], 100, Some(12), "incomplete_body"),
         ];
         for (chunks, limit, expected, code) in cases {
-            let body = UploadBody::new(feed(chunks), Container::Wav, limit, expected, IDLE);
+            let body = UploadBody::new(feed(chunks), Container::Wav, limit, expected, IDLE, TOTAL);
             assert_eq!(drain(&body).await.1.as_deref(), Some(code), "limit {limit} expected {expected:?}");
         }
-        let empty = UploadBody::new(feed(vec![]), Container::Wav, 100, None, IDLE);
+        let empty = UploadBody::new(feed(vec![]), Container::Wav, 100, None, IDLE, TOTAL);
         assert_eq!(empty.peek_head().await.unwrap_err().code(), "empty_body");
     }
 
@@ -251,7 +267,7 @@ mod tests {
         // Stalls before the head is complete: the peek itself times out.
         let (tx, rx) = mpsc::channel(4);
         tx.send(Ok(Bytes::from_static(b"RIFF"))).await.unwrap();
-        let body = UploadBody::new(rx, Container::Wav, 1 << 20, None, IDLE);
+        let body = UploadBody::new(rx, Container::Wav, 1 << 20, None, IDLE, TOTAL);
         assert_eq!(body.peek_head().await.unwrap_err().code(), "upload_timeout");
         // JS is told: its next write finds the channel closed.
         assert!(tx.send(Ok(Bytes::from_static(b"more"))).await.is_err());
@@ -260,14 +276,14 @@ mod tests {
         let (tx, rx) = mpsc::channel(4);
         tx.send(Ok(Bytes::from(vec![0u8; Container::SNIFF_BYTES]))).await.unwrap();
         tx.send(Ok(Bytes::from_static(b"rest"))).await.unwrap();
-        let body = UploadBody::new(rx, Container::Wav, 1 << 20, None, IDLE);
+        let body = UploadBody::new(rx, Container::Wav, 1 << 20, None, IDLE, TOTAL);
         body.peek_head().await.unwrap();
         assert_eq!(drain(&body).await.1.as_deref(), Some("upload_timeout"));
         drop(tx);
 
         // A slow body that keeps sending (each gap under the timeout) is not abandoned.
         let (tx, rx) = mpsc::channel(4);
-        let body = UploadBody::new(rx, Container::Wav, 1 << 20, None, IDLE);
+        let body = UploadBody::new(rx, Container::Wav, 1 << 20, None, IDLE, TOTAL);
         let sender = tokio::spawn(async move {
             for _ in 0..5 {
                 tx.send(Ok(Bytes::from(vec![1u8; 100]))).await.unwrap();
@@ -276,5 +292,27 @@ mod tests {
         });
         assert_eq!(drain(&body).await, (vec![1u8; 500], None));
         sender.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trickle_inside_the_idle_timeout_still_ends_at_the_total_deadline() {
+        // One byte every IDLE - 1 s: never idle, but the whole upload may take only TOTAL.
+        let (tx, rx) = mpsc::channel(4);
+        let body = UploadBody::new(rx, Container::Wav, 1 << 20, None, IDLE, TOTAL);
+        let sender = tokio::spawn(async move {
+            for _ in 0..1000 {
+                if tx.send(Ok(Bytes::from_static(b"x"))).await.is_err() {
+                    return true; // told to stop
+                }
+                tokio::time::sleep(IDLE - Duration::from_secs(1)).await;
+            }
+            false
+        });
+        let started = tokio::time::Instant::now();
+        let (got, failure) = drain(&body).await;
+        assert_eq!(failure.as_deref(), Some("upload_timeout"));
+        assert!(started.elapsed() <= TOTAL + Duration::from_secs(1), "ended at {:?}", started.elapsed());
+        assert!(!got.is_empty() && got.len() < 1000);
+        assert!(sender.await.unwrap(), "the sender was told to stop");
     }
 }

@@ -45,8 +45,15 @@ async fn try_post(state: &State, req: &Request, body: Chunks, trace: Trace, rece
         .map_err(|e| Error::ConvexFunction(format!("entitlements have the wrong shape: {e}")))?;
     let limit = apply_entitlements(&meta, &ent, &state.config.upload)?;
     // 3. the first bytes must be the declared container.
-    let body =
-        UploadBody::new(body, meta.declared.container, limit, meta.content_length, state.config.upload.idle_timeout);
+    let upload = &state.config.upload;
+    let body = UploadBody::new(
+        body,
+        meta.declared.container,
+        limit,
+        meta.content_length,
+        upload.idle_timeout,
+        upload.total_timeout,
+    );
     let head = body.peek_head().await?;
     if !meta.declared.container.matches(&head) {
         return Err(Error::ContentMismatch(meta.declared.container.essence().into()));
@@ -74,8 +81,8 @@ async fn try_post(state: &State, req: &Request, body: Chunks, trace: Trace, rece
     let size = body.received();
     // 5. the duration, measured from the container as the bytes passed: it must agree with the
     // declaration, and the limits apply to it. A refusal removes what was stored.
-    let max_duration = state.config.upload.max_duration_ms;
-    let settled = match settle_duration(meta.duration_ms, &body.measured(), max_duration, ent.max_recording_ms) {
+    let limits = crate::upload_rules::DurationLimits::new(&state.config.upload, ent.max_recording_ms);
+    let settled = match settle_duration(meta.duration_ms, &body.measured(), &limits) {
         Ok(settled) => {
             trace.set_duration_source(settled.source());
             settled

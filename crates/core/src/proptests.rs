@@ -211,15 +211,22 @@ proptest! {
             i += 1;
         }
         prop_assert_eq!(meter.finish(), whole);
-        // The ranged reader's path too: a resume point in any tail, and a sized finish.
-        let tail = &body[body.len().saturating_sub(splits[0])..];
-        if let Some(at) = crate::duration::tail_start(container, tail) {
-            prop_assert!(at < tail.len());
-            meter.resync();
-            meter.feed(&tail[at..]);
-        }
-        let _ = meter.finish_sized(body.len() as u64);
-        let _ = meter.settled();
+        // Work bounded by the bytes, in this chunking too.
+        let bound = crate::duration::tests::STEPS_PER_BYTE * body.len() as u64 + crate::duration::tests::STEPS_CONSTANT;
+        prop_assert!(meter.steps() <= bound, "{:?}: {} steps for {} bytes", container, meter.steps(), body.len());
+    }
+
+    /// Structural soup: each container's own headers with extreme values (sizes of 0, 1, 2^32-1 and
+    /// 2^64-1, counts of 2^32-1, unknown sizes, deep nesting of the masters a meter enters),
+    /// strung together at random. Work stays bounded by the bytes; no panic.
+    #[test]
+    fn hostile_structures_cost_bounded_work(
+        container in proptest::sample::select(crate::media::DEFAULT_ALLOWED.to_vec()),
+        tokens in proptest::collection::vec((0usize..64, any::<u32>(), any::<u8>()), 1..200),
+        chunk in prop_oneof![Just(1usize), Just(7), Just(4096), Just(usize::MAX)],
+    ) {
+        let body = soup(container, &tokens);
+        crate::duration::tests::assert_bounded(container, &body, chunk);
     }
 
     /// Log scrubbing: a secret anywhere in any text never comes out.
@@ -263,4 +270,121 @@ fn fixtures() -> &'static Vec<Vec<u8>> {
         })
         .collect()
     })
+}
+
+/// Bytes made of a container's structural pieces with extreme values (see
+/// `hostile_structures_cost_bounded_work`). `tokens`: (which piece, a number, a byte).
+fn soup(container: Container, tokens: &[(usize, u32, u8)]) -> Vec<u8> {
+    const EXTREMES: [u32; 6] = [0, 1, 8, 16, u32::MAX, u32::MAX - 7];
+    let mut out = Vec::new();
+    for &(piece, n, byte) in tokens {
+        let extreme = EXTREMES[(n as usize) % EXTREMES.len()];
+        let count = if byte & 1 == 0 { extreme } else { n };
+        match container {
+            Container::Mp4 => {
+                let kinds: [&[u8; 4]; 12] = [
+                    b"moov", b"trak", b"mdia", b"moof", b"traf", b"trun", b"stts", b"stsz", b"mdhd", b"mvhd", b"tfhd",
+                    b"mdat",
+                ];
+                let kind = kinds[piece % kinds.len()];
+                match piece % 4 {
+                    // a 64-bit size of 2^64-1, or a size 0 ("to the end")
+                    0 => {
+                        out.extend_from_slice(&1u32.to_be_bytes());
+                        out.extend_from_slice(kind);
+                        out.extend_from_slice(&u64::MAX.to_be_bytes());
+                    }
+                    _ => {
+                        out.extend_from_slice(&(16u32.max(extreme.min(24))).to_be_bytes());
+                        out.extend_from_slice(kind);
+                        out.extend_from_slice(&[0, 0, 0, byte & 0x0F]);
+                        out.extend_from_slice(&count.to_be_bytes());
+                        if piece % 4 == 3 {
+                            out.extend_from_slice(&count.to_be_bytes());
+                            out.extend_from_slice(&n.to_be_bytes());
+                        }
+                    }
+                }
+            }
+            Container::WebM => {
+                // Masters (Segment, Cluster, BlockGroup, Info) with unknown or huge sizes, and
+                // blocks with zero or all-ones sizes.
+                let ids: [&[u8]; 8] = [
+                    &[0x18, 0x53, 0x80, 0x67],
+                    &[0x1F, 0x43, 0xB6, 0x75],
+                    &[0xA0],
+                    &[0x15, 0x49, 0xA9, 0x66],
+                    &[0xA3],
+                    &[0xE7],
+                    &[0x44, 0x89],
+                    &[0x1A, 0x45, 0xDF, 0xA3],
+                ];
+                out.extend_from_slice(ids[piece % ids.len()]);
+                match byte % 4 {
+                    0 => out.push(0xFF),                                                           // unknown size
+                    1 => out.extend_from_slice(&[0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE]), // 2^56-2
+                    2 => out.push(0x80),                                                           // zero
+                    _ => {
+                        out.push(0x84);
+                        out.extend_from_slice(&n.to_be_bytes());
+                    }
+                }
+            }
+            Container::Ogg => {
+                out.extend_from_slice(b"OggS\0");
+                out.push(byte & 7);
+                out.extend_from_slice(&u64::from(count).to_le_bytes());
+                out.extend_from_slice(&n.to_le_bytes());
+                out.extend_from_slice(&(piece as u32).to_le_bytes());
+                out.extend_from_slice(&[0; 4]);
+                let segments = (piece * 4) as u8;
+                out.push(segments);
+                out.extend(std::iter::repeat_n(if byte & 2 == 0 { 255 } else { 0 }, usize::from(segments)));
+                if piece % 3 == 0 {
+                    out.extend_from_slice(b"OpusHead\x01\x02");
+                }
+                out.push(byte);
+            }
+            Container::Wav => {
+                if out.is_empty() {
+                    out.extend_from_slice(b"RIFF\xff\xff\xff\xffWAVE");
+                }
+                let ids: [&[u8; 4]; 4] = [b"fmt ", b"data", b"LIST", b"junk"];
+                out.extend_from_slice(ids[piece % 4]);
+                out.extend_from_slice(&count.to_le_bytes());
+                out.extend_from_slice(&n.to_le_bytes());
+            }
+            Container::Flac => {
+                if out.is_empty() {
+                    out.extend_from_slice(b"fLaC");
+                }
+                // metadata block headers, or frame sync codes with random header bytes
+                if piece % 2 == 0 {
+                    out.extend_from_slice(&[byte & 0x7F, (count >> 16) as u8, (count >> 8) as u8, count as u8]);
+                } else {
+                    out.extend_from_slice(&[0xFF, 0xF8 | (byte & 1)]);
+                    out.extend_from_slice(&n.to_be_bytes());
+                }
+            }
+            Container::Mp3 | Container::Adts => {
+                if piece % 5 == 0 {
+                    out.extend_from_slice(b"ID3\x04\0\0");
+                    out.extend_from_slice(&[
+                        0x7F & (count >> 21) as u8,
+                        0x7F & (count >> 14) as u8,
+                        0x7F & (count >> 7) as u8,
+                        0x7F & count as u8,
+                    ]);
+                } else if piece % 5 == 1 {
+                    out.extend_from_slice(b"Xing\0\0\0\x0F");
+                    out.extend_from_slice(&count.to_be_bytes());
+                } else {
+                    out.extend_from_slice(&[0xFF, 0xF0 | (byte & 0x0F)]);
+                    out.extend_from_slice(&n.to_be_bytes());
+                    out.push(byte);
+                }
+            }
+        }
+    }
+    out
 }

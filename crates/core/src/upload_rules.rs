@@ -129,18 +129,50 @@ impl Settled {
     }
 }
 
-/// The declared duration against the measured one. A measurement wins: it must agree with the
-/// declaration within max(2 %, 1 s) (`400 duration_mismatch`), and the deployment's and the user's
-/// limits apply to it (`403 duration_limit_exceeded`). Without a measurement the declaration
-/// stands (its limits were checked before the upload started).
+/// What bounds a recording's duration: the deployment's limit, the user's own (entitlements), and
+/// whether a duration no meter can measure may be taken from the declaration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DurationLimits {
+    pub max_ms: u64,
+    pub user_max_ms: Option<f64>,
+    pub accept_declared: bool,
+}
+
+impl DurationLimits {
+    pub fn new(cfg: &UploadConfig, user_max_ms: Option<f64>) -> DurationLimits {
+        DurationLimits { max_ms: cfg.max_duration_ms, user_max_ms, accept_declared: cfg.accept_declared_duration }
+    }
+}
+
+/// The declared duration against the measured one. The measurement is what is recorded: the
+/// declaration must agree with it within max(2 %, 1 s) (`400 duration_mismatch`), and the
+/// deployment's and the user's limits apply to it (`403 duration_limit_exceeded`). A file that
+/// contradicts itself is refused (`400 inconsistent_audio`). A file whose duration cannot be
+/// measured is refused (`400 duration_unmeasurable`) unless the deployment accepts the declaration
+/// (`acceptDeclaredDuration`), whose limits were checked before the upload started.
 pub fn settle_duration(
     declared_ms: u64,
     measured: &crate::duration::Measured,
-    max_duration_ms: u64,
-    user_max_ms: Option<f64>,
+    limits: &DurationLimits,
 ) -> Result<Settled> {
-    let crate::duration::Measured::Ms(measured_ms) = *measured else {
-        return Ok(Settled { duration_ms: declared_ms, measured: false });
+    use crate::duration::Measured;
+    let measured_ms = match *measured {
+        Measured::Ms(ms) => ms,
+        Measured::Unknown(_) if limits.accept_declared => {
+            return Ok(Settled { duration_ms: declared_ms, measured: false })
+        }
+        Measured::Unknown(why) => {
+            return Err(bad(
+                "duration_unmeasurable",
+                format!("The recording's duration cannot be measured from its bytes ({why}); record in a supported format (WebM/Opus, Ogg Opus, MP4/AAC, MP3, AAC, WAV, FLAC)."),
+            ))
+        }
+        Measured::Inconsistent(why) => {
+            return Err(bad(
+                "inconsistent_audio",
+                format!("The audio file contradicts itself ({why}); upload the file as the recorder wrote it."),
+            ))
+        }
     };
     let tolerance = (measured_ms / 50).max(1_000);
     if declared_ms.abs_diff(measured_ms) > tolerance {
@@ -151,10 +183,10 @@ pub fn settle_duration(
             ),
         ));
     }
-    if measured_ms > max_duration_ms {
-        return Err(Error::DurationLimitExceeded(format!("limit {max_duration_ms} ms")));
+    if measured_ms > limits.max_ms {
+        return Err(Error::DurationLimitExceeded(format!("limit {} ms", limits.max_ms)));
     }
-    if let Some(max) = user_max_ms.filter(|m| m.is_finite() && *m >= 0.0) {
+    if let Some(max) = limits.user_max_ms.filter(|m| m.is_finite() && *m >= 0.0) {
         if measured_ms as f64 > max {
             return Err(Error::DurationLimitExceeded(format!("limit {} ms", max as u64)));
         }
@@ -211,6 +243,8 @@ mod tests {
             client_token_ttl: std::time::Duration::from_secs(3600),
             callback_origin: None,
             idle_timeout: std::time::Duration::from_secs(30),
+            total_timeout: std::time::Duration::from_secs(900),
+            accept_declared_duration: false,
         }
     }
 
@@ -271,7 +305,9 @@ mod tests {
         use crate::duration::Measured;
         let ms = Measured::Ms;
         let unknown = Measured::Unknown("x");
-        // (declared, measured, deployment max, user max) → Ok((duration, measured)) or the code.
+        let lying = Measured::Inconsistent("x");
+        // (declared, measured, deployment max, user max) → Ok((duration, measured)) or the code,
+        // with `acceptDeclaredDuration` off.
         type Case = (u64, Measured, u64, Option<f64>, std::result::Result<(u64, bool), &'static str>);
         let cases: Vec<Case> = vec![
             (5_000, ms(5_000), 60_000, None, Ok((5_000, true))),
@@ -284,16 +320,28 @@ mod tests {
             (10_000, ms(10_000), 9_000, None, Err("duration_limit_exceeded")),
             (10_000, ms(10_000), 60_000, Some(9_000.0), Err("duration_limit_exceeded")),
             (10_000, ms(10_000), 60_000, Some(f64::NAN), Ok((10_000, true))),
-            // Nothing measurable: the declaration stands, and says so.
-            (7_000, unknown, 60_000, None, Ok((7_000, false))),
+            // Nothing measurable: refused by default (the option is the next table).
+            (7_000, unknown.clone(), 60_000, None, Err("duration_unmeasurable")),
+            // A file that contradicts itself: refused whatever was declared.
+            (7_000, lying.clone(), 60_000, None, Err("inconsistent_audio")),
             (u64::MAX, ms(0), u64::MAX, None, Err("duration_mismatch")),
             (0, ms(u64::MAX), u64::MAX, None, Err("duration_mismatch")),
         ];
         for (declared, measured, max, user, want) in cases {
-            let got = settle_duration(declared, &measured, max, user)
+            let limits = DurationLimits { max_ms: max, user_max_ms: user, accept_declared: false };
+            let got = settle_duration(declared, &measured, &limits)
                 .map(|s| (s.duration_ms, s.measured))
                 .map_err(|e| e.code());
             assert_eq!(got, want, "{declared} vs {measured:?}, max {max}, user {user:?}");
         }
+        // With `acceptDeclaredDuration` on, only the unmeasurable case changes: the declaration
+        // stands and says so. A self-contradicting file is still refused.
+        let accept = DurationLimits { max_ms: 60_000, user_max_ms: None, accept_declared: true };
+        let got = |m: &Measured| {
+            settle_duration(7_000, m, &accept).map(|s| (s.duration_ms, s.measured)).map_err(|e| e.code())
+        };
+        assert_eq!(got(&unknown), Ok((7_000, false)));
+        assert_eq!(got(&lying), Err("inconsistent_audio"));
+        assert_eq!(got(&ms(7_000)), Ok((7_000, true)));
     }
 }
