@@ -63,6 +63,9 @@ pub struct UploadConfig {
     /// Where Blob's completion webhook goes (origin; the route's path is appended), as
     /// `handleUpload` derives it. `None`: no webhook.
     pub callback_origin: Option<String>,
+    /// `SESSION_AUDIO_CONVEX_SECRET`: what the route signs the attach mutation's arguments with
+    /// (`attach_sign`). `None`: uploads answer `503 config_missing`; GET does not need it.
+    pub attach_secret: Option<crate::attach_sign::AttachSecret>,
 }
 
 /// Key-source for verifying session tokens.
@@ -222,6 +225,9 @@ impl Config {
             idle_timeout: Duration::from_millis(
                 parse_number(get, "SESSION_AUDIO_UPLOAD_IDLE_TIMEOUT_MS", DEFAULT_UPLOAD_IDLE_TIMEOUT_MS)?.max(1),
             ),
+            attach_secret: get(crate::attach_sign::ENV)
+                .map(|raw| crate::attach_sign::AttachSecret::parse(&raw))
+                .transpose()?,
         };
 
         Ok(Config {

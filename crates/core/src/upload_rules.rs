@@ -211,6 +211,7 @@ mod tests {
             client_token_ttl: std::time::Duration::from_secs(3600),
             callback_origin: None,
             idle_timeout: std::time::Duration::from_secs(30),
+            attach_secret: None,
         }
     }
 
