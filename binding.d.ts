@@ -190,6 +190,13 @@ export interface AudioOptions {
    * Env `SESSION_AUDIO_ATTACHED_QUERY`. Default `listeningSessions:attachedAudio`.
    */
   attachedQuery?: string
+  /**
+   * Uploads: the secret the route signs the attach mutation's arguments with (HMAC-SHA256), so the
+   * template's public `attachAudio` accepts only what this route checked. Set the same value in the
+   * Convex deployment's environment; at least 32 characters. Unset: uploads answer
+   * `503 config_missing` (GET works without it). Env `SESSION_AUDIO_CONVEX_SECRET`.
+   */
+  convexSecret?: string
 }
 
 /** Converting the argument is the check: napi throws a `TypeError` naming an option of the wrong type. */

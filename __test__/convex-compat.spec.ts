@@ -2,7 +2,7 @@
 // unmodified `ConvexHttpClient` from the `convex` package, the client our Rust code imitates.
 import { ConvexHttpClient } from 'convex/browser'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startStack, type Stack } from './helpers'
+import { signAttach, startStack, type Stack } from './helpers'
 
 let s: Stack
 beforeAll(async () => {
@@ -50,30 +50,39 @@ describe('ConvexHttpClient against the Convex-compatible server', () => {
     const client = new ConvexHttpClient(s.convex.url, { logger: false })
     client.setAuth(await templateToken('user_compat'))
     const id = await client.mutation('listeningSessions:create' as never, {} as never)
-    const attach = {
+    // Signed as the route signs it (only the route can attach: attach-guard.spec.ts).
+    const attach = signAttach(s.convex.env.SESSION_AUDIO_CONVEX_SECRET, {
       sessionId: id,
-      audioUrl: `https://x.public.blob.vercel-storage.com/listening-sessions/${id}/a.wav`,
+      audioUrl: `${s.blob.url}/listening-sessions/${id}/a.wav`,
       pathname: `listening-sessions/${id}/a.wav`,
       contentType: 'audio/wav',
       sizeBytes: 10,
       durationMs: 5,
-    }
+    })
     await client.mutation('listeningSessions:attachAudio' as never, attach as never)
     const err = await client.mutation('listeningSessions:attachAudio' as never, attach as never).catch((e) => e)
     expect(err.data).toEqual({ code: 'invalid_session_state', status: 'transcribing' })
   })
 
-  it('attachAudio, called directly, refuses audio that is not under the session’s own prefix', async () => {
+  it('attachAudio, even validly signed, refuses audio that is not under the session’s own prefix', async () => {
     const client = new ConvexHttpClient(s.convex.url, { logger: false })
     client.setAuth(await templateToken('user_compat'))
     const id: string = await client.mutation('listeningSessions:create' as never, {} as never)
     const other: string = await client.mutation('listeningSessions:create' as never, {} as never)
-    const host = 'https://store.private.blob.vercel-storage.com'
+    const host = s.blob.url // the store the deployment is configured with (SESSION_AUDIO_BLOB_HOSTS)
+    const secret = s.convex.env.SESSION_AUDIO_CONVEX_SECRET
     const attempt = (pathname: string, audioUrl = `${host}/${pathname}`) =>
       client
         .mutation(
           'listeningSessions:attachAudio' as never,
-          { sessionId: id, audioUrl, pathname, contentType: 'audio/wav', sizeBytes: 10, durationMs: 5 } as never,
+          signAttach(secret, {
+            sessionId: id,
+            audioUrl,
+            pathname,
+            contentType: 'audio/wav',
+            sizeBytes: 10,
+            durationMs: 5,
+          }) as never,
         )
         .then(
           () => 'attached',
@@ -87,10 +96,7 @@ describe('ConvexHttpClient against the Convex-compatible server', () => {
       [`listening-sessions/${id}/sub/a.wav`],
       [`listening-sessions/${id}/a.wav`, `${host}/listening-sessions/${other}/a.wav`], // pathname and URL disagree
       [`listening-sessions/${id}/a.wav`, `${host}/listening-sessions/${id}/%2e%2e/${other}/a.wav`],
-      [
-        `listening-sessions/${id}/a.wav`,
-        `https://user:pw@store.private.blob.vercel-storage.com/listening-sessions/${id}/a.wav`,
-      ],
+      [`listening-sessions/${id}/a.wav`, `${host.replace('://', '://user:pw@')}/listening-sessions/${id}/a.wav`],
       [`listening-sessions/${id}/a.wav`, 'not a url'],
       [`listening-sessions/${id}/a.wav`, `javascript:/listening-sessions/${id}/a.wav`],
     ]

@@ -1,5 +1,6 @@
 // Shared setup: the loopback peers (Clerk, Convex, audio storage) and handlers wired to them.
 import { expect } from 'vitest'
+import crypto from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -34,6 +35,8 @@ export async function startStack() {
   const convex = await startConvex({ clerk })
   const audio = await startAudioServer({ root })
   const blob = await startBlob({ root: path.join(root, 'blob') })
+  // As `npx convex env set` on a real deployment: the store uploads may be attached from.
+  convex.env.SESSION_AUDIO_BLOB_HOSTS = blob.url
 
   const options = (extra: AudioOptions = {}): AudioOptions => ({
     convexUrl: convex.url,
@@ -43,6 +46,7 @@ export async function startStack() {
     allowLoopbackUpstream: true,
     blobReadWriteToken: blob.token,
     blobApiUrl: blob.apiUrl,
+    convexSecret: convex.env.SESSION_AUDIO_CONVEX_SECRET,
     ...extra,
   })
 
@@ -124,4 +128,26 @@ export async function errorOf(res: Response) {
   expect(Object.keys(body)).toEqual(['error'])
   expect(typeof body.error.message).toBe('string')
   return { status: res.status, code: body.error.code as string, message: body.error.message as string }
+}
+
+export type AttachFields = {
+  sessionId: string
+  audioUrl: string
+  pathname: string
+  contentType: string
+  sizeBytes: number
+  durationMs: number
+}
+
+/**
+ * attachAudio's arguments signed as the route signs them (crates/core/src/attach_sign.rs), written
+ * a third time here so that the Rust side, the template and this one each check the others against
+ * `fixtures/attach-signature.json`.
+ */
+export function signAttach(secret: string, args: AttachFields, expiresAt = Date.now() + 5 * 60 * 1000) {
+  const all = { ...args, expiresAt }
+  const fields = ['sessionId', 'audioUrl', 'pathname', 'contentType', 'sizeBytes', 'durationMs', 'expiresAt'] as const
+  let message = 'session-audio:attachAudio:v1'
+  for (const f of fields) message += `\n${f}=${Buffer.byteLength(String(all[f]))}:${all[f]}`
+  return { ...all, signature: crypto.createHmac('sha256', secret).update(message).digest('hex') }
 }

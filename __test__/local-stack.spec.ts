@@ -69,6 +69,7 @@ describe('the local stack', () => {
         blobApiUrl: stack.blob.apiUrl,
         trustedHosts: [stack.blob.host],
         allowLoopbackUpstream: true,
+        convexSecret: stack.env.SESSION_AUDIO_CONVEX_SECRET,
       })
       const cookies = await signInCookies(stack)
       const cookie = `__session=${cookies.__session}`

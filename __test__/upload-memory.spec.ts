@@ -20,6 +20,8 @@ beforeAll(async () => {
   })
   const line = await new Promise<string>((resolve) => child.stdout.once('data', (d) => resolve(String(d))))
   store = { ...JSON.parse(line), root, stop: () => child.kill() }
+  // The Convex deployment attaches audio only from stores it is configured with.
+  s.convex.env.SESSION_AUDIO_BLOB_HOSTS = `${s.blob.url},${store.url}`
 })
 afterAll(async () => {
   store.stop()

@@ -3,6 +3,7 @@
 //   GET:  verifyToken → sessions.getToken(sid, 'convex') → ConvexHttpClient.query → fetch(blob URL,
 //         Range) piped into new Response
 //   POST: verifyToken → getToken → query (state) → @vercel/blob put(request.body) → mutation
+import crypto from 'node:crypto'
 import { createClerkClient, verifyToken } from '@clerk/backend'
 import { ConvexHttpClient } from 'convex/browser'
 import { put } from '@vercel/blob'
@@ -71,15 +72,30 @@ export async function POST(request, { params }) {
     addRandomSuffix: true,
     token: env.BLOB_READ_WRITE_TOKEN,
   })
-  await convex.mutation('listeningSessions:attachAudio', {
-    sessionId,
-    audioUrl: blob.url,
-    pathname: blob.pathname,
-    contentType,
-    sizeBytes: Number(request.headers.get('content-length') || 0),
-    durationMs,
-  })
+  await convex.mutation(
+    'listeningSessions:attachAudio',
+    signed({
+      sessionId,
+      audioUrl: blob.url,
+      pathname: blob.pathname,
+      contentType,
+      sizeBytes: Number(request.headers.get('content-length') || 0),
+      durationMs,
+    }),
+  )
   return new Response(JSON.stringify({ status: 'transcribing', audioUrl: blob.url }), { status: 201 })
 }
 
 export const HEAD = GET
+
+/** The template's attachAudio takes only signed arguments (examples/convex/listeningSessions.ts). */
+function signed(args) {
+  const all = { ...args, expiresAt: Date.now() + 5 * 60 * 1000 }
+  const fields = ['sessionId', 'audioUrl', 'pathname', 'contentType', 'sizeBytes', 'durationMs', 'expiresAt']
+  const message = fields.reduce(
+    (m, f) => `${m}\n${f}=${Buffer.byteLength(String(all[f]))}:${all[f]}`,
+    'session-audio:attachAudio:v1',
+  )
+  const signature = crypto.createHmac('sha256', env.SESSION_AUDIO_CONVEX_SECRET).update(message).digest('hex')
+  return { ...all, signature }
+}

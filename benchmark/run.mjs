@@ -140,6 +140,7 @@ const proxyEnv = {
   SESSION_AUDIO_BLOB_ACCESS: 'public',
   SESSION_AUDIO_LOG: 'off',
   SESSION_AUDIO_MAX_UPLOAD_BYTES: String(1024 * MiB),
+  SESSION_AUDIO_CONVEX_SECRET: svc.convex.secret,
 }
 const proxies = {}
 for (const v of ['session-audio', 'pure-js']) {

@@ -19,6 +19,7 @@ const root = fs.mkdtempSync(path.join(os.tmpdir(), 'session-audio-bench-'))
 const clerk = await startClerk()
 const convex = await startConvex({ clerk })
 const blob = await startBlob({ root })
+convex.env.SESSION_AUDIO_BLOB_HOSTS = blob.url
 
 const control = await listen(async (req, res) => {
   const url = new URL(req.url, 'http://x')
@@ -78,7 +79,7 @@ process.stdout.write(
   JSON.stringify({
     control: control.url,
     clerk: { url: clerk.url, secretKey: clerk.secretKey, publicKeyPem: clerk.publicKeyPem },
-    convex: { url: convex.url },
+    convex: { url: convex.url, secret: convex.env.SESSION_AUDIO_CONVEX_SECRET },
     blob: { url: blob.url, apiUrl: blob.apiUrl, host: blob.host, token: blob.token },
   }) + '\n',
 )

@@ -105,6 +105,11 @@ pub struct AudioOptions {
     /// `sweepOrphanAudio` only: the Convex query that says which blobs are attached.
     /// Env `SESSION_AUDIO_ATTACHED_QUERY`. Default `listeningSessions:attachedAudio`.
     pub attached_query: Option<String>,
+    /// Uploads: the secret the route signs the attach mutation's arguments with (HMAC-SHA256), so the
+    /// template's public `attachAudio` accepts only what this route checked. Set the same value in the
+    /// Convex deployment's environment; at least 32 characters. Unset: uploads answer
+    /// `503 config_missing` (GET works without it). Env `SESSION_AUDIO_CONVEX_SECRET`.
+    pub convex_secret: Option<String>,
 }
 
 /// An option's value as the environment would spell it.
@@ -152,7 +157,7 @@ macro_rules! settings {
 }
 
 impl AudioOptions {
-    fn table(&self) -> [(&'static str, &'static str, Option<String>); 33] {
+    fn table(&self) -> [(&'static str, &'static str, Option<String>); 34] {
         settings!(self;
             convex_url => "NEXT_PUBLIC_CONVEX_URL",
             clerk_secret_key => "CLERK_SECRET_KEY",
@@ -187,6 +192,7 @@ impl AudioOptions {
             blob_callback_url => "VERCEL_BLOB_CALLBACK_URL",
             sweep_secret => "SESSION_AUDIO_SWEEP_SECRET",
             attached_query => "SESSION_AUDIO_ATTACHED_QUERY",
+            convex_secret => "SESSION_AUDIO_CONVEX_SECRET",
         )
     }
 

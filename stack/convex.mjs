@@ -5,7 +5,10 @@
 //     aud "convex", RS256); a bad token fails the whole request with HTTP 401 before any function runs.
 //   - Only public functions are callable (convex-test itself does not enforce that).
 //   - Function errors are HTTP 200 {status: "error", errorMessage, errorData?} (ConvexError data).
+//   - Each deployment has its own environment variables (`env`), as `npx convex env set` gives a
+//     real one: the functions' `process.env` reads them (then the process's own environment).
 import crypto from 'node:crypto'
+import { AsyncLocalStorage } from 'node:async_hooks'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -19,13 +22,30 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const functionsDir = path.join(repo, 'examples', 'convex')
 const MODULES = ['schema', 'listeningSessions', 'entitlements', '_generated/server', '_generated/api']
 
+/**
+ * The bundles read `process.env` as `globalThis.__sessionAudioConvexEnv`: this view answers from
+ * the environment of the deployment whose function is running (set with `envStorage.run`), so two
+ * local deployments in one process do not share their variables. Kept on globalThis so every copy
+ * of this module shares one storage and one view.
+ */
+const envStorage = (globalThis.__sessionAudioConvexEnvStorage ??= new AsyncLocalStorage())
+globalThis.__sessionAudioConvexEnv ??= new Proxy(
+  {},
+  {
+    get: (_, key) => {
+      const env = envStorage.getStore()
+      return env && typeof key === 'string' && key in env ? env[key] : process.env[key]
+    },
+  },
+)
+
 /** Bundle the TypeScript functions once per content hash (Node cannot import .ts directly). */
 async function loadFunctions() {
   const sources = MODULES.map((m) => {
     const file = ['.ts', '.js'].map((ext) => path.join(functionsDir, m + ext)).find((f) => fs.existsSync(f))
     return { m, file }
   })
-  const hash = crypto.createHash('sha256')
+  const hash = crypto.createHash('sha256').update('env-view-v1')
   for (const { file } of sources) hash.update(fs.readFileSync(file))
   // Inside the repo so that the bundles' `convex/*` imports resolve to our node_modules.
   const outdir = path.join(repo, 'node_modules', '.cache', 'session-audio-convex', hash.digest('hex').slice(0, 16))
@@ -38,6 +58,7 @@ async function loadFunctions() {
       platform: 'node',
       outExtension: { '.js': '.mjs' },
       external: ['convex', 'convex/*'],
+      define: { 'process.env': 'globalThis.__sessionAudioConvexEnv' },
       logLevel: 'error',
     })
     fs.writeFileSync(path.join(outdir, 'done'), '')
@@ -95,7 +116,12 @@ function persistence(t, getDb, dataFile) {
   }
 }
 
-export async function startConvex({ clerk, port = 0, dataFile } = {}) {
+/**
+ * `env`: the deployment's environment variables (mutable: tests change them while it runs). The
+ * route's attach secret defaults to a fresh random one (`env.SESSION_AUDIO_CONVEX_SECRET`).
+ */
+export async function startConvex({ clerk, port = 0, dataFile, env = {} } = {}) {
+  env = { SESSION_AUDIO_CONVEX_SECRET: crypto.randomBytes(32).toString('hex'), ...env }
   const { schema, modules } = await loadFunctions()
   const { convexTest, __sessionAudioGetDb } = await loadConvexTest()
   const t = convexTest(schema, modules)
@@ -184,14 +210,14 @@ export async function startConvex({ clerk, port = 0, dataFile } = {}) {
       }
       const args = jsonToConvex((Array.isArray(request.args) ? request.args[0] : request.args) ?? {})
       if (state.override[udfPath]) {
-        const value = await t.run((ctx) => state.override[udfPath](ctx, identity, args))
+        const value = await envStorage.run(env, () => t.run((ctx) => state.override[udfPath](ctx, identity, args)))
         await store.save()
         return reply(value)
       }
       if (!(await isPublic(udfPath))) throw new Error(`Could not find public function for '${udfPath}'.`)
       const as = identity ? t.withIdentity(identity) : t
       const fn = kind === 'query' ? as.queryFromPath : as.mutationFromPath
-      const value = await fn.call(as, { componentPath: '', udfPath }, args)
+      const value = await envStorage.run(env, () => fn.call(as, { componentPath: '', udfPath }, args))
       if (kind === 'mutation') await store.save()
       reply(value)
     } catch (e) {
@@ -200,12 +226,14 @@ export async function startConvex({ clerk, port = 0, dataFile } = {}) {
   }, port)
 
   const runAndSave = async (fn) => {
-    const value = await t.run(fn)
+    const value = await envStorage.run(env, () => t.run(fn))
     await store.save()
     return value
   }
   return {
     url: peer.url,
+    /** The deployment's environment variables (`npx convex env set`), read by its functions. */
+    env,
     calls,
     received,
     state,

@@ -29,6 +29,8 @@ export async function startLocalStack({ dir = '.session-audio', ports = {}, rate
   const clerk = await startClerk({ port: ports.clerk ?? 0, rateLimit })
   const convex = await startConvex({ clerk, port: ports.convex ?? 0, dataFile: path.join(root, 'convex.json') })
   const blob = await startBlob({ root: path.join(root, 'blob'), port: ports.blob ?? 0 })
+  // The two halves of the attach secret and the store's origin, as `npx convex env set` would.
+  convex.env.SESSION_AUDIO_BLOB_HOSTS = blob.url
   // Browsers send `localhost` cookies to every port, so the sign-in page and the app share them.
   const clerkBrowserUrl = clerk.url.replace('127.0.0.1', 'localhost')
   const env = {
@@ -45,6 +47,7 @@ export async function startLocalStack({ dir = '.session-audio', ports = {}, rate
     SESSION_AUDIO_BROWSER_BLOB_API_URL: blob.apiUrl.replace('127.0.0.1', 'localhost'),
     SESSION_AUDIO_TRUSTED_HOSTS: blob.host,
     SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM: '1',
+    SESSION_AUDIO_CONVEX_SECRET: convex.env.SESSION_AUDIO_CONVEX_SECRET,
     SESSION_AUDIO_DEV_SIGN_IN_URL: `${clerkBrowserUrl}/sign-in`,
     SESSION_AUDIO_DEV_SIGN_OUT_URL: `${clerkBrowserUrl}/sign-out`,
   }

@@ -24,31 +24,125 @@ export const getForAudio = query({
 })
 
 /**
- * `recording` → `transcribing`, atomically (a Convex mutation is a transaction): of two uploads
- * racing for one session, exactly one gets here first; the other sees `transcribing` and is refused.
- */
-/**
  * Whether `audioUrl` and `pathname` name one blob under `listening-sessions/{sessionId}/`: the
  * pathname has that prefix and one more segment (no dot segments, no encoded slashes), and the
  * URL's path is exactly that pathname. URL parsing resolves `..` and `%2e%2e` first, so neither
  * can climb out of the prefix.
  */
-function isSessionAudio(audioUrl: string, pathname: string, sessionId: string): boolean {
+function isSessionAudio(url: URL, pathname: string, sessionId: string): boolean {
   const prefix = `listening-sessions/${sessionId}/`
   if (!pathname.startsWith(prefix)) return false
   const name = pathname.slice(prefix.length)
   if (!/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(name)) return false
-  let url: URL
-  try {
-    url = new URL(audioUrl)
-  } catch {
-    return false
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return false
-  if (url.username || url.password) return false
+  if (url.username || url.password || url.search || url.hash) return false
   return url.pathname === `/${pathname}`
 }
 
+/**
+ * The origins this deployment's audio may live on, from its environment (`npx convex env set`):
+ * - `SESSION_AUDIO_BLOB_STORE_ID`: the Vercel Blob store (`store_AbC123` as the dashboard shows it,
+ *   or `abc123` as in `BLOB_READ_WRITE_TOKEN=vercel_blob_rw_abc123_…`) → its public and private host;
+ * - `SESSION_AUDIO_BLOB_HOSTS`: a comma list of further origins (`https://host[:port]`, or a bare
+ *   `host[:port]`, which means https). `http://` is accepted for loopback only (local stacks).
+ * `null` when neither is set or an entry is malformed: nothing can be attached then.
+ */
+function allowedOrigins(): Set<string> | null {
+  const origins = new Set<string>()
+  const store = (process.env.SESSION_AUDIO_BLOB_STORE_ID ?? '')
+    .trim()
+    .replace(/^store_/i, '')
+    .toLowerCase()
+  if (store) {
+    if (!/^[a-z0-9-]{1,63}$/.test(store)) return null
+    origins.add(`https://${store}.public.blob.vercel-storage.com`)
+    origins.add(`https://${store}.private.blob.vercel-storage.com`)
+  }
+  for (const raw of (process.env.SESSION_AUDIO_BLOB_HOSTS ?? '').split(',')) {
+    const entry = raw.trim()
+    if (!entry) continue
+    let url: URL
+    try {
+      url = new URL(entry.includes('://') ? entry : `https://${entry}`)
+    } catch {
+      return null
+    }
+    const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname)
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) return null
+    origins.add(url.origin)
+  }
+  return origins.size ? origins : null
+}
+
+/** The audio types the route stores (its canonical essences), with `;key=value` parameters. */
+const AUDIO_TYPE =
+  /^audio\/(webm|ogg|mpeg|mp4|aac|wav|flac)(;[a-z0-9!#$&^_.+-]{1,64}=[\x21\x23-\x3a\x3c-\x7e]{1,128}){0,8}$/
+/** Sane ceilings, above any limit the route can be configured to: 5 GiB, 24 hours. */
+const MAX_AUDIO_BYTES = 5 * 1024 * 1024 * 1024
+const MAX_DURATION_MS = 24 * 60 * 60 * 1000
+/** The route signs for 5 minutes; an expiry further ahead than this is not the route's. */
+const MAX_SIGNATURE_AHEAD_MS = 15 * 60 * 1000
+
+type AttachArgs = {
+  sessionId: string
+  audioUrl: string
+  pathname: string
+  contentType: string
+  sizeBytes: number
+  durationMs: number
+  expiresAt: number
+}
+
+/**
+ * The exact bytes the route signs (crates/core/src/attach_sign.rs): a version line, then per field,
+ * in this order, `\n{name}={UTF-8 byte length}:{value}`, numbers in plain decimal. The lengths make
+ * it unambiguous: no value can spill into the next field. `null` when a value cannot be encoded
+ * one way only (a string that is not well-formed Unicode, a number that is not a safe integer).
+ */
+export function attachMessage(args: AttachArgs): Uint8Array | null {
+  const encoder = new TextEncoder()
+  let text = 'session-audio:attachAudio:v1'
+  const fields = ['sessionId', 'audioUrl', 'pathname', 'contentType', 'sizeBytes', 'durationMs', 'expiresAt'] as const
+  for (const name of fields) {
+    const raw = args[name]
+    if (typeof raw === 'number' && !(Number.isSafeInteger(raw) && raw >= 0)) return null
+    const value = String(raw)
+    const bytes = encoder.encode(value)
+    // A lone surrogate would encode as U+FFFD: two different strings, one message.
+    if (new TextDecoder().decode(bytes) !== value) return null
+    text += `\n${name}=${bytes.length}:${value}`
+  }
+  return encoder.encode(text)
+}
+
+/** Whether `signature` (lowercase hex) is the HMAC-SHA256 of the arguments under `secret`. */
+export async function attachSignatureValid(secret: string, args: AttachArgs, signature: string): Promise<boolean> {
+  const message = attachMessage(args)
+  if (!message || !/^[0-9a-f]{64}$/.test(signature)) return false
+  const mac = new Uint8Array(32)
+  for (let i = 0; i < 32; i++) mac[i] = parseInt(signature.slice(2 * i, 2 * i + 2), 16)
+  const key = await crypto.subtle.importKey(
+    'raw',
+    new TextEncoder().encode(secret),
+    { name: 'HMAC', hash: 'SHA-256' },
+    false,
+    ['verify'],
+  )
+  // `verify` compares in constant time.
+  return await crypto.subtle.verify('HMAC', key, mac, new Uint8Array(message))
+}
+
+/**
+ * `recording` → `transcribing`, atomically (a Convex mutation is a transaction): of two uploads
+ * racing for one session, exactly one gets here first; the other sees `transcribing` and is refused.
+ *
+ * This is a public mutation, so any signed-in user can call it directly, with any arguments. Only
+ * the route may attach (it checks entitlements, limits, the bytes and the duration first), so the
+ * arguments must carry the route's signature: HMAC-SHA256 under `SESSION_AUDIO_CONVEX_SECRET`, the
+ * same value set here (`npx convex env set`) and where the route runs, good for a few minutes. The
+ * mutation still checks for itself what it can: the caller owns the session, it is `recording`,
+ * the audio is this session's own upload on this deployment's store, of an audio type and of a
+ * sane size and duration.
+ */
 export const attachAudio = mutation({
   args: {
     sessionId: v.string(),
@@ -57,19 +151,48 @@ export const attachAudio = mutation({
     contentType: v.string(),
     sizeBytes: v.number(),
     durationMs: v.number(),
+    // Optional only so that a call without them (an older route, or anyone else) gets a clear
+    // ConvexError rather than a validation failure.
+    expiresAt: v.optional(v.number()),
+    signature: v.optional(v.string()),
   },
-  handler: async (ctx, args) => {
+  handler: async (ctx, { signature, expiresAt, ...rest }) => {
     const identity = await ctx.auth.getUserIdentity()
     if (!identity) throw new ConvexError({ code: 'unauthenticated' })
+    const secret = process.env.SESSION_AUDIO_CONVEX_SECRET
+    const origins = allowedOrigins()
+    if (!secret || secret.length < 32 || !origins) throw new ConvexError({ code: 'attach_not_configured' })
+    if (signature === undefined || expiresAt === undefined) {
+      throw new ConvexError({ code: 'invalid_attach_signature', reason: 'missing' })
+    }
+    const args = { ...rest, expiresAt }
+    if (!(await attachSignatureValid(secret, args, signature))) {
+      throw new ConvexError({ code: 'invalid_attach_signature', reason: 'mismatch' })
+    }
+    const now = Date.now()
+    if (args.expiresAt < now || args.expiresAt > now + MAX_SIGNATURE_AHEAD_MS) {
+      throw new ConvexError({ code: 'invalid_attach_signature', reason: 'expired' })
+    }
     const id = ctx.db.normalizeId('listeningSessions', args.sessionId)
     const doc = id && (await ctx.db.get(id))
     if (!doc || doc.userId !== identity.subject) throw new ConvexError({ code: 'session_not_found' })
     if (doc.status !== 'recording') throw new ConvexError({ code: 'invalid_session_state', status: doc.status })
-    // This is a public mutation: anyone signed in can call it directly, with any arguments. The
-    // audio must be this session's own upload, so that nobody can point their session at another
-    // blob (GET would fetch whatever is stored here).
-    if (!isSessionAudio(args.audioUrl, args.pathname, doc._id)) {
+    // The audio must be this session's own upload on this deployment's store, so that nobody can
+    // point their session at another blob or another host (GET would fetch whatever is stored here).
+    let url: URL | null = null
+    try {
+      url = new URL(args.audioUrl)
+    } catch {}
+    if (!url || !origins.has(url.origin) || !isSessionAudio(url, args.pathname, doc._id)) {
       throw new ConvexError({ code: 'invalid_audio_url' })
+    }
+    const sane = (n: number, max: number) => Number.isSafeInteger(n) && n >= 1 && n <= max
+    if (
+      !AUDIO_TYPE.test(args.contentType) ||
+      !sane(args.sizeBytes, MAX_AUDIO_BYTES) ||
+      !sane(args.durationMs, MAX_DURATION_MS)
+    ) {
+      throw new ConvexError({ code: 'invalid_audio' })
     }
     await ctx.db.patch(doc._id, {
       status: 'transcribing',
@@ -78,7 +201,7 @@ export const attachAudio = mutation({
       audioContentType: args.contentType,
       audioSizeBytes: args.sizeBytes,
       durationMs: args.durationMs,
-      updatedAt: Date.now(),
+      updatedAt: now,
     })
     return { status: 'transcribing' as const }
   },

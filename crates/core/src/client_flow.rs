@@ -46,6 +46,8 @@ pub async fn handle(state: &State, req: &Request, session_id: &str, body: Chunks
         return Err(Error::ClientUploadsDisabled);
     }
     let blob = state.blob()?;
+    // Every event leads to an attach (a token is only worth minting if its upload can be attached).
+    crate::attach_sign::require(state.config.upload.attach_secret.as_ref())?;
     let raw = read_event(body, state.config.upload.idle_timeout).await?;
     match parse_event(&raw)? {
         Event::GenerateClientToken { pathname, client_payload } => {
@@ -291,14 +293,16 @@ async fn verify_and_attach(
     let mut body = body(&declared.normalised);
     body["durationMs"] = json!(settled.duration_ms);
     body["durationSource"] = json!(settled.source());
-    let attach = json!({
-        "sessionId": doc.id,
-        "audioUrl": meta.url,
-        "pathname": meta.pathname,
-        "contentType": declared.normalised,
-        "sizeBytes": meta.size,
-        "durationMs": settled.duration_ms,
-    });
+    let secret = crate::attach_sign::require(state.config.upload.attach_secret.as_ref())?;
+    let attach = crate::attach_sign::AttachArgs {
+        session_id: &doc.id,
+        audio_url: &meta.url,
+        pathname: &meta.pathname,
+        content_type: &declared.normalised,
+        size_bytes: meta.size,
+        duration_ms: settled.duration_ms,
+    }
+    .signed_now(secret);
     let mutation = &state.config.upload.attach_mutation;
     let outcome = state.mutation_as(who, mutation, attach, "mutation", trace).await;
     state.forget_session(&who.user_id, &doc.id).await;

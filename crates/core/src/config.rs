@@ -70,6 +70,9 @@ pub struct UploadConfig {
     /// Where Blob's completion webhook goes (origin; the route's path is appended), as
     /// `handleUpload` derives it. `None`: no webhook.
     pub callback_origin: Option<String>,
+    /// `SESSION_AUDIO_CONVEX_SECRET`: what the route signs the attach mutation's arguments with
+    /// (`attach_sign`). `None`: uploads answer `503 config_missing`; GET does not need it.
+    pub attach_secret: Option<crate::attach_sign::AttachSecret>,
 }
 
 /// Key-source for verifying session tokens.
@@ -233,6 +236,9 @@ impl Config {
                 parse_number(get, "SESSION_AUDIO_UPLOAD_TIMEOUT_MS", DEFAULT_UPLOAD_TIMEOUT_MS)?.max(1),
             ),
             accept_declared_duration: parse_switch(get, "SESSION_AUDIO_ACCEPT_DECLARED_DURATION", false)?,
+            attach_secret: get(crate::attach_sign::ENV)
+                .map(|raw| crate::attach_sign::AttachSecret::parse(&raw))
+                .transpose()?,
         };
 
         Ok(Config {

@@ -64,6 +64,18 @@ impl Outcome {
                 Some(Error::InvalidSessionState(status.unwrap_or("no longer recording").to_string()))
             }
             (_, Some("session_not_found")) => Some(Error::SessionNotFound),
+            // The template refuses arguments this route did not sign (attach_sign): with the route's
+            // own call that means the two sides are not set up alike, which only the owner can fix.
+            (_, Some("attach_not_configured")) => Some(Error::ConfigMissing(
+                "the Convex deployment cannot check the route's attach: set SESSION_AUDIO_CONVEX_SECRET (the same \
+                 value as here) and SESSION_AUDIO_BLOB_STORE_ID or SESSION_AUDIO_BLOB_HOSTS in its environment"
+                    .into(),
+            )),
+            (_, Some("invalid_attach_signature")) => Some(Error::ConfigInvalid(
+                "the Convex deployment refused the route's attach signature: SESSION_AUDIO_CONVEX_SECRET must be \
+                 the same value here and in the Convex deployment (and both clocks right)"
+                    .into(),
+            )),
             (threw, _) => Some(Error::ConvexFunction(format!("{threw:?}"))),
         }
     }
@@ -202,6 +214,11 @@ mod tests {
             ),
             (threw(Some(json!({"code": "invalid_session_state"}))), Some(("invalid_session_state", 409))),
             (threw(Some(json!({"code": "session_not_found"}))), Some(("session_not_found", 404))),
+            (threw(Some(json!({"code": "attach_not_configured"}))), Some(("config_missing", 503))),
+            (
+                threw(Some(json!({"code": "invalid_attach_signature", "reason": "mismatch"}))),
+                Some(("config_invalid", 503)),
+            ),
             (threw(Some(json!({"code": "something_new"}))), Some(("convex_error", 502))),
             (threw(Some(json!("a bare string"))), Some(("convex_error", 502))),
             (threw(None), Some(("convex_error", 502))),

@@ -7,6 +7,7 @@
 
 // The request path.
 pub mod attach;
+pub mod attach_sign;
 pub mod client_flow;
 pub mod get;
 pub mod post;

@@ -31,6 +31,7 @@ async fn try_post(state: &State, req: &Request, body: Chunks, trace: Trace, rece
         return crate::client_flow::handle(state, req, session_id, body, &trace).await;
     }
     let blob = state.blob()?;
+    let secret = crate::attach_sign::require(state.config.upload.attach_secret.as_ref())?;
     // 1. identity, then what the headers promise — all before a byte is read.
     let who = state.authenticate(&req.headers, &trace).await?;
     let meta = validate_headers(&req.headers, &state.config.upload)?;
@@ -103,14 +104,15 @@ async fn try_post(state: &State, req: &Request, body: Chunks, trace: Trace, rece
         "durationMs": settled.duration_ms,
         "durationSource": settled.source(),
     });
-    let attach = serde_json::json!({
-        "sessionId": session_id,
-        "audioUrl": stored.url,
-        "pathname": stored.pathname,
-        "contentType": meta.declared.normalised,
-        "sizeBytes": size,
-        "durationMs": settled.duration_ms,
-    });
+    let attach = crate::attach_sign::AttachArgs {
+        session_id,
+        audio_url: &stored.url,
+        pathname: &stored.pathname,
+        content_type: &meta.declared.normalised,
+        size_bytes: size,
+        duration_ms: settled.duration_ms,
+    }
+    .signed_now(secret);
     let outcome = state.mutation_as(&who, &state.config.upload.attach_mutation, attach, "mutation", &trace).await;
     state.forget_session(&who.user_id, session_id).await;
     // Anything but a clear success: the session, re-read, says whether it holds this upload.

@@ -245,6 +245,7 @@ mod tests {
             idle_timeout: std::time::Duration::from_secs(30),
             total_timeout: std::time::Duration::from_secs(900),
             accept_declared_duration: false,
+            attach_secret: None,
         }
     }
 

@@ -189,6 +189,9 @@ mod tests {
             ("\"https://x.example/a?b=c\",", "\"https://x.example/a?[redacted]\","),
             ("https://x.example/no-query", "https://x.example/no-query"),
             ("access_token=abc", "access_token=[redacted]"),
+            // The attach secret by its variable's name, and the signature it makes.
+            ("SESSION_AUDIO_CONVEX_SECRET=0123abcd rest", "SESSION_AUDIO_CONVEX_SECRET=[redacted] rest"),
+            (r#"{"signature":"ab12","ok":1}"#, r#"{"signature":"[redacted]","ok":1}"#),
             // After any whitespace, not only a space.
             ("failed:\teyJhbGciOiJIUzI1NiJ9.e30.sig", "failed:\t[redacted]"),
             ("line one\nsk_live_abc\r\nnext", "line one\n[redacted]\r\nnext"),

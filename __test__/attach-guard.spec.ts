@@ -1,0 +1,348 @@
+// Only the route can attach audio (issue #17 §3): the template's public `attachAudio` takes only
+// arguments the route signed with SESSION_AUDIO_CONVEX_SECRET, and still checks the URL's host,
+// scheme, type, size and duration itself. Proven with the unmodified `ConvexHttpClient` against the
+// template run by the local stack, and through the real addon.
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import path from 'node:path'
+import { ConvexHttpClient } from 'convex/browser'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { attachMessage, attachSignatureValid } from '../examples/convex/listeningSessions'
+import { errorOf, signAttach, startStack, type AttachFields, type Stack } from './helpers'
+
+let s: Stack
+let secret: string
+beforeAll(async () => {
+  s = await startStack()
+  secret = s.convex.env.SESSION_AUDIO_CONVEX_SECRET
+})
+afterAll(() => s.close())
+
+async function templateToken(sub: string) {
+  const sid = `sess_guard_${sub}`
+  await s.clerk.sessionToken({ sub, sid })
+  const res = await fetch(`${s.clerk.url}/v1/sessions/${sid}/tokens/convex`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${s.clerk.secretKey}` },
+  })
+  expect(res.status).toBe(200)
+  return ((await res.json()) as { jwt: string }).jwt
+}
+
+async function clientFor(sub: string) {
+  const client = new ConvexHttpClient(s.convex.url, { logger: false })
+  client.setAuth(await templateToken(sub))
+  return client
+}
+
+/** The mutation's answer: 'attached', or the ConvexError's data (anything else fails the test). */
+const attach = (client: ConvexHttpClient, args: object) =>
+  client.mutation('listeningSessions:attachAudio' as never, args as never).then(
+    () => 'attached' as const,
+    (e) => {
+      expect(e.constructor.name).toBe('ConvexError')
+      return e.data as { code: string; reason?: string }
+    },
+  )
+
+describe('known-answer vectors: the route, the template and the tests encode alike', () => {
+  const file = JSON.parse(fs.readFileSync(path.join(__dirname, 'fixtures', 'attach-signature.json'), 'utf8'))
+
+  it('the template builds the same message and accepts exactly the vector’s signature', async () => {
+    expect(file.vectors.length).toBeGreaterThanOrEqual(2)
+    for (const { args, message, signature } of file.vectors) {
+      expect(new TextDecoder().decode(attachMessage(args)!)).toBe(message)
+      expect(await attachSignatureValid(file.secret, args, signature)).toBe(true)
+      const flipped = signature.slice(0, -1) + (signature.endsWith('0') ? '1' : '0')
+      expect(await attachSignatureValid(file.secret, args, flipped)).toBe(false)
+      expect(await attachSignatureValid(`${file.secret}x`, args, signature)).toBe(false)
+      const { expiresAt, ...fields } = args
+      expect(signAttach(file.secret, fields, expiresAt).signature).toBe(signature)
+    }
+  })
+
+  it('values that cannot be encoded one way only have no message', () => {
+    const base = file.vectors[0].args
+    for (const bad of [
+      { sizeBytes: 1.5 },
+      { durationMs: -1 },
+      { expiresAt: 2 ** 53 },
+      { audioUrl: 'https://h/\ud800' },
+    ])
+      expect(attachMessage({ ...base, ...bad })).toBeNull()
+  })
+})
+
+describe('attachAudio called directly by a signed-in user', () => {
+  let client: ConvexHttpClient
+  let id: string
+  let good: AttachFields
+  const STORE = 'guardstore'
+
+  beforeAll(async () => {
+    s.convex.env.SESSION_AUDIO_BLOB_STORE_ID = `store_${STORE.toUpperCase()}`
+    client = await clientFor('user_mallory')
+    id = await client.mutation('listeningSessions:create' as never, {} as never)
+    good = {
+      sessionId: id,
+      audioUrl: `https://${STORE}.private.blob.vercel-storage.com/listening-sessions/${id}/take-1.webm`,
+      pathname: `listening-sessions/${id}/take-1.webm`,
+      contentType: 'audio/webm;codecs=opus',
+      sizeBytes: 160_044,
+      durationMs: 5_000,
+    }
+  })
+  afterAll(() => {
+    delete s.convex.env.SESSION_AUDIO_BLOB_STORE_ID
+  })
+
+  const untouched = async () => {
+    const doc = await s.convex.getSession(id)
+    expect([doc.status, doc.audioUrl, doc.audioContentType, doc.durationMs]).toEqual([
+      'recording',
+      undefined,
+      undefined,
+      undefined,
+    ])
+  }
+
+  it('the reproduction from the issue (evil host, text/html, 1 ms, no signature) changes nothing', async () => {
+    const evil = {
+      sessionId: id,
+      audioUrl: `https://evil.example/listening-sessions/${id}/x.webm`,
+      pathname: `listening-sessions/${id}/x.webm`,
+      contentType: 'text/html',
+      sizeBytes: 10,
+      durationMs: 1,
+    }
+    expect(await attach(client, evil)).toEqual({ code: 'invalid_attach_signature', reason: 'missing' })
+    expect(await attach(client, { ...evil, expiresAt: Date.now() + 60_000 })).toMatchObject({
+      code: 'invalid_attach_signature',
+    })
+    await untouched()
+  })
+
+  it('no, a wrong, a foreign-secret or a reused signature is refused', async () => {
+    const fresh = Date.now() + 60_000
+    const cases: [string, object, string][] = [
+      ['none', { ...good }, 'missing'],
+      ['expiry only', { ...good, expiresAt: fresh }, 'missing'],
+      ['random', { ...good, expiresAt: fresh, signature: crypto.randomBytes(32).toString('hex') }, 'mismatch'],
+      ['not hex', { ...good, expiresAt: fresh, signature: 'z'.repeat(64) }, 'mismatch'],
+      ['empty', { ...good, expiresAt: fresh, signature: '' }, 'mismatch'],
+      ['another secret', signAttach(crypto.randomBytes(32).toString('hex'), good), 'mismatch'],
+      [
+        'uppercase hex',
+        (() => {
+          const a = signAttach(secret, good)
+          return { ...a, signature: a.signature.toUpperCase() }
+        })(),
+        'mismatch',
+      ],
+    ]
+    for (const [name, args, reason] of cases)
+      expect([name, await attach(client, args)]).toEqual([name, { code: 'invalid_attach_signature', reason }])
+    await untouched()
+  })
+
+  it('a valid signature for other arguments does not carry over to any changed field', async () => {
+    const signed = signAttach(secret, good)
+    const swaps: [string, unknown][] = [
+      ['sessionId', (await client.mutation('listeningSessions:create' as never, {} as never)) as string],
+      ['audioUrl', `https://evil.example/listening-sessions/${id}/take-1.webm`],
+      ['pathname', `listening-sessions/${id}/take-2.webm`],
+      ['contentType', 'text/html'],
+      ['sizeBytes', 5 * 1024 ** 3 + 1],
+      ['durationMs', 1],
+      ['expiresAt', signed.expiresAt + 1],
+    ]
+    for (const [field, value] of swaps)
+      expect([field, await attach(client, { ...signed, [field]: value })]).toEqual([
+        field,
+        { code: 'invalid_attach_signature', reason: 'mismatch' },
+      ])
+    await untouched()
+  })
+
+  it('an expired signature, or one that expires too far ahead to be the route’s, is refused', async () => {
+    expect(await attach(client, signAttach(secret, good, Date.now() - 1_000))).toEqual({
+      code: 'invalid_attach_signature',
+      reason: 'expired',
+    })
+    expect(await attach(client, signAttach(secret, good, Date.now() + 60 * 60 * 1000))).toEqual({
+      code: 'invalid_attach_signature',
+      reason: 'expired',
+    })
+    await untouched()
+  })
+
+  it('even validly signed, the template checks host, scheme, path, type, size and duration itself', async () => {
+    const url = (origin: string, name = 'take-1.webm') => ({
+      audioUrl: `${origin}/listening-sessions/${id}/${name}`,
+      pathname: `listening-sessions/${id}/${name}`,
+    })
+    const cases: [string, Partial<AttachFields>, string][] = [
+      ['evil host', url('https://evil.example'), 'invalid_audio_url'],
+      ['another store', url('https://otherstore.private.blob.vercel-storage.com'), 'invalid_audio_url'],
+      ['http on the store’s host', url(`http://${STORE}.private.blob.vercel-storage.com`), 'invalid_audio_url'],
+      [
+        'the store’s host on another port',
+        url(`https://${STORE}.private.blob.vercel-storage.com:8443`),
+        'invalid_audio_url',
+      ],
+      ['a query string', { audioUrl: `${good.audioUrl}?download=1` }, 'invalid_audio_url'],
+      ['another session’s path', { pathname: 'listening-sessions/other/take-1.webm' }, 'invalid_audio_url'],
+      ['text/html', { contentType: 'text/html' }, 'invalid_audio'],
+      ['audio/midi', { contentType: 'audio/midi' }, 'invalid_audio'],
+      ['audio/webm with a smuggled parameter', { contentType: 'audio/webm;x="<b>"' }, 'invalid_audio'],
+      ['size 0', { sizeBytes: 0 }, 'invalid_audio'],
+      ['size -1', { sizeBytes: -1 }, 'invalid_attach_signature'], // no canonical encoding
+      ['huge size', { sizeBytes: 6 * 1024 ** 3 }, 'invalid_audio'],
+      ['duration 0', { durationMs: 0 }, 'invalid_audio'],
+      ['25 hours', { durationMs: 25 * 60 * 60 * 1000 }, 'invalid_audio'],
+      ['a fraction of a ms', { durationMs: 1.5 }, 'invalid_attach_signature'],
+    ]
+    for (const [name, change, code] of cases) {
+      const got = await attach(client, signAttach(secret, { ...good, ...change }))
+      expect([name, got === 'attached' ? got : got.code]).toEqual([name, code])
+    }
+    // The stack's own loopback origin is allowed only because SESSION_AUDIO_BLOB_HOSTS lists it;
+    // a loopback origin it does not list is refused like any other.
+    const otherLoopback = `http://127.0.0.1:${s.blob.port === 1 ? 2 : 1}`
+    expect(await attach(client, signAttach(secret, { ...good, ...url(otherLoopback) }))).toEqual({
+      code: 'invalid_audio_url',
+    })
+    await untouched()
+  })
+
+  it('someone else’s session, validly signed, is not found', async () => {
+    const owner = await clientFor('user_owner_guard')
+    const theirs: string = await owner.mutation('listeningSessions:create' as never, {} as never)
+    const args = { ...good, sessionId: theirs, ...{ pathname: `listening-sessions/${theirs}/a.webm` } }
+    args.audioUrl = `https://${STORE}.private.blob.vercel-storage.com/${args.pathname}`
+    expect(await attach(client, signAttach(secret, args))).toEqual({ code: 'session_not_found' })
+    expect((await s.convex.getSession(theirs)).status).toBe('recording')
+  })
+
+  it('a deployment without the secret or without a store attaches nothing, whatever is sent', async () => {
+    for (const key of ['SESSION_AUDIO_CONVEX_SECRET', 'SESSION_AUDIO_BLOB_STORE_ID', 'SESSION_AUDIO_BLOB_HOSTS']) {
+      const saved = s.convex.env[key]
+      const others = { ...s.convex.env }
+      try {
+        delete s.convex.env[key]
+        // Only the two host settings together can be missing for "no store": drop both.
+        if (key !== 'SESSION_AUDIO_CONVEX_SECRET') {
+          delete s.convex.env.SESSION_AUDIO_BLOB_STORE_ID
+          delete s.convex.env.SESSION_AUDIO_BLOB_HOSTS
+        }
+        expect([key, await attach(client, signAttach(secret, good))]).toEqual([key, { code: 'attach_not_configured' }])
+      } finally {
+        Object.assign(s.convex.env, others, { [key]: saved })
+      }
+    }
+    // A malformed host entry is a configuration error too, not a wider allowance.
+    s.convex.env.SESSION_AUDIO_BLOB_HOSTS = `${s.blob.url},http://evil.example`
+    try {
+      expect(await attach(client, signAttach(secret, good))).toEqual({ code: 'attach_not_configured' })
+    } finally {
+      s.convex.env.SESSION_AUDIO_BLOB_HOSTS = s.blob.url
+    }
+    await untouched()
+  })
+
+  it('the same call, validly signed and within bounds, attaches (so the refusals above are real)', async () => {
+    expect(await attach(client, signAttach(secret, good))).toBe('attached')
+    const doc = await s.convex.getSession(id)
+    expect([doc.status, doc.audioUrl, doc.audioContentType]).toEqual(['transcribing', good.audioUrl, good.contentType])
+  })
+})
+
+describe('the route', () => {
+  const wav = () => s.wav
+  const meta = { 'x-content-type': 'audio/wav', 'x-duration-ms': '5000' }
+  const recording = () => s.session('user_alice', null, { status: 'recording' })
+
+  it('signs its own attach: a streamed POST attaches', async () => {
+    const alice = await s.clerk.sessionToken({ sub: 'user_alice' })
+    const id = await recording()
+    const res = await s.post(id, wav(), { token: alice, headers: meta })
+    expect(res.status).toBe(201)
+    const body = await res.json()
+    const doc = await s.convex.getSession(id)
+    expect([doc.status, doc.audioUrl]).toEqual(['transcribing', body.audioUrl])
+  })
+
+  it('without SESSION_AUDIO_CONVEX_SECRET: uploads and client-upload events are 503 config_missing, GET works', async () => {
+    const alice = await s.clerk.sessionToken({ sub: 'user_alice' })
+    const opts = s.options({ convexSecret: undefined })
+    const id = await recording()
+    const before = s.blob.list()
+    const up = await errorOf(await s.post(id, wav(), { token: alice, headers: meta, opts }))
+    expect([up.status, up.code]).toEqual([503, 'config_missing'])
+    expect(up.message).toMatch(/SESSION_AUDIO_CONVEX_SECRET/)
+    const event = await errorOf(
+      await s.post(
+        id,
+        JSON.stringify({
+          type: 'session-audio.complete-upload',
+          payload: { url: `${s.blob.url}/listening-sessions/${id}/a.wav`, durationMs: 5000 },
+        }),
+        { token: alice, headers: { 'content-type': 'application/json' }, opts },
+      ),
+    )
+    expect([event.status, event.code]).toEqual([503, 'config_missing'])
+    expect(event.message).toMatch(/SESSION_AUDIO_CONVEX_SECRET/)
+    expect(s.blob.list()).toEqual(before)
+    expect((await s.convex.getSession(id)).status).toBe('recording')
+    const ready = await s.session('user_alice')
+    const res = await s.get(ready, { token: alice, opts })
+    expect(res.status).toBe(200)
+    await res.arrayBuffer()
+  })
+
+  it('a secret shorter than 32 characters is 503 config_invalid, without echoing it', async () => {
+    const alice = await s.clerk.sessionToken({ sub: 'user_alice' })
+    const e = await errorOf(
+      await s.post(await recording(), wav(), {
+        token: alice,
+        headers: meta,
+        opts: s.options({ convexSecret: 'hunter2-hunter2' }),
+      }),
+    )
+    expect([e.status, e.code]).toEqual([503, 'config_invalid'])
+    expect(e.message).toMatch(/SESSION_AUDIO_CONVEX_SECRET/)
+    expect(e.message).not.toContain('hunter2')
+  })
+
+  it('a route whose secret Convex does not share: 503 config_invalid, blob deleted, session untouched, secret not echoed', async () => {
+    const alice = await s.clerk.sessionToken({ sub: 'user_alice' })
+    const wrong = crypto.randomBytes(32).toString('hex')
+    const id = await recording()
+    const before = s.blob.list()
+    const e = await errorOf(
+      await s.post(id, wav(), { token: alice, headers: meta, opts: s.options({ convexSecret: wrong }) }),
+    )
+    expect([e.status, e.code]).toEqual([503, 'config_invalid'])
+    expect(e.message).toMatch(/SESSION_AUDIO_CONVEX_SECRET must be the same value/)
+    expect(e.message).not.toContain(wrong)
+    expect(e.message).not.toContain(secret)
+    expect(s.blob.list()).toEqual(before)
+    expect((await s.convex.getSession(id)).status).toBe('recording')
+  })
+
+  it('a Convex deployment without the secret: 503 config_missing naming it, blob deleted', async () => {
+    const alice = await s.clerk.sessionToken({ sub: 'user_alice' })
+    const id = await recording()
+    const before = s.blob.list()
+    delete s.convex.env.SESSION_AUDIO_CONVEX_SECRET
+    try {
+      const e = await errorOf(await s.post(id, wav(), { token: alice, headers: meta }))
+      expect([e.status, e.code]).toEqual([503, 'config_missing'])
+      expect(e.message).toMatch(/Convex deployment.*SESSION_AUDIO_CONVEX_SECRET/)
+    } finally {
+      s.convex.env.SESSION_AUDIO_CONVEX_SECRET = secret
+    }
+    expect(s.blob.list()).toEqual(before)
+    expect((await s.convex.getSession(id)).status).toBe('recording')
+  })
+})
