@@ -84,6 +84,12 @@ export interface AudioOptions {
   clerkApiUrl?: string
   /** When set, a session token's `azp` must be one of these. Env `CLERK_AUTHORIZED_PARTIES` (comma list). */
   authorizedParties?: Array<string>
+  /**
+   * Accept a pending Clerk session (`sts: "pending"`: signed in with tasks left, such as choosing
+   * an organization) as signed in. Off, it is `401 session_pending`, as `@clerk/backend` treats it
+   * by default. Env `SESSION_AUDIO_ACCEPT_PENDING_SESSIONS=1`. Default off.
+   */
+  acceptPendingSessions?: boolean
   /** Vercel Blob read-write token (private blob reads, uploads). Env `BLOB_READ_WRITE_TOKEN`. */
   blobReadWriteToken?: string
   /** Vercel Blob API base. Env `VERCEL_BLOB_API_URL`. Default `https://vercel.com/api/blob`. */

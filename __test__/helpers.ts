@@ -27,11 +27,12 @@ export async function until(cond: () => boolean | Promise<boolean>, ms = 3000): 
 
 export type Stack = Awaited<ReturnType<typeof startStack>>
 
-export async function startStack() {
+/** `clerk`: options for the loopback Clerk (`rateLimit`, `refusalStatus`, …; see stack/clerk.mjs). */
+export async function startStack({ clerk: clerkOptions = {} }: { clerk?: Parameters<typeof startClerk>[0] } = {}) {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'session-audio-test-'))
   const wav = sineWav(5) // 5 s, 160 044 bytes of real PCM audio
   fs.writeFileSync(path.join(root, 'tone.wav'), wav)
-  const clerk = await startClerk()
+  const clerk = await startClerk(clerkOptions)
   const convex = await startConvex({ clerk })
   const audio = await startAudioServer({ root })
   const blob = await startBlob({ root: path.join(root, 'blob') })

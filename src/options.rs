@@ -20,6 +20,10 @@ pub struct AudioOptions {
     pub clerk_api_url: Option<String>,
     /// When set, a session token's `azp` must be one of these. Env `CLERK_AUTHORIZED_PARTIES` (comma list).
     pub authorized_parties: Option<Vec<String>>,
+    /// Accept a pending Clerk session (`sts: "pending"`: signed in with tasks left, such as choosing
+    /// an organization) as signed in. Off, it is `401 session_pending`, as `@clerk/backend` treats it
+    /// by default. Env `SESSION_AUDIO_ACCEPT_PENDING_SESSIONS=1`. Default off.
+    pub accept_pending_sessions: Option<bool>,
     /// Vercel Blob read-write token (private blob reads, uploads). Env `BLOB_READ_WRITE_TOKEN`.
     pub blob_read_write_token: Option<String>,
     /// Vercel Blob API base. Env `VERCEL_BLOB_API_URL`. Default `https://vercel.com/api/blob`.
@@ -157,13 +161,14 @@ macro_rules! settings {
 }
 
 impl AudioOptions {
-    fn table(&self) -> [(&'static str, &'static str, Option<String>); 34] {
+    fn table(&self) -> [(&'static str, &'static str, Option<String>); 35] {
         settings!(self;
             convex_url => "NEXT_PUBLIC_CONVEX_URL",
             clerk_secret_key => "CLERK_SECRET_KEY",
             clerk_jwt_key => "CLERK_JWT_KEY",
             clerk_api_url => "CLERK_API_URL",
             authorized_parties => "CLERK_AUTHORIZED_PARTIES",
+            accept_pending_sessions => "SESSION_AUDIO_ACCEPT_PENDING_SESSIONS",
             blob_read_write_token => "BLOB_READ_WRITE_TOKEN",
             blob_api_url => "VERCEL_BLOB_API_URL",
             sentry_dsn => "SENTRY_DSN",

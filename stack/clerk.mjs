@@ -8,7 +8,9 @@
 //   GET  /sign-out?redirect_url=…  clears them
 //   GET  /v1/client/handshake      the handshake `clerkMiddleware` redirects to (token format)
 // With `rateLimit` (the local stack uses Clerk's development limit, 100 per 10 s), Backend API
-// calls beyond it get 429 + Retry-After, as the real service answers.
+// calls beyond it get 429 + Retry-After, as the real service answers. A session that is not active
+// (unknown, `ended`, `revoked`) gets 404 from the template-token endpoint; `refusalStatus`
+// (`{ revoked: 401 }`, …) answers another status for a session in that state instead.
 // Keys are generated per start; tokens are signed with `jose`, headers and claims as Clerk's
 // (docs/protocols.md §C.1, §C.4).
 import { randomUUID } from 'node:crypto'
@@ -36,6 +38,7 @@ export async function startClerk({
   secretKey = 'sk_test_local_session_audio',
   templates = ['convex'],
   rateLimit,
+  refusalStatus = {},
   // Dev sign-in cookies outlive Clerk's 60 s session tokens: there is no clerk-js here to refresh them.
   browserSessionTtl = 8 * 3600,
   users = DEV_USERS,
@@ -50,6 +53,8 @@ export async function startClerk({
   const jwks = [current.jwk] // what /v1/jwks serves: rotation adds the new key first
   const sessions = new Map() // sid → { sub, status }
   const calls = { jwks: 0, tokens: 0, limited: 0, handshakes: 0, signIns: 0 }
+  // Every request that reached the template-token endpoint, rate limited or not, per session id.
+  const tokenRequests = new Map()
   const hits = [] // timestamps of Backend API calls, for the rate limit
   // Failure injection (`fail`, see takeFailure in http-util.mjs; kinds `jwks`, `tokens`) and
   // `latencyMs`, added before every Backend API answer (benchmarks model the real service's RTT).
@@ -83,6 +88,11 @@ export async function startClerk({
       })
     }
     if (req.method === 'GET' && url.pathname === '/.well-known/jwks.json') return json(res, 200, { keys: jwks })
+    const m = url.pathname.match(/^\/v1\/sessions\/([^/]+)\/tokens\/([^/]+)$/)
+    if (req.method === 'POST' && m) {
+      const sid = decodeURIComponent(m[1])
+      tokenRequests.set(sid, (tokenRequests.get(sid) ?? 0) + 1)
+    }
     if (url.pathname.startsWith('/v1/') && url.pathname !== '/v1/client/handshake') {
       const now = Date.now()
       hits.push(now)
@@ -108,7 +118,6 @@ export async function startClerk({
       if (fail) return injected(res, fail)
       return json(res, 200, { keys: jwks })
     }
-    const m = url.pathname.match(/^\/v1\/sessions\/([^/]+)\/tokens\/([^/]+)$/)
     if (req.method === 'POST' && m) {
       calls.tokens++
       if (!authorized(req)) return keyInvalid(res)
@@ -123,7 +132,13 @@ export async function startClerk({
       }
       const session = sessions.get(sid)
       if (!session || session.status !== 'active') {
-        return json(res, 404, { errors: [{ code: 'resource_not_found', message: 'Session not found' }] })
+        const status = (session && refusalStatus[session.status]) || 404
+        if (status === 404) {
+          return json(res, 404, { errors: [{ code: 'resource_not_found', message: 'Session not found' }] })
+        }
+        return json(res, status, {
+          errors: [{ code: 'session_not_active', message: `Session is ${session.status}` }],
+        })
       }
       const iat = Math.floor(now / 1000)
       const jwt = await new SignJWT({ azp: 'http://localhost:3000', jti: randomUUID() })
@@ -260,6 +275,8 @@ export async function startClerk({
       jwks.unshift(current.jwk)
     },
     calls,
+    /** Requests that reached the template-token endpoint for `sid`, rate limited ones included. */
+    tokenRequests: (sid) => tokenRequests.get(sid) ?? 0,
     sessions,
     state,
     sessionToken,

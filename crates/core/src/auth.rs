@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{AuthFailure, Error, Result};
 pub use crate::jwt::Identity;
-use crate::jwt::{check_claims, parse, verify_signature, CLOCK_SKEW_SECS};
+use crate::jwt::{check_claims, check_session_status, parse, verify_signature, CLOCK_SKEW_SECS};
 
 /// Where the token came from matters for nothing but diagnostics; Bearer wins over the cookie.
 pub fn extract_token(headers: &[(String, String)]) -> Option<String> {
@@ -164,15 +164,23 @@ impl JwksCache {
 pub struct KeyStore {
     keys: Keys,
     verified: VerifiedTokens,
+    /// `acceptPendingSessions`: a verified token with `sts: "pending"` is signed in, not refused.
+    accept_pending: bool,
 }
 
 impl KeyStore {
     pub fn pem(key: RsaPublicKey) -> KeyStore {
-        KeyStore { keys: Keys::Pem(key), verified: VerifiedTokens::default() }
+        KeyStore { keys: Keys::Pem(key), verified: VerifiedTokens::default(), accept_pending: false }
     }
 
     pub fn jwks(fetch: JwksFetch) -> KeyStore {
-        KeyStore { keys: Keys::Jwks(JwksCache::new(fetch)), verified: VerifiedTokens::default() }
+        KeyStore { keys: Keys::Jwks(JwksCache::new(fetch)), verified: VerifiedTokens::default(), accept_pending: false }
+    }
+
+    /// Accept pending sessions (`sts: "pending"`) as signed in; refused by default.
+    pub fn accepting_pending(mut self, accept: bool) -> KeyStore {
+        self.accept_pending = accept;
+        self
     }
 
     /// The key for `kid`.
@@ -183,8 +191,18 @@ impl KeyStore {
         }
     }
 
-    /// The whole check: parse, key, signature, claims.
+    /// The whole check: parse, key, signature, claims, session status.
     pub async fn verify(&self, token: &str, now: i64, authorized_parties: &[String]) -> Result<Identity> {
+        self.verify_with_exp(token, now, authorized_parties).await.map(|(identity, _)| identity)
+    }
+
+    /// `verify`, and the token's `exp`: how long what Clerk says about its session stays relevant.
+    pub async fn verify_with_exp(
+        &self,
+        token: &str,
+        now: i64,
+        authorized_parties: &[String],
+    ) -> Result<(Identity, i64)> {
         let parsed = parse(token).map_err(Error::Unauthenticated)?;
         let digest = digest(token);
         let known = self.verified.contains(&digest, now);
@@ -193,12 +211,13 @@ impl KeyStore {
             verify_signature(&parsed, &key).map_err(Error::Unauthenticated)?;
         }
         let identity = check_claims(&parsed.claims, now, authorized_parties).map_err(Error::Unauthenticated)?;
+        // `check_claims` passed, so `exp` is present.
+        let exp = parsed.claims.exp.unwrap_or_default() as i64;
         if !known {
-            // `check_claims` passed, so `exp` is present.
-            let exp = parsed.claims.exp.unwrap_or_default() as i64;
             self.verified.insert(digest, exp, now);
         }
-        Ok(identity)
+        check_session_status(&parsed.claims, self.accept_pending).map_err(Error::Unauthenticated)?;
+        Ok((identity, exp))
     }
 }
 
@@ -284,6 +303,19 @@ pub(crate) mod tests {
             assert!(store.verify(&tampered, NOW, &parties).await.is_err());
         }
         assert_eq!(store.verified.held(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_pending_session_is_refused_unless_accepted_even_once_its_signature_is_remembered() {
+        let pending = sign(h("RS256"), with(claims(), json!({"sts": "pending"})), PRIV_2048);
+        let strict = KeyStore::pem(parse_public_key_pem(PUB_2048).unwrap());
+        for _ in 0..2 {
+            let e = strict.verify(&pending, NOW, &[]).await.unwrap_err();
+            assert_eq!((e.status(), e.code()), (401, "session_pending"));
+        }
+        let lenient = KeyStore::pem(parse_public_key_pem(PUB_2048).unwrap()).accepting_pending(true);
+        let (who, exp) = lenient.verify_with_exp(&pending, NOW, &[]).await.unwrap();
+        assert_eq!((who.session_id.as_str(), exp), ("sess_1", NOW + 60));
     }
 
     #[test]

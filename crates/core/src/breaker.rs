@@ -8,7 +8,10 @@
 //! fast until the probe says the service is back.
 //!
 //! Only outage-shaped errors trip it. A refusal that is about one request (a session that is not
-//! active, a function that threw) says the service is up.
+//! active, a function that threw) says the service is up. For Clerk's template tokens the caller
+//! decides first (`clerk_refusal::decide`): a refusal of one session, and a 429 one session got,
+//! are remembered for that session and reach the breaker as answers; only timeouts, 5xx and a 429
+//! while several distinct sessions are throttled reach it as failures.
 //!
 //! Calls already in flight when the outage starts are not recalled: the window starts at the first
 //! failure that comes back. Concurrent calls for the same key are coalesced before they reach here

@@ -4,7 +4,8 @@
 //!
 //! Template tokens are cached per session until shortly before their `exp`: every seek of an
 //! `<audio>` element is a new request, and Clerk's Backend API allows 100 requests / 10 s in
-//! development (1000 in production).
+//! development (1000 in production). What Clerk refuses for a session is cached the same way, and
+//! only Clerk's own trouble reaches the shared breaker (`clerk_refusal`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,7 +17,8 @@ use url::Url;
 
 use crate::breaker::{Breaker, DEFAULT_WINDOW};
 use crate::cache::TtlCache;
-use crate::error::{AuthFailure, Error, Result};
+use crate::clerk_refusal::{as_remembered, classify, decide, Refusal, ThrottleLog, Verdict};
+use crate::error::{Error, Result};
 
 const CLERK_API_VERSION: &str = "2026-05-12";
 /// Stop reusing a template token this long before it expires, so it is still valid when Convex
@@ -28,9 +30,23 @@ pub struct ClerkClient {
     api_url: Url,
     secret_key: String,
     template: String,
-    tokens: TtlCache<String, String>,
+    /// Per Clerk session: its template token, or what Clerk refused it.
+    tokens: TtlCache<String, Minted>,
     /// Clerk down: one call per window, not one per request (`breaker`).
     breaker: Breaker,
+    /// Which sessions got a 429 lately: one session's, or the instance-wide limit?
+    throttled: ThrottleLog,
+}
+
+/// What the template-token cache holds for a session.
+#[derive(Clone)]
+enum Minted {
+    Token(String),
+    /// Refused for this session (gone, or throttled) until `until` (seconds since the epoch).
+    Refused {
+        error: Error,
+        until: i64,
+    },
 }
 
 #[derive(Deserialize)]
@@ -47,6 +63,7 @@ impl ClerkClient {
             template,
             tokens: TtlCache::new(10_000),
             breaker: Breaker::new(DEFAULT_WINDOW),
+            throttled: ThrottleLog::default(),
         }
     }
 
@@ -93,18 +110,65 @@ impl ClerkClient {
     }
 
     /// The Convex-scoped token for this Clerk session, from cache when it still has life in it.
-    pub async fn template_token(&self, session_id: &str, now: i64) -> Result<String> {
-        self.tokens
+    ///
+    /// One call per session at a time (concurrent misses wait for the one fill), and what Clerk
+    /// refused for this session is remembered like a token (`clerk_refusal::decide`): a session
+    /// Clerk no longer has costs one call until its token expires, not one per request.
+    /// `session_exp`: the session token's `exp`, when known.
+    pub async fn template_token(&self, session_id: &str, now: i64, session_exp: Option<i64>) -> Result<String> {
+        let minted = self
+            .tokens
             .get_or_fill(&session_id.to_string(), || async {
-                let jwt = self.breaker.call(self.mint(session_id)).await?;
-                let ttl = crate::jwt::unverified_exp(&jwt)
-                    .map(|exp| exp - TOKEN_EXPIRY_MARGIN_SECS - now)
-                    .filter(|secs| *secs > 0)
-                    .map(|secs| Duration::from_secs(secs as u64))
-                    .unwrap_or(Duration::ZERO);
-                Ok((jwt, ttl))
+                let outcome = self.breaker.call(self.mint_charged(session_id, now, session_exp)).await?;
+                Ok(match outcome {
+                    Ok(jwt) => {
+                        let ttl = crate::jwt::unverified_exp(&jwt)
+                            .map(|exp| exp - TOKEN_EXPIRY_MARGIN_SECS - now)
+                            .filter(|secs| *secs > 0)
+                            .map(|secs| Duration::from_secs(secs as u64))
+                            .unwrap_or(Duration::ZERO);
+                        (Minted::Token(jwt), ttl)
+                    }
+                    Err((error, secs)) => {
+                        let until = now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX));
+                        (Minted::Refused { error, until }, Duration::from_secs(secs))
+                    }
+                })
             })
-            .await
+            .await?;
+        match minted {
+            Minted::Token(jwt) => Ok(jwt),
+            Minted::Refused { error, until } => Err(as_remembered(&error, until.saturating_sub(now))),
+        }
+    }
+
+    /// One template-token call, its refusal charged by the rule: `Err` (the breaker opens) only for
+    /// Clerk's own trouble; a refusal charged to the session or to the configuration is an answer
+    /// (`Ok(Err((error, seconds to remember it)))`), which tells the breaker Clerk is up.
+    async fn mint_charged(
+        &self,
+        session_id: &str,
+        now: i64,
+        session_exp: Option<i64>,
+    ) -> Result<std::result::Result<String, (Error, u64)>> {
+        let refusal = match self.mint(session_id).await {
+            Ok(jwt) => return Ok(Ok(jwt)),
+            Err(refusal) => refusal,
+        };
+        let others = match refusal {
+            Refusal::Throttled { .. } => self.throttled.record(session_id, std::time::Instant::now()),
+            _ => 0,
+        };
+        let left = session_exp.map(|exp| exp.saturating_add(crate::jwt::CLOCK_SKEW_SECS).saturating_sub(now));
+        match decide(&refusal, others, left) {
+            Verdict::OpenBreaker(error) => Err(error),
+            Verdict::ChargeSession { error, secs } => {
+                tracing::info!(target: "session_audio", code = error.code(), secs,
+                    "Clerk refused a session's template token: remembered for that session");
+                Ok(Err((error, secs)))
+            }
+            Verdict::Answer(error) => Ok(Err((error, 0))),
+        }
     }
 
     /// Forget a cached token (Convex refused it).
@@ -121,39 +185,23 @@ impl ClerkClient {
         })
     }
 
-    async fn mint(&self, session_id: &str) -> Result<String> {
+    /// The call itself: the token, or what Clerk answered instead (`clerk_refusal::classify`).
+    async fn mint(&self, session_id: &str) -> std::result::Result<String, Refusal> {
         let url = self.endpoint(&["sessions", session_id, "tokens", &self.template]);
         let resp = self
             .request(reqwest::Method::POST, url)
             .send()
             .await
-            .map_err(|e| Error::ClerkUnavailable(format!("template token: {e}")))?;
+            .map_err(|e| Refusal::Unavailable(format!("template token: {e}")))?;
         let status = resp.status().as_u16();
-        match status {
-            200..=299 => {}
-            429 => return Err(rate_limited(&resp)),
-            401 | 403 => {
-                return Err(Error::ConfigInvalid(
-                    "Clerk rejected CLERK_SECRET_KEY when minting the Convex token".into(),
-                ))
-            }
-            404 => {
-                // Clerk answers 404 both for an unknown session and an unknown template; the body
-                // tells them apart (`resource_not_found` names the template).
-                let body = resp.text().await.unwrap_or_default();
-                if body.contains("template") {
-                    // Named, not echoed: a 503 for a setting never quotes its value.
-                    return Err(Error::ConfigInvalid(
-                        "Clerk has no JWT template with the name SESSION_AUDIO_CONVEX_TEMPLATE gives (default \"convex\"); create it in the Clerk dashboard or set the variable to an existing template's name".into(),
-                    ));
-                }
-                return Err(Error::Unauthenticated(AuthFailure::SessionInactive));
-            }
-            400..=499 => return Err(Error::Unauthenticated(AuthFailure::SessionInactive)),
-            _ => return Err(Error::ClerkUnavailable(format!("template token: HTTP {status}"))),
+        if !(200..=299).contains(&status) {
+            let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            // Clerk's error bodies are a few hundred bytes; a body that cannot be read says nothing.
+            let body = resp.text().await.unwrap_or_default();
+            return Err(classify(status, &body, retry_after.as_deref()));
         }
         let body: TokenResponse =
-            resp.json().await.map_err(|e| Error::ClerkUnavailable(format!("template token body: {e}")))?;
+            resp.json().await.map_err(|e| Refusal::Unavailable(format!("template token body: {e}")))?;
         Ok(body.jwt)
     }
 }

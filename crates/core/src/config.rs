@@ -111,6 +111,8 @@ pub struct Config {
     pub clerk_api_url: Url,
     pub key_source: KeySource,
     pub authorized_parties: Vec<String>,
+    /// `acceptPendingSessions`: `sts: "pending"` is signed in rather than `401 session_pending`.
+    pub accept_pending_sessions: bool,
     pub blob_token: Option<String>,
     /// The store `blob_token` belongs to, lowercased as it appears in its hosts.
     pub store_id: Option<String>,
@@ -247,6 +249,7 @@ impl Config {
             clerk_api_url,
             key_source,
             authorized_parties,
+            accept_pending_sessions: parse_switch(get, "SESSION_AUDIO_ACCEPT_PENDING_SESSIONS", false)?,
             blob_token,
             store_id,
             require_session_path: parse_switch(get, "SESSION_AUDIO_REQUIRE_SESSION_PATH", true)?,
@@ -367,6 +370,8 @@ mod tests {
         assert_eq!(c.get_query, "listeningSessions:getForAudio");
         assert!(matches!(c.key_source, KeySource::Jwks));
         assert!(c.authorized_parties.is_empty());
+        assert!(!c.accept_pending_sessions);
+        assert!(cfg(&with(&[("SESSION_AUDIO_ACCEPT_PENDING_SESSIONS", "1")])).unwrap().accept_pending_sessions);
         assert_eq!(c.lookup_ttl, Duration::from_secs(5));
         assert!(!c.host_policy.allow_loopback());
         assert_eq!(c.upload.max_bytes, 100 * 1024 * 1024);
@@ -411,6 +416,7 @@ mod tests {
             (with(&[("VERCEL_BLOB_API_URL", "blob")]), "config_invalid"),
             (with(&[("SESSION_AUDIO_LOG", "loud")]), "config_invalid"),
             (with(&[("SESSION_AUDIO_SERVER_TIMING", "maybe")]), "config_invalid"),
+            (with(&[("SESSION_AUDIO_ACCEPT_PENDING_SESSIONS", "pending")]), "config_invalid"),
             (with(&[("SENTRY_DSN", "not a dsn")]), "config_invalid"),
         ];
         for (pairs, code) in cases {

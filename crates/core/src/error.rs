@@ -26,6 +26,9 @@ pub enum AuthFailure {
     KidMismatch,
     /// The session has no `sid` claim, or Clerk no longer considers the session active.
     SessionInactive,
+    /// `sts: "pending"` (tasks left, e.g. choosing an organization) and pending sessions are not
+    /// accepted: signed out, as `@clerk/backend` treats it by default.
+    SessionPending,
 }
 
 impl AuthFailure {
@@ -42,6 +45,7 @@ impl AuthFailure {
             AuthFailure::TypeMismatch => "token_type_mismatch",
             AuthFailure::KidMismatch => "jwk_kid_mismatch",
             AuthFailure::SessionInactive => "session_inactive",
+            AuthFailure::SessionPending => "session_pending",
         }
     }
 
@@ -64,6 +68,9 @@ impl AuthFailure {
                 "The session token's key id is not in the instance's JWKS (wrong Clerk instance?)."
             }
             AuthFailure::SessionInactive => "The Clerk session is not active.",
+            AuthFailure::SessionPending => {
+                "The Clerk session is pending (the user has tasks left, such as choosing an organization): it counts as signed out. Finish the tasks, or accept pending sessions with acceptPendingSessions."
+            }
         }
     }
 }
@@ -296,6 +303,8 @@ mod tests {
             (Error::UploadTooSlow(std::time::Duration::from_secs(1)), 408, "upload_timeout"),
             (Error::Unauthenticated(AuthFailure::Expired), 401, "token_expired"),
             (Error::Unauthenticated(AuthFailure::InvalidSignature), 401, "token_invalid_signature"),
+            (Error::Unauthenticated(AuthFailure::SessionInactive), 401, "session_inactive"),
+            (Error::Unauthenticated(AuthFailure::SessionPending), 401, "session_pending"),
             (Error::ClerkUnavailable("x".into()), 502, "auth_provider_unavailable"),
             (Error::ClerkRateLimited { retry_after_secs: 3 }, 503, "auth_rate_limited"),
             (Error::ConvexUnavailable("x".into()), 502, "convex_unavailable"),

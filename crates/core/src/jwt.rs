@@ -50,6 +50,9 @@ pub struct Claims {
     pub exp: Option<f64>,
     pub nbf: Option<f64>,
     pub iat: Option<f64>,
+    /// Session status, `active` or `pending` (version 2 tokens). Any JSON value: `@clerk/backend`
+    /// only ever compares it with `"pending"`, so nothing else about it refuses a token.
+    pub sts: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +142,19 @@ pub fn check_claims(claims: &Claims, now: i64, authorized_parties: &[String]) ->
     // A session token without `sid` cannot be exchanged for a Convex token.
     let sid = claims.sid.clone().filter(|s| !s.is_empty()).ok_or(AuthFailure::SessionInactive)?;
     Ok(Identity { user_id: sub, session_id: sid })
+}
+
+/// A pending session (`sts: "pending"`: signed in, with tasks left such as choosing an organization)
+/// counts as signed out unless pending sessions are accepted: `@clerk/backend`'s
+/// `treatPendingAsSignedOut`, default true, applied after the token verified. Only the exact
+/// string `"pending"` is pending; a missing or any other `sts` is an active session.
+pub fn check_session_status(claims: &Claims, accept_pending: bool) -> Result<(), AuthFailure> {
+    let pending = matches!(&claims.sts, Some(serde_json::Value::String(s)) if s == "pending");
+    if pending && !accept_pending {
+        Err(AuthFailure::SessionPending)
+    } else {
+        Ok(())
+    }
 }
 
 /// SPKI (`BEGIN PUBLIC KEY`) or PKCS#1 (`BEGIN RSA PUBLIC KEY`), any modulus size. Clerk's own loader
@@ -332,6 +348,29 @@ mod tests {
         for (name, token, expected) in table {
             let got = check(&token, &key, &parties).map(|_| ());
             assert_eq!(got, expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn pending_sessions_are_signed_out_unless_accepted() {
+        let key = parse_public_key_pem(PUB_2048).unwrap();
+        let table: Vec<(&str, serde_json::Value, bool, Result<(), AuthFailure>)> = vec![
+            ("no sts", json!({"sts": null}), false, Ok(())),
+            ("active", json!({"sts": "active"}), false, Ok(())),
+            ("pending", json!({"sts": "pending"}), false, Err(AuthFailure::SessionPending)),
+            ("pending, accepted", json!({"sts": "pending"}), true, Ok(())),
+            ("active, accepting", json!({"sts": "active"}), true, Ok(())),
+            // As `@clerk/backend`: only the exact string is pending.
+            ("Pending", json!({"sts": "Pending"}), false, Ok(())),
+            ("a number", json!({"sts": 1}), false, Ok(())),
+            ("an object", json!({"sts": {"pending": true}}), false, Ok(())),
+        ];
+        for (name, patch, accept, want) in table {
+            let token = sign(h("RS256"), with(claims(), patch), PRIV_2048);
+            let parsed = parse(&token).unwrap();
+            verify_signature(&parsed, &key).unwrap();
+            assert!(check_claims(&parsed.claims, NOW, &[]).is_ok(), "{name}");
+            assert_eq!(check_session_status(&parsed.claims, accept), want, "{name}");
         }
     }
 

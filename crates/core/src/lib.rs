@@ -26,6 +26,7 @@ pub mod convex;
 pub mod upstream;
 
 // Pure decisions, table-tested.
+pub mod clerk_refusal;
 pub mod client_upload;
 pub mod duration;
 pub mod headers;

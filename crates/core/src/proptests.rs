@@ -111,7 +111,7 @@ proptest! {
         if parsed.is_ok() {
             prop_assert!(matches!(header.get("alg").and_then(|a| a.as_str()), Some("RS256")));
         }
-        let claims = crate::jwt::Claims { sub, sid, azp: None, exp, nbf, iat };
+        let claims = crate::jwt::Claims { sub, sid, azp: None, exp, nbf, iat, sts: None };
         let checked = crate::jwt::check_claims(&claims, now, &[]);
         // The oracle for expiry: a token whose exp is at or before now − skew never passes.
         if let Some(exp) = exp {

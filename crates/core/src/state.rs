@@ -25,6 +25,9 @@ pub struct State {
     pub(crate) convex: ConvexClient,
     pub(crate) upstream: UpstreamClient,
     lookups: TtlCache<(String, String), SessionDoc>,
+    /// Clerk session → the `exp` of the last session token verified for it: how long a refusal of
+    /// that session is remembered (`clerk_refusal`).
+    session_exp: moka::sync::Cache<String, i64>,
     /// An error until `BLOB_READ_WRITE_TOKEN` is configured: GET works without it, POST answers 503.
     blob: std::result::Result<BlobClient, Error>,
     pub telemetry: Arc<Telemetry>,
@@ -60,7 +63,8 @@ impl State {
         let keys = match &config.key_source {
             KeySource::Pem(key) => KeyStore::pem(key.clone()),
             KeySource::Jwks => KeyStore::jwks(clerk.jwks_fetch()),
-        };
+        }
+        .accepting_pending(config.accept_pending_sessions);
         let convex = ConvexClient::new(services, &config.convex_url);
         let upstream = UpstreamClient::new(config.host_policy.allow_loopback(), config.upstream_timeout)?;
         let blob = match &config.blob_token {
@@ -78,7 +82,20 @@ impl State {
                 BlobClient::new(http, &config.upload.blob_api_url, token.clone(), config.upstream_timeout)
             }
         };
-        Ok(State { keys, clerk, convex, upstream, lookups: TtlCache::new(CACHE_ENTRIES), blob, telemetry, config })
+        // Session tokens live a minute by default; an hour bounds what an unusual instance holds.
+        let session_exp =
+            moka::sync::Cache::builder().max_capacity(CACHE_ENTRIES).time_to_live(Duration::from_secs(3600)).build();
+        Ok(State {
+            keys,
+            clerk,
+            convex,
+            upstream,
+            lookups: TtlCache::new(CACHE_ENTRIES),
+            session_exp,
+            blob,
+            telemetry,
+            config,
+        })
     }
 
     /// The Blob client, or the 503 that says which setting it lacks.
@@ -88,19 +105,22 @@ impl State {
 
     /// Who is calling: the Clerk session token, verified.
     pub async fn authenticate(&self, headers: &[(String, String)], trace: &Trace) -> Result<Identity> {
-        let who = trace
+        let (who, exp) = trace
             .phase("auth", async {
                 let token = extract_token(headers).ok_or(Error::Unauthenticated(AuthFailure::Missing))?;
-                self.keys.verify(&token, now_secs(), &self.config.authorized_parties).await
+                self.keys.verify_with_exp(&token, now_secs(), &self.config.authorized_parties).await
             })
             .await?;
+        self.session_exp.insert(who.session_id.clone(), exp);
         trace.set_user(&who.user_id);
         Ok(who)
     }
 
-    /// The caller's Convex token (the Clerk JWT template), cached until shortly before it expires.
+    /// The caller's Convex token (the Clerk JWT template), cached until shortly before it expires;
+    /// a refusal of the session, until its session token expires.
     pub async fn convex_token(&self, who: &Identity, trace: &Trace) -> Result<String> {
-        trace.phase("token", self.clerk.template_token(&who.session_id, now_secs())).await
+        let exp = self.session_exp.get(&who.session_id);
+        trace.phase("token", self.clerk.template_token(&who.session_id, now_secs(), exp)).await
     }
 
     /// The caller's session, from cache for a few seconds (GET: the audio URL does not change
