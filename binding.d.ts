@@ -140,6 +140,19 @@ export interface AudioOptions {
    */
   uploadIdleTimeoutMs?: number
   /**
+   * The longest a streamed upload may take from its first byte to its last, however steadily it
+   * trickles: past it, `408 upload_timeout` and nothing stored; also the limit for reading a
+   * client upload whole to measure it (ms). Env `SESSION_AUDIO_UPLOAD_TIMEOUT_MS`. Default 900000
+   * (15 min: 100 MiB at 1 Mbit/s).
+   */
+  uploadTimeoutMs?: number
+  /**
+   * Store an upload whose duration cannot be measured from its bytes (a codec or layout no meter
+   * reads) with its declared duration, instead of `400 duration_unmeasurable`.
+   * Env `SESSION_AUDIO_ACCEPT_DECLARED_DURATION=1`. Default off.
+   */
+  acceptDeclaredDuration?: boolean
+  /**
    * Convex mutation moving a session `recording` → `transcribing`. Env `SESSION_AUDIO_ATTACH_MUTATION`.
    * Default `listeningSessions:attachAudio`.
    */

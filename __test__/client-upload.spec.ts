@@ -70,13 +70,17 @@ function clientUpload(
 }
 
 /** The completion event `session-audio/client` sends once `upload()` resolved. */
-async function complete(id: string, url: string, { token = alice, durationMs = 5000 } = {}) {
+async function complete(id: string, url: string, { token = alice, durationMs = 5000 as number | null } = {}) {
+  const payload = durationMs === null ? { url } : { url, durationMs }
   return fetch(audioRoute(id), {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: JSON.stringify({ type: 'session-audio.complete-upload', payload: { url, durationMs } }),
+    body: JSON.stringify({ type: 'session-audio.complete-upload', payload }),
   })
 }
+
+/** An answer without the field only a fresh measurement knows (a replay answers from the record). */
+const recorded = ({ durationSource: _, ...rest }: Record<string, unknown>) => rest
 
 /** A token request as `upload()` sends it, answered by the route (to read its refusals). */
 async function tokenRequest(id: string, pathname: string, clientPayload: string | null, token = alice) {
@@ -329,7 +333,7 @@ describe('completion', () => {
       expect(first.status).toBe(201)
       const again = await complete(id, stored.url)
       expect(again.status).toBe(200)
-      expect(await again.json()).toEqual(await first.json())
+      expect(await again.json()).toEqual(recorded(await first.json()))
       const attaches = s.convex.calls.mutation
       await s.blob.releaseWebhooks()
       const hook = s.blob.webhooks.at(-1)!
@@ -340,6 +344,79 @@ describe('completion', () => {
       expect(s.blob.list()).toContain(stored.pathname)
     } finally {
       s.blob.state.holdWebhooks = false
+    }
+  })
+
+  it('20 replays of an attached completion are answered from the session record: no storage read', async () => {
+    s.blob.state.holdWebhooks = true
+    try {
+      const id = await recording()
+      const stored = await clientUpload(id, sineWav(5))
+      const first = await complete(id, stored.url)
+      expect(first.status).toBe(201)
+      const want = recorded(await first.json())
+      const [reads, heads, attaches] = [s.blob.calls.read, s.blob.calls.head, s.convex.calls.mutation]
+      for (let i = 0; i < 20; i++) {
+        const again = await complete(id, stored.url)
+        expect(again.status).toBe(200)
+        expect(await again.json()).toEqual(want)
+      }
+      expect([s.blob.calls.read - reads, s.blob.calls.head - heads]).toEqual([0, 0])
+      expect(s.convex.calls.mutation).toBe(attaches)
+    } finally {
+      s.blob.state.holdWebhooks = false
+      await s.blob.releaseWebhooks()
+    }
+  })
+
+  it('10 completions of one blob at once: one reads storage and attaches, the others answer from the record', async () => {
+    s.blob.state.holdWebhooks = true
+    try {
+      const id = await recording()
+      const stored = await clientUpload(id, sineWav(5))
+      const [reads, heads, attaches] = [s.blob.calls.read, s.blob.calls.head, s.convex.calls.mutation]
+      const answers = await Promise.all(Array.from({ length: 10 }, () => complete(id, stored.url)))
+      expect(answers.map((r) => r.status).sort()).toEqual([200, 200, 200, 200, 200, 200, 200, 200, 200, 201])
+      // one head, the sniff and the one whole read; one attach
+      expect([s.blob.calls.head - heads, s.blob.calls.read - reads]).toEqual([1, 2])
+      expect(s.convex.calls.mutation - attaches).toBe(1)
+    } finally {
+      s.blob.state.holdWebhooks = false
+      await s.blob.releaseWebhooks()
+    }
+  })
+
+  it('durationMs may be left out of the completion: the measured length is recorded', async () => {
+    s.blob.state.holdWebhooks = true
+    try {
+      const id = await recording()
+      const stored = await clientUpload(id, sineWav(7), { durationMs: 7000 })
+      const res = await complete(id, stored.url, { durationMs: null })
+      expect(res.status).toBe(201)
+      expect(await res.json()).toMatchObject({ durationMs: 7000, durationSource: 'measured' })
+      expect((await s.convex.getSession(id)).durationMs).toBe(7000)
+    } finally {
+      s.blob.state.holdWebhooks = false
+      await s.blob.releaseWebhooks()
+    }
+  })
+
+  it('a blob older than the client-token lifetime is 400 upload_expired and deleted (the sweep may own it)', async () => {
+    s.blob.state.holdWebhooks = true
+    Object.assign(handlers, createAudioHandlers(opts({ clientTokenTtlMs: 1000 })))
+    try {
+      const id = await recording()
+      const stored = await clientUpload(id, sineWav(2), { durationMs: 2000 })
+      await new Promise((r) => setTimeout(r, 1500))
+      const e = await errorOf(await complete(id, stored.url, { durationMs: 2000 }))
+      expect([e.status, e.code]).toEqual([400, 'upload_expired'])
+      expect(e.message).toMatch(/upload the recording again/)
+      expect(s.blob.list()).not.toContain(stored.pathname)
+      expect((await s.convex.getSession(id)).status).toBe('recording')
+    } finally {
+      Object.assign(handlers, createAudioHandlers(opts()))
+      s.blob.state.holdWebhooks = false
+      await s.blob.releaseWebhooks()
     }
   })
 
@@ -475,7 +552,7 @@ describe('completion', () => {
   })
 })
 
-describe('the duration of what landed is measured from ranged reads', () => {
+describe('the duration of what landed is measured from one whole read', () => {
   // The browser's completion event decides here; Blob's webhook comes after.
   beforeEach(() => {
     s.blob.state.holdWebhooks = true
@@ -487,13 +564,13 @@ describe('the duration of what landed is measured from ranged reads', () => {
 
   it('a completion declaring 1 s for 30 s of audio is 400 duration_mismatch, and the blob is deleted', async () => {
     const id = await recording()
-    const audio = sineWav(30) // 960 KB: the head settles it, nothing else is read
+    const audio = sineWav(30) // 960 KB, read once whole
     const stored = await clientUpload(id, audio, { durationMs: 1000 })
     const reads = s.blob.calls.read
     const res = await complete(id, stored.url, { durationMs: 1000 })
     const e = await errorOf(res)
     expect([e.status, e.code]).toEqual([400, 'duration_mismatch'])
-    expect(s.blob.calls.read - reads).toBeLessThanOrEqual(2) // the sniff and one 64 KiB head read
+    expect(s.blob.calls.read - reads).toBeLessThanOrEqual(2) // the sniff and the one whole read
     expect(s.blob.list()).not.toContain(stored.pathname)
     expect((await s.convex.getSession(id)).status).toBe('recording')
   })

@@ -473,14 +473,33 @@ describe('the duration is measured, not believed', () => {
     await expectUntouched(id, before)
   })
 
-  it('a container that does not say its length: the declaration stands, and the answer says so', async () => {
-    const flac = Buffer.from(fixture('tone-5s.flac'))
-    flac[8 + 13] &= 0xf0 // STREAMINFO total samples: 0, "unknown" (what a streaming encoder writes)
-    flac.fill(0, 8 + 14, 8 + 18)
+  /** An MP3 a sniffer accepts (an ID3v2 tag) with no audio frame after it: nothing to measure. */
+  const frameless = () =>
+    Buffer.concat([Buffer.from('ID3\x04\x00\x00\x00\x00\x00\x10', 'latin1'), Buffer.alloc(16 + 4096, 0x20)])
+
+  it('audio whose duration cannot be measured is 400 duration_unmeasurable by default; nothing is stored', async () => {
+    const id = await recording()
+    const before = s.blob.list()
+    const res = await s.post(id, frameless(), {
+      token: alice,
+      headers: meta('audio/mpeg', { 'x-duration-ms': '4321' }),
+    })
+    const e = await errorOf(res)
+    expect([e.status, e.code]).toEqual([400, 'duration_unmeasurable'])
+    expect(e.message).toMatch(/cannot be measured/)
+    expect(s.blob.list()).toEqual(before)
+    expect((await s.convex.getSession(id)).status).toBe('recording')
+  })
+
+  it('with acceptDeclaredDuration the declaration stands for such audio, and the answer and record say so', async () => {
     const id = await recording()
     const records: { sessionId?: string; durationSource?: string }[] = []
-    const opts = s.options({ onRequest: (r) => records.push(r) })
-    const res = await s.post(id, flac, { token: alice, headers: meta('audio/flac', { 'x-duration-ms': '4321' }), opts })
+    const opts = s.options({ onRequest: (r) => records.push(r), acceptDeclaredDuration: true })
+    const res = await s.post(id, frameless(), {
+      token: alice,
+      headers: meta('audio/mpeg', { 'x-duration-ms': '4321' }),
+      opts,
+    })
     expect(res.status).toBe(201)
     expect(await res.json()).toMatchObject({ durationMs: 4321, durationSource: 'declared' })
     expect((await s.convex.getSession(id)).durationMs).toBe(4321)

@@ -88,6 +88,22 @@ describe('sweepOrphanAudio', () => {
     expect(s.blob.list()).toEqual(before)
   })
 
+  it('a threshold under the floor (client-token lifetime + upload timeout + 5 min) is refused: it could race a completion', async () => {
+    const before = s.blob.list()
+    // Defaults: 60 + 15 + 5 = 80 min.
+    await expect(sweepOrphanAudio(options({ olderThanMs: 60 * 60_000 }))).rejects.toThrow(
+      /invalid_threshold: .*at least 80 min/,
+    )
+    // The floor follows the settings the handlers read.
+    const short = { clientTokenTtlMs: 10 * 60_000, uploadTimeoutMs: 5 * 60_000 }
+    await expect(sweepOrphanAudio(options({ ...short, olderThanMs: 19 * 60_000, dryRun: true }))).rejects.toThrow(
+      /at least 20 min/,
+    )
+    const ok = await sweepOrphanAudio(options({ ...short, olderThanMs: 20 * 60_000, dryRun: true }))
+    expect(ok.dryRun).toBe(true)
+    expect(s.blob.list()).toEqual(before)
+  })
+
   it('`npx session-audio sweep` prints what it did: the old orphan goes, everything else stays', async () => {
     const cli = path.resolve('bin/session-audio.mjs')
     const env = {

@@ -4,7 +4,11 @@ import { ConvexError, v } from 'convex/values'
 import { mutation, query } from './_generated/server'
 import { sessionStatus } from './schema'
 
-/** What `handleAudioGet`/`handleAudioPost` read: `null` for a missing or foreign session. */
+/**
+ * What `handleAudioGet`/`handleAudioPost` read: `null` for a missing or foreign session. The stored
+ * audio's pathname, size and duration let the route answer a repeated upload completion from this
+ * record, without reading storage again.
+ */
 export const getForAudio = query({
   args: { sessionId: v.string() },
   handler: async (ctx, { sessionId }) => {
@@ -19,6 +23,9 @@ export const getForAudio = query({
       status: doc.status,
       audioUrl: doc.audioUrl ?? null,
       audioContentType: doc.audioContentType ?? null,
+      audioPathname: doc.audioPathname ?? null,
+      audioSizeBytes: doc.audioSizeBytes ?? null,
+      durationMs: doc.durationMs ?? null,
     }
   },
 })

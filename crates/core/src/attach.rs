@@ -81,6 +81,9 @@ mod tests {
             status: status.into(),
             audio_url: audio_url.map(String::from),
             audio_content_type: None,
+            audio_pathname: None,
+            audio_size_bytes: None,
+            duration_ms: None,
         }
     }
 

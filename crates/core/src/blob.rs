@@ -74,6 +74,9 @@ pub struct BlobMeta {
     pub size: u64,
     #[serde(default)]
     pub content_type: Option<String>,
+    /// RFC 3339, as the store says it.
+    #[serde(default)]
+    pub uploaded_at: Option<String>,
 }
 
 /// An answer's body, read within `timeout` per chunk and to at most `MAX_METADATA_BYTES`: every

@@ -56,9 +56,11 @@ pub async fn handle(state: &State, req: &Request, session_id: &str, body: Chunks
         }
         Event::CompleteUpload { url, duration_ms } => {
             let who = state.authenticate(&req.headers, trace).await?;
-            // Only the duration is declared here; the type is the stored blob's (which the token
-            // constrained) and is checked against the bytes.
-            let duration_ms = validate_duration(duration_ms.as_deref(), &state.config.upload, Declared::CompleteEvent)?;
+            // Only the duration may be declared here, and need not be: it is measured. The type is
+            // the stored blob's (which the token constrained) and is checked against the bytes.
+            let duration_ms = duration_ms
+                .map(|d| validate_duration(Some(&d), &state.config.upload, Declared::CompleteEvent))
+                .transpose()?;
             let landed = Landed { url: &url, duration_ms, declared: None };
             attach_landed(state, blob, &who, session_id, &landed, trace)
                 .await
@@ -185,7 +187,8 @@ async fn generate_token(
 /// What the browser or the webhook says landed.
 struct Landed<'a> {
     url: &'a str,
-    duration_ms: u64,
+    /// What was declared, if anything (the browser's event may leave it out: it is measured).
+    duration_ms: Option<u64>,
     /// The type declared when the token was minted (the webhook knows it; the browser's event
     /// relies on the stored blob's type, which the token already constrained).
     declared: Option<DeclaredType>,
@@ -205,7 +208,14 @@ async fn attach_landed(
 ) -> Result<(u16, Value)> {
     let local_store = state.config.host_policy.allow_loopback().then_some(&state.config.upload.blob_api_url);
     let url = blob_url_for_session(landed.url, blob.store_id(), local_store, session_id)?;
+    // The browser's event, Blob's webhook and any replays of them take turns per blob: one reads
+    // storage and attaches, the others then find the session holding it.
+    let _turn = state.completions.take(format!("{session_id} {url}")).await;
     let doc = state.fresh_session(who, session_id, trace).await?;
+    // Already attached: answered from the session's own record, without reading storage.
+    if doc.audio_url.as_deref() == Some(url.as_str()) {
+        return Ok((200, attached_record(&doc)));
+    }
     match verify_and_attach(state, blob, who, &doc, &url, landed, trace).await {
         Ok(done) => Ok(done),
         // A refusal for good: no orphan stays. A transient failure (Clerk, Convex or the store
@@ -216,6 +226,19 @@ async fn attach_landed(
         }
         Err(transient) => Err(transient),
     }
+}
+
+/// The answer for a blob the session already holds, from the session's record.
+fn attached_record(doc: &SessionDoc) -> Value {
+    json!({
+        "sessionId": doc.id,
+        "status": doc.status,
+        "audioUrl": doc.audio_url,
+        "pathname": doc.audio_pathname,
+        "contentType": doc.audio_content_type,
+        "sizeBytes": doc.audio_size_bytes,
+        "durationMs": doc.duration_ms,
+    })
 }
 
 async fn delete_quietly(blob: &BlobClient, url: &Url) {
@@ -237,6 +260,22 @@ async fn verify_and_attach(
     let meta =
         trace.phase("storage", blob.head(url.as_str())).await?.ok_or_else(|| Error::UploadNotFound(url.to_string()))?;
     let holds = |audio_url: Option<&str>| audio_url == Some(url.as_str()) || audio_url == Some(meta.url.as_str());
+    // The same blob under another spelling of its URL: attached already, answered from the record.
+    if holds(doc.audio_url.as_deref()) {
+        return Ok((200, attached_record(doc)));
+    }
+    // A blob older than a client token lives may already be the sweep's (its threshold has a
+    // floor above this age): never attach what the sweep may be deleting.
+    let max_age = crate::client_upload::completion_max_age(&state.config.upload);
+    if crate::client_upload::too_old(meta.uploaded_at.as_deref(), now_ms(), max_age) {
+        return Err(Error::BadRequest {
+            code: "upload_expired",
+            message: format!(
+                "The uploaded blob is older than {} min (the client token's lifetime); upload the recording again.",
+                max_age.as_secs() / 60
+            ),
+        });
+    }
     let content_type = meta.content_type.clone().unwrap_or_default();
     let body = |content_type: &str| {
         json!({
@@ -246,29 +285,8 @@ async fn verify_and_attach(
             "pathname": meta.pathname,
             "contentType": content_type,
             "sizeBytes": meta.size,
-            "durationMs": landed.duration_ms,
         })
     };
-    // Already attached (the other of the browser's event and the webhook came first): the same
-    // answer, measured the same way (a few ranged reads; duplicates are rare).
-    if holds(doc.audio_url.as_deref()) {
-        let again = match parse_declared(&content_type) {
-            Ok(d) => {
-                let deadline = state.config.upload.total_timeout;
-                let measured = trace.phase("measure", blob.measure(url, d.container, meta.size, deadline)).await?;
-                let limits = DurationLimits::new(&state.config.upload, None);
-                let settled = settle_duration(landed.duration_ms, &measured, &limits).ok();
-                let mut b = body(&d.normalised);
-                if let Some(settled) = settled {
-                    b["durationMs"] = json!(settled.duration_ms);
-                    b["durationSource"] = json!(settled.source());
-                }
-                b
-            }
-            Err(_) => body(&content_type),
-        };
-        return Ok((200, again));
-    }
     let declared = match parse_declared(&content_type) {
         Ok(d) if state.config.upload.allowed.contains(&d.container) => d,
         _ => return Err(Error::UnsupportedMediaType(content_type)),
@@ -276,8 +294,9 @@ async fn verify_and_attach(
     if landed.declared.as_ref().is_some_and(|d| d.container != declared.container) {
         return Err(Error::ContentMismatch(declared.container.essence().into()));
     }
-    let upload_meta =
-        UploadMeta { duration_ms: landed.duration_ms, declared: declared.clone(), content_length: Some(meta.size) };
+    // An undeclared duration passes the entitlement check here; the measured one is checked below.
+    let duration_ms = landed.duration_ms.unwrap_or(0);
+    let upload_meta = UploadMeta { duration_ms, declared: declared.clone(), content_length: Some(meta.size) };
     let (_, ent) = entitled_limit(state, who, doc, &upload_meta, trace).await?;
     let head = trace.phase("storage", blob.read_start(url, Container::SNIFF_BYTES)).await?;
     if !declared.container.matches(&head) {
@@ -342,7 +361,7 @@ async fn webhook(
     trace.set_user(&payload.user_id);
     let who = Identity { user_id: payload.user_id.clone(), session_id: payload.clerk_session_id.clone() };
     let declared = parse_declared(&payload.content_type).ok();
-    let landed = Landed { url, duration_ms: payload.duration_ms, declared };
+    let landed = Landed { url, duration_ms: Some(payload.duration_ms), declared };
     match attach_landed(state, blob, &who, session_id, &landed, trace).await {
         Ok(_) => {}
         Err(e) if e.status() < 500 => {

@@ -310,7 +310,7 @@ fn split_list(raw: &str) -> Vec<String> {
     raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
 }
 
-fn parse_number(get: &impl Fn(&str) -> Option<String>, key: &str, default: u64) -> Result<u64> {
+pub(crate) fn parse_number(get: &impl Fn(&str) -> Option<String>, key: &str, default: u64) -> Result<u64> {
     match get(key) {
         None => Ok(default),
         Some(raw) => {

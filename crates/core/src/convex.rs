@@ -91,6 +91,13 @@ pub struct SessionDoc {
     pub status: String,
     pub audio_url: Option<String>,
     pub audio_content_type: Option<String>,
+    /// The attached audio's record (older copies of the template do not return these).
+    #[serde(default)]
+    pub audio_pathname: Option<String>,
+    #[serde(default)]
+    pub audio_size_bytes: Option<f64>,
+    #[serde(default)]
+    pub duration_ms: Option<f64>,
 }
 
 impl ConvexClient {

@@ -43,6 +43,7 @@ pub mod error;
 pub mod ingress;
 pub mod response;
 pub mod telemetry;
+pub mod turns;
 
 #[cfg(test)]
 mod proptests;

@@ -83,7 +83,7 @@ async fn try_post(state: &State, req: &Request, body: Chunks, trace: Trace, rece
     // 5. the duration, measured from the container as the bytes passed: it must agree with the
     // declaration, and the limits apply to it. A refusal removes what was stored.
     let limits = crate::upload_rules::DurationLimits::new(&state.config.upload, ent.max_recording_ms);
-    let settled = match settle_duration(meta.duration_ms, &body.measured(), &limits) {
+    let settled = match settle_duration(Some(meta.duration_ms), &body.measured(), &limits) {
         Ok(settled) => {
             trace.set_duration_source(settled.source());
             settled

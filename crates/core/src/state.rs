@@ -30,6 +30,8 @@ pub struct State {
     session_exp: moka::sync::Cache<String, i64>,
     /// An error until `BLOB_READ_WRITE_TOKEN` is configured: GET works without it, POST answers 503.
     blob: std::result::Result<BlobClient, Error>,
+    /// Client-upload completions take turns per (session, blob) (`turns`).
+    pub(crate) completions: crate::turns::Turns,
     pub telemetry: Arc<Telemetry>,
 }
 
@@ -93,6 +95,7 @@ impl State {
             lookups: TtlCache::new(CACHE_ENTRIES),
             session_exp,
             blob,
+            completions: crate::turns::Turns::default(),
             telemetry,
             config,
         })

@@ -30,6 +30,9 @@ pub struct SweepConfig {
     pub secret: String,
     pub attached_query: String,
     pub timeout: Duration,
+    /// The smallest threshold a sweep accepts (`client_upload::sweep_floor`), from the same
+    /// settings as the handlers': a blob a completion may still attach is never swept.
+    pub floor: Duration,
 }
 
 impl SweepConfig {
@@ -64,6 +67,18 @@ impl SweepConfig {
             )?,
             attached_query: get("SESSION_AUDIO_ATTACHED_QUERY").unwrap_or_else(|| DEFAULT_ATTACHED_QUERY.into()),
             timeout: Duration::from_millis(timeout_ms.max(1)),
+            floor: crate::client_upload::sweep_floor(
+                Duration::from_millis(crate::config::parse_number(
+                    &get,
+                    "SESSION_AUDIO_CLIENT_TOKEN_TTL_MS",
+                    crate::config::DEFAULT_CLIENT_TOKEN_TTL_MS,
+                )?),
+                Duration::from_millis(crate::config::parse_number(
+                    &get,
+                    "SESSION_AUDIO_UPLOAD_TIMEOUT_MS",
+                    crate::config::DEFAULT_UPLOAD_TIMEOUT_MS,
+                )?),
+            ),
         })
     }
 }
@@ -147,6 +162,16 @@ pub fn orphans<'a>(
 
 /// Run a sweep.
 pub async fn sweep(cfg: &SweepConfig, older_than: Duration, dry_run: bool, now_ms: i64) -> Result<SweepReport> {
+    // A younger threshold could delete a blob whose completion is still allowed to attach it.
+    if older_than < cfg.floor {
+        return Err(Error::BadRequest {
+            code: "invalid_threshold",
+            message: format!(
+                "olderThanMs (--older-than) must be at least {} min: the client-token lifetime plus the upload timeout plus 5 min, so a sweep never deletes an upload that may still be attached.",
+                cfg.floor.as_secs().div_ceil(60)
+            ),
+        });
+    }
     let http = reqwest::Client::builder()
         .no_proxy()
         .connect_timeout(Duration::from_secs(10))

@@ -150,24 +150,27 @@ impl DurationLimits {
 /// contradicts itself is refused (`400 inconsistent_audio`). A file whose duration cannot be
 /// measured is refused (`400 duration_unmeasurable`) unless the deployment accepts the declaration
 /// (`acceptDeclaredDuration`), whose limits were checked before the upload started.
+///
+/// `declared_ms` is `None` where declaring is optional (a client upload's completion event): then
+/// only the measurement counts, and nothing can stand in for it.
 pub fn settle_duration(
-    declared_ms: u64,
+    declared_ms: Option<u64>,
     measured: &crate::duration::Measured,
     limits: &DurationLimits,
 ) -> Result<Settled> {
     use crate::duration::Measured;
-    let measured_ms = match *measured {
-        Measured::Ms(ms) => ms,
-        Measured::Unknown(_) if limits.accept_declared => {
+    let measured_ms = match (measured, declared_ms) {
+        (Measured::Ms(ms), _) => *ms,
+        (Measured::Unknown(_), Some(declared_ms)) if limits.accept_declared => {
             return Ok(Settled { duration_ms: declared_ms, measured: false })
         }
-        Measured::Unknown(why) => {
+        (Measured::Unknown(why), _) => {
             return Err(bad(
                 "duration_unmeasurable",
                 format!("The recording's duration cannot be measured from its bytes ({why}); record in a supported format (WebM/Opus, Ogg Opus, MP4/AAC, MP3, AAC, WAV, FLAC)."),
             ))
         }
-        Measured::Inconsistent(why) => {
+        (Measured::Inconsistent(why), _) => {
             return Err(bad(
                 "inconsistent_audio",
                 format!("The audio file contradicts itself ({why}); upload the file as the recorder wrote it."),
@@ -175,7 +178,7 @@ pub fn settle_duration(
         }
     };
     let tolerance = (measured_ms / 50).max(1_000);
-    if declared_ms.abs_diff(measured_ms) > tolerance {
+    if let Some(declared_ms) = declared_ms.filter(|d| d.abs_diff(measured_ms) > tolerance) {
         return Err(bad(
             "duration_mismatch",
             format!(
@@ -330,7 +333,7 @@ mod tests {
         ];
         for (declared, measured, max, user, want) in cases {
             let limits = DurationLimits { max_ms: max, user_max_ms: user, accept_declared: false };
-            let got = settle_duration(declared, &measured, &limits)
+            let got = settle_duration(Some(declared), &measured, &limits)
                 .map(|s| (s.duration_ms, s.measured))
                 .map_err(|e| e.code());
             assert_eq!(got, want, "{declared} vs {measured:?}, max {max}, user {user:?}");
@@ -339,10 +342,18 @@ mod tests {
         // stands and says so. A self-contradicting file is still refused.
         let accept = DurationLimits { max_ms: 60_000, user_max_ms: None, accept_declared: true };
         let got = |m: &Measured| {
-            settle_duration(7_000, m, &accept).map(|s| (s.duration_ms, s.measured)).map_err(|e| e.code())
+            settle_duration(Some(7_000), m, &accept).map(|s| (s.duration_ms, s.measured)).map_err(|e| e.code())
         };
         assert_eq!(got(&unknown), Ok((7_000, false)));
         assert_eq!(got(&lying), Err("inconsistent_audio"));
         assert_eq!(got(&ms(7_000)), Ok((7_000, true)));
+        // Nothing declared (a completion event may leave it out): the measurement alone, and an
+        // unmeasurable file has nothing to fall back on, whatever the option says.
+        let none = |m: &Measured, l: &DurationLimits| {
+            settle_duration(None, m, l).map(|s| (s.duration_ms, s.measured)).map_err(|e| e.code())
+        };
+        assert_eq!(none(&ms(37_300), &accept), Ok((37_300, true)));
+        assert_eq!(none(&unknown, &accept), Err("duration_unmeasurable"));
+        assert_eq!(none(&ms(70_000), &accept), Err("duration_limit_exceeded"));
     }
 }

@@ -1,0 +1,80 @@
+// Audio built to lie or to stall, sent through the real route: the duration recorded is what the
+// bytes hold, and no file can make the meter hold up other requests. The byte-level corpus (one
+// test per lie and container) is in crates/core/src/duration/; these prove the route end to end.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { errorOf, startStack, until, type Stack } from './helpers'
+
+let s: Stack
+let alice: string
+
+beforeAll(async () => {
+  s = await startStack()
+  alice = await s.clerk.sessionToken({ sub: 'user_alice' })
+})
+afterAll(() => s.close())
+
+const recording = () => s.session('user_alice', null, { status: 'recording' })
+const meta = (type: string, durationMs: number) => ({ 'x-content-type': type, 'x-duration-ms': String(durationMs) })
+
+/**
+ * The report that stalled the process: `ftyp`, then a `moof/traf` holding 4,000 `trun` boxes of 16
+ * bytes, each claiming 2^32-1 samples with no per-sample fields (about 4.3 billion loop passes
+ * each, in the meter as it was).
+ */
+function stallingMp4(): Buffer {
+  const trun = Buffer.from('00000010' + '7472756e' + '00000000' + 'ffffffff', 'hex')
+  const runs = Buffer.concat(Array.from({ length: 4000 }, () => trun))
+  const traf = Buffer.concat([u32(8 + runs.length), Buffer.from('traf'), runs])
+  const moof = Buffer.concat([u32(8 + traf.length), Buffer.from('moof'), traf])
+  return Buffer.concat([Buffer.from('00000010' + '66747970' + '4d344120' + '00000000', 'hex'), moof])
+}
+function u32(n: number) {
+  const b = Buffer.alloc(4)
+  b.writeUInt32BE(n)
+  return b
+}
+
+describe('no upload can stall the process', () => {
+  it('while four uploads built to stall the meter are mid-stream, a GET of another session is answered', async () => {
+    const listened = await s.session('user_alice') // has audio
+    const body = stallingMp4()
+    const cut = 60_000
+    const gates: (() => void)[] = []
+    const putsBefore = s.blob.calls.put
+    const uploads = await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        const id = await recording()
+        const gate = new Promise<void>((release) => gates.push(release))
+        const stream = new ReadableStream({
+          async start(c) {
+            c.enqueue(new Uint8Array(body.subarray(0, cut))) // the 4,000 boxes are in here
+            await gate
+            c.enqueue(new Uint8Array(body.subarray(cut)))
+            c.close()
+          },
+        })
+        return { id, answer: s.post(id, stream, { token: alice, headers: meta('audio/mp4', 5000) }) }
+      }),
+    )
+    // All four are streaming into storage, so their first 60 KB went through the meter.
+    expect(await until(() => s.blob.calls.put - putsBefore >= 4, 20_000)).toBe(true)
+    await new Promise((r) => setTimeout(r, 300))
+    const get = await s.get(listened, { token: alice })
+    expect(get.status).toBe(200)
+    expect((await get.arrayBuffer()).byteLength).toBe(s.wav.length)
+    // Only now may the uploads end; each is refused (no audio in it), none is stored or attached.
+    const settled = await Promise.race([
+      Promise.all(uploads.map((u) => u.answer)).then(() => 'answered'),
+      new Promise((r) => setTimeout(() => r('still open'), 500)),
+    ])
+    expect(settled).toBe('still open')
+    gates.forEach((release) => release())
+    for (const u of uploads) {
+      const e = await errorOf(await u.answer)
+      expect(e.status).toBe(400)
+      expect(['duration_unmeasurable', 'inconsistent_audio']).toContain(e.code)
+      expect((await s.convex.getSession(u.id)).status).toBe('recording')
+    }
+    expect(s.blob.list().filter((p) => uploads.some((u) => p.includes(u.id)))).toEqual([])
+  })
+})
