@@ -11,7 +11,7 @@
 //! route: only `expiresAt` and `signature` are added to the arguments.
 
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
@@ -127,8 +127,7 @@ impl AttachArgs<'_> {
 
     /// [`Self::signed`] at the current time.
     pub fn signed_now(&self, secret: &AttachSecret) -> Value {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        self.signed(secret, now_ms)
+        self.signed(secret, crate::clock::now_ms())
     }
 }
 

@@ -321,7 +321,7 @@ impl BlobClient {
     }
 
     fn request_id(&self) -> String {
-        let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        let ms = crate::clock::now_ms();
         format!("{}:{ms}:{:016x}", self.store_id, rand::random::<u64>())
     }
 

@@ -5,7 +5,7 @@
 //! verify what landed and attach it. The guarantees are the streamed POST's: only the owner, only
 //! while `recording`, the limits, real audio, one atomic transition, nothing orphaned.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use crate::clock::now_ms;
 
 use serde_json::{json, Value};
 use url::Url;
@@ -96,10 +96,6 @@ async fn read_event(mut body: Chunks, idle: std::time::Duration) -> Result<bytes
         raw.extend_from_slice(&chunk);
     }
     Ok(raw.freeze())
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn json_response(status: u16, body: Value) -> Response {
@@ -266,8 +262,8 @@ async fn verify_and_attach(
     }
     // A blob older than a client token lives may already be the sweep's (its threshold has a
     // floor above this age): never attach what the sweep may be deleting.
-    let max_age = crate::client_upload::completion_max_age(&state.config.upload);
-    if crate::client_upload::too_old(meta.uploaded_at.as_deref(), now_ms(), max_age) {
+    let max_age = state.config.upload.completion_max_age();
+    if crate::clock::too_old(meta.uploaded_at.as_deref(), now_ms(), max_age) {
         return Err(Error::BadRequest {
             code: "upload_expired",
             message: format!(

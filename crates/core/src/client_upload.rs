@@ -9,7 +9,6 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Sha256;
-use std::time::Duration;
 use url::Url;
 
 use crate::error::{Error, Result};
@@ -161,30 +160,6 @@ pub fn client_token_constraints(token: &str) -> Option<Value> {
 pub fn signature_ok(rw_token: &str, body: &[u8], signature: Option<&str>) -> bool {
     let Some(sig) = signature.and_then(|s| hex::decode(s.trim()).ok()) else { return false };
     hmac_sha256(rw_token, body).verify_slice(&sig).is_ok()
-}
-
-/// The oldest blob a completion attaches: a client token's lifetime. A blob is stored when its
-/// upload finishes, which a valid token bounds, and its completion follows at once (or Blob's
-/// webhook retries within minutes); an older blob is a stale replay.
-pub fn completion_max_age(cfg: &crate::config::UploadConfig) -> Duration {
-    cfg.client_token_ttl
-}
-
-/// The youngest orphan a sweep may delete: older than any blob a completion still attaches, plus
-/// the longest a completion may take once it has checked the age (it reads the whole blob within
-/// `total_timeout`), plus a margin for clocks. So a sweep never deletes a blob a completion is
-/// about to attach.
-pub fn sweep_floor(client_token_ttl: Duration, total_timeout: Duration) -> Duration {
-    client_token_ttl.saturating_add(total_timeout).saturating_add(Duration::from_secs(5 * 60))
-}
-
-/// Whether a blob stored at `uploaded_at` (RFC 3339) is older than `max_age` at `now_ms`. An
-/// unreadable or missing date is not old: the store always sends one, and refusing on our own
-/// parse failure would delete a good upload.
-pub fn too_old(uploaded_at: Option<&str>, now_ms: u64, max_age: Duration) -> bool {
-    let Some(at) = uploaded_at.and_then(crate::sweep::parse_rfc3339_utc) else { return false };
-    let age_ms = i128::from(now_ms) - i128::from(at);
-    age_ms > i128::try_from(max_age.as_millis()).unwrap_or(i128::MAX)
 }
 
 /// Where Vercel Blob sends `blob.upload-completed`, derived as `handleUpload` derives it
@@ -400,29 +375,5 @@ mod tests {
                 assert_eq!(e.code(), "invalid_blob_url", "{raw}");
             }
         }
-    }
-
-    #[test]
-    fn age_table() {
-        let at = "2026-11-29T12:00:00.000Z";
-        let t0 = crate::sweep::parse_rfc3339_utc(at).unwrap() as u64;
-        let hour = Duration::from_secs(3600);
-        // (uploaded_at, now, max age) → too old?
-        let cases: &[(Option<&str>, u64, bool)] = &[
-            (Some(at), t0, false),
-            (Some(at), t0 + 3_600_000, false), // exactly the lifetime: still attachable
-            (Some(at), t0 + 3_600_001, true),
-            (Some(at), t0.saturating_sub(60_000), false), // the store's clock ahead of ours
-            (Some("yesterday"), t0, false),               // unreadable: not ours to refuse
-            (None, t0, false),
-        ];
-        for (uploaded, now, want) in cases {
-            assert_eq!(too_old(*uploaded, *now, hour), *want, "{uploaded:?} at {now}");
-        }
-        // The sweep's floor lies beyond every age a completion still attaches, by the longest a
-        // completion can take after checking it.
-        let total = Duration::from_secs(900);
-        assert_eq!(sweep_floor(hour, total), hour + total + Duration::from_secs(300));
-        assert!(sweep_floor(hour, total) > hour + total);
     }
 }

@@ -75,6 +75,23 @@ pub struct UploadConfig {
     pub attach_secret: Option<crate::attach_sign::AttachSecret>,
 }
 
+/// The youngest orphan a sweep may delete: older than any blob a completion still attaches
+/// (`UploadConfig::completion_max_age`), plus the longest a completion may take once it has checked
+/// the age (it reads the whole blob within the upload timeout), plus a margin for clocks. So a sweep
+/// never deletes a blob a completion is about to attach.
+pub fn sweep_floor(client_token_ttl: Duration, total_timeout: Duration) -> Duration {
+    client_token_ttl.saturating_add(total_timeout).saturating_add(Duration::from_secs(5 * 60))
+}
+
+impl UploadConfig {
+    /// The oldest blob a completion attaches: a client token's lifetime. A blob is stored when its
+    /// upload finishes, which a valid token bounds, and its completion follows at once (or Blob's
+    /// webhook retries within minutes); an older blob is a stale replay.
+    pub fn completion_max_age(&self) -> Duration {
+        self.client_token_ttl
+    }
+}
+
 /// Key-source for verifying session tokens.
 #[derive(Debug, Clone)]
 pub enum KeySource {

@@ -38,6 +38,7 @@ pub mod upload_rules;
 pub mod body;
 pub mod breaker;
 pub mod cache;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod ingress;

@@ -8,10 +8,10 @@ use crate::auth::{extract_token, Identity, KeyStore};
 use crate::blob::BlobClient;
 use crate::cache::TtlCache;
 use crate::clerk::ClerkClient;
+use crate::clock::now_secs;
 use crate::config::{Config, KeySource};
 use crate::convex::{parse_session, ConvexClient, SessionDoc};
 use crate::error::{AuthFailure, Error, Result};
-use crate::serve::now_secs;
 use crate::telemetry::{RecordSink, Telemetry, Trace};
 use crate::upstream::UpstreamClient;
 

@@ -67,7 +67,7 @@ impl SweepConfig {
             )?,
             attached_query: get("SESSION_AUDIO_ATTACHED_QUERY").unwrap_or_else(|| DEFAULT_ATTACHED_QUERY.into()),
             timeout: Duration::from_millis(timeout_ms.max(1)),
-            floor: crate::client_upload::sweep_floor(
+            floor: crate::config::sweep_floor(
                 Duration::from_millis(crate::config::parse_number(
                     &get,
                     "SESSION_AUDIO_CLIENT_TOKEN_TTL_MS",
@@ -97,43 +97,6 @@ pub struct SweepReport {
     pub dry_run: bool,
 }
 
-/// `2026-11-23T04:10:00.123Z` (RFC 3339, UTC, as Blob writes `uploadedAt`) → ms since the epoch.
-pub fn parse_rfc3339_utc(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = s.get(r)?;
-        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok()).flatten()
-    };
-    let (y, mo, d, h, mi, sec) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let rest = &s[19..];
-    let (frac, zone) = match rest.strip_prefix('.') {
-        Some(r) => {
-            let digits = r.bytes().take_while(u8::is_ascii_digit).count();
-            (&r[..digits], &r[digits..])
-        }
-        None => ("", rest),
-    };
-    if !matches!(zone, "Z" | "z" | "+00:00") {
-        return None;
-    }
-    let ms =
-        frac.bytes().take(3).fold((0i64, 100i64), |(acc, unit), c| (acc + i64::from(c - b'0') * unit, unit / 10)).0;
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let (y, m) = if mo <= 2 { (y - 1, mo + 9) } else { (y, mo - 3) };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 24 + h) * 60 + mi) * 60_000 + sec * 1000 + ms)
-}
-
 /// The pure decision for one page: which blobs are orphans old enough to delete, and how many are
 /// attached or kept for being young (or undated).
 pub fn orphans<'a>(
@@ -152,7 +115,7 @@ pub fn orphans<'a>(
             n_attached += 1;
             continue;
         }
-        match blob.uploaded_at.as_deref().and_then(parse_rfc3339_utc) {
+        match blob.uploaded_at.as_deref().and_then(crate::clock::parse_rfc3339_utc) {
             Some(at) if at <= cutoff => old.push(blob),
             _ => young += 1,
         }
@@ -217,26 +180,6 @@ pub async fn sweep(cfg: &SweepConfig, older_than: Duration, dry_run: bool, now_m
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_table() {
-        let table: &[(&str, Option<i64>)] = &[
-            ("1970-01-01T00:00:00Z", Some(0)),
-            ("1970-01-01T00:00:01.5Z", Some(1500)),
-            ("2000-03-01T00:00:00.000Z", Some(951_868_800_000)),
-            ("2026-11-23T04:10:00.123Z", Some(1_795_407_000_123)),
-            ("2024-02-29T12:00:00+00:00", Some(1_709_208_000_000)),
-            ("2026-11-23T04:10:00+01:00", None),
-            ("2026-13-01T00:00:00Z", None),
-            ("2026-11-23 04:10:00Z", None),
-            ("yesterday", None),
-            ("", None),
-            ("２０２６-11-23T04:10:00Z", None),
-        ];
-        for (raw, want) in table {
-            assert_eq!(parse_rfc3339_utc(raw), *want, "{raw}");
-        }
-    }
 
     #[test]
     fn orphan_table() {
