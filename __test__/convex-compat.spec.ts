@@ -28,7 +28,16 @@ describe('ConvexHttpClient against the Convex-compatible server', () => {
     const id = await client.mutation('listeningSessions:create' as never, {} as never)
     expect(typeof id).toBe('string')
     const doc = await client.query('listeningSessions:getForAudio' as never, { sessionId: id } as never)
-    expect(doc).toEqual({ _id: id, userId: 'user_compat', status: 'recording', audioUrl: null, audioContentType: null })
+    expect(doc).toEqual({
+      _id: id,
+      userId: 'user_compat',
+      status: 'recording',
+      audioUrl: null,
+      audioContentType: null,
+      audioPathname: null,
+      audioSizeBytes: null,
+      durationMs: null,
+    })
   })
 
   it('another user gets null, as the deployed function answers', async () => {
