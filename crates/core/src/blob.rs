@@ -27,9 +27,7 @@ const MAX_LIST_BYTES: usize = 4 << 20;
 
 pub struct BlobClient {
     http: reqwest::Client,
-    api: String,
-    token: String,
-    store_id: String,
+    store: crate::store::Store,
     /// Time allowed for each exchange with the store that is not an upload body (head, delete, a
     /// blob's first bytes, every answer read back): the deployment's upstream timeout.
     exchange: Duration,
@@ -146,43 +144,25 @@ struct ApiError {
     message: String,
 }
 
-/// `vercel_blob_rw_<storeId>_<secret>` → `<storeId>` (as `parseStoreIdFromReadWriteToken`).
-pub fn store_id_from_token(token: &str) -> Option<&str> {
-    token.split('_').nth(3).filter(|s| !s.is_empty())
-}
-
 fn retryable_code(code: &str) -> bool {
     matches!(code, "unknown_error" | "service_unavailable" | "internal_server_error")
 }
 
 impl BlobClient {
-    pub fn new(http: reqwest::Client, api: &Url, token: String, exchange: Duration) -> Result<Self> {
-        let store_id = store_id_from_token(&token)
-            .ok_or_else(|| {
-                Error::ConfigInvalid(
-                    "BLOB_READ_WRITE_TOKEN is not a Vercel Blob read-write token (vercel_blob_rw_<store>_<secret>)"
-                        .into(),
-                )
-            })?
-            .to_string();
-        Ok(BlobClient { http, api: api.as_str().trim_end_matches('/').to_string(), token, store_id, exchange })
+    pub fn new(http: reqwest::Client, store: &crate::store::Store, exchange: Duration) -> BlobClient {
+        BlobClient { http, store: store.clone(), exchange }
     }
 
-    /// The read-write token (client tokens and webhook signatures are keyed by it).
-    pub fn token(&self) -> &str {
-        &self.token
-    }
-
-    /// The store the token belongs to.
-    pub fn store_id(&self) -> &str {
-        &self.store_id
+    /// The store this client writes to.
+    pub fn store(&self) -> &crate::store::Store {
+        &self.store
     }
 
     /// A stored blob's metadata (`head()`: `GET {api}?url=…`); `None` when it does not exist.
     pub async fn head(&self, url: &str) -> Result<Option<BlobMeta>> {
         let query: String = url::form_urlencoded::byte_serialize(url.as_bytes()).collect();
         let resp = self
-            .request(reqwest::Method::GET, format!("{}?url={query}", self.api), &self.request_id(), 0)
+            .request(reqwest::Method::GET, format!("{}?url={query}", self.store.api()), &self.request_id(), 0)
             .timeout(self.exchange)
             .send()
             .await
@@ -198,13 +178,20 @@ impl BlobClient {
         read_json(resp, "head", self.exchange).await.map(Some)
     }
 
-    /// The first `n` bytes of a stored blob (a Range read of its URL, with the token: private blobs
-    /// need it, as `get()` sends it).
+    /// A read of one of the store's blobs, with the bearer where the store's rule gives it (its
+    /// private host: private blobs need it, as `get()` sends it).
+    fn read(&self, url: &Url) -> reqwest::RequestBuilder {
+        let req = self.http.get(url.clone());
+        match self.store.bearer_for(url) {
+            Some(token) => req.bearer_auth(token),
+            None => req,
+        }
+    }
+
+    /// The first `n` bytes of a stored blob (a Range read of its URL).
     pub async fn read_start(&self, url: &Url, n: usize) -> Result<bytes::Bytes> {
         let resp = self
-            .http
-            .get(url.clone())
-            .bearer_auth(&self.token)
+            .read(url)
             .header("range", format!("bytes=0-{}", n.saturating_sub(1)))
             .timeout(self.exchange)
             .send()
@@ -233,7 +220,7 @@ impl BlobClient {
 
     /// One page of the store's blobs under `prefix` (`list()`: `GET {api}?prefix=…&limit=…&cursor=…`).
     pub async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage> {
-        let mut url = Url::parse(&self.api).map_err(|e| Error::Internal(format!("blob api url: {e}")))?;
+        let mut url = Url::parse(self.store.api()).map_err(|e| Error::Internal(format!("blob api url: {e}")))?;
         url.query_pairs_mut().append_pair("prefix", prefix).append_pair("limit", "1000");
         if let Some(cursor) = cursor {
             url.query_pairs_mut().append_pair("cursor", cursor);
@@ -277,7 +264,7 @@ impl BlobClient {
         deadline: Duration,
     ) -> Result<Measured> {
         let read = async {
-            let send = self.http.get(url.clone()).bearer_auth(&self.token).send();
+            let send = self.read(url).send();
             let mut resp = tokio::time::timeout(self.exchange, send)
                 .await
                 .map_err(|_| Error::StorageFailed("read: timed out".into()))?
@@ -313,16 +300,16 @@ impl BlobClient {
     fn request(&self, method: reqwest::Method, url: String, request_id: &str, attempt: u32) -> reqwest::RequestBuilder {
         self.http
             .request(method, url)
-            .bearer_auth(&self.token)
+            .bearer_auth(self.store.token())
             .header("x-api-version", BLOB_API_VERSION)
-            .header("x-vercel-blob-store-id", &self.store_id)
+            .header("x-vercel-blob-store-id", self.store.id())
             .header("x-api-blob-request-id", request_id)
             .header("x-api-blob-request-attempt", attempt.to_string())
     }
 
     fn request_id(&self) -> String {
         let ms = crate::clock::now_ms();
-        format!("{}:{ms}:{:016x}", self.store_id, rand::random::<u64>())
+        format!("{}:{ms}:{:016x}", self.store.id(), rand::random::<u64>())
     }
 
     /// Store a streamed body (see `PutBody`).
@@ -336,7 +323,7 @@ impl BlobClient {
         let polled = body.polled;
         // The pathname as a query value (form encoding; the store decodes `+` and `%20` alike).
         let pathname_query: String = url::form_urlencoded::byte_serialize(pathname.as_bytes()).collect();
-        let url = format!("{}/?pathname={pathname_query}", self.api);
+        let url = format!("{}/?pathname={pathname_query}", self.store.api());
         let request_id = self.request_id();
         let mut attempt = 0;
         loop {
@@ -382,7 +369,7 @@ impl BlobClient {
 
     /// Delete blobs by URL; retried (the body is small and replayable).
     pub async fn delete(&self, urls: &[String]) -> Result<()> {
-        let url = format!("{}/delete", self.api);
+        let url = format!("{}/delete", self.store.api());
         let request_id = self.request_id();
         let mut last = String::new();
         for attempt in 0..MAX_ATTEMPTS {
@@ -429,16 +416,6 @@ async fn backoff(attempt: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn store_id_is_the_fourth_underscore_field() {
-        assert_eq!(
-            store_id_from_token("vercel_blob_rw_12345fakeStoreId_30FakeRandomCharacters12345678"),
-            Some("12345fakeStoreId")
-        );
-        assert_eq!(store_id_from_token("vercel_blob_rw"), None);
-        assert_eq!(store_id_from_token("nope"), None);
-    }
 
     #[test]
     fn retryable_codes_are_the_sdks() {

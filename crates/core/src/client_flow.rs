@@ -68,7 +68,7 @@ pub async fn handle(state: &State, req: &Request, session_id: &str, body: Chunks
         }
         Event::UploadCompleted { url, token_payload } => {
             let signature = header(&req.headers, "x-vercel-signature");
-            if !signature_ok(blob.token(), &raw, signature) {
+            if !signature_ok(blob.store().token(), &raw, signature) {
                 return Err(Error::InvalidSignature);
             }
             webhook(state, blob, session_id, &url, token_payload.as_deref(), trace).await
@@ -176,7 +176,7 @@ async fn generate_token(
         "validUntil": now_ms().saturating_add(ttl_ms),
         "onUploadCompleted": on_completed,
     });
-    let client_token = mint_client_token(blob.token(), blob.store_id(), &constraints);
+    let client_token = mint_client_token(blob.store().token(), blob.store().id(), &constraints);
     Ok(json_response(200, json!({ "type": GENERATE_CLIENT_TOKEN, "clientToken": client_token })))
 }
 
@@ -202,8 +202,7 @@ async fn attach_landed(
     landed: &Landed<'_>,
     trace: &Trace,
 ) -> Result<(u16, Value)> {
-    let local_store = state.config.host_policy.allow_loopback().then_some(&state.config.upload.blob_api_url);
-    let url = blob_url_for_session(landed.url, blob.store_id(), local_store, session_id)?;
+    let url = blob_url_for_session(landed.url, blob.store(), session_id)?;
     // The browser's event, Blob's webhook and any replays of them take turns per blob: one reads
     // storage and attaches, the others then find the session holding it.
     let _turn = state.completions.take(format!("{session_id} {url}")).await;

@@ -95,15 +95,15 @@ pub fn parse_client_payload(raw: Option<&str>) -> Result<(Option<String>, Option
 /// declared type's extension. The store adds a random suffix, so `<name>` is only a hint.
 pub fn check_pathname(pathname: &str, session_id: &str, container: Container) -> Result<()> {
     let ext = container.extension();
+    let prefix = crate::store::prefix(session_id);
     let expected = || {
         bad(
             "invalid_pathname",
             format!(
-                "The pathname must be listening-sessions/{session_id}/<name>.{ext} (name: letters, digits, '-', '_' or '.'), got {pathname:?}."
+                "The pathname must be {prefix}<name>.{ext} (name: letters, digits, '-', '_' or '.'), got {pathname:?}."
             ),
         )
     };
-    let prefix = format!("listening-sessions/{session_id}/");
     let name = pathname.strip_prefix(&prefix).ok_or_else(expected)?;
     let stem = name.strip_suffix(&format!(".{ext}")).ok_or_else(expected)?;
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
@@ -189,28 +189,22 @@ pub fn request_path(request_url: &str) -> Option<String> {
     })
 }
 
-/// A blob URL may be attached to `session_id` only when it is in this deployment's store (the
-/// Vercel hosts of `store_id`, or the local emulator's origin in loopback mode) and under the
-/// session's prefix. Refused URLs are never deleted: they may be somebody else's.
-pub fn blob_url_for_session(raw: &str, store_id: &str, local_store: Option<&Url>, session_id: &str) -> Result<Url> {
+/// A blob URL may be attached to `session_id` only when it is in this deployment's store
+/// (`Store::owns`) and under the session's prefix. Refused URLs are never deleted: they may be
+/// somebody else's.
+pub fn blob_url_for_session(raw: &str, store: &crate::store::Store, session_id: &str) -> Result<Url> {
     let refuse = |why: &str| bad("invalid_blob_url", format!("The blob URL {why}."));
     let url = Url::parse(raw).map_err(|_| refuse("does not parse"))?;
     if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
         return Err(refuse("carries userinfo or a fragment"));
     }
-    let host = url.host_str().unwrap_or_default();
-    // Hosts are lowercase once parsed; store ids in tokens need not be.
-    let vercel = url.scheme() == "https"
-        && url.port().is_none()
-        && crate::policy::store_hosts(&store_id.to_ascii_lowercase()).iter().any(|h| h == host);
-    let local = local_store.is_some_and(|store| store.origin() == url.origin());
-    if !vercel && !local {
+    if !store.owns(&url) {
         return Err(refuse("is not in this deployment's Blob store"));
     }
     // The session's prefix as GET checks it, and exactly one name below it (what the token allowed).
     let depth = url.path_segments().map_or(0, Iterator::count);
     if depth != 3 || !crate::policy::under_session_prefix(&url, session_id) {
-        return Err(refuse(&format!("is not under listening-sessions/{session_id}/")));
+        return Err(refuse(&format!("is not under {}", crate::store::prefix(session_id))));
     }
     Ok(url)
 }
@@ -350,7 +344,10 @@ mod tests {
 
     #[test]
     fn blob_url_table() {
-        let local = Url::parse("http://127.0.0.1:9000/api/blob").unwrap();
+        let api = Url::parse("http://127.0.0.1:9000/api/blob").unwrap();
+        let local = crate::store::Store::from_token("vercel_blob_rw_store1_s", api.clone(), true).unwrap();
+        let vercel = crate::store::Store::from_token("vercel_blob_rw_store1_s", api, false).unwrap();
+        let (local, vercel) = (&local, &vercel);
         let table = [
             ("https://store1.private.blob.vercel-storage.com/listening-sessions/s1/a-XYZ.webm", None, true),
             ("https://store1.public.blob.vercel-storage.com/listening-sessions/s1/a-XYZ.webm", None, true),
@@ -363,13 +360,13 @@ mod tests {
             ("https://store1.private.blob.vercel-storage.com/listening-sessions/s1/x/a.webm", None, false),
             ("https://store1.private.blob.vercel-storage.com/listening-sessions/s1%2F..%2Fs2/a.webm", None, false),
             ("https://store1.private.blob.vercel-storage.com/other/s1/a.webm", None, false),
-            ("http://127.0.0.1:9000/listening-sessions/s1/a.webm", Some(&local), true),
+            ("http://127.0.0.1:9000/listening-sessions/s1/a.webm", Some(local), true),
             ("http://127.0.0.1:9000/listening-sessions/s1/a.webm", None, false),
-            ("http://127.0.0.1:9001/listening-sessions/s1/a.webm", Some(&local), false),
-            ("not a url", Some(&local), false),
+            ("http://127.0.0.1:9001/listening-sessions/s1/a.webm", Some(local), false),
+            ("not a url", Some(local), false),
         ];
         for (raw, local, ok) in table {
-            let got = blob_url_for_session(raw, "store1", local, "s1");
+            let got = blob_url_for_session(raw, local.unwrap_or(vercel), "s1");
             assert_eq!(got.is_ok(), ok, "{raw}");
             if let Err(e) = got {
                 assert_eq!(e.code(), "invalid_blob_url", "{raw}");

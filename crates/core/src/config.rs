@@ -14,7 +14,7 @@ use crate::policy::HostPolicy;
 
 pub const DEFAULT_CLERK_API_URL: &str = "https://api.clerk.com";
 /// Trusted audio hosts when no Blob token names the store: any public Vercel Blob store. With
-/// `BLOB_READ_WRITE_TOKEN` set, the defaults are that store's two hosts instead (`store_hosts`).
+/// `BLOB_READ_WRITE_TOKEN` set, the defaults are that store's two hosts instead (`Store::hosts`).
 pub const DEFAULT_TRUSTED_HOSTS: &str = "*.public.blob.vercel-storage.com";
 pub const DEFAULT_CONVEX_TEMPLATE: &str = "convex";
 pub const DEFAULT_GET_QUERY: &str = "listeningSessions:getForAudio";
@@ -25,6 +25,8 @@ pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 100 * 1024 * 1024;
 pub const DEFAULT_MAX_DURATION_MS: u64 = 4 * 60 * 60 * 1000;
 /// An upload body that sends nothing for this long is abandoned.
 pub const DEFAULT_UPLOAD_IDLE_TIMEOUT_MS: u64 = 30_000;
+/// Each exchange with storage, Clerk or Convex that is not an upload body.
+pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 15_000;
 /// The longest a whole upload may take: 100 MiB (the default size limit) at 1 Mbit/s, rounded up.
 pub const DEFAULT_UPLOAD_TIMEOUT_MS: u64 = 15 * 60 * 1000;
 /// As `handleUpload`: a client token is good for an hour.
@@ -53,7 +55,6 @@ pub struct UploadConfig {
     pub max_duration_ms: u64,
     pub allowed: Vec<crate::media::Container>,
     pub access: BlobAccess,
-    pub blob_api_url: Url,
     pub attach_mutation: String,
     pub entitlements_query: String,
     /// Direct-to-Blob client uploads (the JSON events); off: `403 client_uploads_disabled`.
@@ -130,9 +131,8 @@ pub struct Config {
     pub authorized_parties: Vec<String>,
     /// `acceptPendingSessions`: `sts: "pending"` is signed in rather than `401 session_pending`.
     pub accept_pending_sessions: bool,
-    pub blob_token: Option<String>,
-    /// The store `blob_token` belongs to, lowercased as it appears in its hosts.
-    pub store_id: Option<String>,
+    /// The deployment's Blob store (`BLOB_READ_WRITE_TOKEN`); `None`: uploads answer 503.
+    pub store: Option<crate::store::Store>,
     /// GET refuses a stored URL whose path is not under `listening-sessions/{sessionId}/`.
     pub require_session_path: bool,
     pub upload: UploadConfig,
@@ -199,20 +199,17 @@ impl Config {
             Some("1") | Some("true") => true,
             Some(_) => return Err(Error::ConfigInvalid("SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM must be 1 or 0".into())),
         };
+        let blob_api_url = match get("VERCEL_BLOB_API_URL") {
+            None => Url::parse(DEFAULT_BLOB_API_URL).map_err(|e| Error::Internal(e.to_string()))?,
+            Some(raw) => parse_http_url("VERCEL_BLOB_API_URL", &raw)?,
+        };
+        let store = get("BLOB_READ_WRITE_TOKEN")
+            .map(|token| crate::store::Store::from_token(&token, blob_api_url.clone(), allow_loopback))
+            .transpose()?;
         // The defaults are this deployment's own store (when the token names it); configured hosts
         // are added on top, never in place of them.
-        let blob_token = get("BLOB_READ_WRITE_TOKEN");
-        let store_id = match &blob_token {
-            None => None,
-            Some(token) => Some(crate::policy::store_id(token).ok_or_else(|| {
-                Error::ConfigInvalid(
-                    "BLOB_READ_WRITE_TOKEN is not a Vercel Blob read-write token (vercel_blob_rw_<store>_<secret>)"
-                        .into(),
-                )
-            })?),
-        };
-        let mut hosts = match &store_id {
-            Some(id) => crate::policy::store_hosts(id).to_vec(),
+        let mut hosts = match &store {
+            Some(store) => store.hosts().to_vec(),
             None => split_list(DEFAULT_TRUSTED_HOSTS),
         };
         hosts.extend(split_list(get("SESSION_AUDIO_TRUSTED_HOSTS").as_deref().unwrap_or("")));
@@ -229,16 +226,11 @@ impl Config {
             Some("public") => BlobAccess::Public,
             Some(_) => return Err(Error::ConfigInvalid("SESSION_AUDIO_BLOB_ACCESS must be private or public".into())),
         };
-        let blob_api_url = match get("VERCEL_BLOB_API_URL") {
-            None => Url::parse(DEFAULT_BLOB_API_URL).map_err(|e| Error::Internal(e.to_string()))?,
-            Some(raw) => parse_http_url("VERCEL_BLOB_API_URL", &raw)?,
-        };
         let upload = UploadConfig {
             max_bytes: parse_number(&get, "SESSION_AUDIO_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES)?.max(1),
             max_duration_ms: parse_number(&get, "SESSION_AUDIO_MAX_DURATION_MS", DEFAULT_MAX_DURATION_MS)?.max(1),
             allowed,
             access,
-            blob_api_url,
             attach_mutation: get("SESSION_AUDIO_ATTACH_MUTATION").unwrap_or_else(|| DEFAULT_ATTACH_MUTATION.into()),
             entitlements_query: get("SESSION_AUDIO_ENTITLEMENTS_QUERY")
                 .unwrap_or_else(|| DEFAULT_ENTITLEMENTS_QUERY.into()),
@@ -267,8 +259,7 @@ impl Config {
             key_source,
             authorized_parties,
             accept_pending_sessions: parse_switch(get, "SESSION_AUDIO_ACCEPT_PENDING_SESSIONS", false)?,
-            blob_token,
-            store_id,
+            store,
             require_session_path: parse_switch(get, "SESSION_AUDIO_REQUIRE_SESSION_PATH", true)?,
             upload,
             telemetry,
@@ -278,7 +269,7 @@ impl Config {
             cache_max_age_secs: parse_number(&get, "SESSION_AUDIO_CACHE_MAX_AGE", 0)?,
             lookup_ttl: Duration::from_millis(parse_number(&get, "SESSION_AUDIO_LOOKUP_TTL_MS", 5_000)?),
             upstream_timeout: Duration::from_millis(
-                parse_number(&get, "SESSION_AUDIO_UPSTREAM_TIMEOUT_MS", 15_000)?.max(1),
+                parse_number(&get, "SESSION_AUDIO_UPSTREAM_TIMEOUT_MS", DEFAULT_UPSTREAM_TIMEOUT_MS)?.max(1),
             ),
         })
     }
@@ -336,7 +327,7 @@ pub(crate) fn parse_number(get: &impl Fn(&str) -> Option<String>, key: &str, def
     }
 }
 
-fn parse_http_url(key: &str, raw: &str) -> Result<Url> {
+pub(crate) fn parse_http_url(key: &str, raw: &str) -> Result<Url> {
     // The value is never echoed (it may be a secret pasted into the wrong variable); url's
     // parse errors describe the defect without quoting the input.
     let url = Url::parse(raw).map_err(|e| Error::ConfigInvalid(format!("{key} is not a URL ({e})")))?;
@@ -348,7 +339,7 @@ fn parse_http_url(key: &str, raw: &str) -> Result<Url> {
 
 /// Same rules as `convex`'s `validateDeploymentUrl`: http(s), parses, and not the `.convex.site`
 /// host (that one serves HTTP actions, not the query API).
-fn parse_convex_url(raw: &str) -> Result<Url> {
+pub(crate) fn parse_convex_url(raw: &str) -> Result<Url> {
     let url = parse_http_url("NEXT_PUBLIC_CONVEX_URL", raw)?;
     if url.host_str().is_some_and(|h| h.ends_with(".convex.site")) {
         return Err(Error::ConfigInvalid(
@@ -395,11 +386,12 @@ mod tests {
         assert_eq!(c.upload.max_duration_ms, 4 * 3600 * 1000);
         assert_eq!(c.upload.allowed.len(), 7);
         assert_eq!(c.upload.access, BlobAccess::Private);
-        assert_eq!(c.upload.blob_api_url.as_str(), "https://vercel.com/api/blob");
+        let t = cfg(&with(&[("BLOB_READ_WRITE_TOKEN", "vercel_blob_rw_MyStore_secret")])).unwrap();
+        assert_eq!(t.store.as_ref().map(|s| s.api()), Some("https://vercel.com/api/blob"));
         assert_eq!(c.upload.attach_mutation, "listeningSessions:attachAudio");
         assert_eq!(c.upload.entitlements_query, "entitlements:getForCurrentUser");
         assert_eq!(c.upload.idle_timeout, Duration::from_secs(30));
-        assert_eq!(c.blob_token, None);
+        assert!(c.store.is_none());
         assert!(c.require_session_path);
         assert_eq!(c.telemetry.log_level, crate::telemetry::LogLevel::Info);
         assert!(c.telemetry.server_timing);
@@ -518,10 +510,10 @@ mod tests {
         let c = cfg(BASE).unwrap();
         assert!(ok(&c, "https://anystore.public.blob.vercel-storage.com/a"));
         assert!(!ok(&c, "https://anystore.private.blob.vercel-storage.com/a"));
-        assert_eq!(c.store_id, None);
+        assert!(c.store.is_none());
         // With the token: this store's two hosts only.
         let c = cfg(&with(&[("BLOB_READ_WRITE_TOKEN", "vercel_blob_rw_MyStore_secret")])).unwrap();
-        assert_eq!(c.store_id.as_deref(), Some("mystore"));
+        assert_eq!(c.store.as_ref().map(|s| s.id()), Some("MyStore"));
         assert!(ok(&c, "https://mystore.public.blob.vercel-storage.com/a"));
         assert!(ok(&c, "https://mystore.private.blob.vercel-storage.com/a"));
         assert!(!ok(&c, "https://otherstore.public.blob.vercel-storage.com/a"));

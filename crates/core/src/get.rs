@@ -1,8 +1,6 @@
 //! GET and HEAD `/api/listening-sessions/[sessionId]/audio`: the steps of the README's list, in
 //! order, each one named call.
 
-use url::Url;
-
 use crate::body::BodyStream;
 use crate::error::{Error, Result};
 use crate::headers::{client_response_headers, frame_empty_body, relay_status, upstream_request_headers};
@@ -35,15 +33,14 @@ async fn try_get(state: &State, req: &Request, trace: Trace) -> Result<Response>
     let url = state.config.host_policy.check_audio_url(audio_url)?;
     if state.config.require_session_path && !crate::policy::under_session_prefix(&url, session_id) {
         return Err(Error::UntrustedAudioHost(format!(
-            "{}: the path is not under listening-sessions/{session_id}/ (requireSessionPath)",
-            crate::policy::redact(&url)
+            "{}: the path is not under {} (requireSessionPath)",
+            crate::policy::redact(&url),
+            crate::store::prefix(session_id)
         )));
     }
     // 5. the upstream, with the client's range and conditional headers
     let method = if head { reqwest::Method::HEAD } else { reqwest::Method::GET };
-    let local_store = state.config.host_policy.allow_loopback().then_some(&state.config.upload.blob_api_url);
-    let bearer =
-        private_blob_bearer(&url, state.config.blob_token.as_deref(), state.config.store_id.as_deref(), local_store);
+    let bearer = state.config.store.as_ref().and_then(|store| store.bearer_for(&url));
     let forwarded = upstream_request_headers(&req.headers);
     let fetch = state.upstream.fetch(&state.config.host_policy, method, url, &forwarded, bearer);
     let resp = trace.phase("upstream", fetch).await?;
@@ -91,61 +88,9 @@ async fn read_whole(resp: reqwest::Response, timeout: std::time::Duration) -> Re
     }
 }
 
-/// Private Vercel Blob URLs of this deployment's own store are read with its token, as
-/// `@vercel/blob`'s `get()` does (docs/protocols.md §B.5); no other host ever sees it, not even
-/// another store's private host (that store's owner would receive our token). In loopback mode
-/// (tests, the local Blob emulator), URLs on the emulator itself — the origin of
-/// `VERCEL_BLOB_API_URL` — get it too: the emulator enforces private reads the way Vercel does.
-fn private_blob_bearer<'a>(
-    url: &Url,
-    token: Option<&'a str>,
-    store_id: Option<&str>,
-    local_store: Option<&Url>,
-) -> Option<&'a str> {
-    let host = url.host_str()?;
-    let own_private = store_id.map(|id| crate::policy::store_hosts(id)[1].clone());
-    let vercel_private = url.scheme() == "https" && url.port().is_none() && own_private.is_some_and(|own| own == host);
-    let local = local_store.is_some_and(|store| store.origin() == url.origin());
-    if vercel_private || local {
-        token
-    } else {
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bearer_only_for_our_own_private_store() {
-        const TOKEN: &str = "vercel_blob_rw_Store1_secret";
-        let t = Some(TOKEN);
-        let id = crate::policy::store_id(TOKEN);
-        let store = Url::parse("http://127.0.0.1:9000/api/blob").unwrap();
-        let bearer =
-            |url: &str, local: Option<&Url>| private_blob_bearer(&Url::parse(url).unwrap(), t, id.as_deref(), local);
-        assert_eq!(bearer("https://store1.private.blob.vercel-storage.com/a.webm", None), t);
-        assert_eq!(bearer("https://STORE1.private.blob.vercel-storage.com/a.webm", None), t);
-        // Another store's private host: its owner would receive our token.
-        assert_eq!(bearer("https://attacker.private.blob.vercel-storage.com/a.webm", None), None);
-        assert_eq!(bearer("https://store1.private.blob.vercel-storage.com:8443/a.webm", None), None);
-        assert_eq!(bearer("http://store1.private.blob.vercel-storage.com/a.webm", None), None);
-        assert_eq!(bearer("https://store1.public.blob.vercel-storage.com/a.webm", None), None);
-        assert_eq!(bearer("https://evil.example/store1.private.blob.vercel-storage.com", None), None);
-        assert_eq!(
-            private_blob_bearer(
-                &Url::parse("https://store1.private.blob.vercel-storage.com/a").unwrap(),
-                t,
-                None,
-                None
-            ),
-            None
-        );
-        assert_eq!(bearer("http://127.0.0.1:9000/a", None), None);
-        assert_eq!(bearer("http://127.0.0.1:9000/a", Some(&store)), t);
-        assert_eq!(bearer("http://127.0.0.1:9001/a", Some(&store)), None);
-    }
 
     #[test]
     fn small_known_bodies_are_read_in_one_go_the_rest_streamed() {

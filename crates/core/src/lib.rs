@@ -43,6 +43,7 @@ pub mod config;
 pub mod error;
 pub mod ingress;
 pub mod response;
+pub mod store;
 pub mod telemetry;
 pub mod turns;
 

@@ -161,19 +161,6 @@ impl HostPolicy {
     }
 }
 
-/// `vercel_blob_rw_<storeId>_<secret>` → `<storeId>`, lowercased as it appears in the store's hosts
-/// (as `@vercel/blob`'s `parseStoreIdFromReadWriteToken`). `None` unless it is a DNS label.
-pub fn store_id(token: &str) -> Option<String> {
-    let id = token.strip_prefix("vercel_blob_rw_")?.split('_').next()?.to_ascii_lowercase();
-    let label = !id.is_empty() && id.len() <= 63 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    label.then_some(id)
-}
-
-/// The two hosts of one Vercel Blob store: its public and its private one.
-pub fn store_hosts(store_id: &str) -> [String; 2] {
-    [format!("{store_id}.public.blob.vercel-storage.com"), format!("{store_id}.private.blob.vercel-storage.com")]
-}
-
 /// Whether the URL's path is under `listening-sessions/{session_id}/`: that prefix, then at least
 /// one more segment, none of them empty or a dot segment. Segments are compared decoded, so an
 /// encoded `/` or `..` cannot smuggle another session's path past the check.
@@ -185,7 +172,7 @@ pub fn under_session_prefix(url: &Url, session_id: &str) -> bool {
         .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
         .collect();
     segments.len() >= 3
-        && segments[0] == "listening-sessions"
+        && Some(segments[0].as_str()) == crate::store::PREFIX.strip_suffix('/')
         && segments[1] == session_id
         && segments[2..].iter().all(|s| !s.is_empty() && !s.starts_with('.') && !s.contains(['/', '\\']))
 }
@@ -374,19 +361,6 @@ pub(crate) mod tests {
         for (u, expected) in table {
             assert_eq!(ok(u).is_ok(), *expected, "{u}: {:?}", ok(u));
         }
-    }
-
-    #[test]
-    fn store_ids_from_tokens() {
-        assert_eq!(store_id("vercel_blob_rw_AbC123_secret").as_deref(), Some("abc123"));
-        assert_eq!(store_id("vercel_blob_rw_x-1_s").as_deref(), Some("x-1"));
-        for bad in ["vercel_blob_rw__secret", "vercel_blob_rw_a.b_secret", "vercel_blob_rw_a/b_s", "sk_test_1", ""] {
-            assert_eq!(store_id(bad), None, "{bad}");
-        }
-        assert_eq!(
-            store_hosts("abc"),
-            ["abc.public.blob.vercel-storage.com".to_string(), "abc.private.blob.vercel-storage.com".to_string()]
-        );
     }
 
     /// The session-prefix table; the property tests check the function against it too.

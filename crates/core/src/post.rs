@@ -59,13 +59,8 @@ async fn try_post(state: &State, req: &Request, body: Chunks, trace: Trace, rece
     if !meta.declared.container.matches(&head) {
         return Err(Error::ContentMismatch(meta.declared.container.essence().into()));
     }
-    // 4. stream to Blob under a random name, in the session's own prefix (GET checks it). The id is
-    // already `[A-Za-z0-9_-]{1,128}` (`serve::session_id`), so it goes in as it is.
-    let pathname = format!(
-        "listening-sessions/{session_id}/{:016x}.{}",
-        rand::random::<u64>(),
-        meta.declared.container.extension()
-    );
+    // 4. stream to Blob under a random name, in the session's own prefix (GET checks it).
+    let pathname = crate::store::new_pathname(session_id, meta.declared.container);
     let put_body = crate::blob::PutBody {
         make: || body.reqwest_body(),
         polled: &body.polled,

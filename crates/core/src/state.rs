@@ -69,11 +69,11 @@ impl State {
         .accepting_pending(config.accept_pending_sessions);
         let convex = ConvexClient::new(services, &config.convex_url);
         let upstream = UpstreamClient::new(config.host_policy.allow_loopback(), config.upstream_timeout)?;
-        let blob = match &config.blob_token {
+        let blob = match &config.store {
             None => Err(Error::ConfigMissing(
                 "BLOB_READ_WRITE_TOKEN is not set (the Vercel Blob read-write token uploads are stored with)".into(),
             )),
-            Some(token) => {
+            Some(store) => {
                 // Uploads stream for as long as the client sends: no whole-request timeout here.
                 let http = reqwest::Client::builder()
                     .no_proxy()
@@ -81,7 +81,7 @@ impl State {
                     .user_agent(crate::USER_AGENT)
                     .build()
                     .map_err(|e| Error::Internal(format!("blob client: {e}")))?;
-                BlobClient::new(http, &config.upload.blob_api_url, token.clone(), config.upstream_timeout)
+                Ok(BlobClient::new(http, store, config.upstream_timeout))
             }
         };
         // Session tokens live a minute by default; an hour bounds what an unusual instance holds.

@@ -17,7 +17,7 @@ use crate::blob::{BlobClient, ListedBlob};
 use crate::convex::ConvexClient;
 use crate::error::{Error, Result};
 
-pub const PREFIX: &str = "listening-sessions/";
+use crate::store::PREFIX;
 pub const DEFAULT_ATTACHED_QUERY: &str = "listeningSessions:attachedAudio";
 /// Blobs asked about, and deleted, per call.
 const BATCH: usize = 100;
@@ -25,8 +25,7 @@ const BATCH: usize = 100;
 /// What the sweep needs, from the same settings the handlers read (no Clerk: no user is involved).
 pub struct SweepConfig {
     pub convex_url: Url,
-    pub blob_token: String,
-    pub blob_api_url: Url,
+    pub store: crate::store::Store,
     pub secret: String,
     pub attached_query: String,
     pub timeout: Duration,
@@ -40,27 +39,22 @@ impl SweepConfig {
         let get = |key: &str| get(key).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         let need =
             |key: &str, what: &str| get(key).ok_or_else(|| Error::ConfigMissing(format!("{key} is not set ({what})")));
-        let url = |key: &str, raw: String| {
-            Url::parse(&raw)
-                .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https"))
-                .ok_or_else(|| Error::ConfigInvalid(format!("{key} must be an http(s) URL")))
-        };
-        let convex_url = url("NEXT_PUBLIC_CONVEX_URL", need("NEXT_PUBLIC_CONVEX_URL", "the Convex deployment URL")?)?;
+        // The same parsers, rules and defaults as the handlers' (`config`): one meaning per key.
+        let convex_url =
+            crate::config::parse_convex_url(&need("NEXT_PUBLIC_CONVEX_URL", "the Convex deployment URL")?)?;
         let blob_api_url = match get("VERCEL_BLOB_API_URL") {
-            Some(raw) => url("VERCEL_BLOB_API_URL", raw)?,
-            None => url("VERCEL_BLOB_API_URL", crate::config::DEFAULT_BLOB_API_URL.into())?,
+            Some(raw) => crate::config::parse_http_url("VERCEL_BLOB_API_URL", &raw)?,
+            None => Url::parse(crate::config::DEFAULT_BLOB_API_URL).map_err(|e| Error::Internal(e.to_string()))?,
         };
-        let timeout_ms = match get("SESSION_AUDIO_UPSTREAM_TIMEOUT_MS") {
-            None => 15_000,
-            Some(raw) => raw.parse::<u64>().map_err(|_| {
-                Error::ConfigInvalid("SESSION_AUDIO_UPSTREAM_TIMEOUT_MS must be a non-negative integer".into())
-            })?,
-        };
+        let token = need("BLOB_READ_WRITE_TOKEN", "the Vercel Blob read-write token of the store to sweep")?;
+        let timeout_ms = crate::config::parse_number(
+            &get,
+            "SESSION_AUDIO_UPSTREAM_TIMEOUT_MS",
+            crate::config::DEFAULT_UPSTREAM_TIMEOUT_MS,
+        )?;
         Ok(SweepConfig {
             convex_url,
-            blob_token: need("BLOB_READ_WRITE_TOKEN", "the Vercel Blob read-write token of the store to sweep")?,
-            blob_api_url,
+            store: crate::store::Store::from_token(&token, blob_api_url, false)?,
             secret: need(
                 "SESSION_AUDIO_SWEEP_SECRET",
                 "the secret the Convex query attachedAudio checks; set the same value in the Convex deployment",
@@ -142,7 +136,7 @@ pub async fn sweep(cfg: &SweepConfig, older_than: Duration, dry_run: bool, now_m
         .user_agent(crate::USER_AGENT)
         .build()
         .map_err(|e| Error::Internal(format!("http client: {e}")))?;
-    let blob = BlobClient::new(http.clone(), &cfg.blob_api_url, cfg.blob_token.clone(), cfg.timeout)?;
+    let blob = BlobClient::new(http.clone(), &cfg.store, cfg.timeout);
     let convex = ConvexClient::new(http, &cfg.convex_url);
     let mut report = SweepReport { dry_run, ..SweepReport::default() };
     let mut cursor: Option<String> = None;

@@ -239,7 +239,6 @@ mod tests {
             max_duration_ms: 60_000,
             allowed: vec![Container::WebM, Container::Wav],
             access: BlobAccess::Private,
-            blob_api_url: url::Url::parse("http://127.0.0.1:1/api/blob").unwrap(),
             attach_mutation: "m".into(),
             entitlements_query: "q".into(),
             client_uploads: true,
