@@ -15,9 +15,11 @@ use tokio::time::Instant;
 use rsa::RsaPublicKey;
 use sha2::{Digest, Sha256};
 
+use crate::clock::now_secs;
 use crate::error::{AuthFailure, Error, Result};
 pub use crate::jwt::Identity;
 use crate::jwt::{check_claims, check_session_status, parse, verify_signature, CLOCK_SKEW_SECS};
+use crate::telemetry::Trace;
 
 /// Where the token came from matters for nothing but diagnostics; Bearer wins over the cookie.
 pub fn extract_token(headers: &[(String, String)]) -> Option<String> {
@@ -272,6 +274,29 @@ impl VerifiedTokens {
 
 fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
+}
+
+/// The identity steps of a request, on the process-wide key store and Clerk client.
+impl crate::state::State {
+    /// Who is calling: the Clerk session token, verified.
+    pub async fn authenticate(&self, headers: &[(String, String)], trace: &Trace) -> Result<Identity> {
+        let (who, exp) = trace
+            .phase("auth", async {
+                let token = extract_token(headers).ok_or(Error::Unauthenticated(AuthFailure::Missing))?;
+                self.keys.verify_with_exp(&token, now_secs(), &self.config.authorized_parties).await
+            })
+            .await?;
+        self.session_exp.insert(who.session_id.clone(), exp);
+        trace.set_user(&who.user_id);
+        Ok(who)
+    }
+
+    /// The caller's Convex token (the Clerk JWT template), cached until shortly before it expires;
+    /// a refusal of the session, until its session token expires.
+    pub async fn convex_token(&self, who: &Identity, trace: &Trace) -> Result<String> {
+        let exp = self.session_exp.get(&who.session_id);
+        trace.phase("token", self.clerk.template_token(&who.session_id, now_secs(), exp)).await
+    }
 }
 
 #[cfg(test)]

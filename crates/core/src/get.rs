@@ -4,8 +4,9 @@
 use crate::body::BodyStream;
 use crate::error::{Error, Result};
 use crate::headers::{client_response_headers, frame_empty_body, relay_status, upstream_request_headers};
+use crate::request::{session_id, test_panic_hook, Request};
 use crate::response::{Body, Response};
-use crate::serve::{serve, session_id, test_panic_hook, Request};
+use crate::serve::serve;
 use crate::state::State;
 use crate::telemetry::Trace;
 

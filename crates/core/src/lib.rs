@@ -8,12 +8,14 @@
 // The request path.
 pub mod attach;
 pub mod attach_sign;
-pub mod client_flow;
+pub mod flows;
 pub mod get;
 pub mod post;
 pub mod serve;
+pub mod session;
 pub mod state;
 pub mod sweep;
+pub mod upload;
 
 // Identity: where the token is and the key store (`auth`), the JWT itself (`jwt`).
 pub mod auth;
@@ -42,6 +44,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod ingress;
+pub mod request;
 pub mod response;
 pub mod store;
 pub mod telemetry;
@@ -55,8 +58,9 @@ pub use config::{Config, Rejected, TelemetryConfig};
 pub use error::{Error, Result};
 pub use get::get;
 pub use post::post;
+pub use request::Request;
 pub use response::{Body, Response};
-pub use serve::{Misconfigured, Request};
+pub use serve::Misconfigured;
 pub use state::State;
 
 /// Sent on every outbound request (Clerk, Convex, Blob, audio storage, Sentry).

@@ -37,3 +37,15 @@ impl Response {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
+
+/// A JSON answer (`201` attached, `200` already attached or an event's reply), never cached.
+pub fn json(status: u16, value: &serde_json::Value) -> Response {
+    Response {
+        status,
+        headers: vec![
+            ("content-type".into(), "application/json; charset=utf-8".into()),
+            ("cache-control".into(), "no-store".into()),
+        ],
+        body: Body::Bytes(value.to_string().into_bytes().into()),
+    }
+}

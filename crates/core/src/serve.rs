@@ -10,36 +10,9 @@ use tracing::Instrument;
 
 use crate::config::TelemetryConfig;
 use crate::error::{Error, Result};
+use crate::request::{valid_session_id, Request};
 use crate::response::{Body, Response};
 use crate::telemetry::{RecordSink, Telemetry, Trace};
-
-/// A request as the binding hands it over: plain strings only.
-#[derive(Debug, Clone, Default)]
-pub struct Request {
-    pub method: String,
-    /// The URL Next gave the route; its path is where Blob's completion webhook is sent back to.
-    pub url: String,
-    pub headers: Vec<(String, String)>,
-    pub session_id: Option<String>,
-}
-
-/// The route's `[sessionId]`: present, and `[A-Za-z0-9_-]{1,128}` (Convex ids and more). Anything
-/// else is refused before any cache, call or log line sees it.
-pub fn session_id(req: &Request) -> Result<&str> {
-    let id = req.session_id.as_deref().filter(|s| !s.is_empty()).ok_or(Error::MissingSessionId)?;
-    if valid_session_id(id) {
-        Ok(id)
-    } else {
-        Err(Error::BadRequest {
-            code: "invalid_session_id",
-            message: "The session id must be 1 to 128 letters, digits, '-' or '_'.".into(),
-        })
-    }
-}
-
-pub fn valid_session_id(id: &str) -> bool {
-    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
 
 /// Run one handler inside its trace. This is the one place a panic is caught: it becomes a
 /// `500 internal_error` with a record and a Sentry event like any 5xx, never an unwind into Node,
@@ -119,41 +92,5 @@ impl Misconfigured {
 
     pub async fn respond(&self, route: &'static str, req: &Request) -> Response {
         serve(&self.telemetry, route, req, |_| async { Err(self.error.clone()) }, || None).await
-    }
-}
-
-/// Test builds only: a request header that makes the handler panic, to prove the panic path.
-#[cfg(feature = "test-hooks")]
-pub(crate) fn test_panic_hook(req: &Request) {
-    if req.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("x-session-audio-test-panic") && v == "1") {
-        panic!("test-only panic hook");
-    }
-}
-
-#[cfg(not(feature = "test-hooks"))]
-pub(crate) fn test_panic_hook(_req: &Request) {}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn session_id_table() {
-        let long = "a".repeat(129);
-        let table: [(Option<&str>, Result<(), &str>); 9] = [
-            (Some("000000000010000listeningSessions"), Ok(())),
-            (Some("k17a-B_9"), Ok(())),
-            (Some(&long[..128]), Ok(())),
-            (None, Err("missing_session_id")),
-            (Some(""), Err("missing_session_id")),
-            (Some(&long), Err("invalid_session_id")),
-            (Some("../etc"), Err("invalid_session_id")),
-            (Some("a b"), Err("invalid_session_id")),
-            (Some("é"), Err("invalid_session_id")),
-        ];
-        for (id, want) in table {
-            let req = Request { session_id: id.map(str::to_string), ..Default::default() };
-            assert_eq!(session_id(&req).map(|_| ()).map_err(|e| e.code()), want, "{id:?}");
-        }
     }
 }

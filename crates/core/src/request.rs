@@ -1,0 +1,68 @@
+//! A request as the binding hands it over, and the one check every route makes of it first: the
+//! session id in its path.
+
+use crate::error::{Error, Result};
+
+/// A request as the binding hands it over: plain strings only.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub method: String,
+    /// The URL Next gave the route; its path is where Blob's completion webhook is sent back to.
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub session_id: Option<String>,
+}
+
+/// The route's `[sessionId]`: present, and `[A-Za-z0-9_-]{1,128}` (Convex ids and more). Anything
+/// else is refused before any cache, call or log line sees it.
+pub fn session_id(req: &Request) -> Result<&str> {
+    let id = req.session_id.as_deref().filter(|s| !s.is_empty()).ok_or(Error::MissingSessionId)?;
+    if valid_session_id(id) {
+        Ok(id)
+    } else {
+        Err(Error::BadRequest {
+            code: "invalid_session_id",
+            message: "The session id must be 1 to 128 letters, digits, '-' or '_'.".into(),
+        })
+    }
+}
+
+pub fn valid_session_id(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Test builds only: a request header that makes the handler panic, to prove the panic path.
+#[cfg(feature = "test-hooks")]
+pub(crate) fn test_panic_hook(req: &Request) {
+    if req.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("x-session-audio-test-panic") && v == "1") {
+        panic!("test-only panic hook");
+    }
+}
+
+#[cfg(not(feature = "test-hooks"))]
+pub(crate) fn test_panic_hook(_req: &Request) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_id_table() {
+        let long = "a".repeat(129);
+        let table: [(Option<&str>, Result<(), &str>); 9] = [
+            (Some("000000000010000listeningSessions"), Ok(())),
+            (Some("k17a-B_9"), Ok(())),
+            (Some(&long[..128]), Ok(())),
+            (None, Err("missing_session_id")),
+            (Some(""), Err("missing_session_id")),
+            (Some(&long), Err("invalid_session_id")),
+            (Some("../etc"), Err("invalid_session_id")),
+            (Some("a b"), Err("invalid_session_id")),
+            (Some("é"), Err("invalid_session_id")),
+        ];
+        for (id, want) in table {
+            let req = Request { session_id: id.map(str::to_string), ..Default::default() };
+            assert_eq!(session_id(&req).map(|_| ()).map_err(|e| e.code()), want, "{id:?}");
+        }
+    }
+}
