@@ -15,7 +15,7 @@ fn what_cannot_be_measured_is_unknown_never_a_panic() {
     no_total[8 + 14..8 + 18].copy_from_slice(&[0, 0, 0, 0]);
     let wav = fixture("tone-5s.wav");
     let mut zero_rate = wav.clone();
-    zero_rate[28..32].copy_from_slice(&[0, 0, 0, 0]);
+    zero_rate[24..32].copy_from_slice(&[0; 8]); // sample rate and byte rate 0 (a byte rate alone is Inconsistent)
     let cases: Vec<(Container, Vec<u8>)> = vec![
         (Container::Flac, no_total),
         (Container::Wav, zero_rate),
