@@ -56,7 +56,7 @@ if (only) {
   printMedians({ results, inproc })
   process.exit(0)
 }
-const allOk = allSucceeded({ results, inproc })
+const allOk = allSucceeded({ results, clientFlow, inproc })
 fs.writeFileSync(out, renderReport({ quick, rounds, cfg, argv, results, failures, clientFlow, inproc }))
 log(`wrote ${out}`)
 console.log(JSON.stringify({ ok: allOk, out }))

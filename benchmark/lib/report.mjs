@@ -26,9 +26,10 @@ export function printMedians({ results, inproc }) {
       console.log('inproc', k, fmt(pct(xs, 50), 3), fmt(pct(xs, 99), 3))
 }
 
-/** Whether every run of every scenario succeeded. */
-export const allSucceeded = ({ results, inproc }) =>
+/** Whether every run of every scenario succeeded (the client flow and in-process runs too). */
+export const allSucceeded = ({ results, clientFlow, inproc }) =>
   Object.values(results).every((byV) => Object.values(byV).every((runs) => runs.every((r) => r.ok))) &&
+  (!clientFlow || Object.values(clientFlow).every((runs) => runs.every((r) => r.ok))) &&
   (!inproc || inproc.ok)
 
 /** Commit, toolchain and SDK versions for the report's header. */
@@ -63,7 +64,7 @@ const SEEK_COLUMNS = [
  */
 export function renderReport({ quick, rounds, cfg, argv, results, failures, clientFlow, inproc }) {
   const m = medianOf(results)
-  const allOk = allSucceeded({ results, inproc })
+  const allOk = allSucceeded({ results, clientFlow, inproc })
   const ratio = (name, key, v, other) => {
     const a = m(name, v, key)
     const b = m(name, other, key)

@@ -7,17 +7,16 @@ import { upload as clientUpload } from '@vercel/blob/client'
 import { MiB, log } from '../lib/common.mjs'
 import { request } from '../lib/http.mjs'
 import { peakRssMiB, procStat, rchar, resetPeak, rssMiB } from '../lib/proc.mjs'
-import { tone } from './upload.mjs'
+import { benchWav } from '../lib/wav.mjs'
 
 export default async function clientUploadScenario({ cfg, services: s, rounds, selected, failures }) {
   if (!selected('client-upload')) return null
   log('client-upload')
   process.env.VERCEL_BLOB_API_URL = s.svc.blob.apiUrl
   const total = cfg.uploadBytes
+  const { header, durationMs } = benchWav(total)
   const wav = Buffer.alloc(total, 1)
-  tone().copy(wav, 0, 0, 44)
-  wav.writeUInt32LE(total - 8, 4)
-  wav.writeUInt32LE(total - 44, 40)
+  header.copy(wav)
   const route = s.proxies['session-audio']
   const pid = route.child.pid
   const measure = async (how) => {
@@ -37,7 +36,7 @@ export default async function clientUploadScenario({ cfg, services: s, rounds, s
     const headers = {
       ...s.auth,
       'content-length': String(total),
-      'x-duration-ms': '600000',
+      'x-duration-ms': String(durationMs),
       'x-content-type': 'audio/wav',
     }
     const res = await request(`${route.url}/api/listening-sessions/${id}/audio`, { method: 'POST', headers, body: wav })
@@ -49,14 +48,14 @@ export default async function clientUploadScenario({ cfg, services: s, rounds, s
       access: 'public',
       handleUploadUrl: routeUrl,
       headers: s.auth,
-      clientPayload: JSON.stringify({ durationMs: 600000, contentType: 'audio/wav' }),
+      clientPayload: JSON.stringify({ durationMs, contentType: 'audio/wav' }),
       contentType: 'audio/wav',
       multipart: true,
     })
     const done = await request(routeUrl, {
       method: 'POST',
       headers: { ...s.auth, 'content-type': 'application/json' },
-      body: JSON.stringify({ type: 'session-audio.complete-upload', payload: { url: stored.url, durationMs: 600000 } }),
+      body: JSON.stringify({ type: 'session-audio.complete-upload', payload: { url: stored.url, durationMs } }),
     })
     return done.status === 201
   }

@@ -1,23 +1,17 @@
 // 4. Upload the big size as one streamed body: through each proxy (a POST to a recording session)
-// and straight to the Blob API (a PUT). A WAV header from the tone fixture, then constant PCM.
-import fs from 'node:fs'
-import path from 'node:path'
-import { MiB, log, repo } from '../lib/common.mjs'
+// and straight to the Blob API (a PUT). A PCM WAV header, then constant samples.
+import { MiB, log } from '../lib/common.mjs'
 import { request } from '../lib/http.mjs'
 import { peakRssMiB, resetPeak, rssMiB } from '../lib/proc.mjs'
-
-export const tone = () => fs.readFileSync(path.join(repo, '__test__', 'fixtures', 'audio', 'tone-5s.wav'))
+import { benchWav } from '../lib/wav.mjs'
 
 export default async function upload({ cfg, services: s, perVariant }) {
-  const wavHeader = tone()
   await perVariant('upload', async (v) => {
     const pid = s.pidOf(v)
     const idle = rssMiB(pid)
     resetPeak(pid)
     const total = cfg.uploadBytes
-    const header = Buffer.from(wavHeader.subarray(0, 44))
-    header.writeUInt32LE(total - 8, 4)
-    header.writeUInt32LE(total - 44, 40)
+    const { header, durationMs } = benchWav(total)
     const pcm = Buffer.alloc(MiB, 1)
     const body = (req) => {
       let sent = 0
@@ -32,7 +26,11 @@ export default async function upload({ cfg, services: s, perVariant }) {
       pump()
     }
     let url
-    const headers = { 'content-length': String(total), 'x-duration-ms': '600000', 'x-content-type': 'audio/wav' }
+    const headers = {
+      'content-length': String(total),
+      'x-duration-ms': String(durationMs),
+      'x-content-type': 'audio/wav',
+    }
     if (v === 'direct') {
       url = `${s.svc.blob.apiUrl}/?pathname=${encodeURIComponent(`direct/${Date.now()}.wav`)}`
       Object.assign(headers, {

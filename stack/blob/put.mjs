@@ -17,6 +17,18 @@ const invalidPathname = (pathname) =>
   pathname.startsWith('api/') ||
   pathname.startsWith('.')
 
+/** Until `out` drains or closes; both listeners go (one per wait would pile up on a long upload). */
+const drained = (out) =>
+  new Promise((resolve) => {
+    const done = () => {
+      out.off('drain', done)
+      out.off('close', done)
+      resolve()
+    }
+    out.once('drain', done)
+    out.once('close', done)
+  })
+
 export function putHandler({ store, calls, puts, state, tokens, webhooks }) {
   return async function put(req, res, url) {
     calls.put++
@@ -73,7 +85,7 @@ export function putHandler({ store, calls, puts, state, tokens, webhooks }) {
           return apiError(res, 400, 'bad_request', tooLarge(max), { connection: 'close' })
         }
         hash.update(chunk)
-        if (!out.write(chunk)) await new Promise((r) => (out.once('drain', r), out.once('close', r)))
+        if (!out.write(chunk)) await drained(out)
         if (resetAt !== null && record.bytes >= resetAt) {
           fail()
           req.socket.destroy()
