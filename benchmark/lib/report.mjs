@@ -175,7 +175,7 @@ ${
 
 session-audio only, on its route process: the streamed \`POST\` above, next to the client flow
 (\`upload()\` from \`@vercel/blob/client\`, multipart, with a token the route mints, then the completion
-event: head, a 12-byte Range read, the Convex transition).
+event: head, what the duration meter must read (for this WAV, its header), the Convex transition).
 
 | path | read by the route process MiB | route CPU s | route peak RSS above idle MiB | total s |
 |---|---|---|---|---|
