@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url'
 import { listen } from './http-util.mjs'
 import { payloadTooLarge, VERCEL_MAX_BODY_BYTES } from './route-server.mjs'
 
+// The other place stack/ reaches into examples/ (see convex.mjs): it serves the example app. The
+// app never imports stack/; it reads the stack's environment, as it would a real deployment's.
 const appDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'examples', 'nextjs')
 
 /** Forward to `next start` on `target`, refusing bodies over `maxBodyBytes` as Vercel does. */

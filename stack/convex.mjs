@@ -19,6 +19,8 @@ import { convexToJson, jsonToConvex } from 'convex/values'
 import { json, listen, readBody, retryAfter, takeFailure } from './http-util.mjs'
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+// One of two places stack/ reaches into examples/: the Convex functions are the template users copy
+// (examples/convex), and the local deployment runs exactly those. Nothing in examples/ imports stack/.
 const functionsDir = path.join(repo, 'examples', 'convex')
 const MODULES = ['schema', 'listeningSessions', 'entitlements', '_generated/server', '_generated/api']
 

@@ -1,7 +1,8 @@
 // Real audio for tests and the demo: PCM WAV sine tones, generated (no fixtures needed for size).
 import fs from 'node:fs'
 
-function header(dataBytes, sampleRate, channels) {
+/** The 44-byte header of a 16-bit PCM WAV whose data chunk holds `dataBytes`. */
+export function wavHeader(dataBytes, sampleRate, channels) {
   const h = Buffer.alloc(44)
   h.write('RIFF', 0)
   h.writeUInt32LE(36 + dataBytes, 4)
@@ -31,14 +32,14 @@ function samples(count, startSample, sampleRate, freq) {
 /** A mono 16-bit WAV of `seconds` of a `freq` Hz tone. */
 export function sineWav(seconds, { sampleRate = 16000, freq = 440 } = {}) {
   const n = Math.round(seconds * sampleRate)
-  return Buffer.concat([header(n * 2, sampleRate, 1), samples(n, 0, sampleRate, freq)])
+  return Buffer.concat([wavHeader(n * 2, sampleRate, 1), samples(n, 0, sampleRate, freq)])
 }
 
 /** Write a WAV of about `bytes` bytes to `file` in chunks (for the large-file tests). */
 export function writeLargeWav(file, bytes, { sampleRate = 48000, freq = 440 } = {}) {
   const n = Math.floor((bytes - 44) / 2)
   const fd = fs.openSync(file, 'w')
-  fs.writeSync(fd, header(n * 2, sampleRate, 1))
+  fs.writeSync(fd, wavHeader(n * 2, sampleRate, 1))
   const chunk = 1 << 20
   for (let done = 0; done < n; done += chunk)
     fs.writeSync(fd, samples(Math.min(chunk, n - done), done, sampleRate, freq))

@@ -20,6 +20,9 @@ const root = fs.mkdtempSync(path.join(os.tmpdir(), 'session-audio-example-'))
 const clerk = await startClerk()
 const convex = await startConvex({ clerk })
 const blob = await startBlob({ root })
+// As `npx convex env set` on a real deployment: the store uploads may be attached from (the attach
+// secret is the deployment's own, read below).
+convex.env.SESSION_AUDIO_BLOB_HOSTS = blob.url
 const handlers = createAudioHandlers({
   convexUrl: convex.url,
   clerkSecretKey: clerk.secretKey,
@@ -28,6 +31,7 @@ const handlers = createAudioHandlers({
   blobApiUrl: blob.apiUrl,
   trustedHosts: [blob.host],
   allowLoopbackUpstream: true,
+  convexSecret: convex.env.SESSION_AUDIO_CONVEX_SECRET,
 })
 const app = await startRouteServer({ handlers })
 const sessionId = await convex.insertSession({ userId: 'user_alice', status: 'recording' })

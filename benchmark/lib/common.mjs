@@ -1,0 +1,23 @@
+// What every part of the benchmark shares: sizes, the variants, the service latency, the log.
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+/** benchmark/ (where the child-process scripts live) and the repository root. */
+export const benchDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+export const repo = path.resolve(benchDir, '..')
+
+export const MiB = 1024 * 1024
+
+/** What each scenario moves: small in quick mode (the test), realistic otherwise. */
+export const sizes = (quick) =>
+  quick
+    ? { bigBytes: 8 * MiB, medBytes: MiB, seeks: 20, streams: 10, uploadBytes: 8 * MiB }
+    : { bigBytes: 256 * MiB, medBytes: 16 * MiB, seeks: 500, streams: 200, uploadBytes: 256 * MiB }
+
+/** Added service latency (ms) for the `seek-latency` scenario. */
+export const LATENCY = { clerk: 30, convex: 25, blob: 15 }
+
+/** Every per-variant scenario runs these, in this order (also the report's row order). */
+export const VARIANTS = ['session-audio', 'pure-js', 'direct']
+
+export const log = (...a) => console.error('[bench]', ...a)

@@ -1,0 +1,30 @@
+// Failure injection: the knobs tests turn on `blob.state`.
+//   fail             see takeFailure in http-util.mjs; kind `put`, plus the Blob error `code` to
+//                    answer with. A failed PUT stores nothing.
+//   resetAfterBytes  destroys the next PUT's connection after that many body bytes.
+//   latencyMs        added before the first byte of every blob read (benchmarks).
+//   holdWebhooks     queue completion webhooks until `releaseWebhooks()` (webhook.mjs).
+//   misbehave        `{ kind: 'put' | 'delete' | 'head', mode: 'hang' | 'huge', sticky? }`: the next
+//                    such exchange never answers (`hang`: the request is read, nothing is stored or
+//                    deleted, no answer), or answers 500 with an 8 MiB error body (`huge`).
+
+export const initialState = () => ({
+  fail: null,
+  resetAfterBytes: null,
+  latencyMs: 0,
+  holdWebhooks: false,
+  misbehave: null,
+})
+
+/** Carry out `state.misbehave` for this exchange; true when it took the answer over. */
+export function misbehaving(state, kind, res) {
+  const m = state.misbehave
+  if (!m || m.kind !== kind) return false
+  if (!m.sticky) state.misbehave = null
+  if (m.mode === 'huge') {
+    const message = 'x'.repeat(8 << 20)
+    res.writeHead(500, { 'content-type': 'application/json' })
+    res.end(JSON.stringify({ error: { code: 'unknown_error', message } }))
+  }
+  return true
+}

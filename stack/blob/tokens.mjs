@@ -1,0 +1,93 @@
+// Who may upload what. The read-write token may do anything; a client token
+// (`vercel_blob_client_<store>_<base64(hmac.payload)>`, as `handleUpload` mints it) carries
+// constraints signed with the read-write token, enforced here as the service does: signature,
+// validUntil, pathname, allowed content types (wildcards too), maximum size, random suffix, no
+// overwrite.
+import crypto from 'node:crypto'
+import path from 'node:path'
+import { EXTENSION_TYPES } from './store.mjs'
+import { apiError, tooLarge } from './reply.mjs'
+
+export const hmacHex = (key, message) => crypto.createHmac('sha256', key).update(message).digest('hex')
+
+/** A client token's constraints, or an error message, checked against the read-write token. */
+export function clientConstraints(clientToken, rwToken) {
+  const parts = clientToken.split('_')
+  if (parts.length < 5 || parts[3] !== rwToken.split('_')[3]) return { error: 'Invalid client token' }
+  const inner = Buffer.from(parts.slice(4).join('_'), 'base64').toString('utf8')
+  const dot = inner.indexOf('.')
+  const [sig, payloadB64] = [inner.slice(0, dot), inner.slice(dot + 1)]
+  const expected = hmacHex(rwToken, payloadB64)
+  if (dot < 0 || sig.length !== expected.length || !crypto.timingSafeEqual(Buffer.from(sig), Buffer.from(expected)))
+    return { error: 'Invalid client token' }
+  try {
+    return { constraints: JSON.parse(Buffer.from(payloadB64, 'base64').toString('utf8')) }
+  } catch {
+    return { error: 'Invalid client token' }
+  }
+}
+
+/** `audio/*` and exact types (parameters ignored), as `allowedContentTypes` allows them. */
+export function typeAllowed(contentType, allowed) {
+  if (!Array.isArray(allowed) || allowed.length === 0) return true
+  const essence = (t) => String(t).split(';')[0].trim().toLowerCase()
+  const type = essence(contentType)
+  return allowed.some((a) => {
+    const want = essence(a)
+    return want.endsWith('/*') ? type.startsWith(want.slice(0, -1)) : want === type
+  })
+}
+
+/** The checks bound to this store's read-write `token`. */
+export function tokenChecks(token) {
+  const authorized = (req) => req.headers.authorization === `Bearer ${token}`
+  /**
+   * Who may upload `pathname`: the read-write token (no constraints), or a client token whose
+   * constraints allow it. Answers the refusal itself and returns null.
+   */
+  const uploader = (req, res, pathname) => {
+    if (authorized(req)) return { constraints: null }
+    const bearer = /^Bearer (vercel_blob_client_\S+)$/.exec(req.headers.authorization || '')
+    if (!bearer) {
+      apiError(res, 403, 'forbidden', 'Access denied, please provide a valid token for this resource.')
+      return null
+    }
+    const { constraints, error } = clientConstraints(bearer[1], token)
+    if (error) {
+      apiError(res, 403, 'forbidden', error)
+      return null
+    }
+    if (typeof constraints.validUntil === 'number' && constraints.validUntil < Date.now()) {
+      apiError(res, 403, 'forbidden', 'Token expired')
+      return null
+    }
+    if (constraints.pathname !== pathname) {
+      apiError(res, 400, 'bad_request', `The "pathname" "${pathname}" does not match the token payload`)
+      return null
+    }
+    const contentType = req.headers['x-content-type'] || EXTENSION_TYPES[path.extname(pathname)] || ''
+    if (!typeAllowed(contentType, constraints.allowedContentTypes)) {
+      apiError(res, 400, 'bad_request', `contentType "${contentType}" is not allowed`)
+      return null
+    }
+    const declared = Number(req.headers['x-content-length'] || 0)
+    if (constraints.maximumSizeInBytes && declared > constraints.maximumSizeInBytes) {
+      apiError(res, 400, 'bad_request', tooLarge(constraints.maximumSizeInBytes))
+      return null
+    }
+    return { constraints }
+  }
+  return { authorized, uploader }
+}
+
+/** The stored pathname: a random suffix when asked for (by header, or by the client token). */
+export function finalPathname(req, pathname, constraints) {
+  const suffix = constraints ? constraints.addRandomSuffix === true : req.headers['x-add-random-suffix'] === '1'
+  if (!suffix) return pathname
+  const ext = path.extname(pathname)
+  return `${pathname.slice(0, pathname.length - ext.length)}-${crypto.randomBytes(15).toString('base64url').slice(0, 20)}${ext}`
+}
+
+/** Whether an upload may replace an existing blob (header, or the client token's `allowOverwrite`). */
+export const mayOverwrite = (req, constraints) =>
+  constraints ? constraints.allowOverwrite === true : req.headers['x-allow-overwrite'] === '1'
