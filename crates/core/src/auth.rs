@@ -19,7 +19,7 @@ use crate::clock::now_secs;
 use crate::error::{AuthFailure, Error, Result};
 pub use crate::jwt::Identity;
 use crate::jwt::{check_claims, check_session_status, parse, verify_signature, CLOCK_SKEW_SECS};
-use crate::telemetry::Trace;
+use crate::telemetry::{Phase, Trace};
 
 /// Where the token came from matters for nothing but diagnostics; Bearer wins over the cookie.
 pub fn extract_token(headers: &[(String, String)]) -> Option<String> {
@@ -281,7 +281,7 @@ impl crate::state::State {
     /// Who is calling: the Clerk session token, verified.
     pub async fn authenticate(&self, headers: &[(String, String)], trace: &Trace) -> Result<Identity> {
         let (who, exp) = trace
-            .phase("auth", async {
+            .phase(Phase::Auth, async {
                 let token = extract_token(headers).ok_or(Error::Unauthenticated(AuthFailure::Missing))?;
                 self.keys.verify_with_exp(&token, now_secs(), &self.config.authorized_parties).await
             })
@@ -295,7 +295,7 @@ impl crate::state::State {
     /// a refusal of the session, until its session token expires.
     pub async fn convex_token(&self, who: &Identity, trace: &Trace) -> Result<String> {
         let exp = self.session_exp.get(&who.session_id);
-        trace.phase("token", self.clerk.template_token(&who.session_id, now_secs(), exp)).await
+        trace.phase(Phase::Token, self.clerk.template_token(&who.session_id, now_secs(), exp)).await
     }
 }
 

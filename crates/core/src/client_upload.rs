@@ -11,7 +11,7 @@ use serde_json::Value;
 use sha2::Sha256;
 use url::Url;
 
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::media::Container;
 
 /// What a JSON POST to the audio route asks for.
@@ -29,7 +29,7 @@ pub const GENERATE_CLIENT_TOKEN: &str = "blob.generate-client-token";
 pub const COMPLETE_UPLOAD: &str = "session-audio.complete-upload";
 pub const UPLOAD_COMPLETED: &str = "blob.upload-completed";
 
-fn bad(code: &'static str, message: impl Into<String>) -> Error {
+fn bad(code: Code, message: impl Into<String>) -> Error {
     Error::BadRequest { code, message: message.into() }
 }
 
@@ -45,8 +45,7 @@ fn number_text(v: &Value) -> Option<String> {
 /// Parse `{type, payload}`. Anything else is `400 invalid_event`, naming the three we know.
 pub fn parse_event(body: &[u8]) -> Result<Event> {
     let invalid = || {
-        bad(
-            "invalid_event",
+        bad(Code::InvalidEvent,
             format!(
                 "A JSON POST must be {{\"type\", \"payload\"}} with type {GENERATE_CLIENT_TOKEN}, {COMPLETE_UPLOAD} or {UPLOAD_COMPLETED}."
             ),
@@ -58,12 +57,13 @@ pub fn parse_event(body: &[u8]) -> Result<Event> {
     match value.get("type").and_then(Value::as_str) {
         Some(GENERATE_CLIENT_TOKEN) => Ok(Event::GenerateClientToken {
             pathname: text(payload.get("pathname"))
-                .ok_or_else(|| bad("invalid_pathname", "payload.pathname is required."))?,
+                .ok_or_else(|| bad(Code::InvalidPathname, "payload.pathname is required."))?,
             client_payload: text(payload.get("clientPayload")),
         }),
         Some(COMPLETE_UPLOAD) => Ok(Event::CompleteUpload {
-            url: text(payload.get("url"))
-                .ok_or_else(|| bad("invalid_blob_url", "payload.url (the blob URL upload() returned) is required."))?,
+            url: text(payload.get("url")).ok_or_else(|| {
+                bad(Code::InvalidBlobUrl, "payload.url (the blob URL upload() returned) is required.")
+            })?,
             duration_ms: payload.get("durationMs").and_then(number_text),
         }),
         Some(UPLOAD_COMPLETED) => Ok(Event::UploadCompleted {
@@ -78,15 +78,15 @@ pub fn parse_event(body: &[u8]) -> Result<Event> {
 /// the same rules (and codes) as the `x-duration-ms` / `x-content-type` headers.
 pub fn parse_client_payload(raw: Option<&str>) -> Result<(Option<String>, Option<String>)> {
     let shape = "clientPayload must be a JSON string {\"durationMs\": <ms>, \"contentType\": \"audio/…\"}.";
-    let Some(raw) = raw else { return Err(bad("invalid_client_payload", shape)) };
-    let value: Value = serde_json::from_str(raw).map_err(|_| bad("invalid_client_payload", shape))?;
+    let Some(raw) = raw else { return Err(bad(Code::InvalidClientPayload, shape)) };
+    let value: Value = serde_json::from_str(raw).map_err(|_| bad(Code::InvalidClientPayload, shape))?;
     if !value.is_object() {
-        return Err(bad("invalid_client_payload", shape));
+        return Err(bad(Code::InvalidClientPayload, shape));
     }
     let content_type = match value.get("contentType") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => return Err(bad("invalid_content_type", "clientPayload.contentType must be a string.")),
+        Some(_) => return Err(bad(Code::InvalidContentType, "clientPayload.contentType must be a string.")),
     };
     Ok((value.get("durationMs").and_then(number_text), content_type))
 }
@@ -98,7 +98,7 @@ pub fn check_pathname(pathname: &str, session_id: &str, container: Container) ->
     let prefix = crate::store::prefix(session_id);
     let expected = || {
         bad(
-            "invalid_pathname",
+            Code::InvalidPathname,
             format!(
                 "The pathname must be {prefix}<name>.{ext} (name: letters, digits, '-', '_' or '.'), got {pathname:?}."
             ),
@@ -128,7 +128,7 @@ pub struct TokenPayload {
 impl TokenPayload {
     pub fn parse(raw: Option<&str>) -> Result<TokenPayload> {
         raw.and_then(|r| serde_json::from_str(r).ok())
-            .ok_or_else(|| bad("invalid_event", "The webhook's tokenPayload is not one session-audio minted."))
+            .ok_or_else(|| bad(Code::InvalidEvent, "The webhook's tokenPayload is not one session-audio minted."))
     }
 }
 
@@ -193,7 +193,7 @@ pub fn request_path(request_url: &str) -> Option<String> {
 /// (`Store::owns`) and under the session's prefix. Refused URLs are never deleted: they may be
 /// somebody else's.
 pub fn blob_url_for_session(raw: &str, store: &crate::store::Store, session_id: &str) -> Result<Url> {
-    let refuse = |why: &str| bad("invalid_blob_url", format!("The blob URL {why}."));
+    let refuse = |why: &str| bad(Code::InvalidBlobUrl, format!("The blob URL {why}."));
     let url = Url::parse(raw).map_err(|_| refuse("does not parse"))?;
     if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
         return Err(refuse("carries userinfo or a fragment"));

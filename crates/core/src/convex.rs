@@ -192,9 +192,7 @@ pub fn parse_session(value: Value) -> Result<Option<SessionDoc>> {
     if value.is_null() {
         return Ok(None);
     }
-    serde_json::from_value(value)
-        .map(Some)
-        .map_err(|e| Error::ConvexFunction(format!("session document has the wrong shape: {e}")))
+    serde_json::from_value(value).map(Some).map_err(|e| Error::ConvexShape { what: "the session", why: e.to_string() })
 }
 
 fn truncate(s: &str) -> &str {

@@ -75,6 +75,51 @@ impl AuthFailure {
     }
 }
 
+/// The machine codes of `400 bad_request` refusals, each naming what the client sent wrong. Part
+/// of the public API (the README's status table lists them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    InvalidSessionId,
+    MissingDuration,
+    InvalidDuration,
+    MissingContentType,
+    InvalidContentType,
+    InvalidContentLength,
+    EmptyBody,
+    DurationMismatch,
+    DurationUnmeasurable,
+    InconsistentAudio,
+    UploadExpired,
+    InvalidThreshold,
+    InvalidEvent,
+    InvalidClientPayload,
+    InvalidPathname,
+    InvalidBlobUrl,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::InvalidSessionId => "invalid_session_id",
+            Code::MissingDuration => "missing_duration",
+            Code::InvalidDuration => "invalid_duration",
+            Code::MissingContentType => "missing_content_type",
+            Code::InvalidContentType => "invalid_content_type",
+            Code::InvalidContentLength => "invalid_content_length",
+            Code::EmptyBody => "empty_body",
+            Code::DurationMismatch => "duration_mismatch",
+            Code::DurationUnmeasurable => "duration_unmeasurable",
+            Code::InconsistentAudio => "inconsistent_audio",
+            Code::UploadExpired => "upload_expired",
+            Code::InvalidThreshold => "invalid_threshold",
+            Code::InvalidEvent => "invalid_event",
+            Code::InvalidClientPayload => "invalid_client_payload",
+            Code::InvalidPathname => "invalid_pathname",
+            Code::InvalidBlobUrl => "invalid_blob_url",
+        }
+    }
+}
+
 /// An error and its sources, `outer: inner: innermost` (reqwest's own message rarely says why).
 pub fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
@@ -107,6 +152,9 @@ pub enum Error {
     ConvexAuthRejected(String),
     #[error("Convex function failed: {0}")]
     ConvexFunction(String),
+    /// A Convex function answered, but not in the shape the route reads (`what`: which answer).
+    #[error("Convex answered {what} in the wrong shape: {why}")]
+    ConvexShape { what: &'static str, why: String },
     #[error("session not found")]
     SessionNotFound,
     #[error("session has no audio")]
@@ -120,8 +168,8 @@ pub enum Error {
     #[error("method not allowed")]
     MethodNotAllowed,
     /// A malformed or missing upload header; `code` names it (`missing_duration`, ...).
-    #[error("bad request: {code}: {message}")]
-    BadRequest { code: &'static str, message: String },
+    #[error("bad request: {}: {message}", code.as_str())]
+    BadRequest { code: Code, message: String },
     #[error("payload too large: {0}")]
     PayloadTooLarge(String),
     #[error("unsupported media type: {0}")]
@@ -171,6 +219,7 @@ impl Error {
             | Error::ConvexUnavailable(_)
             | Error::ConvexAuthRejected(_)
             | Error::ConvexFunction(_)
+            | Error::ConvexShape { .. }
             | Error::UntrustedAudioHost(_)
             | Error::UpstreamFailed(_)
             | Error::StorageFailed(_) => 502,
@@ -190,14 +239,14 @@ impl Error {
             Error::ClerkRateLimited { .. } => "auth_rate_limited",
             Error::ConvexUnavailable(_) => "convex_unavailable",
             Error::ConvexAuthRejected(_) => "convex_auth_rejected",
-            Error::ConvexFunction(_) => "convex_error",
+            Error::ConvexFunction(_) | Error::ConvexShape { .. } => "convex_error",
             Error::SessionNotFound => "session_not_found",
             Error::AudioNotFound => "audio_not_found",
             Error::UntrustedAudioHost(_) => "untrusted_audio_host",
             Error::UpstreamFailed(_) => "upstream_failed",
             Error::UpstreamTimeout(_) => "upstream_timeout",
             Error::MethodNotAllowed => "method_not_allowed",
-            Error::BadRequest { code, .. } => code,
+            Error::BadRequest { code, .. } => code.as_str(),
             Error::PayloadTooLarge(_) => "payload_too_large",
             Error::UnsupportedMediaType(_) => "unsupported_media_type",
             Error::ContentMismatch(_) => "content_mismatch",
@@ -228,7 +277,8 @@ impl Error {
             Error::ClerkRateLimited { .. } => "Clerk's Backend API rate limit was hit; retry later.".into(),
             Error::ConvexUnavailable(_) => "Convex could not be reached.".into(),
             Error::ConvexAuthRejected(_) => "Convex rejected the Clerk token: check the JWT template name (SESSION_AUDIO_CONVEX_TEMPLATE) and convex/auth.config.ts.".into(),
-            Error::ConvexFunction(_) => "The Convex session lookup failed.".into(),
+            Error::ConvexFunction(_) => "A Convex function failed.".into(),
+            Error::ConvexShape { what, .. } => format!("Convex answered {what} in a shape this route cannot read: check that function against the README's template."),
             Error::SessionNotFound => "No such listening session.".into(),
             Error::AudioNotFound => "This listening session has no audio yet.".into(),
             Error::UntrustedAudioHost(_) => "The stored audio URL is not on a trusted host.".into(),
@@ -310,6 +360,7 @@ mod tests {
             (Error::ConvexUnavailable("x".into()), 502, "convex_unavailable"),
             (Error::ConvexAuthRejected("x".into()), 502, "convex_auth_rejected"),
             (Error::ConvexFunction("x".into()), 502, "convex_error"),
+            (Error::ConvexShape { what: "the entitlements", why: "x".into() }, 502, "convex_error"),
             (Error::SessionNotFound, 404, "session_not_found"),
             (Error::AudioNotFound, 404, "audio_not_found"),
             (Error::UntrustedAudioHost("x".into()), 502, "untrusted_audio_host"),
@@ -317,7 +368,7 @@ mod tests {
             (Error::UpstreamTimeout("x".into()), 504, "upstream_timeout"),
             (Error::MethodNotAllowed, 405, "method_not_allowed"),
             (Error::Internal("x".into()), 500, "internal_error"),
-            (Error::BadRequest { code: "missing_duration", message: "x".into() }, 400, "missing_duration"),
+            (Error::BadRequest { code: Code::MissingDuration, message: "x".into() }, 400, "missing_duration"),
             (Error::PayloadTooLarge("x".into()), 413, "payload_too_large"),
             (Error::UnsupportedMediaType("x".into()), 415, "unsupported_media_type"),
             (Error::ContentMismatch("x".into()), 415, "content_mismatch"),

@@ -8,7 +8,7 @@ use crate::request::{session_id, test_panic_hook, Request};
 use crate::response::{Body, Response};
 use crate::serve::serve;
 use crate::state::State;
-use crate::telemetry::Trace;
+use crate::telemetry::{Phase, Trace};
 
 pub async fn get(state: &State, req: Request) -> Response {
     serve(&state.telemetry, "get", &req, |trace| try_get(state, &req, trace), || None).await
@@ -44,7 +44,7 @@ async fn try_get(state: &State, req: &Request, trace: Trace) -> Result<Response>
     let bearer = state.config.store.as_ref().and_then(|store| store.bearer_for(&url));
     let forwarded = upstream_request_headers(&req.headers);
     let fetch = state.upstream.fetch(&state.config.host_policy, method, url, &forwarded, bearer);
-    let resp = trace.phase("upstream", fetch).await?;
+    let resp = trace.phase(Phase::Upstream, fetch).await?;
     let status = relay_status(resp.status().as_u16())?;
     let upstream_headers: Vec<(String, String)> = resp
         .headers()
@@ -64,7 +64,7 @@ async fn try_get(state: &State, req: &Request, trace: Trace) -> Result<Response>
         Body::Empty
     } else if fits_in_one_read(resp.content_length()) {
         let timeout = state.upstream.timeout();
-        Body::Bytes(trace.phase("transfer", read_whole(resp, timeout)).await?)
+        Body::Bytes(trace.phase(Phase::Transfer, read_whole(resp, timeout)).await?)
     } else {
         Body::Stream(BodyStream::spawn(resp, state.upstream.timeout()))
     };

@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, Mutex};
 
 use crate::duration::{Measured, Meter};
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::media::Container;
 use crate::upload_rules::human_bytes;
 
@@ -130,7 +130,7 @@ impl UploadBody {
         let head = head.freeze();
         if head.is_empty() {
             return Err(Error::BadRequest {
-                code: "empty_body",
+                code: Code::EmptyBody,
                 message: "The request body is empty: send the audio bytes as the body.".into(),
             });
         }

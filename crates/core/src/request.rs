@@ -1,7 +1,7 @@
 //! A request as the binding hands it over, and the one check every route makes of it first: the
 //! session id in its path.
 
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 
 /// A request as the binding hands it over: plain strings only.
 #[derive(Debug, Clone, Default)]
@@ -21,7 +21,7 @@ pub fn session_id(req: &Request) -> Result<&str> {
         Ok(id)
     } else {
         Err(Error::BadRequest {
-            code: "invalid_session_id",
+            code: Code::InvalidSessionId,
             message: "The session id must be 1 to 128 letters, digits, '-' or '_'.".into(),
         })
     }

@@ -12,7 +12,7 @@ use crate::config::TelemetryConfig;
 use crate::error::{Error, Result};
 use crate::request::{valid_session_id, Request};
 use crate::response::{Body, Response};
-use crate::telemetry::{RecordSink, Telemetry, Trace};
+use crate::telemetry::{Phase, RecordSink, Telemetry, Trace};
 
 /// Run one handler inside its trace. This is the one place a panic is caught: it becomes a
 /// `500 internal_error` with a record and a Sentry event like any 5xx, never an unwind into Node,
@@ -62,7 +62,7 @@ fn finalize(telemetry: &Arc<Telemetry>, trace: &Trace, result: Result<Response>,
             let (telemetry, trace, status, started) =
                 (telemetry.clone(), trace.clone(), resp.status, std::time::Instant::now());
             stream.on_finish(Box::new(move |bytes, failure| {
-                trace.record("transfer", started.elapsed());
+                trace.record(Phase::Transfer, started.elapsed());
                 telemetry.finish(&trace, status, None, bytes, failure.as_deref());
             }));
         }

@@ -6,7 +6,7 @@ use crate::auth::Identity;
 use crate::convex::{parse_session, SessionDoc};
 use crate::error::{Error, Result};
 use crate::state::State;
-use crate::telemetry::Trace;
+use crate::telemetry::{Phase, Trace};
 
 impl State {
     /// The caller's session, from cache for a few seconds (GET: the audio URL does not change
@@ -27,7 +27,7 @@ impl State {
     /// The caller's session as Convex has it now (POST: its state decides).
     pub async fn fresh_session(&self, who: &Identity, session_id: &str, trace: &Trace) -> Result<SessionDoc> {
         let args = serde_json::json!({ "sessionId": session_id });
-        let value = self.query_as(who, &self.config.get_query, args, "lookup", trace).await?;
+        let value = self.query_as(who, &self.config.get_query, args, Phase::Lookup, trace).await?;
         owned_by(parse_session(value)?.ok_or(Error::SessionNotFound)?, who)
     }
 
@@ -36,8 +36,8 @@ impl State {
     pub async fn reread_session(&self, who: &Identity, session_id: &str, trace: &Trace) -> Result<SessionDoc> {
         let args = serde_json::json!({ "sessionId": session_id });
         let path = &self.config.get_query;
-        let value =
-            self.as_caller(who, "reread", trace, |token| async move {
+        let value = self
+            .as_caller(who, Phase::Reread, trace, |token| async move {
                 self.convex.query_unguarded(path, args, &token).await
             })
             .await?;
@@ -55,7 +55,7 @@ impl State {
         who: &Identity,
         path: &str,
         args: serde_json::Value,
-        phase: &'static str,
+        phase: Phase,
         trace: &Trace,
     ) -> Result<serde_json::Value> {
         self.as_caller(who, phase, trace, |token| async move { self.convex.query(path, args, &token).await }).await
@@ -67,7 +67,7 @@ impl State {
         who: &Identity,
         path: &str,
         args: serde_json::Value,
-        phase: &'static str,
+        phase: Phase,
         trace: &Trace,
     ) -> Result<crate::convex::Outcome> {
         self.as_caller(who, phase, trace, |token| async move { self.convex.mutation(path, args, &token).await }).await
@@ -78,7 +78,7 @@ impl State {
     async fn as_caller<T, Fut>(
         &self,
         who: &Identity,
-        phase: &'static str,
+        phase: Phase,
         trace: &Trace,
         call: impl FnOnce(String) -> Fut,
     ) -> Result<T>

@@ -15,7 +15,7 @@ use url::Url;
 
 use crate::blob::{BlobClient, ListedBlob};
 use crate::convex::ConvexClient;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 
 use crate::store::PREFIX;
 pub const DEFAULT_ATTACHED_QUERY: &str = "listeningSessions:attachedAudio";
@@ -122,7 +122,7 @@ pub async fn sweep(cfg: &SweepConfig, older_than: Duration, dry_run: bool, now_m
     // A younger threshold could delete a blob whose completion is still allowed to attach it.
     if older_than < cfg.floor {
         return Err(Error::BadRequest {
-            code: "invalid_threshold",
+            code: Code::InvalidThreshold,
             message: format!(
                 "olderThanMs (--older-than) must be at least {} min: the client-token lifetime plus the upload timeout plus 5 min, so a sweep never deletes an upload that may still be attached.",
                 cfg.floor.as_secs().div_ceil(60)
@@ -150,7 +150,7 @@ pub async fn sweep(cfg: &SweepConfig, older_than: Duration, dry_run: bool, now_m
             let args = serde_json::json!({ "secret": cfg.secret, "blobs": ask });
             let answer = convex.query_anonymous(&cfg.attached_query, args).await?;
             let attached: HashSet<String> = serde_json::from_value::<Vec<String>>(answer)
-                .map_err(|e| Error::ConvexFunction(format!("{} answered the wrong shape: {e}", cfg.attached_query)))?
+                .map_err(|e| Error::ConvexShape { what: "the attached blobs (attachedQuery)", why: e.to_string() })?
                 .into_iter()
                 .collect();
             let (old, n_attached, young) = orphans(batch, &attached, now_ms, older_than);

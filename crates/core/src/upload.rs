@@ -16,7 +16,7 @@ use crate::convex::SessionDoc;
 use crate::duration::Measured;
 use crate::error::{Error, Result};
 use crate::state::State;
-use crate::telemetry::Trace;
+use crate::telemetry::{Phase, Trace};
 use crate::upload_rules::{apply_entitlements, settle_duration, DurationLimits, Entitlements, UploadMeta};
 
 /// What every step of an upload is about: passed down whole instead of as 7–8 arguments.
@@ -50,9 +50,9 @@ pub async fn admit_session(ctx: &Ctx<'_>, doc: SessionDoc, meta: &UploadMeta) ->
         return Err(Error::InvalidSessionState(doc.status));
     }
     let query = &ctx.state.config.upload.entitlements_query;
-    let answer = ctx.state.query_as(ctx.who, query, json!({}), "entitlements", ctx.trace).await?;
+    let answer = ctx.state.query_as(ctx.who, query, json!({}), Phase::Entitlements, ctx.trace).await?;
     let entitlements: Entitlements = serde_json::from_value(answer)
-        .map_err(|e| Error::ConvexFunction(format!("entitlements have the wrong shape: {e}")))?;
+        .map_err(|e| Error::ConvexShape { what: "the entitlements", why: e.to_string() })?;
     let limit = apply_entitlements(meta, &entitlements, &ctx.state.config.upload)?;
     Ok(Admitted { doc, limit, entitlements })
 }
@@ -104,7 +104,7 @@ pub async fn attach(ctx: &Ctx<'_>, landed: &Landed<'_>) -> Result<(u16, Value)> 
     }
     .signed_now(secret);
     let mutation = &state.config.upload.attach_mutation;
-    let outcome = state.mutation_as(ctx.who, mutation, args, "mutation", ctx.trace).await;
+    let outcome = state.mutation_as(ctx.who, mutation, args, Phase::Mutation, ctx.trace).await;
     state.forget_session(&ctx.who.user_id, ctx.session_id).await;
     // Anything but a clear success: the session, re-read, says whether it holds this blob.
     let answer = crate::attach::classify(outcome);

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use crate::config::UploadConfig;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::media::{parse_declared, DeclaredType};
 
 /// What the upload headers say, once validated.
@@ -19,7 +19,7 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim())
 }
 
-fn bad(code: &'static str, message: String) -> Error {
+fn bad(code: Code, message: String) -> Error {
     Error::BadRequest { code, message }
 }
 
@@ -60,7 +60,7 @@ pub fn validate_headers(headers: &[(String, String)], cfg: &UploadConfig) -> Res
         None => None,
         Some(raw) => Some(
             raw.parse::<u64>()
-                .map_err(|_| bad("invalid_content_length", format!("Content-Length is not a number: {raw:?}.")))?,
+                .map_err(|_| bad(Code::InvalidContentLength, format!("Content-Length is not a number: {raw:?}.")))?,
         ),
     };
     if let Some(len) = content_length {
@@ -76,16 +76,16 @@ pub fn validate_duration(duration: Option<&str>, cfg: &UploadConfig, from: Decla
     let (name, _) = from.names();
     let raw = match duration.map(str::trim) {
         None | Some("") => {
-            return Err(bad("missing_duration", format!("{name} (recording length in ms) is required.")))
+            return Err(bad(Code::MissingDuration, format!("{name} (recording length in ms) is required.")))
         }
         Some(raw) => raw,
     };
     match raw.parse::<u64>() {
         Ok(d) if d >= 1 && d <= cfg.max_duration_ms => Ok(d),
         Ok(d) if d > cfg.max_duration_ms => {
-            Err(bad("invalid_duration", format!("{name} is {d}, above the limit of {} ms.", cfg.max_duration_ms)))
+            Err(bad(Code::InvalidDuration, format!("{name} is {d}, above the limit of {} ms.", cfg.max_duration_ms)))
         }
-        _ => Err(bad("invalid_duration", format!("{name} must be a whole number of ms ≥ 1, got {raw:?}."))),
+        _ => Err(bad(Code::InvalidDuration, format!("{name} must be a whole number of ms ≥ 1, got {raw:?}."))),
     }
 }
 
@@ -100,13 +100,15 @@ pub fn validate_declared(
     let (_, type_name) = from.names();
     let declared = match content_type.map(str::trim) {
         None | Some("") => {
-            return Err(bad("missing_content_type", format!("{type_name} (the audio MIME type) is required.")))
+            return Err(bad(Code::MissingContentType, format!("{type_name} (the audio MIME type) is required.")))
         }
         Some(raw) => match parse_declared(raw) {
             Ok(d) if cfg.allowed.contains(&d.container) => d,
             Ok(d) => return Err(Error::UnsupportedMediaType(d.container.essence().into())),
             Err(Some(essence)) => return Err(Error::UnsupportedMediaType(essence)),
-            Err(None) => return Err(bad("invalid_content_type", format!("{type_name} is not a MIME type: {raw:?}."))),
+            Err(None) => {
+                return Err(bad(Code::InvalidContentType, format!("{type_name} is not a MIME type: {raw:?}.")))
+            }
         },
     };
     Ok((duration_ms, declared))
@@ -165,22 +167,19 @@ pub fn settle_duration(
             return Ok(Settled { duration_ms: declared_ms, measured: false })
         }
         (Measured::Unknown(why), _) => {
-            return Err(bad(
-                "duration_unmeasurable",
+            return Err(bad(Code::DurationUnmeasurable,
                 format!("The recording's duration cannot be measured from its bytes ({why}); record in a supported format (WebM/Opus, Ogg Opus, MP4/AAC, MP3, AAC, WAV, FLAC)."),
             ))
         }
         (Measured::Inconsistent(why), _) => {
-            return Err(bad(
-                "inconsistent_audio",
+            return Err(bad(Code::InconsistentAudio,
                 format!("The audio file contradicts itself ({why}); upload the file as the recorder wrote it."),
             ))
         }
     };
     let tolerance = (measured_ms / 50).max(1_000);
     if let Some(declared_ms) = declared_ms.filter(|d| d.abs_diff(measured_ms) > tolerance) {
-        return Err(bad(
-            "duration_mismatch",
+        return Err(bad(Code::DurationMismatch,
             format!(
                 "The declared duration ({declared_ms} ms) does not match the audio ({measured_ms} ms measured from the container); declare the recording's real length."
             ),

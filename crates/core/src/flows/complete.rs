@@ -6,6 +6,7 @@
 //! store and the session the caller's: a URL under somebody else's session is refused and left
 //! alone.
 
+use crate::telemetry::Phase;
 use serde_json::{json, Value};
 use url::Url;
 
@@ -13,7 +14,7 @@ use crate::auth::Identity;
 use crate::client_upload::{blob_url_for_session, TokenPayload, UPLOAD_COMPLETED};
 use crate::clock::now_ms;
 use crate::convex::SessionDoc;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::media::{parse_declared, Container, DeclaredType};
 use crate::response::{json, Response};
 use crate::upload::{admit_session, attach, is_definite, Ctx, Landed};
@@ -54,7 +55,7 @@ pub fn webhook_identity(session_id: &str, token_payload: Option<&str>) -> Result
     let payload = TokenPayload::parse(token_payload)?;
     if payload.session_id != session_id {
         return Err(Error::BadRequest {
-            code: "invalid_event",
+            code: Code::InvalidEvent,
             message: "The webhook's tokenPayload names another session than this route's.".into(),
         });
     }
@@ -115,7 +116,7 @@ enum Verified {
 
 async fn verify(ctx: &Ctx<'_>, doc: SessionDoc, url: &Url, claim: &Claim<'_>) -> Result<Verified> {
     let upload = &ctx.state.config.upload;
-    let meta = ctx.trace.phase("storage", ctx.blob.head(url.as_str())).await?;
+    let meta = ctx.trace.phase(Phase::Storage, ctx.blob.head(url.as_str())).await?;
     let meta = meta.ok_or_else(|| Error::UploadNotFound(url.to_string()))?;
     if doc.audio_url.as_deref() == Some(meta.url.as_str()) {
         return Ok(Verified::Held(attached_record(&doc)));
@@ -125,7 +126,7 @@ async fn verify(ctx: &Ctx<'_>, doc: SessionDoc, url: &Url, claim: &Claim<'_>) ->
     let max_age = upload.completion_max_age();
     if crate::clock::too_old(meta.uploaded_at.as_deref(), now_ms(), max_age) {
         return Err(Error::BadRequest {
-            code: "upload_expired",
+            code: Code::UploadExpired,
             message: format!(
                 "The uploaded blob is older than {} min (the client token's lifetime); upload the recording again.",
                 max_age.as_secs() / 60
@@ -144,13 +145,13 @@ async fn verify(ctx: &Ctx<'_>, doc: SessionDoc, url: &Url, claim: &Claim<'_>) ->
     let duration_ms = claim.duration_ms.unwrap_or(0);
     let upload_meta = UploadMeta { duration_ms, declared: declared.clone(), content_length: Some(meta.size) };
     let admitted = admit_session(ctx, doc, &upload_meta).await?;
-    let head = ctx.trace.phase("storage", ctx.blob.read_start(url, Container::SNIFF_BYTES)).await?;
+    let head = ctx.trace.phase(Phase::Storage, ctx.blob.read_start(url, Container::SNIFF_BYTES)).await?;
     if !declared.container.matches(&head) {
         return Err(Error::ContentMismatch(declared.container.essence().into()));
     }
     // The duration from the whole of what landed (a lie can sit anywhere in it), read once.
     let measure = ctx.blob.measure(url, declared.container, meta.size, upload.total_timeout);
-    let measured = ctx.trace.phase("measure", measure).await?;
+    let measured = ctx.trace.phase(Phase::Measure, measure).await?;
     Ok(Verified::Landed(Checked {
         url: meta.url,
         pathname: meta.pathname,

@@ -2,6 +2,7 @@
 //! nothing is stored before every check that can be made without the bytes has passed, and nothing
 //! stays stored after a refusal.
 
+use crate::telemetry::Phase;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
@@ -43,7 +44,7 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request, body: Chunks, received: &Atomi
         stall: upload.idle_timeout * 2,
     };
     let put = ctx.blob.put(&pathname, &meta.declared.normalised, upload.access, put_body);
-    let stored = ctx.trace.phase("storage", put).await;
+    let stored = ctx.trace.phase(Phase::Storage, put).await;
     received.store(body.received(), Ordering::SeqCst);
     // A failure the body itself recorded (limit, short body, client abort, timeout) says more than
     // the transport error it caused.

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 pub use logging::{install_logging, LogLevel};
 pub use scrub::scrub;
-pub use trace::{hash_user, request_id_from, RecordSink, RequestRecord, Trace};
+pub use trace::{hash_user, request_id_from, Phase, RecordSink, RequestRecord, Trace};
 
 use crate::config::TelemetryConfig;
 use crate::error::Error;

@@ -9,6 +9,49 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 /// One finished request, as logged and as handed to the `onRequest` callback.
+/// The timed phases of a request, in `Server-Timing`, the request record and the log line. The
+/// README lists every one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// verifying the session token
+    Auth,
+    /// the caller's Convex token from Clerk (JWT template)
+    Token,
+    /// the session query
+    Lookup,
+    /// the entitlements query
+    Entitlements,
+    /// Vercel Blob: the upload, head, the first bytes
+    Storage,
+    /// a client upload read whole through the duration meter
+    Measure,
+    /// attachAudio
+    Mutation,
+    /// the session re-read after an unclear attach
+    Reread,
+    /// the audio storage's response headers (GET)
+    Upstream,
+    /// the body, until its last byte went out
+    Transfer,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Auth => "auth",
+            Phase::Token => "token",
+            Phase::Lookup => "lookup",
+            Phase::Entitlements => "entitlements",
+            Phase::Storage => "storage",
+            Phase::Measure => "measure",
+            Phase::Mutation => "mutation",
+            Phase::Reread => "reread",
+            Phase::Upstream => "upstream",
+            Phase::Transfer => "transfer",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestRecord {
@@ -91,15 +134,17 @@ impl Trace {
     }
 
     /// Time `fut` as phase `name`.
-    pub async fn phase<T>(&self, name: &'static str, fut: impl std::future::Future<Output = T>) -> T {
+    pub async fn phase<T>(&self, phase: Phase, fut: impl std::future::Future<Output = T>) -> T {
+        let name = phase.as_str();
         self.lock().current_phase = name;
         let start = Instant::now();
         let out = fut.await;
-        self.record(name, start.elapsed());
+        self.record(phase, start.elapsed());
         out
     }
 
-    pub fn record(&self, name: &'static str, took: Duration) {
+    pub fn record(&self, phase: Phase, took: Duration) {
+        let name = phase.as_str();
         let mut st = self.lock();
         st.current_phase = name;
         match st.phases.iter_mut().find(|(n, _)| *n == name) {
@@ -192,9 +237,9 @@ mod tests {
     #[tokio::test]
     async fn phases_accumulate_and_render_as_server_timing() {
         let trace = Trace::start("get", "GET", &[], Some("s1"));
-        trace.phase("auth", tokio::time::sleep(Duration::from_millis(2))).await;
-        trace.record("lookup", Duration::from_micros(1500));
-        trace.record("lookup", Duration::from_micros(500));
+        trace.phase(Phase::Auth, tokio::time::sleep(Duration::from_millis(2))).await;
+        trace.record(Phase::Lookup, Duration::from_micros(1500));
+        trace.record(Phase::Lookup, Duration::from_micros(500));
         let st = trace.server_timing();
         assert!(st.starts_with("auth;dur="), "{st}");
         assert!(st.ends_with(", lookup;dur=2.0"), "{st}");
