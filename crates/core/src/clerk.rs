@@ -176,8 +176,8 @@ impl ClerkClient {
         self.tokens.invalidate(&session_id.to_string()).await;
     }
 
-    /// The JWKS fetch `auth::KeyStore` uses when there is no `CLERK_JWT_KEY`.
-    pub fn jwks_fetch(self: &Arc<Self>) -> crate::auth::JwksFetch {
+    /// The JWKS fetch `keys::KeyStore` uses when there is no `CLERK_JWT_KEY`.
+    pub fn jwks_fetch(self: &Arc<Self>) -> crate::keys::JwksFetch {
         let clerk = self.clone();
         Arc::new(move || {
             let clerk = clerk.clone();

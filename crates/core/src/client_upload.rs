@@ -162,24 +162,6 @@ pub fn signature_ok(rw_token: &str, body: &[u8], signature: Option<&str>) -> boo
     hmac_sha256(rw_token, body).verify_slice(&sig).is_ok()
 }
 
-/// Where Vercel Blob sends `blob.upload-completed`, derived as `handleUpload` derives it
-/// (`getCallbackUrl`), from the environment: the origin part. The route's own path is appended per
-/// request. `None`: no webhook (the browser's completion event alone attaches).
-pub fn callback_origin(get: &impl Fn(&str) -> Option<String>) -> Option<String> {
-    let trimmed = |s: String| s.trim_end_matches('/').to_string();
-    if let Some(base) = get("VERCEL_BLOB_CALLBACK_URL") {
-        return Some(trimmed(base));
-    }
-    if get("VERCEL").as_deref() != Some("1") {
-        return None;
-    }
-    match get("VERCEL_ENV").as_deref() {
-        Some("preview") => get("VERCEL_BRANCH_URL").or_else(|| get("VERCEL_URL")).map(|h| format!("https://{h}")),
-        Some("production") => get("VERCEL_PROJECT_PRODUCTION_URL").map(|h| format!("https://{h}")),
-        _ => None,
-    }
-}
-
 /// The route's path and query, from the request URL Next gives the handler.
 pub fn request_path(request_url: &str) -> Option<String> {
     let url = Url::parse(request_url).ok()?;
@@ -307,38 +289,7 @@ mod tests {
     }
 
     #[test]
-    fn callback_origin_follows_handle_upload() {
-        let env = |pairs: &[(&str, &str)]| {
-            let map: std::collections::HashMap<String, String> =
-                pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-            callback_origin(&|k: &str| map.get(k).cloned())
-        };
-        assert_eq!(env(&[]), None);
-        assert_eq!(
-            env(&[("VERCEL_BLOB_CALLBACK_URL", "https://tunnel.example/")]).as_deref(),
-            Some("https://tunnel.example")
-        );
-        assert_eq!(env(&[("VERCEL_ENV", "preview"), ("VERCEL_URL", "x.vercel.app")]), None);
-        assert_eq!(
-            env(&[("VERCEL", "1"), ("VERCEL_ENV", "preview"), ("VERCEL_URL", "x.vercel.app")]).as_deref(),
-            Some("https://x.vercel.app")
-        );
-        assert_eq!(
-            env(&[
-                ("VERCEL", "1"),
-                ("VERCEL_ENV", "preview"),
-                ("VERCEL_URL", "x.vercel.app"),
-                ("VERCEL_BRANCH_URL", "b.vercel.app")
-            ])
-            .as_deref(),
-            Some("https://b.vercel.app")
-        );
-        assert_eq!(
-            env(&[("VERCEL", "1"), ("VERCEL_ENV", "production"), ("VERCEL_PROJECT_PRODUCTION_URL", "app.example")])
-                .as_deref(),
-            Some("https://app.example")
-        );
-        assert_eq!(env(&[("VERCEL", "1"), ("VERCEL_ENV", "development")]), None);
+    fn request_paths() {
         assert_eq!(request_path("http://localhost:3000/api/x/audio?a=1").as_deref(), Some("/api/x/audio?a=1"));
     }
 

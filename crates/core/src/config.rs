@@ -5,6 +5,7 @@
 //! The environment variable names are the ones the official SDKs read, so a deployment that already
 //! works with `@clerk/nextjs`, `convex` and `@vercel/blob` needs no new settings.
 
+pub use crate::telemetry::settings::TelemetryConfig;
 use std::time::Duration;
 
 use url::Url;
@@ -102,18 +103,6 @@ pub enum KeySource {
     Jwks,
 }
 
-/// What observability needs. Parsed before (and apart from) the rest, so that a deployment whose
-/// other settings are broken still logs and reports its 503s the way it was told to.
-#[derive(Debug, Clone)]
-pub struct TelemetryConfig {
-    pub log_level: crate::telemetry::LogLevel,
-    /// Send `Server-Timing` with the phase durations.
-    pub server_timing: bool,
-    pub sentry_dsn: Option<sentry::types::Dsn>,
-    /// `SENTRY_ENVIRONMENT`, else `VERCEL_ENV` (production / preview / development).
-    pub sentry_environment: Option<String>,
-}
-
 /// A configuration that cannot serve: the 503 to answer with, and the telemetry settings that did
 /// parse (a bad one falls back to its default here; the error names it).
 #[derive(Debug)]
@@ -153,7 +142,7 @@ impl Config {
     /// environment. Returns a 503-class error naming exactly what to fix.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> std::result::Result<Config, Box<Rejected>> {
         let get = |key: &str| get(key).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-        let (telemetry, telemetry_error) = parse_telemetry(&get);
+        let (telemetry, telemetry_error) = crate::telemetry::settings::parse(&get);
         let parsed = telemetry_error.map_or_else(|| Config::parse_rest(&get, telemetry.clone()), Err);
         parsed.map_err(|error| Box::new(Rejected { error, telemetry }))
     }
@@ -239,7 +228,7 @@ impl Config {
                 parse_number(get, "SESSION_AUDIO_CLIENT_TOKEN_TTL_MS", DEFAULT_CLIENT_TOKEN_TTL_MS)?
                     .clamp(1_000, 86_400_000),
             ),
-            callback_origin: crate::client_upload::callback_origin(get),
+            callback_origin: callback_origin(get),
             idle_timeout: Duration::from_millis(
                 parse_number(get, "SESSION_AUDIO_UPLOAD_IDLE_TIMEOUT_MS", DEFAULT_UPLOAD_IDLE_TIMEOUT_MS)?.max(1),
             ),
@@ -275,34 +264,22 @@ impl Config {
     }
 }
 
-/// The telemetry settings, each falling back to its default when it does not parse, and the first
-/// error met (which makes the whole configuration a 503).
-fn parse_telemetry(get: &impl Fn(&str) -> Option<String>) -> (TelemetryConfig, Option<Error>) {
-    let mut error = None;
-    let mut fail = |e: Error| {
-        error.get_or_insert(e);
-    };
-    let log_level = crate::telemetry::LogLevel::parse(get("SESSION_AUDIO_LOG").as_deref()).unwrap_or_else(|e| {
-        fail(Error::ConfigInvalid(e));
-        crate::telemetry::LogLevel::Info
-    });
-    let server_timing = match get("SESSION_AUDIO_SERVER_TIMING").as_deref() {
-        None | Some("1") | Some("true") | Some("on") => true,
-        Some("0") | Some("false") | Some("off") => false,
-        Some(_) => {
-            fail(Error::ConfigInvalid("SESSION_AUDIO_SERVER_TIMING must be 1 or 0".into()));
-            true
-        }
-    };
-    let sentry_dsn = get("SENTRY_DSN").and_then(|dsn| match dsn.parse::<sentry::types::Dsn>() {
-        Ok(dsn) => Some(dsn),
-        Err(e) => {
-            fail(Error::ConfigInvalid(format!("SENTRY_DSN is not a Sentry DSN ({e})")));
-            None
-        }
-    });
-    let sentry_environment = get("SENTRY_ENVIRONMENT").or_else(|| get("VERCEL_ENV"));
-    (TelemetryConfig { log_level, server_timing, sentry_dsn, sentry_environment }, error)
+/// Where Vercel Blob sends `blob.upload-completed`, derived as `handleUpload` derives it
+/// (`getCallbackUrl`), from the environment: the origin part. The route's own path is appended per
+/// request. `None`: no webhook (the browser's completion event alone attaches).
+pub fn callback_origin(get: &impl Fn(&str) -> Option<String>) -> Option<String> {
+    let trimmed = |s: String| s.trim_end_matches('/').to_string();
+    if let Some(base) = get("VERCEL_BLOB_CALLBACK_URL") {
+        return Some(trimmed(base));
+    }
+    if get("VERCEL").as_deref() != Some("1") {
+        return None;
+    }
+    match get("VERCEL_ENV").as_deref() {
+        Some("preview") => get("VERCEL_BRANCH_URL").or_else(|| get("VERCEL_URL")).map(|h| format!("https://{h}")),
+        Some("production") => get("VERCEL_PROJECT_PRODUCTION_URL").map(|h| format!("https://{h}")),
+        _ => None,
+    }
 }
 
 fn parse_switch(get: &impl Fn(&str) -> Option<String>, key: &str, default: bool) -> Result<bool> {
@@ -552,5 +529,40 @@ mod tests {
         .collect();
         let c = Config::from_lookup(|k| map.get(k).cloned()).map_err(|r| r.error).unwrap();
         assert!(matches!(c.key_source, KeySource::Pem(_)));
+    }
+
+    #[test]
+    fn callback_origin_follows_handle_upload() {
+        let env = |pairs: &[(&str, &str)]| {
+            let map: std::collections::HashMap<String, String> =
+                pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            callback_origin(&|k: &str| map.get(k).cloned())
+        };
+        assert_eq!(env(&[]), None);
+        assert_eq!(
+            env(&[("VERCEL_BLOB_CALLBACK_URL", "https://tunnel.example/")]).as_deref(),
+            Some("https://tunnel.example")
+        );
+        assert_eq!(env(&[("VERCEL_ENV", "preview"), ("VERCEL_URL", "x.vercel.app")]), None);
+        assert_eq!(
+            env(&[("VERCEL", "1"), ("VERCEL_ENV", "preview"), ("VERCEL_URL", "x.vercel.app")]).as_deref(),
+            Some("https://x.vercel.app")
+        );
+        assert_eq!(
+            env(&[
+                ("VERCEL", "1"),
+                ("VERCEL_ENV", "preview"),
+                ("VERCEL_URL", "x.vercel.app"),
+                ("VERCEL_BRANCH_URL", "b.vercel.app")
+            ])
+            .as_deref(),
+            Some("https://b.vercel.app")
+        );
+        assert_eq!(
+            env(&[("VERCEL", "1"), ("VERCEL_ENV", "production"), ("VERCEL_PROJECT_PRODUCTION_URL", "app.example")])
+                .as_deref(),
+            Some("https://app.example")
+        );
+        assert_eq!(env(&[("VERCEL", "1"), ("VERCEL_ENV", "development")]), None);
     }
 }

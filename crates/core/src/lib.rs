@@ -20,6 +20,7 @@ pub mod upload;
 // Identity: where the token is and the key store (`auth`), the JWT itself (`jwt`).
 pub mod auth;
 pub mod jwt;
+pub mod keys;
 
 // The services we call, each a thin client with no policy inside.
 pub mod blob;

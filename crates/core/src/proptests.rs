@@ -122,7 +122,7 @@ proptest! {
             prop_assert!(checked.is_err());
         }
         // And remembering a verified token never overflows, whatever its exp.
-        let tokens = crate::auth::VerifiedTokens::default();
+        let tokens = crate::keys::VerifiedTokens::default();
         tokens.insert([1; 32], exp.map_or(0, |e| e as i64), now);
         let _ = tokens.contains(&[1; 32], now);
     }

@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::auth::KeyStore;
 use crate::blob::BlobClient;
 use crate::cache::TtlCache;
 use crate::clerk::ClerkClient;
 use crate::config::{Config, KeySource};
 use crate::convex::{ConvexClient, SessionDoc};
 use crate::error::{Error, Result};
+use crate::keys::KeyStore;
 use crate::telemetry::{RecordSink, Telemetry};
 use crate::upstream::UpstreamClient;
 

@@ -11,6 +11,7 @@
 mod logging;
 mod scrub;
 mod sentry;
+pub mod settings;
 mod trace;
 
 use std::sync::Arc;
@@ -19,8 +20,8 @@ pub use logging::{install_logging, LogLevel};
 pub use scrub::scrub;
 pub use trace::{hash_user, request_id_from, Phase, RecordSink, RequestRecord, Trace};
 
-use crate::config::TelemetryConfig;
 use crate::error::Error;
+pub use settings::TelemetryConfig;
 
 /// The settings and sinks of one `State`.
 pub struct Telemetry {
