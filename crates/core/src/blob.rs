@@ -77,20 +77,48 @@ pub struct BlobMeta {
     pub uploaded_at: Option<String>,
 }
 
-/// An answer's body, read within `timeout` per chunk and to at most `MAX_METADATA_BYTES`: every
-/// answer we read from the store is small, and a store that sends more, or stalls, is failing.
-async fn read_limited(mut resp: reqwest::Response, what: &str, timeout: Duration) -> Result<Vec<u8>> {
-    let mut body = Vec::new();
-    while let Some(chunk) = tokio::time::timeout(timeout, resp.chunk())
-        .await
-        .map_err(|_| Error::StorageFailed(format!("{what}: timed out")))?
-        .map_err(|e| Error::StorageFailed(format!("{what}: {}", crate::error::chain(&e))))?
-    {
-        if body.len() + chunk.len() > MAX_METADATA_BYTES {
-            return Err(Error::StorageFailed(format!("{what}: answer larger than {MAX_METADATA_BYTES} bytes")));
+/// What a capped read does with bytes past its cap.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Past {
+    /// The answer is failing: an error naming the cap.
+    Fail,
+    /// Only the first bytes were wanted (a store may ignore Range): stop there.
+    Stop,
+}
+
+/// The one way an answer's body is read from the store: chunk by chunk, each within `timeout`, at
+/// most `cap` bytes, every byte handed to `sink` as it arrives. `what` names the exchange in errors.
+async fn read_capped(
+    mut resp: reqwest::Response,
+    what: &str,
+    timeout: Duration,
+    cap: u64,
+    past: Past,
+    mut sink: impl FnMut(&[u8]),
+) -> Result<()> {
+    let mut read = 0u64;
+    while past == Past::Fail || read < cap {
+        let chunk = tokio::time::timeout(timeout, resp.chunk())
+            .await
+            .map_err(|_| Error::StorageFailed(format!("{what}: timed out")))?
+            .map_err(|e| Error::StorageFailed(format!("{what}: {}", crate::error::chain(&e))))?;
+        let Some(chunk) = chunk else { break };
+        let room = usize::try_from(cap - read).unwrap_or(usize::MAX);
+        if chunk.len() > room && past == Past::Fail {
+            return Err(Error::StorageFailed(format!("{what}: answer longer than {cap} bytes")));
         }
-        body.extend_from_slice(&chunk);
+        let take = &chunk[..chunk.len().min(room)];
+        read += take.len() as u64;
+        sink(take);
     }
+    Ok(())
+}
+
+/// An answer's body, whole: every answer we read from the store is small (`MAX_METADATA_BYTES`), and
+/// a store that sends more, or stalls, is failing.
+async fn read_limited(resp: reqwest::Response, what: &str, timeout: Duration) -> Result<Vec<u8>> {
+    let mut body = Vec::new();
+    read_capped(resp, what, timeout, MAX_METADATA_BYTES as u64, Past::Fail, |b| body.extend_from_slice(b)).await?;
     Ok(body)
 }
 
@@ -204,17 +232,9 @@ impl BlobClient {
         if !resp.status().is_success() {
             return Err(Error::StorageFailed(format!("read: HTTP {}", resp.status())));
         }
-        let mut resp = resp;
-        let mut head = bytes::BytesMut::new();
         // Read no more than asked for, even from a store that ignores Range.
-        while head.len() < n {
-            match tokio::time::timeout(self.exchange, resp.chunk()).await {
-                Err(_) => return Err(Error::StorageFailed("read: timed out".into())),
-                Ok(Err(e)) => return Err(Error::StorageFailed(format!("read: {}", crate::error::chain(&e)))),
-                Ok(Ok(None)) => break,
-                Ok(Ok(Some(chunk))) => head.extend_from_slice(&chunk[..chunk.len().min(n - head.len())]),
-            }
-        }
+        let mut head = bytes::BytesMut::new();
+        read_capped(resp, "read", self.exchange, n as u64, Past::Stop, |b| head.extend_from_slice(b)).await?;
         Ok(head.freeze())
     }
 
@@ -237,18 +257,9 @@ impl BlobClient {
             return Err(Error::StorageFailed(format!("list: HTTP {status} {code}: {message}")));
         }
         // A page of 1000 blobs is well over the 64 KiB metadata bound: read it with its own.
-        let mut resp = resp;
         let mut body = Vec::new();
-        while let Some(chunk) = tokio::time::timeout(self.exchange, resp.chunk())
-            .await
-            .map_err(|_| Error::StorageFailed("list: timed out".into()))?
-            .map_err(|e| Error::StorageFailed(format!("list: {}", crate::error::chain(&e))))?
-        {
-            if body.len() + chunk.len() > MAX_LIST_BYTES {
-                return Err(Error::StorageFailed(format!("list: page larger than {MAX_LIST_BYTES} bytes")));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        read_capped(resp, "list", self.exchange, MAX_LIST_BYTES as u64, Past::Fail, |b| body.extend_from_slice(b))
+            .await?;
         serde_json::from_slice(&body).map_err(|e| Error::StorageFailed(format!("list: unexpected answer: {e}")))
     }
 
@@ -265,7 +276,7 @@ impl BlobClient {
     ) -> Result<Measured> {
         let read = async {
             let send = self.read(url).send();
-            let mut resp = tokio::time::timeout(self.exchange, send)
+            let resp = tokio::time::timeout(self.exchange, send)
                 .await
                 .map_err(|_| Error::StorageFailed("read: timed out".into()))?
                 .map_err(|e| Error::StorageFailed(format!("read: {}", crate::error::chain(&e))))?;
@@ -275,22 +286,10 @@ impl BlobClient {
             if !resp.status().is_success() {
                 return Err(Error::StorageFailed(format!("read: HTTP {}", resp.status())));
             }
+            // A store that sends more than the size it stated is not believed.
             let mut meter = Meter::new(container);
-            loop {
-                match tokio::time::timeout(self.exchange, resp.chunk()).await {
-                    Err(_) => return Err(Error::StorageFailed("read: timed out".into())),
-                    Ok(Err(e)) => return Err(Error::StorageFailed(format!("read: {}", crate::error::chain(&e)))),
-                    Ok(Ok(None)) => return Ok(meter.finish()),
-                    Ok(Ok(Some(chunk))) => {
-                        if meter.fed().saturating_add(chunk.len() as u64) > max_bytes {
-                            return Err(Error::StorageFailed(format!(
-                                "read: the stored blob is longer than its size ({max_bytes} bytes)"
-                            )));
-                        }
-                        meter.feed(&chunk);
-                    }
-                }
-            }
+            read_capped(resp, "read", self.exchange, max_bytes, Past::Fail, |b| meter.feed(b)).await?;
+            Ok(meter.finish())
         };
         tokio::time::timeout(deadline, read).await.map_err(|_| {
             Error::StorageFailed(format!("read: measuring the stored blob took over {} s", deadline.as_secs()))
