@@ -61,21 +61,9 @@ impl State {
         self.as_caller(who, phase, trace, |token| async move { self.convex.query(path, args, &token).await }).await
     }
 
-    /// Run a mutation as the caller, timed as `phase`.
-    pub async fn mutation_as(
-        &self,
-        who: &Identity,
-        path: &str,
-        args: serde_json::Value,
-        phase: Phase,
-        trace: &Trace,
-    ) -> Result<crate::convex::Outcome> {
-        self.as_caller(who, phase, trace, |token| async move { self.convex.mutation(path, args, &token).await }).await
-    }
-
     /// A Convex call with the caller's token, timed as `phase`. A token Convex refuses is
     /// forgotten, so the next request mints a fresh one.
-    async fn as_caller<T, Fut>(
+    pub(crate) async fn as_caller<T, Fut>(
         &self,
         who: &Identity,
         phase: Phase,

@@ -104,7 +104,8 @@ pub async fn attach(ctx: &Ctx<'_>, landed: &Landed<'_>) -> Result<(u16, Value)> 
     }
     .signed_now(secret);
     let mutation = &state.config.upload.attach_mutation;
-    let outcome = state.mutation_as(ctx.who, mutation, args, Phase::Mutation, ctx.trace).await;
+    let attach = |token: String| async move { state.convex.mutation(mutation, args, &token).await };
+    let outcome = state.as_caller(ctx.who, Phase::Mutation, ctx.trace, attach).await;
     state.forget_session(&ctx.who.user_id, ctx.session_id).await;
     // Anything but a clear success: the session, re-read, says whether it holds this blob.
     let answer = crate::attach::classify(outcome);

@@ -303,49 +303,33 @@ impl Measure for Adts {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
-    use crate::duration::tests::assert_bounded;
+    use crate::duration::tests::{fixture, in_every_chunking, near};
     use crate::media::Container;
 
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/../../__test__/fixtures/audio/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
-
-    /// The same answer in every chunking, bounded work; the answer.
     fn ms(body: &[u8]) -> Measured {
-        let whole = measure(Container::Adts, body);
-        for chunk in [1, 3, 7, 100, 4096] {
-            let mut meter = Meter::new(Container::Adts);
-            for piece in body.chunks(chunk) {
-                meter.feed(piece);
-            }
-            assert_eq!(meter.finish(), whole, "{chunk}-byte chunks");
-            assert_bounded(Container::Adts, body, chunk);
-        }
-        whole
-    }
-
-    fn near(got: Measured, want: u64) {
-        let Measured::Ms(ms) = got else { panic!("{got:?}, want {want} ms") };
-        assert!(ms.abs_diff(want) * 100 <= want, "{ms} ms, want {want} ± 1 %");
+        in_every_chunking(Container::Adts, body)
     }
 
     /// Where each frame of an honest file starts.
-    fn frame_starts(b: &[u8]) -> Vec<usize> {
-        let mut at = 0;
+    pub(in crate::duration) fn frame_starts<F: Framing>(b: &[u8], first: usize) -> Vec<usize> {
+        let mut at = first;
         let mut out = Vec::new();
-        while let Some(f) = b.get(at..).and_then(AdtsFraming::header) {
+        while let Some(f) = b.get(at..).and_then(F::header) {
             out.push(at);
             at += f.len;
         }
         out
     }
 
-    /// `body` with `junk` inserted before the frames at the given frame indexes.
-    fn with_junk(body: &[u8], at_frames: &[usize], junk: &[u8]) -> Vec<u8> {
-        let starts = frame_starts(body);
+    /// `body` with `junk` inserted before the frames (at `starts`) of the given indexes.
+    pub(in crate::duration) fn with_junk_at(
+        body: &[u8],
+        starts: &[usize],
+        at_frames: &[usize],
+        junk: &[u8],
+    ) -> Vec<u8> {
         let mut out = Vec::new();
         let mut from = 0;
         for &i in at_frames {
@@ -357,20 +341,24 @@ mod tests {
         out
     }
 
+    fn with_junk_at_adts(body: &[u8], at_frames: &[usize], junk: &[u8]) -> Vec<u8> {
+        with_junk_at(body, &frame_starts::<AdtsFraming>(body, 0), at_frames, junk)
+    }
+
     #[test]
     fn lie_one_junk_byte_after_some_frames() {
         let aac = fixture("tone-5s.aac");
-        assert!(frame_starts(&aac).len() > 200);
-        near(ms(&with_junk(&aac, &[60], &[0x00])), 5_000);
+        assert!(frame_starts::<AdtsFraming>(&aac, 0).len() > 200);
+        near(ms(&with_junk_at_adts(&aac, &[60], &[0x00])), 5_000);
         // A junk byte that is itself half a sync word.
-        near(ms(&with_junk(&aac, &[60], &[0xFF])), 5_000);
+        near(ms(&with_junk_at_adts(&aac, &[60], &[0xFF])), 5_000);
     }
 
     #[test]
     fn lie_several_junk_runs() {
         let aac = fixture("tone-5s.aac");
         let noise: Vec<u8> = (0..700u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
-        near(ms(&with_junk(&aac, &[10, 50, 51, 120, 200], &noise)), 5_000);
+        near(ms(&with_junk_at_adts(&aac, &[10, 50, 51, 120, 200], &noise)), 5_000);
         // Junk made of sync-like fake headers whose frame_length points into the real frames.
         let mut fakes = Vec::new();
         for len in [100u16, 333, 4000, 8000] {
@@ -385,7 +373,7 @@ mod tests {
             ]);
             fakes.extend_from_slice(b"junk");
         }
-        near(ms(&with_junk(&aac, &[5, 90, 91, 180], &fakes)), 5_000);
+        near(ms(&with_junk_at_adts(&aac, &[5, 90, 91, 180], &fakes)), 5_000);
     }
 
     #[test]
@@ -406,7 +394,7 @@ mod tests {
     #[test]
     fn lie_sample_rate_changes_midway_is_inconsistent() {
         let mut aac = fixture("tone-5s.aac");
-        let starts = frame_starts(&aac);
+        let starts = frame_starts::<AdtsFraming>(&aac, 0);
         for &at in &starts[starts.len() / 2..] {
             // 48 kHz (index 3) → 24 kHz (index 6).
             aac[at + 2] = (aac[at + 2] & !0x3C) | (6 << 2);
@@ -417,7 +405,7 @@ mod tests {
     #[test]
     fn a_cut_file_counts_the_whole_frames_that_arrived() {
         let aac = fixture("tone-5s.aac");
-        let starts = frame_starts(&aac);
+        let starts = frame_starts::<AdtsFraming>(&aac, 0);
         // Half the frames, plus half of the next one.
         let half = starts.len() / 2;
         let cut = &aac[..starts[half] + 20];

@@ -208,8 +208,10 @@ impl Flac {
             }
         }
     }
+}
 
-    fn feed_chunk(&mut self, mut chunk: &[u8], steps: &mut u64) {
+impl Measure for Flac {
+    fn feed(&mut self, mut chunk: &[u8], steps: &mut u64) {
         if self.failed {
             return;
         }
@@ -280,7 +282,7 @@ impl Flac {
         }
     }
 
-    fn finish_inner(&self) -> Measured {
+    fn finish(&self, _total: u64, _steps: &mut u64) -> Measured {
         let Some((info_rate, total)) = self.info else {
             return Measured::Unknown("FLAC without STREAMINFO");
         };
@@ -314,39 +316,14 @@ impl Flac {
     }
 }
 
-impl Measure for Flac {
-    fn feed(&mut self, chunk: &[u8], steps: &mut u64) {
-        self.feed_chunk(chunk, steps);
-    }
-
-    fn finish(&self, _total: u64, _steps: &mut u64) -> Measured {
-        self.finish_inner()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::duration::tests::assert_bounded;
+    use crate::duration::tests::{fixture, in_every_chunking};
     use crate::media::Container;
 
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/../../__test__/fixtures/audio/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
-
-    /// The same answer in every chunking, bounded work; the answer.
     fn ms(body: &[u8]) -> Measured {
-        let whole = measure(Container::Flac, body);
-        for chunk in [1, 3, 7, 100, 4096] {
-            let mut meter = Meter::new(Container::Flac);
-            for piece in body.chunks(chunk) {
-                meter.feed(piece);
-            }
-            assert_eq!(meter.finish(), whole, "{chunk}-byte chunks");
-            assert_bounded(Container::Flac, body, chunk);
-        }
-        whole
+        in_every_chunking(Container::Flac, body)
     }
 
     /// STREAMINFO's total samples field (36 bits at byte 8 + 13).

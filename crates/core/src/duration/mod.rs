@@ -11,7 +11,7 @@
 
 use crate::media::Container;
 
-mod adts;
+pub(crate) mod adts;
 mod flac;
 mod mp3;
 mod mp4;

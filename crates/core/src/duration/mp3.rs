@@ -175,31 +175,11 @@ impl Measure for Mp3 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::duration::tests::assert_bounded;
+    use crate::duration::tests::{fixture, in_every_chunking, near};
     use crate::media::Container;
 
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/../../__test__/fixtures/audio/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
-
-    /// The same answer in every chunking, bounded work; the answer.
     fn ms(body: &[u8]) -> Measured {
-        let whole = measure(Container::Mp3, body);
-        for chunk in [1, 3, 7, 100, 4096] {
-            let mut meter = Meter::new(Container::Mp3);
-            for piece in body.chunks(chunk) {
-                meter.feed(piece);
-            }
-            assert_eq!(meter.finish(), whole, "{chunk}-byte chunks");
-            assert_bounded(Container::Mp3, body, chunk);
-        }
-        whole
-    }
-
-    fn near(got: Measured, want: u64) {
-        let Measured::Ms(ms) = got else { panic!("{got:?}, want {want} ms") };
-        assert!(ms.abs_diff(want) * 100 <= want, "{ms} ms, want {want} ± 1 %");
+        in_every_chunking(Container::Mp3, body)
     }
 
     /// The fixtures: a 35-byte ID3v2 tag (45 bytes in all), then the frames.
@@ -207,27 +187,12 @@ mod tests {
 
     /// Where each frame of an honest file starts.
     fn frame_starts(b: &[u8]) -> Vec<usize> {
-        let mut at = FIRST_FRAME;
-        let mut out = Vec::new();
-        while let Some(f) = b.get(at..).and_then(Mp3Framing::header) {
-            out.push(at);
-            at += f.len;
-        }
-        out
+        crate::duration::adts::tests::frame_starts::<Mp3Framing>(b, FIRST_FRAME)
     }
 
     /// `body` with `junk` inserted before the frames at the given frame indexes.
     fn with_junk(body: &[u8], at_frames: &[usize], junk: &[u8]) -> Vec<u8> {
-        let starts = frame_starts(body);
-        let mut out = Vec::new();
-        let mut from = 0;
-        for &i in at_frames {
-            out.extend_from_slice(&body[from..starts[i]]);
-            out.extend_from_slice(junk);
-            from = starts[i];
-        }
-        out.extend_from_slice(&body[from..]);
-        out
+        crate::duration::adts::tests::with_junk_at(body, &frame_starts(body), at_frames, junk)
     }
 
     #[test]

@@ -524,12 +524,8 @@ impl Measure for Mp4 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::duration::tests::fixture;
     use crate::media::Container;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/../../__test__/fixtures/audio/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
 
     /// Every box of a walk entering the containers: (type, where the box starts, its size).
     fn boxes(body: &[u8]) -> Vec<([u8; 4], usize, usize)> {

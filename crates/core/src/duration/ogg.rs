@@ -154,60 +154,6 @@ fn vorbis_modes(tail: &[u8], steps: &mut u64) -> Option<Vec<bool>> {
 }
 
 impl Ogg {
-    fn feed_chunk(&mut self, mut chunk: &[u8], steps: &mut u64) {
-        while !chunk.is_empty() && !self.failed {
-            *steps += 1;
-            if self.skip > 0 {
-                chunk = take(&mut self.skip, chunk).1;
-                continue;
-            }
-            if self.in_page {
-                let (part, rest) = take(&mut self.seg_left, chunk);
-                chunk = rest;
-                self.packet_bytes(part);
-                self.advance(steps);
-                continue;
-            }
-            // The fixed header (27), then as many lacing values as it says (possibly none).
-            if self.head.buf.len() < 27 {
-                let used = self.head.fill(chunk, 27);
-                chunk = &chunk[used..];
-                if self.head.buf.len() < 27 {
-                    continue;
-                }
-                if &self.head.buf[..4] != b"OggS" {
-                    self.failed = true;
-                    return;
-                }
-            }
-            let want = 27 + usize::from(self.head.buf[26]);
-            let used = self.head.fill(chunk, want);
-            chunk = &chunk[used..];
-            if self.head.buf.len() < want {
-                continue;
-            }
-            let serial = u32_le(&self.head.buf[14..18]);
-            if *self.serial.get_or_insert(serial) != serial {
-                self.skip = self.head.buf[27..].iter().map(|&l| u64::from(l)).sum();
-                self.head.buf.clear();
-                continue;
-            }
-            // A page that continues a packet we do not hold: its first packet is dropped. A page
-            // that does not continue the packet we hold: that packet is dropped.
-            let continued = self.head.buf[5] & 1 != 0;
-            if continued && !self.open {
-                self.discard = true;
-            } else if !continued && self.open {
-                self.packet.buf.clear();
-                self.open = false;
-            }
-            self.in_page = true;
-            self.seg = 0;
-            self.seg_left = self.head.buf.get(27).map_or(0, |&l| u64::from(l));
-            self.advance(steps);
-        }
-    }
-
     /// Bytes of the current segment: the current packet's, of which only the first few are kept.
     fn packet_bytes(&mut self, part: &[u8]) {
         self.open = true;
@@ -305,8 +251,83 @@ impl Ogg {
         self.page_units = 0;
         self.head.buf.clear();
     }
+}
 
-    fn finish_inner(&self) -> Measured {
+/// The codec from the first packet's first 30 bytes.
+fn ident(first: &[u8]) -> Codec {
+    if first.len() >= 19 && first.starts_with(b"OpusHead") {
+        if first[8] >> 4 != 0 || first[9] == 0 {
+            return Codec::Other("Ogg Opus header of an unknown version");
+        }
+        return Codec::Opus { pre_skip: u64::from(u16_le(&first[10..12])) };
+    }
+    if first.len() >= 30 && first[0] == 1 && &first[1..7] == b"vorbis" {
+        let rate = u64::from(u32_le(&first[12..16]));
+        let (small, large) = (first[28] & 0x0F, first[28] >> 4);
+        if rate == 0 || !(6..=13).contains(&small) || !(small..=13).contains(&large) {
+            return Codec::Other("Ogg Vorbis identification header out of range");
+        }
+        return Codec::Vorbis { rate, blocksizes: [1 << small, 1 << large], modes: None, prev_block: None };
+    }
+    Codec::Other("Ogg codec other than Opus or Vorbis")
+}
+
+impl Measure for Ogg {
+    fn feed(&mut self, mut chunk: &[u8], steps: &mut u64) {
+        while !chunk.is_empty() && !self.failed {
+            *steps += 1;
+            if self.skip > 0 {
+                chunk = take(&mut self.skip, chunk).1;
+                continue;
+            }
+            if self.in_page {
+                let (part, rest) = take(&mut self.seg_left, chunk);
+                chunk = rest;
+                self.packet_bytes(part);
+                self.advance(steps);
+                continue;
+            }
+            // The fixed header (27), then as many lacing values as it says (possibly none).
+            if self.head.buf.len() < 27 {
+                let used = self.head.fill(chunk, 27);
+                chunk = &chunk[used..];
+                if self.head.buf.len() < 27 {
+                    continue;
+                }
+                if &self.head.buf[..4] != b"OggS" {
+                    self.failed = true;
+                    return;
+                }
+            }
+            let want = 27 + usize::from(self.head.buf[26]);
+            let used = self.head.fill(chunk, want);
+            chunk = &chunk[used..];
+            if self.head.buf.len() < want {
+                continue;
+            }
+            let serial = u32_le(&self.head.buf[14..18]);
+            if *self.serial.get_or_insert(serial) != serial {
+                self.skip = self.head.buf[27..].iter().map(|&l| u64::from(l)).sum();
+                self.head.buf.clear();
+                continue;
+            }
+            // A page that continues a packet we do not hold: its first packet is dropped. A page
+            // that does not continue the packet we hold: that packet is dropped.
+            let continued = self.head.buf[5] & 1 != 0;
+            if continued && !self.open {
+                self.discard = true;
+            } else if !continued && self.open {
+                self.packet.buf.clear();
+                self.open = false;
+            }
+            self.in_page = true;
+            self.seg = 0;
+            self.seg_left = self.head.buf.get(27).map_or(0, |&l| u64::from(l));
+            self.advance(steps);
+        }
+    }
+
+    fn finish(&self, _total: u64, _steps: &mut u64) -> Measured {
         let (rate, pre_skip) = match &self.codec {
             Codec::Opus { pre_skip } => (48_000u128, u128::from(*pre_skip)),
             Codec::Vorbis { rate, .. } => (u128::from(*rate), 0),
@@ -333,44 +354,11 @@ impl Ogg {
     }
 }
 
-/// The codec from the first packet's first 30 bytes.
-fn ident(first: &[u8]) -> Codec {
-    if first.len() >= 19 && first.starts_with(b"OpusHead") {
-        if first[8] >> 4 != 0 || first[9] == 0 {
-            return Codec::Other("Ogg Opus header of an unknown version");
-        }
-        return Codec::Opus { pre_skip: u64::from(u16_le(&first[10..12])) };
-    }
-    if first.len() >= 30 && first[0] == 1 && &first[1..7] == b"vorbis" {
-        let rate = u64::from(u32_le(&first[12..16]));
-        let (small, large) = (first[28] & 0x0F, first[28] >> 4);
-        if rate == 0 || !(6..=13).contains(&small) || !(small..=13).contains(&large) {
-            return Codec::Other("Ogg Vorbis identification header out of range");
-        }
-        return Codec::Vorbis { rate, blocksizes: [1 << small, 1 << large], modes: None, prev_block: None };
-    }
-    Codec::Other("Ogg codec other than Opus or Vorbis")
-}
-
-impl Measure for Ogg {
-    fn feed(&mut self, chunk: &[u8], steps: &mut u64) {
-        self.feed_chunk(chunk, steps);
-    }
-
-    fn finish(&self, _total: u64, _steps: &mut u64) -> Measured {
-        self.finish_inner()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::duration::tests::fixture;
     use crate::media::Container;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/../../__test__/fixtures/audio/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
 
     /// Ogg's CRC-32: polynomial 0x04C11DB7, not reflected, initial value 0, over the page with its
     /// CRC field zeroed.

@@ -2,7 +2,7 @@
 
 use super::*;
 
-fn fixture(name: &str) -> Vec<u8> {
+pub(crate) fn fixture(name: &str) -> Vec<u8> {
     let path = format!("{}/../../__test__/fixtures/audio/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
@@ -121,4 +121,25 @@ fn a_count_from_the_file_does_not_drive_a_loop() {
     for chunk in [usize::MAX, 1, 7, 4096] {
         assert_bounded(Container::Mp4, &body, chunk);
     }
+}
+
+/// The answer for `body`, asserted the same in every chunking (1, 3, 7, 100, 4096 bytes) and with
+/// work bounded by the bytes in each: what every meter's own tests measure with.
+pub(crate) fn in_every_chunking(container: Container, body: &[u8]) -> Measured {
+    let whole = measure(container, body);
+    for chunk in [1, 3, 7, 100, 4096] {
+        let mut meter = Meter::new(container);
+        for piece in body.chunks(chunk) {
+            meter.feed(piece);
+        }
+        assert_eq!(meter.finish(), whole, "{container:?} in {chunk}-byte chunks");
+        assert_bounded(container, body, chunk);
+    }
+    whole
+}
+
+/// `got` is a measurement within 1 % of `want` ms.
+pub(crate) fn near(got: Measured, want: u64) {
+    let Measured::Ms(ms) = got else { panic!("{got:?}, want {want} ms") };
+    assert!(ms.abs_diff(want) * 100 <= want, "{ms} ms, want {want} ± 1 %");
 }

@@ -110,7 +110,22 @@ pub(super) struct Wav {
 }
 
 impl Wav {
-    fn feed_chunk(&mut self, mut chunk: &[u8], steps: &mut u64) {
+    /// A whole `fmt ` chunk was read: the first one decides; a later one must agree with it.
+    fn end_fmt(&mut self) {
+        let parsed = parse_fmt(&self.fmt_buf.buf);
+        self.fmt_buf.buf.clear();
+        match &self.fmt {
+            None => self.fmt = Some(parsed),
+            Some(first) if *first != parsed => {
+                self.inconsistent.get_or_insert("WAV has two fmt chunks that disagree");
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+impl Measure for Wav {
+    fn feed(&mut self, mut chunk: &[u8], steps: &mut u64) {
         while !chunk.is_empty() && !self.failed {
             *steps += 1;
             if !self.started {
@@ -193,20 +208,7 @@ impl Wav {
         }
     }
 
-    /// A whole `fmt ` chunk was read: the first one decides; a later one must agree with it.
-    fn end_fmt(&mut self) {
-        let parsed = parse_fmt(&self.fmt_buf.buf);
-        self.fmt_buf.buf.clear();
-        match &self.fmt {
-            None => self.fmt = Some(parsed),
-            Some(first) if *first != parsed => {
-                self.inconsistent.get_or_insert("WAV has two fmt chunks that disagree");
-            }
-            Some(_) => {}
-        }
-    }
-
-    fn finish_inner(&self) -> Measured {
+    fn finish(&self, _total: u64, _steps: &mut u64) -> Measured {
         if self.failed || !self.started {
             return Measured::Unknown("not a RIFF/WAVE file");
         }
@@ -229,26 +231,11 @@ impl Wav {
     }
 }
 
-impl Measure for Wav {
-    fn feed(&mut self, chunk: &[u8], steps: &mut u64) {
-        self.feed_chunk(chunk, steps);
-    }
-
-    fn finish(&self, _total: u64, _steps: &mut u64) -> Measured {
-        self.finish_inner()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::duration::tests::assert_bounded;
+    use crate::duration::tests::{fixture, in_every_chunking};
     use crate::media::Container;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/../../__test__/fixtures/audio/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
 
     /// tone-5s.wav: fmt at 12 (payload at 20), LIST at 36, data header at 70, data payload at 78
     /// (160 000 bytes: 5 s of 16 kHz mono s16).
@@ -260,16 +247,7 @@ mod tests {
     }
 
     fn ms(body: &[u8]) -> Measured {
-        let whole = measure(Container::Wav, body);
-        for chunk in [1, 3, 7, 100, 4096] {
-            let mut meter = Meter::new(Container::Wav);
-            for piece in body.chunks(chunk) {
-                meter.feed(piece);
-            }
-            assert_eq!(meter.finish(), whole, "{chunk}-byte chunks");
-            assert_bounded(Container::Wav, body, chunk);
-        }
-        whole
+        in_every_chunking(Container::Wav, body)
     }
 
     #[test]

@@ -117,73 +117,6 @@ fn vint(b: &[u8], keep_marker: bool) -> Option<(usize, u64)> {
 }
 
 impl WebM {
-    fn feed_chunk(&mut self, mut chunk: &[u8], steps: &mut u64) {
-        while !chunk.is_empty() && !self.failed {
-            *steps += 1;
-            if let Some((id, keep)) = self.reading {
-                let (part, rest) = take(&mut self.skip, chunk);
-                chunk = rest;
-                self.value.fill(part, keep);
-                if self.skip == 0 {
-                    self.reading = None;
-                    self.element(id);
-                    self.value.buf.clear();
-                }
-                continue;
-            }
-            if self.skip > 0 {
-                chunk = take(&mut self.skip, chunk).1;
-                continue;
-            }
-            // An element header: ID (1–4 bytes, marker kept), size (1–8 bytes). Taken a byte
-            // count at a time, so nothing past the header is ever consumed here.
-            let want = match self.head.buf.first() {
-                None => 1,
-                Some(&first) => {
-                    let id_len = first.leading_zeros() as usize + 1;
-                    match self.head.buf.get(id_len) {
-                        _ if id_len > 4 => {
-                            self.failed = true;
-                            return;
-                        }
-                        None => id_len + 1,
-                        Some(&size_first) => id_len + size_first.leading_zeros() as usize + 1,
-                    }
-                }
-            };
-            if want > 12 {
-                self.failed = true;
-                return;
-            }
-            let used = self.head.fill(chunk, want);
-            chunk = &chunk[used..];
-            if self.head.buf.len() < want {
-                continue;
-            }
-            // `want` grows as the header's first bytes arrive (the ID's length, then the size's).
-            // Go round again only while it is still growing: the next pass takes more bytes. A
-            // header that can never complete ends the measurement (going round would spin forever).
-            let id_len = self.head.buf[0].leading_zeros() as usize + 1;
-            let Some(&size_first) = self.head.buf.get(id_len) else { continue };
-            let size_len = size_first.leading_zeros() as usize + 1;
-            if size_len > 8 {
-                self.failed = true;
-                return;
-            }
-            if self.head.buf.len() < id_len + size_len {
-                continue;
-            }
-            let parsed = vint(&self.head.buf, true).zip(vint(&self.head.buf[id_len..], false));
-            let Some(((_, id), (_, size))) = parsed else {
-                self.failed = true;
-                return;
-            };
-            let unknown = size == (1u64 << (7 * size_len)) - 1;
-            self.head.buf.clear();
-            self.enter(id as u32, if unknown { None } else { Some(size) });
-        }
-    }
-
     fn enter(&mut self, id: u32, size: Option<u64>) {
         match id {
             EBML_TRACK_ENTRY => {
@@ -295,8 +228,82 @@ impl WebM {
         }
         self.last_block = Some(self.last_block.map_or(at, |p| p.max(at)));
     }
+}
 
-    fn finish_inner(&self) -> Measured {
+/// max(2 %, 1 s) of `ns`.
+fn tolerance_ns(ns: i128) -> i128 {
+    (ns / 50).max(1_000_000_000)
+}
+
+impl Measure for WebM {
+    fn feed(&mut self, mut chunk: &[u8], steps: &mut u64) {
+        while !chunk.is_empty() && !self.failed {
+            *steps += 1;
+            if let Some((id, keep)) = self.reading {
+                let (part, rest) = take(&mut self.skip, chunk);
+                chunk = rest;
+                self.value.fill(part, keep);
+                if self.skip == 0 {
+                    self.reading = None;
+                    self.element(id);
+                    self.value.buf.clear();
+                }
+                continue;
+            }
+            if self.skip > 0 {
+                chunk = take(&mut self.skip, chunk).1;
+                continue;
+            }
+            // An element header: ID (1–4 bytes, marker kept), size (1–8 bytes). Taken a byte
+            // count at a time, so nothing past the header is ever consumed here.
+            let want = match self.head.buf.first() {
+                None => 1,
+                Some(&first) => {
+                    let id_len = first.leading_zeros() as usize + 1;
+                    match self.head.buf.get(id_len) {
+                        _ if id_len > 4 => {
+                            self.failed = true;
+                            return;
+                        }
+                        None => id_len + 1,
+                        Some(&size_first) => id_len + size_first.leading_zeros() as usize + 1,
+                    }
+                }
+            };
+            if want > 12 {
+                self.failed = true;
+                return;
+            }
+            let used = self.head.fill(chunk, want);
+            chunk = &chunk[used..];
+            if self.head.buf.len() < want {
+                continue;
+            }
+            // `want` grows as the header's first bytes arrive (the ID's length, then the size's).
+            // Go round again only while it is still growing: the next pass takes more bytes. A
+            // header that can never complete ends the measurement (going round would spin forever).
+            let id_len = self.head.buf[0].leading_zeros() as usize + 1;
+            let Some(&size_first) = self.head.buf.get(id_len) else { continue };
+            let size_len = size_first.leading_zeros() as usize + 1;
+            if size_len > 8 {
+                self.failed = true;
+                return;
+            }
+            if self.head.buf.len() < id_len + size_len {
+                continue;
+            }
+            let parsed = vint(&self.head.buf, true).zip(vint(&self.head.buf[id_len..], false));
+            let Some(((_, id), (_, size))) = parsed else {
+                self.failed = true;
+                return;
+            };
+            let unknown = size == (1u64 << (7 * size_len)) - 1;
+            self.head.buf.clear();
+            self.enter(id as u32, if unknown { None } else { Some(size) });
+        }
+    }
+
+    fn finish(&self, _total: u64, _steps: &mut u64) -> Measured {
         let Some((_, opus, delay_ns)) = self.track else {
             return Measured::Unknown("WebM without an audio track");
         };
@@ -331,30 +338,11 @@ impl WebM {
     }
 }
 
-/// max(2 %, 1 s) of `ns`.
-fn tolerance_ns(ns: i128) -> i128 {
-    (ns / 50).max(1_000_000_000)
-}
-
-impl Measure for WebM {
-    fn feed(&mut self, chunk: &[u8], steps: &mut u64) {
-        self.feed_chunk(chunk, steps);
-    }
-
-    fn finish(&self, _total: u64, _steps: &mut u64) -> Measured {
-        self.finish_inner()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::duration::tests::fixture;
     use crate::media::Container;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/../../__test__/fixtures/audio/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
 
     /// The elements of a flat walk like the meter's: (ID, where the payload starts, payload size).
     fn elements(body: &[u8]) -> Vec<(u32, usize, usize)> {
