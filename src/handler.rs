@@ -1,4 +1,5 @@
-//! `AudioHandler`: one configured handler set, built once per `createAudioHandlers` call.
+//! `AudioHandler`: one configured handler set, built once per configuration (by `createAudioHandlers`,
+//! or at `handleAudioGet`/`handleAudioPost`'s first call with an options object) and kept.
 
 use std::collections::HashMap;
 use std::sync::Arc;
