@@ -218,12 +218,9 @@ export interface AudioOptions {
   convexSecret?: string
 }
 
-/** Converting the argument is the check: napi throws a `TypeError` naming an option of the wrong type. */
-export declare function checkOptions(options: AudioOptions): void
-
 /**
  * The environment variables the handlers read; the JS face snapshots exactly these from
- * `process.env`.
+ * `process.env`, once per handler, when it is built.
  */
 export declare function envKeys(): Array<string>
 
@@ -246,15 +243,21 @@ export interface NativeResponse {
   stream?: BodyReader
 }
 
-/** The option names `AudioOptions` has, as JS spells them. */
+/**
+ * The option names `AudioOptions` has, as JS spells them (`convexUrl`), to refuse unknown ones
+ * where the developer sees it: napi ignores properties it does not know.
+ */
 export declare function optionNames(): Array<string>
 
-/** A finished request, as handed to the `onRequest` option. */
+/**
+ * One finished request, as handed to the `onRequest` option. Never contains tokens, cookies or the
+ * user id itself.
+ */
 export interface RequestRecord {
   requestId: string
   method: string
-  /** `"get"` or `"post"`. */
-  route: string
+  /** Which handler answered. */
+  route: 'get' | 'post'
   sessionId?: string
   /** First 16 hex digits of SHA-256 of the Clerk user id (never the id itself). */
   userHash?: string
@@ -265,8 +268,8 @@ export interface RequestRecord {
   durationMs: number
   /** Milliseconds per phase: auth, token, lookup, upstream, transfer, entitlements, storage, mutation. */
   phases: Record<string, number>
-  /** Uploads: `"measured"` (from the container) or `"declared"` (the container does not say). */
-  durationSource?: string
+  /** Uploads: `'measured'` from the container, or `'declared'` where the container does not say. */
+  durationSource?: 'measured' | 'declared'
 }
 
 /**

@@ -838,7 +838,6 @@ module.exports = nativeBinding
 module.exports.AudioHandler = nativeBinding.AudioHandler
 module.exports.BodyReader = nativeBinding.BodyReader
 module.exports.PostCall = nativeBinding.PostCall
-module.exports.checkOptions = nativeBinding.checkOptions
 module.exports.envKeys = nativeBinding.envKeys
 module.exports.optionNames = nativeBinding.optionNames
 module.exports.sweepOrphanAudio = nativeBinding.sweepOrphanAudio

@@ -1,4 +1,4 @@
-import type { AudioOptions as NativeAudioOptions } from './binding'
+import type { AudioOptions as NativeAudioOptions, RequestRecord } from './binding'
 
 /**
  * Options for the handlers: everything in `NativeAudioOptions` (declared once, in Rust, with each
@@ -11,24 +11,8 @@ export interface AudioOptions extends NativeAudioOptions {
   onRequest?: (record: RequestRecord) => void
 }
 
-/** One finished request. Never contains tokens, cookies or the user id itself. */
-export interface RequestRecord {
-  requestId: string
-  method: string
-  route: 'get' | 'post'
-  sessionId?: string
-  /** First 16 hex digits of SHA-256 of the Clerk user id. */
-  userHash?: string
-  status: number
-  errorCode?: string
-  /** Bytes sent (GET) or received (POST). */
-  bytes: number
-  durationMs: number
-  /** Milliseconds per phase: auth, token, lookup, upstream, transfer, entitlements, storage, mutation. */
-  phases: Record<string, number>
-  /** Uploads: `'measured'` from the container, or `'declared'` where the container does not say. */
-  durationSource?: 'measured' | 'declared'
-}
+/** One finished request (declared once, in Rust: `src/record.rs`). */
+export type { RequestRecord } from './binding'
 
 /** The JSON body of a successful upload (`201`). */
 export interface AudioUploadResult {
@@ -62,7 +46,16 @@ export interface RouteContext {
 
 export type RouteHandler = (request: Request, context: RouteContext) => Promise<Response>
 
-/** Stream a listening session's audio to its owner (GET and HEAD), with Range support. */
+/**
+ * Stream a listening session's audio to its owner (GET and HEAD), with Range support.
+ *
+ * The one-off form of `createAudioHandlers(options).GET`. The handler (its caches and connection
+ * pools) is built on the first call with a given `options` object, from those options and the
+ * environment as it is at that moment, and reused by every later call with the same object; calls
+ * without options share one handler. A changed `process.env` is not picked up afterwards, and
+ * neither is a change to the options object: restart the process, or pass a new object. Keep the
+ * options object at module scope: one created per request builds a handler per request.
+ */
 export declare function handleAudioGet(
   request: Request,
   context: RouteContext,
@@ -73,6 +66,9 @@ export declare function handleAudioGet(
  * Upload a listening session's audio: the raw body streamed to Vercel Blob, then the session moved
  * `recording` → `transcribing`. Requires `x-duration-ms` and `x-content-type` headers. `201` with
  * an `AudioUploadResult` body.
+ *
+ * The one-off form of `createAudioHandlers(options).POST`; it binds its handler as `handleAudioGet`
+ * does (and shares it: the same `options` object, or none, is the same handler).
  */
 export declare function handleAudioPost(
   request: Request,
@@ -80,7 +76,12 @@ export declare function handleAudioPost(
   options?: AudioOptions,
 ): Promise<Response>
 
-/** Route handlers bound to `options`. */
+/**
+ * Route handlers bound to `options`. The native handler is built here, once: the options are
+ * checked (an unknown name or a wrong type throws a `TypeError` now), the environment variables
+ * they fall back to are read now, and every request goes straight to it. A changed `process.env`
+ * takes effect in handlers created after the change (in practice: after a restart).
+ */
 export declare function createAudioHandlers(options?: AudioOptions): {
   GET: RouteHandler
   HEAD: RouteHandler

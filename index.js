@@ -54,24 +54,32 @@ function split(options) {
   return { settings, env, onRequest: (options && options.onRequest) || null }
 }
 
-// One native handler (with its caches and connection pools) per distinct configuration. The
-// environment is part of the key, so a changed `process.env` (dev hot reload) takes effect.
-const handlers = new Map()
-const callbackIds = new WeakMap()
-let nextCallbackId = 1
-function handlerFor(options) {
+// One native handler holds a configuration's caches and connection pools. It is built once, from
+// the options and a snapshot of the environment taken then; nothing is re-read per request.
+function bind(options) {
+  if (options != null && typeof options !== 'object') throw new TypeError('session-audio: options must be an object')
   const { settings, env, onRequest } = split(options)
-  if (onRequest && !callbackIds.has(onRequest)) callbackIds.set(onRequest, nextCallbackId++)
-  const key = JSON.stringify([
-    Object.entries(settings).sort(),
-    Object.entries(env).sort(),
-    onRequest ? callbackIds.get(onRequest) : 0,
-  ])
-  let handler = handlers.get(key)
+  try {
+    return new native.AudioHandler(settings, env, onRequest)
+  } catch (err) {
+    // napi converts `settings` here and names an option of the wrong type; that is misuse of the API.
+    throw new TypeError(`session-audio: ${err.message}`, { cause: err })
+  }
+}
+
+// The one-off form (`handleAudioGet(request, context, options?)`) binds a handler on the first call
+// with an options object and reuses it for every later call with that same object; calls without
+// options share one handler. Keyed by identity: an options object created per request would get
+// a fresh handler per request, so route files keep theirs at module scope (or use
+// `createAudioHandlers`).
+const bound = new WeakMap()
+let unbound = null
+function handlerFor(options) {
+  if (options == null) return (unbound ??= bind(options))
+  let handler = bound.get(options)
   if (!handler) {
-    if (handlers.size >= 16) handlers.delete(handlers.keys().next().value)
-    handler = new native.AudioHandler(settings, env, onRequest)
-    handlers.set(key, handler)
+    handler = bind(options)
+    bound.set(options, handler)
   }
   return handler
 }
@@ -170,14 +178,11 @@ function handleAudioPost(request, context, options) {
 }
 
 function createAudioHandlers(options) {
-  // Throw on unknown option names and wrong types now, where the developer sees it, not on the
-  // first request.
-  native.checkOptions(split(options).settings)
-  return {
-    GET: (request, context) => get(handlerFor(options), request, context),
-    HEAD: (request, context) => get(handlerFor(options), request, context),
-    POST: (request, context) => post(handlerFor(options), request, context),
-  }
+  // Built now: unknown option names and wrong types throw here, where the developer sees it, and
+  // each request goes straight to the native handler.
+  const handler = bind(options)
+  const GET = (request, context) => get(handler, request, context)
+  return { GET, HEAD: GET, POST: (request, context) => post(handler, request, context) }
 }
 
 /**

@@ -274,10 +274,10 @@ describe('the route', () => {
 
   it('without SESSION_AUDIO_CONVEX_SECRET: uploads and client-upload events are 503 config_missing, GET works', async () => {
     const alice = await s.clerk.sessionToken({ sub: 'user_alice' })
-    const opts = s.options({ convexSecret: undefined })
+    const handlers = s.handlers({ convexSecret: undefined })
     const id = await recording()
     const before = s.blob.list()
-    const up = await errorOf(await s.post(id, wav(), { token: alice, headers: meta, opts }))
+    const up = await errorOf(await s.post(id, wav(), { token: alice, headers: meta, handlers }))
     expect([up.status, up.code]).toEqual([503, 'config_missing'])
     expect(up.message).toMatch(/SESSION_AUDIO_CONVEX_SECRET/)
     const event = await errorOf(
@@ -287,7 +287,7 @@ describe('the route', () => {
           type: 'session-audio.complete-upload',
           payload: { url: `${s.blob.url}/listening-sessions/${id}/a.wav`, durationMs: 5000 },
         }),
-        { token: alice, headers: { 'content-type': 'application/json' }, opts },
+        { token: alice, headers: { 'content-type': 'application/json' }, handlers },
       ),
     )
     expect([event.status, event.code]).toEqual([503, 'config_missing'])
@@ -295,7 +295,7 @@ describe('the route', () => {
     expect(s.blob.list()).toEqual(before)
     expect((await s.convex.getSession(id)).status).toBe('recording')
     const ready = await s.session('user_alice')
-    const res = await s.get(ready, { token: alice, opts })
+    const res = await s.get(ready, { token: alice, handlers })
     expect(res.status).toBe(200)
     await res.arrayBuffer()
   })
@@ -306,7 +306,7 @@ describe('the route', () => {
       await s.post(await recording(), wav(), {
         token: alice,
         headers: meta,
-        opts: s.options({ convexSecret: 'hunter2-hunter2' }),
+        handlers: s.handlers({ convexSecret: 'hunter2-hunter2' }),
       }),
     )
     expect([e.status, e.code]).toEqual([503, 'config_invalid'])
@@ -320,7 +320,7 @@ describe('the route', () => {
     const id = await recording()
     const before = s.blob.list()
     const e = await errorOf(
-      await s.post(id, wav(), { token: alice, headers: meta, opts: s.options({ convexSecret: wrong }) }),
+      await s.post(id, wav(), { token: alice, headers: meta, handlers: s.handlers({ convexSecret: wrong }) }),
     )
     expect([e.status, e.code]).toEqual([503, 'config_invalid'])
     expect(e.message).toMatch(/SESSION_AUDIO_CONVEX_SECRET must be the same value/)

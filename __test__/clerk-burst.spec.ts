@@ -16,13 +16,13 @@ describe('a revoked session replayed in bursts (rate limit on)', () => {
   })
 
   it('300 requests in waves of 20 make at most a handful of Clerk calls; a live user right after is served', async () => {
-    const opts = s.options({ lookupTtlMs: 0 })
+    const handlers = s.handlers({ lookupTtlMs: 0 })
     const dead = await s.clerk.sessionToken({ sub: 'user_mallory', sid: 'sess_dead_burst' })
     s.clerk.sessions.get('sess_dead_burst')!.status = 'revoked'
     const id = await s.session('user_mallory')
     const codes = new Map<string, number>()
     for (let wave = 0; wave < 15; wave++) {
-      const answers = await Promise.all(Array.from({ length: 20 }, () => s.get(id, { token: dead, opts })))
+      const answers = await Promise.all(Array.from({ length: 20 }, () => s.get(id, { token: dead, handlers })))
       for (const res of answers) {
         expect(res.headers.get('www-authenticate')).toMatch(/session_inactive/)
         const e = await errorOf(res)
@@ -35,7 +35,7 @@ describe('a revoked session replayed in bursts (rate limit on)', () => {
 
     // A different, live user right after: the normal answer, not 503.
     const alice = await s.clerk.sessionToken({ sub: 'user_alice' })
-    const res = await s.get(await s.session('user_alice'), { token: alice, opts })
+    const res = await s.get(await s.session('user_alice'), { token: alice, handlers })
     expect(res.status).toBe(200)
     expect((await res.arrayBuffer()).byteLength).toBe(s.wav.length)
   })
@@ -51,7 +51,7 @@ describe('refusals and 429s are charged to the session that got them', () => {
   })
 
   it('a session that is gone (404), revoked (403) or ended (422) is 401 session_inactive, one call each', async () => {
-    const opts = s.options({ lookupTtlMs: 1 })
+    const handlers = s.handlers()
     const id = await s.session('user_mallory')
     const cases: [string, (sid: string) => void][] = [
       ['sess_gone', (sid) => s.clerk.sessions.delete(sid)],
@@ -62,7 +62,7 @@ describe('refusals and 429s are charged to the session that got them', () => {
       const token = await s.clerk.sessionToken({ sub: 'user_mallory', sid })
       kill(sid)
       for (let i = 0; i < 10; i++) {
-        const e = await errorOf(await s.get(id, { token, opts }))
+        const e = await errorOf(await s.get(id, { token, handlers }))
         expect([sid, e.status, e.code]).toEqual([sid, 401, 'session_inactive'])
       }
       expect([sid, s.clerk.tokenRequests(sid)]).toEqual([sid, 1])
@@ -70,36 +70,36 @@ describe('refusals and 429s are charged to the session that got them', () => {
   })
 
   it("a 429 one session got is that session's: it waits out Retry-After, the others are served", async () => {
-    const opts = s.options({ lookupTtlMs: 2 })
+    const handlers = s.handlers()
     const [frank, grace] = await Promise.all(
       ['user_frank', 'user_grace'].map((sub) => s.clerk.sessionToken({ sub, sid: `sess_${sub}` })),
     )
     const [frankId, graceId] = await Promise.all([s.session('user_frank'), s.session('user_grace')])
     s.clerk.state.fail = { status: 429, kind: 'tokens', retryAfter: 5 } // the next token call only
-    const first = await s.get(frankId, { token: frank, opts })
+    const first = await s.get(frankId, { token: frank, handlers })
     expect(first.headers.get('retry-after')).toBe('5')
     expect(await errorOf(first)).toMatchObject({ status: 503, code: 'auth_rate_limited' })
     // Frank again: told to wait what is left, without a call.
-    const again = await s.get(frankId, { token: frank, opts })
+    const again = await s.get(frankId, { token: frank, handlers })
     expect(Number(again.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
     expect(Number(again.headers.get('retry-after'))).toBeLessThanOrEqual(5)
     expect(await errorOf(again)).toMatchObject({ status: 503, code: 'auth_rate_limited' })
     expect(s.clerk.tokenRequests('sess_user_frank')).toBe(1)
     // Grace, right after: her normal answer. The shared breaker did not open.
-    const res = await s.get(graceId, { token: grace, opts })
+    const res = await s.get(graceId, { token: grace, handlers })
     expect(res.status).toBe(200)
     await res.arrayBuffer()
   })
 
   it('429s for several distinct sessions within the window open the shared breaker', async () => {
-    const opts = s.options({ lookupTtlMs: 3 })
+    const handlers = s.handlers()
     const users = ['user_hana', 'user_ivan', 'user_jo', 'user_kim']
     const tokens = await Promise.all(users.map((sub) => s.clerk.sessionToken({ sub, sid: `sess_${sub}` })))
     const ids = await Promise.all(users.map((u) => s.session(u)))
     s.clerk.state.fail = { status: 429, kind: 'tokens', sticky: true, retryAfter: 5 }
     try {
       for (let i = 0; i < users.length; i++) {
-        const e = await errorOf(await s.get(ids[i], { token: tokens[i], opts }))
+        const e = await errorOf(await s.get(ids[i], { token: tokens[i], handlers }))
         expect([users[i], e.status, e.code]).toEqual([users[i], 503, 'auth_rate_limited'])
       }
       // The first three each made their call; the third opened the breaker, so the fourth made none.
@@ -137,12 +137,12 @@ describe('pending sessions', () => {
   it('acceptPendingSessions (or SESSION_AUDIO_ACCEPT_PENDING_SESSIONS=1) accepts them', async () => {
     const token = await s.clerk.sessionToken({ sub: 'user_bob', claims: { sts: 'pending' } })
     const id = await s.session('user_bob')
-    const res = await s.get(id, { token, opts: s.options({ acceptPendingSessions: true }) })
+    const res = await s.get(id, { token, handlers: s.handlers({ acceptPendingSessions: true }) })
     expect(res.status).toBe(200)
     await res.arrayBuffer()
     process.env.SESSION_AUDIO_ACCEPT_PENDING_SESSIONS = '1'
     try {
-      const viaEnv = await s.get(id, { token, opts: s.options({ lookupTtlMs: 4 }) })
+      const viaEnv = await s.get(id, { token, handlers: s.handlers() })
       expect(viaEnv.status).toBe(200)
       await viaEnv.arrayBuffer()
     } finally {

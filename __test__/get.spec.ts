@@ -215,7 +215,7 @@ describe('GET streams the owner audio', () => {
   })
 
   it('adds max-age when cacheMaxAge is set', async () => {
-    const res = await s.get(sessionId, { token: alice, opts: s.options({ cacheMaxAge: 60 }) })
+    const res = await s.get(sessionId, { token: alice, handlers: s.handlers({ cacheMaxAge: 60 }) })
     expect(res.headers.get('cache-control')).toBe('private, no-transform, max-age=60')
     await res.arrayBuffer()
   })
@@ -254,10 +254,10 @@ describe('caching keeps seeks off Clerk and Convex', () => {
     const token = await s.clerk.sessionToken({ sub: 'user_carol' })
     const id = await s.session('user_carol')
     const [tokens, queries] = [s.clerk.calls.tokens, s.convex.calls.query]
-    const handlers = s.options({ lookupTtlMs: 60_000 })
+    const handlers = s.handlers({ lookupTtlMs: 60_000 })
     const results = await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
-        s.get(id, { token, opts: handlers, headers: { range: `bytes=${i * 100}-${i * 100 + 99}` } }),
+        s.get(id, { token, handlers, headers: { range: `bytes=${i * 100}-${i * 100 + 99}` } }),
       ),
     )
     for (const r of results) {
@@ -285,7 +285,7 @@ describe('refusals', () => {
       return d && { _id: d._id, userId: d.userId, status: d.status, audioUrl: d.audioUrl ?? null }
     }
     try {
-      const e2 = await errorOf(await s.get(bobs, { token: alice, opts: s.options({ lookupTtlMs: 0 }) }))
+      const e2 = await errorOf(await s.get(bobs, { token: alice, handlers: s.handlers({ lookupTtlMs: 0 }) }))
       expect([e2.status, e2.code, e2.message]).toEqual([404, 'session_not_found', e1.message])
     } finally {
       delete s.convex.state.override['listeningSessions:getForAudio']
@@ -314,7 +314,7 @@ describe('refusals', () => {
     const e = await errorOf(
       await s.get(id, {
         token: alice,
-        opts: s.options({ trustedHosts: [`127.0.0.1:${port}`], upstreamTimeoutMs: 300 }),
+        handlers: s.handlers({ trustedHosts: [`127.0.0.1:${port}`], upstreamTimeoutMs: 300 }),
       }),
     )
     expect([e.status, e.code]).toEqual([504, 'upstream_timeout'])
@@ -332,23 +332,25 @@ describe('refusals', () => {
   it('Convex down is 502 convex_unavailable; a Convex function error is 502 convex_error', async () => {
     const token = await s.clerk.sessionToken({ sub: 'user_dave' })
     const id = await s.session('user_dave')
-    const opts = s.options({ lookupTtlMs: 0 })
+    const handlers = s.handlers({ lookupTtlMs: 0 })
     s.convex.state.fail = { status: 500 }
-    const down = await errorOf(await s.get(id, { token, opts }))
+    const down = await errorOf(await s.get(id, { token, handlers }))
     expect([down.status, down.code]).toEqual([502, 'convex_unavailable'])
     // The outage is remembered for a few seconds: the next request fails fast, without a call.
     const queries = s.convex.calls.query
-    const fast = await errorOf(await s.get(id, { token, opts }))
+    const fast = await errorOf(await s.get(id, { token, handlers }))
     expect([fast.status, fast.code, s.convex.calls.query - queries]).toEqual([502, 'convex_unavailable', 0])
     // A thrown function error is not an outage (a fresh handler: the last one is failing fast).
-    const opts2 = s.options({ lookupTtlMs: 0, cacheMaxAge: 1 })
+    const fresh = s.handlers({ lookupTtlMs: 0 })
     s.convex.state.fail = { functionError: 'boom' }
-    const fnErr = await errorOf(await s.get(id, { token, opts: opts2 }))
+    const fnErr = await errorOf(await s.get(id, { token, handlers: fresh }))
     expect([fnErr.status, fnErr.code]).toEqual([502, 'convex_error'])
-    const unreachable = await errorOf(await s.get(id, { token, opts: s.options({ convexUrl: 'http://127.0.0.1:9' }) }))
+    const unreachable = await errorOf(
+      await s.get(id, { token, handlers: s.handlers({ convexUrl: 'http://127.0.0.1:9' }) }),
+    )
     expect([unreachable.status, unreachable.code]).toEqual([502, 'convex_unavailable'])
     // And after the failures, the same request works: nothing bad was cached.
-    const ok = await s.get(id, { token, opts: opts2 })
+    const ok = await s.get(id, { token, handlers: fresh })
     expect(ok.status).toBe(200)
     await ok.arrayBuffer()
   })
@@ -378,10 +380,10 @@ describe('refusals', () => {
   })
 
   it('a 429 from the JWKS endpoint is 503 auth_rate_limited with its Retry-After too', async () => {
-    const opts = s.options({ lookupTtlMs: 13 }) // distinct settings: a fresh handler with an empty key cache
+    const handlers = s.handlers() // a fresh handler: an empty key cache
     s.clerk.state.fail = { status: 429, kind: 'jwks', retryAfter: 7 }
     try {
-      const res = await s.get(sessionId, { token: alice, opts })
+      const res = await s.get(sessionId, { token: alice, handlers })
       expect(res.headers.get('retry-after')).toBe('7')
       const e = await errorOf(res)
       expect([e.status, e.code]).toEqual([503, 'auth_rate_limited'])
@@ -391,19 +393,19 @@ describe('refusals', () => {
   })
 
   it('a burst during a Convex outage makes one call per window, across users and sessions', async () => {
-    const opts = s.options({ lookupTtlMs: 0, cacheMaxAge: 2 }) // a handler of its own
+    const handlers = s.handlers({ lookupTtlMs: 0 }) // a handler of its own
     const users = ['user_ola', 'user_per', 'user_quin']
     const tokens = await Promise.all(users.map((sub) => s.clerk.sessionToken({ sub })))
     const ids = await Promise.all(users.map((u) => s.session(u)))
     s.convex.state.fail = { status: 503, kind: 'query', sticky: true }
     try {
       const before = s.convex.calls.query
-      const first = await errorOf(await s.get(ids[0], { token: tokens[0], opts }))
+      const first = await errorOf(await s.get(ids[0], { token: tokens[0], handlers }))
       expect([first.status, first.code]).toEqual([502, 'convex_unavailable'])
       const serial = []
-      for (let i = 0; i < 15; i++) serial.push(await s.get(ids[i % 3], { token: tokens[i % 3], opts }))
+      for (let i = 0; i < 15; i++) serial.push(await s.get(ids[i % 3], { token: tokens[i % 3], handlers }))
       const burst = await Promise.all(
-        Array.from({ length: 30 }, (_, i) => s.get(ids[i % 3], { token: tokens[i % 3], opts })),
+        Array.from({ length: 30 }, (_, i) => s.get(ids[i % 3], { token: tokens[i % 3], handlers })),
       )
       for (const res of [...serial, ...burst]) {
         const e = await errorOf(res)
@@ -414,39 +416,41 @@ describe('refusals', () => {
       s.convex.state.fail = null
     }
     // Convex is back: after the window, one probe closes the breaker and everyone is served.
-    expect(await until(async () => (await s.get(ids[0], { token: tokens[0], opts })).status === 200, 8000)).toBe(true)
-    const res = await Promise.all(ids.map((id, i) => s.get(id, { token: tokens[i], opts })))
+    expect(await until(async () => (await s.get(ids[0], { token: tokens[0], handlers })).status === 200, 8000)).toBe(
+      true,
+    )
+    const res = await Promise.all(ids.map((id, i) => s.get(id, { token: tokens[i], handlers })))
     expect(res.map((r) => r.status)).toEqual([200, 200, 200])
   })
 
   it('a burst during a Clerk outage makes one token call per window; JWKS likewise', async () => {
-    const opts = s.options({ lookupTtlMs: 0, cacheMaxAge: 3 })
+    const handlers = s.handlers({ lookupTtlMs: 0 })
     const users = ['user_rae', 'user_sol']
     const tokens = await Promise.all(users.map((sub) => s.clerk.sessionToken({ sub })))
     const ids = await Promise.all(users.map((u) => s.session(u)))
     s.clerk.state.fail = { status: 503, kind: 'tokens', sticky: true }
     try {
       const before = s.clerk.calls.tokens
-      const first = await errorOf(await s.get(ids[0], { token: tokens[0], opts }))
+      const first = await errorOf(await s.get(ids[0], { token: tokens[0], handlers }))
       expect([first.status, first.code]).toEqual([502, 'auth_provider_unavailable'])
       const burst = await Promise.all(
-        Array.from({ length: 20 }, (_, i) => s.get(ids[i % 2], { token: tokens[i % 2], opts })),
+        Array.from({ length: 20 }, (_, i) => s.get(ids[i % 2], { token: tokens[i % 2], handlers })),
       )
-      for (let i = 0; i < 10; i++) burst.push(await s.get(ids[i % 2], { token: tokens[i % 2], opts }))
+      for (let i = 0; i < 10; i++) burst.push(await s.get(ids[i % 2], { token: tokens[i % 2], handlers }))
       for (const res of burst) expect((await errorOf(res)).code).toBe('auth_provider_unavailable')
       expect(s.clerk.calls.tokens - before).toBe(1)
     } finally {
       s.clerk.state.fail = null
     }
     // A cold handler (no keys yet) while the JWKS endpoint is down: one fetch for the whole burst.
-    const cold = s.options({ lookupTtlMs: 0, cacheMaxAge: 4 })
+    const cold = s.handlers({ lookupTtlMs: 0 })
     s.clerk.state.fail = { status: 503, kind: 'jwks', sticky: true }
     try {
       const before = s.clerk.calls.jwks
       const burst = await Promise.all(
-        Array.from({ length: 20 }, (_, i) => s.get(ids[i % 2], { token: tokens[i % 2], opts: cold })),
+        Array.from({ length: 20 }, (_, i) => s.get(ids[i % 2], { token: tokens[i % 2], handlers: cold })),
       )
-      for (let i = 0; i < 10; i++) burst.push(await s.get(ids[0], { token: tokens[0], opts: cold }))
+      for (let i = 0; i < 10; i++) burst.push(await s.get(ids[0], { token: tokens[0], handlers: cold }))
       for (const res of burst) expect((await errorOf(res)).code).toBe('auth_provider_unavailable')
       expect(s.clerk.calls.jwks - before).toBe(1)
     } finally {
@@ -471,7 +475,7 @@ describe('refusals', () => {
     const e = await errorOf(
       await s.get(sessionId, {
         token: await s.clerk.sessionToken({ sub: 'user_alice' }),
-        opts: s.options({ convexTemplate: 'nope', lookupTtlMs: 0 }),
+        handlers: s.handlers({ convexTemplate: 'nope', lookupTtlMs: 0 }),
       }),
     )
     expect([e.status, e.code]).toEqual([503, 'config_invalid'])

@@ -27,6 +27,9 @@ export async function until(cond: () => boolean | Promise<boolean>, ms = 3000): 
 
 export type Stack = Awaited<ReturnType<typeof startStack>>
 
+/** One set of route handlers, bound to one configuration (and its caches). */
+export type Handlers = ReturnType<typeof createAudioHandlers>
+
 /** `clerk`: options for the loopback Clerk (`rateLimit`, `refusalStatus`, …; see stack/clerk.mjs). */
 export async function startStack({ clerk: clerkOptions = {} }: { clerk?: Parameters<typeof startClerk>[0] } = {}) {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'session-audio-test-'))
@@ -50,6 +53,14 @@ export async function startStack({ clerk: clerkOptions = {} }: { clerk?: Paramet
     convexSecret: convex.env.SESSION_AUDIO_CONVEX_SECRET,
     ...extra,
   })
+
+  /**
+   * Handlers of their own, from `options(extra)`: empty caches, a closed breaker, new connection
+   * pools, and the environment as it is now. Pass them to `get`/`post` as `handlers`.
+   */
+  const handlers = (extra: AudioOptions = {}): Handlers => createAudioHandlers(options(extra))
+  // What `get` and `post` use unless given `handlers`: one set per stack, built on first use.
+  let shared: Handlers | undefined
 
   /**
    * A session owned by `userId` whose audio is `audioPath` on the audio server (none if null),
@@ -77,21 +88,24 @@ export async function startStack({ clerk: clerkOptions = {} }: { clerk?: Paramet
       token,
       headers = {},
       method = 'GET',
-      opts,
-    }: { token?: string; headers?: Record<string, string>; method?: string; opts?: AudioOptions } = {},
+      handlers: route = (shared ??= handlers()),
+    }: { token?: string; headers?: Record<string, string>; method?: string; handlers?: Handlers } = {},
   ) {
     const h = new Headers(headers)
     if (token) h.set('authorization', `Bearer ${token}`)
     const request = new Request(`http://app.local/api/listening-sessions/${sessionId}/audio`, { method, headers: h })
-    const handlers = createAudioHandlers(opts ?? options())
-    return handlers.GET(request, { params: Promise.resolve({ sessionId }) })
+    return route.GET(request, { params: Promise.resolve({ sessionId }) })
   }
 
   /** POST `body` as the upload of `sessionId`. Set `content-length` in `headers` to declare it. */
   async function post(
     sessionId: string,
     body: BodyInit | null,
-    { token, headers = {}, opts }: { token?: string; headers?: Record<string, string>; opts?: AudioOptions } = {},
+    {
+      token,
+      headers = {},
+      handlers: route = (shared ??= handlers()),
+    }: { token?: string; headers?: Record<string, string>; handlers?: Handlers } = {},
   ) {
     const h = new Headers(headers)
     if (token) h.set('authorization', `Bearer ${token}`)
@@ -101,7 +115,7 @@ export async function startStack({ clerk: clerkOptions = {} }: { clerk?: Paramet
       body,
       duplex: 'half',
     } as RequestInit)
-    return createAudioHandlers(opts ?? options()).POST(request, { params: Promise.resolve({ sessionId }) })
+    return route.POST(request, { params: Promise.resolve({ sessionId }) })
   }
 
   return {
@@ -113,6 +127,7 @@ export async function startStack({ clerk: clerkOptions = {} }: { clerk?: Paramet
     convex,
     audio,
     options,
+    handlers,
     session,
     get,
     async close() {

@@ -37,7 +37,7 @@ describe('request id and Server-Timing', () => {
   })
 
   it('Server-Timing names the phases with durations, and can be switched off', async () => {
-    const res = await s.get(sessionId, { token: alice, opts: s.options({ lookupTtlMs: 0 }) })
+    const res = await s.get(sessionId, { token: alice, handlers: s.handlers({ lookupTtlMs: 0 }) })
     const timing = res.headers.get('server-timing')!
     await res.arrayBuffer()
     const entries = timing.split(', ').map((e) => e.split(';dur='))
@@ -45,7 +45,7 @@ describe('request id and Server-Timing', () => {
     for (const [, dur] of entries) expect(Number(dur)).toBeGreaterThanOrEqual(0)
     const refused = await s.get(sessionId)
     expect(refused.headers.get('server-timing')).toMatch(/^auth;dur=\d+\.\d$/)
-    const off = await s.get(sessionId, { token: alice, opts: s.options({ serverTiming: false }) })
+    const off = await s.get(sessionId, { token: alice, handlers: s.handlers({ serverTiming: false }) })
     expect(off.headers.get('server-timing')).toBeNull()
     await off.arrayBuffer()
   })
@@ -54,10 +54,10 @@ describe('request id and Server-Timing', () => {
 describe('the per-request record', () => {
   it('reaches onRequest once per request, after the stream ends, with bytes, phases and a user hash', async () => {
     const records: RequestRecord[] = []
-    const opts = s.options({ onRequest: (r) => records.push(r), lookupTtlMs: 1 })
-    const res = await s.get(sessionId, { token: alice, opts, headers: { 'x-request-id': 'rec-1' } })
+    const handlers = s.handlers({ onRequest: (r) => records.push(r) })
+    const res = await s.get(sessionId, { token: alice, handlers, headers: { 'x-request-id': 'rec-1' } })
     await res.arrayBuffer()
-    const denied = await s.get(sessionId, { opts, headers: { 'x-request-id': 'rec-2' } })
+    const denied = await s.get(sessionId, { handlers, headers: { 'x-request-id': 'rec-2' } })
     await denied.arrayBuffer()
     expect(await until(() => records.length === 2)).toBe(true)
     const [ok, refused] = records
@@ -87,7 +87,7 @@ describe('the per-request record', () => {
     const res = await s.post(id, s.wav, {
       token: alice,
       headers: { 'x-duration-ms': '5000', 'x-content-type': 'audio/wav' },
-      opts: s.options({ onRequest: (r) => records.push(r) }),
+      handlers: s.handlers({ onRequest: (r) => records.push(r) }),
     })
     expect(res.status).toBe(201)
     expect(await until(() => records.length === 1)).toBe(true)
@@ -152,7 +152,8 @@ describe('the per-request record', () => {
 })
 
 describe('Sentry', () => {
-  const opts = (extra = {}) => s.options({ sentryDsn: sentry.dsn, sentryEnvironment: 'test', lookupTtlMs: 0, ...extra })
+  const handlers = (extra = {}) =>
+    s.handlers({ sentryDsn: sentry.dsn, sentryEnvironment: 'test', lookupTtlMs: 0, ...extra })
 
   it('gets exactly one event per 5xx, tagged and scrubbed, and none for 4xx', async () => {
     const before = sentry.events().length
@@ -160,30 +161,34 @@ describe('Sentry', () => {
     const cases: [string, () => Promise<Response>][] = [
       [
         'upstream_failed',
-        async () => s.get(await s.session('user_alice', `/status/500${secretQuery}`), { token: alice, opts: opts() }),
+        async () =>
+          s.get(await s.session('user_alice', `/status/500${secretQuery}`), { token: alice, handlers: handlers() }),
       ],
       [
         'untrusted_audio_host',
         async () =>
           s.get(await s.session('user_alice', `https://evil.example/a.wav${secretQuery}`), {
             token: alice,
-            opts: opts(),
+            handlers: handlers(),
           }),
       ],
       [
         'convex_unavailable',
-        async () => s.get(sessionId, { token: alice, opts: opts({ convexUrl: 'http://127.0.0.1:9' }) }),
+        async () => s.get(sessionId, { token: alice, handlers: handlers({ convexUrl: 'http://127.0.0.1:9' }) }),
       ],
-      ['config_missing', async () => s.get(sessionId, { token: alice, opts: { sentryDsn: sentry.dsn } })],
+      [
+        'config_missing',
+        async () => s.get(sessionId, { token: alice, handlers: createAudioHandlers({ sentryDsn: sentry.dsn }) }),
+      ],
     ]
     for (const [code, request] of cases) {
       const res = await request()
       expect((await errorOf(res)).code).toBe(code)
     }
     // 4xx: none of these may be reported.
-    await (await s.get(sessionId, { opts: opts() })).arrayBuffer()
-    await (await s.get('k_missing', { token: alice, opts: opts() })).arrayBuffer()
-    await (await s.post(sessionId, s.wav, { token: alice, opts: opts() })).arrayBuffer()
+    await (await s.get(sessionId, { handlers: handlers() })).arrayBuffer()
+    await (await s.get('k_missing', { token: alice, handlers: handlers() })).arrayBuffer()
+    await (await s.post(sessionId, s.wav, { token: alice, handlers: handlers() })).arrayBuffer()
     expect(await until(() => sentry.events().length >= before + cases.length)).toBe(true)
     await new Promise((r) => setTimeout(r, 300)) // anything extra would arrive by now
     const events = sentry.events().slice(before)
@@ -208,7 +213,7 @@ describe('Sentry', () => {
 
   it('a storage failure after the stream started is reported once, as upstream_failed_mid_stream', async () => {
     const before = sentry.events().length
-    const res = await s.get(await s.session('user_alice', '/reset/tone.wav'), { token: alice, opts: opts() })
+    const res = await s.get(await s.session('user_alice', '/reset/tone.wav'), { token: alice, handlers: handlers() })
     expect(res.status).toBe(200)
     await expect(res.arrayBuffer()).rejects.toThrow()
     expect(await until(() => sentry.events().length > before)).toBe(true)
@@ -223,10 +228,10 @@ describe('Sentry', () => {
     const dead = 'http://key@127.0.0.1:9/1'
     const failing = await s.get(await s.session('user_alice', '/status/500'), {
       token: alice,
-      opts: s.options({ sentryDsn: dead }),
+      handlers: s.handlers({ sentryDsn: dead }),
     })
     expect((await errorOf(failing)).code).toBe('upstream_failed')
-    const ok = await s.get(sessionId, { token: alice, opts: s.options({ sentryDsn: dead }) })
+    const ok = await s.get(sessionId, { token: alice, handlers: s.handlers({ sentryDsn: dead }) })
     expect(ok.status).toBe(200)
     await ok.arrayBuffer()
   })

@@ -91,12 +91,12 @@ describe('a successful upload', () => {
 
   it('a GET answered from the lookup cache just before the upload sees the audio right after it', async () => {
     const id = await recording()
-    const opts = s.options({ lookupTtlMs: 60_000 })
-    const before = await errorOf(await s.get(id, { token: alice, opts }))
+    const handlers = s.handlers({ lookupTtlMs: 60_000 })
+    const before = await errorOf(await s.get(id, { token: alice, handlers }))
     expect(before.code).toBe('audio_not_found') // now cached for a minute…
-    const up = await s.post(id, wav10, { token: alice, headers: meta('audio/wav'), opts })
+    const up = await s.post(id, wav10, { token: alice, headers: meta('audio/wav'), handlers })
     expect(up.status).toBe(201)
-    const after = await s.get(id, { token: alice, opts }) // …but the upload invalidated it
+    const after = await s.get(id, { token: alice, handlers }) // …but the upload invalidated it
     expect(after.status).toBe(200)
     expect(Buffer.from(await after.arrayBuffer()).equals(wav10)).toBe(true)
   })
@@ -166,7 +166,7 @@ describe('refusals before anything is stored', () => {
       await s.post(id, wav10, {
         token: alice,
         headers: meta('audio/wav'),
-        opts: s.options({ allowedTypes: ['audio/webm'] }),
+        handlers: s.handlers({ allowedTypes: ['audio/webm'] }),
       }),
     )
     expect([e.status, e.code]).toEqual([415, 'unsupported_media_type'])
@@ -250,7 +250,7 @@ describe('refusals before anything is stored', () => {
       await s.post(id, endless, {
         token: alice,
         headers: meta('audio/wav'),
-        opts: s.options({ maxUploadBytes: 1024 * 1024 }),
+        handlers: s.handlers({ maxUploadBytes: 1024 * 1024 }),
       }),
     )
     expect([e.status, e.code]).toEqual([413, 'payload_too_large'])
@@ -280,7 +280,7 @@ describe('refusals before anything is stored', () => {
       await s.post(id, wav10, {
         token: alice,
         headers: meta('audio/wav'),
-        opts: s.options({ blobReadWriteToken: undefined }),
+        handlers: s.handlers({ blobReadWriteToken: undefined }),
       }),
     )
     expect([missing.status, missing.code]).toEqual([503, 'config_missing'])
@@ -289,7 +289,7 @@ describe('refusals before anything is stored', () => {
       await s.post(id, wav10, {
         token: alice,
         headers: meta('audio/wav'),
-        opts: s.options({ blobReadWriteToken: 'nope' }),
+        handlers: s.handlers({ blobReadWriteToken: 'nope' }),
       }),
     )
     expect([bad.status, bad.code]).toEqual([503, 'config_invalid'])
@@ -359,8 +359,8 @@ describe('failures after the checks leave nothing half written', () => {
     const before = s.blob.list()
     s.convex.state.fail = { status: 500, kind: 'mutation' }
     // A handler of its own: after this outage it fails fast for a few seconds, by design.
-    const opts = s.options({ lookupTtlMs: 11 })
-    const e = await errorOf(await s.post(id, wav10, { token: alice, headers: meta('audio/wav'), opts }))
+    const handlers = s.handlers()
+    const e = await errorOf(await s.post(id, wav10, { token: alice, headers: meta('audio/wav'), handlers }))
     expect([e.status, e.code]).toEqual([502, 'convex_unavailable'])
     expect(s.blob.puts.at(-1)!.stored).toBe(true) // it was stored, then removed
     await expectUntouched(id, before)
@@ -373,9 +373,9 @@ describe('failures after the checks leave nothing half written', () => {
     ] as const) {
       it(`the mutation applied but its answer was lost (${how}) → 201, the blob kept and attached`, async () => {
         const id = await recording()
-        const opts = s.options({ lookupTtlMs: ttl }) // its own breaker: this failure opens it
+        const handlers = s.handlers() // its own breaker: this failure opens it
         s.convex.state.fail = { kind: 'mutation', afterRun: true, ...lost }
-        const res = await s.post(id, wav10, { token: alice, headers: meta('audio/wav'), opts })
+        const res = await s.post(id, wav10, { token: alice, headers: meta('audio/wav'), handlers })
         expect(res.status).toBe(201)
         const body = await res.json()
         const doc = await s.convex.getSession(id)
@@ -387,13 +387,13 @@ describe('failures after the checks leave nothing half written', () => {
     it('the answer was lost and another upload won meanwhile → 409, our blob deleted', async () => {
       const id = await recording()
       const before = s.blob.list()
-      const opts = s.options({ lookupTtlMs: 31 })
+      const handlers = s.handlers()
       s.convex.state.override['listeningSessions:attachAudio'] = async (ctx: any, _who: unknown, args: any) => {
         await ctx.db.patch(args.sessionId, { status: 'transcribing', audioUrl: 'https://other.example/x.wav' })
       }
       s.convex.state.fail = { kind: 'mutation', afterRun: true, status: 503 }
       try {
-        const e = await errorOf(await s.post(id, wav10, { token: alice, headers: meta('audio/wav'), opts }))
+        const e = await errorOf(await s.post(id, wav10, { token: alice, headers: meta('audio/wav'), handlers }))
         expect([e.status, e.code]).toEqual([409, 'invalid_session_state'])
         expect(s.blob.list()).toEqual(before)
       } finally {
@@ -413,14 +413,14 @@ describe('failures after the checks leave nothing half written', () => {
     it('the answer was lost and the session cannot be re-read → 502, the blob kept for the sweep', async () => {
       const id = await recording()
       const before = s.blob.list()
-      const opts = s.options({ lookupTtlMs: 37 })
+      const handlers = s.handlers()
       // The mutation's answer is lost, and from then on Convex answers no query either.
       s.convex.state.override['listeningSessions:attachAudio'] = async () => {
         s.convex.state.fail = { status: 503, sticky: true, kind: 'query' }
       }
       s.convex.state.fail = { kind: 'mutation', afterRun: true, status: 503 }
       try {
-        const e = await errorOf(await s.post(id, wav10, { token: alice, headers: meta('audio/wav'), opts }))
+        const e = await errorOf(await s.post(id, wav10, { token: alice, headers: meta('audio/wav'), handlers }))
         expect([e.status, e.code]).toEqual([502, 'convex_unavailable'])
         // Not deleted: for all we know it is attached. An unattached one is the sweep's to remove.
         expect(s.blob.list().filter((p) => !before.includes(p))).toHaveLength(1)
@@ -494,18 +494,18 @@ describe('the duration is measured, not believed', () => {
   it('with acceptDeclaredDuration the declaration stands for such audio, and the answer and record say so', async () => {
     const id = await recording()
     const records: { sessionId?: string; durationSource?: string }[] = []
-    const opts = s.options({ onRequest: (r) => records.push(r), acceptDeclaredDuration: true })
+    const handlers = s.handlers({ onRequest: (r) => records.push(r), acceptDeclaredDuration: true })
     const res = await s.post(id, frameless(), {
       token: alice,
       headers: meta('audio/mpeg', { 'x-duration-ms': '4321' }),
-      opts,
+      handlers,
     })
     expect(res.status).toBe(201)
     expect(await res.json()).toMatchObject({ durationMs: 4321, durationSource: 'declared' })
     expect((await s.convex.getSession(id)).durationMs).toBe(4321)
     // The request record (onRequest, and the log line) says so too; a measured upload says measured.
     const other = await recording()
-    expect((await s.post(other, wav10, { token: alice, headers: meta('audio/wav'), opts })).status).toBe(201)
+    expect((await s.post(other, wav10, { token: alice, headers: meta('audio/wav'), handlers })).status).toBe(201)
     expect(await until(() => records.length >= 2)).toBe(true)
     expect(records.map((r) => [r.sessionId, r.durationSource])).toEqual([
       [id, 'declared'],
@@ -558,7 +558,7 @@ describe('nothing waits forever, nothing piles up', () => {
 
   it('a body that is slow but keeps arriving is not abandoned', async () => {
     const id = await recording()
-    const opts = s.options({ uploadIdleTimeoutMs: 300 })
+    const handlers = s.handlers({ uploadIdleTimeoutMs: 300 })
     let i = 0
     const body = new ReadableStream({
       async pull(c) {
@@ -568,17 +568,17 @@ describe('nothing waits forever, nothing piles up', () => {
         i += 40_000
       },
     })
-    const res = await s.post(id, body, { token: alice, headers: meta('audio/wav'), opts })
+    const res = await s.post(id, body, { token: alice, headers: meta('audio/wav'), handlers })
     expect(res.status).toBe(201)
   })
 
   it('a Blob store that takes the body and never answers → 502 storage_failed, nothing stored', async () => {
     const id = await recording()
     const before = s.blob.list()
-    const opts = s.options({ uploadIdleTimeoutMs: 300 })
+    const handlers = s.handlers({ uploadIdleTimeoutMs: 300 })
     s.blob.state.misbehave = { kind: 'put', mode: 'hang' }
     const t0 = Date.now()
-    const e = await errorOf(await s.post(id, wav10, { token: alice, headers: meta('audio/wav'), opts }))
+    const e = await errorOf(await s.post(id, wav10, { token: alice, headers: meta('audio/wav'), handlers }))
     expect([e.status, e.code]).toEqual([502, 'storage_failed'])
     expect(Date.now() - t0).toBeLessThan(5000)
     await expectUntouched(id, before)
@@ -595,13 +595,13 @@ describe('nothing waits forever, nothing piles up', () => {
 
   it('a delete that never answers after a failed attach is given up in bounded time', async () => {
     const id = await recording()
-    const opts = s.options({ upstreamTimeoutMs: 300, lookupTtlMs: 23 })
+    const handlers = s.handlers({ upstreamTimeoutMs: 300 })
     s.convex.state.fail = { status: 500, kind: 'mutation' }
     s.blob.state.misbehave = { kind: 'delete', mode: 'hang', sticky: true }
     const deletes = s.blob.calls.delete
     try {
       const t0 = Date.now()
-      const e = await errorOf(await s.post(id, wav10, { token: alice, headers: meta('audio/wav'), opts }))
+      const e = await errorOf(await s.post(id, wav10, { token: alice, headers: meta('audio/wav'), handlers }))
       expect([e.status, e.code]).toEqual([502, 'convex_unavailable'])
       expect(Date.now() - t0).toBeLessThan(8000)
       expect(s.blob.calls.delete - deletes).toBe(3) // the SDK's attempts, each bounded

@@ -4,9 +4,9 @@ import path from 'node:path'
 import { SignJWT, generateKeyPair } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startAudioServer } from '../stack/audio-server.mjs'
-import { createAudioHandlers, handleAudioGet } from '../index.js'
+import { createAudioHandlers, handleAudioGet, handleAudioPost } from '../index.js'
 import { envKeys, optionNames } from '../binding.js'
-import { errorOf, startStack, type Stack } from './helpers'
+import { errorOf, startStack, type Handlers, type Stack } from './helpers'
 
 let s: Stack
 let sessionId: string
@@ -81,7 +81,7 @@ describe('session tokens', () => {
   it('wrong azp → 401 when authorized parties are set; accepted when they are not', async () => {
     const token = await s.clerk.sessionToken({ claims: { azp: 'https://evil.example' } })
     const e = await errorOf(
-      await s.get(sessionId, { token, opts: s.options({ authorizedParties: ['http://localhost:3000'] }) }),
+      await s.get(sessionId, { token, handlers: s.handlers({ authorizedParties: ['http://localhost:3000'] }) }),
     )
     expect([e.status, e.code]).toEqual([401, 'token_invalid_authorized_parties'])
     const ok = await s.get(sessionId, { token })
@@ -90,7 +90,7 @@ describe('session tokens', () => {
     const right = await s.clerk.sessionToken()
     const ok2 = await s.get(sessionId, {
       token: right,
-      opts: s.options({ authorizedParties: ['http://localhost:3000'] }),
+      handlers: s.handlers({ authorizedParties: ['http://localhost:3000'] }),
     })
     expect(ok2.status).toBe(200)
     await ok2.arrayBuffer()
@@ -99,40 +99,40 @@ describe('session tokens', () => {
   it('a session Clerk no longer knows → 401 session_inactive', async () => {
     const token = await s.clerk.sessionToken({ sub: 'user_alice', sid: 'sess_revoked' })
     s.clerk.sessions.get('sess_revoked')!.status = 'revoked'
-    const e = await errorOf(await s.get(sessionId, { token, opts: s.options({ lookupTtlMs: 0 }) }))
+    const e = await errorOf(await s.get(sessionId, { token, handlers: s.handlers({ lookupTtlMs: 0 }) }))
     expect([e.status, e.code]).toEqual([401, 'session_inactive'])
   })
 
   it('CLERK_JWT_KEY verifies without calling the JWKS endpoint', async () => {
     const before = s.clerk.calls.jwks
     const token = await s.clerk.sessionToken()
-    const res = await s.get(sessionId, { token, opts: s.options({ clerkJwtKey: s.clerk.publicKeyPem }) })
+    const res = await s.get(sessionId, { token, handlers: s.handlers({ clerkJwtKey: s.clerk.publicKeyPem }) })
     expect(res.status).toBe(200)
     await res.arrayBuffer()
     expect(s.clerk.calls.jwks).toBe(before)
     const forged = await s.clerk.sessionToken({ key: (await generateKeyPair('RS256')).privateKey })
     const e = await errorOf(
-      await s.get(sessionId, { token: forged, opts: s.options({ clerkJwtKey: s.clerk.publicKeyPem }) }),
+      await s.get(sessionId, { token: forged, handlers: s.handlers({ clerkJwtKey: s.clerk.publicKeyPem }) }),
     )
     expect(e.code).toBe('token_invalid_signature')
   })
 
   it('a rotated signing key is picked up by refetching the JWKS; forged kids cannot force a refetch storm', async () => {
-    const opts = s.options({ lookupTtlMs: 7 }) // distinct settings: a fresh handler with an empty key cache
+    const handlers = s.handlers() // a fresh handler: an empty key cache
     const before = s.clerk.calls.jwks
-    const first = await s.get(sessionId, { token: await s.clerk.sessionToken(), opts })
+    const first = await s.get(sessionId, { token: await s.clerk.sessionToken(), handlers })
     expect(first.status).toBe(200)
     await first.arrayBuffer()
     expect(s.clerk.calls.jwks - before).toBe(1)
     // Unknown kids right after a fetch: refused without asking Clerk again.
     for (let i = 0; i < 10; i++) {
       const forged = await s.clerk.sessionToken({ header: { kid: `ins_forged_${i}` } })
-      expect((await errorOf(await s.get(sessionId, { token: forged, opts }))).code).toBe('jwk_kid_mismatch')
+      expect((await errorOf(await s.get(sessionId, { token: forged, handlers }))).code).toBe('jwk_kid_mismatch')
     }
     expect(s.clerk.calls.jwks - before).toBe(1)
     await s.clerk.rotate()
     await new Promise((r) => setTimeout(r, 5_100)) // the refetch floor
-    const rotated = await s.get(sessionId, { token: await s.clerk.sessionToken(), opts })
+    const rotated = await s.get(sessionId, { token: await s.clerk.sessionToken(), handlers })
     expect(rotated.status).toBe(200)
     await rotated.arrayBuffer()
     expect(s.clerk.calls.jwks - before).toBe(2)
@@ -140,7 +140,10 @@ describe('session tokens', () => {
 
   it('a wrong CLERK_SECRET_KEY is 503 config_invalid, not 401', async () => {
     const e = await errorOf(
-      await s.get(sessionId, { token: await s.clerk.sessionToken(), opts: s.options({ clerkSecretKey: 'sk_wrong' }) }),
+      await s.get(sessionId, {
+        token: await s.clerk.sessionToken(),
+        handlers: s.handlers({ clerkSecretKey: 'sk_wrong' }),
+      }),
     )
     expect([e.status, e.code]).toEqual([503, 'config_invalid'])
     expect(e.message).toMatch(/CLERK_SECRET_KEY/)
@@ -150,7 +153,7 @@ describe('session tokens', () => {
     const e = await errorOf(
       await s.get(sessionId, {
         token: await s.clerk.sessionToken(),
-        opts: s.options({ clerkApiUrl: 'http://127.0.0.1:9' }),
+        handlers: s.handlers({ clerkApiUrl: 'http://127.0.0.1:9' }),
       }),
     )
     expect([e.status, e.code]).toEqual([502, 'auth_provider_unavailable'])
@@ -163,9 +166,9 @@ describe('trusted-host policy (SSRF)', () => {
     alice = await s.clerk.sessionToken()
   })
 
-  async function refused(audioUrl: string, opts = s.options()) {
+  async function refused(audioUrl: string, handlers?: Handlers) {
     const before = outsider.connections
-    const e = await errorOf(await s.get(await s.session('user_alice', audioUrl), { token: alice, opts }))
+    const e = await errorOf(await s.get(await s.session('user_alice', audioUrl), { token: alice, handlers }))
     expect([e.status, e.code]).toEqual([502, 'untrusted_audio_host'])
     expect(e.message).not.toContain(audioUrl)
     expect(outsider.connections).toBe(before)
@@ -182,12 +185,12 @@ describe('trusted-host policy (SSRF)', () => {
     'https://abc.public.blob.vercel-storage.com:8443/a.wav',
     'not a url',
   ]) {
-    it(`refuses ${url}`, () => refused(url, s.options({ trustedHosts: undefined })))
+    it(`refuses ${url}`, () => refused(url, s.handlers({ trustedHosts: undefined })))
   }
 
   it("a session pointed at another session's audio on a trusted host is 502, with no request made", async () => {
     // A handler of its own: no other test's Clerk or Convex hiccup (and breaker) reaches it.
-    const opts = s.options({ lookupTtlMs: 0, cacheMaxAge: 41 })
+    const handlers = s.handlers({ lookupTtlMs: 0 })
     const victim = await s.session('user_bob') // …/listening-sessions/<victim>/audio/tone.wav
     const stolen = (await s.convex.getSession(victim)).audioUrl as string
     const attacker = await s.session('user_alice', stolen) // alice's session, bob's blob
@@ -200,13 +203,13 @@ describe('trusted-host policy (SSRF)', () => {
     ]) {
       await s.convex.run((ctx: any) => ctx.db.patch(attacker, { audioUrl }))
       const before = s.audio.requests.length
-      const e = await errorOf(await s.get(attacker, { token: alice, opts }))
+      const e = await errorOf(await s.get(attacker, { token: alice, handlers }))
       expect([audioUrl, e.status, e.code]).toEqual([audioUrl, 502, 'untrusted_audio_host'])
       expect(s.audio.requests.length).toBe(before)
     }
     // Audio stored by older code under other paths: the deployment can turn the check off.
-    const legacy = s.options({ lookupTtlMs: 0, cacheMaxAge: 41, requireSessionPath: false })
-    const res = await s.get(attacker, { token: alice, opts: legacy })
+    const legacy = s.handlers({ lookupTtlMs: 0, requireSessionPath: false })
+    const res = await s.get(attacker, { token: alice, handlers: legacy })
     expect(res.status).toBe(200)
     await res.arrayBuffer()
   })
@@ -217,14 +220,14 @@ describe('trusted-host policy (SSRF)', () => {
   it('by default (switch off) refuses even a listed loopback host:port', () =>
     refused(
       `${outsider.url}/audio/tone.wav`,
-      s.options({ trustedHosts: [outsider.host], allowLoopbackUpstream: false }),
+      s.handlers({ trustedHosts: [outsider.host], allowLoopbackUpstream: false }),
     ))
 
   it('an allow-listed name that resolves to loopback is refused at connect time', () =>
     // Passes the URL check (https, listed host:port); the guarded resolver sees 127.0.0.1.
     refused(
       `https://localhost:${outsider.port}/audio/tone.wav`,
-      s.options({ trustedHosts: [`localhost:${outsider.port}`], allowLoopbackUpstream: false }),
+      s.handlers({ trustedHosts: [`localhost:${outsider.port}`], allowLoopbackUpstream: false }),
     ))
 
   it('a redirect to a loopback server that is not listed is refused before connecting', () =>
@@ -255,7 +258,7 @@ describe('trusted-host policy (SSRF)', () => {
         process.env[k] = outsider.url
       }
       const before = outsider.connections
-      const res = await s.get(sessionId, { token: alice, opts: s.options({ lookupTtlMs: 11 }) })
+      const res = await s.get(sessionId, { token: alice, handlers: s.handlers() })
       expect(res.status).toBe(200)
       await res.arrayBuffer()
       expect(outsider.connections).toBe(before)
@@ -266,7 +269,7 @@ describe('trusted-host policy (SSRF)', () => {
 
   it('localhost:PORT works with the loopback switch when listed', async () => {
     const id = await s.session('user_alice', `http://localhost:${s.audio.port}/{session}/audio/tone.wav`)
-    const res = await s.get(id, { token: alice, opts: s.options({ trustedHosts: [`localhost:${s.audio.port}`] }) })
+    const res = await s.get(id, { token: alice, handlers: s.handlers({ trustedHosts: [`localhost:${s.audio.port}`] }) })
     expect(res.status).toBe(200)
     await res.arrayBuffer()
   })
@@ -283,18 +286,21 @@ describe('configuration', () => {
     try {
       delete process.env.NEXT_PUBLIC_CONVEX_URL
       process.env.CLERK_SECRET_KEY = 'sk_test_x'
-      const e = await errorOf(await handleAudioGet(request(), { params: Promise.resolve({ sessionId: 'x' }) }))
+      const missing = createAudioHandlers()
+      const e = await errorOf(await missing.GET(request(), { params: Promise.resolve({ sessionId: 'x' }) }))
       expect([e.status, e.code]).toEqual([503, 'config_missing'])
       expect(e.message).toMatch(/NEXT_PUBLIC_CONVEX_URL/)
       process.env.NEXT_PUBLIC_CONVEX_URL = 'https://x.convex.site'
-      const bad = await errorOf(await handleAudioGet(request(), { params: { sessionId: 'x' } }))
+      const bad = await errorOf(await createAudioHandlers().GET(request(), { params: { sessionId: 'x' } }))
       expect([bad.status, bad.code]).toEqual([503, 'config_invalid'])
+      // Handlers read the environment once, when created: the first still answers as it did.
+      expect((await errorOf(await missing.GET(request(), { params: { sessionId: 'x' } }))).code).toBe('config_missing')
     } finally {
       process.env = saved
     }
   })
 
-  it('environment variables are read when no options are given', async () => {
+  it('environment variables are read when no options are given, at the first call', async () => {
     const saved = { ...process.env }
     try {
       Object.assign(process.env, {
@@ -304,9 +310,36 @@ describe('configuration', () => {
         SESSION_AUDIO_TRUSTED_HOSTS: s.audio.host,
         SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM: '1',
       })
-      const res = await handleAudioGet(request(await s.clerk.sessionToken()), {
-        params: Promise.resolve({ sessionId }),
-      })
+      const token = await s.clerk.sessionToken()
+      const res = await handleAudioGet(request(token), { params: Promise.resolve({ sessionId }) })
+      expect(res.status).toBe(200)
+      await res.arrayBuffer()
+      // Bound then: a later change of the environment does not reach this handler.
+      delete process.env.NEXT_PUBLIC_CONVEX_URL
+      const again = await handleAudioGet(request(token), { params: Promise.resolve({ sessionId }) })
+      expect(again.status).toBe(200)
+      await again.arrayBuffer()
+    } finally {
+      process.env = saved
+    }
+  })
+
+  it('handleAudioGet builds one handler per options object, at its first call with it', async () => {
+    const saved = { ...process.env }
+    try {
+      const options = s.options({ convexUrl: undefined }) // the URL comes from the environment
+      delete process.env.NEXT_PUBLIC_CONVEX_URL
+      const token = await s.clerk.sessionToken()
+      const context = { params: { sessionId } }
+      const before = await errorOf(await handleAudioGet(request(token), context, options))
+      expect([before.status, before.code]).toEqual([503, 'config_missing'])
+      process.env.NEXT_PUBLIC_CONVEX_URL = s.convex.url
+      // The same object is the same handler (POST shares it), built before the change…
+      expect((await errorOf(await handleAudioGet(request(token), context, options))).code).toBe('config_missing')
+      const post = new Request(request(token), { method: 'POST', body: 'x' })
+      expect((await errorOf(await handleAudioPost(post, context, options))).code).toBe('config_missing')
+      // …and a new object gets a handler of its own, with the environment as it is now.
+      const res = await handleAudioGet(request(token), context, { ...options })
       expect(res.status).toBe(200)
       await res.arrayBuffer()
     } finally {

@@ -88,7 +88,7 @@ describe('many streams at once', () => {
     const expected = crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex')
     const size = fs.statSync(file).size
     const id = await s.session('user_alice', '/audio/large.wav')
-    const opts = s.options({ lookupTtlMs: 60_000 })
+    const handlers = s.handlers({ lookupTtlMs: 60_000 })
     global.gc?.()
     const baseline = process.memoryUsage.rss()
     let peak = baseline
@@ -96,7 +96,7 @@ describe('many streams at once', () => {
     try {
       const results = await Promise.all(
         Array.from({ length: 50 }, async () => {
-          const res = await s.get(id, { token: alice, opts })
+          const res = await s.get(id, { token: alice, handlers })
           expect(res.status).toBe(200)
           const hash = crypto.createHash('sha256')
           let n = 0

@@ -52,7 +52,7 @@ describe('upload memory', () => {
     })
     const token = await s.clerk.sessionToken({ sub: 'user_big' })
     const id = await s.session('user_big', null, { status: 'recording' })
-    const opts = s.options({
+    const handlers = s.handlers({
       maxUploadBytes: 512 * 1024 * 1024,
       blobApiUrl: store.apiUrl,
       blobReadWriteToken: store.token,
@@ -66,7 +66,7 @@ describe('upload memory', () => {
     try {
       res = await s.post(id, body, {
         token,
-        opts,
+        handlers,
         // The length the bytes carry (16 kHz mono s16: 32 bytes a ms): it is measured.
         headers: { 'x-duration-ms': String(Math.floor((total - 44) / 32)), 'x-content-type': 'audio/wav' },
       })

@@ -210,16 +210,17 @@ impl AudioOptions {
 /// Read from the environment only: no option sets them.
 const ENV_ONLY: &[&str] = &["VERCEL", "VERCEL_ENV", "VERCEL_URL", "VERCEL_BRANCH_URL", "VERCEL_PROJECT_PRODUCTION_URL"];
 
-/// Every environment variable the handlers read: the JS face snapshots exactly these from
-/// `process.env` (whatever object that is: tests replace it), so a changed environment builds a
-/// fresh handler.
-pub fn env_keys() -> Vec<&'static str> {
+/// The environment variables the handlers read; the JS face snapshots exactly these from
+/// `process.env`, once per handler, when it is built.
+#[napi]
+pub fn env_keys() -> Vec<String> {
     let options = AudioOptions::default().table().map(|(_, env, _)| env);
-    options.into_iter().chain(ENV_ONLY.iter().copied()).collect()
+    options.into_iter().chain(ENV_ONLY.iter().copied()).map(str::to_string).collect()
 }
 
-/// The option names as JS spells them (`convexUrl`), to refuse unknown ones where the developer
-/// sees it: napi ignores properties it does not know.
+/// The option names `AudioOptions` has, as JS spells them (`convexUrl`), to refuse unknown ones
+/// where the developer sees it: napi ignores properties it does not know.
+#[napi]
 pub fn option_names() -> Vec<String> {
     AudioOptions::default().table().map(|(field, _, _)| camel(field)).to_vec()
 }
