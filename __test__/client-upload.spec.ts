@@ -584,7 +584,19 @@ describe('the duration of what landed is measured from one whole read', () => {
     expect((await s.convex.getSession(id)).durationMs).toBe(30_000)
   })
 
-  it('a MediaRecorder-shaped WebM (no Duration) is measured from its last cluster', async () => {
+  it('a WebM whose Duration claims 5 s in front of 60 s of audio is 400 inconsistent_audio, and the blob is deleted', async () => {
+    const webm = Buffer.from(fixture('sweep-60s.webm'))
+    const at = webm.indexOf(Buffer.from([0x44, 0x89, 0x88])) // Info Duration, an 8-byte float
+    webm.writeDoubleBE(5_000, at + 3)
+    const id = await recording()
+    const stored = await clientUpload(id, webm, { contentType: 'audio/webm', name: 'take.webm', durationMs: 5_000 })
+    const e = await errorOf(await complete(id, stored.url, { durationMs: 5_000 }))
+    expect([e.status, e.code]).toEqual([400, 'inconsistent_audio'])
+    expect(s.blob.list()).not.toContain(stored.pathname)
+    expect((await s.convex.getSession(id)).status).toBe('recording')
+  })
+
+  it('a MediaRecorder-shaped WebM (no Duration) is measured from its packets', async () => {
     const id = await recording()
     const webm = fixture('tone-5s-live.webm')
     const stored = await clientUpload(id, webm, {

@@ -2,7 +2,7 @@
 // bytes hold, and no file can make the meter hold up other requests. The byte-level corpus (one
 // test per lie and container) is in crates/core/src/duration/; these prove the route end to end.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { errorOf, startStack, until, type Stack } from './helpers'
+import { errorOf, fixture, startStack, until, type Stack } from './helpers'
 
 let s: Stack
 let alice: string
@@ -76,5 +76,37 @@ describe('no upload can stall the process', () => {
       expect((await s.convex.getSession(u.id)).status).toBe('recording')
     }
     expect(s.blob.list().filter((p) => uploads.some((u) => p.includes(u.id)))).toEqual([])
+  })
+})
+
+/** `sweep-60s.webm` with its Info `Duration` rewritten to say 5 s, in front of 60 s of blocks. */
+function webmClaiming5s(): Buffer {
+  const webm = Buffer.from(fixture('sweep-60s.webm'))
+  const at = webm.indexOf(Buffer.from([0x44, 0x89, 0x88])) // Duration, an 8-byte float
+  expect(webm.readDoubleBE(at + 3)).toBeCloseTo(60_008, 0)
+  webm.writeDoubleBE(5_000, at + 3)
+  return webm
+}
+
+describe('a header cannot shorten the recording', () => {
+  it('a WebM whose Duration says 5 s in front of 60 s of audio, declared 5 s, is 400 inconsistent_audio; nothing stored', async () => {
+    const id = await recording()
+    const before = s.blob.list()
+    const e = await errorOf(await s.post(id, webmClaiming5s(), { token: alice, headers: meta('audio/webm', 5000) }))
+    expect([e.status, e.code]).toEqual([400, 'inconsistent_audio'])
+    expect(s.blob.list()).toEqual(before)
+    expect((await s.convex.getSession(id)).status).toBe('recording')
+  })
+
+  it('the honest 60 s WebM, declared 60 s, records what its packets hold', async () => {
+    const id = await recording()
+    const res = await s.post(id, Buffer.from(fixture('sweep-60s.webm')), {
+      token: alice,
+      headers: meta('audio/webm', 60_000),
+    })
+    expect(res.status).toBe(201)
+    const body = await res.json()
+    expect(body.durationSource).toBe('measured')
+    expect(Math.abs(body.durationMs - 60_000)).toBeLessThanOrEqual(600)
   })
 })
