@@ -572,6 +572,33 @@ describe('nothing waits forever, nothing piles up', () => {
     expect(res.status).toBe(201)
   })
 
+  it('a body that trickles inside the idle timeout is still 408 upload_timeout at uploadTimeoutMs, nothing stored', async () => {
+    const id = await recording()
+    const before = s.blob.list()
+    const handlers = s.handlers({ uploadIdleTimeoutMs: 1000, uploadTimeoutMs: 1500 })
+    let i = 0
+    let stopped = false
+    const body = new ReadableStream({
+      async pull(c) {
+        if (i >= wav10.length) return c.close()
+        await new Promise((r) => setTimeout(r, 200)) // never idle: a chunk every fifth of the idle timeout
+        c.enqueue(new Uint8Array(wav10.subarray(i, i + 1000)))
+        i += 1000
+      },
+      cancel() {
+        stopped = true
+      },
+    })
+    const t0 = Date.now()
+    const e = await errorOf(await s.post(id, body, { token: alice, headers: meta('audio/wav'), handlers }))
+    expect([e.status, e.code]).toEqual([408, 'upload_timeout'])
+    expect(e.message).toMatch(/took longer than 1\.5 s/)
+    expect(Date.now() - t0).toBeLessThan(5000)
+    expect(i).toBeLessThan(wav10.length) // cut off, not read to the end
+    expect(await until(() => stopped, 2000)).toBe(true)
+    await expectUntouched(id, before)
+  })
+
   it('a Blob store that takes the body and never answers → 502 storage_failed, nothing stored', async () => {
     const id = await recording()
     const before = s.blob.list()
