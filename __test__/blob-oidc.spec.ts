@@ -4,9 +4,12 @@
 // and the sweep, resolving credentials in the SDK's order (explicit token, OIDC, env read-write).
 import { BlobAccessError, del, head, list, put } from '@vercel/blob'
 import { execFile } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startLocalStack } from '../stack/local.mjs'
 import { sineWav } from '../stack/wav.mjs'
 import { createAudioHandlers, sweepOrphanAudio } from '../index.js'
 import { errorOf, startStack, type Stack } from './helpers'
@@ -129,6 +132,29 @@ describe('@vercel/blob with OIDC against the local store', () => {
       expect([name, listed.status]).toEqual([name, 403])
     }
     expect(s.blob.list()).toEqual(before)
+  })
+})
+
+describe('the local stack in OIDC mode', () => {
+  it("startLocalStack({ blobAuth: 'oidc' }) hands out BLOB_STORE_ID and an OIDC token instead of the read-write token, and its store takes them from the SDK", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'session-audio-oidc-'))
+    const stack = await startLocalStack({ dir, blobAuth: 'oidc' })
+    try {
+      expect(stack.env.BLOB_READ_WRITE_TOKEN).toBeUndefined()
+      expect(stack.env.BLOB_STORE_ID).toBe('store_localstore')
+      const claims = JSON.parse(Buffer.from(stack.env.VERCEL_OIDC_TOKEN.split('.')[1], 'base64url').toString())
+      expect(claims).toMatchObject({ aud: expect.any(String), sub: expect.stringMatching(/^owner:.*:project:/) })
+      expect(claims.exp - Date.now() / 1000).toBeGreaterThan(11 * 3600)
+      const { VERCEL_OIDC_TOKEN, BLOB_STORE_ID, VERCEL_BLOB_API_URL } = stack.env
+      await withEnv({ VERCEL_OIDC_TOKEN, BLOB_STORE_ID, VERCEL_BLOB_API_URL, VERCEL_BLOB_RETRIES: '0' }, async () => {
+        const stored = await put('local/a.wav', 'RIFF', { access: 'private' })
+        expect((await list({ prefix: 'local/' })).blobs.map((b) => b.pathname)).toEqual([stored.pathname])
+      })
+      expect(stack.blob.auth.map((a: any) => a.kind)).toEqual(['oidc', 'oidc'])
+    } finally {
+      await stack.close()
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 
