@@ -90,7 +90,17 @@ export interface AudioOptions {
    * by default. Env `SESSION_AUDIO_ACCEPT_PENDING_SESSIONS=1`. Default off.
    */
   acceptPendingSessions?: boolean
-  /** Vercel Blob read-write token (private blob reads, uploads). Env `BLOB_READ_WRITE_TOKEN`. */
+  /**
+   * The Vercel Blob store, for OIDC: `store_<id>` or `<id>`, as Vercel sets it when a store is
+   * connected to the project; each request's OIDC token (its `x-vercel-oidc-token` header, else
+   * env `VERCEL_OIDC_TOKEN` as it is then) authenticates the calls. Env `BLOB_STORE_ID`.
+   */
+  blobStoreId?: string
+  /**
+   * Vercel Blob read-write token, the alternative to OIDC (uploads, private reads, client
+   * tokens). Given here it beats OIDC; in env `BLOB_READ_WRITE_TOKEN`, OIDC beats it, as in
+   * `@vercel/blob`.
+   */
   blobReadWriteToken?: string
   /** Vercel Blob API base. Env `VERCEL_BLOB_API_URL`. Default `https://vercel.com/api/blob`. */
   blobApiUrl?: string
@@ -99,7 +109,7 @@ export interface AudioOptions {
   /**
    * Host patterns audio URLs may point at (`host`, `*.domain`, optionally `:port`), added to the
    * defaults: this deployment's own store (`<storeId>.public…` and `<storeId>.private…`, from
-   * `BLOB_READ_WRITE_TOKEN`), or without a token any `*.public.blob.vercel-storage.com`.
+   * `BLOB_STORE_ID`, else the read-write token), or without either any `*.public.blob.vercel-storage.com`.
    * Env `SESSION_AUDIO_TRUSTED_HOSTS` (comma list).
    */
   trustedHosts?: Array<string>
@@ -231,6 +241,11 @@ export interface NativeRequest {
   /** `[name, value]` pairs, as `[...request.headers]` gives them. */
   headers: Array<Array<string>>
   sessionId?: string
+  /**
+   * `process.env.VERCEL_OIDC_TOKEN` when this request arrived: read per request, never from
+   * the handler's snapshot (the token is short-lived and changes).
+   */
+  envOidcToken?: string
 }
 
 /** A response for the JS face to wrap in `new Response(...)`. */

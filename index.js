@@ -55,7 +55,8 @@ function split(options) {
 }
 
 // One native handler holds a configuration's caches and connection pools. It is built once, from
-// the options and a snapshot of the environment taken then; nothing is re-read per request.
+// the options and a snapshot of the environment taken then; nothing is re-read per request but
+// the OIDC token (below).
 function bind(options) {
   if (options != null && typeof options !== 'object') throw new TypeError('session-audio: options must be an object')
   const { settings, env, onRequest } = split(options)
@@ -83,6 +84,12 @@ function handlerFor(options) {
   }
   return handler
 }
+
+// The Vercel OIDC token Blob calls are made with when the request carries no x-vercel-oidc-token
+// header: read from process.env at each request (and each sweep), never from the snapshot above,
+// because it is short-lived and changes (`vercel env pull` locally, the runtime on Vercel).
+const OIDC_ENV = 'VERCEL_OIDC_TOKEN'
+const envOidcToken = () => process.env[OIDC_ENV] || undefined
 
 async function sessionIdFrom(context) {
   const params = await (context && context.params)
@@ -129,6 +136,7 @@ async function get(handler, request, context) {
     url: request.url,
     headers: [...request.headers],
     sessionId,
+    envOidcToken: envOidcToken(),
   })
   return toResponse(result)
 }
@@ -164,7 +172,13 @@ async function pump(call, body) {
 
 async function post(handler, request, context) {
   const sessionId = await sessionIdFrom(context)
-  const call = handler.post({ method: request.method, url: request.url, headers: [...request.headers], sessionId })
+  const call = handler.post({
+    method: request.method,
+    url: request.url,
+    headers: [...request.headers],
+    sessionId,
+    envOidcToken: envOidcToken(),
+  })
   pump(call, request.body)
   return toResponse(await call.response())
 }
@@ -194,6 +208,8 @@ async function sweepOrphanAudio(options = {}) {
   if (typeof olderThanMs !== 'number' || !(olderThanMs >= 0))
     throw new TypeError('session-audio: sweepOrphanAudio needs olderThanMs, a number of ms ≥ 0')
   const { settings, env } = split(rest)
+  const oidc = envOidcToken()
+  if (oidc !== undefined) env[OIDC_ENV] = oidc
   return native.sweepOrphanAudio(settings, env, olderThanMs, Boolean(dryRun))
 }
 

@@ -59,6 +59,13 @@ export async function startStack({ clerk: clerkOptions = {} }: { clerk?: Paramet
    * pools, and the environment as it is now. Pass them to `get`/`post` as `handlers`.
    */
   const handlers = (extra: AudioOptions = {}): Handlers => createAudioHandlers(options(extra))
+  /**
+   * The options of a deployment set up as Vercel sets one up today: the store named by
+   * `blobStoreId` (BLOB_STORE_ID), no read-write token; each request then needs an OIDC token
+   * (`x-vercel-oidc-token`, or `VERCEL_OIDC_TOKEN` at request time: `blob.oidcToken()` issues them).
+   */
+  const oidcOptions = (extra: AudioOptions = {}): AudioOptions =>
+    options({ blobReadWriteToken: undefined, blobStoreId: blob.blobStoreIdEnv, ...extra })
   // What `get` and `post` use unless given `handlers`: one set per stack, built on first use.
   let shared: Handlers | undefined
 
@@ -127,6 +134,7 @@ export async function startStack({ clerk: clerkOptions = {} }: { clerk?: Paramet
     convex,
     audio,
     options,
+    oidcOptions,
     handlers,
     session,
     get,

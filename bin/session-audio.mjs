@@ -2,7 +2,8 @@
 // npx session-audio sweep --older-than 24h [--dry-run]
 // Deletes (or with --dry-run lists) the blobs under listening-sessions/ that no session references,
 // older than the threshold. Reads the same environment as the route: NEXT_PUBLIC_CONVEX_URL,
-// BLOB_READ_WRITE_TOKEN, SESSION_AUDIO_SWEEP_SECRET (and VERCEL_BLOB_API_URL if set).
+// the Blob credentials (BLOB_STORE_ID with VERCEL_OIDC_TOKEN, as `vercel env pull` writes them, or
+// BLOB_READ_WRITE_TOKEN), SESSION_AUDIO_SWEEP_SECRET (and VERCEL_BLOB_API_URL if set).
 import { createRequire } from 'node:module'
 
 const require = createRequire(import.meta.url)

@@ -44,7 +44,7 @@ impl AudioHandler {
             }) as core::telemetry::RecordSink
         });
         // The one place options and the environment meet.
-        let lookup = |key: &str| options.setting(key).or_else(|| env.get(key).cloned());
+        let lookup = crate::options::lookup(&options, &env);
         let state = match core::Config::from_lookup(lookup) {
             Ok(config) => {
                 let telemetry = config.telemetry.clone();

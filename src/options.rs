@@ -24,7 +24,13 @@ pub struct AudioOptions {
     /// an organization) as signed in. Off, it is `401 session_pending`, as `@clerk/backend` treats it
     /// by default. Env `SESSION_AUDIO_ACCEPT_PENDING_SESSIONS=1`. Default off.
     pub accept_pending_sessions: Option<bool>,
-    /// Vercel Blob read-write token (private blob reads, uploads). Env `BLOB_READ_WRITE_TOKEN`.
+    /// The Vercel Blob store, for OIDC: `store_<id>` or `<id>`, as Vercel sets it when a store is
+    /// connected to the project; each request's OIDC token (its `x-vercel-oidc-token` header, else
+    /// env `VERCEL_OIDC_TOKEN` as it is then) authenticates the calls. Env `BLOB_STORE_ID`.
+    pub blob_store_id: Option<String>,
+    /// Vercel Blob read-write token, the alternative to OIDC (uploads, private reads, client
+    /// tokens). Given here it beats OIDC; in env `BLOB_READ_WRITE_TOKEN`, OIDC beats it, as in
+    /// `@vercel/blob`.
     pub blob_read_write_token: Option<String>,
     /// Vercel Blob API base. Env `VERCEL_BLOB_API_URL`. Default `https://vercel.com/api/blob`.
     pub blob_api_url: Option<String>,
@@ -32,7 +38,7 @@ pub struct AudioOptions {
     pub sentry_dsn: Option<String>,
     /// Host patterns audio URLs may point at (`host`, `*.domain`, optionally `:port`), added to the
     /// defaults: this deployment's own store (`<storeId>.public…` and `<storeId>.private…`, from
-    /// `BLOB_READ_WRITE_TOKEN`), or without a token any `*.public.blob.vercel-storage.com`.
+    /// `BLOB_STORE_ID`, else the read-write token), or without either any `*.public.blob.vercel-storage.com`.
     /// Env `SESSION_AUDIO_TRUSTED_HOSTS` (comma list).
     pub trusted_hosts: Option<Vec<String>>,
     /// GET refuses (`502 untrusted_audio_host`) a stored audio URL whose path is not under
@@ -161,7 +167,7 @@ macro_rules! settings {
 }
 
 impl AudioOptions {
-    fn table(&self) -> [(&'static str, &'static str, Option<String>); 35] {
+    fn table(&self) -> [(&'static str, &'static str, Option<String>); 36] {
         settings!(self;
             convex_url => "NEXT_PUBLIC_CONVEX_URL",
             clerk_secret_key => "CLERK_SECRET_KEY",
@@ -169,6 +175,7 @@ impl AudioOptions {
             clerk_api_url => "CLERK_API_URL",
             authorized_parties => "CLERK_AUTHORIZED_PARTIES",
             accept_pending_sessions => "SESSION_AUDIO_ACCEPT_PENDING_SESSIONS",
+            blob_store_id => "BLOB_STORE_ID",
             blob_read_write_token => "BLOB_READ_WRITE_TOKEN",
             blob_api_url => "VERCEL_BLOB_API_URL",
             sentry_dsn => "SENTRY_DSN",
@@ -204,6 +211,21 @@ impl AudioOptions {
     /// The value of the option that overrides environment variable `env`, if set.
     pub fn setting(&self, env: &str) -> Option<String> {
         self.table().into_iter().find(|(_, key, _)| *key == env).and_then(|(_, _, value)| value)
+    }
+}
+
+/// The one place options and the environment meet: each key answers the option that overrides it,
+/// else the environment's value; `BLOB_TOKEN_OPTION` answers the `blobReadWriteToken` option alone
+/// (an explicit token beats OIDC, one in the environment does not).
+pub fn lookup<'a>(
+    options: &'a AudioOptions,
+    env: &'a std::collections::HashMap<String, String>,
+) -> impl Fn(&str) -> Option<String> + 'a {
+    move |key: &str| {
+        if key == session_audio_core::config::BLOB_TOKEN_OPTION {
+            return options.blob_read_write_token.clone();
+        }
+        options.setting(key).or_else(|| env.get(key).cloned())
     }
 }
 

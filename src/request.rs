@@ -11,6 +11,9 @@ pub struct NativeRequest {
     /// `[name, value]` pairs, as `[...request.headers]` gives them.
     pub headers: Vec<Vec<String>>,
     pub session_id: Option<String>,
+    /// `process.env.VERCEL_OIDC_TOKEN` when this request arrived: read per request, never from
+    /// the handler's snapshot (the token is short-lived and changes).
+    pub env_oidc_token: Option<String>,
 }
 
 impl From<NativeRequest> for core::Request {
@@ -28,6 +31,7 @@ impl From<NativeRequest> for core::Request {
                 })
                 .collect(),
             session_id: req.session_id,
+            oidc_env: req.env_oidc_token,
         }
     }
 }

@@ -35,7 +35,7 @@ pub async fn sweep_orphan_audio(
     if !(older_than_ms.is_finite() && older_than_ms >= 0.0) {
         return Err(Error::new(Status::InvalidArg, "olderThanMs must be a number of ms ≥ 0"));
     }
-    let lookup = |key: &str| options.setting(key).or_else(|| env.get(key).cloned());
+    let lookup = crate::options::lookup(&options, &env);
     let config = core::sweep::SweepConfig::from_lookup(lookup)
         .map_err(|e| Error::new(Status::InvalidArg, format!("{}: {}", e.code(), e.public_message())))?;
     let now_ms = std::time::SystemTime::now()

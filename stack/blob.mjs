@@ -7,19 +7,23 @@
 //   POST {api}/delete           {"urls": [...]}
 //   GET  /<pathname>            the blob, with Range/conditional semantics (`send`); private blobs
 //                               need `Authorization: Bearer <token>`, as on Vercel
-// where {api} = <url>/api/blob (set VERCEL_BLOB_API_URL to it). Uploads accept the read-write token
-// or a client token (`vercel_blob_client_…`, as `handleUpload` mints it), whose constraints are
+// where {api} = <url>/api/blob (set VERCEL_BLOB_API_URL to it). Every call accepts the read-write
+// token, or a Vercel OIDC token the store issued (`oidcToken()`: an RS256 JWT) sent with
+// `x-vercel-blob-store-id: <storeId>`, as `@vercel/blob` sends it with OIDC + BLOB_STORE_ID; an
+// expired token or another store id is refused `403 forbidden`. Uploads also accept
+// a client token (`vercel_blob_client_…`, as `handleUpload` mints it), whose constraints are
 // enforced as the service does. A client-token upload that lands sends the signed
 // `blob.upload-completed` webhook to the token's callbackUrl. The API answers CORS, for browsers.
 //
 // One file per concern under blob/: store.mjs (files and metadata on disk), routes.mjs (the API
 // and blob URLs), put.mjs and multipart.mjs (the two upload paths), tokens.mjs (client tokens and
-// their constraints), webhook.mjs (the completion webhook), faults.mjs (failure injection,
+// their constraints; who may call at all), oidc.mjs (the OIDC tokens), webhook.mjs (the completion webhook), faults.mjs (failure injection,
 // `state`), reply.mjs (error shape, CORS). This file wires them and is what the tests import.
 import { listen } from './http-util.mjs'
 import { initialState } from './blob/faults.mjs'
 import { blobRoutes } from './blob/routes.mjs'
 import { openStore } from './blob/store.mjs'
+import { oidcIssuer } from './blob/oidc.mjs'
 import { tokenChecks } from './blob/tokens.mjs'
 import { webhookSender } from './blob/webhook.mjs'
 
@@ -31,7 +35,9 @@ export async function startBlob({ root, port = 0, token = LOCAL_BLOB_TOKEN } = {
   const puts = [] // { pathname, stored: boolean, bytes, headers } of every PUT
   const state = initialState() // failure injection and latency: see blob/faults.mjs
   const webhooks = webhookSender({ token, state })
-  const tokens = tokenChecks(token)
+  const oidc = oidcIssuer()
+  const auth = [] // { op, kind, storeId } of every call let through on the read-write or an OIDC token
+  const tokens = tokenChecks(token, oidc, auth)
   const peer = await listen(blobRoutes({ store, calls, puts, state, tokens, webhooks }), port)
   store.base = peer.url
 
@@ -41,6 +47,14 @@ export async function startBlob({ root, port = 0, token = LOCAL_BLOB_TOKEN } = {
     host: `127.0.0.1:${peer.port}`,
     port: peer.port,
     token,
+    /** The store's id, as API calls name it (`x-vercel-blob-store-id`) and its read-write token holds it. */
+    storeId: tokens.storeId,
+    /** `BLOB_STORE_ID` as Vercel sets it (`vercel env pull` writes the `store_` prefix). */
+    blobStoreIdEnv: `store_${tokens.storeId}`,
+    /** A Vercel OIDC token this store accepts: `{ expiresInSec = 12 h, claims }` (negative: expired). */
+    oidcToken: (options) => oidc.issue(options),
+    /** `{ op, kind: 'read-write' | 'oidc', storeId }` of every call let through on a store-wide credential. */
+    auth,
     calls,
     puts,
     /** { url, body, status } of every completion webhook sent. */

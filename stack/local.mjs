@@ -4,6 +4,11 @@
 //
 //   const stack = await startLocalStack({ dir: '.session-audio' })
 //   stack.env   // the environment a Next.js app (and session-audio) reads to use it
+//
+// `blobAuth`: how that environment reaches Blob. 'read-write' (the default for now):
+// BLOB_READ_WRITE_TOKEN. 'oidc': as Vercel sets a project up today, BLOB_STORE_ID and a
+// VERCEL_OIDC_TOKEN the store issued (12 h, as `vercel env pull` writes one), no read-write token;
+// client uploads then need presigned uploads, which session-audio does not support yet.
 //   await stack.close()
 import fs from 'node:fs'
 import path from 'node:path'
@@ -23,7 +28,13 @@ export const CLERK_DEV_RATE_LIMIT = 100
 export const publishableKeyFor = (issuer) =>
   `pk_test_${Buffer.from(`${issuer.replace(/^https?:\/\//, '')}$`).toString('base64')}`
 
-export async function startLocalStack({ dir = '.session-audio', ports = {}, rateLimit = CLERK_DEV_RATE_LIMIT } = {}) {
+export async function startLocalStack({
+  dir = '.session-audio',
+  ports = {},
+  rateLimit = CLERK_DEV_RATE_LIMIT,
+  blobAuth = 'read-write',
+} = {}) {
+  if (blobAuth !== 'read-write' && blobAuth !== 'oidc') throw new TypeError(`blobAuth: 'read-write' or 'oidc'`)
   const root = path.resolve(dir)
   fs.mkdirSync(root, { recursive: true })
   const clerk = await startClerk({ port: ports.clerk ?? 0, rateLimit })
@@ -40,7 +51,9 @@ export async function startLocalStack({ dir = '.session-audio', ports = {}, rate
     CLERK_TELEMETRY_DISABLED: '1',
     NEXT_PUBLIC_CLERK_PROXY_URL: clerkBrowserUrl,
     NEXT_PUBLIC_CONVEX_URL: convex.url,
-    BLOB_READ_WRITE_TOKEN: blob.token,
+    ...(blobAuth === 'oidc'
+      ? { BLOB_STORE_ID: blob.blobStoreIdEnv, VERCEL_OIDC_TOKEN: blob.oidcToken() }
+      : { BLOB_READ_WRITE_TOKEN: blob.token }),
     VERCEL_BLOB_API_URL: blob.apiUrl,
     // For the browser's `@vercel/blob/client`: `localhost`, so it sends whole bodies (it streams
     // them, which needs HTTP/2, only to other hosts).

@@ -69,7 +69,7 @@ export function multipartHandler({ store, calls, tokens, webhooks }) {
     calls.mpu = (calls.mpu || 0) + 1
     const requested = url.searchParams.get('pathname')
     const action = req.headers['x-mpu-action']
-    const who = tokens.uploader(req, res, requested)
+    const who = tokens.uploader(req, res, requested, 'mpu')
     if (!who) return
     if (action === 'create') return create(req, res, requested, who)
     const upload = uploads.get(req.headers['x-mpu-upload-id'])

@@ -1,6 +1,6 @@
 // The store's one request handler: the Blob API under /api/blob (CORS, uploads, head, list,
 // delete) and the blob URLs themselves (/<pathname>, with Range and conditional requests by `send`;
-// private blobs need the read-write token, as on Vercel).
+// private blobs need the read-write or an OIDC token, as on Vercel).
 import send from 'send'
 import { json, readBody } from '../http-util.mjs'
 import { misbehaving } from './faults.mjs'
@@ -45,7 +45,8 @@ export function blobRoutes(ctx) {
   /** `POST {api}/delete {"urls": [...]}`: unknown URLs are ignored, as the service does. */
   async function remove(req, res) {
     calls.delete++
-    if (!tokens.authorized(req)) return apiError(res, 403, 'forbidden', 'Access denied')
+    const why = tokens.refusal(req, 'delete')
+    if (why) return apiError(res, 403, 'forbidden', why)
     const { urls = [] } = JSON.parse((await readBody(req)).toString('utf8') || '{}')
     if (misbehaving(state, 'delete', res)) return
     for (const u of urls) store.remove(toPathname(u))
@@ -59,8 +60,8 @@ export function blobRoutes(ctx) {
     const pathname = decodeURIComponent(url.pathname.slice(1))
     const m = store.meta.get(pathname)
     if (!m) return apiError(res, 404, 'not_found', 'The requested blob does not exist')
-    if (m.access === 'private' && !tokens.authorized(req))
-      return apiError(res, 403, 'forbidden', 'Private blob: Authorization required')
+    const why = m.access === 'private' && tokens.refusal(req, 'read')
+    if (why) return apiError(res, 403, 'forbidden', `Private blob: ${why}`)
     calls.read++
     if (state.latencyMs) await new Promise((r) => setTimeout(r, state.latencyMs))
     send(req, url.pathname, { root: store.root, etag: false, lastModified: true, acceptRanges: true, dotfiles: 'deny' })
@@ -87,8 +88,10 @@ export function blobRoutes(ctx) {
     if (url.pathname === '/api/blob' || url.pathname === '/api/blob/') {
       if (req.method === 'PUT') return put(req, res, url)
       if (req.method !== 'GET') return apiError(res, 405, 'bad_request', 'method not allowed')
-      if (!tokens.authorized(req)) return apiError(res, 403, 'forbidden', 'Access denied')
-      return url.searchParams.has('url') ? head(req, res, url) : list(req, res, url)
+      const op = url.searchParams.has('url') ? 'head' : 'list'
+      const why = tokens.refusal(req, op)
+      if (why) return apiError(res, 403, 'forbidden', why)
+      return op === 'head' ? head(req, res, url) : list(req, res, url)
     }
     if (url.pathname === '/api/blob/delete' && req.method === 'POST') return remove(req, res)
     return read(req, res, url)

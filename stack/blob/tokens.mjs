@@ -1,4 +1,6 @@
-// Who may upload what. The read-write token may do anything; a client token
+// Who may do what. The read-write token may do anything, and so may a Vercel OIDC token of ours
+// (oidc.mjs) that is unexpired and sent with this store's id in `x-vercel-blob-store-id` (blob URLs
+// name the store by their host, so a read needs no header); a client token
 // (`vercel_blob_client_<store>_<base64(hmac.payload)>`, as `handleUpload` mints it) carries
 // constraints signed with the read-write token, enforced here as the service does: signature,
 // validUntil, pathname, allowed content types (wildcards too), maximum size, random suffix, no
@@ -38,18 +40,43 @@ export function typeAllowed(contentType, allowed) {
   })
 }
 
-/** The checks bound to this store's read-write `token`. */
-export function tokenChecks(token) {
-  const authorized = (req) => req.headers.authorization === `Bearer ${token}`
+/**
+ * The checks bound to this store's read-write `token` and OIDC issuer. `log` gets
+ * `{ op, kind: 'read-write' | 'oidc', storeId }` for every call let through on a store-wide
+ * credential (`op`: put, mpu, head, list, delete, read), so tests can see what arrived.
+ */
+export function tokenChecks(token, oidc, log = []) {
+  const storeId = token.split('_')[3]
+  const DENIED = 'Access denied, please provide a valid token for this resource.'
+  /** Why a store-wide credential is refused for `op`, or null when it is allowed. */
+  const refusal = (req, op) => {
+    const auth = req.headers.authorization || ''
+    const sentStoreId = req.headers['x-vercel-blob-store-id'] ?? null
+    if (auth === `Bearer ${token}`) {
+      log.push({ op, kind: 'read-write', storeId: sentStoreId })
+      return null
+    }
+    const jwt = /^Bearer (eyJ[\w-]*\.[\w-]*\.[\w-]*)$/.exec(auth)
+    if (!jwt) return DENIED
+    const why = oidc.refusal(jwt[1])
+    if (why) return `Access denied: ${why}`
+    // The token does not name the store: the API call does, in a header.
+    if (op !== 'read' && sentStoreId !== storeId)
+      return `Access denied: this OIDC token may not use store "${sentStoreId ?? ''}" (x-vercel-blob-store-id)`
+    log.push({ op, kind: 'oidc', storeId: sentStoreId })
+    return null
+  }
+  const authorized = (req, op) => refusal(req, op) === null
   /**
-   * Who may upload `pathname`: the read-write token (no constraints), or a client token whose
-   * constraints allow it. Answers the refusal itself and returns null.
+   * Who may upload `pathname`: the read-write or an OIDC token (no constraints), or a client token
+   * whose constraints allow it. Answers the refusal itself and returns null.
    */
-  const uploader = (req, res, pathname) => {
-    if (authorized(req)) return { constraints: null }
+  const uploader = (req, res, pathname, op = 'put') => {
+    const why = refusal(req, op)
+    if (why === null) return { constraints: null }
     const bearer = /^Bearer (vercel_blob_client_\S+)$/.exec(req.headers.authorization || '')
     if (!bearer) {
-      apiError(res, 403, 'forbidden', 'Access denied, please provide a valid token for this resource.')
+      apiError(res, 403, 'forbidden', why)
       return null
     }
     const { constraints, error } = clientConstraints(bearer[1], token)
@@ -77,7 +104,7 @@ export function tokenChecks(token) {
     }
     return { constraints }
   }
-  return { authorized, uploader }
+  return { authorized, refusal, uploader, storeId }
 }
 
 /** The stored pathname: a random suffix when asked for (by header, or by the client token). */

@@ -16,6 +16,7 @@ use crate::config::BlobAccess;
 use crate::duration::{Measured, Meter};
 use crate::error::{Error, Result};
 use crate::media::Container;
+use crate::store::Credential;
 
 const BLOB_API_VERSION: &str = "12";
 
@@ -28,6 +29,9 @@ const MAX_LIST_BYTES: usize = 4 << 20;
 pub struct BlobClient {
     http: reqwest::Client,
     store: crate::store::Store,
+    /// This request's credential (`Store::credential`): the read-write token, or the request's
+    /// OIDC token, which then goes with `x-vercel-blob-store-id` on every API call.
+    credential: Credential,
     /// Time allowed for each exchange with the store that is not an upload body (head, delete, a
     /// blob's first bytes, every answer read back): the deployment's upstream timeout.
     exchange: Duration,
@@ -177,8 +181,13 @@ fn retryable_code(code: &str) -> bool {
 }
 
 impl BlobClient {
-    pub fn new(http: reqwest::Client, store: &crate::store::Store, exchange: Duration) -> BlobClient {
-        BlobClient { http, store: store.clone(), exchange }
+    pub fn new(
+        http: reqwest::Client,
+        store: &crate::store::Store,
+        exchange: Duration,
+        credential: Credential,
+    ) -> BlobClient {
+        BlobClient { http, store: store.clone(), exchange, credential }
     }
 
     /// The store this client writes to.
@@ -200,7 +209,7 @@ impl BlobClient {
             404 => return Ok(None),
             status => {
                 let (code, message) = api_error(resp, self.exchange).await;
-                return Err(Error::StorageFailed(format!("head: HTTP {status} {code}: {message}")));
+                return Err(refusal("head", status, &code, &message));
             }
         }
         read_json(resp, "head", self.exchange).await.map(Some)
@@ -210,7 +219,7 @@ impl BlobClient {
     /// private host: private blobs need it, as `get()` sends it).
     fn read(&self, url: &Url) -> reqwest::RequestBuilder {
         let req = self.http.get(url.clone());
-        match self.store.bearer_for(url) {
+        match self.store.bearer_for(url, &self.credential) {
             Some(token) => req.bearer_auth(token),
             None => req,
         }
@@ -254,7 +263,7 @@ impl BlobClient {
         if !resp.status().is_success() {
             let status = resp.status();
             let (code, message) = api_error(resp, self.exchange).await;
-            return Err(Error::StorageFailed(format!("list: HTTP {status} {code}: {message}")));
+            return Err(refusal("list", status.as_u16(), &code, &message));
         }
         // A page of 1000 blobs is well over the 64 KiB metadata bound: read it with its own.
         let mut body = Vec::new();
@@ -299,7 +308,7 @@ impl BlobClient {
     fn request(&self, method: reqwest::Method, url: String, request_id: &str, attempt: u32) -> reqwest::RequestBuilder {
         self.http
             .request(method, url)
-            .bearer_auth(self.store.token())
+            .bearer_auth(self.credential.bearer())
             .header("x-api-version", BLOB_API_VERSION)
             .header("x-vercel-blob-store-id", self.store.id())
             .header("x-api-blob-request-id", request_id)
@@ -362,7 +371,7 @@ impl BlobClient {
                 attempt += 1;
                 continue;
             }
-            return Err(Error::StorageFailed(format!("PUT {pathname}: HTTP {status} {code}: {message}")));
+            return Err(refusal(&format!("PUT {pathname}"), status.as_u16(), &code, &message));
         }
     }
 
@@ -370,7 +379,7 @@ impl BlobClient {
     pub async fn delete(&self, urls: &[String]) -> Result<()> {
         let url = format!("{}/delete", self.store.api());
         let request_id = self.request_id();
-        let mut last = String::new();
+        let mut last = Error::StorageFailed(format!("delete {urls:?}: not attempted"));
         for attempt in 0..MAX_ATTEMPTS {
             let sent = self
                 .request(reqwest::Method::POST, url.clone(), &request_id, attempt)
@@ -383,16 +392,28 @@ impl BlobClient {
                 Ok(resp) => {
                     let status = resp.status();
                     let (code, message) = api_error(resp, self.exchange).await;
-                    last = format!("HTTP {status} {code}: {message}");
+                    last = refusal(&format!("delete {urls:?}"), status.as_u16(), &code, &message);
                     if !retryable_code(&code) {
                         break;
                     }
                 }
-                Err(e) => last = crate::error::chain(&e),
+                Err(e) => last = Error::StorageFailed(format!("delete {urls:?}: {}", crate::error::chain(&e))),
             }
             backoff(attempt).await;
         }
-        Err(Error::StorageFailed(format!("delete {urls:?}: {last}")))
+        Err(last)
+    }
+}
+
+/// What a refusal of the store means: the credentials refused (403, or `forbidden` /
+/// `store_not_found`: a store id the OIDC token's project is not connected to, a revoked token) is
+/// the deployment's to fix and says so; anything else is a storage failure.
+fn refusal(what: &str, status: u16, code: &str, message: &str) -> Error {
+    let detail = format!("{what}: HTTP {status} {code}: {message}");
+    if status == 403 || matches!(code, "forbidden" | "store_not_found") {
+        Error::BlobAccessDenied(detail)
+    } else {
+        Error::StorageFailed(detail)
     }
 }
 
@@ -415,6 +436,22 @@ async fn backoff(attempt: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_of_the_credentials_are_named() {
+        let table: &[(u16, &str, &str)] = &[
+            (403, "forbidden", "blob_access_denied"),
+            (404, "store_not_found", "blob_access_denied"),
+            (400, "forbidden", "blob_access_denied"),
+            (403, "unknown_error", "blob_access_denied"),
+            (400, "bad_request", "storage_failed"),
+            (503, "service_unavailable", "storage_failed"),
+            (404, "not_found", "storage_failed"),
+        ];
+        for (status, code, want) in table {
+            assert_eq!(refusal("PUT p", *status, code, "m").code(), *want, "{status} {code}");
+        }
+    }
 
     #[test]
     fn retryable_codes_are_the_sdks() {

@@ -14,8 +14,9 @@ use crate::error::{Error, Result};
 use crate::policy::HostPolicy;
 
 pub const DEFAULT_CLERK_API_URL: &str = "https://api.clerk.com";
-/// Trusted audio hosts when no Blob token names the store: any public Vercel Blob store. With
-/// `BLOB_READ_WRITE_TOKEN` set, the defaults are that store's two hosts instead (`Store::hosts`).
+/// Trusted audio hosts when no store is configured: any public Vercel Blob store. With
+/// `BLOB_STORE_ID` or a read-write token, the defaults are that store's two hosts instead
+/// (`Store::hosts`).
 pub const DEFAULT_TRUSTED_HOSTS: &str = "*.public.blob.vercel-storage.com";
 pub const DEFAULT_CONVEX_TEMPLATE: &str = "convex";
 pub const DEFAULT_GET_QUERY: &str = "listeningSessions:getForAudio";
@@ -120,7 +121,7 @@ pub struct Config {
     pub authorized_parties: Vec<String>,
     /// `acceptPendingSessions`: `sts: "pending"` is signed in rather than `401 session_pending`.
     pub accept_pending_sessions: bool,
-    /// The deployment's Blob store (`BLOB_READ_WRITE_TOKEN`); `None`: uploads answer 503.
+    /// The deployment's Blob store (`BLOB_STORE_ID` and/or a read-write token); `None`: uploads answer 503.
     pub store: Option<crate::store::Store>,
     /// GET refuses a stored URL whose path is not under `listening-sessions/{sessionId}/`.
     pub require_session_path: bool,
@@ -192,11 +193,9 @@ impl Config {
             None => Url::parse(DEFAULT_BLOB_API_URL).map_err(|e| Error::Internal(e.to_string()))?,
             Some(raw) => parse_http_url("VERCEL_BLOB_API_URL", &raw)?,
         };
-        let store = get("BLOB_READ_WRITE_TOKEN")
-            .map(|token| crate::store::Store::from_token(&token, blob_api_url.clone(), allow_loopback))
-            .transpose()?;
-        // The defaults are this deployment's own store (when the token names it); configured hosts
-        // are added on top, never in place of them.
+        let store = blob_store(get, blob_api_url, allow_loopback)?;
+        // The defaults are this deployment's own store (named by BLOB_STORE_ID or the token);
+        // configured hosts are added on top, never in place of them.
         let mut hosts = match &store {
             Some(store) => store.hosts().to_vec(),
             None => split_list(DEFAULT_TRUSTED_HOSTS),
@@ -262,6 +261,29 @@ impl Config {
             ),
         })
     }
+}
+
+/// The lookup key that answers the `blobReadWriteToken` option alone, never the environment: an
+/// explicit token beats OIDC, a token in the environment does not (`store::resolve`). The binding
+/// answers it; `BLOB_READ_WRITE_TOKEN` answers the option, else the environment, as every key does.
+pub const BLOB_TOKEN_OPTION: &str = "blobReadWriteToken";
+
+/// The deployment's Blob store from `blobReadWriteToken`, `BLOB_STORE_ID` and
+/// `BLOB_READ_WRITE_TOKEN` (`Store::configure`); `None` when none is set.
+pub(crate) fn blob_store(
+    get: &impl Fn(&str) -> Option<String>,
+    api: Url,
+    allow_loopback: bool,
+) -> Result<Option<crate::store::Store>> {
+    let explicit = get(BLOB_TOKEN_OPTION);
+    let env_read_write = if explicit.is_some() { None } else { get("BLOB_READ_WRITE_TOKEN") };
+    let store_id = get("BLOB_STORE_ID");
+    let settings = crate::store::Settings {
+        explicit: explicit.as_deref(),
+        store_id: store_id.as_deref(),
+        env_read_write: env_read_write.as_deref(),
+    };
+    crate::store::Store::configure(&settings, api, allow_loopback)
 }
 
 /// Where Vercel Blob sends `blob.upload-completed`, derived as `handleUpload` derives it
@@ -514,6 +536,27 @@ mod tests {
         assert_eq!(err.code(), "config_invalid");
         let c = cfg(&with(&[("SESSION_AUDIO_REQUIRE_SESSION_PATH", "0")])).unwrap();
         assert!(!c.require_session_path);
+        // OIDC (BLOB_STORE_ID, as Vercel sets a project up): the same two hosts of that store.
+        let c = cfg(&with(&[("BLOB_STORE_ID", "store_MyStore")])).unwrap();
+        assert_eq!(
+            c.store.as_ref().map(|s| (s.id(), s.uses_oidc(), s.read_write_token())),
+            Some(("MyStore", true, None))
+        );
+        assert!(ok(&c, "https://mystore.public.blob.vercel-storage.com/a"));
+        assert!(ok(&c, "https://mystore.private.blob.vercel-storage.com/a"));
+        assert!(!ok(&c, "https://otherstore.public.blob.vercel-storage.com/a"));
+        // The option beats BLOB_STORE_ID (the binding answers BLOB_TOKEN_OPTION with it alone).
+        let c = cfg(&with(&[
+            ("BLOB_STORE_ID", "store_MyStore"),
+            (BLOB_TOKEN_OPTION, "vercel_blob_rw_Opt_secret"),
+            ("BLOB_READ_WRITE_TOKEN", "vercel_blob_rw_Opt_secret"),
+        ]))
+        .unwrap();
+        assert_eq!(c.store.as_ref().map(|s| (s.id(), s.uses_oidc())), Some(("Opt", false)));
+        let err =
+            cfg(&with(&[("BLOB_STORE_ID", "store_MyStore"), ("BLOB_READ_WRITE_TOKEN", "vercel_blob_rw_Other_s")]))
+                .unwrap_err();
+        assert_eq!(err.code(), "config_invalid");
     }
 
     #[test]

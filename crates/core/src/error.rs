@@ -95,6 +95,8 @@ pub enum Code {
     InvalidClientPayload,
     InvalidPathname,
     InvalidBlobUrl,
+    /// `blob.generate-client-token` on a deployment with OIDC and no read-write token.
+    ClientTokensNeedReadWriteToken,
 }
 
 impl Code {
@@ -116,6 +118,7 @@ impl Code {
             Code::InvalidClientPayload => "invalid_client_payload",
             Code::InvalidPathname => "invalid_pathname",
             Code::InvalidBlobUrl => "invalid_blob_url",
+            Code::ClientTokensNeedReadWriteToken => "client_tokens_need_read_write_token",
         }
     }
 }
@@ -198,6 +201,14 @@ pub enum Error {
     InvalidSignature,
     #[error("uploaded blob not found: {0}")]
     UploadNotFound(String),
+    /// The Vercel OIDC token that reached the request is past its `exp`, and no read-write token
+    /// can stand in.
+    #[error("the Vercel OIDC token has expired")]
+    OidcTokenExpired,
+    /// Vercel Blob refused the credentials (403, `forbidden`, `store_not_found`): a store id the
+    /// OIDC token's project is not connected to, or a revoked token.
+    #[error("Vercel Blob refused the credentials: {0}")]
+    BlobAccessDenied(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -205,7 +216,10 @@ pub enum Error {
 impl Error {
     pub fn status(&self) -> u16 {
         match self {
-            Error::ConfigMissing(_) | Error::ConfigInvalid(_) | Error::ClerkRateLimited { .. } => 503,
+            Error::ConfigMissing(_)
+            | Error::ConfigInvalid(_)
+            | Error::ClerkRateLimited { .. }
+            | Error::OidcTokenExpired => 503,
             Error::MissingSessionId | Error::BadRequest { .. } | Error::IncompleteBody(_) => 400,
             Error::EntitlementDenied | Error::DurationLimitExceeded(_) | Error::ClientUploadsDisabled => 403,
             Error::InvalidSessionState(_) => 409,
@@ -222,7 +236,8 @@ impl Error {
             | Error::ConvexShape { .. }
             | Error::UntrustedAudioHost(_)
             | Error::UpstreamFailed(_)
-            | Error::StorageFailed(_) => 502,
+            | Error::StorageFailed(_)
+            | Error::BlobAccessDenied(_) => 502,
             Error::UpstreamTimeout(_) => 504,
             Error::Internal(_) => 500,
         }
@@ -259,6 +274,8 @@ impl Error {
             Error::ClientUploadsDisabled => "client_uploads_disabled",
             Error::InvalidSignature => "invalid_signature",
             Error::UploadNotFound(_) => "upload_not_found",
+            Error::OidcTokenExpired => "oidc_token_expired",
+            Error::BlobAccessDenied(_) => "blob_access_denied",
             Error::Internal(_) => "internal_error",
         }
     }
@@ -300,6 +317,8 @@ impl Error {
             Error::ClientUploadsDisabled => "Direct-to-Blob uploads are turned off for this route (clientUploads: false): POST the audio as the request body instead.".into(),
             Error::InvalidSignature => "The x-vercel-signature header is missing or does not sign this body.".into(),
             Error::UploadNotFound(_) => "The uploaded blob is not in storage: upload it first, then complete.".into(),
+            Error::OidcTokenExpired => "session-audio is misconfigured: the Vercel OIDC token that reached this request has expired. On Vercel, enable OIDC for this environment; locally, run vercel env pull again (VERCEL_OIDC_TOKEN lasts 12 hours); or set BLOB_READ_WRITE_TOKEN.".into(),
+            Error::BlobAccessDenied(_) => "Vercel Blob refused this deployment's credentials: check that BLOB_STORE_ID names the Blob store connected to this project and that OIDC is enabled for this environment (or that BLOB_READ_WRITE_TOKEN is that store's current token).".into(),
             Error::Internal(_) => "Internal error.".into(),
         }
     }
@@ -381,6 +400,13 @@ mod tests {
             (Error::ClientUploadsDisabled, 403, "client_uploads_disabled"),
             (Error::InvalidSignature, 401, "invalid_signature"),
             (Error::UploadNotFound("x".into()), 404, "upload_not_found"),
+            (Error::OidcTokenExpired, 503, "oidc_token_expired"),
+            (Error::BlobAccessDenied("x".into()), 502, "blob_access_denied"),
+            (
+                Error::BadRequest { code: Code::ClientTokensNeedReadWriteToken, message: "x".into() },
+                400,
+                "client_tokens_need_read_write_token",
+            ),
         ];
         for (err, status, code) in table {
             assert_eq!(err.status(), status, "{err:?}");

@@ -41,7 +41,15 @@ async fn try_get(state: &State, req: &Request, trace: Trace) -> Result<Response>
     }
     // 5. the upstream, with the client's range and conditional headers
     let method = if head { reqwest::Method::HEAD } else { reqwest::Method::GET };
-    let bearer = state.config.store.as_ref().and_then(|store| store.bearer_for(&url));
+    // Only a read of this store's private host carries a credential, resolved for this request
+    // (OIDC or read-write); public blobs need none, so GET works without any Blob credentials.
+    let credential = match &state.config.store {
+        Some(store) if store.reads_with_bearer(&url) => {
+            Some(store.credential(crate::request::oidc_token(req), crate::clock::now_ms())?)
+        }
+        _ => None,
+    };
+    let bearer = credential.as_ref().map(crate::store::Credential::bearer);
     let forwarded = upstream_request_headers(&req.headers);
     let fetch = state.upstream.fetch(&state.config.host_policy, method, url, &forwarded, bearer);
     let resp = trace.phase(Phase::Upstream, fetch).await?;

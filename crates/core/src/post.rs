@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::client_upload::{parse_event, signature_ok, Event};
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::flows::{complete, stream, token};
 use crate::ingress::Chunks;
 use crate::media::parse_declared;
@@ -33,7 +33,7 @@ async fn route(state: &State, req: &Request, body: Chunks, trace: Trace, receive
     }
     let session_id = session_id(req)?;
     test_panic_hook(req);
-    let blob = state.blob()?;
+    let blob = &state.blob(req)?;
     // Every upload ends in an attach only the route can sign: without the secret, nothing is
     // stored or minted.
     crate::attach_sign::require(state.config.upload.attach_secret.as_ref())?;
@@ -49,6 +49,11 @@ async fn route(state: &State, req: &Request, body: Chunks, trace: Trace, receive
     let raw = read_event(body, state.config.upload.idle_timeout).await?;
     match parse_event(&raw)? {
         Event::GenerateClientToken { pathname, client_payload } => {
+            // Client tokens are HMACs keyed by the read-write token: with OIDC alone there is
+            // nothing to sign them with (presigned uploads replace them there).
+            if blob.store().read_write_token().is_none() {
+                return Err(client_tokens_need_read_write_token());
+            }
             let who = state.authenticate(&req.headers, trace).await?;
             let ctx = Ctx { state, blob, who: &who, session_id, trace };
             token::handle(&ctx, req, &pathname, client_payload.as_deref()).await
@@ -65,7 +70,9 @@ async fn route(state: &State, req: &Request, body: Chunks, trace: Trace, receive
         }
         Event::UploadCompleted { url, token_payload } => {
             // Blob's webhook: signed with the read-write token; it acts for whom the token named.
-            if !signature_ok(blob.store().token(), &raw, header(&req.headers, "x-vercel-signature")) {
+            // Without one (OIDC only) no client token was minted here, and nothing verifies.
+            let key = blob.store().read_write_token().ok_or(Error::InvalidSignature)?;
+            if !signature_ok(key, &raw, header(&req.headers, "x-vercel-signature")) {
                 return Err(Error::InvalidSignature);
             }
             let (who, payload) = complete::webhook_identity(session_id, token_payload.as_deref())?;
@@ -75,6 +82,14 @@ async fn route(state: &State, req: &Request, body: Chunks, trace: Trace, receive
             let claim = complete::Claim { url: &url, duration_ms: Some(payload.duration_ms), declared };
             complete::webhook(&ctx, &claim).await
         }
+    }
+}
+
+/// The refusal of `blob.generate-client-token` on a deployment with OIDC and no read-write token.
+fn client_tokens_need_read_write_token() -> Error {
+    Error::BadRequest {
+        code: Code::ClientTokensNeedReadWriteToken,
+        message: "This deployment reaches Vercel Blob with OIDC and has no BLOB_READ_WRITE_TOKEN, so it cannot mint client tokens: direct-to-Blob uploads over OIDC need presigned uploads, which session-audio does not support yet. Meanwhile set BLOB_READ_WRITE_TOKEN, or POST the audio as the request body (up to 4.5 MB on Vercel).".into(),
     }
 }
 

@@ -11,6 +11,22 @@ pub struct Request {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub session_id: Option<String>,
+    /// Env `VERCEL_OIDC_TOKEN` as it was when this request arrived (the JS face reads it per
+    /// request: the token is short-lived and changes; nothing keeps it past the request).
+    pub oidc_env: Option<String>,
+}
+
+/// This request's Vercel OIDC token, as `@vercel/oidc`'s `getVercelOidcTokenSync` picks it: the
+/// `x-vercel-oidc-token` header (Vercel sets it on every request of a deployment with OIDC), else
+/// env `VERCEL_OIDC_TOKEN`. A present header wins even when blank (the SDK's `??`), and a blank
+/// value is no token (`@vercel/blob` trims it).
+pub fn oidc_token(req: &Request) -> Option<&str> {
+    let header = req.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("x-vercel-oidc-token"));
+    let raw = match header {
+        Some((_, value)) => Some(value.as_str()),
+        None => req.oidc_env.as_deref(),
+    };
+    raw.map(str::trim).filter(|t| !t.is_empty())
 }
 
 /// The route's `[sessionId]`: present, and `[A-Za-z0-9_-]{1,128}` (Convex ids and more). Anything
@@ -45,6 +61,28 @@ pub(crate) fn test_panic_hook(_req: &Request) {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oidc_token_table() {
+        let req = |header: Option<&str>, env: Option<&str>| Request {
+            headers: header.map(|v| vec![("X-Vercel-OIDC-Token".to_string(), v.to_string())]).unwrap_or_default(),
+            oidc_env: env.map(str::to_string),
+            ..Default::default()
+        };
+        // (header, env) → token
+        let table: &[(Option<&str>, Option<&str>, Option<&str>)] = &[
+            (Some("h.h.h"), Some("e.e.e"), Some("h.h.h")),
+            (None, Some("e.e.e"), Some("e.e.e")),
+            (None, Some(" e.e.e \n"), Some("e.e.e")),
+            (Some(" h.h.h "), None, Some("h.h.h")),
+            (Some(""), Some("e.e.e"), None), // a present header does not fall back
+            (None, Some("  "), None),
+            (None, None, None),
+        ];
+        for (header, env, want) in table {
+            assert_eq!(oidc_token(&req(*header, *env)), *want, "{header:?} {env:?}");
+        }
+    }
 
     #[test]
     fn session_id_table() {

@@ -28,8 +28,9 @@ pub struct State {
     /// Clerk session → the `exp` of the last session token verified for it: how long a refusal of
     /// that session is remembered (`clerk_refusal`).
     pub(crate) session_exp: moka::sync::Cache<String, i64>,
-    /// An error until `BLOB_READ_WRITE_TOKEN` is configured: GET works without it, POST answers 503.
-    blob: std::result::Result<BlobClient, Error>,
+    /// The Blob client's connection pool, or the 503 of a deployment without a Blob store (neither
+    /// `BLOB_STORE_ID` nor a read-write token): GET works without it, POST answers 503.
+    blob: std::result::Result<reqwest::Client, Error>,
     /// Client-upload completions take turns per (session, blob) (`turns`).
     pub(crate) completions: crate::turns::Turns,
     pub telemetry: Arc<Telemetry>,
@@ -70,10 +71,8 @@ impl State {
         let convex = ConvexClient::new(services, &config.convex_url);
         let upstream = UpstreamClient::new(config.host_policy.allow_loopback(), config.upstream_timeout)?;
         let blob = match &config.store {
-            None => Err(Error::ConfigMissing(
-                "BLOB_READ_WRITE_TOKEN is not set (the Vercel Blob read-write token uploads are stored with)".into(),
-            )),
-            Some(store) => {
+            None => Err(crate::store::unresolved_error(crate::store::Unresolved::Nothing)),
+            Some(_) => {
                 // Uploads stream for as long as the client sends: no whole-request timeout here.
                 let http = reqwest::Client::builder()
                     .no_proxy()
@@ -81,7 +80,7 @@ impl State {
                     .user_agent(crate::USER_AGENT)
                     .build()
                     .map_err(|e| Error::Internal(format!("blob client: {e}")))?;
-                Ok(BlobClient::new(http, store, config.upstream_timeout))
+                Ok(http)
             }
         };
         // Session tokens live a minute by default; an hour bounds what an unusual instance holds.
@@ -101,8 +100,12 @@ impl State {
         })
     }
 
-    /// The Blob client, or the 503 that says which setting it lacks.
-    pub fn blob(&self) -> Result<&BlobClient> {
-        self.blob.as_ref().map_err(Clone::clone)
+    /// The Blob client for this request, with the credential that applies to it (OIDC tokens are
+    /// read per request and never kept past it), or the 503 that says what is missing.
+    pub fn blob(&self, req: &crate::request::Request) -> Result<BlobClient> {
+        let http = self.blob.as_ref().map_err(Clone::clone)?;
+        let store = self.config.store.as_ref().ok_or_else(|| Error::Internal("blob client without a store".into()))?;
+        let credential = store.credential(crate::request::oidc_token(req), crate::clock::now_ms())?;
+        Ok(BlobClient::new(http.clone(), store, self.config.upstream_timeout, credential))
     }
 }

@@ -26,6 +26,9 @@ const BATCH: usize = 100;
 pub struct SweepConfig {
     pub convex_url: Url,
     pub store: crate::store::Store,
+    /// What the sweep authenticates with, resolved once when it starts as a request's is: the
+    /// option, else OIDC (env `VERCEL_OIDC_TOKEN` with `BLOB_STORE_ID`), else `BLOB_READ_WRITE_TOKEN`.
+    pub credential: crate::store::Credential,
     pub secret: String,
     pub attached_query: String,
     pub timeout: Duration,
@@ -46,7 +49,9 @@ impl SweepConfig {
             Some(raw) => crate::config::parse_http_url("VERCEL_BLOB_API_URL", &raw)?,
             None => Url::parse(crate::config::DEFAULT_BLOB_API_URL).map_err(|e| Error::Internal(e.to_string()))?,
         };
-        let token = need("BLOB_READ_WRITE_TOKEN", "the Vercel Blob read-write token of the store to sweep")?;
+        let store = crate::config::blob_store(&get, blob_api_url, false)?
+            .ok_or_else(|| crate::store::unresolved_error(crate::store::Unresolved::Nothing))?;
+        let credential = store.credential(get("VERCEL_OIDC_TOKEN").as_deref(), crate::clock::now_ms())?;
         let timeout_ms = crate::config::parse_number(
             &get,
             "SESSION_AUDIO_UPSTREAM_TIMEOUT_MS",
@@ -54,7 +59,8 @@ impl SweepConfig {
         )?;
         Ok(SweepConfig {
             convex_url,
-            store: crate::store::Store::from_token(&token, blob_api_url, false)?,
+            store,
+            credential,
             secret: need(
                 "SESSION_AUDIO_SWEEP_SECRET",
                 "the secret the Convex query attachedAudio checks; set the same value in the Convex deployment",
@@ -136,7 +142,7 @@ pub async fn sweep(cfg: &SweepConfig, older_than: Duration, dry_run: bool, now_m
         .user_agent(crate::USER_AGENT)
         .build()
         .map_err(|e| Error::Internal(format!("http client: {e}")))?;
-    let blob = BlobClient::new(http.clone(), &cfg.store, cfg.timeout);
+    let blob = BlobClient::new(http.clone(), &cfg.store, cfg.timeout, cfg.credential.clone());
     let convex = ConvexClient::new(http, &cfg.convex_url);
     let mut report = SweepReport { dry_run, ..SweepReport::default() };
     let mut cursor: Option<String> = None;

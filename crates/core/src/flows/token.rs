@@ -52,6 +52,8 @@ pub async fn handle(ctx: &Ctx<'_>, req: &Request, pathname: &str, client_payload
         "onUploadCompleted": on_completed,
     });
     let store = ctx.blob.store();
-    let client_token = mint_client_token(store.token(), store.id(), &constraints);
+    // The route refuses this event before here when there is no read-write token.
+    let key = store.read_write_token().ok_or_else(|| crate::error::Error::Internal("no read-write token".into()))?;
+    let client_token = mint_client_token(key, store.id(), &constraints);
     Ok(json(200, &json!({ "type": GENERATE_CLIENT_TOKEN, "clientToken": client_token })))
 }

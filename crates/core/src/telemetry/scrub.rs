@@ -205,6 +205,10 @@ mod tests {
             (r#"{"password":""}"#, r#"{"password":""}"#),
             (r#"{"url":"https://s.example/a.webm?x=1"}"#, r#"{"url":"https://s.example/a.webm?[redacted]"}"#),
             (r#"body: {"error":{"message":"bad sk_test_zzz"}}"#, r#"body: {"error":{"message":"bad [redacted]"}}"#),
+            // The Vercel OIDC token: a JWT wherever it stands, and by its header's or variable's name.
+            ("x-vercel-oidc-token: eyJhbGciOiJSUzI1NiJ9.eyJleHAiOjF9.c2ln", "x-vercel-oidc-token: [redacted]"),
+            ("VERCEL_OIDC_TOKEN=opaque-value rest", "VERCEL_OIDC_TOKEN=[redacted] rest"),
+            ("PUT p: Bearer eyJhbGciOiJSUzI1NiJ9.eyJleHAiOjF9.c2ln", "PUT p: Bearer [redacted]"),
             // Names that are not secrets stay readable.
             ("sessionId=s1 userId: u1", "sessionId=s1 userId: u1"),
         ];
