@@ -24,7 +24,8 @@ describe('npm run bench (quick mode)', () => {
     for (const section of [
       '## Stream',
       '## Seek burst',
-      '## 10 concurrent streams',
+      '## The two goals',
+      '## 10 concurrent range streams',
       '## Upload',
       '### The same 8 MiB straight to Blob (client uploads)',
       '## Cold start',

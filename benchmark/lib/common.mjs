@@ -11,8 +11,8 @@ export const MiB = 1024 * 1024
 /** What each scenario moves: small in quick mode (the test), realistic otherwise. */
 export const sizes = (quick) =>
   quick
-    ? { bigBytes: 8 * MiB, medBytes: MiB, seeks: 20, streams: 10, uploadBytes: 8 * MiB }
-    : { bigBytes: 256 * MiB, medBytes: 16 * MiB, seeks: 500, streams: 200, uploadBytes: 256 * MiB }
+    ? { bigBytes: 8 * MiB, medBytes: MiB, seeks: 20, streams: 10, rangeBytes: 256 * 1024, uploadBytes: 8 * MiB }
+    : { bigBytes: 256 * MiB, medBytes: 16 * MiB, seeks: 500, streams: 200, rangeBytes: 4 * MiB, uploadBytes: 256 * MiB }
 
 /** Added service latency (ms) for the `seek-latency` scenario. */
 export const LATENCY = { clerk: 30, convex: 25, blob: 15 }

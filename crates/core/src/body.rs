@@ -1,9 +1,14 @@
 //! Upstream bytes on their way to JS, without ever holding the file.
 //!
-//! A task reads the upstream response into a channel holding at most `PREFETCH_BYTES` (hyper's own
-//! chunks, not re-copied: they grow with backlog, so the bound is in bytes, not chunks — with 200
-//! streams at once a chunk bound let ~1.2 MiB per stream pile up). The JS side first tries a synchronous
-//! `try_next` (no thread hop when data is waiting) and only awaits `next` when the channel is empty.
+//! A task reads the upstream response into a channel holding at most the stream's prefetch budget
+//! in bytes (hyper's own chunks, not re-copied: they grow with backlog, up to ~400 KiB each, so the
+//! bound is in bytes, not chunks — with 200 streams at once a chunk bound let ~1.2 MiB per stream
+//! pile up). The budget is adaptive: a stream starts with `PREFETCH_START` and doubles up to
+//! `PREFETCH_MAX` only while its reader keeps up (see `next_budget`), so 200 slow readers each hold
+//! little while one fast reader gets the full read-ahead. The task waits for room in the budget
+//! *before* it asks for the next chunk, so a slow reader's next bytes wait in the kernel's socket
+//! buffer, not in this process. The JS side first tries a synchronous `try_next` (no thread hop
+//! when data is waiting) and only awaits `next` when the channel is empty.
 //! Backpressure: when JS stops pulling, the channel fills, the task stops reading, the socket's
 //! window closes. A reader that takes nothing for longer than the upstream timeout is treated as
 //! gone: the upstream connection is released and the reader, if it ever comes back, finds the
@@ -13,19 +18,40 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore, TryAcquireError};
 use tokio::task::AbortHandle;
 
-const PREFETCH_BYTES: usize = 256 * 1024;
+/// The prefetch budget every stream starts with: what each of many slow readers holds.
+pub const PREFETCH_START: usize = 32 * 1024;
+/// The most a stream's budget grows to, for a reader that keeps up.
+pub const PREFETCH_MAX: usize = 256 * 1024;
 /// Enough slots that the byte budget, not the slot count, is what limits the prefetch.
 const CHANNEL_SLOTS: usize = 64;
-/// The least budget a chunk is charged, so that at most `CHANNEL_SLOTS - 1` chunks are ever queued
-/// and one slot is always free for the error that ends a stream.
-const MIN_CHARGE: usize = PREFETCH_BYTES / (CHANNEL_SLOTS - 1);
+/// The least budget a chunk is charged, and the room the task waits for before it reads on, so
+/// that at most `CHANNEL_SLOTS - 1` chunks are ever queued and one slot is always free for the
+/// error that ends a stream.
+const MIN_CHARGE: usize = PREFETCH_MAX / (CHANNEL_SLOTS - 1);
+/// A reader that made room within this long after the budget ran out keeps up: the budget doubles.
+pub const KEEPS_UP: Duration = Duration::from_millis(2);
+/// A reader that took longer than this to make room is slow: the budget halves (not below the start).
+pub const FALLS_BEHIND: Duration = Duration::from_millis(50);
+
+/// The budget after the task waited `waited` for the reader to make room in a full budget. A prompt
+/// reader is limited by the budget (it would take more if it were there): double it. A slow reader
+/// is limited by itself, so more read-ahead would only sit in memory: halve it. In between, keep it.
+pub fn next_budget(budget: usize, waited: Duration) -> usize {
+    if waited <= KEEPS_UP {
+        (budget * 2).min(PREFETCH_MAX)
+    } else if waited >= FALLS_BEHIND {
+        (budget / 2).max(PREFETCH_START)
+    } else {
+        budget
+    }
+}
 
 /// A chunk and the budget it holds until the reader takes it.
 type Item = (Result<Bytes, String>, usize);
@@ -75,7 +101,7 @@ impl Drop for FinishGuard {
 
 pub struct BodyStream {
     rx: mpsc::Receiver<Item>,
-    budget: Arc<tokio::sync::Semaphore>,
+    budget: Arc<Semaphore>,
     /// Items the reader has taken: the pump tells a slow reader from one that stopped.
     reads: Arc<AtomicU64>,
     task: AbortHandle,
@@ -88,7 +114,7 @@ impl BodyStream {
     /// each chunk, so a stalled upstream cannot pin a connection forever.
     pub fn spawn(resp: reqwest::Response, idle_timeout: Duration) -> BodyStream {
         let (tx, rx) = mpsc::channel::<Item>(CHANNEL_SLOTS);
-        let budget = Arc::new(tokio::sync::Semaphore::new(PREFETCH_BYTES));
+        let budget = Arc::new(Semaphore::new(PREFETCH_START));
         let pump_budget = budget.clone();
         let reads = Arc::new(AtomicU64::new(0));
         let pump_reads = reads.clone();
@@ -97,33 +123,23 @@ impl BodyStream {
         let task = tokio::spawn(async move {
             let mut guard = FinishGuard { slot: guard_slot, bytes: 0, failure: None };
             let mut stream = resp.bytes_stream();
+            let mut limit = PREFETCH_START;
             loop {
-                let item = match tokio::time::timeout(idle_timeout, stream.next()).await {
-                    Err(_) => Err(format!("upstream stalled for {idle_timeout:?}")),
-                    Ok(None) => break,
-                    Ok(Some(Ok(chunk))) if chunk.is_empty() => continue,
-                    Ok(Some(Ok(chunk))) => Ok(chunk),
-                    Ok(Some(Err(e))) => Err(e.to_string()),
-                };
-                let len = item.as_ref().map_or(0, |c| c.len() as u64);
-                if let Err(e) = &item {
-                    guard.failure = Some(e.clone());
-                }
-                let failed = item.is_err();
-                // Wait for room in the byte budget (a chunk larger than the budget takes all of it;
-                // an error takes none). A reader that makes no room within the upstream timeout
+                // Room first: nothing more is read from the upstream until the reader has made room
+                // for at least a small chunk. A reader that makes none within the upstream timeout
                 // has stopped reading: release the upstream rather than hold it for them.
-                let take = if failed { 0 } else { (len as usize).clamp(MIN_CHARGE, PREFETCH_BYTES) };
-                let acquired = loop {
-                    let seen = pump_reads.load(Ordering::Relaxed);
-                    match tokio::time::timeout(idle_timeout, pump_budget.acquire_many(take as u32)).await {
-                        Ok(acquired) => break Some(acquired),
-                        // Slow but reading: keep waiting. Only a reader that took nothing is gone.
-                        Err(_) if pump_reads.load(Ordering::Relaxed) != seen => continue,
-                        Err(_) => break None,
+                let room = match pump_budget.try_acquire_many(MIN_CHARGE as u32) {
+                    Ok(permit) => Some(Ok(permit)),
+                    Err(TryAcquireError::Closed) => break,
+                    Err(TryAcquireError::NoPermits) => {
+                        let waiting = Instant::now();
+                        let room = wait_for_room(&pump_budget, &pump_reads, idle_timeout).await;
+                        let next = next_budget(limit, waiting.elapsed());
+                        limit = resize(&pump_budget, limit, next);
+                        room
                     }
                 };
-                match acquired {
+                match room {
                     Some(Ok(permit)) => permit.forget(),
                     Some(Err(_)) => break,
                     None => {
@@ -134,7 +150,33 @@ impl BodyStream {
                         break;
                     }
                 }
-                if tx.send((item, take)).await.is_err() || failed {
+                let item = match tokio::time::timeout(idle_timeout, stream.next()).await {
+                    Err(_) => Err(format!("upstream stalled for {idle_timeout:?}")),
+                    Ok(None) => break,
+                    Ok(Some(Ok(chunk))) if chunk.is_empty() => {
+                        pump_budget.add_permits(MIN_CHARGE);
+                        continue;
+                    }
+                    Ok(Some(Ok(chunk))) => Ok(chunk),
+                    Ok(Some(Err(e))) => Err(e.to_string()),
+                };
+                let len = item.as_ref().map_or(0, |c| c.len() as u64);
+                if let Err(e) = &item {
+                    guard.failure = Some(e.clone());
+                }
+                let failed = item.is_err();
+                // Charge the chunk its size, within what the budget has left (a chunk larger than
+                // the budget takes all of it; the room taken above is part of the charge).
+                let want = if failed { 0 } else { (len as usize).clamp(MIN_CHARGE, limit) - MIN_CHARGE };
+                let extra = want.min(pump_budget.available_permits());
+                let extra = match pump_budget.try_acquire_many(extra as u32) {
+                    Ok(permit) => {
+                        permit.forget();
+                        extra
+                    }
+                    Err(_) => 0,
+                };
+                if tx.send((item, MIN_CHARGE + extra)).await.is_err() || failed {
                     break; // reader gone, or the error is delivered: stop and drop the upstream
                 }
                 guard.bytes += len;
@@ -215,6 +257,44 @@ impl Drop for BodyStream {
     }
 }
 
+/// Wait for `MIN_CHARGE` of room in the budget. `None`: the reader took nothing for `idle_timeout`
+/// (a slow reader that keeps taking is waited for as long as it takes).
+async fn wait_for_room<'a>(
+    budget: &'a Semaphore,
+    reads: &AtomicU64,
+    idle_timeout: Duration,
+) -> Option<Result<tokio::sync::SemaphorePermit<'a>, tokio::sync::AcquireError>> {
+    loop {
+        let seen = reads.load(Ordering::Relaxed);
+        match tokio::time::timeout(idle_timeout, budget.acquire_many(MIN_CHARGE as u32)).await {
+            Ok(acquired) => return Some(acquired),
+            // Slow but reading: keep waiting. Only a reader that took nothing is gone.
+            Err(_) if reads.load(Ordering::Relaxed) != seen => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Move the budget from `limit` to `next` bytes: growing adds room at once; shrinking takes room
+/// back only if it is free now (otherwise the budget stays as it is until the next wait). Returns
+/// the budget in force.
+fn resize(budget: &Semaphore, limit: usize, next: usize) -> usize {
+    if next > limit {
+        budget.add_permits(next - limit);
+        next
+    } else if next < limit {
+        match budget.try_acquire_many((limit - next) as u32) {
+            Ok(permit) => {
+                permit.forget();
+                next
+            }
+            Err(_) => limit,
+        }
+    } else {
+        limit
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,6 +326,49 @@ mod tests {
         (format!("http://{addr}/big.wav"), rx)
     }
 
+    #[test]
+    fn the_budget_grows_for_a_reader_that_keeps_up_and_shrinks_for_a_slow_one() {
+        let ms = Duration::from_millis;
+        let table = [
+            // (budget, waited for room, next budget)
+            (PREFETCH_START, Duration::ZERO, 2 * PREFETCH_START),
+            (PREFETCH_START, KEEPS_UP, 2 * PREFETCH_START),
+            (2 * PREFETCH_START, ms(1), 4 * PREFETCH_START),
+            (PREFETCH_MAX / 2, ms(1), PREFETCH_MAX),
+            (PREFETCH_MAX, ms(1), PREFETCH_MAX),
+            (PREFETCH_MAX, KEEPS_UP + ms(1), PREFETCH_MAX),
+            (PREFETCH_START, ms(10), PREFETCH_START),
+            (4 * PREFETCH_START, FALLS_BEHIND - ms(1), 4 * PREFETCH_START),
+            (4 * PREFETCH_START, FALLS_BEHIND, 2 * PREFETCH_START),
+            (PREFETCH_MAX, Duration::from_secs(5), PREFETCH_MAX / 2),
+            (PREFETCH_START, Duration::from_secs(5), PREFETCH_START),
+        ];
+        for (budget, waited, want) in table {
+            assert_eq!(next_budget(budget, waited), want, "{budget} after {waited:?}");
+        }
+        // Whatever happens, the budget stays between the start and the most.
+        for waited in [0, 1, 2, 3, 49, 50, 51, 10_000].map(ms) {
+            let mut b = PREFETCH_START;
+            for _ in 0..20 {
+                b = next_budget(b, waited);
+                assert!((PREFETCH_START..=PREFETCH_MAX).contains(&b), "{b}");
+            }
+        }
+    }
+
+    #[test]
+    fn resizing_keeps_the_permits_equal_to_the_budget_in_force() {
+        let s = Semaphore::new(PREFETCH_START);
+        assert_eq!(resize(&s, PREFETCH_START, 2 * PREFETCH_START), 2 * PREFETCH_START);
+        assert_eq!(s.available_permits(), 2 * PREFETCH_START);
+        assert_eq!(resize(&s, 2 * PREFETCH_START, PREFETCH_START), PREFETCH_START);
+        assert_eq!(s.available_permits(), PREFETCH_START);
+        // Room not free (the reader holds the chunks): the shrink waits for a later turn.
+        let s = Semaphore::new(0);
+        assert_eq!(resize(&s, 2 * PREFETCH_START, PREFETCH_START), 2 * PREFETCH_START);
+        assert_eq!(s.available_permits(), 0);
+    }
+
     #[tokio::test]
     async fn a_reader_that_stops_reading_releases_the_upstream_and_then_gets_an_error() {
         let (url, released) = endless_server().await;
@@ -265,7 +388,7 @@ mod tests {
             }
         };
         assert!(failure.contains("read nothing"), "{failure}");
-        assert!(buffered <= PREFETCH_BYTES + 64 * 1024, "{buffered}");
+        assert!(buffered <= PREFETCH_MAX + 64 * 1024, "{buffered}");
     }
 
     #[tokio::test]
