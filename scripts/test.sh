@@ -15,20 +15,25 @@ phase 'cargo fmt --check'
 cargo fmt --all -- --check
 phase 'prettier --check'
 npx prettier --check "**/*.{js,mjs,ts,tsx}" --log-level warn
-# One release build of the addon serves both the vitest suites and the browser tests. It carries the
-# test-only panic hook (crates/core feature `test-hooks`, a request header that makes a handler panic);
-# `npm run build`, build-all and the published binaries never do.
-phase 'addon build (release, --features test-hooks)'
-bash scripts/ensure-built.sh --features test-hooks
+# Everything Rust is compiled once, in the `test-build` profile (Cargo.toml: opt-level 1 with debug
+# assertions and overflow checks) and for the host's target named explicitly, as napi always does,
+# so clippy, `cargo test` and the addon share their dependencies' builds in target/<host>/test-build.
+# The one addon serves the vitest suites and the browser tests. It carries the test-only panic hook
+# (crates/core feature `test-hooks`, a request header that makes a handler panic); `npm run build`,
+# build-all and the published binaries never do.
+host=$(rustc -vV | sed -n 's/^host: //p')
+build=(--profile test-build --target "$host")
+phase 'addon build (test-build profile, --features test-hooks)'
+bash scripts/ensure-built.sh "${build[@]}" --features test-hooks
 phase 'cargo clippy -D warnings'
-cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo clippy --workspace --all-targets "${build[@]}" --quiet -- -D warnings
 phase 'cargo test (crates/core)'
-logged cargo-test cargo test -p session-audio-core
+logged cargo-test cargo test -p session-audio-core "${build[@]}"
 phase 'vitest (__test__/, without the release specs)'
 logged vitest npx vitest run
 # Last: the example Next.js app, installed from the npm pack tarballs of the build above, in Debian's
 # Chromium. The same build arguments, so the addon is not compiled again.
 phase 'example app: pack, install, next build, tsc'
-bash scripts/prepare-example.sh --features test-hooks
+bash scripts/prepare-example.sh "${build[@]}" --features test-hooks
 phase 'browser tests (examples/nextjs in Chromium)'
 logged e2e npx vitest run --config e2e/vitest.config.mts
