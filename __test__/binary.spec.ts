@@ -1,7 +1,8 @@
 // The portable platform binaries `scripts/build-all.sh` builds (cargo-zigbuild + zig): glibc floor
 // 2.17 for the gnu targets, no glibc at all for musl, the right machine and libraries, and — for
-// the one this machine can run — that Node loads it and it serves a request. `npm test` runs
-// build-all first. A target build-all had to skip has no binary and is reported, not failed.
+// the one this machine can run — that Node loads it and it serves a request. `npm run test:release`
+// runs build-all first (`npm test` leaves this spec out). A target build-all had to skip has no
+// binary and is reported, not failed.
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'

@@ -7,17 +7,13 @@
 # built by .github/workflows/release.yml on hosted runners.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x node_modules/.bin/napi ] || npm install --no-audit --no-fund
+bash scripts/ensure-deps.sh
 
 # zig from the Python package index (the `ziglang` wheel ships the compiler), cargo-zigbuild via cargo install.
 python3 -c 'import ziglang' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check 'ziglang==0.17.0'
 ZIG_DIR=$(python3 -c 'import os, ziglang; print(os.path.dirname(ziglang.__file__))')
 export PATH="$ZIG_DIR:$PATH"
 command -v cargo-zigbuild >/dev/null || cargo install --locked --quiet cargo-zigbuild
-# The napi CLI's archive helpers need their linux-x64 binding, which npm leaves out of the lock.
-node -e "require('@napi-rs/lzma')" 2>/dev/null ||
-  npm install --no-save --no-audit --no-fund \
-    "@napi-rs/lzma-linux-x64-gnu@$(node -p "JSON.parse(require('fs').readFileSync('node_modules/@napi-rs/lzma/package.json')).version")"
 
 # The napi platform suffix of a Rust target (the binary is artifacts/session-audio.<suffix>.node).
 target_platform() {

@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
-# Make a fresh checkout runnable: install the npm dev dependencies if they are missing, then build
-# the addon (release; cargo makes this a no-op when nothing changed).
+# Make a fresh checkout runnable: install the npm dev dependencies if they are missing (`npm ci`),
+# then build the addon (cargo makes this a no-op when nothing changed). Extra arguments go to
+# `napi build`; the build is `--release` unless they name a `--profile` (scripts/test.sh does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -x node_modules/.bin/napi ]; then
-  # `npm ci` refuses this lock file: npm leaves other platforms' optional packages out of it
-  # and then calls it out of sync. `npm install` honours the locked versions all the same.
-  npm install --no-audit --no-fund
-fi
-npx napi build --platform --release --js binding.js --dts binding.d.ts "$@"
+bash scripts/ensure-deps.sh
+release=--release
+for arg in "$@"; do [ "$arg" = --profile ] && release=''; done
+npx napi build --platform $release --js binding.js --dts binding.d.ts "$@"

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Build the addon, pack it exactly as it is published, install the tarballs into examples/nextjs
 # (what users get from npm), type-check the app against our index.d.ts and `next build` it.
-# Used by `npm run demo` and `npm run test:e2e`.
+# Used by `npm run demo` and `npm run test:e2e`; arguments go to the addon build (scripts/ensure-built.sh),
+# so scripts/test.sh packs the build its vitest run used instead of compiling a second one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export NEXT_TELEMETRY_DISABLED=1
-bash scripts/ensure-built.sh
+bash scripts/ensure-built.sh "$@"
 node scripts/pack.mjs examples/nextjs/.tarballs >/dev/null
 cd examples/nextjs
 # A changed tarball has the same file: spec; drop the old install so npm unpacks the new one.

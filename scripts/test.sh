@@ -1,24 +1,39 @@
 #!/usr/bin/env bash
-# The whole test suite: build, Rust unit tests, lints, the vitest suites against the real addon
-# and real loopback servers, then the example app in a real browser. `npm test` runs this; so does .ci/run.
+# `npm test`: the whole suite a change must pass, on a clean clone in ≤ 12 minutes on 2 cores (README).
+# Lints, the Rust unit and property tests, the vitest suites against the real addon and real loopback
+# servers, then the example app in a real browser. The portable cross builds and the checks of the
+# published binaries and packages are `npm run test:release` (scripts/test-release.sh); .ci/run runs both.
+# Every run ends with the seconds each phase took and the runners' own counts (scripts/phases.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The portable platform binaries first (glibc floor 2.17; tested in __test__/binary.spec.ts).
-bash scripts/build-all.sh
-# Then the test build, which carries the test-only panic hook (crates/core feature `test-hooks`);
-# `npm run build`, build-all and the published binaries never do. Its own target directory, so
-# that it and the plain build the browser tests pack are both kept, and a rerun rebuilds neither.
-bash scripts/ensure-built.sh --features test-hooks --target-dir target/test-hooks
-echo "== cargo fmt --check"
+source scripts/phases.sh
+
+phase 'npm ci (when node_modules is missing)'
+bash scripts/ensure-deps.sh
+# The cheap checks first, so a formatting slip fails in seconds, not after the builds.
+phase 'cargo fmt --check'
 cargo fmt --all -- --check
-echo "== cargo clippy -D warnings"
-cargo clippy --workspace --all-targets --quiet -- -D warnings
-echo "== prettier --check"
+phase 'prettier --check'
 npx prettier --check "**/*.{js,mjs,ts,tsx}" --log-level warn
-echo "== cargo test (crates/core)"
-cargo test -p session-audio-core
-echo "== vitest"
-npx vitest run
-# Last: the example Next.js app, installed from the npm pack tarballs, in Debian's Chromium.
-echo "== browser tests (examples/nextjs in Chromium)"
-npm run test:e2e
+# Everything Rust is compiled once, in the `test-build` profile (Cargo.toml: opt-level 1 with debug
+# assertions and overflow checks) and for the host's target named explicitly, as napi always does,
+# so clippy, `cargo test` and the addon share their dependencies' builds in target/<host>/test-build.
+# The one addon serves the vitest suites and the browser tests. It carries the test-only panic hook
+# (crates/core feature `test-hooks`, a request header that makes a handler panic); `npm run build`,
+# build-all and the published binaries never do.
+host=$(rustc -vV | sed -n 's/^host: //p')
+build=(--profile test-build --target "$host")
+phase 'addon build (test-build profile, --features test-hooks)'
+bash scripts/ensure-built.sh "${build[@]}" --features test-hooks
+phase 'cargo clippy -D warnings'
+cargo clippy --workspace --all-targets "${build[@]}" --quiet -- -D warnings
+phase 'cargo test (crates/core)'
+logged cargo-test cargo test -p session-audio-core "${build[@]}"
+phase 'vitest (__test__/, without the release specs)'
+logged vitest npx vitest run
+# Last: the example Next.js app, installed from the npm pack tarballs of the build above, in Debian's
+# Chromium. The same build arguments, so the addon is not compiled again.
+phase 'example app: pack, install, next build, tsc'
+bash scripts/prepare-example.sh "${build[@]}" --features test-hooks
+phase 'browser tests (examples/nextjs in Chromium)'
+logged e2e npx vitest run --config e2e/vitest.config.mts
