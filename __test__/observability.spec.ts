@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startSentry } from '../stack/sentry.mjs'
 import { createAudioHandlers, type RequestRecord } from '../index.js'
 import { errorOf, startStack, until, type Stack } from './helpers'
+import { version } from '../package.json'
 
 let s: Stack
 let sentry: Awaited<ReturnType<typeof startSentry>>
@@ -197,7 +198,8 @@ describe('Sentry', () => {
     expect(events.map((e) => e.tags.error_code).sort()).toEqual(cases.map(([code]) => code).sort())
     for (const e of events) {
       expect(e.level ?? 'error').toBe('error') // the protocol's default level, omitted on the wire
-      expect(e.release).toBe('session-audio@0.1.0')
+      // The crate's version, which must be the package's.
+      expect(e.release).toBe(`session-audio@${version}`)
       expect(e.tags.request_id).toMatch(/^sa_/)
       expect(e.tags.phase).toBeTruthy()
     }
