@@ -18,6 +18,7 @@ mod mp4;
 mod ogg;
 #[cfg(test)]
 pub(crate) mod tests;
+mod walker;
 mod wav;
 mod webm;
 

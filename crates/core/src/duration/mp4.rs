@@ -22,6 +22,7 @@
 //!
 //! Unknown: no audio track timescale, no samples.
 
+use super::walker::{Boxes, Event, Walker};
 use super::*;
 
 /// The most of a small box (`mvhd`, `tkhd`, `mdhd`, `hdlr`, `elst`, ...) we keep.
@@ -126,13 +127,11 @@ struct Samples {
 /// streamed a record at a time; everything else, `mdat` above all, is skipped (its bytes counted).
 #[derive(Default)]
 pub(super) struct Mp4 {
-    head: Collect,
-    skip: u64,
+    walk: Walker<Boxes>,
     reading: Option<[u8; 4]>,
     value: Collect,
     table: Option<Table>,
-    /// Bytes fed so far, and the open `mdat`: where its payload started and its declared size.
-    fed: u64,
+    /// The open `mdat`: where its payload started and its declared size.
     mdat: Option<(u64, u64)>,
     mdat_bytes: u128,
     /// Tracks seen, the audio one's index, and what the current one said before its `hdlr`.
@@ -160,67 +159,34 @@ pub(super) struct Mp4 {
     pending: Option<Samples>,
     fragments: Samples,
     inconsistent: Option<&'static str>,
-    failed: bool,
 }
 
 impl Mp4 {
     fn feed_chunk(&mut self, mut chunk: &[u8], steps: &mut u64) {
-        while !chunk.is_empty() && !self.failed {
-            *steps += 1;
-            if let Some(mut table) = self.table.take() {
-                let (part, rest) = take(&mut self.skip, chunk);
-                chunk = rest;
-                self.table_bytes(&mut table, part, steps);
-                if self.skip == 0 {
-                    self.table_end(table);
-                } else {
-                    self.table = Some(table);
+        while let Some(event) = self.walk.next(&mut chunk, steps) {
+            match event {
+                Event::Boundary { at } => self.close_mdat(at),
+                // Size 0 runs to the end.
+                Event::Header { id, size, at } => self.enter(id, size.unwrap_or(u64::MAX), at),
+                Event::Payload { bytes, last } => {
+                    if let Some(mut table) = self.table.take() {
+                        self.table_bytes(&mut table, bytes, steps);
+                        if last {
+                            self.table_end(table);
+                        } else {
+                            self.table = Some(table);
+                        }
+                    } else if let Some(kind) = self.reading {
+                        let want = (self.value.buf.len() + bytes.len()).min(SMALL_BOX);
+                        self.value.fill(bytes, want);
+                        if last {
+                            self.reading = None;
+                            self.leaf(kind, steps);
+                            self.value.buf.clear();
+                        }
+                    }
                 }
-                continue;
             }
-            if let Some(kind) = self.reading {
-                let (part, rest) = take(&mut self.skip, chunk);
-                chunk = rest;
-                let want = (self.value.buf.len() + part.len()).min(SMALL_BOX);
-                self.value.fill(part, want);
-                if self.skip == 0 {
-                    self.reading = None;
-                    self.leaf(kind, steps);
-                    self.value.buf.clear();
-                }
-                continue;
-            }
-            if self.skip > 0 {
-                chunk = take(&mut self.skip, chunk).1;
-                continue;
-            }
-            if self.head.buf.is_empty() {
-                self.close_mdat(self.fed - chunk.len() as u64);
-            }
-            let want = if self.head.buf.len() >= 8 && u32_be(&self.head.buf[..4]) == 1 { 16 } else { 8 };
-            let used = self.head.fill(chunk, want);
-            chunk = &chunk[used..];
-            if self.head.buf.len() < want {
-                continue;
-            }
-            if want == 8 && u32_be(&self.head.buf[..4]) == 1 {
-                continue; // a 64-bit size follows
-            }
-            let h = &self.head.buf;
-            let kind = [h[4], h[5], h[6], h[7]];
-            let size = match u32_be(&h[..4]) {
-                0 => u64::MAX, // to the end
-                1 => u64_be(&h[8..16]),
-                n => u64::from(n),
-            };
-            let header = want as u64;
-            self.head.buf.clear();
-            if size < header {
-                self.failed = true;
-                return;
-            }
-            let payload = if size == u64::MAX { u64::MAX } else { size - header };
-            self.enter(kind, payload, self.fed - chunk.len() as u64);
         }
     }
 
@@ -238,7 +204,7 @@ impl Mp4 {
             }
             b"moov" | b"mdia" | b"minf" | b"stbl" | b"edts" | b"mvex" | b"traf" => {}
             b"mvhd" | b"mehd" | b"tkhd" | b"mdhd" | b"hdlr" | b"elst" | b"tfhd" | b"trex" => {
-                self.skip = payload;
+                self.walk.read(payload);
                 self.reading = (payload > 0).then_some(kind);
             }
             b"stts" | b"stsz" if audio => self.start_table(kind, payload),
@@ -247,14 +213,14 @@ impl Mp4 {
             }
             b"mdat" => {
                 self.mdat = Some((at, payload));
-                self.skip = payload;
+                self.walk.skip(payload);
             }
-            _ => self.skip = payload,
+            _ => self.walk.skip(payload),
         }
     }
 
     fn start_table(&mut self, kind: [u8; 4], payload: u64) {
-        self.skip = payload;
+        self.walk.read(payload);
         if payload > 0 {
             let (default_duration, default_size) = self.defaults;
             self.table = Some(Table { kind, default_duration, default_size, ..Table::default() });
@@ -512,7 +478,6 @@ struct Mp4Totals {
 
 impl Measure for Mp4 {
     fn feed(&mut self, chunk: &[u8], steps: &mut u64) {
-        self.fed = self.fed.saturating_add(chunk.len() as u64);
         self.feed_chunk(chunk, steps);
     }
 

@@ -18,6 +18,7 @@
 //! Unknown: no audio track or no blocks of it, laced Opus blocks, values out of range.
 
 use super::ogg::opus_samples;
+use super::walker::{vint, Elements, Event, Walker};
 use super::*;
 
 const EBML_SEGMENT: u32 = 0x1853_8067;
@@ -52,8 +53,7 @@ struct Entry {
 /// BlockGroup) are entered (their children follow at once, unknown sizes included); everything else
 /// is skipped, except the few values we read (at most 16 bytes, or a block's first 13).
 pub(super) struct WebM {
-    head: Collect,
-    skip: u64,
+    walk: Walker<Elements>,
     /// The element whose payload is being collected, and how many bytes of it we keep.
     reading: Option<(u32, usize)>,
     value: Collect,
@@ -72,14 +72,12 @@ pub(super) struct WebM {
     end_ns: Option<i128>,
     last_block: Option<i128>,
     step: Option<i128>,
-    failed: bool,
 }
 
 impl Default for WebM {
     fn default() -> Self {
         WebM {
-            head: Collect::default(),
-            skip: 0,
+            walk: Walker::default(),
             reading: None,
             value: Collect::default(),
             scale_ns: 1_000_000,
@@ -93,27 +91,8 @@ impl Default for WebM {
             end_ns: None,
             last_block: None,
             step: None,
-            failed: false,
         }
     }
-}
-
-/// An EBML variable-length integer at the start of `b`: (length, value with the marker removed),
-/// `None` while more bytes are needed or when invalid (`Some((0, _))`).
-fn vint(b: &[u8], keep_marker: bool) -> Option<(usize, u64)> {
-    let first = *b.first()?;
-    let len = first.leading_zeros() as usize + 1;
-    if len > 8 {
-        return Some((0, 0));
-    }
-    if b.len() < len {
-        return None;
-    }
-    let mut v = if keep_marker { u64::from(first) } else { u64::from(first) & (0xFF_u64 >> len) };
-    for &byte in &b[1..len] {
-        v = (v << 8) | u64::from(byte);
-    }
-    Some((len, v))
 }
 
 impl WebM {
@@ -138,7 +117,7 @@ impl WebM {
             | EBML_CODEC_ID
             | EBML_CODEC_DELAY => {
                 let Some(size) = size else {
-                    self.failed = true;
+                    self.walk.fail();
                     return;
                 };
                 let keep = match id {
@@ -146,16 +125,13 @@ impl WebM {
                     EBML_CODEC_ID => 16,
                     _ => 8,
                 };
-                if size == 0 {
-                    return;
-                }
-                self.skip = size;
-                self.reading = Some((id, keep));
+                self.walk.read(size);
+                self.reading = (size > 0).then_some((id, keep));
             }
             _ => match size {
-                Some(size) => self.skip = size,
+                Some(size) => self.walk.skip(size),
                 // An unknown-size element we do not enter: nothing after it can be placed.
-                None => self.failed = true,
+                None => self.walk.fail(),
             },
         }
     }
@@ -237,69 +213,20 @@ fn tolerance_ns(ns: i128) -> i128 {
 
 impl Measure for WebM {
     fn feed(&mut self, mut chunk: &[u8], steps: &mut u64) {
-        while !chunk.is_empty() && !self.failed {
-            *steps += 1;
-            if let Some((id, keep)) = self.reading {
-                let (part, rest) = take(&mut self.skip, chunk);
-                chunk = rest;
-                self.value.fill(part, keep);
-                if self.skip == 0 {
-                    self.reading = None;
-                    self.element(id);
-                    self.value.buf.clear();
-                }
-                continue;
-            }
-            if self.skip > 0 {
-                chunk = take(&mut self.skip, chunk).1;
-                continue;
-            }
-            // An element header: ID (1–4 bytes, marker kept), size (1–8 bytes). Taken a byte
-            // count at a time, so nothing past the header is ever consumed here.
-            let want = match self.head.buf.first() {
-                None => 1,
-                Some(&first) => {
-                    let id_len = first.leading_zeros() as usize + 1;
-                    match self.head.buf.get(id_len) {
-                        _ if id_len > 4 => {
-                            self.failed = true;
-                            return;
-                        }
-                        None => id_len + 1,
-                        Some(&size_first) => id_len + size_first.leading_zeros() as usize + 1,
+        while let Some(event) = self.walk.next(&mut chunk, steps) {
+            match event {
+                Event::Boundary { .. } => {}
+                Event::Header { id, size, .. } => self.enter(id, size),
+                Event::Payload { bytes, last } => {
+                    let Some((id, keep)) = self.reading else { continue };
+                    self.value.fill(bytes, keep);
+                    if last {
+                        self.reading = None;
+                        self.element(id);
+                        self.value.buf.clear();
                     }
                 }
-            };
-            if want > 12 {
-                self.failed = true;
-                return;
             }
-            let used = self.head.fill(chunk, want);
-            chunk = &chunk[used..];
-            if self.head.buf.len() < want {
-                continue;
-            }
-            // `want` grows as the header's first bytes arrive (the ID's length, then the size's).
-            // Go round again only while it is still growing: the next pass takes more bytes. A
-            // header that can never complete ends the measurement (going round would spin forever).
-            let id_len = self.head.buf[0].leading_zeros() as usize + 1;
-            let Some(&size_first) = self.head.buf.get(id_len) else { continue };
-            let size_len = size_first.leading_zeros() as usize + 1;
-            if size_len > 8 {
-                self.failed = true;
-                return;
-            }
-            if self.head.buf.len() < id_len + size_len {
-                continue;
-            }
-            let parsed = vint(&self.head.buf, true).zip(vint(&self.head.buf[id_len..], false));
-            let Some(((_, id), (_, size))) = parsed else {
-                self.failed = true;
-                return;
-            };
-            let unknown = size == (1u64 << (7 * size_len)) - 1;
-            self.head.buf.clear();
-            self.enter(id as u32, if unknown { None } else { Some(size) });
         }
     }
 
