@@ -8,7 +8,7 @@ import path from 'node:path'
 import { ConvexHttpClient } from 'convex/browser'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { attachMessage, attachSignatureValid } from '../examples/convex/listeningSessions'
-import { errorOf, signAttach, startStack, type AttachFields, type Stack } from './helpers'
+import { errorOf, signAttach, startStack, type AttachFields, type Stack, convexToken } from './helpers'
 
 let s: Stack
 let secret: string
@@ -18,20 +18,9 @@ beforeAll(async () => {
 })
 afterAll(() => s.close())
 
-async function templateToken(sub: string) {
-  const sid = `sess_guard_${sub}`
-  await s.clerk.sessionToken({ sub, sid })
-  const res = await fetch(`${s.clerk.url}/v1/sessions/${sid}/tokens/convex`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${s.clerk.secretKey}` },
-  })
-  expect(res.status).toBe(200)
-  return ((await res.json()) as { jwt: string }).jwt
-}
-
 async function clientFor(sub: string) {
   const client = new ConvexHttpClient(s.convex.url, { logger: false })
-  client.setAuth(await templateToken(sub))
+  client.setAuth(await convexToken(s, sub, 'guard'))
   return client
 }
 

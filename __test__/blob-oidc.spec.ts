@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startLocalStack } from '../stack/local.mjs'
 import { sineWav } from '../stack/wav.mjs'
 import { createAudioHandlers, sweepOrphanAudio } from '../index.js'
-import { errorOf, startStack, type Stack } from './helpers'
+import { errorOf, startStack, type Stack, storeDated } from './helpers'
 
 const run = promisify(execFile)
 const DAY = 86_400_000
@@ -342,18 +342,7 @@ describe('sweepOrphanAudio with OIDC (VERCEL_OIDC_TOKEN + BLOB_STORE_ID)', () =>
   let orphan: string
   beforeAll(async () => {
     process.env.SESSION_AUDIO_SWEEP_SECRET = SECRET // the Convex deployment's (it runs in this process)
-    const res = await fetch(`${s.blob.apiUrl}/?pathname=listening-sessions/gone/oidc-old.wav`, {
-      method: 'PUT',
-      headers: {
-        authorization: `Bearer ${s.blob.token}`,
-        'x-api-version': '12',
-        'x-vercel-blob-access': 'private',
-        'x-content-type': 'audio/wav',
-      },
-      body: sineWav(1),
-    })
-    orphan = (await res.json()).pathname
-    s.blob.meta.get(orphan).uploadedAt = new Date(Date.now() - 2 * DAY).toISOString()
+    orphan = await storeDated(s, 'listening-sessions/gone/oidc-old.wav', 2 * DAY)
   })
   afterAll(() => {
     delete process.env.SESSION_AUDIO_SWEEP_SECRET

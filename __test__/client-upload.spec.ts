@@ -79,6 +79,17 @@ async function complete(id: string, url: string, { token = alice, durationMs = 5
   })
 }
 
+/** Run `fn` with Blob's completion webhooks held back (the browser's event decides), then let them go. */
+async function withHeldWebhooks(fn: () => Promise<void>) {
+  s.blob.state.holdWebhooks = true
+  try {
+    await fn()
+  } finally {
+    s.blob.state.holdWebhooks = false
+    await s.blob.releaseWebhooks()
+  }
+}
+
 /** An answer without the field only a fresh measurement knows (a replay answers from the record). */
 const recorded = ({ durationSource: _, ...rest }: Record<string, unknown>) => rest
 
@@ -370,8 +381,7 @@ describe('completion', () => {
   })
 
   it('10 completions of one blob at once: one reads storage and attaches, the others answer from the record', async () => {
-    s.blob.state.holdWebhooks = true
-    try {
+    await withHeldWebhooks(async () => {
       const id = await recording()
       const stored = await clientUpload(id, sineWav(5))
       const [reads, heads, attaches] = [s.blob.calls.read, s.blob.calls.head, s.convex.calls.mutation]
@@ -380,25 +390,18 @@ describe('completion', () => {
       // one head, the sniff and the one whole read; one attach
       expect([s.blob.calls.head - heads, s.blob.calls.read - reads]).toEqual([1, 2])
       expect(s.convex.calls.mutation - attaches).toBe(1)
-    } finally {
-      s.blob.state.holdWebhooks = false
-      await s.blob.releaseWebhooks()
-    }
+    })
   })
 
   it('durationMs may be left out of the completion: the measured length is recorded', async () => {
-    s.blob.state.holdWebhooks = true
-    try {
+    await withHeldWebhooks(async () => {
       const id = await recording()
       const stored = await clientUpload(id, sineWav(7), { durationMs: 7000 })
       const res = await complete(id, stored.url, { durationMs: null })
       expect(res.status).toBe(201)
       expect(await res.json()).toMatchObject({ durationMs: 7000, durationSource: 'measured' })
       expect((await s.convex.getSession(id)).durationMs).toBe(7000)
-    } finally {
-      s.blob.state.holdWebhooks = false
-      await s.blob.releaseWebhooks()
-    }
+    })
   })
 
   it('a blob older than the client-token lifetime is 400 upload_expired and deleted (the sweep may own it)', async () => {

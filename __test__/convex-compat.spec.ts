@@ -2,7 +2,7 @@
 // unmodified `ConvexHttpClient` from the `convex` package, the client our Rust code imitates.
 import { ConvexHttpClient } from 'convex/browser'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { signAttach, startStack, type Stack } from './helpers'
+import { signAttach, startStack, type Stack, convexToken } from './helpers'
 
 let s: Stack
 beforeAll(async () => {
@@ -10,21 +10,10 @@ beforeAll(async () => {
 })
 afterAll(() => s.close())
 
-async function templateToken(sub: string) {
-  const sid = `sess_compat_${sub}`
-  await s.clerk.sessionToken({ sub, sid })
-  const res = await fetch(`${s.clerk.url}/v1/sessions/${sid}/tokens/convex`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${s.clerk.secretKey}` },
-  })
-  expect(res.status).toBe(200)
-  return ((await res.json()) as { jwt: string }).jwt
-}
-
 describe('ConvexHttpClient against the Convex-compatible server', () => {
   it('runs a mutation and a query as the token’s user', async () => {
     const client = new ConvexHttpClient(s.convex.url, { logger: false })
-    client.setAuth(await templateToken('user_compat'))
+    client.setAuth(await convexToken(s, 'user_compat', 'compat'))
     const id = await client.mutation('listeningSessions:create' as never, {} as never)
     expect(typeof id).toBe('string')
     const doc = await client.query('listeningSessions:getForAudio' as never, { sessionId: id } as never)
@@ -42,22 +31,22 @@ describe('ConvexHttpClient against the Convex-compatible server', () => {
 
   it('another user gets null, as the deployed function answers', async () => {
     const owner = new ConvexHttpClient(s.convex.url, { logger: false })
-    owner.setAuth(await templateToken('user_owner'))
+    owner.setAuth(await convexToken(s, 'user_owner', 'compat'))
     const id = await owner.mutation('listeningSessions:create' as never, {} as never)
     const other = new ConvexHttpClient(s.convex.url, { logger: false })
-    other.setAuth(await templateToken('user_other'))
+    other.setAuth(await convexToken(s, 'user_other', 'compat'))
     expect(await other.query('listeningSessions:getForAudio' as never, { sessionId: id } as never)).toBeNull()
   })
 
   it('internal and unknown functions are not callable', async () => {
     const client = new ConvexHttpClient(s.convex.url, { logger: false })
-    client.setAuth(await templateToken('user_compat'))
+    client.setAuth(await convexToken(s, 'user_compat', 'compat'))
     await expect(client.query('schema:default' as never, {} as never)).rejects.toThrow(/Could not find public function/)
   })
 
   it('a ConvexError arrives with its data', async () => {
     const client = new ConvexHttpClient(s.convex.url, { logger: false })
-    client.setAuth(await templateToken('user_compat'))
+    client.setAuth(await convexToken(s, 'user_compat', 'compat'))
     const id = await client.mutation('listeningSessions:create' as never, {} as never)
     // Signed as the route signs it (only the route can attach: attach-guard.spec.ts).
     const attach = signAttach(s.convex.env.SESSION_AUDIO_CONVEX_SECRET, {
@@ -75,7 +64,7 @@ describe('ConvexHttpClient against the Convex-compatible server', () => {
 
   it('attachAudio, even validly signed, refuses audio that is not under the session’s own prefix', async () => {
     const client = new ConvexHttpClient(s.convex.url, { logger: false })
-    client.setAuth(await templateToken('user_compat'))
+    client.setAuth(await convexToken(s, 'user_compat', 'compat'))
     const id: string = await client.mutation('listeningSessions:create' as never, {} as never)
     const other: string = await client.mutation('listeningSessions:create' as never, {} as never)
     const host = s.blob.url // the store the deployment is configured with (SESSION_AUDIO_BLOB_HOSTS)
@@ -117,7 +106,7 @@ describe('ConvexHttpClient against the Convex-compatible server', () => {
 
   it('a function error surfaces as the client’s Error with the server message', async () => {
     const client = new ConvexHttpClient(s.convex.url, { logger: false })
-    client.setAuth(await templateToken('user_compat'))
+    client.setAuth(await convexToken(s, 'user_compat', 'compat'))
     await expect(client.query('nope:missing' as never, {} as never)).rejects.toThrow(/Could not find public function/)
   })
 
@@ -131,7 +120,7 @@ describe('ConvexHttpClient against the Convex-compatible server', () => {
 
   it('the addon sends the same request shape as ConvexHttpClient', async () => {
     const client = new ConvexHttpClient(s.convex.url, { logger: false })
-    client.setAuth(await templateToken('user_alice'))
+    client.setAuth(await convexToken(s, 'user_alice', 'compat'))
     const id = await s.session('user_alice')
     await client.query('listeningSessions:getForAudio' as never, { sessionId: id } as never)
     const fromJs = s.convex.received.at(-1)!

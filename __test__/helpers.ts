@@ -145,6 +145,36 @@ export async function startStack({ clerk: clerkOptions = {} }: { clerk?: Paramet
   }
 }
 
+/** The Convex token Clerk's JWT template mints for `sub` (a fresh Clerk session `sess_<tag>_<sub>`). */
+export async function convexToken(s: Stack, sub: string, tag: string) {
+  const sid = `sess_${tag}_${sub}`
+  await s.clerk.sessionToken({ sub, sid })
+  const res = await fetch(`${s.clerk.url}/v1/sessions/${sid}/tokens/convex`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${s.clerk.secretKey}` },
+  })
+  expect(res.status).toBe(200)
+  return ((await res.json()) as { jwt: string }).jwt
+}
+
+/** Store 1 s of WAV at `pathname` with the read-write token, as an upload would, dated `ageMs` ago. */
+export async function storeDated(s: Stack, pathname: string, ageMs: number) {
+  const res = await fetch(`${s.blob.apiUrl}/?pathname=${encodeURIComponent(pathname)}`, {
+    method: 'PUT',
+    headers: {
+      authorization: `Bearer ${s.blob.token}`,
+      'x-api-version': '12',
+      'x-vercel-blob-access': 'private',
+      'x-content-type': 'audio/wav',
+    },
+    body: sineWav(1),
+  })
+  expect(res.status).toBe(200)
+  const { pathname: stored } = await res.json()
+  s.blob.meta.get(stored).uploadedAt = new Date(Date.now() - ageMs).toISOString()
+  return stored as string
+}
+
 export async function errorOf(res: Response) {
   expect(res.headers.get('content-type')).toMatch(/^application\/json/)
   expect(res.headers.get('cache-control')).toBe('no-store')

@@ -6,7 +6,7 @@ import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { sineWav } from '../stack/wav.mjs'
 import { sweepOrphanAudio } from '../index.js'
-import { startStack, type Stack } from './helpers'
+import { startStack, type Stack, storeDated } from './helpers'
 
 const run = promisify(execFile)
 const SECRET = 'sweep-secret-for-tests'
@@ -16,24 +16,6 @@ let attached: string
 let orphanOld: string
 let orphanYoung: string
 let outside: string
-
-/** Store `pathname` as an upload would, dated `ageMs` ago. */
-async function store(pathname: string, ageMs: number) {
-  const res = await fetch(`${s.blob.apiUrl}/?pathname=${encodeURIComponent(pathname)}`, {
-    method: 'PUT',
-    headers: {
-      authorization: `Bearer ${s.blob.token}`,
-      'x-api-version': '12',
-      'x-vercel-blob-access': 'private',
-      'x-content-type': 'audio/wav',
-    },
-    body: sineWav(1),
-  })
-  expect(res.status).toBe(200)
-  const { pathname: stored } = await res.json()
-  s.blob.meta.get(stored).uploadedAt = new Date(Date.now() - ageMs).toISOString()
-  return stored as string
-}
 
 beforeAll(async () => {
   s = await startStack()
@@ -48,9 +30,9 @@ beforeAll(async () => {
   expect(res.status).toBe(201)
   attached = (await res.json()).pathname
   s.blob.meta.get(attached).uploadedAt = new Date(Date.now() - 3 * DAY).toISOString()
-  orphanOld = await store('listening-sessions/gone/old.wav', 2 * DAY)
-  orphanYoung = await store('listening-sessions/gone/young.wav', 60_000)
-  outside = await store('elsewhere/old.wav', 9 * DAY)
+  orphanOld = await storeDated(s, 'listening-sessions/gone/old.wav', 2 * DAY)
+  orphanYoung = await storeDated(s, 'listening-sessions/gone/young.wav', 60_000)
+  outside = await storeDated(s, 'elsewhere/old.wav', 9 * DAY)
 })
 afterAll(async () => {
   delete process.env.SESSION_AUDIO_SWEEP_SECRET
