@@ -102,6 +102,11 @@ export interface AudioOptions {
    * `@vercel/blob`.
    */
   blobReadWriteToken?: string
+  /**
+   * The public key (Ed25519, SPKI PEM) that Vercel Blob's completion webhooks for presigned uploads
+   * are checked with. Env `BLOB_WEBHOOK_PUBLIC_KEY`. Needed for presigned uploads with a webhook.
+   */
+  blobWebhookPublicKey?: string
   /** Vercel Blob API base. Env `VERCEL_BLOB_API_URL`. Default `https://vercel.com/api/blob`. */
   blobApiUrl?: string
   /** Sentry DSN. Env `SENTRY_DSN`. */

@@ -1,8 +1,10 @@
 // session-audio/client: upload a listening session's recording from the browser, of any length.
-// Plain JS, no native code. The bytes go straight to Vercel Blob (`upload()` from
-// `@vercel/blob/client`, multipart for large files) with a short-lived token the audio route mints;
-// then the route is told the upload finished, verifies what landed and attaches it.
-import { upload } from '@vercel/blob/client'
+// Plain JS, no native code. The bytes go straight to Vercel Blob (multipart for large files) with
+// what the audio route grants: a short-lived client token (`upload()` from `@vercel/blob/client`)
+// where the deployment has a read-write token, or a presigned URL (`uploadPresigned()`) where it
+// reaches Blob with OIDC alone, as new Vercel projects do. Then the route is told the upload
+// finished, verifies what landed and attaches it.
+import * as blobClient from '@vercel/blob/client'
 
 /** A refusal, with the route's error code (`session_not_found`, `content_mismatch`, …). */
 export class SessionAudioUploadError extends Error {
@@ -47,6 +49,55 @@ async function refusal(res) {
   )
 }
 
+/** How each route grants uploads, once learnt: 'client-token' or 'presigned'. */
+const grants = new Map()
+
+/** The route's refusal of `event`, asked again: the SDK turns any refusal into one generic error. */
+async function askRoute({ routeUrl, headers, signal, pathname, clientPayload, multipart }, type) {
+  const res = await fetch(routeUrl, {
+    method: 'POST',
+    headers: { ...headers, 'content-type': 'application/json' },
+    body: JSON.stringify({ type, payload: { pathname, clientPayload, multipart } }),
+    signal,
+  })
+  return res.ok ? null : refusal(res)
+}
+
+/**
+ * Store `blob` with what the route grants. A client token first (`upload()`), unless this route
+ * is known to grant presigned URLs: a deployment with OIDC alone refuses client tokens
+ * (`client_tokens_need_read_write_token`), and then `uploadPresigned()` is used, for this upload
+ * and the next. Any other refusal of the grant is rejected with the route's own code.
+ */
+async function uploadWithGrant(pathname, blob, options, ask) {
+  if (grants.get(ask.routeUrl) !== 'presigned') {
+    try {
+      const stored = await blobClient.upload(pathname, blob, options)
+      grants.set(ask.routeUrl, 'client-token')
+      return stored
+    } catch (err) {
+      if (!/client token/i.test(String(err && err.message))) throw err
+      const why = await askRoute(ask, 'blob.generate-client-token')
+      if (!why) throw err
+      if (why.code !== 'client_tokens_need_read_write_token') throw why
+      grants.set(ask.routeUrl, 'presigned')
+    }
+  }
+  if (typeof blobClient.uploadPresigned !== 'function')
+    throw new SessionAudioUploadError(
+      500,
+      'blob_sdk_too_old',
+      'This deployment reaches Vercel Blob with OIDC, which needs presigned uploads: install @vercel/blob 2.8 or later in the app.',
+    )
+  try {
+    return await blobClient.uploadPresigned(pathname, blob, options)
+  } catch (err) {
+    if (!/presigned/i.test(String(err && err.message))) throw err
+    const why = await askRoute(ask, 'blob.generate-presigned-url')
+    throw why ?? err
+  }
+}
+
 /**
  * Upload `blob` (a MediaRecorder result or a picked file) as the audio of `sessionId`.
  * Resolves with the route's answer (`{ sessionId, status: 'transcribing', audioUrl, … }`); rejects
@@ -85,37 +136,29 @@ export async function uploadSessionAudio(sessionId, blob, options = {}) {
     last = p
     onProgress(p)
   }
+  const sdkOptions = {
+    access: 'private',
+    handleUploadUrl: routeUrl,
+    clientPayload,
+    contentType,
+    headers,
+    multipart,
+    abortSignal: signal,
+    onUploadProgress: onProgress
+      ? ({ loaded, total, percentage }) => progress({ loaded, total, percentage })
+      : undefined,
+  }
+  const ask = { routeUrl, headers, signal, pathname, clientPayload, multipart }
   let stored
   try {
-    stored = await upload(pathname, blob, {
-      access: 'private',
-      handleUploadUrl: routeUrl,
-      clientPayload,
-      contentType,
-      headers,
-      multipart,
-      abortSignal: signal,
-      onUploadProgress: onProgress
-        ? ({ loaded, total, percentage }) => progress({ loaded, total, percentage })
-        : undefined,
-    })
+    stored = await uploadWithGrant(pathname, blob, sdkOptions, ask)
     if (!last || last.percentage !== 100) progress({ loaded: blob.size, total: blob.size, percentage: 100 })
     finished = true
   } catch (err) {
     finished = true
     // Cancelled: reject as fetch does, with the signal's reason (an AbortError).
     if (signal && signal.aborted) throw signal.reason ?? err
-    // `upload()` turns any refusal of the token request into one generic error: ask the route
-    // again to say which (no token is kept; it only answers the same checks).
-    if (/client token/i.test(String(err && err.message))) {
-      const res = await fetch(routeUrl, {
-        method: 'POST',
-        headers: { ...headers, 'content-type': 'application/json' },
-        body: JSON.stringify({ type: 'blob.generate-client-token', payload: { pathname, clientPayload, multipart } }),
-        signal,
-      })
-      if (!res.ok) throw await refusal(res)
-    }
+    if (err instanceof SessionAudioUploadError) throw err
     throw new SessionAudioUploadError(502, 'storage_failed', String((err && err.message) || err))
   }
   const res = await fetch(routeUrl, {

@@ -32,6 +32,9 @@ pub struct AudioOptions {
     /// tokens). Given here it beats OIDC; in env `BLOB_READ_WRITE_TOKEN`, OIDC beats it, as in
     /// `@vercel/blob`.
     pub blob_read_write_token: Option<String>,
+    /// The public key (Ed25519, SPKI PEM) that Vercel Blob's completion webhooks for presigned uploads
+    /// are checked with. Env `BLOB_WEBHOOK_PUBLIC_KEY`. Needed for presigned uploads with a webhook.
+    pub blob_webhook_public_key: Option<String>,
     /// Vercel Blob API base. Env `VERCEL_BLOB_API_URL`. Default `https://vercel.com/api/blob`.
     pub blob_api_url: Option<String>,
     /// Sentry DSN. Env `SENTRY_DSN`.
@@ -167,7 +170,7 @@ macro_rules! settings {
 }
 
 impl AudioOptions {
-    fn table(&self) -> [(&'static str, &'static str, Option<String>); 36] {
+    fn table(&self) -> [(&'static str, &'static str, Option<String>); 37] {
         settings!(self;
             convex_url => "NEXT_PUBLIC_CONVEX_URL",
             clerk_secret_key => "CLERK_SECRET_KEY",
@@ -177,6 +180,7 @@ impl AudioOptions {
             accept_pending_sessions => "SESSION_AUDIO_ACCEPT_PENDING_SESSIONS",
             blob_store_id => "BLOB_STORE_ID",
             blob_read_write_token => "BLOB_READ_WRITE_TOKEN",
+            blob_webhook_public_key => "BLOB_WEBHOOK_PUBLIC_KEY",
             blob_api_url => "VERCEL_BLOB_API_URL",
             sentry_dsn => "SENTRY_DSN",
             trusted_hosts => "SESSION_AUDIO_TRUSTED_HOSTS",

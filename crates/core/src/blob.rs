@@ -375,6 +375,36 @@ impl BlobClient {
         }
     }
 
+    /// A signed token (`issueSignedToken`: `POST {api}/signed-token`) for `body`'s scope, with this
+    /// request's credential; retried like a delete (the body is small and replayable).
+    pub async fn signed_token(&self, body: &serde_json::Value) -> Result<crate::presign::SignedToken> {
+        let url = format!("{}/signed-token", self.store.api());
+        let request_id = self.request_id();
+        let mut last = Error::StorageFailed("signed-token: not attempted".into());
+        for attempt in 0..MAX_ATTEMPTS {
+            let sent = self
+                .request(reqwest::Method::POST, url.clone(), &request_id, attempt)
+                .json(body)
+                .timeout(self.exchange)
+                .send()
+                .await;
+            match sent {
+                Ok(resp) if resp.status().is_success() => return read_json(resp, "signed-token", self.exchange).await,
+                Ok(resp) => {
+                    let status = resp.status();
+                    let (code, message) = api_error(resp, self.exchange).await;
+                    last = refusal("signed-token", status.as_u16(), &code, &message);
+                    if !retryable_code(&code) {
+                        break;
+                    }
+                }
+                Err(e) => last = Error::StorageFailed(format!("signed-token: {}", crate::error::chain(&e))),
+            }
+            backoff(attempt).await;
+        }
+        Err(last)
+    }
+
     /// Delete blobs by URL; retried (the body is small and replayable).
     pub async fn delete(&self, urls: &[String]) -> Result<()> {
         let url = format!("{}/delete", self.store.api());

@@ -19,6 +19,9 @@ use crate::media::Container;
 pub enum Event {
     /// `upload()` from `@vercel/blob/client` asking for a token (`handleUploadUrl` = this route).
     GenerateClientToken { pathname: String, client_payload: Option<String> },
+    /// `uploadPresigned()` from `@vercel/blob/client` asking for a presigned URL payload (what
+    /// `handleUploadPresigned` answers): the way direct uploads work with OIDC credentials.
+    GeneratePresignedUrl { pathname: String, client_payload: Option<String> },
     /// Our browser helper, once the upload finished: attach what landed at `url`.
     CompleteUpload { url: String, duration_ms: Option<String> },
     /// Vercel Blob's signed webhook to the token's `callbackUrl`.
@@ -26,6 +29,7 @@ pub enum Event {
 }
 
 pub const GENERATE_CLIENT_TOKEN: &str = "blob.generate-client-token";
+pub const GENERATE_PRESIGNED_URL: &str = "blob.generate-presigned-url";
 pub const COMPLETE_UPLOAD: &str = "session-audio.complete-upload";
 pub const UPLOAD_COMPLETED: &str = "blob.upload-completed";
 
@@ -42,12 +46,12 @@ fn number_text(v: &Value) -> Option<String> {
     }
 }
 
-/// Parse `{type, payload}`. Anything else is `400 invalid_event`, naming the three we know.
+/// Parse `{type, payload}`. Anything else is `400 invalid_event`, naming the four we know.
 pub fn parse_event(body: &[u8]) -> Result<Event> {
     let invalid = || {
         bad(Code::InvalidEvent,
             format!(
-                "A JSON POST must be {{\"type\", \"payload\"}} with type {GENERATE_CLIENT_TOKEN}, {COMPLETE_UPLOAD} or {UPLOAD_COMPLETED}."
+                "A JSON POST must be {{\"type\", \"payload\"}} with type {GENERATE_CLIENT_TOKEN}, {GENERATE_PRESIGNED_URL}, {COMPLETE_UPLOAD} or {UPLOAD_COMPLETED}."
             ),
         )
     };
@@ -56,6 +60,11 @@ pub fn parse_event(body: &[u8]) -> Result<Event> {
     let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
     match value.get("type").and_then(Value::as_str) {
         Some(GENERATE_CLIENT_TOKEN) => Ok(Event::GenerateClientToken {
+            pathname: text(payload.get("pathname"))
+                .ok_or_else(|| bad(Code::InvalidPathname, "payload.pathname is required."))?,
+            client_payload: text(payload.get("clientPayload")),
+        }),
+        Some(GENERATE_PRESIGNED_URL) => Ok(Event::GeneratePresignedUrl {
             pathname: text(payload.get("pathname"))
                 .ok_or_else(|| bad(Code::InvalidPathname, "payload.pathname is required."))?,
             client_payload: text(payload.get("clientPayload")),
@@ -207,6 +216,13 @@ mod tests {
             ),
             Ok(Event::GenerateClientToken { pathname: "p".into(), client_payload: Some("{}".into()) })
         );
+        assert_eq!(
+            ev(
+                json!({"type": GENERATE_PRESIGNED_URL, "payload": {"pathname": "p", "clientPayload": null, "multipart": false}})
+            ),
+            Ok(Event::GeneratePresignedUrl { pathname: "p".into(), client_payload: None })
+        );
+        assert_eq!(ev(json!({"type": GENERATE_PRESIGNED_URL, "payload": {}})), Err("invalid_pathname"));
         assert_eq!(
             ev(json!({"type": COMPLETE_UPLOAD, "payload": {"url": "u", "durationMs": 5000}})),
             Ok(Event::CompleteUpload { url: "u".into(), duration_ms: Some("5000".into()) })

@@ -76,6 +76,9 @@ pub struct UploadConfig {
     /// `SESSION_AUDIO_CONVEX_SECRET`: what the route signs the attach mutation's arguments with
     /// (`attach_sign`). `None`: uploads answer `503 config_missing`; GET does not need it.
     pub attach_secret: Option<crate::attach_sign::AttachSecret>,
+    /// `BLOB_WEBHOOK_PUBLIC_KEY`: checks the Ed25519 signature of a presigned upload's completion
+    /// webhook (`webhook`). `None`: presigned uploads that would get a webhook answer 503.
+    pub webhook_key: Option<crate::webhook::WebhookKey>,
 }
 
 /// The youngest orphan a sweep may delete: older than any blob a completion still attaches
@@ -238,6 +241,11 @@ impl Config {
             attach_secret: get(crate::attach_sign::ENV)
                 .map(|raw| crate::attach_sign::AttachSecret::parse(&raw))
                 .transpose()?,
+            // Parsed now, once: a broken key is a 503 naming the variable, not a 401 per webhook.
+            webhook_key: get("BLOB_WEBHOOK_PUBLIC_KEY")
+                .map(|pem| crate::webhook::WebhookKey::parse_pem(&pem))
+                .transpose()
+                .map_err(|why| Error::ConfigInvalid(format!("BLOB_WEBHOOK_PUBLIC_KEY is {why}")))?,
         };
 
         Ok(Config {

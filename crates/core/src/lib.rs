@@ -35,7 +35,9 @@ pub mod duration;
 pub mod headers;
 pub mod media;
 pub mod policy;
+pub mod presign;
 pub mod upload_rules;
+pub mod webhook;
 
 // Plumbing.
 pub mod body;

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::client_upload::{parse_event, signature_ok, Event};
+use crate::client_upload::{parse_event, Event};
 use crate::error::{Code, Error, Result};
 use crate::flows::{complete, stream, token};
 use crate::ingress::Chunks;
@@ -56,7 +56,12 @@ async fn route(state: &State, req: &Request, body: Chunks, trace: Trace, receive
             }
             let who = state.authenticate(&req.headers, trace).await?;
             let ctx = Ctx { state, blob, who: &who, session_id, trace };
-            token::handle(&ctx, req, &pathname, client_payload.as_deref()).await
+            token::client_token(&ctx, req, &pathname, client_payload.as_deref()).await
+        }
+        Event::GeneratePresignedUrl { pathname, client_payload } => {
+            let who = state.authenticate(&req.headers, trace).await?;
+            let ctx = Ctx { state, blob, who: &who, session_id, trace };
+            token::presigned_url(&ctx, req, &pathname, client_payload.as_deref()).await
         }
         Event::CompleteUpload { url, duration_ms } => {
             let who = state.authenticate(&req.headers, trace).await?;
@@ -69,12 +74,13 @@ async fn route(state: &State, req: &Request, body: Chunks, trace: Trace, receive
             complete::browser(&ctx, &complete::Claim { url: &url, duration_ms, declared: None }).await
         }
         Event::UploadCompleted { url, token_payload } => {
-            // Blob's webhook: signed with the read-write token; it acts for whom the token named.
-            // Without one (OIDC only) no client token was minted here, and nothing verifies.
-            let key = blob.store().read_write_token().ok_or(Error::InvalidSignature)?;
-            if !signature_ok(key, &raw, header(&req.headers, "x-vercel-signature")) {
-                return Err(Error::InvalidSignature);
-            }
+            // Blob's webhook, for whom the token or presigned URL named: HMAC-signed with the
+            // read-write token after a client-token upload, Ed25519-signed after a presigned one.
+            let keys = crate::webhook::Keys {
+                read_write: blob.store().read_write_token(),
+                public: state.config.upload.webhook_key.as_ref(),
+            };
+            crate::webhook::verify(keys, &raw, header(&req.headers, "x-vercel-signature"))?;
             let (who, payload) = complete::webhook_identity(session_id, token_payload.as_deref())?;
             trace.set_user(&who.user_id);
             let declared = parse_declared(&payload.content_type).ok();
@@ -89,7 +95,7 @@ async fn route(state: &State, req: &Request, body: Chunks, trace: Trace, receive
 fn client_tokens_need_read_write_token() -> Error {
     Error::BadRequest {
         code: Code::ClientTokensNeedReadWriteToken,
-        message: "This deployment reaches Vercel Blob with OIDC and has no BLOB_READ_WRITE_TOKEN, so it cannot mint client tokens: direct-to-Blob uploads over OIDC need presigned uploads, which session-audio does not support yet. Meanwhile set BLOB_READ_WRITE_TOKEN, or POST the audio as the request body (up to 4.5 MB on Vercel).".into(),
+        message: "This deployment reaches Vercel Blob with OIDC and has no BLOB_READ_WRITE_TOKEN, so it cannot mint client tokens (they are keyed by that token). Use presigned uploads: uploadPresigned() from @vercel/blob/client, which uploadSessionAudio() from session-audio/client picks by itself (event blob.generate-presigned-url); or set BLOB_READ_WRITE_TOKEN.".into(),
     }
 }
 

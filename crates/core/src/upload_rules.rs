@@ -247,6 +247,7 @@ mod tests {
             total_timeout: std::time::Duration::from_secs(900),
             accept_declared_duration: false,
             attach_secret: None,
+            webhook_key: None,
         }
     }
 
