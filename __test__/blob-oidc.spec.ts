@@ -142,6 +142,9 @@ describe('the local stack in OIDC mode', () => {
     try {
       expect(stack.env.BLOB_READ_WRITE_TOKEN).toBeUndefined()
       expect(stack.env.BLOB_STORE_ID).toBe('store_localstore')
+      // Presigned uploads' webhooks are verified with the store's Ed25519 key (SPKI PEM).
+      expect(stack.env.BLOB_WEBHOOK_PUBLIC_KEY).toBe(stack.blob.webhookPublicKey)
+      expect(stack.env.BLOB_WEBHOOK_PUBLIC_KEY).toMatch(/^-----BEGIN PUBLIC KEY-----\n/)
       const claims = JSON.parse(Buffer.from(stack.env.VERCEL_OIDC_TOKEN.split('.')[1], 'base64url').toString())
       expect(claims).toMatchObject({ aud: expect.any(String), sub: expect.stringMatching(/^owner:.*:project:/) })
       expect(claims.exp - Date.now() / 1000).toBeGreaterThan(11 * 3600)

@@ -2,6 +2,7 @@
 // sign-in page as the official Clerk SDK sees it, state that survives a restart, and the CLI.
 import { afterAll, describe, expect, it } from 'vitest'
 import { spawn } from 'node:child_process'
+import crypto from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -205,6 +206,10 @@ describe('the local stack', () => {
       'NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY',
     ])
       expect(env[k], k).toBeTruthy()
+    // The store's Ed25519 webhook key, on one dotenv line: quoted, line breaks as `\n`.
+    expect(env.BLOB_WEBHOOK_PUBLIC_KEY).toMatch(/^"-----BEGIN PUBLIC KEY-----\\n[\w+/=]+\\n-----END PUBLIC KEY-----"$/)
+    const pem = env.BLOB_WEBHOOK_PUBLIC_KEY.slice(1, -1).replaceAll('\\n', '\n')
+    expect(crypto.createPublicKey(pem).asymmetricKeyType).toBe('ed25519')
     const jwks = await fetch(`${env.CLERK_API_URL}/v1/jwks`, {
       headers: { authorization: `Bearer ${env.CLERK_SECRET_KEY}` },
     })

@@ -1,10 +1,13 @@
 // A Vercel Blob-compatible store on 127.0.0.1: the API `@vercel/blob` speaks
-// (docs/protocols.md §B, docs/client-uploads.md) and the blob URLs themselves, on disk under `root`.
+// (docs/protocols.md §B, docs/client-uploads.md, docs/presigned-uploads.md) and the blob URLs
+// themselves, on disk under `root`.
 //   PUT  {api}/?pathname=P      store the raw body (x-vercel-blob-access, x-content-type,
 //                               x-add-random-suffix, x-allow-overwrite); an aborted body stores nothing
 //   POST {api}/mpu?pathname=P   multipart: x-mpu-action create | upload | complete
 //   GET  {api}?url=U            head          GET {api}?prefix=&limit=   list
 //   POST {api}/delete           {"urls": [...]}
+//   POST {api}/signed-token     {pathname?, operations?, validUntil?, maximumSizeInBytes?,
+//                               allowedContentTypes?} → {delegationToken, clientSigningToken, validUntil}
 //   GET  /<pathname>            the blob, with Range/conditional semantics (`send`); private blobs
 //                               need `Authorization: Bearer <token>`, as on Vercel
 // where {api} = <url>/api/blob (set VERCEL_BLOB_API_URL to it). Every call accepts the read-write
@@ -12,18 +15,25 @@
 // `x-vercel-blob-store-id: <storeId>`, as `@vercel/blob` sends it with OIDC + BLOB_STORE_ID; an
 // expired token or another store id is refused `403 forbidden`. Uploads also accept
 // a client token (`vercel_blob_client_…`, as `handleUpload` mints it), whose constraints are
-// enforced as the service does. A client-token upload that lands sends the signed
-// `blob.upload-completed` webhook to the token's callbackUrl. The API answers CORS, for browsers.
+// enforced as the service does, or no credential but a presigned query (`vercel-blob-delegation`,
+// `vercel-blob-signature` and the signed `vercel-blob-*` limits, as `presign()` makes it) on
+// `PUT /` and on every `/mpu` step; a signed token is refused to a client token
+// (`client_token_not_allowed`). An upload that lands sends the `blob.upload-completed` webhook
+// to its callbackUrl: HMAC-signed with the read-write token for a client token, Ed25519-signed for a
+// presigned upload (`webhookPublicKey`, SPKI PEM, is what `BLOB_WEBHOOK_PUBLIC_KEY` holds). The
+// API answers CORS, for browsers.
 //
 // One file per concern under blob/: store.mjs (files and metadata on disk), routes.mjs (the API
 // and blob URLs), put.mjs and multipart.mjs (the two upload paths), tokens.mjs (client tokens and
-// their constraints; who may call at all), oidc.mjs (the OIDC tokens), webhook.mjs (the completion webhook), faults.mjs (failure injection,
+// their constraints; who may call at all), presigned.mjs (signed tokens and presigned requests),
+// oidc.mjs (the OIDC tokens), webhook.mjs (the completion webhook), faults.mjs (failure injection,
 // `state`), reply.mjs (error shape, CORS). This file wires them and is what the tests import.
 import { listen } from './http-util.mjs'
 import { initialState } from './blob/faults.mjs'
 import { blobRoutes } from './blob/routes.mjs'
 import { openStore } from './blob/store.mjs'
 import { oidcIssuer } from './blob/oidc.mjs'
+import { presignAuthority } from './blob/presigned.mjs'
 import { tokenChecks } from './blob/tokens.mjs'
 import { webhookSender } from './blob/webhook.mjs'
 
@@ -32,13 +42,16 @@ export const LOCAL_BLOB_TOKEN = 'vercel_blob_rw_localstore_sessionaudiodevtoken0
 export async function startBlob({ root, port = 0, token = LOCAL_BLOB_TOKEN } = {}) {
   const store = openStore(root)
   const calls = { put: 0, delete: 0, head: 0, list: 0, read: 0 } // `mpu` appears with the first multipart call
-  const puts = [] // { pathname, stored: boolean, bytes, headers } of every PUT
+  const puts = [] // { pathname, stored: boolean, bytes, headers, kind } of every PUT
   const state = initialState() // failure injection and latency: see blob/faults.mjs
   const webhooks = webhookSender({ token, state })
   const oidc = oidcIssuer()
-  const auth = [] // { op, kind, storeId } of every call let through on the read-write or an OIDC token
-  const tokens = tokenChecks(token, oidc, auth)
-  const peer = await listen(blobRoutes({ store, calls, puts, state, tokens, webhooks }), port)
+  const auth = [] // { op, kind, storeId } of every call let through on a store-wide credential or presigned
+  const signedTokens = [] // { body, kind, storeId, scope } of every signed token issued
+  const presign = presignAuthority(token.split('_')[3])
+  const tokens = tokenChecks(token, oidc, auth, presign)
+  const routes = blobRoutes({ store, calls, puts, state, tokens, webhooks, presign, signedTokens })
+  const peer = await listen(routes, port)
   store.base = peer.url
 
   return {
@@ -53,11 +66,22 @@ export async function startBlob({ root, port = 0, token = LOCAL_BLOB_TOKEN } = {
     blobStoreIdEnv: `store_${tokens.storeId}`,
     /** A Vercel OIDC token this store accepts: `{ expiresInSec = 12 h, claims }` (negative: expired). */
     oidcToken: (options) => oidc.issue(options),
-    /** `{ op, kind: 'read-write' | 'oidc', storeId }` of every call let through on a store-wide credential. */
+    /**
+     * `{ op, kind: 'read-write' | 'oidc' | 'presigned', storeId }` of every call let through on a
+     * store-wide credential or a presigned query (`op`: put, mpu, head, list, delete, read, signed-token).
+     */
     auth,
     calls,
+    /** `{ pathname, stored, bytes, headers, kind: 'read-write' | 'oidc' | 'client-token' | 'presigned' | null }` of every PUT. */
     puts,
-    /** { url, body, status } of every completion webhook sent. */
+    /**
+     * `{ body, kind: 'read-write' | 'oidc', storeId, scope }` of every signed token issued: the request's
+     * JSON body, the credential it came with, and the delegation's scope (defaults filled in).
+     */
+    signedTokens,
+    /** The Ed25519 public key presigned uploads' webhooks are signed with: SPKI PEM, for `BLOB_WEBHOOK_PUBLIC_KEY`. */
+    webhookPublicKey: webhooks.publicKeyPem,
+    /** `{ url, body, signature, signedWith: 'hmac' | 'ed25519', status }` of every completion webhook sent. */
     webhooks: webhooks.sent,
     state,
     /** Send the webhooks held while `state.holdWebhooks` was on. */

@@ -25,9 +25,10 @@ const stack = await startLocalStack({
   ports: { clerk: port('clerk-port'), convex: port('convex-port'), blob: port('blob-port') },
   blobAuth: flags['blob-auth'],
 })
-const envText = Object.entries(stack.env)
-  .map(([k, v]) => `${k}=${v}`)
-  .join('\n')
+// dotenv syntax: a value of several lines (the PEM in BLOB_WEBHOOK_PUBLIC_KEY) goes in double
+// quotes with `\n`, which dotenv (and so Next.js) turns back into line breaks.
+const envLine = ([k, v]) => (v.includes('\n') ? `${k}="${v.trimEnd().replaceAll('\n', '\\n')}"` : `${k}=${v}`)
+const envText = Object.entries(stack.env).map(envLine).join('\n')
 if (flags['env-file']) fs.writeFileSync(flags['env-file'], envText + '\n')
 console.log(`session-audio local stack (data in ${stack.dir})
   clerk   ${stack.clerk.url}   (Backend API, JWKS, dev sign-in at ${stack.env.SESSION_AUDIO_DEV_SIGN_IN_URL})

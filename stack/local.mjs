@@ -8,7 +8,8 @@
 // `blobAuth`: how that environment reaches Blob. 'read-write' (the default for now):
 // BLOB_READ_WRITE_TOKEN. 'oidc': as Vercel sets a project up today, BLOB_STORE_ID and a
 // VERCEL_OIDC_TOKEN the store issued (12 h, as `vercel env pull` writes one), no read-write token;
-// client uploads then need presigned uploads, which session-audio does not support yet.
+// client uploads then go through presigned uploads. Both modes get BLOB_WEBHOOK_PUBLIC_KEY, the
+// store's Ed25519 key (SPKI PEM, several lines) that presigned uploads' webhooks are signed with.
 //   await stack.close()
 import fs from 'node:fs'
 import path from 'node:path'
@@ -54,6 +55,7 @@ export async function startLocalStack({
     ...(blobAuth === 'oidc'
       ? { BLOB_STORE_ID: blob.blobStoreIdEnv, VERCEL_OIDC_TOKEN: blob.oidcToken() }
       : { BLOB_READ_WRITE_TOKEN: blob.token }),
+    BLOB_WEBHOOK_PUBLIC_KEY: blob.webhookPublicKey,
     VERCEL_BLOB_API_URL: blob.apiUrl,
     // For the browser's `@vercel/blob/client`: `localhost`, so it sends whole bodies (it streams
     // them, which needs HTTP/2, only to other hosts).

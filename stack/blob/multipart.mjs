@@ -60,7 +60,9 @@ export function multipartHandler({ store, calls, tokens, webhooks }) {
     }
     fs.rmSync(partsDir(req.headers['x-mpu-upload-id']), { recursive: true, force: true })
     uploads.delete(req.headers['x-mpu-upload-id'])
-    const stored = store.commit(req, tmp, upload.pathname, upload.access, size, `"${hash.digest('hex')}"`)
+    const etag = `"${hash.digest('hex')}"`
+    const maxAge = upload.constraints?.cacheControlMaxAge
+    const stored = store.commit(req, tmp, upload.pathname, upload.access, size, etag, maxAge)
     json(res, 200, stored, CORS)
     return webhooks.send(upload.constraints, stored)
   }
@@ -69,7 +71,7 @@ export function multipartHandler({ store, calls, tokens, webhooks }) {
     calls.mpu = (calls.mpu || 0) + 1
     const requested = url.searchParams.get('pathname')
     const action = req.headers['x-mpu-action']
-    const who = tokens.uploader(req, res, requested, 'mpu')
+    const who = tokens.uploader(req, res, url, requested, 'mpu')
     if (!who) return
     if (action === 'create') return create(req, res, requested, who)
     const upload = uploads.get(req.headers['x-mpu-upload-id'])

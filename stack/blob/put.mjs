@@ -32,10 +32,17 @@ const drained = (out) =>
 export function putHandler({ store, calls, puts, state, tokens, webhooks }) {
   return async function put(req, res, url) {
     calls.put++
-    const record = { pathname: url.searchParams.get('pathname'), stored: false, bytes: 0, headers: req.headers }
+    const record = {
+      pathname: url.searchParams.get('pathname'),
+      stored: false,
+      bytes: 0,
+      headers: req.headers,
+      kind: null,
+    }
     puts.push(record)
-    const who = tokens.uploader(req, res, record.pathname)
+    const who = tokens.uploader(req, res, url, record.pathname)
     if (!who) return
+    record.kind = who.kind
     const max = who.constraints?.maximumSizeInBytes ?? Infinity
     let pathname = record.pathname
     if (invalidPathname(pathname)) return apiError(res, 400, 'bad_request', 'Invalid pathname')
@@ -99,7 +106,8 @@ export function putHandler({ store, calls, puts, state, tokens, webhooks }) {
     if (failed || !req.complete) return fail()
     if (misbehaving(state, 'put', res)) return fail()
     await new Promise((r) => out.end(r))
-    const stored = store.commit(req, tmp, pathname, access, record.bytes, `"${hash.digest('hex')}"`)
+    const etag = `"${hash.digest('hex')}"`
+    const stored = store.commit(req, tmp, pathname, access, record.bytes, etag, who.constraints?.cacheControlMaxAge)
     record.stored = true
     record.pathname = pathname
     json(res, 200, stored)

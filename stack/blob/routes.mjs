@@ -1,16 +1,17 @@
 // The store's one request handler: the Blob API under /api/blob (CORS, uploads, head, list,
-// delete) and the blob URLs themselves (/<pathname>, with Range and conditional requests by `send`;
+// delete, signed tokens) and the blob URLs themselves (/<pathname>, with Range and conditional requests by `send`;
 // private blobs need the read-write or an OIDC token, as on Vercel).
 import send from 'send'
 import { json, readBody } from '../http-util.mjs'
 import { misbehaving } from './faults.mjs'
 import { multipartHandler } from './multipart.mjs'
+import { requestedScope } from './presigned.mjs'
 import { putHandler } from './put.mjs'
 import { apiError, CORS } from './reply.mjs'
 import { toPathname } from './store.mjs'
 
 export function blobRoutes(ctx) {
-  const { store, calls, state, tokens } = ctx
+  const { store, calls, state, tokens, presign, signedTokens } = ctx
   const put = putHandler(ctx)
   const multipart = multipartHandler(ctx)
 
@@ -54,6 +55,26 @@ export function blobRoutes(ctx) {
     return json(res, 200, {})
   }
 
+  /**
+   * `POST {api}/signed-token {pathname?, operations?, validUntil?, maximumSizeInBytes?,
+   * allowedContentTypes?}` → `{delegationToken, clientSigningToken, validUntil}` (presigned.mjs).
+   */
+  async function signedToken(req, res) {
+    calls.signedToken = (calls.signedToken || 0) + 1
+    const kind = tokens.issuer(req, res)
+    if (!kind) return
+    let body
+    try {
+      body = JSON.parse((await readBody(req)).toString('utf8'))
+    } catch {
+      return apiError(res, 400, 'bad_request', 'The body must be JSON')
+    }
+    const { scope, error } = requestedScope(body, tokens.storeId)
+    if (error) return apiError(res, 400, 'bad_request', error)
+    signedTokens.push({ body, kind, storeId: req.headers['x-vercel-blob-store-id'] ?? null, scope })
+    return json(res, 200, presign.issue(scope))
+  }
+
   /** `GET /<pathname>`: the blob itself, after `state.latencyMs`. */
   async function read(req, res, url) {
     if (req.method !== 'GET' && req.method !== 'HEAD') return apiError(res, 405, 'bad_request', 'method not allowed')
@@ -94,6 +115,7 @@ export function blobRoutes(ctx) {
       return op === 'head' ? head(req, res, url) : list(req, res, url)
     }
     if (url.pathname === '/api/blob/delete' && req.method === 'POST') return remove(req, res)
+    if (url.pathname === '/api/blob/signed-token' && req.method === 'POST') return signedToken(req, res)
     return read(req, res, url)
   }
 }

@@ -55,8 +55,11 @@ export function openStore(root) {
         etag: m.etag,
       }
     },
-    /** Move a finished upload into place and record it; returns what an upload answers. */
-    commit(req, tmp, pathname, access, size, etag) {
+    /**
+     * Move a finished upload into place and record it; returns what an upload answers. `maxAge`:
+     * a presigned URL's cache max-age, which wins over the header.
+     */
+    commit(req, tmp, pathname, access, size, etag, maxAge) {
       const file = path.join(root, pathname)
       fs.mkdirSync(path.dirname(file), { recursive: true })
       fs.renameSync(tmp, file)
@@ -67,7 +70,7 @@ export function openStore(root) {
         size,
         uploadedAt: new Date().toISOString(),
         etag,
-        maxAge: Number(req.headers['x-cache-control-max-age'] || 2592000),
+        maxAge: maxAge ?? Number(req.headers['x-cache-control-max-age'] || 2592000),
       })
       save()
       const d = store.describe(pathname)

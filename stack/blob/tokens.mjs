@@ -4,7 +4,8 @@
 // (`vercel_blob_client_<store>_<base64(hmac.payload)>`, as `handleUpload` mints it) carries
 // constraints signed with the read-write token, enforced here as the service does: signature,
 // validUntil, pathname, allowed content types (wildcards too), maximum size, random suffix, no
-// overwrite.
+// overwrite. A presigned request (presigned.mjs) carries no credential but a signed query; its
+// constraints come out in the client token's shape, marked `presigned: true`.
 import crypto from 'node:crypto'
 import path from 'node:path'
 import { EXTENSION_TYPES } from './store.mjs'
@@ -40,40 +41,62 @@ export function typeAllowed(contentType, allowed) {
   })
 }
 
+/** What an upload declares as its type: `x-content-type`, else from the pathname's extension. */
+const declaredType = (req, pathname) =>
+  req.headers['x-content-type'] || EXTENSION_TYPES[path.extname(pathname || '')] || ''
+
 /**
- * The checks bound to this store's read-write `token` and OIDC issuer. `log` gets
- * `{ op, kind: 'read-write' | 'oidc', storeId }` for every call let through on a store-wide
- * credential (`op`: put, mpu, head, list, delete, read), so tests can see what arrived.
+ * The checks bound to this store's read-write `token`, OIDC issuer and presigning authority. `log`
+ * gets `{ op, kind: 'read-write' | 'oidc' | 'presigned', storeId }` for every call let through
+ * (`op`: put, mpu, head, list, delete, read, signed-token), so tests can see what arrived.
  */
-export function tokenChecks(token, oidc, log = []) {
+export function tokenChecks(token, oidc, log = [], presign) {
   const storeId = token.split('_')[3]
   const DENIED = 'Access denied, please provide a valid token for this resource.'
-  /** Why a store-wide credential is refused for `op`, or null when it is allowed. */
-  const refusal = (req, op) => {
+  /** `{ kind }` of the store-wide credential `req` carries for `op`, or `{ why }` it is refused. */
+  const credential = (req, op) => {
     const auth = req.headers.authorization || ''
     const sentStoreId = req.headers['x-vercel-blob-store-id'] ?? null
     if (auth === `Bearer ${token}`) {
       log.push({ op, kind: 'read-write', storeId: sentStoreId })
-      return null
+      return { kind: 'read-write' }
     }
     const jwt = /^Bearer (eyJ[\w-]*\.[\w-]*\.[\w-]*)$/.exec(auth)
-    if (!jwt) return DENIED
+    if (!jwt) return { why: DENIED }
     const why = oidc.refusal(jwt[1])
-    if (why) return `Access denied: ${why}`
+    if (why) return { why: `Access denied: ${why}` }
     // The token does not name the store: the API call does, in a header.
     if (op !== 'read' && sentStoreId !== storeId)
-      return `Access denied: this OIDC token may not use store "${sentStoreId ?? ''}" (x-vercel-blob-store-id)`
+      return { why: `Access denied: this OIDC token may not use store "${sentStoreId ?? ''}" (x-vercel-blob-store-id)` }
     log.push({ op, kind: 'oidc', storeId: sentStoreId })
-    return null
+    return { kind: 'oidc' }
   }
+  /** Why a store-wide credential is refused for `op`, or null when it is allowed. */
+  const refusal = (req, op) => credential(req, op).why ?? null
   const authorized = (req, op) => refusal(req, op) === null
   /**
-   * Who may upload `pathname`: the read-write or an OIDC token (no constraints), or a client token
-   * whose constraints allow it. Answers the refusal itself and returns null.
+   * Who may upload `pathname`: a presigned query (`url`) that verifies, the read-write or an OIDC
+   * token (no constraints), or a client token whose constraints allow it. Returns
+   * `{ constraints, kind: 'presigned' | 'read-write' | 'oidc' | 'client-token' }`, or answers the
+   * refusal itself and returns null.
    */
-  const uploader = (req, res, pathname, op = 'put') => {
-    const why = refusal(req, op)
-    if (why === null) return { constraints: null }
+  const uploader = (req, res, url, pathname, op = 'put') => {
+    if (presign?.carries(url)) {
+      const { constraints, refusal: no } = presign.verify(req, url, pathname, declaredType(req, pathname))
+      if (no) {
+        apiError(res, no.status, no.code, no.message)
+        return null
+      }
+      const declared = Number(req.headers['x-content-length'] || 0)
+      if (constraints.maximumSizeInBytes && declared > constraints.maximumSizeInBytes) {
+        apiError(res, 400, 'bad_request', tooLarge(constraints.maximumSizeInBytes))
+        return null
+      }
+      log.push({ op, kind: 'presigned', storeId: req.headers['x-vercel-blob-store-id'] })
+      return { constraints, kind: 'presigned' }
+    }
+    const { kind, why } = credential(req, op)
+    if (kind) return { constraints: null, kind }
     const bearer = /^Bearer (vercel_blob_client_\S+)$/.exec(req.headers.authorization || '')
     if (!bearer) {
       apiError(res, 403, 'forbidden', why)
@@ -92,7 +115,7 @@ export function tokenChecks(token, oidc, log = []) {
       apiError(res, 400, 'bad_request', `The "pathname" "${pathname}" does not match the token payload`)
       return null
     }
-    const contentType = req.headers['x-content-type'] || EXTENSION_TYPES[path.extname(pathname)] || ''
+    const contentType = declaredType(req, pathname)
     if (!typeAllowed(contentType, constraints.allowedContentTypes)) {
       apiError(res, 400, 'bad_request', `contentType "${contentType}" is not allowed`)
       return null
@@ -102,9 +125,27 @@ export function tokenChecks(token, oidc, log = []) {
       apiError(res, 400, 'bad_request', tooLarge(constraints.maximumSizeInBytes))
       return null
     }
-    return { constraints }
+    return { constraints, kind: 'client-token' }
   }
-  return { authorized, refusal, uploader, storeId }
+  /**
+   * Who may ask for a signed token: a store-wide credential, never a client token (the service's
+   * `client_token_not_allowed`). Returns the credential's kind, or answers the refusal and returns null.
+   */
+  const issuer = (req, res) => {
+    if (/^Bearer vercel_blob_client_/.test(req.headers.authorization || '')) {
+      apiError(
+        res,
+        403,
+        'client_token_not_allowed',
+        'Signed tokens need a read-write or OIDC token, not a client token',
+      )
+      return null
+    }
+    const { kind, why } = credential(req, 'signed-token')
+    if (why) apiError(res, 403, 'forbidden', why)
+    return kind ?? null
+  }
+  return { authorized, refusal, uploader, issuer, storeId }
 }
 
 /** The stored pathname: a random suffix when asked for (by header, or by the client token). */
