@@ -50,6 +50,7 @@ export async function startStack({ clerk: clerkOptions = {} }: { clerk?: Paramet
     allowLoopbackUpstream: true,
     blobReadWriteToken: blob.token,
     blobApiUrl: blob.apiUrl,
+    blobWebhookPublicKey: blob.webhookPublicKey,
     convexSecret: convex.env.SESSION_AUDIO_CONVEX_SECRET,
     ...extra,
   })

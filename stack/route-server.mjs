@@ -34,12 +34,15 @@ export function payloadTooLarge(res) {
  * `routes`: { pattern: RegExp with a `sessionId` group, handlers: { GET, POST, HEAD } }.
  * `maxBodyBytes` (e.g. VERCEL_MAX_BODY_BYTES): behave as Vercel does with bigger bodies: it reads
  * the body before the function runs and answers 413 FUNCTION_PAYLOAD_TOO_LARGE when it is over.
+ * `requestHeaders`: a function returning headers the platform adds to every request it hands the
+ * function, as Vercel adds `x-vercel-oidc-token` (read at each request, so a test can rotate it).
  */
 export async function startRouteServer({
   pattern = /^\/api\/listening-sessions\/(?<sessionId>[^/]+)\/audio$/,
   handlers,
   port = 0,
   maxBodyBytes = null,
+  requestHeaders = null,
 }) {
   const log = [] // { method, path, status }
   const peer = await listen(async (req, res) => {
@@ -54,6 +57,7 @@ export async function startRouteServer({
     res.on('close', () => controller.abort())
     const headers = new Headers()
     for (const [k, v] of Object.entries(req.headers)) headers.set(k, Array.isArray(v) ? v.join(', ') : v)
+    for (const [k, v] of Object.entries(requestHeaders?.() ?? {})) headers.set(k, v)
     const hasBody = req.method !== 'GET' && req.method !== 'HEAD'
     let body = hasBody ? Readable.toWeb(req) : undefined
     if (hasBody && maxBodyBytes !== null) {
