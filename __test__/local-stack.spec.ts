@@ -214,8 +214,14 @@ describe('the local stack', () => {
       headers: { authorization: `Bearer ${env.CLERK_SECRET_KEY}` },
     })
     expect(jwks.status).toBe(200)
+    // OIDC by default, as Vercel sets a project up today: no read-write token is handed out.
+    expect(env.BLOB_READ_WRITE_TOKEN).toBeUndefined()
+    expect(env.BLOB_STORE_ID).toMatch(/^store_/)
     const list = await fetch(env.VERCEL_BLOB_API_URL, {
-      headers: { authorization: `Bearer ${env.BLOB_READ_WRITE_TOKEN}` },
+      headers: {
+        authorization: `Bearer ${env.VERCEL_OIDC_TOKEN}`,
+        'x-vercel-blob-store-id': env.BLOB_STORE_ID.replace(/^store_/, ''),
+      },
     })
     expect(list.status).toBe(200)
     child.kill('SIGTERM')

@@ -1,6 +1,8 @@
 // The demo in a real browser: Debian's Chromium driven by playwright-core (no browser download),
 // the example Next.js app from `next build` + `next start` (scripts/prepare-example.sh built it
 // from the npm pack tarball), against the local stack. Fake microphone, real MediaRecorder.
+// The demo runs as `npm run demo` runs it: Blob over OIDC, as a Vercel project set up today (direct
+// uploads presigned). The read-write mode (client tokens) runs the upload paths once more.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
@@ -13,17 +15,31 @@ import { sineWav } from '../stack/wav.mjs'
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
 const artifacts = path.resolve('e2e-artifacts')
-let stack: Awaited<ReturnType<typeof startLocalStack>>
-let app: Awaited<ReturnType<typeof startExampleApp>>
+type BlobAuth = 'oidc' | 'read-write'
 let browser: Browser
 let aliceSession = ''
+/** The stack and the app of the suite that is running (one mode at a time: files run in sequence). */
+let stack: Awaited<ReturnType<typeof startLocalStack>>
+let app: Awaited<ReturnType<typeof startExampleApp>>
+
+/** Start the stack in `blobAuth` mode and the example app on it. */
+async function startDemo(blobAuth: BlobAuth, portOffset: number) {
+  stack = await startLocalStack({ dir: fs.mkdtempSync(path.join(os.tmpdir(), 'session-audio-e2e-')), blobAuth })
+  app = await startExampleApp({
+    env: stack.env,
+    port: 3100 + (process.pid % 500) + portOffset,
+    inherit: !!process.env.E2E_ECHO,
+  })
+}
+async function stopDemo() {
+  await app?.close()
+  await stack?.close()
+}
 
 beforeAll(async () => {
   if (!fs.existsSync(CHROMIUM))
     throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium)`)
   fs.mkdirSync(artifacts, { recursive: true })
-  stack = await startLocalStack({ dir: fs.mkdtempSync(path.join(os.tmpdir(), 'session-audio-e2e-')) })
-  app = await startExampleApp({ env: stack.env, port: 3100 + (process.pid % 500), inherit: !!process.env.E2E_ECHO })
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -44,8 +60,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close()
-  await app?.close()
-  await stack?.close()
 })
 
 async function signIn(page: Page, user: 'Alice' | 'Bob') {
@@ -77,140 +91,154 @@ async function expectSeeksResume(page: Page, targets: number[]) {
   }
 }
 
-describe('the demo in Chromium', () => {
-  it('a signed-out page sees the sign-in link, and the audio route answers 401', async () => {
-    const page = await browser.newPage()
-    await page.goto(app.url)
-    expect(await page.isVisible('#sign-in')).toBe(true)
-    expect(await status(page, '/api/listening-sessions/000000000010000listeningSessions/audio')).toBe(401)
-    expect(await status(page, '/api/listening-sessions')).toBe(401)
-    await page.close()
+/** The demo's suite with Blob over `blobAuth`; `all`: every test, else the paths that upload. */
+function demoSuite(blobAuth: BlobAuth, all: boolean, portOffset: number) {
+  describe(`the demo in Chromium, Blob over ${blobAuth}`, () => {
+    beforeAll(() => startDemo(blobAuth, portOffset))
+    afterAll(stopDemo)
+    if (all) {
+      it('a signed-out page sees the sign-in link, and the audio route answers 401', async () => {
+        const page = await browser.newPage()
+        await page.goto(app.url)
+        expect(await page.isVisible('#sign-in')).toBe(true)
+        expect(await status(page, '/api/listening-sessions/000000000010000listeningSessions/audio')).toBe(401)
+        expect(await status(page, '/api/listening-sessions')).toBe(401)
+        await page.close()
+      })
+    }
+    it('records ~5 s from the fake microphone, uploads it, and the session moves to transcribing', async () => {
+      const page = await browser.newPage()
+      await signIn(page, 'Alice')
+      expect(await page.textContent('#user')).toBe('user_alice')
+      await page.click('#new-session')
+      await page.waitForSelector('#record')
+      aliceSession = (await page.textContent('#session-id')) ?? ''
+      expect(aliceSession).toMatch(/listeningSessions$/)
+      await page.click('#record')
+      await page.waitForTimeout(5_000)
+      await page.click('#stop')
+      await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'transcribing', null, {
+        timeout: 30_000,
+      })
+      expect(await page.textContent('#message')).toMatch(/uploaded \d+ bytes \(audio\/webm/)
+      // The page's list, read back from Convex, shows it too (it refreshes after the upload).
+      await page.waitForSelector(`#sessions li:has-text("${aliceSession}"):has-text("transcribing")`)
+
+      // Play it back through the GET route: a finite, right duration, seekable, and seeks resume there.
+      const player = page.locator('#player')
+      await player.waitFor()
+      const meta = await page.evaluate(async () => {
+        const a = document.querySelector('#player') as HTMLAudioElement
+        if (a.readyState < 1) await new Promise((r) => a.addEventListener('loadedmetadata', r, { once: true }))
+        return { duration: a.duration, seekEnd: a.seekable.length ? a.seekable.end(a.seekable.length - 1) : 0 }
+      })
+      expect(Number.isFinite(meta.duration)).toBe(true)
+      expect(meta.duration).toBeGreaterThan(4)
+      expect(meta.duration).toBeLessThan(7)
+      expect(meta.seekEnd).toBeGreaterThanOrEqual(meta.duration - 0.1)
+      await expectSeeksResume(page, [3.5, 1.0, 2.5])
+      await page.screenshot({ path: path.join(artifacts, `demo-after-playback-${blobAuth}.png`), fullPage: true })
+
+      const gets = app.records().filter((r) => (r.fields?.method ?? r.method) === 'GET')
+      const statuses = gets.map((r) => Number(r.fields?.status ?? r.status))
+      expect(statuses.filter((s) => s === 206).length).toBeGreaterThan(0)
+      await page.close()
+    })
+    if (all) {
+      it('uploads a picked file (60 s MP3) and seeks across it', async () => {
+        const page = await browser.newPage()
+        await signIn(page, 'Alice')
+        await page.click('#new-session')
+        await page.waitForSelector('#file')
+        await page.setInputFiles('#file', path.resolve(__dirname, '../__test__/fixtures/audio/sweep-60s.mp3'))
+        await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'transcribing', null, {
+          timeout: 30_000,
+        })
+        expect(await page.textContent('#message')).toMatch(/uploaded \d+ bytes \(audio\/mpeg, (59|60)\d{3} ms\)/)
+        const duration = await page.evaluate(async () => {
+          const a = document.querySelector('#player') as HTMLAudioElement
+          if (a.readyState < 1) await new Promise((r) => a.addEventListener('loadedmetadata', r, { once: true }))
+          return a.duration
+        })
+        expect(duration).toBeGreaterThan(59)
+        expect(duration).toBeLessThan(61)
+        await expectSeeksResume(page, [45, 5, 30])
+        await page.close()
+      })
+    }
+    it('a recording over 4.5 MB: the function-body cap refuses it, the page uploads it straight to Blob with a progress bar', async () => {
+      const wav = path.join(artifacts, 'long-170s.wav')
+      fs.writeFileSync(wav, sineWav(170)) // 5.4 MB of 16 kHz PCM
+      expect(fs.statSync(wav).size).toBeGreaterThan(4.5e6)
+      const page = await browser.newPage()
+      await signIn(page, 'Alice')
+      await page.click('#new-session')
+      await page.waitForSelector('#file')
+      const id = (await page.textContent('#session-id')) ?? ''
+      // As on Vercel: the streamed POST of that body never reaches the route.
+      const streamed = await page.evaluate(
+        async ([u, size]) =>
+          (
+            await fetch(u, {
+              method: 'POST',
+              headers: { 'x-duration-ms': '170000', 'x-content-type': 'audio/wav' },
+              body: new Uint8Array(size),
+            })
+          ).status,
+        [`/api/listening-sessions/${id}/audio`, 5_000_000] as const,
+      )
+      expect(streamed).toBe(413)
+      // The page's own upload goes straight to Blob, with progress.
+      const seen = page.evaluate(
+        () =>
+          new Promise<number[]>((resolve) => {
+            const values: number[] = []
+            const watch = new MutationObserver(() => {
+              const p = document.querySelector('#progress') as HTMLProgressElement | null
+              if (p && values.at(-1) !== p.value) values.push(p.value)
+              if (p && p.value >= 100) resolve(values)
+            })
+            watch.observe(document.body, { subtree: true, childList: true, attributes: true, characterData: true })
+          }),
+      )
+      const puts = stack.blob.puts.length
+      await page.setInputFiles('#file', wav)
+      expect((await seen).at(-1)).toBe(100)
+      await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'transcribing', null, {
+        timeout: 60_000,
+      })
+      expect(await page.textContent('#percent')).toBe('100 %')
+      // The grant this deployment gives: presigned over OIDC, a client token with a read-write token.
+      const stored = stack.blob.puts.slice(puts).filter((p: { stored: boolean }) => p.stored)
+      expect(stored.map((p: { kind: string }) => p.kind)).toEqual([blobAuth === 'oidc' ? 'presigned' : 'client-token'])
+      expect(await page.textContent('#message')).toMatch(/uploaded 5440044 bytes \(audio\/wav, 170\d{3} ms\)/)
+      const duration = await page.evaluate(async () => {
+        const a = document.querySelector('#player') as HTMLAudioElement
+        if (a.readyState < 1) await new Promise((r) => a.addEventListener('loadedmetadata', r, { once: true }))
+        return a.duration
+      })
+      expect(duration).toBeGreaterThan(169)
+      expect(duration).toBeLessThan(171)
+      await expectSeeksResume(page, [150, 20, 90])
+      await page.screenshot({ path: path.join(artifacts, `demo-long-upload-${blobAuth}.png`), fullPage: true })
+      await page.close()
+    })
+    if (all) {
+      it("a second user cannot play the first user's session (404)", async () => {
+        expect(aliceSession).not.toBe('')
+        const context = await browser.newContext()
+        const page = await context.newPage()
+        await signIn(page, 'Bob')
+        expect(await page.textContent('#user')).toBe('user_bob')
+        expect(await status(page, `/api/listening-sessions/${aliceSession}/audio`)).toBe(404)
+        await context.close()
+      })
+    }
   })
+}
 
-  it('records ~5 s from the fake microphone, uploads it, and the session moves to transcribing', async () => {
-    const page = await browser.newPage()
-    await signIn(page, 'Alice')
-    expect(await page.textContent('#user')).toBe('user_alice')
-    await page.click('#new-session')
-    await page.waitForSelector('#record')
-    aliceSession = (await page.textContent('#session-id')) ?? ''
-    expect(aliceSession).toMatch(/listeningSessions$/)
-    await page.click('#record')
-    await page.waitForTimeout(5_000)
-    await page.click('#stop')
-    await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'transcribing', null, {
-      timeout: 30_000,
-    })
-    expect(await page.textContent('#message')).toMatch(/uploaded \d+ bytes \(audio\/webm/)
-    // The page's list, read back from Convex, shows it too (it refreshes after the upload).
-    await page.waitForSelector(`#sessions li:has-text("${aliceSession}"):has-text("transcribing")`)
-
-    // Play it back through the GET route: a finite, right duration, seekable, and seeks resume there.
-    const player = page.locator('#player')
-    await player.waitFor()
-    const meta = await page.evaluate(async () => {
-      const a = document.querySelector('#player') as HTMLAudioElement
-      if (a.readyState < 1) await new Promise((r) => a.addEventListener('loadedmetadata', r, { once: true }))
-      return { duration: a.duration, seekEnd: a.seekable.length ? a.seekable.end(a.seekable.length - 1) : 0 }
-    })
-    expect(Number.isFinite(meta.duration)).toBe(true)
-    expect(meta.duration).toBeGreaterThan(4)
-    expect(meta.duration).toBeLessThan(7)
-    expect(meta.seekEnd).toBeGreaterThanOrEqual(meta.duration - 0.1)
-    await expectSeeksResume(page, [3.5, 1.0, 2.5])
-    await page.screenshot({ path: path.join(artifacts, 'demo-after-playback.png'), fullPage: true })
-
-    const gets = app.records().filter((r) => (r.fields?.method ?? r.method) === 'GET')
-    const statuses = gets.map((r) => Number(r.fields?.status ?? r.status))
-    expect(statuses.filter((s) => s === 206).length).toBeGreaterThan(0)
-    await page.close()
-  })
-
-  it('uploads a picked file (60 s MP3) and seeks across it', async () => {
-    const page = await browser.newPage()
-    await signIn(page, 'Alice')
-    await page.click('#new-session')
-    await page.waitForSelector('#file')
-    await page.setInputFiles('#file', path.resolve(__dirname, '../__test__/fixtures/audio/sweep-60s.mp3'))
-    await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'transcribing', null, {
-      timeout: 30_000,
-    })
-    expect(await page.textContent('#message')).toMatch(/uploaded \d+ bytes \(audio\/mpeg, (59|60)\d{3} ms\)/)
-    const duration = await page.evaluate(async () => {
-      const a = document.querySelector('#player') as HTMLAudioElement
-      if (a.readyState < 1) await new Promise((r) => a.addEventListener('loadedmetadata', r, { once: true }))
-      return a.duration
-    })
-    expect(duration).toBeGreaterThan(59)
-    expect(duration).toBeLessThan(61)
-    await expectSeeksResume(page, [45, 5, 30])
-    await page.close()
-  })
-
-  it('a recording over 4.5 MB: the function-body cap refuses it, the client flow uploads it with a progress bar', async () => {
-    const wav = path.join(artifacts, 'long-170s.wav')
-    fs.writeFileSync(wav, sineWav(170)) // 5.4 MB of 16 kHz PCM
-    expect(fs.statSync(wav).size).toBeGreaterThan(4.5e6)
-    const page = await browser.newPage()
-    await signIn(page, 'Alice')
-    await page.click('#new-session')
-    await page.waitForSelector('#file')
-    const id = (await page.textContent('#session-id')) ?? ''
-    // As on Vercel: the streamed POST of that body never reaches the route.
-    const streamed = await page.evaluate(
-      async ([u, size]) =>
-        (
-          await fetch(u, {
-            method: 'POST',
-            headers: { 'x-duration-ms': '170000', 'x-content-type': 'audio/wav' },
-            body: new Uint8Array(size),
-          })
-        ).status,
-      [`/api/listening-sessions/${id}/audio`, 5_000_000] as const,
-    )
-    expect(streamed).toBe(413)
-    // The page's own upload goes straight to Blob, with progress.
-    const seen = page.evaluate(
-      () =>
-        new Promise<number[]>((resolve) => {
-          const values: number[] = []
-          const watch = new MutationObserver(() => {
-            const p = document.querySelector('#progress') as HTMLProgressElement | null
-            if (p && values.at(-1) !== p.value) values.push(p.value)
-            if (p && p.value >= 100) resolve(values)
-          })
-          watch.observe(document.body, { subtree: true, childList: true, attributes: true, characterData: true })
-        }),
-    )
-    await page.setInputFiles('#file', wav)
-    expect((await seen).at(-1)).toBe(100)
-    await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'transcribing', null, {
-      timeout: 60_000,
-    })
-    expect(await page.textContent('#percent')).toBe('100 %')
-    expect(await page.textContent('#message')).toMatch(/uploaded 5440044 bytes \(audio\/wav, 170\d{3} ms\)/)
-    const duration = await page.evaluate(async () => {
-      const a = document.querySelector('#player') as HTMLAudioElement
-      if (a.readyState < 1) await new Promise((r) => a.addEventListener('loadedmetadata', r, { once: true }))
-      return a.duration
-    })
-    expect(duration).toBeGreaterThan(169)
-    expect(duration).toBeLessThan(171)
-    await expectSeeksResume(page, [150, 20, 90])
-    await page.screenshot({ path: path.join(artifacts, 'demo-long-upload.png'), fullPage: true })
-    await page.close()
-  })
-
-  it("a second user cannot play the first user's session (404)", async () => {
-    expect(aliceSession).not.toBe('')
-    const context = await browser.newContext()
-    const page = await context.newPage()
-    await signIn(page, 'Bob')
-    expect(await page.textContent('#user')).toBe('user_bob')
-    expect(await status(page, `/api/listening-sessions/${aliceSession}/audio`)).toBe(404)
-    await context.close()
-  })
-})
+demoSuite('oidc', true, 0)
+demoSuite('read-write', false, 1)
 
 describe('npm run demo', () => {
   it('prints one URL that serves the demo page, keeps its data folder, and stops cleanly on Ctrl-C', async () => {

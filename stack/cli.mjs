@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // `npm run stack` — the local stack on its own, for your own app or for `@vercel/blob` work:
 //   node stack/cli.mjs [--dir .session-audio] [--clerk-port N] [--convex-port N] [--blob-port N] [--env-file F]
-//                      [--blob-auth read-write|oidc]   (oidc: BLOB_STORE_ID + a 12 h VERCEL_OIDC_TOKEN, as
-//                      `vercel env pull` writes them; the store's OIDC key is new at each start, so a
-//                      printed token is good for this run only)
+//                      [--blob-auth oidc|read-write]   (oidc, the default: BLOB_STORE_ID + a 12 h
+//                      VERCEL_OIDC_TOKEN, as `vercel env pull` writes them; the store's OIDC key is new
+//                      at each start, so a printed token is good for this run only. read-write:
+//                      BLOB_READ_WRITE_TOKEN instead)
 // Prints each service's URL and the environment to give your app; Ctrl-C stops it.
 import fs from 'node:fs'
 import { parseArgs } from 'node:util'
@@ -16,7 +17,7 @@ const { values: flags } = parseArgs({
     'convex-port': { type: 'string' },
     'blob-port': { type: 'string' },
     'env-file': { type: 'string' },
-    'blob-auth': { type: 'string', default: 'read-write' },
+    'blob-auth': { type: 'string', default: 'oidc' },
   },
 })
 const port = (name) => (flags[name] === undefined ? undefined : Number(flags[name]))

@@ -5,10 +5,10 @@
 //   const stack = await startLocalStack({ dir: '.session-audio' })
 //   stack.env   // the environment a Next.js app (and session-audio) reads to use it
 //
-// `blobAuth`: how that environment reaches Blob. 'read-write' (the default for now):
-// BLOB_READ_WRITE_TOKEN. 'oidc': as Vercel sets a project up today, BLOB_STORE_ID and a
-// VERCEL_OIDC_TOKEN the store issued (12 h, as `vercel env pull` writes one), no read-write token;
-// client uploads then go through presigned uploads. Both modes get BLOB_WEBHOOK_PUBLIC_KEY, the
+// `blobAuth`: how that environment reaches Blob. 'oidc' (the default, as Vercel sets a project up
+// today): BLOB_STORE_ID and a VERCEL_OIDC_TOKEN the store issued (12 h, as `vercel env pull` writes
+// one), no read-write token; direct uploads are then presigned. 'read-write': BLOB_READ_WRITE_TOKEN,
+// and direct uploads use client tokens. Both modes get BLOB_WEBHOOK_PUBLIC_KEY, the
 // store's Ed25519 key (SPKI PEM, several lines) that presigned uploads' webhooks are signed with.
 //   await stack.close()
 import fs from 'node:fs'
@@ -33,7 +33,7 @@ export async function startLocalStack({
   dir = '.session-audio',
   ports = {},
   rateLimit = CLERK_DEV_RATE_LIMIT,
-  blobAuth = 'read-write',
+  blobAuth = 'oidc',
 } = {}) {
   if (blobAuth !== 'read-write' && blobAuth !== 'oidc') throw new TypeError(`blobAuth: 'read-write' or 'oidc'`)
   const root = path.resolve(dir)
