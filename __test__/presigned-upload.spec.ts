@@ -175,6 +175,56 @@ describe('uploadPresigned() through the route, over OIDC', () => {
   })
 })
 
+describe('a grant asked for while recording', () => {
+  it('leaves the length out ("recording": true): the webhook attaches the measured length, and the limits apply to it', async () => {
+    const id = await recording()
+    const wav = sineWav(7)
+    const grant = await presignRequest(
+      id,
+      `listening-sessions/${id}/recording.wav`,
+      JSON.stringify({ contentType: 'audio/wav', recording: true }),
+    )
+    expect(grant.status).toBe(200)
+    // The tokenPayload carries no declared length, so the webhook measures alone.
+    const tokenPayload = JSON.parse(
+      (await grant.json()).presignedUrlPayload.params['vercel-blob-callback-token-payload'],
+    )
+    expect(tokenPayload).not.toHaveProperty('durationMs')
+    const stored = await uploadPresigned(`listening-sessions/${id}/recording.wav`, new Blob([wav]), {
+      access: 'private',
+      handleUploadUrl: audioRoute(id),
+      headers: { authorization: `Bearer ${alice}` },
+      clientPayload: JSON.stringify({ contentType: 'audio/wav', recording: true }),
+      contentType: 'audio/wav',
+    })
+    expect(await until(async () => (await s.convex.getSession(id)).status === 'transcribing', 5000)).toBe(true)
+    expect(await s.convex.getSession(id)).toMatchObject({ audioUrl: stored.url, durationMs: 7000 })
+
+    // A user allowed 5 s: the grant passes (the length is unknown), the measured 7 s does not.
+    const carol = await s.clerk.sessionToken({ sub: 'user_carol' })
+    await s.convex.setEntitlement('user_carol', { canRecord: true, maxRecordingMs: 5000 })
+    const hers = await recording('user_carol')
+    const held = await uploadPresigned(`listening-sessions/${hers}/recording.wav`, new Blob([wav]), {
+      access: 'private',
+      handleUploadUrl: audioRoute(hers),
+      headers: { authorization: `Bearer ${carol}` },
+      clientPayload: JSON.stringify({ contentType: 'audio/wav', recording: true }),
+      contentType: 'audio/wav',
+    })
+    expect(await until(() => !s.blob.list().includes(held.pathname), 5000)).toBe(true)
+    expect((await s.convex.getSession(hers)).status).toBe('recording')
+    // Only `true` leaves the length out; anything else is refused.
+    const bad = await errorOf(
+      await presignRequest(
+        id,
+        `listening-sessions/${id}/a.wav`,
+        JSON.stringify({ contentType: 'audio/wav', recording: 'yes' }),
+      ),
+    )
+    expect([bad.status, bad.code]).toEqual([400, 'invalid_client_payload'])
+  })
+})
+
 describe('refusals', () => {
   it('the same checks and codes as a client token, and Blob is asked for nothing', async () => {
     const mine = await recording()

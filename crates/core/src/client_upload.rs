@@ -83,9 +83,22 @@ pub fn parse_event(body: &[u8]) -> Result<Event> {
     }
 }
 
-/// `clientPayload`, a JSON string `{"durationMs": …, "contentType": …}` → the two raw values, for
-/// the same rules (and codes) as the `x-duration-ms` / `x-content-type` headers.
-pub fn parse_client_payload(raw: Option<&str>) -> Result<(Option<String>, Option<String>)> {
+/// What `clientPayload` declares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientPayload {
+    /// `durationMs` as text, for the `x-duration-ms` rules.
+    pub duration: Option<String>,
+    /// `contentType`, for the `x-content-type` rules.
+    pub content_type: Option<String>,
+    /// `"recording": true`: the grant is asked for while recording (a recorder uploading parts as
+    /// it goes), so the length is not known yet and `durationMs` may be left out. Nothing is trusted
+    /// for it: the length is measured at completion, and limits apply to the measurement.
+    pub recording: bool,
+}
+
+/// `clientPayload`, a JSON string `{"durationMs": …, "contentType": …, "recording"?: true}` → the
+/// raw values, for the same rules (and codes) as the `x-duration-ms` / `x-content-type` headers.
+pub fn parse_client_payload(raw: Option<&str>) -> Result<ClientPayload> {
     let shape = "clientPayload must be a JSON string {\"durationMs\": <ms>, \"contentType\": \"audio/…\"}.";
     let Some(raw) = raw else { return Err(bad(Code::InvalidClientPayload, shape)) };
     let value: Value = serde_json::from_str(raw).map_err(|_| bad(Code::InvalidClientPayload, shape))?;
@@ -97,7 +110,12 @@ pub fn parse_client_payload(raw: Option<&str>) -> Result<(Option<String>, Option
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => return Err(bad(Code::InvalidContentType, "clientPayload.contentType must be a string.")),
     };
-    Ok((value.get("durationMs").and_then(number_text), content_type))
+    let recording = match value.get("recording") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+        Some(Value::Bool(true)) => true,
+        Some(_) => return Err(bad(Code::InvalidClientPayload, "clientPayload.recording must be true or false.")),
+    };
+    Ok(ClientPayload { duration: value.get("durationMs").and_then(number_text), content_type, recording })
 }
 
 /// The only pathnames a token is minted for: `listening-sessions/{sessionId}/<name>.<ext>`, with the
@@ -130,7 +148,9 @@ pub struct TokenPayload {
     pub session_id: String,
     pub user_id: String,
     pub clerk_session_id: String,
-    pub duration_ms: u64,
+    /// `None`: granted while recording, the length unknown (the webhook then measures alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
     pub content_type: String,
 }
 
@@ -240,13 +260,21 @@ mod tests {
 
     #[test]
     fn client_payload_table() {
-        let p = |raw: Option<&str>| parse_client_payload(raw).map_err(|e| e.code());
+        let p = |raw: Option<&str>| {
+            parse_client_payload(raw).map(|c| (c.duration, c.content_type, c.recording)).map_err(|e| e.code())
+        };
         assert_eq!(
             p(Some(r#"{"durationMs":5000,"contentType":"audio/webm"}"#)),
-            Ok((Some("5000".into()), Some("audio/webm".into())))
+            Ok((Some("5000".into()), Some("audio/webm".into()), false))
         );
-        assert_eq!(p(Some(r#"{"durationMs":"1.5"}"#)), Ok((Some("1.5".into()), None)));
-        assert_eq!(p(Some(r#"{}"#)), Ok((None, None)));
+        assert_eq!(p(Some(r#"{"durationMs":"1.5"}"#)), Ok((Some("1.5".into()), None, false)));
+        assert_eq!(p(Some(r#"{}"#)), Ok((None, None, false)));
+        assert_eq!(
+            p(Some(r#"{"contentType":"audio/webm","recording":true}"#)),
+            Ok((None, Some("audio/webm".into()), true))
+        );
+        assert_eq!(p(Some(r#"{"recording":false}"#)), Ok((None, None, false)));
+        assert_eq!(p(Some(r#"{"recording":"yes"}"#)), Err("invalid_client_payload"));
         assert_eq!(p(Some(r#"{"contentType":5}"#)), Err("invalid_content_type"));
         assert_eq!(p(Some("[1]")), Err("invalid_client_payload"));
         assert_eq!(p(Some("nope")), Err("invalid_client_payload"));

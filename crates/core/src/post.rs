@@ -85,7 +85,7 @@ async fn route(state: &State, req: &Request, body: Chunks, trace: Trace, receive
             trace.set_user(&who.user_id);
             let declared = parse_declared(&payload.content_type).ok();
             let ctx = Ctx { state, blob, who: &who, session_id, trace };
-            let claim = complete::Claim { url: &url, duration_ms: Some(payload.duration_ms), declared };
+            let claim = complete::Claim { url: &url, duration_ms: payload.duration_ms, declared };
             complete::webhook(&ctx, &claim).await
         }
     }

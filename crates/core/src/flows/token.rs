@@ -32,9 +32,13 @@ struct Grant {
 async fn grant(ctx: &Ctx<'_>, req: &Request, pathname: &str, client_payload: Option<&str>) -> Result<Grant> {
     let upload = &ctx.state.config.upload;
     // 1. what the client declares, under the same rules and codes as the streamed POST's headers.
-    let (duration, content_type) = parse_client_payload(client_payload)?;
+    // While recording (a recorder uploading parts as it goes) the length is not known yet: the
+    // limits then apply to what is measured when the upload completes.
+    let payload = parse_client_payload(client_payload)?;
+    let unknown_length = payload.recording && payload.duration.is_none();
+    let duration = if unknown_length { Some("1") } else { payload.duration.as_deref() };
     let (duration_ms, declared) =
-        validate_declared(duration.as_deref(), content_type.as_deref(), upload, Declared::ClientPayload)?;
+        validate_declared(duration, payload.content_type.as_deref(), upload, Declared::ClientPayload)?;
     check_pathname(pathname, ctx.session_id, declared.container)?;
     // 2. the session, the user's entitlements and byte limit.
     let meta = UploadMeta { duration_ms, declared: declared.clone(), content_length: None };
@@ -44,7 +48,7 @@ async fn grant(ctx: &Ctx<'_>, req: &Request, pathname: &str, client_payload: Opt
         session_id: ctx.session_id.to_string(),
         user_id: ctx.who.user_id.clone(),
         clerk_session_id: ctx.who.session_id.clone(),
-        duration_ms,
+        duration_ms: (!unknown_length).then_some(duration_ms),
         content_type: declared.normalised.clone(),
     };
     let token_payload = serde_json::to_string(&token_payload).unwrap_or_default();
