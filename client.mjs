@@ -3,6 +3,9 @@
 // `@vercel/blob/client`, multipart for large files) with a short-lived token the audio route mints;
 // then the route is told the upload finished, verifies what landed and attaches it.
 import { upload } from '@vercel/blob/client'
+import { finaliseWebm } from './client/webm.mjs'
+
+export { createWebmFinaliser, finaliseWebm, WebmFinaliseError } from './client/webm.mjs'
 
 /** A refusal, with the route's error code (`session_not_found`, `content_mismatch`, …). */
 export class SessionAudioUploadError extends Error {
@@ -53,6 +56,9 @@ async function refusal(res) {
  * with a `SessionAudioUploadError` carrying the route's code when anything is refused.
  */
 export async function uploadSessionAudio(sessionId, blob, options = {}) {
+  // MediaRecorder's WebM has no Duration and no Cues: players cannot seek it. Finalise it first
+  // (client/webm.mjs; anything else, or a WebM it cannot follow, comes back unchanged).
+  if (/^audio\/webm\b/i.test(String(options.contentType || blob.type))) blob = await finaliseWebm(blob)
   const {
     durationMs,
     contentType = blob.type,

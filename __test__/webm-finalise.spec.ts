@@ -3,8 +3,9 @@
 // gives the same bytes whatever the chunking, and hostile input ends quickly with a clear code.
 import fs from 'node:fs'
 import path from 'node:path'
-import { describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createWebmFinaliser, finaliseWebm, WebmFinaliseError } from '../client/webm.mjs'
+import { startStack, type Stack } from './helpers'
 
 const dir = path.resolve(__dirname, 'fixtures/audio')
 const RAW = 'chromium-20s-timeslice.webm'
@@ -318,4 +319,37 @@ describe('hostile and broken input: a bounded answer, no hang', () => {
       else expect(out).toBe(blob) // returned unchanged
       expect(performance.now() - t0).toBeLessThan(2000)
     })
+})
+
+describe("the route's duration meter", () => {
+  let s: Stack
+  beforeAll(async () => {
+    s = await startStack()
+  })
+  afterAll(() => s?.close())
+
+  /** POST `audio` through the route (the addon measures it as it streams) and return durationMs. */
+  async function measured(audio: Buffer) {
+    const id = await s.session('user_alice', null, { status: 'recording' })
+    const res = await s.post(id, audio, {
+      token: await s.clerk.sessionToken({ sub: 'user_alice' }),
+      headers: {
+        'x-duration-ms': String(Math.round(about.decodedSeconds * 1000)),
+        'x-content-type': 'audio/webm;codecs=opus',
+        'content-length': String(audio.length),
+      },
+    })
+    expect(res.status).toBe(201)
+    const body = await res.json()
+    expect(body.durationSource).toBe('measured')
+    return body.durationMs as number
+  }
+
+  it('measures the raw and the finalised file the same, within 1 % of the decoded length and of the Duration written', async () => {
+    const finalised = await bytesOf(await finaliseWebm(webm(raw)))
+    const [before, after] = [await measured(raw), await measured(finalised)]
+    expect(after).toBe(before)
+    expect(Math.abs(after / 1000 - about.decodedSeconds) / about.decodedSeconds).toBeLessThan(0.01)
+    expect(Math.abs(describeFile(finalised).durationS! * 1000 - after) / after).toBeLessThan(0.01)
+  })
 })
