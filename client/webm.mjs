@@ -185,7 +185,7 @@ function concat(parts) {
   return out
 }
 
-/** Samples per 48 kHz of one Opus packet from its TOC byte and the next (RFC 6716 §3.1), or null. */
+/** Nanoseconds of one Opus packet from its TOC byte and the next (RFC 6716 §3.1), or null. */
 export function opusPacketNs(toc, next) {
   const config = toc >> 3
   let frameUs
