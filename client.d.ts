@@ -40,3 +40,49 @@ export declare function uploadSessionAudio(
   blob: Blob,
   options: UploadSessionAudioOptions,
 ): Promise<AudioUploadResult>
+
+/** What `WebmFinaliser.finish()` returns. */
+export interface WebmFinal {
+  /** The final header region: exactly `headerLength` bytes, to replace the output's first bytes. */
+  header: Uint8Array
+  /** The Cues element, to append after the last byte `push()` returned. */
+  tail: Uint8Array
+  /** The recording's length: the last block's time plus its Opus packet (or the block step). */
+  durationMs: number
+  /** CuePoints written (one per Cluster with a Timecode). */
+  clusters: number
+  /** Where the first Cluster starts in the input (the output has it at `headerLength`). */
+  inputDataStart: number
+  /** The input already had a Duration and Cues (`finaliseWebm` then returns it unchanged). */
+  alreadyFinal: boolean
+}
+
+/** An incremental WebM finaliser: keeps cluster offsets and timecodes, never the audio. */
+export interface WebmFinaliser {
+  /**
+   * Feed the recording's next bytes, in order. Returns the bytes to write out: empty until the
+   * header region is complete, then the provisional header region (`headerLength` bytes, a reserved
+   * Void in it) and the recording from its first Cluster; after that each chunk as it is.
+   */
+  push(chunk: Uint8Array | ArrayBuffer): Uint8Array
+  /** The header region's length in the output, once the first Cluster was seen (else null). */
+  readonly headerLength: number | null
+  readonly bytesIn: number
+  readonly bytesOut: number
+  /** The final header region (same length) and the Cues to append. Throws `WebmFinaliseError`. */
+  finish(): WebmFinal
+}
+
+/** Why a recording could not be finalised. */
+export declare class WebmFinaliseError extends Error {
+  readonly code: 'not_webm' | 'malformed' | 'truncated' | 'no_audio' | 'too_large' | 'state'
+}
+
+export declare function createWebmFinaliser(): WebmFinaliser
+
+/**
+ * A seekable copy of a MediaRecorder WebM: known Segment size, Duration, SeekHead and Cues. Reads
+ * the blob in 1 MiB slices. Returns `blob` itself when it is not WebM, already has Duration and Cues,
+ * or cannot be followed (malformed, truncated, no audio). `uploadSessionAudio` calls it for WebM.
+ */
+export declare function finaliseWebm(blob: Blob, options?: { sliceBytes?: number }): Promise<Blob>

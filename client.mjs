@@ -5,6 +5,9 @@
 // reaches Blob with OIDC alone, as new Vercel projects do. Then the route is told the upload
 // finished, verifies what landed and attaches it.
 import * as blobClient from '@vercel/blob/client'
+import { finaliseWebm } from './client/webm.mjs'
+
+export { createWebmFinaliser, finaliseWebm, WebmFinaliseError } from './client/webm.mjs'
 
 /** A refusal, with the route's error code (`session_not_found`, `content_mismatch`, …). */
 export class SessionAudioUploadError extends Error {
@@ -104,6 +107,9 @@ async function uploadWithGrant(pathname, blob, options, ask) {
  * with a `SessionAudioUploadError` carrying the route's code when anything is refused.
  */
 export async function uploadSessionAudio(sessionId, blob, options = {}) {
+  // MediaRecorder's WebM has no Duration and no Cues: players cannot seek it. Finalise it first
+  // (client/webm.mjs; anything else, or a WebM it cannot follow, comes back unchanged).
+  if (/^audio\/webm\b/i.test(String(options.contentType || blob.type))) blob = await finaliseWebm(blob)
   const {
     durationMs,
     contentType = blob.type,

@@ -8,7 +8,7 @@ import { getPayloadFromClientToken, upload } from '@vercel/blob/client'
 import { startRouteServer, VERCEL_MAX_BODY_BYTES } from '../stack/route-server.mjs'
 import { sineWav } from '../stack/wav.mjs'
 import { createAudioHandlers, type AudioOptions } from '../index.js'
-import { SessionAudioUploadError, uploadSessionAudio } from '../client.mjs'
+import { finaliseWebm, SessionAudioUploadError, uploadSessionAudio } from '../client.mjs'
 import { errorOf, fixture, startStack, until, type Stack } from './helpers'
 
 let s: Stack
@@ -649,6 +649,20 @@ describe('session-audio/client', () => {
     const fake = await call(id, new Blob(['<html>'.repeat(10)], { type: 'audio/webm' })).catch((e) => e)
     expect([fake.status, fake.code]).toEqual([415, 'content_mismatch'])
     expect((await s.convex.getSession(id)).status).toBe('recording')
+    s.blob.state.holdWebhooks = false
+  })
+
+  it('a MediaRecorder WebM is finalised before it goes up: what lands has a Duration and Cues', async () => {
+    s.blob.state.holdWebhooks = true // the completion's own answer, not the webhook's
+    const raw = fixture('chromium-20s-timeslice.webm')
+    const id = await recording()
+    const result = await call(id, new Blob([raw], { type: 'audio/webm;codecs=opus' }), { durationMs: 20_000 })
+    expect(result).toMatchObject({ status: 'transcribing', durationSource: 'measured' })
+    const stored = s.blob.read(new URL(result.audioUrl).pathname.slice(1))
+    const expected = Buffer.from(await (await finaliseWebm(new Blob([raw]))).arrayBuffer())
+    expect(stored.equals(raw)).toBe(false)
+    expect(stored.equals(expected)).toBe(true)
+    expect(result.sizeBytes).toBe(expected.length)
     s.blob.state.holdWebhooks = false
   })
 

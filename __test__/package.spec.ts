@@ -59,6 +59,7 @@ describe('the published packages', () => {
       'binding.js',
       'client.d.ts',
       'client.mjs',
+      'client/webm.mjs',
       'index.d.ts',
       'index.js',
       'package.json',
@@ -89,7 +90,14 @@ describe('the published packages', () => {
     fs.writeFileSync(
       client,
       [
-        "import { uploadSessionAudio, SessionAudioUploadError } from 'session-audio/client'",
+        "import { uploadSessionAudio, SessionAudioUploadError, finaliseWebm, createWebmFinaliser } from 'session-audio/client'",
+        'export const seekable = (b: Blob): Promise<Blob> => finaliseWebm(b)',
+        'export function parts(chunks: Uint8Array[]): [Uint8Array, Uint8Array, number] {',
+        '  const f = createWebmFinaliser()',
+        '  for (const c of chunks) f.push(c)',
+        '  const { header, tail } = f.finish()',
+        '  return [header, tail, f.headerLength ?? 0]',
+        '}',
         'export async function send(id: string, blob: Blob): Promise<string> {',
         '  try {',
         '    const r = await uploadSessionAudio(id, blob, { durationMs: 1000, onProgress: (p) => void p.percentage })',

@@ -3,7 +3,6 @@
 // Blob with `session-audio/client` (any length: the route only mints the token and verifies what
 // landed), then play it back through the GET route (Range requests: seeking works).
 import { useEffect, useRef, useState } from 'react'
-import fixWebmDuration from 'fix-webm-duration'
 
 /**
  * `session-audio/client`, loaded on first use. With the local stack, `localBlobApi` says where its
@@ -66,9 +65,8 @@ export function Demo({
     rec.onstop = async () => {
       stream.getTracks().forEach((t) => t.stop())
       const durationMs = performance.now() - startedAt.current
-      let blob = new Blob(chunks, { type: rec.mimeType })
-      if (blob.type.startsWith('audio/webm')) blob = await fixWebmDuration(blob, durationMs, { logger: false })
-      await upload(blob, durationMs)
+      // uploadSessionAudio finalises MediaRecorder's WebM itself (Duration and Cues: seekable).
+      await upload(new Blob(chunks, { type: rec.mimeType }), durationMs)
     }
     recorder.current = rec
     startedAt.current = performance.now()
