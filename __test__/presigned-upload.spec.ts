@@ -276,6 +276,66 @@ describe('refusals', () => {
     expect((await s.convex.getSession(mine)).status).toBe('recording')
   })
 
+  it('the answer carries exactly the signed parameters: random suffix, no overwrite, the type, the byte limit, the callback and who asked', async () => {
+    const id = await recording()
+    const res = await presignRequest(id, `listening-sessions/${id}/a.wav`, payload())
+    expect(res.status).toBe(200)
+    const { params, delegationToken, signature } = (await res.json()).presignedUrlPayload
+    expect(Object.keys(params).sort()).toEqual([
+      'vercel-blob-add-random-suffix',
+      'vercel-blob-allow-overwrite',
+      'vercel-blob-allowed-content-types',
+      'vercel-blob-callback-token-payload',
+      'vercel-blob-callback-url',
+      'vercel-blob-maximum-size-in-bytes',
+    ])
+    expect(params).toMatchObject({
+      'vercel-blob-add-random-suffix': 'true',
+      'vercel-blob-allow-overwrite': 'false',
+      'vercel-blob-allowed-content-types': 'audio/wav',
+      'vercel-blob-maximum-size-in-bytes': String(100 * 1024 * 1024),
+      'vercel-blob-callback-url': audioRoute(id),
+    })
+    expect(JSON.parse(params['vercel-blob-callback-token-payload'])).toMatchObject({
+      sessionId: id,
+      userId: 'user_alice',
+      durationMs: 5000,
+      contentType: 'audio/wav',
+    })
+    expect(signature).toMatch(/^[\w-]{43}$/)
+    expect(delegationToken.split('.')).toHaveLength(2)
+  })
+
+  it('a declared type holding a comma (it would widen the signed type list) is 400 and Blob is asked for nothing', async () => {
+    const id = await recording()
+    const issued = s.blob.signedTokens.length
+    const e = await errorOf(
+      await presignRequest(id, `listening-sessions/${id}/a.webm`, payload(5000, 'audio/webm;x=a,text/html')),
+    )
+    expect([e.status, e.code]).toEqual([400, 'invalid_content_type'])
+    expect(s.blob.signedTokens.length).toBe(issued)
+  })
+
+  it('Blob failing or refusing the signed token: 502 storage_failed after retries, 502 blob_access_denied at once', async () => {
+    const id = await recording()
+    const calls = () => s.blob.calls.signedToken ?? 0
+    let before = calls()
+    s.blob.state.fail = { kind: 'signed-token', status: 503, code: 'service_unavailable', sticky: true }
+    try {
+      const outage = await errorOf(await presignRequest(id, `listening-sessions/${id}/a.wav`, payload()))
+      expect([outage.status, outage.code]).toEqual([502, 'storage_failed'])
+      expect(calls() - before).toBe(3)
+      before = calls()
+      s.blob.state.fail = { kind: 'signed-token', status: 403, code: 'forbidden', sticky: true }
+      const denied = await errorOf(await presignRequest(id, `listening-sessions/${id}/a.wav`, payload()))
+      expect([denied.status, denied.code]).toEqual([502, 'blob_access_denied'])
+      expect(calls() - before).toBe(1)
+    } finally {
+      s.blob.state.fail = null
+    }
+    expect((await s.convex.getSession(id)).status).toBe('recording')
+  })
+
   it('blob.generate-client-token on this deployment is 400 client_tokens_need_read_write_token, naming presigned uploads', async () => {
     const id = await recording()
     const res = await event(id, 'blob.generate-client-token', {

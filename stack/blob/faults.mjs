@@ -1,5 +1,5 @@
 // Failure injection: the knobs tests turn on `blob.state`.
-//   fail             see takeFailure in http-util.mjs; kind `put`, plus the Blob error `code` to
+//   fail             see takeFailure in http-util.mjs; kind `put` or `signed-token`, plus the Blob error `code` to
 //                    answer with. A failed PUT stores nothing.
 //   resetAfterBytes  destroys the next PUT's connection after that many body bytes.
 //   latencyMs        added before the first byte of every blob read (benchmarks).

@@ -2,7 +2,7 @@
 // delete, signed tokens) and the blob URLs themselves (/<pathname>, with Range and conditional requests by `send`;
 // private blobs need the read-write or an OIDC token, as on Vercel).
 import send from 'send'
-import { json, readBody } from '../http-util.mjs'
+import { json, readBody, retryAfter, takeFailure } from '../http-util.mjs'
 import { misbehaving } from './faults.mjs'
 import { multipartHandler } from './multipart.mjs'
 import { requestedScope } from './presigned.mjs'
@@ -63,6 +63,9 @@ export function blobRoutes(ctx) {
     calls.signedToken = (calls.signedToken || 0) + 1
     const kind = tokens.issuer(req, res)
     if (!kind) return
+    const injected = takeFailure(state, 'signed-token')
+    if (injected)
+      return apiError(res, injected.status, injected.code ?? 'unknown_error', 'injected failure', retryAfter(injected))
     let body
     try {
       body = JSON.parse((await readBody(req)).toString('utf8'))

@@ -400,7 +400,9 @@ impl BlobClient {
                 }
                 Err(e) => last = Error::StorageFailed(format!("signed-token: {}", crate::error::chain(&e))),
             }
-            backoff(attempt).await;
+            if attempt + 1 < MAX_ATTEMPTS {
+                backoff(attempt).await;
+            }
         }
         Err(last)
     }
@@ -429,7 +431,9 @@ impl BlobClient {
                 }
                 Err(e) => last = Error::StorageFailed(format!("delete {urls:?}: {}", crate::error::chain(&e))),
             }
-            backoff(attempt).await;
+            if attempt + 1 < MAX_ATTEMPTS {
+                backoff(attempt).await;
+            }
         }
         Err(last)
     }

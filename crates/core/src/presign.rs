@@ -38,6 +38,9 @@ pub struct Callback {
 /// What one presigned `put` allows: the same limits a client token carries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PutGrant {
+    /// Set by `check_scope` when Blob's delegation outlives what the route asked for: the URL then
+    /// carries its own, earlier expiry (`vercel-blob-valid-until`), as `presign()` adds it.
+    pub valid_until_ms: Option<u64>,
     pub pathname: String,
     pub allowed_content_types: Vec<String>,
     pub maximum_size_in_bytes: u64,
@@ -53,6 +56,7 @@ const ADD_RANDOM_SUFFIX: &str = "vercel-blob-add-random-suffix";
 const ALLOW_OVERWRITE: &str = "vercel-blob-allow-overwrite";
 const CALLBACK_URL: &str = "vercel-blob-callback-url";
 const CALLBACK_TOKEN_PAYLOAD: &str = "vercel-blob-callback-token-payload";
+const VALID_UNTIL: &str = "vercel-blob-valid-until";
 
 /// The longest callback URL and token payload `presign` signs (the SDK refuses longer ones).
 pub const MAX_CALLBACK_URL_CHARS: usize = 4096;
@@ -76,12 +80,16 @@ pub fn put_params(grant: &PutGrant) -> Vec<(&'static str, String)> {
     let mut types = grant.allowed_content_types.clone();
     types.sort();
     let flag = |on: bool| if on { "true" } else { "false" }.to_string();
-    let mut params = vec![
+    let mut params = Vec::new();
+    if let Some(until) = grant.valid_until_ms {
+        params.push((VALID_UNTIL, until.to_string()));
+    }
+    params.extend([
         (ALLOWED_CONTENT_TYPES, types.join(",")),
         (MAXIMUM_SIZE, grant.maximum_size_in_bytes.to_string()),
         (ADD_RANDOM_SUFFIX, flag(grant.add_random_suffix)),
         (ALLOW_OVERWRITE, flag(grant.allow_overwrite)),
-    ];
+    ]);
     if let Some(callback) = &grant.callback {
         params.push((CALLBACK_URL, callback.url.clone()));
         if !callback.token_payload.is_empty() {
@@ -110,8 +118,12 @@ pub fn sign(client_signing_token: &str, canonical: &str) -> String {
     URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
 }
 
-/// Whether the grant can be signed as the SDK would sign it (its length limits); `Err` names what.
+/// Whether the grant can be signed as the SDK would sign it; `Err` names what. A type list is sent
+/// comma-joined, so a type holding a comma would widen it.
 pub fn check(grant: &PutGrant) -> Result<(), &'static str> {
+    if grant.allowed_content_types.iter().any(|t| t.contains(',')) {
+        return Err("a content type holds a comma");
+    }
     match &grant.callback {
         Some(c) if c.url.chars().count() > MAX_CALLBACK_URL_CHARS => Err("the callback URL is over 4096 characters"),
         Some(c) if c.token_payload.chars().count() > MAX_TOKEN_PAYLOAD_CHARS => {
@@ -119,6 +131,48 @@ pub fn check(grant: &PutGrant) -> Result<(), &'static str> {
         }
         _ => Ok(()),
     }
+}
+
+/// The scope Blob signed (the delegation's first segment, base64url JSON), as `presign()` reads it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Scope {
+    #[serde(default)]
+    pathname: Option<String>,
+    #[serde(default)]
+    operations: Vec<String>,
+    valid_until: u64,
+    #[serde(default)]
+    maximum_size_in_bytes: Option<u64>,
+}
+
+/// The delegation Blob returned must be what the route asked for: this pathname, `put`, no more
+/// bytes than granted, not expired; and a signing key to sign with. A delegation that outlives the
+/// route's expiry gets the earlier expiry on the URL itself. `Err` names what was wrong.
+pub fn check_scope(token: &SignedToken, grant: &mut PutGrant, valid_until_ms: u64, now_ms: u64) -> Result<(), String> {
+    if token.client_signing_token.is_empty() {
+        return Err("the signed token has no clientSigningToken".into());
+    }
+    let payload = token.delegation_token.split('.').next().unwrap_or_default();
+    let scope: Scope = URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or("the delegation token's scope does not decode")?;
+    if scope.pathname.as_deref() != Some(grant.pathname.as_str()) {
+        return Err("the delegation is for another pathname".into());
+    }
+    if !scope.operations.iter().any(|op| op == "put") {
+        return Err("the delegation does not allow put".into());
+    }
+    if scope.maximum_size_in_bytes.is_none_or(|max| max > grant.maximum_size_in_bytes) {
+        return Err("the delegation allows more bytes than granted".into());
+    }
+    if scope.valid_until <= now_ms {
+        return Err("the delegation has expired".into());
+    }
+    grant.valid_until_ms = (scope.valid_until > valid_until_ms).then_some(valid_until_ms);
+    Ok(())
 }
 
 /// `presignedUrlPayload` for a `put` under `token`: what `handleUploadPresigned` answers.
@@ -135,6 +189,7 @@ mod tests {
 
     fn grant() -> PutGrant {
         PutGrant {
+            valid_until_ms: None,
             pathname: "listening-sessions/s1/recording.webm".into(),
             allowed_content_types: vec!["audio/webm;codecs=opus".into(), "audio/webm".into()],
             maximum_size_in_bytes: 1_048_576,
@@ -174,8 +229,17 @@ mod tests {
             canonical_string("put", "a/b c.webm", &params),
             "operation=put\npathname=a/b c.webm\nvercel-blob-maximum-size-in-bytes=5"
         );
-        // Sorted by bytes: upper case before lower case, as the SDK's compareUtf8 sorts.
-        assert_eq!(canonical_string("put", "Z", &[]), "operation=put\npathname=Z");
+        // Sorted by UTF-8 bytes, as the SDK's compareUtf8 sorts: "vercel-blob-Z…" (upper case)
+        // before "vercel-blob-a…", and a multi-byte character after every ASCII one.
+        let params = [
+            ("vercel-blob-a", "1".to_string()),
+            ("vercel-blob-Z", "2".to_string()),
+            ("vercel-blob-é", "3".to_string()),
+        ];
+        assert_eq!(
+            canonical_string("put", "p", &params),
+            "operation=put\npathname=p\nvercel-blob-Z=2\nvercel-blob-a=1\nvercel-blob-é=3"
+        );
     }
 
     #[test]
@@ -205,6 +269,57 @@ mod tests {
         assert_eq!(body["operations"], json!(["put"]));
         assert_eq!(body["validUntil"], 42);
         assert_eq!(body["maximumSizeInBytes"], 1_048_576);
+    }
+
+    fn delegation(scope: serde_json::Value) -> SignedToken {
+        let payload = URL_SAFE_NO_PAD.encode(scope.to_string());
+        SignedToken { delegation_token: format!("{payload}.sig"), client_signing_token: "key".into() }
+    }
+
+    #[test]
+    fn the_delegation_must_be_what_was_asked_for() {
+        let path = "listening-sessions/s1/recording.webm";
+        let ok = json!({"pathname": path, "operations": ["put"], "validUntil": 2000, "maximumSizeInBytes": 1_048_576});
+        let with = |patch: serde_json::Value| {
+            let mut scope = ok.clone();
+            for (k, v) in patch.as_object().unwrap() {
+                scope[k] = v.clone();
+            }
+            scope
+        };
+        let table = [
+            ("as asked", ok.clone(), Ok(None)),
+            ("a smaller size", with(json!({"maximumSizeInBytes": 10})), Ok(None)),
+            ("outlives the grant: the URL gets its own expiry", with(json!({"validUntil": 5000})), Ok(Some(2000))),
+            ("the whole store", with(json!({"pathname": "*"})), Err(())),
+            ("another pathname", with(json!({"pathname": "listening-sessions/s2/x.webm"})), Err(())),
+            ("get only", with(json!({"operations": ["get"]})), Err(())),
+            ("more bytes", with(json!({"maximumSizeInBytes": 1_048_577})), Err(())),
+            ("no size limit", with(json!({"maximumSizeInBytes": null})), Err(())),
+            ("expired", with(json!({"validUntil": 1000})), Err(())),
+        ];
+        for (name, scope, want) in table {
+            let mut g = grant();
+            let got = check_scope(&delegation(scope), &mut g, 2000, 1000).map(|()| g.valid_until_ms).map_err(|_| ());
+            assert_eq!(got, want, "{name}");
+        }
+        let mut g = grant();
+        let mut bad = delegation(ok.clone());
+        bad.delegation_token = "not-base64!.sig".into();
+        assert!(check_scope(&bad, &mut g, 2000, 1000).is_err());
+        let mut keyless = delegation(ok);
+        keyless.client_signing_token.clear();
+        assert!(check_scope(&keyless, &mut g, 2000, 1000).is_err());
+        // The earlier expiry is signed and sent.
+        g.valid_until_ms = Some(2000);
+        assert_eq!(put_params(&g)[0], (VALID_UNTIL, "2000".to_string()));
+    }
+
+    #[test]
+    fn a_comma_in_a_type_is_refused() {
+        let mut g = grant();
+        g.allowed_content_types.push("audio/webm;x=a,text/html".into());
+        assert!(check(&g).is_err());
     }
 
     #[test]

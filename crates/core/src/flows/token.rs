@@ -64,6 +64,7 @@ async fn grant(ctx: &Ctx<'_>, req: &Request, pathname: &str, client_payload: Opt
     }
     let ttl_ms = u64::try_from(upload.client_token_ttl.as_millis()).unwrap_or(u64::MAX);
     let put = PutGrant {
+        valid_until_ms: None,
         pathname: pathname.to_string(),
         allowed_content_types: allowed,
         maximum_size_in_bytes: admitted.limit,
@@ -111,16 +112,24 @@ pub async fn presigned_url(
     pathname: &str,
     client_payload: Option<&str>,
 ) -> Result<Response> {
-    let Grant { put, valid_until_ms, .. } = grant(ctx, req, pathname, client_payload).await?;
-    // A webhook Blob will send must be checkable when it comes.
-    if put.callback.is_some() && ctx.state.config.upload.webhook_key.is_none() {
+    // A webhook Blob will send must be checkable when it comes: known before any other work.
+    let upload = &ctx.state.config.upload;
+    let webhook_coming = upload.callback_origin.is_some() && request_path(&req.url).is_some();
+    if webhook_coming && upload.webhook_key.is_none() {
         return Err(Error::ConfigMissing(
             "BLOB_WEBHOOK_PUBLIC_KEY is not set: presigned uploads are confirmed by Vercel Blob's Ed25519-signed webhook, checked with the store's webhook public key (Vercel sets it with the store; locally, vercel env pull)".into(),
         ));
     }
-    crate::presign::check(&put).map_err(|why| Error::Internal(format!("presign: {why}")))?;
+    let Grant { mut put, valid_until_ms, .. } = grant(ctx, req, pathname, client_payload).await?;
+    crate::presign::check(&put).map_err(|why| Error::BadRequest {
+        code: crate::error::Code::InvalidContentType,
+        message: format!("The declared type cannot be granted: {why}."),
+    })?;
     let body = crate::presign::signed_token_request(&put, valid_until_ms);
     let token = ctx.trace.phase(Phase::Storage, ctx.blob.signed_token(&body)).await?;
+    // What Blob signed must be what was asked for (`presign()` checks the same before signing).
+    crate::presign::check_scope(&token, &mut put, valid_until_ms, now_ms())
+        .map_err(|why| Error::StorageFailed(format!("signed-token: {why}")))?;
     let payload = crate::presign::presign_put(&token, &put);
     Ok(json(200, &json!({ "type": GENERATE_PRESIGNED_URL, "presignedUrlPayload": payload })))
 }
