@@ -36,6 +36,7 @@ export function payloadTooLarge(res) {
  * the body before the function runs and answers 413 FUNCTION_PAYLOAD_TOO_LARGE when it is over.
  * `requestHeaders`: a function returning headers the platform adds to every request it hands the
  * function, as Vercel adds `x-vercel-oidc-token` (read at each request, so a test can rotate it).
+ * `fallback(req, res)`: serves any other path (a test page, say) instead of a 404.
  */
 export async function startRouteServer({
   pattern = /^\/api\/listening-sessions\/(?<sessionId>[^/]+)\/audio$/,
@@ -43,12 +44,14 @@ export async function startRouteServer({
   port = 0,
   maxBodyBytes = null,
   requestHeaders = null,
+  fallback = null,
 }) {
   const log = [] // { method, path, status }
   const peer = await listen(async (req, res) => {
     const url = new URL(req.url, `http://${req.headers.host}`)
     const m = url.pathname.match(pattern)
     const handler = m && handlers[req.method]
+    if (!m && fallback) return fallback(req, res)
     if (!handler) {
       res.writeHead(m ? 405 : 404)
       return res.end()
