@@ -337,7 +337,9 @@ function sendWithXhr({ method, url, headers, body, signal, stallMs, onSent }) {
     xhr.onprogress = arm
     xhr.onload = () => {
       done()
-      resolve({ status: xhr.status, text: xhr.responseText, retryAfter: xhr.getResponseHeader('retry-after') })
+      // Only headers CORS exposes are readable (asking for another logs an error): look among them.
+      const retryAfter = /^retry-after:\s*(.*)$/im.exec(xhr.getAllResponseHeaders())
+      resolve({ status: xhr.status, text: xhr.responseText, retryAfter: retryAfter ? retryAfter[1].trim() : null })
     }
     xhr.onerror = () => {
       done()
