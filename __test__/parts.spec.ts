@@ -139,6 +139,10 @@ const grantEvents = (d: Deployment) =>
   )
 
 describe('pure decisions', () => {
+  it('session-audio/client rejects with the same SessionAudioUploadError class', async () => {
+    expect((await import('../client.mjs')).SessionAudioUploadError).toBe(SessionAudioUploadError)
+  })
+
   it('a grant is renewed when less than max(1 s, min(5 min, 25 % of its lifetime)) remains', () => {
     const cases: [lifetimeMs: number, elapsedMs: number, renew: boolean][] = [
       [3_600_000, 0, false],
@@ -530,6 +534,33 @@ describe.each([
     expect(s.blob.puts.length - puts).toBe(2)
     expect(s.blob.puts.at(-1)!.kind).toBe(d().kind)
     expect(s.blob.read(stored.pathname).equals(wav)).toBe(true)
+  })
+
+  it('parts sent concurrently (the same part twice at once is one request), and complete() redeclaring the duration asks for one fresh grant', async () => {
+    const id = await recording()
+    const wav = sineWav(30)
+    let uploadId = ''
+    const mpu = uploader(d(), id, {
+      clientPayload: declare(1000), // what was known when recording started
+      onStateChange: (st: any) => (uploadId = st.uploadId),
+    })
+    await mpu.ensureCreated()
+    await Promise.all([1, 2, 3, 4, 2].map((n) => mpu.uploadPart(n, partOf(wav, n))))
+    expect(logOf(uploadId).partCalls).toBe(4)
+    const grants = grantEvents(d()).length
+    // The browser's completion event attaches before Blob's webhook (held here) can act: the
+    // emulator's webhook carries the declaration of the grant the upload was created with.
+    const stored = await withHeldWebhooks(async () => {
+      const stored = await mpu.complete(4, { clientPayload: declare(30_000) })
+      expect(grantEvents(d()).length - grants).toBe(1)
+      expect(s.blob.read(stored.pathname).equals(wav)).toBe(true)
+      expect((await completeEvent(d(), id, stored.url)).status).toBe(201)
+      return stored
+    })
+    expect((await s.convex.getSession(id)).audioUrl).toBe(stored.url)
+    // Completed state answers again without a request (a reload between complete and attach).
+    expect(await uploader(d(), id, { state: mpu.state }).complete(4)).toEqual(stored)
+    expect(grantEvents(d()).length - grants).toBe(1)
   })
 
   it('requestGrant answers the deployment’s kind, with its expiry', async () => {
