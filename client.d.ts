@@ -1,6 +1,6 @@
 import type { AudioUploadResult } from './index'
 
-/** Upload progress, as `@vercel/blob/client` reports it. */
+/** Upload progress: bytes Blob confirmed (or, in browsers, sent) of `total`. */
 export interface UploadProgress {
   loaded: number
   total: number
@@ -33,7 +33,7 @@ export declare class SessionAudioUploadError extends Error {
 
 /**
  * Upload a recording of any length straight to Vercel Blob, then have the route verify and attach
- * it (`201`). Needs `@vercel/blob` installed in the app.
+ * it (`201`). Requests to Blob are retried, wait while offline, and re-mint the grant before it expires.
  */
 export declare function uploadSessionAudio(
   sessionId: string,

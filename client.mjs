@@ -1,23 +1,16 @@
 // session-audio/client: upload a listening session's recording from the browser, of any length.
 // Plain JS, no native code. The bytes go straight to Vercel Blob (multipart for large files) with
-// what the audio route grants: a short-lived client token (`upload()` from `@vercel/blob/client`)
-// where the deployment has a read-write token, or a presigned URL (`uploadPresigned()`) where it
-// reaches Blob with OIDC alone, as new Vercel projects do. Then the route is told the upload
-// finished, verifies what landed and attaches it.
-import * as blobClient from '@vercel/blob/client'
+// what the audio route grants: a short-lived client token where the deployment has a read-write
+// token, or a presigned URL where it reaches Blob with OIDC alone, as new Vercel projects do
+// (client/parts.mjs). Then the route is told the upload finished, verifies what landed and
+// attaches it.
+import { SessionAudioUploadError } from './client/errors.mjs'
+import { createMultipartUpload, DEFAULT_PART_SIZE, putWhole } from './client/parts.mjs'
 import { finaliseWebm } from './client/webm.mjs'
 
 export { createWebmFinaliser, finaliseWebm, WebmFinaliseError } from './client/webm.mjs'
 
-/** A refusal, with the route's error code (`session_not_found`, `content_mismatch`, …). */
-export class SessionAudioUploadError extends Error {
-  constructor(status, code, message) {
-    super(message)
-    this.name = 'SessionAudioUploadError'
-    this.status = status
-    this.code = code
-  }
-}
+export { SessionAudioUploadError }
 
 const EXTENSIONS = {
   'audio/webm': 'webm',
@@ -52,53 +45,29 @@ async function refusal(res) {
   )
 }
 
-/** How each route grants uploads, once learnt: 'client-token' or 'presigned'. */
-const grants = new Map()
-
-/** The route's refusal of `event`, asked again: the SDK turns any refusal into one generic error. */
-async function askRoute({ routeUrl, headers, signal, pathname, clientPayload, multipart }, type) {
-  const res = await fetch(routeUrl, {
-    method: 'POST',
-    headers: { ...headers, 'content-type': 'application/json' },
-    body: JSON.stringify({ type, payload: { pathname, clientPayload, multipart } }),
-    signal,
-  })
-  return res.ok ? null : refusal(res)
-}
-
 /**
- * Store `blob` with what the route grants. A client token first (`upload()`), unless this route
- * is known to grant presigned URLs: a deployment with OIDC alone refuses client tokens
- * (`client_tokens_need_read_write_token`), and then `uploadPresigned()` is used, for this upload
- * and the next. Any other refusal of the grant is rejected with the route's own code.
+ * Store `blob` with what the route grants: one PUT, or parts of DEFAULT_PART_SIZE, a few at a
+ * time. Both retry, wait while offline and re-mint the grant as client/parts.mjs does.
  */
-async function uploadWithGrant(pathname, blob, options, ask) {
-  if (grants.get(ask.routeUrl) !== 'presigned') {
-    try {
-      const stored = await blobClient.upload(pathname, blob, options)
-      grants.set(ask.routeUrl, 'client-token')
-      return stored
-    } catch (err) {
-      if (!/client token/i.test(String(err && err.message))) throw err
-      const why = await askRoute(ask, 'blob.generate-client-token')
-      if (!why) throw err
-      if (why.code !== 'client_tokens_need_read_write_token') throw why
-      grants.set(ask.routeUrl, 'presigned')
+async function storeWithGrant(blob, { multipart, ...upload }) {
+  if (!multipart) return putWhole({ ...upload, body: blob })
+  const mpu = createMultipartUpload(upload)
+  const total = Math.max(1, Math.ceil(blob.size / DEFAULT_PART_SIZE))
+  let next = 1
+  let failed = false
+  const worker = async () => {
+    while (!failed && next <= total) {
+      const n = next++
+      try {
+        await mpu.uploadPart(n, blob.slice((n - 1) * DEFAULT_PART_SIZE, n * DEFAULT_PART_SIZE))
+      } catch (err) {
+        failed = true
+        throw err
+      }
     }
   }
-  if (typeof blobClient.uploadPresigned !== 'function')
-    throw new SessionAudioUploadError(
-      500,
-      'blob_sdk_too_old',
-      'This deployment reaches Vercel Blob with OIDC, which needs presigned uploads: install @vercel/blob 2.8 or later in the app.',
-    )
-  try {
-    return await blobClient.uploadPresigned(pathname, blob, options)
-  } catch (err) {
-    if (!/presigned/i.test(String(err && err.message))) throw err
-    const why = await askRoute(ask, 'blob.generate-presigned-url')
-    throw why ?? err
-  }
+  await Promise.all(Array.from({ length: Math.min(4, total) }, worker))
+  return mpu.complete(total)
 }
 
 /**
@@ -142,22 +111,23 @@ export async function uploadSessionAudio(sessionId, blob, options = {}) {
     last = p
     onProgress(p)
   }
-  const sdkOptions = {
-    access: 'private',
-    handleUploadUrl: routeUrl,
-    clientPayload,
-    contentType,
+  const total = blob.size
+  const upload = {
+    routeUrl,
     headers,
+    pathname,
+    contentType,
+    clientPayload,
     multipart,
-    abortSignal: signal,
-    onUploadProgress: onProgress
-      ? ({ loaded, total, percentage }) => progress({ loaded, total, percentage })
-      : undefined,
+    signal,
+    // 100 % is reported once the upload resolved, below.
+    onProgress: ({ uploadedBytes: loaded }) => {
+      if (loaded < total) progress({ loaded, total, percentage: Number(((loaded / total) * 100).toFixed(2)) })
+    },
   }
-  const ask = { routeUrl, headers, signal, pathname, clientPayload, multipart }
   let stored
   try {
-    stored = await uploadWithGrant(pathname, blob, sdkOptions, ask)
+    stored = await storeWithGrant(blob, upload)
     if (!last || last.percentage !== 100) progress({ loaded: blob.size, total: blob.size, percentage: 100 })
     finished = true
   } catch (err) {

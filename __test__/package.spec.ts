@@ -52,18 +52,26 @@ afterAll(async () => {
 describe('the published packages', () => {
   it('the main tarball carries the JS face and no binary; the platform package carries the binary', () => {
     const p = packed
-    expect(p.mainFiles.sort()).toEqual([
-      'README.md',
-      'bin/session-audio.mjs',
-      'binding.d.ts',
-      'binding.js',
-      'client.d.ts',
-      'client.mjs',
-      'client/webm.mjs',
-      'index.d.ts',
-      'index.js',
-      'package.json',
-    ])
+    // The browser helper's modules, whatever they are: every client/*.mjs of the checkout.
+    const clientModules = fs
+      .readdirSync(path.join(repo, 'client'))
+      .filter((f) => f.endsWith('.mjs'))
+      .map((f) => `client/${f}`)
+    expect(clientModules).toContain('client/parts.mjs')
+    expect(p.mainFiles.sort()).toEqual(
+      [
+        ...clientModules,
+        'README.md',
+        'bin/session-audio.mjs',
+        'binding.d.ts',
+        'binding.js',
+        'client.d.ts',
+        'client.mjs',
+        'index.d.ts',
+        'index.js',
+        'package.json',
+      ].sort(),
+    )
     expect(p.platformFiles.sort()).toEqual(['README.md', 'package.json', 'session-audio.linux-x64-gnu.node'])
   })
 
@@ -165,6 +173,12 @@ describe('the published packages', () => {
     expect(result.loaded).toContain(
       path.join('node_modules', 'session-audio-linux-x64-gnu', 'session-audio.linux-x64-gnu.node'),
     )
+  })
+
+  it('session-audio/client loads in the installed package, with every module it imports', () => {
+    const script = "import('session-audio/client').then((m) => console.log(Object.keys(m).sort().join(',')))"
+    const out = run('node', ['--input-type=module', '-e', script], consumer)
+    expect(out.trim().split(',')).toEqual(expect.arrayContaining(['SessionAudioUploadError', 'uploadSessionAudio']))
   })
 
   it('on a platform without a binary, the import fails with an error naming the missing package', () => {

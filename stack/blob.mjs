@@ -48,9 +48,10 @@ export async function startBlob({ root, port = 0, token = LOCAL_BLOB_TOKEN } = {
   const oidc = oidcIssuer()
   const auth = [] // { op, kind, storeId } of every call let through on a store-wide credential or presigned
   const signedTokens = [] // { body, kind, storeId, scope } of every signed token issued
+  const multipart = [] // one entry per multipart upload: see blob/multipart.mjs
   const presign = presignAuthority(token.split('_')[3])
   const tokens = tokenChecks(token, oidc, auth, presign)
-  const routes = blobRoutes({ store, calls, puts, state, tokens, webhooks, presign, signedTokens })
+  const routes = blobRoutes({ store, calls, puts, state, tokens, webhooks, presign, signedTokens, log: multipart })
   const peer = await listen(routes, port)
   store.base = peer.url
 
@@ -79,6 +80,12 @@ export async function startBlob({ root, port = 0, token = LOCAL_BLOB_TOKEN } = {
      * JSON body, the credential it came with, and the delegation's scope (defaults filled in).
      */
     signedTokens,
+    /**
+     * One entry per multipart upload: `{ uploadId, pathname, key, kind, createdAt, partCalls,
+     * parts: [{ partNumber, size, etag, kind, startedAt, receivedAt }], completedAt, stored,
+     * refusals }` (blob/multipart.mjs): which parts arrived, how big, and when.
+     */
+    multipart,
     /** The Ed25519 public key presigned uploads' webhooks are signed with: SPKI PEM, for `BLOB_WEBHOOK_PUBLIC_KEY`. */
     webhookPublicKey: webhooks.publicKeyPem,
     /** `{ url, body, signature, signedWith: 'hmac' | 'ed25519', status }` of every completion webhook sent. */

@@ -1,10 +1,12 @@
 // Failure injection: the knobs tests turn on `blob.state`.
-//   fail             see takeFailure in http-util.mjs; kind `put` or `signed-token`, plus the Blob error `code` to
-//                    answer with. A failed PUT stores nothing.
-//   resetAfterBytes  destroys the next PUT's connection after that many body bytes.
+//   fail             see takeFailure in http-util.mjs; kind `put`, `signed-token`, `mpu-create`, `mpu-part` or
+//                    `mpu-complete`, plus the Blob error `code` to answer with. A failed PUT or
+//                    part stores nothing.
+//   resetAfterBytes  destroys the next PUT's (or multipart part's) connection after that many body bytes.
 //   latencyMs        added before the first byte of every blob read (benchmarks).
+//   partLatencyMs    added before answering every multipart part (slow uploads).
 //   holdWebhooks     queue completion webhooks until `releaseWebhooks()` (webhook.mjs).
-//   misbehave        `{ kind: 'put' | 'delete' | 'head', mode: 'hang' | 'huge', sticky? }`: the next
+//   misbehave        `{ kind: 'put' | 'mpu-part' | 'delete' | 'head', mode: 'hang' | 'huge', sticky? }`: the next
 //                    such exchange never answers (`hang`: the request is read, nothing is stored or
 //                    deleted, no answer), or answers 500 with an 8 MiB error body (`huge`).
 
@@ -12,6 +14,7 @@ export const initialState = () => ({
   fail: null,
   resetAfterBytes: null,
   latencyMs: 0,
+  partLatencyMs: 0,
   holdWebhooks: false,
   misbehave: null,
 })
