@@ -24,7 +24,7 @@ export class JournalError extends Error {
   }
 }
 
-/** Whether this browser takes `{ durability }` on transactions (Chromium, Safari, Firefox ≥ 126). */
+/** Whether this browser takes `{ durability }` on transactions (Chromium and Safari do). */
 function supportsDurability() {
   return typeof IDBTransaction !== 'undefined' && 'durability' in IDBTransaction.prototype
 }
@@ -165,8 +165,12 @@ class Journal {
     this.durability = supportsDurability() ? 'strict' : 'default'
     // Another page asks for a newer version: let it have the database (it waits until we close) and
     // refuse from now on, rather than block it forever.
-    db.onversionchange = () => {
-      this.#shut('another page opened the journal database with a newer version, so this page closed it')
+    db.onversionchange = (event) => {
+      this.#shut(
+        event.newVersion === null
+          ? 'another page deleted the journal database'
+          : 'another page opened the journal database with a newer version, so this page closed it',
+      )
       db.close()
     }
     // The browser closed the connection itself (site data cleared, storage failure).
@@ -431,6 +435,7 @@ class Journal {
 
   /** Ask the browser not to evict this site's storage under pressure (navigator.storage.persist()). */
   async persist() {
+    if (this.#closed) throw this.#closed
     const storage = globalThis.navigator && globalThis.navigator.storage
     if (!storage || typeof storage.persist !== 'function') return false
     return storage.persist()

@@ -515,41 +515,53 @@ describe('journal: unavailable and closed', () => {
     await page.close()
   })
 
-  it('a database upgraded by another page (versionchange) closes the journal: later calls are journal_closed', async () => {
-    const page = await journalPage(context)
-    const got = await page.evaluate(async () => {
-      const w = window as any
-      let notified: any = null
-      const j = await w.J.openJournal({ dbName: 'journal-versionchange', onClose: (e: any) => (notified = e.code) })
-      await j.begin('v', {})
-      await j.append('v', 0, new Uint8Array(4))
-      // What a newer version of the app in another tab does: open with a higher version.
-      const upgraded = await new Promise<string>((resolve) => {
-        const r = indexedDB.open('journal-versionchange', 2)
-        r.onblocked = () => resolve('blocked')
-        r.onsuccess = () => {
-          r.result.close()
-          resolve('upgraded')
-        }
-        r.onerror = () => resolve('error ' + r.error?.name)
-      })
-      return {
-        upgraded,
-        notified,
-        append: await w.journalError(j.append('v', 1, new Uint8Array(4))),
-        get: await w.journalError(j.get('v')),
-        list: await w.journalError(j.list()),
-        reopen: await w.journalError(w.J.openJournal({ dbName: 'journal-versionchange' })),
-      }
-    })
-    expect(got.upgraded).toBe('upgraded')
-    expect(got.notified).toBe('journal_closed')
-    for (const call of [got.append, got.get, got.list])
-      expect(call).toMatchObject({ code: 'journal_closed', message: expect.stringContaining('newer version') })
-    // The database is now at version 2: this version of the journal refuses it rather than guess.
-    expect(got.reopen).toMatchObject({ code: 'journal_unavailable', message: expect.stringContaining('newer') })
-    await page.close()
-  })
+  // [what another page does, how, what the closed journal says, what reopening it answers]
+  const VERSIONCHANGES: [string, 'upgrade' | 'delete', string, string][] = [
+    // A newer app in another tab: the database is then at version 2, which this journal refuses to guess at.
+    ['opens it with a higher version', 'upgrade', 'newer version', 'journal_unavailable'],
+    ['deletes it', 'delete', 'deleted', 'opened'],
+  ]
+  it.each(VERSIONCHANGES)(
+    'another page that %s (versionchange) closes the journal: later calls are journal_closed',
+    async (_name, action, says, reopened) => {
+      const page = await journalPage(context)
+      const dbName = `journal-versionchange-${action}`
+      const got = await page.evaluate(
+        async ({ dbName, action }) => {
+          const w = window as any
+          let notified: any = null
+          const j = await w.J.openJournal({ dbName, onClose: (e: any) => (notified = e.code) })
+          await j.begin('v', {})
+          await j.append('v', 0, new Uint8Array(4))
+          const done = await new Promise<string>((resolve) => {
+            const r = action === 'upgrade' ? indexedDB.open(dbName, 2) : indexedDB.deleteDatabase(dbName)
+            r.onblocked = () => resolve('blocked')
+            r.onsuccess = () => {
+              if (action === 'upgrade') (r.result as IDBDatabase).close()
+              resolve('done')
+            }
+            r.onerror = () => resolve('error ' + r.error?.name)
+          })
+          const reopen = await w.journalError(w.J.openJournal({ dbName }).then((again: any) => again.close()))
+          return {
+            done,
+            notified,
+            append: await w.journalError(j.append('v', 1, new Uint8Array(4))),
+            get: await w.journalError(j.get('v')),
+            list: await w.journalError(j.list()),
+            reopen: reopen === 'resolved' ? 'opened' : reopen.code,
+          }
+        },
+        { dbName, action },
+      )
+      expect(got.done).toBe('done')
+      expect(got.notified).toBe('journal_closed')
+      for (const call of [got.append, got.get, got.list])
+        expect(call).toMatchObject({ code: 'journal_closed', message: expect.stringContaining(says) })
+      expect(got.reopen).toBe(reopened)
+      await page.close()
+    },
+  )
 
   it('site data cleared under the journal (CDP Storage.clearDataForOrigin) makes later calls journal_closed', async () => {
     const page = await journalPage(context)
