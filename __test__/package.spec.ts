@@ -59,6 +59,7 @@ describe('the published packages', () => {
       'binding.js',
       'client.d.ts',
       'client.mjs',
+      'client/journal.mjs',
       'index.d.ts',
       'index.js',
       'package.json',
