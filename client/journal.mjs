@@ -46,8 +46,8 @@ function unavailable(dbName, why, cause) {
 function quotaExceeded(dbName, cause) {
   return new JournalError(
     'journal_quota_exceeded',
-    `The browser's storage quota for this site is full, so the recording's next chunk could not be journaled ` +
-      `(nothing of it was written; earlier chunks are intact). Journaled recordings still waiting to upload and ` +
+    `The browser's storage quota for this site is full, so the journal could not store this write ` +
+      `(nothing of it was written; what was journaled before is intact). Journaled recordings still waiting to upload and ` +
       `any other data this site stores fill the quota. ${clearHint(dbName)}`,
     { cause },
   )
