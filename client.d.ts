@@ -86,3 +86,100 @@ export declare function createWebmFinaliser(): WebmFinaliser
  * or cannot be followed (malformed, truncated, no audio). `uploadSessionAudio` calls it for WebM.
  */
 export declare function finaliseWebm(blob: Blob, options?: { sliceBytes?: number }): Promise<Blob>
+
+/** Where a recorder is: `stop()` moves it through `stopping` and `uploading` to `done` or `failed`. */
+export type RecorderState =
+  'idle' | 'starting' | 'recording' | 'paused' | 'stopping' | 'uploading' | 'done' | 'failed' | 'cancelled'
+
+export interface RecorderProgress {
+  /** Audio recorded so far (pauses excluded). */
+  recordedMs: number
+  /** Bytes stored in Blob so far. */
+  uploadedBytes: number
+  /** Bytes safe in the journal (IndexedDB) so far. */
+  journaledBytes: number
+}
+
+/** The journal could not be used: `journal_unavailable` (no IndexedDB, e.g. some private modes),
+ * `journal_quota_exceeded` (storage full), `journal_closed`, `journal_failed`. */
+export declare class JournalError extends Error {
+  readonly code: 'journal_unavailable' | 'journal_quota_exceeded' | 'journal_closed' | 'journal_failed'
+}
+
+export interface SessionRecorderOptions {
+  /** Record this stream instead of asking for the microphone (`getUserMedia({ audio: true })`). */
+  stream?: MediaStream
+  /** Default: the first the browser records of WebM/Opus, then MP4/AAC (Safari). */
+  mimeType?: string
+  /** MediaRecorder's bitrate. Default: the browser's. */
+  audioBitsPerSecond?: number
+  /** How often a chunk is journaled, at most 1000 ms: a crash loses at most this much. Default 1000. */
+  timesliceMs?: number
+  /** Stop by itself after this much audio. */
+  maxDurationMs?: number
+  /** Blob multipart part size; every non-final part is exactly this (Vercel Blob: at least 5 MiB). Default 8 MiB. */
+  partSizeBytes?: number
+  /** The audio route. Default `/api/listening-sessions/{sessionId}/audio`. */
+  routeUrl?: string
+  /** Extra headers for the route (an `Authorization: Bearer` token; cookies go anyway). */
+  headers?: Record<string, string>
+  /** Vercel Blob's API. Default: as `@vercel/blob` finds it (`NEXT_PUBLIC_VERCEL_BLOB_API_URL`, else Vercel's). */
+  blobApiUrl?: string
+  /**
+   * `'memory'`: keep chunks in memory instead of IndexedDB (the fallback when `start()` rejects
+   * with `journal_unavailable`): nothing survives a reload or a crash.
+   */
+  journal?: 'memory'
+  onStateChange?: (state: RecorderState) => void
+  onProgress?: (progress: RecorderProgress) => void
+  /** An upload or journal failure while recording (a full quota stops the recording and sends what was journaled). */
+  onError?: (error: Error) => void
+}
+
+export interface SessionRecorder {
+  readonly state: RecorderState
+  readonly mimeType: string | null
+  /** What stopped the recording or an upload, if anything did. */
+  readonly error: Error | null
+  /** Measured: the most audio bytes held in memory at once, and the parts sent before `stop()`. */
+  readonly stats: { maxHeldBytes: number; partsBeforeStop: number }
+  start(): Promise<void>
+  pause(): void
+  resume(): void
+  /** Stop, send what is left and complete: the route's answer, as `uploadSessionAudio` resolves. */
+  stop(): Promise<import('./index').AudioUploadResult>
+  /** Stop without uploading and drop the journal. */
+  cancel(): Promise<void>
+}
+
+/** Record a session's audio: journaled to IndexedDB, uploaded while recording, seekable when stored. */
+export declare function createSessionRecorder(sessionId: string, options?: SessionRecorderOptions): SessionRecorder
+
+export interface PendingSessionUpload {
+  sessionId: string
+  bytes: number
+  chunkCount: number
+  recordedMs: number
+  startedAt: number
+  status: string
+}
+
+/** Recordings this browser journaled and did not finish (not those this page is recording). */
+export declare function pendingSessionUploads(): Promise<PendingSessionUpload[]>
+
+/** Drop one journaled recording: its audio is gone from this browser. */
+export declare function discardSessionUpload(sessionId: string): Promise<void>
+
+export type ResumeOutcome =
+  | { sessionId: string; result: import('./index').AudioUploadResult; error?: undefined }
+  | { sessionId: string; error: Error; result?: undefined }
+
+/**
+ * On page load: finish every recording this browser journaled and did not finish (finalised from
+ * the journal up to its last chunk, the parts already stored reused). A `409` (the session moved
+ * on) ends that journal and is reported as its error.
+ */
+export declare function resumeSessionUploads(options?: {
+  headers?: Record<string, string>
+  onProgress?: (progress: { sessionId: string; uploadedBytes: number; journaledBytes: number }) => void
+}): Promise<ResumeOutcome[]>

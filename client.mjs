@@ -11,6 +11,13 @@ import { finaliseWebm } from './client/webm.mjs'
 export { createWebmFinaliser, finaliseWebm, WebmFinaliseError } from './client/webm.mjs'
 
 export { SessionAudioUploadError }
+export {
+  createSessionRecorder,
+  discardSessionUpload,
+  JournalError,
+  pendingSessionUploads,
+  resumeSessionUploads,
+} from './client/recorder.mjs'
 
 const EXTENSIONS = {
   'audio/webm': 'webm',

@@ -1,0 +1,212 @@
+// The recorder of `session-audio/client` in Debian's Chromium with the fake microphone: real
+// MediaRecorder, real IndexedDB in a persistent profile, the real route (the addon) on a route
+// server that adds Vercel's per-request OIDC token, and the local Blob store (presigned uploads).
+// The page imports client/recorder.mjs as a browser would from the package.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import send from 'send'
+import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import { startRouteServer } from '../stack/route-server.mjs'
+import { createAudioHandlers, type AudioOptions } from '../index.js'
+import { startStack, type Stack } from '../__test__/helpers'
+
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
+const ROOT = path.resolve(__dirname, '..')
+const PAGE = `<!doctype html><meta charset=utf-8><title>recorder</title><audio id=player controls preload=metadata></audio>
+<script type=module>window.client = await import('/client/recorder.mjs'); window.ready = true</script>`
+
+let s: Stack
+let route: Awaited<ReturnType<typeof startRouteServer>>
+let context: BrowserContext
+let profile: string
+let platformOidc: string | null = null
+const handlers: Record<string, unknown> = {}
+const use = (extra: AudioOptions = {}) =>
+  Object.assign(
+    handlers,
+    createAudioHandlers(s.oidcOptions({ blobCallbackUrl: route.url, logLevel: 'warn', ...extra })),
+  )
+
+beforeAll(async () => {
+  if (!fs.existsSync(CHROMIUM))
+    throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium)`)
+  s = await startStack()
+  platformOidc = s.blob.oidcToken()
+  route = await startRouteServer({
+    handlers: handlers as never,
+    requestHeaders: () => (platformOidc ? { 'x-vercel-oidc-token': platformOidc } : {}),
+    fallback: (req: any, res: any) => {
+      const url = new URL(req.url, 'http://x')
+      if (url.pathname === '/') {
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
+        return res.end(PAGE)
+      }
+      if (!url.pathname.startsWith('/client/')) {
+        res.writeHead(404)
+        return res.end()
+      }
+      send(req, url.pathname, { root: ROOT }).pipe(res)
+    },
+  })
+  use()
+  profile = fs.mkdtempSync(path.join(os.tmpdir(), 'session-audio-recorder-'))
+  context = await launch()
+})
+
+afterAll(async () => {
+  await context?.close()
+  await route?.close()
+  await s?.close()
+  if (profile) fs.rmSync(profile, { recursive: true, force: true })
+})
+
+/** Chromium on the test profile (IndexedDB survives closing it), fake microphone. */
+async function launch() {
+  const ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--use-fake-device-for-media-stream',
+      '--use-fake-ui-for-media-stream',
+      '--autoplay-policy=no-user-gesture-required',
+    ],
+    headless: true,
+  })
+  // Signed in as Alice: Clerk's session cookie, as the app would have it.
+  const token = await s.clerk.sessionToken({
+    sub: 'user_alice',
+    claims: { exp: Math.floor(Date.now() / 1000) + 3600 },
+  })
+  await ctx.addCookies([{ name: '__session', value: token, url: route.url }])
+  return ctx
+}
+
+async function openPage(): Promise<Page> {
+  const page = await context.newPage()
+  await page.goto(`${route.url}/`)
+  await page.waitForFunction(() => (window as any).ready === true)
+  return page
+}
+
+const recording = () => s.session('user_alice', null, { status: 'recording' })
+
+/** Start a recorder in `page` (kept as window.r) with these options. */
+async function startRecorder(page: Page, sessionId: string, options: Record<string, unknown> = {}) {
+  await page.evaluate(
+    async ([id, opts]) => {
+      const w = window as any
+      w.events = { states: [] as string[], progress: [] as unknown[], errors: [] as unknown[] }
+      w.r = w.client.createSessionRecorder(id, {
+        ...opts,
+        onStateChange: (st: string) => w.events.states.push(st),
+        onProgress: (p: unknown) => w.events.progress.push(p),
+        onError: (e: any) => w.events.errors.push({ code: e?.code, message: String(e?.message ?? e) }),
+      })
+      await w.r.start()
+    },
+    [sessionId, { blobApiUrl: s.blob.apiUrl, ...options }] as const,
+  )
+}
+
+const stopRecorder = (page: Page) =>
+  page.evaluate(async () => {
+    const w = window as any
+    try {
+      return { result: await w.r.stop(), stats: w.r.stats, events: w.events }
+    } catch (e: any) {
+      return {
+        error: { status: e?.status, code: e?.code, message: String(e?.message ?? e) },
+        stats: w.r.stats,
+        events: w.events,
+      }
+    }
+  })
+
+const wait = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** The player on the GET route: its duration at loadedmetadata, and whether a seek plays on. */
+async function playBack(page: Page, sessionId: string, seekTo: number) {
+  return page.evaluate(
+    async ([id, t]) => {
+      const a = document.querySelector('#player') as HTMLAudioElement
+      a.src = `/api/listening-sessions/${id}/audio`
+      await new Promise((r, j) => {
+        a.addEventListener('loadedmetadata', r, { once: true })
+        a.addEventListener('error', () => j(new Error('audio error')), { once: true })
+      })
+      const duration = a.duration
+      const seekEnd = a.seekable.length ? a.seekable.end(a.seekable.length - 1) : 0
+      a.currentTime = t
+      await new Promise((r) => a.addEventListener('seeked', r, { once: true }))
+      const from = a.currentTime
+      a.muted = true
+      await a.play()
+      const t0 = performance.now()
+      while (a.currentTime < from + 0.4 && performance.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 50))
+      a.pause()
+      return { duration, seekEnd, from, now: a.currentTime }
+    },
+    [sessionId, seekTo] as const,
+  )
+}
+
+describe('createSessionRecorder in Chromium', () => {
+  it('records 20 s and stops: the stored WebM has a finite duration within 1 % of the measured one, and a seek to 15 s plays on', async () => {
+    const page = await openPage()
+    const id = await recording()
+    await startRecorder(page, id)
+    await wait(20_000)
+    const { result, error, events } = await stopRecorder(page)
+    expect(error).toBeUndefined()
+    expect(result).toMatchObject({
+      sessionId: id,
+      status: 'transcribing',
+      contentType: expect.stringMatching(/^audio\/webm/),
+    })
+    expect(result.durationMs).toBeGreaterThan(19_000)
+    expect(events.states).toEqual(['starting', 'recording', 'stopping', 'uploading', 'done'])
+    const played = await playBack(page, id, 15)
+    expect(Number.isFinite(played.duration)).toBe(true)
+    expect(Math.abs(played.duration * 1000 - result.durationMs) / result.durationMs).toBeLessThan(0.01)
+    expect(played.seekEnd).toBeGreaterThan(19)
+    expect(played.from).toBeCloseTo(15, 0)
+    expect(played.now).toBeGreaterThan(played.from + 0.2)
+    // The journal is gone once the route confirmed the attach.
+    expect(await page.evaluate(() => (window as any).client.pendingSessionUploads())).toEqual([])
+    await page.close()
+  })
+
+  it('uploads equal 8 MiB-style parts while recording (small parts here), part 1 last, holding at most 2 parts in memory', async () => {
+    const page = await openPage()
+    const id = await recording()
+    const partSizeBytes = 96 * 1024
+    const mpuBefore = s.blob.multipart.length
+    await startRecorder(page, id, { partSizeBytes, audioBitsPerSecond: 128_000 })
+    await wait(24_000)
+    const stopAt = Date.now()
+    const { result, error, stats } = await stopRecorder(page)
+    expect(error).toBeUndefined()
+    expect(result.status).toBe('transcribing')
+    const uploads = s.blob.multipart.slice(mpuBefore)
+    expect(uploads).toHaveLength(1)
+    const parts = uploads[0].parts as { partNumber: number; size: number; startedAt: number }[]
+    const sorted = [...parts].sort((a, b) => a.partNumber - b.partNumber)
+    expect(sorted.length).toBeGreaterThanOrEqual(3)
+    for (const p of sorted.slice(0, -1)) expect(p.size).toBe(partSizeBytes)
+    // Parts went up while recording; part 1 (the header) went last.
+    expect(parts.filter((p) => p.partNumber !== 1 && p.startedAt < stopAt).length).toBeGreaterThanOrEqual(1)
+    expect(parts.at(-1)!.partNumber).toBe(1)
+    expect(stats.partsBeforeStop).toBeGreaterThanOrEqual(1)
+    expect(stats.maxHeldBytes).toBeGreaterThan(0)
+    expect(stats.maxHeldBytes).toBeLessThanOrEqual(2 * partSizeBytes)
+    await page.close()
+  })
+})
