@@ -141,6 +141,10 @@ function createStream(contentType) {
     get dataStart() {
       return head ? head.dataStart : 0
     },
+    /** Where the input can be cut and still be finalised (a recording cut short), or null. */
+    get cleanEnd() {
+      return finaliser ? finaliser.cleanEnd : null
+    },
     push(bytes) {
       if (!finaliser) return
       try {
@@ -157,6 +161,15 @@ function createStream(contentType) {
     },
   }
   return self
+}
+
+/**
+ * Journal bookkeeping after the journal failed (a full quota, a closed database): the failure was
+ * reported when it happened, and the upload goes on without it (a crash now restarts it from what
+ * was journaled).
+ */
+const journalAside = (err) => {
+  if (!(err instanceof JournalError)) throw err
 }
 
 /** The route's answer to the completion event; 200/201 end the journal. */
@@ -216,9 +229,9 @@ async function finishUpload({ journal, sessionId, meta, stream, mpu, headers, du
     onUploaded?.(Math.min(P, total))
     stored = await upload.complete(count)
   }
-  await journal.setMeta(sessionId, { status: 'completing', storedUrl: stored.url })
+  await journal.setMeta(sessionId, { status: 'completing', storedUrl: stored.url }).catch(journalAside)
   const result = await completeOnRoute({ routeUrl: meta.routeUrl, headers, url: stored.url, durationMs, signal })
-  await journal.remove(sessionId)
+  await journal.remove(sessionId).catch(journalAside)
   return result
 }
 
@@ -232,7 +245,7 @@ function startMultipart(journal, sessionId, meta, headers, signal) {
     partSize: meta.partSize,
     apiUrl: meta.apiUrl,
     state: meta.upload ?? undefined,
-    onStateChange: (state) => journal.setMeta(sessionId, { upload: state }),
+    onStateChange: (state) => journal.setMeta(sessionId, { upload: state }).catch(journalAside),
     signal,
   })
 }
@@ -269,6 +282,8 @@ export function createSessionRecorder(sessionId, options = {}) {
   let inputBytes = 0
   let uploadedBytes = 0
   let recordedMs = 0
+  /** The recorded time when the last chunk went into the journal. */
+  let journaledMs = 0
   let runningSince = null
   let mpu = null
   let nextPart = 2
@@ -333,7 +348,8 @@ export function createSessionRecorder(sessionId, options = {}) {
 
   /** One MediaRecorder chunk: into the journal first, then through the finaliser. */
   async function take(blob) {
-    if (!blob || blob.size === 0) return
+    // After the journal failed, the recording is stopping: later chunks cannot be kept.
+    if (!blob || blob.size === 0 || failure instanceof JournalError) return
     const mySeq = seq++
     const at = Math.round(elapsed())
     try {
@@ -352,6 +368,7 @@ export function createSessionRecorder(sessionId, options = {}) {
       hold(-bytes.length)
     }
     inputBytes += blob.size
+    journaledMs = at
     progress()
     if (maxDurationMs && elapsed() >= maxDurationMs && state === 'recording')
       queueMicrotask(() => recorder.stop().catch(() => {}))
@@ -460,7 +477,9 @@ export function createSessionRecorder(sessionId, options = {}) {
           if (inputBytes === 0)
             throw failure ?? new SessionAudioUploadError(400, 'empty_recording', 'Nothing was recorded.')
           if (failure && !(failure instanceof JournalError)) throw failure
-          await journal.setMeta(sessionId, { status: 'stopped', recordedMs: Math.round(recordedMs) })
+          await journal
+            .setMeta(sessionId, { status: 'stopped', recordedMs: Math.round(recordedMs) })
+            .catch(journalAside)
           const result = await finishUpload({
             journal,
             sessionId,
@@ -468,7 +487,8 @@ export function createSessionRecorder(sessionId, options = {}) {
             stream: out.finish(inputBytes),
             mpu,
             headers,
-            durationMs: Math.round(recordedMs),
+            // What the journal holds when it stopped taking chunks; else all that was recorded.
+            durationMs: failure instanceof JournalError ? journaledMs : Math.round(recordedMs),
             signal: abort.signal,
             onUploaded: (n) => {
               uploadedBytes += n
@@ -532,11 +552,20 @@ export async function discardSessionUpload(sessionId, { journal } = {}) {
 
 /** Rebuild the upload stream of a journaled recording: the finaliser re-fed from the journal. */
 async function rebuild(journal, sessionId, bytes, contentType) {
-  const out = createStream(contentType)
-  const step = 1024 * 1024
-  for (let at = 0; at < bytes && out.headerLength !== 0; at += step)
-    out.push(new Uint8Array(await (await journal.read(sessionId, at, Math.min(bytes, at + step))).arrayBuffer()))
-  return out.finish(bytes)
+  const feed = async (end) => {
+    const out = createStream(contentType)
+    const step = 1024 * 1024
+    for (let at = 0; at < end && out.headerLength !== 0; at += step)
+      out.push(new Uint8Array(await (await journal.read(sessionId, at, Math.min(end, at + step))).arrayBuffer()))
+    return out
+  }
+  const out = await feed(bytes)
+  const cut = out.cleanEnd
+  const whole = out.finish(bytes)
+  if (whole.finalised || cut === null || cut <= out.dataStart || cut >= bytes) return whole
+  // A crash can end the journal inside a block: finalise up to the last whole one instead (the
+  // bytes after it are a fraction of the last timeslice).
+  return (await feed(cut)).finish(cut)
 }
 
 /**
@@ -554,6 +583,14 @@ export async function resumeSessionUploads({ headers = {}, journal: given, onPro
       active.add(sessionId)
       try {
         const stream = await rebuild(journal, sessionId, bytes, meta.contentType)
+        // Parts stored past where the rebuilt stream now ends (it was cut at the last whole block)
+        // no longer fit it: start the multipart upload again from the journal.
+        const reach = (n) => n * meta.partSize - stream.header.length + stream.dataStart
+        const stored = Object.keys(meta.upload?.parts ?? {}).map(Number)
+        if (stored.some((n) => n >= 2 && reach(n) > stream.inputBytes)) {
+          meta.upload = null
+          await journal.setMeta(sessionId, { upload: null })
+        }
         let uploadedBytes = 0
         const go = (m, mpu) =>
           finishUpload({

@@ -242,6 +242,19 @@ class WebmFinaliser {
     this.prevTime = null
     this.lastFrameNs = null
     this.cuesSeen = false
+    // The input offset after the last complete element that can end a file (a block, a skipped
+    // element), with every known-size master it sat in closed: where a recording cut short (a crash)
+    // can be finalised.
+    this.cleanAt = null
+  }
+
+  /** Where the input can be cut and still finish (null: nowhere yet). See `cleanAt`. */
+  get cleanEnd() {
+    return this.cleanAt
+  }
+
+  markClean() {
+    if (this.open.every((o) => o.end === null || o.end <= this.pos)) this.cleanAt = this.pos
   }
 
   push(chunk) {
@@ -431,6 +444,7 @@ class WebmFinaliser {
         if (this.want === 0) {
           this.value(this.reading, this.val.subarray(0, this.valLen))
           this.skip = this.skipAfter
+          if (this.skip === 0) this.markClean()
         }
         continue
       }
@@ -439,6 +453,7 @@ class WebmFinaliser {
         this.skip -= take
         i += take
         this.pos += take
+        if (this.skip === 0) this.markClean()
         continue
       }
       this.hdr[this.hdrLen++] = b[i++]

@@ -63,8 +63,8 @@ afterAll(async () => {
 })
 
 /** Chromium on the test profile (IndexedDB survives closing it), fake microphone. */
-async function launch() {
-  const ctx = await chromium.launchPersistentContext(profile, {
+async function launch(dir = profile) {
+  const ctx = await chromium.launchPersistentContext(dir, {
     executablePath: CHROMIUM,
     args: [
       '--no-sandbox',
@@ -89,8 +89,8 @@ async function launch() {
   return ctx
 }
 
-async function openPage(): Promise<Page> {
-  const page = await context.newPage()
+async function openPage(ctx = context): Promise<Page> {
+  const page = await ctx.newPage()
   await page.goto(`${route.url}/`)
   await page.waitForFunction(() => (window as any).ready === true)
   return page
@@ -208,5 +208,148 @@ describe('createSessionRecorder in Chromium', () => {
     expect(stats.maxHeldBytes).toBeGreaterThan(0)
     expect(stats.maxHeldBytes).toBeLessThanOrEqual(2 * partSizeBytes)
     await page.close()
+  })
+
+  it('a renderer crash at 30 s: the next page resumes from the journal, reusing the parts already stored, and the session reaches transcribing with ≥ 27 s', async () => {
+    const page = await openPage()
+    const id = await recording()
+    const partSizeBytes = 96 * 1024
+    const mpuBefore = s.blob.multipart.length
+    await startRecorder(page, id, { partSizeBytes, audioBitsPerSecond: 128_000 })
+    await wait(30_000)
+    const cdp = await context.newCDPSession(page)
+    cdp.send('Page.crash').catch(() => {}) // the renderer dies; its answer never comes
+    await page.waitForEvent('crash', { timeout: 10_000 }).catch(() => {})
+    const sentBeforeCrash = (s.blob.multipart.slice(mpuBefore)[0]?.parts ?? []).map(
+      (p: { partNumber: number }) => p.partNumber,
+    )
+    expect(sentBeforeCrash.length).toBeGreaterThanOrEqual(2)
+    await page.close().catch(() => {})
+
+    const next = await openPage()
+    const pending = await next.evaluate(() => (window as any).client.pendingSessionUploads())
+    expect(pending.map((p: { sessionId: string }) => p.sessionId)).toContain(id)
+    const outcomes = await next.evaluate(() =>
+      (window as any).client.resumeSessionUploads().then((all: any[]) =>
+        all.map((o) => ({
+          sessionId: o.sessionId,
+          result: o.result,
+          error: o.error && String(o.error.code ?? o.error),
+        })),
+      ),
+    )
+    const mine = outcomes.find((o: { sessionId: string }) => o.sessionId === id)
+    expect(mine?.error).toBeUndefined()
+    expect(mine?.result).toMatchObject({ sessionId: id, status: 'transcribing' })
+    expect(mine.result.durationMs).toBeGreaterThanOrEqual(27_000)
+    const doc = await s.convex.getSession(id)
+    expect(doc).toMatchObject({ status: 'transcribing', durationMs: mine.result.durationMs })
+    // One multipart upload, continued: every part stored before the crash was not sent again.
+    const uploads = s.blob.multipart.slice(mpuBefore)
+    expect(uploads).toHaveLength(1)
+    const sends = uploads[0].parts.map((p: { partNumber: number }) => p.partNumber)
+    for (const n of new Set(sentBeforeCrash)) expect(sends.filter((m: number) => m === n)).toHaveLength(1)
+    expect(await next.evaluate(() => (window as any).client.pendingSessionUploads())).toEqual([])
+    const played = await playBack(next, id, 20)
+    expect(Math.abs(played.duration * 1000 - doc.durationMs) / doc.durationMs).toBeLessThan(0.01)
+    await next.close()
+  })
+
+  it('a reload mid-recording: the next load resumes it and the session reaches transcribing with all but the last second', async () => {
+    const page = await openPage()
+    const id = await recording()
+    await startRecorder(page, id)
+    await wait(12_000)
+    await page.reload()
+    await page.waitForFunction(() => (window as any).ready === true)
+    const outcomes = await page.evaluate(() =>
+      (window as any).client.resumeSessionUploads().then((all: any[]) =>
+        all.map((o) => ({
+          sessionId: o.sessionId,
+          result: o.result,
+          error: o.error && String(o.error.code ?? o.error),
+        })),
+      ),
+    )
+    const mine = outcomes.find((o: { sessionId: string }) => o.sessionId === id)
+    expect(mine?.result).toMatchObject({ sessionId: id, status: 'transcribing' })
+    expect(mine.result.durationMs).toBeGreaterThanOrEqual(10_000)
+    await page.close()
+  })
+
+  it('offline from 10 s to 25 s of a 40 s recording: uploads wait and resume; the stored audio is the whole 40 s', async () => {
+    const page = await openPage()
+    const id = await recording()
+    const partSizeBytes = 96 * 1024
+    const mpuBefore = s.blob.multipart.length
+    await startRecorder(page, id, { partSizeBytes, audioBitsPerSecond: 128_000 })
+    await wait(10_000)
+    await context.setOffline(true)
+    const offlineAt = Date.now()
+    await wait(15_000)
+    const onlineAt = Date.now()
+    await context.setOffline(false)
+    await wait(15_000)
+    const { result, error, events } = await stopRecorder(page)
+    expect(error).toBeUndefined()
+    expect(events.errors).toEqual([])
+    expect(result.durationMs).toBeGreaterThanOrEqual(39_000)
+    // Nothing reached the store while offline; parts went up before and after.
+    const parts = s.blob.multipart.slice(mpuBefore)[0].parts as { partNumber: number; startedAt: number }[]
+    expect(parts.some((p) => p.startedAt > offlineAt + 500 && p.startedAt < onlineAt - 500)).toBe(false)
+    expect(parts.some((p) => p.partNumber !== 1 && p.startedAt >= onlineAt)).toBe(true)
+    await page.close()
+  })
+
+  it('grants outlive a short token TTL: they are re-minted while recording, and the recording completes', async () => {
+    use({ clientTokenTtlMs: 4000 })
+    try {
+      const page = await openPage()
+      const id = await recording()
+      const issued = s.blob.signedTokens.length
+      await startRecorder(page, id, { partSizeBytes: 64 * 1024, audioBitsPerSecond: 128_000 })
+      await wait(16_000)
+      const duringRecording = s.blob.signedTokens.length - issued
+      const { result, error } = await stopRecorder(page)
+      expect(error).toBeUndefined()
+      expect(result.status).toBe('transcribing')
+      expect(duringRecording).toBeGreaterThanOrEqual(2)
+      await page.close()
+    } finally {
+      use()
+    }
+  })
+
+  it('a full quota is reported (journal_quota_exceeded): recording stops and what was journaled is sent', async () => {
+    // A profile of its own: Chromium counts deleted journals against the quota until it collects
+    // them, so the others' would make the room left unpredictable.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'session-audio-quota-'))
+    const own = await launch(dir)
+    const page = await openPage(own)
+    const cdp = await own.newCDPSession(page)
+    const origin = route.url
+    const { usage } = await cdp.send('Storage.getUsageAndQuota', { origin })
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: usage + 120 * 1024 })
+    try {
+      const id = await recording()
+      await startRecorder(page, id, { audioBitsPerSecond: 128_000 })
+      const stopped = await page.waitForFunction(
+        () => ['uploading', 'done', 'failed'].includes((window as any).r.state),
+        null,
+        { timeout: 60_000 },
+      )
+      expect(stopped).toBeTruthy()
+      const { result, error, events } = await stopRecorder(page)
+      expect(events.errors.map((e: { code: string }) => e.code)).toContain('journal_quota_exceeded')
+      expect(error, JSON.stringify({ error, errors: events.errors, states: events.states })).toBeUndefined()
+      expect(await page.evaluate(() => (window as any).r.error?.code)).toBe('journal_quota_exceeded')
+      expect(error).toBeUndefined()
+      expect(result).toMatchObject({ sessionId: id, status: 'transcribing' })
+      expect(result.durationMs).toBeGreaterThan(1000)
+    } finally {
+      await cdp.send('Storage.overrideQuotaForOrigin', { origin }).catch(() => {})
+      await own.close()
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
