@@ -467,6 +467,12 @@ describe('session-audio/client picks the grant by itself', () => {
     const result = await call(audioRoute(id), id, new Blob([wav], { type: 'audio/wav' }))
     expect(result).toMatchObject({ sessionId: id, status: 'transcribing', sizeBytes: wav.length })
     expect(s.blob.puts.at(-1)!.kind).toBe('presigned')
+    // Learnt for the deployment, not the session: the next session's upload asks for no client token.
+    const next = await recording()
+    const logged = route.log.length
+    await call(audioRoute(next), next, new Blob([wav], { type: 'audio/wav' }))
+    const refused = route.log.slice(logged).filter((l: { status: number }) => l.status === 400)
+    expect(refused).toEqual([])
 
     // The same app code against a read-write deployment (a route of its own).
     const rwHandlers: Record<string, unknown> = {}

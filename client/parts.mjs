@@ -40,8 +40,19 @@ export function blobApiUrl(explicit) {
 // ---------------------------------------------------------------------------------------------
 // Grants
 
-/** How each route grants uploads, once learnt: 'client-token' or 'presigned'. */
+/**
+ * How each deployment grants uploads, once learnt: 'client-token' or 'presigned'. Keyed by the
+ * route's origin: every session's route of one deployment grants the same way, so an OIDC
+ * deployment pays for the refused client-token request once per page, not once per session.
+ */
 const grantKinds = new Map()
+const deployment = (routeUrl) => {
+  try {
+    return new URL(routeUrl, globalThis.location?.href ?? 'http://localhost/').origin
+  } catch {
+    return String(routeUrl)
+  }
+}
 
 /** Base64 (standard or url-safe, padded or not) to text, in browsers and Node alike. */
 function base64Text(b64) {
@@ -158,17 +169,18 @@ export async function requestGrant({
 }) {
   const api = blobApiUrl(apiUrl)
   const ask = { routeUrl, headers, signal, pathname, clientPayload, multipart }
-  if (grantKinds.get(routeUrl) !== 'presigned') {
+  const key = deployment(routeUrl)
+  if (grantKinds.get(key) !== 'presigned') {
     const res = await askRoute(ask, 'blob.generate-client-token')
     if (res.ok) {
       const body = await res.json().catch(() => null)
       if (!body || typeof body.clientToken !== 'string') throw badGrant('blob.generate-client-token')
-      grantKinds.set(routeUrl, 'client-token')
+      grantKinds.set(key, 'client-token')
       return clientTokenGrant(body.clientToken, api)
     }
     const why = await routeRefusal(res)
     if (why.code !== 'client_tokens_need_read_write_token') throw why
-    grantKinds.set(routeUrl, 'presigned')
+    grantKinds.set(key, 'presigned')
   }
   const res = await askRoute(ask, 'blob.generate-presigned-url')
   if (!res.ok) throw await routeRefusal(res)
