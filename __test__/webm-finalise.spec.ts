@@ -190,6 +190,33 @@ describe('the incremental finaliser', () => {
     expect(find(d.kids, 0xec)[0].end! - find(d.kids, 0xec)[0].start).toBeGreaterThanOrEqual(79 + 9)
   })
 
+  it('a recording cut short (a crash mid-block) cannot finish as it is, but finishes at cleanEnd: up to its last whole block', () => {
+    const full = createWebmFinaliser()
+    full.push(raw)
+    // The whole file ends on a whole block.
+    expect(full.cleanEnd).toBe(raw.length)
+    const fullMs = full.finish().durationMs
+    // Cut inside the last cluster's blocks at several points, as a crash may leave the journal.
+    for (const cut of [raw.length - 1, raw.length - 37, raw.length - 500, Math.floor(raw.length * 0.6) + 3]) {
+      const torn = createWebmFinaliser()
+      torn.push(raw.subarray(0, cut))
+      const clean = torn.cleanEnd!
+      expect(clean).toBeLessThanOrEqual(cut)
+      expect(cut - clean).toBeLessThan(2000) // at most a block or two is lost
+      const again = createWebmFinaliser()
+      again.push(raw.subarray(0, clean))
+      const final = again.finish()
+      const d = describeFile(Buffer.concat([final.header, raw.subarray(final.inputDataStart, clean), final.tail]))
+      expect(d.durationS! * 1000).toBeLessThanOrEqual(fullMs)
+      expect(d.durationS! * 1000).toBeGreaterThan((fullMs * cut) / raw.length - 1500)
+    }
+    // Where the cut leaves a partial element, finishing as it is fails (truncated).
+    const partial = createWebmFinaliser()
+    partial.push(raw.subarray(0, raw.length - 37))
+    expect(partial.cleanEnd).toBeLessThan(raw.length - 37)
+    expect(() => partial.finish()).toThrow(WebmFinaliseError)
+  })
+
   it('refuses push() after finish() and finish() twice', () => {
     const f = createWebmFinaliser()
     f.push(raw)

@@ -352,4 +352,57 @@ describe('createSessionRecorder in Chromium', () => {
       fs.rmSync(dir, { recursive: true, force: true })
     }
   })
+
+  it('maxDurationMs stops by itself, pauses do not count, and the answer is the route attach', async () => {
+    const page = await openPage()
+    const id = await recording()
+    await startRecorder(page, id, { maxDurationMs: 5000 })
+    await wait(2000)
+    await page.evaluate(() => (window as any).r.pause())
+    await wait(3000)
+    await page.evaluate(() => (window as any).r.resume())
+    await page.waitForFunction(() => (window as any).r.state === 'done', null, { timeout: 20_000 })
+    const { result, events } = await stopRecorder(page)
+    expect(events.states).toEqual(['starting', 'recording', 'paused', 'recording', 'stopping', 'uploading', 'done'])
+    expect(result).toMatchObject({ sessionId: id, status: 'transcribing' })
+    // About 5 s of audio although it ran for 8 s: the pause is not in it.
+    expect(result.durationMs).toBeGreaterThan(4000)
+    expect(result.durationMs).toBeLessThan(6500)
+    await page.close()
+  })
+
+  it('pending journals are listed, discarded one by one, cancelled recordings leave none, and a session that moved on ends its journal with 409', async () => {
+    const page = await openPage()
+    const [moved, dropped, cancelled] = [await recording(), await recording(), await recording()]
+    // Two recordings journaled and left unfinished (the tab went away mid-recording).
+    for (const id of [moved, dropped]) {
+      await startRecorder(page, id)
+      await wait(2500)
+      await page.reload()
+      await page.waitForFunction(() => (window as any).ready === true)
+    }
+    const pending = await page.evaluate(() => (window as any).client.pendingSessionUploads())
+    expect(pending.map((p: { sessionId: string }) => p.sessionId).sort()).toEqual([moved, dropped].sort())
+    expect(pending.every((p: { bytes: number }) => p.bytes > 0)).toBe(true)
+    await page.evaluate((id) => (window as any).client.discardSessionUpload(id), dropped)
+    // The session moved on meanwhile: the route refuses, the journal ends, the outcome says why.
+    await s.convex.run((ctx: any) => ctx.db.patch(moved, { status: 'transcribing' }))
+    const outcomes = await page.evaluate(() =>
+      (window as any).client
+        .resumeSessionUploads()
+        .then((all: any[]) =>
+          all.map((o) => ({ sessionId: o.sessionId, status: o.error?.status, code: o.error?.code })),
+        ),
+    )
+    expect(outcomes).toEqual([{ sessionId: moved, status: 409, code: 'invalid_session_state' }])
+    expect(await page.evaluate(() => (window as any).client.pendingSessionUploads())).toEqual([])
+    // cancel(): nothing uploaded, nothing journaled.
+    await startRecorder(page, cancelled)
+    await wait(1500)
+    await page.evaluate(() => (window as any).r.cancel())
+    expect(await page.evaluate(() => (window as any).r.state)).toBe('cancelled')
+    expect(await page.evaluate(() => (window as any).client.pendingSessionUploads())).toEqual([])
+    expect((await s.convex.getSession(cancelled)).status).toBe('recording')
+    await page.close()
+  })
 })
