@@ -141,6 +141,10 @@ function createStream(contentType) {
     get dataStart() {
       return head ? head.dataStart : 0
     },
+    /** Input bytes up to the last whole element (null: unknown, no finaliser). */
+    get completeBytes() {
+      return head?.finaliser?.completeBytes ?? null
+    },
     push(bytes) {
       if (!finaliser) return
       try {
@@ -530,14 +534,39 @@ export async function discardSessionUpload(sessionId, { journal } = {}) {
   await j.remove(sessionId)
 }
 
-/** Rebuild the upload stream of a journaled recording: the finaliser re-fed from the journal. */
-async function rebuild(journal, sessionId, bytes, contentType) {
-  const out = createStream(contentType)
-  const step = 1024 * 1024
-  for (let at = 0; at < bytes && out.headerLength !== 0; at += step)
-    out.push(new Uint8Array(await (await journal.read(sessionId, at, Math.min(bytes, at + step))).arrayBuffer()))
-  return out.finish(bytes)
+/**
+ * Rebuild the upload stream of a journaled recording: the finaliser re-fed from the journal. A
+ * recording a crash or a reload ended usually stops inside an element (MediaRecorder cuts its
+ * chunks where its timer fires, not between blocks: Chromium's end one byte into the next block),
+ * so it is finalised up to its last whole element, and the bytes after it are left out.
+ */
+async function rebuild(journal, sessionId, bytes, contentType, storedTo = 0) {
+  const feed = async (upTo) => {
+    const out = createStream(contentType)
+    const step = 1024 * 1024
+    for (let at = 0; at < upTo && out.headerLength !== 0; at += step)
+      out.push(new Uint8Array(await (await journal.read(sessionId, at, Math.min(upTo, at + step))).arrayBuffer()))
+    return out
+  }
+  const out = await feed(bytes)
+  const whole = out.completeBytes
+  const stream = out.finish(bytes)
+  if (stream.finalised || whole === null || whole >= bytes || whole <= out.dataStart) return stream
+  // Parts already stored keep their bytes: a cut inside them would change a stored part (then the
+  // recording goes up whole, playable but not seekable, as any recording the finaliser cannot end).
+  if (out.headerLength + whole - out.dataStart < storedTo) return stream
+  const cut = (await feed(whole)).finish(whole)
+  return cut.finalised ? cut : stream
 }
+
+/** Upload-stream bytes the multipart upload in `meta` already stored (up to its highest part). */
+const storedBytes = (meta) =>
+  Math.max(
+    0,
+    ...Object.keys(meta.upload?.parts ?? {})
+      .map((n) => Number(n) * meta.partSize)
+      .filter(Number.isFinite),
+  )
 
 /**
  * Finish every recording this browser journaled and did not finish: finalise it from the journal
@@ -553,7 +582,7 @@ export async function resumeSessionUploads({ headers = {}, journal: given, onPro
     const run = async () => {
       active.add(sessionId)
       try {
-        const stream = await rebuild(journal, sessionId, bytes, meta.contentType)
+        const stream = await rebuild(journal, sessionId, bytes, meta.contentType, storedBytes(meta))
         let uploadedBytes = 0
         const go = (m, mpu) =>
           finishUpload({
