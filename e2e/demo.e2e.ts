@@ -206,6 +206,33 @@ function demoSuite(blobAuth: BlobAuth, all: boolean, portOffset: number) {
       await page.close()
     })
     if (all) {
+      it('without IndexedDB (blocked, as in some private modes): the page says so, records in memory, and the upload still lands', async () => {
+        const page = await newPage()
+        await page.addInitScript(() => {
+          Object.defineProperty(globalThis, 'indexedDB', {
+            get: () => {
+              throw new DOMException('storage is blocked', 'SecurityError')
+            },
+          })
+        })
+        await signIn(page, 'Alice')
+        await page.waitForFunction(() => /^could not resume/.test(document.querySelector('#resume')?.textContent ?? ''))
+        expect(await page.textContent('#resume')).toMatch(/^could not resume: journal_unavailable: /)
+        await page.click('#new-session')
+        await page.waitForSelector('#record')
+        await page.click('#record')
+        await page.waitForSelector('#journal-note')
+        expect(await page.textContent('#journal-note')).toMatch(/^journal_unavailable: .*a reload .* loses it/)
+        await page.waitForFunction(() => recordedMs() >= 2_000, null, { timeout: 10_000 })
+        expect(await page.textContent('#recorder-state')).toBe('recording')
+        await page.click('#stop')
+        await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'transcribing', null, {
+          timeout: 30_000,
+        })
+        expect(await page.textContent('#message')).toMatch(/uploaded \d+ bytes \(audio\/webm[^,]*, \d+ ms\)/)
+        await page.close()
+      })
+
       it('uploads a picked file (60 s MP3) and seeks across it', async () => {
         const page = await browser.newPage()
         await signIn(page, 'Alice')

@@ -273,7 +273,7 @@ export function Demo({
                 {formatMs(recordedMs)}
               </span>{' '}
               recorded · <span id="uploaded">{uploadedBytes}</span> bytes uploaded (
-              <span id="journaled">{journaledBytes}</span> bytes kept in this browser)
+              <span id="journaled">{journaledBytes}</span> bytes journaled)
             </p>
           )}
           {journalNote && <p id="journal-note">{journalNote}</p>}
