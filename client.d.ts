@@ -69,6 +69,12 @@ export interface WebmFinaliser {
   readonly headerLength: number | null
   readonly bytesIn: number
   readonly bytesOut: number
+  /**
+   * The longest prefix of the input that `finish()` accepts: where the last whole element ends (null
+   * before the first Cluster). MediaRecorder cuts chunks on its timer, not between blocks, so a
+   * recording a crash ended is finalised by a fresh finaliser fed exactly these bytes.
+   */
+  readonly completeBytes: number | null
   /** The final header region (same length) and the Cues to append. Throws `WebmFinaliseError`. */
   finish(): WebmFinal
 }

@@ -190,17 +190,17 @@ describe('the incremental finaliser', () => {
     expect(find(d.kids, 0xec)[0].end! - find(d.kids, 0xec)[0].start).toBeGreaterThanOrEqual(79 + 9)
   })
 
-  it('a recording cut short (a crash mid-block) cannot finish as it is, but finishes at cleanEnd: up to its last whole block', () => {
+  it('a recording cut short (a crash mid-block) cannot finish as it is, but finishes at completeBytes: up to its last whole block', () => {
     const full = createWebmFinaliser()
     full.push(raw)
     // The whole file ends on a whole block.
-    expect(full.cleanEnd).toBe(raw.length)
+    expect(full.completeBytes).toBe(raw.length)
     const fullMs = full.finish().durationMs
     // Cut inside the last cluster's blocks at several points, as a crash may leave the journal.
     for (const cut of [raw.length - 1, raw.length - 37, raw.length - 500, Math.floor(raw.length * 0.6) + 3]) {
       const torn = createWebmFinaliser()
       torn.push(raw.subarray(0, cut))
-      const clean = torn.cleanEnd!
+      const clean = torn.completeBytes!
       expect(clean).toBeLessThanOrEqual(cut)
       expect(cut - clean).toBeLessThan(2000) // at most a block or two is lost
       const again = createWebmFinaliser()
@@ -213,8 +213,82 @@ describe('the incremental finaliser', () => {
     // Where the cut leaves a partial element, finishing as it is fails (truncated).
     const partial = createWebmFinaliser()
     partial.push(raw.subarray(0, raw.length - 37))
-    expect(partial.cleanEnd).toBeLessThan(raw.length - 37)
+    expect(partial.completeBytes).toBeLessThan(raw.length - 37)
     expect(() => partial.finish()).toThrow(WebmFinaliseError)
+  })
+
+  // A crash or a reload ends the journal wherever MediaRecorder's last chunk ended, and Chromium
+  // cuts chunks on its timer, not between elements: each of the fixture's chunks ends one byte
+  // (the next SimpleBlock's ID) into the next block. A resume finalises up to `completeBytes`.
+  const finishes = (b: Buffer) => {
+    try {
+      const f = createWebmFinaliser()
+      f.push(b)
+      return f.finish()
+    } catch {
+      return null
+    }
+  }
+  const refusal = (b: Buffer) => {
+    try {
+      const f = createWebmFinaliser()
+      f.push(b)
+      f.finish()
+      return null
+    } catch (e) {
+      return (e as WebmFinaliseError).code
+    }
+  }
+  const completeAt = (b: Buffer) => {
+    const f = createWebmFinaliser()
+    f.push(b)
+    return f.completeBytes
+  }
+  it("a recording ended after any of the recorder's chunks finishes up to completeBytes, the last block before it", () => {
+    let at = 0
+    for (const [i, n] of about.chunks.entries()) {
+      at += n
+      const prefix = raw.subarray(0, at)
+      const whole = completeAt(prefix)!
+      if (i === about.chunks.length - 1) {
+        expect(whole).toBe(raw.length)
+        continue
+      }
+      expect(finishes(prefix), `chunk ${i} ends inside an element`).toBeNull()
+      expect(raw[whole]).toBe(0xa3) // a SimpleBlock starts where the whole part ends
+      expect(at - whole).toBe(1)
+      const final = finishes(raw.subarray(0, whole))!
+      expect(final).not.toBeNull()
+      // Its Duration is where the audio it holds ends: about one chunk (1 s here) a chunk.
+      expect(final.durationMs).toBeGreaterThan(i * 1000 - 200)
+    }
+  })
+
+  it('completeBytes is the longest prefix finish() accepts, wherever the recording is cut', () => {
+    const firstCluster = find(find(parse(raw), 0x18538067)[0].children, 0x1f43b675)[0]
+    const firstBlockEnd = find(firstCluster.children, 0xa3)[0].end!
+    expect(completeAt(raw.subarray(0, 140))).toBeNull() // before the first Cluster
+    let seen = 0
+    for (let cut = 146; cut <= raw.length; cut += cut < 4000 ? 1 : 997) {
+      const whole = completeAt(raw.subarray(0, cut))
+      if (whole === null) {
+        // The first Cluster's header is not whole yet: nothing to finish.
+        expect(finishes(raw.subarray(0, cut))).toBeNull()
+        continue
+      }
+      seen++
+      expect(whole).toBeLessThanOrEqual(cut)
+      // Cut inside an element: truncated. At its end: it finishes (no_audio before the first block).
+      expect(refusal(raw.subarray(0, cut)) === 'truncated', `cut at ${cut}`).toBe(whole < cut)
+      expect(refusal(raw.subarray(0, whole)), `finish at ${whole} (cut ${cut})`).toBe(
+        whole < firstBlockEnd ? 'no_audio' : null,
+      )
+    }
+    expect(seen).toBeGreaterThan(3500)
+    // The same whatever the chunking: it follows the bytes, not the pushes.
+    const f = createWebmFinaliser()
+    for (let at = 0; at < 60000; at += 7) f.push(raw.subarray(at, Math.min(at + 7, 60000)))
+    expect(f.completeBytes).toBe(completeAt(raw.subarray(0, 60000)))
   })
 
   it('refuses push() after finish() and finish() twice', () => {

@@ -141,9 +141,9 @@ function createStream(contentType) {
     get dataStart() {
       return head ? head.dataStart : 0
     },
-    /** Where the input can be cut and still be finalised (a recording cut short), or null. */
-    get cleanEnd() {
-      return finaliser ? finaliser.cleanEnd : null
+    /** Input bytes up to the last whole element, where a recording cut short can end (null: unknown). */
+    get completeBytes() {
+      return head?.finaliser?.completeBytes ?? null
     },
     push(bytes) {
       if (!finaliser) return
@@ -560,11 +560,12 @@ async function rebuild(journal, sessionId, bytes, contentType) {
     return out
   }
   const out = await feed(bytes)
-  const cut = out.cleanEnd
+  const cut = out.completeBytes
   const whole = out.finish(bytes)
   if (whole.finalised || cut === null || cut <= out.dataStart || cut >= bytes) return whole
-  // A crash can end the journal inside a block: finalise up to the last whole one instead (the
-  // bytes after it are a fraction of the last timeslice).
+  // A crash or a reload ends the journal inside an element (MediaRecorder cuts chunks where its
+  // timer fires: Chromium's end one byte into the next block): finalise up to the last whole one
+  // (the bytes after it are a fraction of the last timeslice).
   return (await feed(cut)).finish(cut)
 }
 

@@ -242,19 +242,18 @@ class WebmFinaliser {
     this.prevTime = null
     this.lastFrameNs = null
     this.cuesSeen = false
-    // The input offset after the last complete element that can end a file (a block, a skipped
-    // element), with every known-size master it sat in closed: where a recording cut short (a crash)
-    // can be finalised.
-    this.cleanAt = null
+    // Input bytes up to the end of the last whole element (see `completeBytes`).
+    this.wholeTo = null
   }
 
-  /** Where the input can be cut and still finish (null: nowhere yet). See `cleanAt`. */
-  get cleanEnd() {
-    return this.cleanAt
-  }
-
-  markClean() {
-    if (this.open.every((o) => o.end === null || o.end <= this.pos)) this.cleanAt = this.pos
+  /**
+   * The longest prefix of the input that `finish()` accepts: it ends where the last whole element
+   * (a block, a Cluster's header, …) ends. Null before the first Cluster. MediaRecorder cuts its
+   * chunks where its timer fires, not between elements, so a recording that a crash or a reload
+   * ended is finalised up to here (a fresh finaliser fed exactly these bytes).
+   */
+  get completeBytes() {
+    return this.wholeTo
   }
 
   push(chunk) {
@@ -387,6 +386,7 @@ class WebmFinaliser {
     this.head = null
     this.state = 'body'
     this.pos = this.inputDataStart
+    this.wholeTo = this.inputDataStart
     this.feedBody(rest)
     return concat([header, rest])
   }
@@ -444,7 +444,7 @@ class WebmFinaliser {
         if (this.want === 0) {
           this.value(this.reading, this.val.subarray(0, this.valLen))
           this.skip = this.skipAfter
-          if (this.skip === 0) this.markClean()
+          this.markWhole()
         }
         continue
       }
@@ -453,7 +453,7 @@ class WebmFinaliser {
         this.skip -= take
         i += take
         this.pos += take
-        if (this.skip === 0) this.markClean()
+        this.markWhole()
         continue
       }
       this.hdr[this.hdrLen++] = b[i++]
@@ -462,8 +462,16 @@ class WebmFinaliser {
       if (h) {
         this.hdrLen = 0
         this.element(h.id, h.size, this.pos - h.headerLength)
+        this.markWhole()
       } else if (this.hdrLen >= 12) fail('malformed', 'element header longer than 12 bytes')
     }
+  }
+
+  /** Between elements, and inside no element of known size: a cut here finishes. */
+  markWhole() {
+    if (this.hdrLen > 0 || this.want > 0 || this.skip > 0) return
+    for (const o of this.open) if (o.end !== null && o.end > this.pos) return
+    this.wholeTo = this.pos
   }
 
   element(id, size, start) {

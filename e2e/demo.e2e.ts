@@ -62,6 +62,17 @@ afterAll(async () => {
   await browser?.close()
 })
 
+/** In the page: the recorder's recorded time, as `#recorded` shows it. */
+declare function recordedMs(): number
+/** Pages get `recordedMs()` (page functions cannot close over test code). */
+async function newPage() {
+  const page = await browser.newPage()
+  await page.addInitScript(() => {
+    ;(globalThis as any).recordedMs = () => Number(document.querySelector('#recorded')?.getAttribute('data-ms') ?? 0)
+  })
+  return page
+}
+
 async function signIn(page: Page, user: 'Alice' | 'Bob') {
   await page.goto(app.url)
   await page.click('#sign-in')
@@ -107,7 +118,7 @@ function demoSuite(blobAuth: BlobAuth, all: boolean, portOffset: number) {
       })
     }
     it('records ~5 s from the fake microphone, uploads it, and the session moves to transcribing', async () => {
-      const page = await browser.newPage()
+      const page = await newPage()
       await signIn(page, 'Alice')
       expect(await page.textContent('#user')).toBe('user_alice')
       await page.click('#new-session')
@@ -115,12 +126,24 @@ function demoSuite(blobAuth: BlobAuth, all: boolean, portOffset: number) {
       aliceSession = (await page.textContent('#session-id')) ?? ''
       expect(aliceSession).toMatch(/listeningSessions$/)
       await page.click('#record')
-      await page.waitForTimeout(5_000)
+      // The recorder's own state and progress, while it records: time advances, chunks are journaled.
+      await page.waitForFunction(() => document.querySelector('#recorder-state')?.textContent === 'recording')
+      await page.waitForFunction(() => recordedMs() >= 1000, null, { timeout: 10_000 })
+      const early = await page.evaluate(() => recordedMs())
+      await page.waitForTimeout(4_000)
+      expect(await page.textContent('#recorder-state')).toBe('recording')
+      const later = await page.evaluate(() => recordedMs())
+      expect(later).toBeGreaterThan(early + 2_500)
+      expect(Number(await page.textContent('#journaled'))).toBeGreaterThan(0)
       await page.click('#stop')
       await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'transcribing', null, {
         timeout: 30_000,
       })
-      expect(await page.textContent('#message')).toMatch(/uploaded \d+ bytes \(audio\/webm/)
+      const message = (await page.textContent('#message')) ?? ''
+      expect(message).toMatch(/uploaded \d+ bytes \(audio\/webm/)
+      // What the recorder says it uploaded is what the route attached.
+      expect(await page.textContent('#recorder-state')).toBe('done')
+      expect(await page.textContent('#uploaded')).toBe(/uploaded (\d+) bytes/.exec(message)?.[1])
       // The page's list, read back from Convex, shows it too (it refreshes after the upload).
       await page.waitForSelector(`#sessions li:has-text("${aliceSession}"):has-text("transcribing")`)
 
@@ -144,7 +167,72 @@ function demoSuite(blobAuth: BlobAuth, all: boolean, portOffset: number) {
       expect(statuses.filter((s) => s === 206).length).toBeGreaterThan(0)
       await page.close()
     })
+    it('a reload mid-recording: the next load resumes the journaled recording, and the session reaches transcribing', async () => {
+      const page = await newPage()
+      await signIn(page, 'Alice')
+      // A fresh browser context: nothing journaled yet.
+      await page.waitForFunction(() => document.querySelector('#resume')?.textContent === 'nothing to resume')
+      await page.click('#new-session')
+      await page.waitForSelector('#record')
+      const id = (await page.textContent('#session-id')) ?? ''
+      await page.click('#record')
+      await page.waitForFunction(() => recordedMs() >= 6_000, null, { timeout: 15_000 })
+      const journaledMs = await page.evaluate(() => recordedMs())
+      await page.reload()
+      await page.waitForFunction(() => /^resumed /.test(document.querySelector('#resume')?.textContent ?? ''), null, {
+        timeout: 30_000,
+      })
+      expect(await page.textContent('#resume')).toBe(`resumed 1 recording: ${id} → transcribing`)
+      // The page shows the resumed session; the route's list (from Convex) has it with its audio.
+      expect(await page.textContent('#session-id')).toBe(id)
+      expect(await page.textContent('#status')).toBe('transcribing')
+      const listed = await page.evaluate(async () => (await (await fetch('/api/listening-sessions')).json()).sessions)
+      const session = listed.find((x: { _id: string }) => x._id === id)
+      expect(session?.status).toBe('transcribing')
+      // At most the last timeslice (1 s) is lost, plus the chunk in flight at the reload.
+      expect(session?.durationMs).toBeGreaterThanOrEqual(Math.max(3_000, journaledMs - 2_000))
+      expect(session?.durationMs).toBeLessThan(journaledMs + 2_000)
+      const duration = await page.evaluate(async () => {
+        const a = document.querySelector('#player') as HTMLAudioElement
+        if (a.readyState < 1) await new Promise((r) => a.addEventListener('loadedmetadata', r, { once: true }))
+        return a.duration
+      })
+      expect(Number.isFinite(duration)).toBe(true)
+      expect(Math.abs(duration * 1000 - session.durationMs)).toBeLessThan(200)
+      await page.screenshot({ path: path.join(artifacts, `demo-resumed-${blobAuth}.png`), fullPage: true })
+      // Another load finds nothing left: the journal ended when the route attached the audio.
+      await page.reload()
+      await page.waitForFunction(() => document.querySelector('#resume')?.textContent === 'nothing to resume')
+      await page.close()
+    })
     if (all) {
+      it('without IndexedDB (blocked, as in some private modes): the page says so, records in memory, and the upload still lands', async () => {
+        const page = await newPage()
+        await page.addInitScript(() => {
+          Object.defineProperty(globalThis, 'indexedDB', {
+            get: () => {
+              throw new DOMException('storage is blocked', 'SecurityError')
+            },
+          })
+        })
+        await signIn(page, 'Alice')
+        await page.waitForFunction(() => /^could not resume/.test(document.querySelector('#resume')?.textContent ?? ''))
+        expect(await page.textContent('#resume')).toMatch(/^could not resume: journal_unavailable: /)
+        await page.click('#new-session')
+        await page.waitForSelector('#record')
+        await page.click('#record')
+        await page.waitForSelector('#journal-note')
+        expect(await page.textContent('#journal-note')).toMatch(/^journal_unavailable: .*a reload .* loses it/)
+        await page.waitForFunction(() => recordedMs() >= 2_000, null, { timeout: 10_000 })
+        expect(await page.textContent('#recorder-state')).toBe('recording')
+        await page.click('#stop')
+        await page.waitForFunction(() => document.querySelector('#status')?.textContent === 'transcribing', null, {
+          timeout: 30_000,
+        })
+        expect(await page.textContent('#message')).toMatch(/uploaded \d+ bytes \(audio\/webm[^,]*, \d+ ms\)/)
+        await page.close()
+      })
+
       it('uploads a picked file (60 s MP3) and seeks across it', async () => {
         const page = await browser.newPage()
         await signIn(page, 'Alice')

@@ -1,15 +1,17 @@
 'use client'
-// The whole demo: create a session, record (MediaRecorder) or pick a file, upload it straight to
-// Blob with `session-audio/client` (any length: the route only mints the token and verifies what
-// landed), then play it back through the GET route (Range requests: seeking works).
+// The whole demo: create a session, record with the package's recorder (`createSessionRecorder`:
+// journaled to IndexedDB, uploaded to Blob while recording, seekable when stored) or pick a file
+// (`uploadSessionAudio`), then play it back through the GET route (Range requests: seeking works).
+// On load it finishes recordings a reload or a crash interrupted (`resumeSessionUploads`).
+// Nothing here touches the audio itself: the package finalises WebM (Duration and Cues).
 import { useEffect, useRef, useState } from 'react'
 
 /**
  * `session-audio/client`, loaded on first use. With the local stack, `localBlobApi` says where its
- * Blob store is: `@vercel/blob/client` reads NEXT_PUBLIC_VERCEL_BLOB_API_URL, which Next inlines
- * only when it is set at build time, and the store's port is known only when the app starts. So it
- * is set here, before the SDK loads (it decides how to send bodies when it loads). On Vercel there
- * is nothing to set: the SDK's default is Vercel Blob.
+ * Blob store is. The client reads NEXT_PUBLIC_VERCEL_BLOB_API_URL, which Next inlines only when it
+ * is set at build time, and the store's port is known only when the app starts; so it is set here,
+ * before the client loads, and the recorder is also given it as `blobApiUrl` (its journal keeps it
+ * for a resume). On Vercel there is nothing to set: the default is Vercel Blob.
  */
 async function blobClient(localBlobApi?: string) {
   if (localBlobApi) process.env['NEXT_PUBLIC_VERCEL_BLOB_API_URL'] = localBlobApi
@@ -17,6 +19,53 @@ async function blobClient(localBlobApi?: string) {
 }
 
 type Session = { _id: string; status: string; durationMs?: number; contentType?: string }
+type Client = Awaited<ReturnType<typeof blobClient>>
+type Recorder = ReturnType<Client['createSessionRecorder']>
+type Result = Awaited<ReturnType<Client['uploadSessionAudio']>>
+
+/** `m:ss.t` */
+const formatMs = (ms: number) => `${Math.floor(ms / 60_000)}:${((ms % 60_000) / 1000).toFixed(1).padStart(4, '0')}`
+
+/** The route's answer, in the words the page (and the e2e test) show. */
+const uploadedText = (r: Result) => `uploaded ${r.sizeBytes} bytes (${r.contentType}, ${r.durationMs} ms)`
+
+/** An error with its code: the route's (`409 session_not_recording`), the journal's, or as it is. */
+function describeError(client: Client, e: unknown): string {
+  if (e instanceof client.SessionAudioUploadError) return `${e.status} ${e.code}: ${e.message}`
+  if (e instanceof client.JournalError) return `${e.code}: ${e.message}`
+  return String(e)
+}
+
+/**
+ * One resume per page load, whatever React does with effects: recordings a reload or a crash
+ * interrupted, finished from this browser's journal (IndexedDB).
+ */
+let resuming: Promise<{ text: string; last: Result | null }> | null = null
+function resumeOnce(localBlobApi: string | undefined, onText: (text: string) => void) {
+  resuming ??= (async () => {
+    const client = await blobClient(localBlobApi)
+    try {
+      const pending = await client.pendingSessionUploads()
+      if (pending.length === 0) return { text: 'nothing to resume', last: null }
+      onText(
+        `resuming ${pending.length} recording${pending.length === 1 ? '' : 's'}: ` +
+          pending.map((p) => `${p.sessionId} (${(p.recordedMs / 1000).toFixed(1)} s)`).join(', ') +
+          '…',
+      )
+      const outcomes = await client.resumeSessionUploads()
+      if (outcomes.length === 0) return { text: 'nothing to resume', last: null }
+      const lines = outcomes.map((o) =>
+        o.result ? `${o.sessionId} → ${o.result.status}` : `${o.sessionId} failed: ${describeError(client, o.error)}`,
+      )
+      const done = outcomes.filter((o) => o.result).length
+      const last = outcomes.findLast((o) => o.result)?.result ?? null
+      return { text: `resumed ${done} recording${done === 1 ? '' : 's'}: ${lines.join('; ')}`, last }
+    } catch (e) {
+      return { text: `could not resume: ${describeError(client, e)}`, last: null }
+    }
+  })()
+  return resuming
+}
 
 export function Demo({
   userId,
@@ -30,12 +79,18 @@ export function Demo({
   const [sessionId, setSessionId] = useState<string | null>(null)
   const [status, setStatus] = useState('')
   const [message, setMessage] = useState('')
-  const [recording, setRecording] = useState(false)
+  const [resume, setResume] = useState('looking for recordings to resume…')
+  const [journalNote, setJournalNote] = useState('')
+  const [recorderState, setRecorderState] = useState<string | null>(null)
+  const [recordedMs, setRecordedMs] = useState(0)
+  const [uploadedBytes, setUploadedBytes] = useState(0)
+  const [journaledBytes, setJournaledBytes] = useState(0)
   const [uploaded, setUploaded] = useState(0)
   const [percent, setPercent] = useState<number | null>(null)
   const [sessions, setSessions] = useState<Session[]>([])
-  const recorder = useRef<MediaRecorder | null>(null)
-  const startedAt = useRef(0)
+  const recorder = useRef<Recorder | null>(null)
+  /** A session is on the page (so a resumed recording does not replace it). */
+  const opened = useRef(false)
 
   async function refresh() {
     const res = await fetch('/api/listening-sessions')
@@ -43,40 +98,96 @@ export function Demo({
   }
   useEffect(() => {
     void refresh()
+    void resumeOnce(localBlobApi, setResume).then(({ text, last }) => {
+      setResume(text)
+      // Show the resumed recording (the last one) unless a session was opened meanwhile.
+      if (last && !opened.current) {
+        opened.current = true
+        setSessionId(last.sessionId)
+        show(last)
+      }
+      void refresh()
+    })
   }, [])
 
   async function newSession() {
     const res = await fetch('/api/listening-sessions', { method: 'POST' })
     const body = await res.json()
     if (!res.ok) return setMessage(`create failed: ${res.status} ${JSON.stringify(body)}`)
+    opened.current = true
     setSessionId(body.sessionId)
     setStatus(body.status)
     setMessage('')
     setUploaded(0)
+    setPercent(null)
+    setRecorderState(null)
+    recorder.current = null
     void refresh()
   }
 
+  /**
+   * Record with the package's recorder: every chunk goes to IndexedDB first, and parts go up to
+   * Blob while recording, so a reload or a crash loses at most the last second (the next page load
+   * resumes it) and Stop leaves only the tail to send.
+   */
   async function startRecording() {
-    const stream = await navigator.mediaDevices.getUserMedia({ audio: true })
-    const mimeType = MediaRecorder.isTypeSupported('audio/webm;codecs=opus') ? 'audio/webm;codecs=opus' : ''
-    const rec = new MediaRecorder(stream, mimeType ? { mimeType } : undefined)
-    const chunks: Blob[] = []
-    rec.ondataavailable = (e) => e.data.size && chunks.push(e.data)
-    rec.onstop = async () => {
-      stream.getTracks().forEach((t) => t.stop())
-      const durationMs = performance.now() - startedAt.current
-      // uploadSessionAudio finalises MediaRecorder's WebM itself (Duration and Cues: seekable).
-      await upload(new Blob(chunks, { type: rec.mimeType }), durationMs)
+    if (!sessionId) return
+    const client = await blobClient(localBlobApi)
+    const options = {
+      // The local stack's Blob store (on Vercel: unset, the recorder uses Vercel Blob).
+      blobApiUrl: localBlobApi,
+      onStateChange: setRecorderState,
+      onProgress: (p: { recordedMs: number; uploadedBytes: number; journaledBytes: number }) => {
+        setRecordedMs(p.recordedMs)
+        setUploadedBytes(p.uploadedBytes)
+        setJournaledBytes(p.journaledBytes)
+      },
+      onError: (e: Error) => setMessage(`recorder: ${describeError(client, e)}`),
     }
+    setRecordedMs(0)
+    setUploadedBytes(0)
+    setJournaledBytes(0)
+    setJournalNote('')
+    setMessage('')
+    let rec = client.createSessionRecorder(sessionId, options)
     recorder.current = rec
-    startedAt.current = performance.now()
-    rec.start(250)
-    setRecording(true)
+    try {
+      await rec.start()
+    } catch (e) {
+      if (!(e instanceof client.JournalError && e.code === 'journal_unavailable'))
+        return setMessage(`recording failed: ${describeError(client, e)}`)
+      // No IndexedDB here (some private modes): the documented fallback keeps the audio in memory.
+      setJournalNote(
+        `${e.code}: this browser cannot keep the recording on disk, so it is kept in memory; ` +
+          'a reload or a crash before Stop loses it.',
+      )
+      rec = client.createSessionRecorder(sessionId, { ...options, journal: 'memory' })
+      recorder.current = rec
+      try {
+        await rec.start()
+      } catch (e2) {
+        return setMessage(`recording failed: ${describeError(client, e2)}`)
+      }
+    }
   }
 
-  function stopRecording() {
-    recorder.current?.stop()
-    setRecording(false)
+  async function stopRecording() {
+    const rec = recorder.current
+    if (!rec || !sessionId) return
+    const client = await blobClient(localBlobApi)
+    setMessage('sending the rest…')
+    try {
+      show(await rec.stop())
+    } catch (e) {
+      setMessage(`upload refused: ${describeError(client, e)}`)
+    }
+    void refresh()
+  }
+
+  function show(body: Result) {
+    setStatus(body.status)
+    setUploaded((n) => n + 1)
+    setMessage(uploadedText(body))
   }
 
   async function pickFile(file: File) {
@@ -94,23 +205,24 @@ export function Demo({
     if (!sessionId) return
     setMessage(`uploading ${blob.size} bytes…`)
     setPercent(0)
-    const { uploadSessionAudio, SessionAudioUploadError } = await blobClient(localBlobApi)
+    const client = await blobClient(localBlobApi)
     try {
-      const body = await uploadSessionAudio(sessionId, blob, {
-        durationMs: Math.round(durationMs),
-        contentType: blob.type || 'audio/webm',
-        onProgress: ({ percentage }) => setPercent(percentage),
-      })
-      setStatus(body.status)
-      setUploaded((n) => n + 1)
-      setMessage(`uploaded ${body.sizeBytes} bytes (${body.contentType}, ${body.durationMs} ms)`)
+      show(
+        await client.uploadSessionAudio(sessionId, blob, {
+          durationMs: Math.round(durationMs),
+          contentType: blob.type || 'audio/webm',
+          onProgress: ({ percentage }) => setPercent(percentage),
+        }),
+      )
     } catch (e) {
-      const why = e instanceof SessionAudioUploadError ? `${e.status} ${e.code}: ${e.message}` : String(e)
-      setMessage(`upload refused: ${why}`)
+      setMessage(`upload refused: ${describeError(client, e)}`)
     }
     void refresh()
   }
 
+  // From Record until the route answers Stop (the recorder's own states).
+  const recording =
+    recorderState !== null && ['starting', 'recording', 'paused', 'stopping', 'uploading'].includes(recorderState)
   const src = sessionId ? `/api/listening-sessions/${sessionId}/audio?v=${uploaded}` : ''
   return (
     <section>
@@ -121,7 +233,7 @@ export function Demo({
         </a>
       </p>
       <p>
-        <button id="new-session" onClick={newSession}>
+        <button id="new-session" onClick={newSession} disabled={recording}>
           New listening session
         </button>
       </p>
@@ -133,7 +245,11 @@ export function Demo({
           {status === 'recording' && (
             <p>
               {recording ? (
-                <button id="stop" onClick={stopRecording}>
+                <button
+                  id="stop"
+                  onClick={stopRecording}
+                  disabled={recorderState !== 'recording' && recorderState !== 'paused'}
+                >
                   Stop and upload
                 </button>
               ) : (
@@ -150,6 +266,17 @@ export function Demo({
               />
             </p>
           )}
+          {recorderState && (
+            <p>
+              Recorder: <b id="recorder-state">{recorderState}</b> ·{' '}
+              <span id="recorded" data-ms={recordedMs}>
+                {formatMs(recordedMs)}
+              </span>{' '}
+              recorded · <span id="uploaded">{uploadedBytes}</span> bytes uploaded (
+              <span id="journaled">{journaledBytes}</span> bytes journaled)
+            </p>
+          )}
+          {journalNote && <p id="journal-note">{journalNote}</p>}
           {percent !== null && (
             <p>
               <progress id="progress" max={100} value={percent} /> <span id="percent">{Math.round(percent)} %</span>
@@ -159,6 +286,9 @@ export function Demo({
         </div>
       )}
       <p id="message">{message}</p>
+      <p>
+        Interrupted recordings: <span id="resume">{resume}</span>
+      </p>
       <h2>Your sessions</h2>
       <ul id="sessions">
         {sessions.map((s) => (
