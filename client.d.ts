@@ -93,6 +93,57 @@ export declare function createWebmFinaliser(): WebmFinaliser
  */
 export declare function finaliseWebm(blob: Blob, options?: { sliceBytes?: number }): Promise<Blob>
 
+/** What `Mp4Finaliser.finish()` returns. */
+export interface Mp4Final {
+  /** The final header region: exactly `headerLength` bytes (durations written, the sidx in the reserve). */
+  header: Uint8Array
+  /** Empty: the index is in the header region. */
+  tail: Uint8Array
+  /** The recording's length: the last fragment's tfdt plus its samples, less the first fragment's tfdt. */
+  durationMs: number
+  /** Fragments (moof+mdat) read. */
+  fragments: number
+  /** sidx references written (at most 1024; a longer recording gets references of several fragments). */
+  references: number
+  /** Where the first moof starts in the input (the output has it at `headerLength`). */
+  inputDataStart: number
+  /** The input already had a sidx and a duration (`finaliseMp4` then returns it unchanged). */
+  alreadyFinal: boolean
+}
+
+/** An incremental fragmented-MP4 finaliser: keeps at most 2048 fragment positions, never the audio. */
+export interface Mp4Finaliser {
+  /**
+   * Feed the recording's next bytes, in order. Returns the bytes to write out: empty until the
+   * first moof, then the provisional header region (`headerLength` bytes: ftyp, moov and a reserved
+   * `free` box) and the recording from its first moof; after that each chunk as it is.
+   */
+  push(chunk: Uint8Array | ArrayBuffer): Uint8Array
+  /** The header region's length in the output, once the first moof was seen (else null). */
+  readonly headerLength: number | null
+  /** Where the input can be cut (after a whole fragment) and still finish, or null. */
+  readonly cleanEnd: number | null
+  readonly bytesIn: number
+  readonly bytesOut: number
+  /** The final header region (same length). Throws `Mp4FinaliseError`. */
+  finish(): Mp4Final
+}
+
+/** Why a recording could not be finalised (`unsupported`: not fragmented, or absolute data offsets). */
+export declare class Mp4FinaliseError extends Error {
+  readonly code: 'not_mp4' | 'unsupported' | 'malformed' | 'truncated' | 'no_audio' | 'too_large' | 'state'
+}
+
+export declare function createMp4Finaliser(): Mp4Finaliser
+
+/**
+ * A seekable copy of a MediaRecorder fragmented MP4 (Chromium's `audio/mp4`, Safari's): durations in
+ * mvhd/tkhd/mdhd and a sidx before the first fragment. Reads the blob in 1 MiB slices. Returns `blob`
+ * itself when it is not a fragmented MP4, already has a sidx and a duration, or cannot be followed.
+ * `uploadSessionAudio` calls it for `audio/mp4`.
+ */
+export declare function finaliseMp4(blob: Blob, options?: { sliceBytes?: number }): Promise<Blob>
+
 /** Where a recorder is: `stop()` moves it through `stopping` and `uploading` to `done` or `failed`. */
 export type RecorderState =
   'idle' | 'starting' | 'recording' | 'paused' | 'stopping' | 'uploading' | 'done' | 'failed' | 'cancelled'

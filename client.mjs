@@ -6,9 +6,11 @@
 // attaches it.
 import { SessionAudioUploadError } from './client/errors.mjs'
 import { createMultipartUpload, DEFAULT_PART_SIZE, putWhole } from './client/parts.mjs'
+import { finaliseMp4 } from './client/mp4.mjs'
 import { finaliseWebm } from './client/webm.mjs'
 
 export { createWebmFinaliser, finaliseWebm, WebmFinaliseError } from './client/webm.mjs'
+export { createMp4Finaliser, finaliseMp4, Mp4FinaliseError } from './client/mp4.mjs'
 
 export { SessionAudioUploadError }
 export {
@@ -83,9 +85,10 @@ async function storeWithGrant(blob, { multipart, ...upload }) {
  * with a `SessionAudioUploadError` carrying the route's code when anything is refused.
  */
 export async function uploadSessionAudio(sessionId, blob, options = {}) {
-  // MediaRecorder's WebM has no Duration and no Cues: players cannot seek it. Finalise it first
-  // (client/webm.mjs; anything else, or a WebM it cannot follow, comes back unchanged).
+  // MediaRecorder's WebM has no Duration and no Cues, its MP4 no duration and no index: finalise
+  // them first (client/webm.mjs, client/mp4.mjs; a file they cannot follow comes back unchanged).
   if (/^audio\/webm\b/i.test(String(options.contentType || blob.type))) blob = await finaliseWebm(blob)
+  if (/^audio\/mp4\b/i.test(String(options.contentType || blob.type))) blob = await finaliseMp4(blob)
   const {
     durationMs,
     contentType = blob.type,

@@ -11,6 +11,7 @@
 import { SessionAudioUploadError } from './errors.mjs'
 import { openJournal, JournalError } from './journal.mjs'
 import { createMultipartUpload, putWhole } from './parts.mjs'
+import { createMp4Finaliser } from './mp4.mjs'
 import { createWebmFinaliser } from './webm.mjs'
 
 export { JournalError }
@@ -130,10 +131,11 @@ function finishStream(head, inputBytes) {
  * even if the finaliser gives up later.
  */
 function createStream(contentType) {
-  let finaliser = contentType === 'audio/webm' ? createWebmFinaliser() : null
+  const finalisers = { 'audio/webm': createWebmFinaliser, 'audio/mp4': createMp4Finaliser }
+  let finaliser = finalisers[contentType]?.() ?? null
   let head = null
   const self = {
-    /** Null while the header region is not written yet (WebM), else its length (0: no finaliser). */
+    /** Null while the header region is not written yet (WebM, MP4), else its length (0: no finaliser). */
     get headerLength() {
       if (head) return head.provisional.length
       return finaliser ? null : 0

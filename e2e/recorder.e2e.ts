@@ -405,4 +405,26 @@ describe('createSessionRecorder in Chromium', () => {
     expect((await s.convex.getSession(cancelled)).status).toBe('recording')
     await page.close()
   })
+
+  it("records audio/mp4 (Chromium's fragmented MP4, as Safari records): the stored file has a finite duration within 1 % of the measured one, and a seek plays on", async () => {
+    const page = await openPage()
+    const id = await recording()
+    await startRecorder(page, id, { mimeType: 'audio/mp4' })
+    await wait(12_000)
+    const { result, error } = await stopRecorder(page)
+    expect(error).toBeUndefined()
+    expect(result).toMatchObject({
+      sessionId: id,
+      status: 'transcribing',
+      contentType: expect.stringMatching(/^audio\/mp4/),
+    })
+    expect(result.durationMs).toBeGreaterThan(11_000)
+    const played = await playBack(page, id, 8)
+    expect(Number.isFinite(played.duration)).toBe(true)
+    expect(Math.abs(played.duration * 1000 - result.durationMs) / result.durationMs).toBeLessThan(0.01)
+    expect(played.seekEnd).toBeGreaterThan(11)
+    expect(played.from).toBeCloseTo(8, 0)
+    expect(played.now).toBeGreaterThan(played.from + 0.2)
+    await page.close()
+  })
 })

@@ -10,6 +10,9 @@
 //!   `tfhd`/`trex` defaults: a product again). A fragment counts once the `mdat` after its `moof`
 //!   holds its samples' bytes (and at least a byte a sample). A fragment without them is
 //!   `Inconsistent` in the middle of the file; at the end (a cut-off upload) it adds nothing.
+//!   Where a fragment's `tfdt` starts it after the samples before it ended, the gap counts up to one
+//!   sample of the fragment before (Chromium stamps each fragment's last sample short); a wider gap
+//!   is a hole and adds nothing.
 //! - The edit list (`elst`, its one non-empty edit) may shorten what plays by its media time
 //!   (encoder priming) and segment duration, never lengthen it, and only by up to max(2 %, 1 s):
 //!   a longer cut is not applied, as not every player honours it.
@@ -42,6 +45,8 @@ struct Table {
     units: u128,
     bytes: u128,
     samples: u128,
+    /// The longest sample.
+    max: u64,
 }
 
 impl Table {
@@ -74,6 +79,7 @@ impl Table {
                     // Every sample takes the defaults: products, not a loop over the count.
                     self.samples = u128::from(count);
                     self.units = u128::from(count) * u128::from(self.default_duration);
+                    self.max = if count > 0 { self.default_duration } else { 0 };
                     self.bytes = u128::from(count) * u128::from(self.default_size);
                 } else {
                     (self.left, self.rec_len) = (count, 4 * fields);
@@ -108,18 +114,46 @@ impl Table {
                 let size = field(0x200, self.default_size);
                 self.samples += 1;
                 self.units += u128::from(duration);
+                self.max = self.max.max(duration);
                 self.bytes += u128::from(size);
             }
         }
     }
 }
 
-/// Samples, their bytes and their duration (media timescale units).
+/// Samples, their bytes and their duration (media timescale units); for a fragment, also where its
+/// `tfdt` puts it and its longest sample.
 #[derive(Default, Clone, Copy)]
 struct Samples {
     units: u128,
     bytes: u128,
     count: u128,
+    start: Option<u128>,
+    max: u64,
+}
+
+/// Counts fragment `p` after the fragments in `total`, whose timeline ended at `last` (end, longest
+/// sample). Chromium's MediaRecorder stamps the last sample of every fragment short (1008 units of a
+/// 2880-unit Opus packet) and puts the next fragment where the packet really ended (its `tfdt`): the
+/// gap up to the next `tfdt` is believed, but never more than one sample of the fragment before. A
+/// wider gap (a hole) and an overlap add nothing.
+fn count_fragment(total: &mut Samples, last: &mut Option<(u128, u64)>, p: Samples) {
+    let mut end = None;
+    if let Some((before, max)) = *last {
+        match p.start {
+            Some(start) if start >= before => {
+                let gap = start - before;
+                if gap <= u128::from(max) {
+                    total.units = total.units.saturating_add(gap);
+                }
+            }
+            Some(_) => {}
+            None => end = Some(before.saturating_add(p.units)),
+        }
+    }
+    total.units = total.units.saturating_add(p.units);
+    total.count = total.count.saturating_add(p.count);
+    *last = p.start.map(|s| s.saturating_add(p.units)).or(end).map(|e| (e, p.max));
 }
 
 /// MP4 boxes: `<size 4><type 4>` (size 1: a 64-bit size follows; 0: to the end). The containers on
@@ -158,6 +192,9 @@ pub(super) struct Mp4 {
     defaults: (u64, u64),
     pending: Option<Samples>,
     fragments: Samples,
+    /// The current `traf`'s `tfdt`, and where the counted fragments' timeline ended.
+    traf_tfdt: Option<u128>,
+    last_fragment: Option<(u128, u64)>,
     inconsistent: Option<&'static str>,
 }
 
@@ -203,7 +240,7 @@ impl Mp4 {
                 }
             }
             b"moov" | b"mdia" | b"minf" | b"stbl" | b"edts" | b"mvex" | b"traf" => {}
-            b"mvhd" | b"mehd" | b"tkhd" | b"mdhd" | b"hdlr" | b"elst" | b"tfhd" | b"trex" => {
+            b"mvhd" | b"mehd" | b"tkhd" | b"mdhd" | b"hdlr" | b"elst" | b"tfhd" | b"trex" | b"tfdt" => {
                 self.walk.read(payload);
                 self.reading = (payload > 0).then_some(kind);
             }
@@ -235,8 +272,7 @@ impl Mp4 {
         self.mdat_bytes = self.mdat_bytes.saturating_add(present);
         if let Some(p) = self.pending.take() {
             if p.bytes <= present && p.count <= present {
-                self.fragments.units = self.fragments.units.saturating_add(p.units);
-                self.fragments.count = self.fragments.count.saturating_add(p.count);
+                count_fragment(&mut self.fragments, &mut self.last_fragment, p);
             } else if declared == u64::MAX || present == u128::from(declared) {
                 // A whole mdat too small for its fragment. (One cut short is the end of a cut-off
                 // upload: its fragment adds nothing.)
@@ -288,13 +324,15 @@ impl Mp4 {
             self.inconsistent = Some("MP4 sample table shorter than its entry count");
             return;
         }
-        let s = Samples { units: t.units, bytes: t.bytes, count: t.samples };
+        let s = Samples { units: t.units, bytes: t.bytes, count: t.samples, start: self.traf_tfdt, max: t.max };
         let add = |a: Option<Samples>| {
             let a = a.unwrap_or_default();
             Some(Samples {
                 units: a.units.saturating_add(s.units),
                 bytes: a.bytes.saturating_add(s.bytes),
                 count: a.count.saturating_add(s.count),
+                start: a.start.or(s.start),
+                max: a.max.max(s.max),
             })
         };
         match &t.kind {
@@ -379,9 +417,18 @@ impl Mp4 {
             b"trex" if body.len() >= 20 && self.track_id.is_none_or(|id| id == u32_be(body)) => {
                 self.trex = (u64::from(u32_be(&body[8..12])), u64::from(u32_be(&body[12..16])));
             }
+            b"tfdt" => {
+                // The fragment's start on the track's timeline (v0: 32 bits, v1: 64).
+                self.traf_tfdt = match version {
+                    0 if body.len() >= 4 => Some(u128::from(u32_be(body))),
+                    1 if body.len() >= 8 => Some(u128::from(u64_be(body))),
+                    _ => None,
+                };
+            }
             b"tfhd" if body.len() >= 4 => {
                 // track id 4, then optional fields by flag.
                 self.traf_track = Some(u32_be(body));
+                self.traf_tfdt = None;
                 let mut at = 4usize;
                 let mut field = |flag: u32, len: usize| {
                     let v = (flags & flag != 0).then(|| body.get(at..at + 4).map(u32_be)).flatten();
@@ -408,7 +455,8 @@ impl Mp4 {
             closed.mdat_bytes = closed.mdat_bytes.saturating_add(present);
             match self.pending {
                 Some(p) if p.bytes <= present && p.count <= present => {
-                    closed.fragments.units = closed.fragments.units.saturating_add(p.units);
+                    let mut last = self.last_fragment;
+                    count_fragment(&mut closed.fragments, &mut last, p);
                 }
                 Some(_) if present == u128::from(declared) => {
                     return Measured::Inconsistent("MP4 fragment describes more samples than its media data holds");
@@ -612,6 +660,34 @@ mod tests {
         assert!(matches!(measure(Container::Mp4, &small), Measured::Inconsistent(_)));
         for chunk in [1, 7, 4096] {
             crate::duration::tests::assert_bounded(Container::Mp4, &middle, chunk);
+        }
+    }
+
+    /// Chromium's MediaRecorder MP4 with its tkhd and mdhd (1041 units, not its length) set unknown.
+    fn chromium() -> Vec<u8> {
+        let mut body = fixture("chromium-20s-timeslice.m4a");
+        for (kind, offset) in [(b"tkhd", 8 + 28), (b"mdhd", 8 + 24)] {
+            let at = find(&body, kind) + offset;
+            body[at..at + 8].copy_from_slice(&0u64.to_be_bytes());
+        }
+        body
+    }
+
+    #[test]
+    fn chromium_fragments_end_where_the_next_tfdt_says() {
+        // 333 Opus packets; each fragment's last stamped 1008 units instead of 2880: the samples add
+        // up to 19.2 s, the timeline (last tfdt + its samples) to 957 168 units, 19.941 s.
+        assert_eq!(measure(Container::Mp4, &chromium()), Measured::Ms(19_941));
+        // As Chromium wrote it: mdhd claims 1041 units, far less than the samples.
+        assert!(matches!(measure(Container::Mp4, &fixture("chromium-20s-timeslice.m4a")), Measured::Inconsistent(_)));
+        // A hole (the last fragment 1 s later) is not believed: only its own gap goes.
+        let mut hole = chromium();
+        let last = boxes(&hole).into_iter().rfind(|b| &b.0 == b"tfdt").unwrap().1 + 12;
+        let t = u64_be(&hole[last..]) + 48_000;
+        hole[last..last + 8].copy_from_slice(&t.to_be_bytes());
+        assert_eq!(measure(Container::Mp4, &hole), Measured::Ms((957_168 - 1_872) * 1000 / 48_000));
+        for chunk in [1, 7, 4096] {
+            crate::duration::tests::assert_bounded(Container::Mp4, &chromium(), chunk);
         }
     }
 
