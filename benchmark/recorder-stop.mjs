@@ -4,7 +4,7 @@
 // recording handed to `uploadSessionAudio` after Stop). One run, written into BENCHMARKS.md as its
 // own section (between markers that `npm run bench` keeps).
 //   node benchmark/recorder-stop.mjs [--quick] [--rounds N] [--minutes M] [--speed S]
-//                                    [--up-mbps U] [--latency-ms L] [--out FILE]
+//                                    [--up-mbps U] [--latency-ms L] [--part-mib P] [--out FILE]
 // In Debian's Chromium (lib/browser-stack.mjs): the real route with the addon, the loopback
 // services, the link throttled with CDP Network.emulateNetworkConditions. The recording is the
 // real Chromium fixture repeated to M minutes (lib/long-webm.mjs), replayed S× faster than real
@@ -31,6 +31,7 @@ const { values: flags } = parseArgs({
     speed: { type: 'string' },
     'up-mbps': { type: 'string' },
     'latency-ms': { type: 'string' },
+    'part-mib': { type: 'string' },
     out: { type: 'string', default: path.join(repo, 'BENCHMARKS.md') },
   },
 })
@@ -43,7 +44,7 @@ const cfg = {
   speed: Number(flags.speed ?? (quick ? 24 : 20)),
   // The recorder's default in a real run (what Blob's SDK uses); small in quick mode so 2 min of
   // audio still makes several parts.
-  partBytes: quick ? 512 * 1024 : 8 * MiB,
+  partBytes: flags['part-mib'] ? Number(flags['part-mib']) * MiB : quick ? 512 * 1024 : 8 * MiB,
   upMbps: Number(flags['up-mbps'] ?? 10),
   downMbps: 50,
   latencyMs: Number(flags['latency-ms'] ?? 40),
