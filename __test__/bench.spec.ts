@@ -1,16 +1,22 @@
 // The benchmark harness itself must keep working: run it in quick mode (small sizes, one round)
 // and check that every variant succeeded in every scenario and the report has every section.
 // The numbers are not asserted here: speed is measured by `npm run bench`, not by tests.
+// The recorder's Stop → transcribing benchmark (benchmark/recorder-stop.mjs, in Chromium) too:
+// 2 minutes of audio with small parts, both variants reaching `transcribing`.
 import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
+import { RECORDER_BEGIN, RECORDER_END } from '../benchmark/lib/sections.mjs'
 
 describe('npm run bench (quick mode)', () => {
   it('runs all three variants through every scenario and writes the report', async () => {
     const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bench-')), 'BENCHMARKS.md')
+    // The recorder's section comes from its own run: rewriting the report keeps it as it was.
+    const recorderSection = `${RECORDER_BEGIN}\n## Stop → transcribing (kept)\n${RECORDER_END}`
+    fs.writeFileSync(out, `# old report\n\n${recorderSection}\n`)
     const { stdout } = await promisify(execFile)(
       process.execPath,
       [path.resolve(__dirname, '../benchmark/run.mjs'), '--quick', '--out', out],
@@ -36,5 +42,25 @@ describe('npm run bench (quick mode)', () => {
     expect(md).toContain('All rounds succeeded: **yes**')
     for (const v of ['session-audio', 'pure-js', 'direct']) expect(md).toMatch(new RegExp(`^\\| ${v} \\|`, 'm'))
     expect(md).toMatch(/^\| client flow, straight to Blob \| \d+\.\d+ \|/m)
+    expect(md).toContain(`${recorderSection}\n\n## Cold start`)
+    expect(md).not.toContain('# old report')
   }, 300_000)
+
+  it('recorder-stop (quick mode): the recorder and upload-at-Stop both reach transcribing in Chromium', async () => {
+    const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'bench-recorder-')), 'BENCHMARKS.md')
+    fs.writeFileSync(out, '# Benchmarks\n\n## Cold start\n')
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [path.resolve(__dirname, '../benchmark/recorder-stop.mjs'), '--quick', '--out', out],
+      { env: { ...process.env, SESSION_AUDIO_LOG: 'off' }, timeout: 150_000 },
+    )
+    expect(JSON.parse(stdout.trim().split('\n').at(-1)!)).toEqual({ ok: true, out })
+    const md = fs.readFileSync(out, 'utf8')
+    // Placed before the cold-start section, between its markers, with a row per variant.
+    expect(md.indexOf(RECORDER_BEGIN)).toBeGreaterThan(0)
+    expect(md.indexOf(RECORDER_END)).toBeLessThan(md.indexOf('## Cold start'))
+    expect(md).toContain('All rounds succeeded: **yes**')
+    expect(md).toMatch(/^\| `createSessionRecorder` \(parts uploaded while recording\) \| \d+\.\d+ \| \d+\.\d+ \|/m)
+    expect(md).toMatch(/^\| `uploadSessionAudio` of the whole recording after Stop \| \d+\.\d+ \| \d+\.\d+ \|/m)
+  }, 180_000)
 })

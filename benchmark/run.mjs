@@ -10,6 +10,7 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { log, repo, sizes } from './lib/common.mjs'
 import { allSucceeded, printMedians, renderReport } from './lib/report.mjs'
+import { keptSection } from './lib/sections.mjs'
 import { rounds as roundRunner } from './lib/rounds.mjs'
 import { startServices } from './lib/services.mjs'
 import stream from './scenarios/stream.mjs'
@@ -57,7 +58,9 @@ if (only) {
   process.exit(0)
 }
 const allOk = allSucceeded({ results, clientFlow, inproc })
-fs.writeFileSync(out, renderReport({ quick, rounds, cfg, argv, results, failures, clientFlow, inproc }))
+// The recorder's section comes from its own run (benchmark/recorder-stop.mjs): kept as it was.
+const kept = fs.existsSync(out) ? keptSection(fs.readFileSync(out, 'utf8')) : ''
+fs.writeFileSync(out, renderReport({ quick, rounds, cfg, argv, results, failures, clientFlow, inproc, kept }))
 log(`wrote ${out}`)
 console.log(JSON.stringify({ ok: allOk, out }))
 process.exit(allOk ? 0 : 1)

@@ -60,9 +60,10 @@ const SEEK_COLUMNS = [
 
 /**
  * The report's markdown. `argv` is the command line as given (quoted in the report), `clientFlow`
- * and `inproc` what those scenarios returned (null when not run).
+ * and `inproc` what those scenarios returned (null when not run), `kept` the recorder's section
+ * from the previous report ('' when it had none; lib/sections.mjs).
  */
-export function renderReport({ quick, rounds, cfg, argv, results, failures, clientFlow, inproc }) {
+export function renderReport({ quick, rounds, cfg, argv, results, failures, clientFlow, inproc, kept = '' }) {
   const m = medianOf(results)
   const allOk = allSucceeded({ results, clientFlow, inproc })
   const ratio = (name, key, v, other) => {
@@ -200,7 +201,7 @@ event: head, what the duration meter must read (for this WAV, its header), the C
 `
     : ''
 }
-## Cold start: load the handlers, serve the first request
+${kept ? `${kept}\n\n` : ''}## Cold start: load the handlers, serve the first request
 
 ${table(
   'cold-start',
