@@ -174,12 +174,17 @@ export interface SessionRecorderOptions {
   timesliceMs?: number
   /** Stop by itself after this much audio. */
   maxDurationMs?: number
+  /** Each request to Blob: attempts, and the backoff between them. Default 8 attempts, 0.5 s doubling up to 30 s. */
+  retry?: { attempts?: number; baseMs?: number; maxMs?: number }
   /** Blob multipart part size; every non-final part is exactly this (Vercel Blob: at least 5 MiB). Default 8 MiB. */
   partSizeBytes?: number
   /** The audio route. Default `/api/listening-sessions/{sessionId}/audio`. */
   routeUrl?: string
-  /** Extra headers for the route (an `Authorization: Bearer` token; cookies go anyway). */
-  headers?: Record<string, string>
+  /**
+   * Extra headers for the route (cookies go anyway). A function is called for every request to the
+   * route: use it for a short-lived `Authorization: Bearer` token (Clerk's last 60 s).
+   */
+  headers?: Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>)
   /** Vercel Blob's API. Default: as `@vercel/blob` finds it (`NEXT_PUBLIC_VERCEL_BLOB_API_URL`, else Vercel's). */
   blobApiUrl?: string
   /**
@@ -218,13 +223,16 @@ export interface PendingSessionUpload {
   chunkCount: number
   recordedMs: number
   startedAt: number
+  /** `recording`, `stopped`, `completing`, or `refused` (the route refused it for good: see `refusal`). */
   status: string
+  refusal?: { status: number; code: string; message: string }
 }
 
 /** Recordings this browser journaled and did not finish (not those this page is recording). */
 export declare function pendingSessionUploads(): Promise<PendingSessionUpload[]>
 
-/** Drop one journaled recording: its audio is gone from this browser. */
+/** Drop one journaled recording: its audio is gone from this browser. Rejects (`code:
+ * 'recording_in_progress'`) while a tab is recording it. */
 export declare function discardSessionUpload(sessionId: string): Promise<void>
 
 export type ResumeOutcome =
@@ -237,6 +245,7 @@ export type ResumeOutcome =
  * on) ends that journal and is reported as its error.
  */
 export declare function resumeSessionUploads(options?: {
-  headers?: Record<string, string>
+  headers?: Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>)
+  onError?: (error: Error) => void
   onProgress?: (progress: { sessionId: string; uploadedBytes: number; journaledBytes: number }) => void
 }): Promise<ResumeOutcome[]>

@@ -95,7 +95,8 @@ async function routeRefusal(res) {
 async function askRoute({ routeUrl, headers, signal, pathname, clientPayload, multipart }, type) {
   return fetch(routeUrl, {
     method: 'POST',
-    headers: { ...headers, 'content-type': 'application/json' },
+    // A function gives fresh headers per request (a short-lived `Authorization` token).
+    headers: { ...(typeof headers === 'function' ? await headers() : headers), 'content-type': 'application/json' },
     body: JSON.stringify({ type, payload: { pathname, clientPayload, multipart } }),
     signal,
   })

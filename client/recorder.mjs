@@ -119,7 +119,14 @@ function finishStream(head, inputBytes) {
   try {
     if (!head.finaliser) throw new Error('the finaliser failed earlier')
     const f = head.finaliser.finish()
-    return { header: f.header, dataStart: f.inputDataStart, inputBytes, tail: f.tail, finalised: true }
+    return {
+      header: f.header,
+      dataStart: f.inputDataStart,
+      inputBytes,
+      tail: f.tail,
+      finalised: true,
+      durationMs: Number.isFinite(f.durationMs) ? Math.round(f.durationMs) : undefined,
+    }
   } catch {
     return { header: head.provisional, dataStart: head.dataStart, inputBytes, tail: EMPTY, finalised: false }
   }
@@ -165,29 +172,57 @@ function createStream(contentType) {
   return self
 }
 
-/**
- * Journal bookkeeping after the journal failed (a full quota, a closed database): the failure was
- * reported when it happened, and the upload goes on without it (a crash now restarts it from what
- * was journaled).
- */
-const journalAside = (err) => {
-  if (!(err instanceof JournalError)) throw err
+/** Calls an app's callback; what it throws is the app's problem, never the recording's. */
+function safely(fn, ...args) {
+  try {
+    fn?.(...args)
+  } catch (err) {
+    globalThis.console?.error?.('session-audio recorder: a callback threw', err)
+  }
 }
 
-/** The route's answer to the completion event; 200/201 end the journal. */
+/** Headers for the route now (`headers` may be a function: a fresh `Authorization` per request). */
+const headersNow = async (headers) => (typeof headers === 'function' ? await headers() : headers)
+
+/**
+ * A refusal that trying again will not change: the route's own 4xx (the session moved on, an
+ * entitlement, a limit), but not 401 (the user may sign in again), 408 or 429.
+ */
+const isFinal = (err) =>
+  err instanceof SessionAudioUploadError &&
+  err.status >= 400 &&
+  err.status < 500 &&
+  ![401, 408, 429].includes(err.status) &&
+  err.code !== 'multipart_upload_not_found'
+
+const isAbort = (err) => err?.name === 'AbortError'
+
+/** The route's answer to the completion event, retried on network errors, 5xx, 408 and 429. */
 async function completeOnRoute({ routeUrl, headers, url, durationMs, signal }) {
   const payload = durationMs === undefined ? { url } : { url, durationMs }
-  const res = await fetch(routeUrl, {
-    method: 'POST',
-    headers: { ...headers, 'content-type': 'application/json' },
-    body: JSON.stringify({ type: 'session-audio.complete-upload', payload }),
-    signal,
-  })
-  let body = null
-  try {
-    body = await res.json()
-  } catch {}
-  if (!res.ok) {
+  for (let attempt = 0; ; attempt++) {
+    let res
+    try {
+      res = await fetch(routeUrl, {
+        method: 'POST',
+        headers: { ...(await headersNow(headers)), 'content-type': 'application/json' },
+        body: JSON.stringify({ type: 'session-audio.complete-upload', payload }),
+        signal,
+      })
+    } catch (err) {
+      if (isAbort(err) || attempt >= 4) throw err
+      await new Promise((r) => setTimeout(r, 500 * 2 ** attempt))
+      continue
+    }
+    let body = null
+    try {
+      body = await res.json()
+    } catch {}
+    if (res.ok) return body
+    if ((res.status >= 500 || res.status === 408 || res.status === 429) && attempt < 4) {
+      await new Promise((r) => setTimeout(r, 500 * 2 ** attempt))
+      continue
+    }
     const error = body && body.error
     throw new SessionAudioUploadError(
       res.status,
@@ -195,49 +230,9 @@ async function completeOnRoute({ routeUrl, headers, url, durationMs, signal }) {
       (error && error.message) || `The audio route answered ${res.status}.`,
     )
   }
-  return body
 }
 
-/**
- * Upload what remains of a journaled recording and complete it: the parts not yet stored (part 1
- * last), or one PUT when it fits one part, then the route's completion. Shared by `stop()` and
- * `resumeSessionUploads()`.
- */
-async function finishUpload({ journal, sessionId, meta, stream, mpu, headers, durationMs, signal, onUploaded }) {
-  const { total, slice } = layout(stream)
-  const P = meta.partSize
-  const common = {
-    routeUrl: meta.routeUrl,
-    headers,
-    pathname: meta.pathname,
-    contentType: meta.contentType,
-    clientPayload: JSON.stringify({ contentType: meta.contentType, recording: true }),
-    apiUrl: meta.apiUrl,
-    signal,
-  }
-  let stored
-  if (!mpu && total <= P) {
-    stored = await putWhole({ ...common, body: await slice(journal, sessionId, 0, total) })
-    onUploaded?.(total)
-  } else {
-    const upload = mpu ?? startMultipart(journal, sessionId, meta, headers, signal)
-    const count = Math.ceil(total / P)
-    for (let n = 2; n <= count; n++) {
-      const body = await slice(journal, sessionId, (n - 1) * P, Math.min(n * P, total))
-      await upload.uploadPart(n, body)
-      onUploaded?.(body.size)
-    }
-    await upload.uploadPart(1, await slice(journal, sessionId, 0, Math.min(P, total)))
-    onUploaded?.(Math.min(P, total))
-    stored = await upload.complete(count)
-  }
-  await journal.setMeta(sessionId, { status: 'completing', storedUrl: stored.url }).catch(journalAside)
-  const result = await completeOnRoute({ routeUrl: meta.routeUrl, headers, url: stored.url, durationMs, signal })
-  await journal.remove(sessionId).catch(journalAside)
-  return result
-}
-
-function startMultipart(journal, sessionId, meta, headers, signal) {
+function startMultipart({ journal, sessionId, meta, headers, signal, state, onError }) {
   return createMultipartUpload({
     routeUrl: meta.routeUrl,
     headers,
@@ -246,10 +241,128 @@ function startMultipart(journal, sessionId, meta, headers, signal) {
     clientPayload: JSON.stringify({ contentType: meta.contentType, recording: true }),
     partSize: meta.partSize,
     apiUrl: meta.apiUrl,
-    state: meta.upload ?? undefined,
-    onStateChange: (state) => journal.setMeta(sessionId, { upload: state }).catch(journalAside),
+    ...(meta.retry ? { retry: meta.retry } : {}),
+    state: state ?? undefined,
+    // Saved after every change, so a later page can continue the upload. A journal that failed
+    // (a full quota) was reported when it did: the upload goes on without the bookkeeping.
+    onStateChange: (next) => {
+      journal.setMeta(sessionId, { upload: next }).catch((err) => {
+        if (!(err instanceof JournalError)) onError?.(err)
+      })
+    },
     signal,
   })
+}
+
+/**
+ * The multipart state still valid for `stream`. When the stream was cut (the journal ended inside
+ * an element), part 1 (its header changed) and any part reaching past the new body are sent again.
+ */
+function validParts(state, stream, partSize, cut) {
+  if (!state || !cut) return state ?? null
+  const bodyEnd = stream.header.length + stream.inputBytes - stream.dataStart
+  const keep = (n) => n >= 2 && n * partSize <= bodyEnd
+  const parts = Object.fromEntries(Object.entries(state.parts ?? {}).filter(([n]) => keep(Number(n))))
+  const sizes = Object.fromEntries(Object.entries(state.sizes ?? {}).filter(([n]) => keep(Number(n))))
+  return { ...state, parts, sizes, completed: null }
+}
+
+/**
+ * Send what a journaled recording still lacks and have the route attach it; the journal ends when
+ * the route confirms (201/200). Shared by `stop()` and `resumeSessionUploads()`.
+ * - A completion already stored (`storedUrl`) is told to the route first.
+ * - The stream is `stream` (stop's own), else rebuilt from the journal, cut at its last whole
+ *   element; stored parts still valid for it are reused (`uploadPart` skips them).
+ * - A final refusal is kept in the journal (`status: 'refused'`) and not retried by itself; a 409
+ *   (the session moved on) ends the journal.
+ */
+async function deliver({ journal, sessionId, meta, bytes, stream, headers, signal, onUploaded, onError }) {
+  try {
+    if (meta.storedUrl) {
+      try {
+        const result = await completeOnRoute({ routeUrl: meta.routeUrl, headers, url: meta.storedUrl, signal })
+        await journal.remove(sessionId).catch(() => {})
+        return result
+      } catch (err) {
+        // The stored blob is gone (refused and deleted, or swept): send it again.
+        if (!(err instanceof SessionAudioUploadError && err.code === 'upload_not_found')) throw err
+        meta = { ...meta, storedUrl: null, upload: null }
+        await journal.setMeta(sessionId, { storedUrl: null, upload: null }).catch(() => {})
+      }
+    }
+    let cut = false
+    if (!stream || (!stream.finalised && meta.contentType in FINALISERS)) {
+      stream = await rebuild(journal, sessionId, bytes, meta.contentType)
+      cut = stream.inputBytes < bytes
+    }
+    const { total, slice } = layout(stream)
+    const P = meta.partSize
+    const common = {
+      routeUrl: meta.routeUrl,
+      headers,
+      pathname: meta.pathname,
+      contentType: meta.contentType,
+      clientPayload: JSON.stringify({ contentType: meta.contentType, recording: true }),
+      apiUrl: meta.apiUrl,
+      ...(meta.retry ? { retry: meta.retry } : {}),
+      signal,
+    }
+    let stored
+    const state = validParts(meta.upload, stream, P, cut)
+    if (!state?.uploadId && total <= P) {
+      stored = await putWhole({ ...common, body: await slice(journal, sessionId, 0, total) })
+      onUploaded?.(total)
+    } else {
+      const upload = startMultipart({ journal, sessionId, meta, headers, signal, state, onError })
+      const count = Math.ceil(total / P)
+      const send = async (n) => {
+        if (upload.state.parts?.[n]) return
+        const body = await slice(journal, sessionId, (n - 1) * P, Math.min(n * P, total))
+        await upload.uploadPart(n, body)
+        onUploaded?.(body.size)
+      }
+      for (let n = 2; n <= count; n++) await send(n)
+      await send(1)
+      stored = await upload.complete(count)
+    }
+    await journal.setMeta(sessionId, { status: 'completing', storedUrl: stored.url }).catch(() => {})
+    const result = await completeOnRoute({
+      routeUrl: meta.routeUrl,
+      headers,
+      url: stored.url,
+      // The length the finaliser wrote (the route measures and compares it); none otherwise.
+      durationMs: stream.durationMs,
+      signal,
+    })
+    await journal.remove(sessionId).catch(() => {})
+    return result
+  } catch (err) {
+    if (err instanceof SessionAudioUploadError && err.status === 409) await journal.remove(sessionId).catch(() => {})
+    else if (isFinal(err) && err.code !== 'upload_not_found')
+      await journal
+        .setMeta(sessionId, {
+          status: 'refused',
+          refusal: { status: err.status, code: err.code, message: err.message },
+        })
+        .catch(() => {})
+    throw err
+  }
+}
+
+/** The content types a finaliser makes seekable. */
+const FINALISERS = { 'audio/webm': true, 'audio/mp4': true }
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/
+/** Vercel Blob refuses multipart parts under 5 MiB; smaller ones only on a local store (tests). */
+function checkPartSize(partSizeBytes, blobApiUrl) {
+  let local = false
+  try {
+    local = LOOPBACK.test(new URL(blobApiUrl).hostname)
+  } catch {}
+  if (!Number.isInteger(partSizeBytes) || partSizeBytes < 64 * 1024)
+    throw new RangeError('partSizeBytes must be a whole number of bytes, at least 64 KiB')
+  if (!local && partSizeBytes < 5 * 1024 * 1024)
+    throw new RangeError('partSizeBytes must be at least 5 MiB: Vercel Blob refuses smaller multipart parts')
 }
 
 /**
@@ -265,6 +378,7 @@ export function createSessionRecorder(sessionId, options = {}) {
     partSizeBytes = DEFAULT_PART_BYTES,
     audioBitsPerSecond,
     blobApiUrl,
+    retry,
     routeUrl = defaultRoute(sessionId),
     headers = {},
     journal: journalOption,
@@ -273,23 +387,28 @@ export function createSessionRecorder(sessionId, options = {}) {
     onError,
   } = options
   if (timesliceMs > 1000) throw new RangeError('timesliceMs is at most 1000: a crash loses at most one timeslice')
+  checkPartSize(partSizeBytes, blobApiUrl)
 
   let state = 'idle'
   let media = null
+  let mediaStopped = null
   let stream = null
   let journal = null
+  let begun = false
   let out = null
   let meta = null
   let seq = 0
   let inputBytes = 0
   let uploadedBytes = 0
   let recordedMs = 0
-  /** The recorded time when the last chunk went into the journal. */
-  let journaledMs = 0
   let runningSince = null
   let mpu = null
   let nextPart = 2
   let pumping = null
+  /** No more uploads while recording: a final refusal came (stop() still tries once more). */
+  let halted = false
+  /** After a failed part, when to try again. */
+  let retryAt = 0
   let chunks = Promise.resolve()
   let failure = null
   let stopTimer = null
@@ -305,14 +424,21 @@ export function createSessionRecorder(sessionId, options = {}) {
   }
   const setState = (next) => {
     state = next
-    onStateChange?.(next)
+    safely(onStateChange, next)
   }
   const now = () => (globalThis.performance ? performance.now() : Date.now())
   const elapsed = () => recordedMs + (runningSince === null ? 0 : now() - runningSince)
-  const progress = () => onProgress?.({ recordedMs: Math.round(elapsed()), uploadedBytes, journaledBytes: inputBytes })
+  const progress = () =>
+    safely(onProgress, { recordedMs: Math.round(elapsed()), uploadedBytes, journaledBytes: inputBytes })
+  const report = (err) => safely(onError, err)
   const fail = (err) => {
     failure ??= err
-    onError?.(err)
+    report(err)
+  }
+  const release = () => {
+    active.delete(sessionId)
+    releaseLock?.()
+    releaseLock = null
   }
 
   /** Upload-stream bytes that are final so far (all but the header region's). */
@@ -322,15 +448,15 @@ export function createSessionRecorder(sessionId, options = {}) {
 
   /** Parts 2, 3, … as they fill, one at a time (so at most one part is in flight). */
   function pump() {
-    if (pumping) return pumping
+    if (pumping || halted || Date.now() < retryAt || abort.signal.aborted) return pumping
     pumping = (async () => {
-      while (!failure && H() !== null && outBytes() >= nextPart * meta.partSize) {
+      while (!halted && H() !== null && outBytes() >= nextPart * meta.partSize) {
         const n = nextPart
         const a = (n - 1) * meta.partSize - H() + D()
         const body = await journal.read(sessionId, a, a + meta.partSize)
         hold(body.size)
         try {
-          mpu ??= startMultipart(journal, sessionId, meta, headers, abort.signal)
+          mpu ??= startMultipart({ journal, sessionId, meta, headers, signal: abort.signal, onError: report })
           await mpu.uploadPart(n, body)
           if (state === 'recording' || state === 'paused') stats.partsBeforeStop++
         } finally {
@@ -341,7 +467,23 @@ export function createSessionRecorder(sessionId, options = {}) {
         progress()
       }
     })()
-      .catch((err) => fail(err))
+      .catch(async (err) => {
+        if (isAbort(err)) return
+        if (err?.code === 'multipart_upload_not_found') {
+          // Blob forgot the upload: start another from the journal.
+          mpu = null
+          nextPart = 2
+          await journal.setMeta(sessionId, { upload: null }).catch(() => {})
+          return
+        }
+        report(err)
+        if (isFinal(err)) {
+          // The route will not take this recording as it stands (the session moved on, a limit):
+          // stop uploading; stop() tries once more and reports the refusal.
+          halted = true
+          if (err.status === 409 && (state === 'recording' || state === 'paused')) recorder.stop().catch(() => {})
+        } else retryAt = Date.now() + 10_000 // the next chunk after this tries again
+      })
       .finally(() => {
         pumping = null
       })
@@ -351,7 +493,7 @@ export function createSessionRecorder(sessionId, options = {}) {
   /** One MediaRecorder chunk: into the journal first, then through the finaliser. */
   async function take(blob) {
     // After the journal failed, the recording is stopping: later chunks cannot be kept.
-    if (!blob || blob.size === 0 || failure instanceof JournalError) return
+    if (!blob || blob.size === 0 || failure instanceof JournalError || abort.signal.aborted) return
     const mySeq = seq++
     const at = Math.round(elapsed())
     try {
@@ -360,7 +502,7 @@ export function createSessionRecorder(sessionId, options = {}) {
       // The journal cannot take more (a full quota, a closed database): stop recording and send
       // what it holds; the error says why.
       fail(err)
-      if (media && media.state !== 'inactive') queueMicrotask(() => recorder.stop().catch(() => {}))
+      if (media && media.state !== 'inactive') recorder.stop().catch(() => {})
       return
     }
     if (out.headerLength !== 0) {
@@ -370,11 +512,16 @@ export function createSessionRecorder(sessionId, options = {}) {
       hold(-bytes.length)
     }
     inputBytes += blob.size
-    journaledMs = at
     progress()
-    if (maxDurationMs && elapsed() >= maxDurationMs && state === 'recording')
-      queueMicrotask(() => recorder.stop().catch(() => {}))
+    if (maxDurationMs && elapsed() >= maxDurationMs && state === 'recording') recorder.stop().catch(() => {})
     pump()
+  }
+
+  /** Undo a start() that did not get to record. */
+  async function abandon() {
+    if (stream && !givenStream) stream.getTracks().forEach((t) => t.stop())
+    if (begun) await journal.remove(sessionId).catch(() => {})
+    release()
   }
 
   const recorder = {
@@ -394,9 +541,12 @@ export function createSessionRecorder(sessionId, options = {}) {
     async start() {
       if (state !== 'idle') throw new Error(`start() in state ${state}`)
       setState('starting')
+      const cancelled = () => abort.signal.aborted
       try {
         journal = journalOption === 'memory' ? createMemoryJournal() : (journalOption ?? (await openJournal()))
+        if (cancelled()) return await abandon()
         stream = givenStream ?? (await navigator.mediaDevices.getUserMedia({ audio: true }))
+        if (cancelled()) return await abandon()
         const mimeType = wantedType ?? pickRecordingType()
         if (!mimeType)
           throw new SessionAudioUploadError(
@@ -404,6 +554,8 @@ export function createSessionRecorder(sessionId, options = {}) {
             'unsupported_media_type',
             'This browser records no audio type the route accepts (WebM/Opus or MP4/AAC).',
           )
+        // Made before the journal, so a type the browser refuses leaves nothing behind.
+        media = new MediaRecorder(stream, audioBitsPerSecond ? { mimeType, audioBitsPerSecond } : { mimeType })
         const contentType = essence(mimeType)
         meta = {
           routeUrl,
@@ -412,33 +564,44 @@ export function createSessionRecorder(sessionId, options = {}) {
           pathname: `listening-sessions/${sessionId}/recording.${EXTENSIONS[contentType] ?? 'webm'}`,
           partSize: partSizeBytes,
           apiUrl: blobApiUrl,
+          retry,
           startedAt: Date.now(),
           status: 'recording',
           upload: null,
         }
-        await journal.begin(sessionId, meta)
+        // An empty journal a failed start left behind is replaced; one with audio is not.
+        const existing = await journal.get(sessionId)
+        await journal.begin(sessionId, meta, { replace: existing !== null && existing.bytes === 0 })
+        begun = true
         active.add(sessionId)
         if (globalThis.navigator?.locks)
-          await new Promise((locked) => {
-            navigator.locks.request(`session-audio:${sessionId}`, () => {
-              locked()
-              return new Promise((release) => (releaseLock = release))
-            })
+          await new Promise((locked, refused) => {
+            navigator.locks
+              .request(`session-audio:${sessionId}`, () => {
+                locked()
+                return new Promise((r) => (releaseLock = r))
+              })
+              .catch(refused)
           })
+        if (cancelled()) return await abandon()
         out = createStream(contentType)
-        media = new MediaRecorder(stream, audioBitsPerSecond ? { mimeType, audioBitsPerSecond } : { mimeType })
+        mediaStopped = new Promise((r) => media.addEventListener('stop', r, { once: true }))
         media.ondataavailable = (e) => {
-          chunks = chunks.then(() => take(e.data))
+          chunks = chunks.then(() => take(e.data)).catch((err) => fail(err))
         }
         media.onerror = (e) => fail(e.error ?? new Error('MediaRecorder failed'))
+        // The recorder can stop by itself (the microphone unplugged, permission revoked, the
+        // stream ended): finish as if stop() had been called.
+        media.addEventListener('stop', () => {
+          if (state === 'recording' || state === 'paused') recorder.stop().catch(() => {})
+        })
         media.start(timesliceMs)
         runningSince = now()
         setState('recording')
         if (maxDurationMs)
           stopTimer = setInterval(() => elapsed() >= maxDurationMs && recorder.stop().catch(() => {}), 250)
       } catch (err) {
-        active.delete(sessionId)
-        releaseLock?.()
+        await abandon()
         setState('failed')
         throw err
       }
@@ -464,51 +627,47 @@ export function createSessionRecorder(sessionId, options = {}) {
       if (finished) return finished
       if (state !== 'recording' && state !== 'paused') return Promise.reject(new Error(`stop() in state ${state}`))
       finished = (async () => {
-        clearInterval(stopTimer)
-        setState('stopping')
-        const stopped = new Promise((r) => media.addEventListener('stop', r, { once: true }))
-        if (media.state !== 'inactive') media.stop()
-        await stopped
-        if (runningSince !== null) recordedMs += now() - runningSince
-        runningSince = null
-        if (!givenStream) stream.getTracks().forEach((t) => t.stop())
-        await chunks
-        await pump()
-        setState('uploading')
         try {
+          clearInterval(stopTimer)
+          setState('stopping')
+          if (media.state !== 'inactive') media.stop()
+          await mediaStopped
+          if (runningSince !== null) recordedMs += now() - runningSince
+          runningSince = null
+          if (!givenStream) stream.getTracks().forEach((t) => t.stop())
+          await chunks
+          await pumping
+          if (abort.signal.aborted) throw abort.signal.reason ?? new DOMException('cancelled', 'AbortError')
+          setState('uploading')
           if (inputBytes === 0)
             throw failure ?? new SessionAudioUploadError(400, 'empty_recording', 'Nothing was recorded.')
-          if (failure && !(failure instanceof JournalError)) throw failure
-          await journal
-            .setMeta(sessionId, { status: 'stopped', recordedMs: Math.round(recordedMs) })
-            .catch(journalAside)
-          const result = await finishUpload({
+          await journal.setMeta(sessionId, { status: 'stopped', recordedMs: Math.round(recordedMs) }).catch(() => {})
+          // A part that failed while recording is sent again now (the stored ones are skipped).
+          const result = await deliver({
             journal,
             sessionId,
-            meta,
-            stream: out.finish(inputBytes),
-            mpu,
+            meta: { ...meta, upload: mpu?.state ?? null },
+            bytes: inputBytes,
+            stream: failure instanceof JournalError ? null : out.finish(inputBytes),
             headers,
-            // What the journal holds when it stopped taking chunks; else all that was recorded.
-            durationMs: failure instanceof JournalError ? journaledMs : Math.round(recordedMs),
             signal: abort.signal,
             onUploaded: (n) => {
               uploadedBytes += n
               progress()
             },
+            onError: report,
           })
           setState('done')
           return result
         } catch (err) {
+          if (abort.signal.aborted) throw err
           fail(err)
-          // A session that moved on will never take this recording: its journal ends here.
-          if (err instanceof SessionAudioUploadError && err.status === 409)
-            await journal.remove(sessionId).catch(() => {})
           setState('failed')
           throw err
         } finally {
-          active.delete(sessionId)
-          releaseLock?.()
+          release()
+          // cancel() still needs it to drop the journal.
+          if (!abort.signal.aborted) journal?.close?.()
         }
       })()
       return finished
@@ -516,43 +675,77 @@ export function createSessionRecorder(sessionId, options = {}) {
 
     /** Stop without uploading, and drop the journal. */
     async cancel() {
+      if (state === 'done' || state === 'cancelled') return
       clearInterval(stopTimer)
       abort.abort()
       if (media && media.state !== 'inactive') media.stop()
       if (stream && !givenStream) stream.getTracks().forEach((t) => t.stop())
       await chunks.catch(() => {})
-      await journal?.remove(sessionId).catch(() => {})
-      active.delete(sessionId)
-      releaseLock?.()
+      await finished?.catch(() => {})
+      if (begun) await journal.remove(sessionId).catch(() => {})
+      release()
+      journal?.close?.()
       setState('cancelled')
     },
   }
   return recorder
 }
 
+/** Run `fn` with the caller's journal, or one opened for it and closed after. */
+async function withJournal(given, fn) {
+  const journal = given ?? (await openJournal())
+  try {
+    return await fn(journal)
+  } finally {
+    if (!given) journal.close()
+  }
+}
+
 /** Recordings this browser journaled and did not finish (not those this page is recording). */
 export async function pendingSessionUploads({ journal } = {}) {
-  const j = journal ?? (await openJournal())
-  const all = await j.list()
-  return all
-    .filter((r) => !active.has(r.sessionId))
-    .map((r) => ({
-      sessionId: r.sessionId,
-      bytes: r.bytes,
-      chunkCount: r.chunkCount,
-      recordedMs: r.recordedMs ?? r.meta.recordedMs ?? 0,
-      startedAt: r.meta.startedAt,
-      status: r.meta.status,
-    }))
+  return withJournal(journal, async (j) =>
+    (await j.list())
+      .filter((r) => !active.has(r.sessionId))
+      .map((r) => ({
+        sessionId: r.sessionId,
+        bytes: r.bytes,
+        chunkCount: r.chunkCount,
+        recordedMs: r.recordedMs ?? r.meta.recordedMs ?? 0,
+        startedAt: r.meta.startedAt,
+        status: r.meta.status,
+        ...(r.meta.refusal ? { refusal: r.meta.refusal } : {}),
+      })),
+  )
 }
 
-/** Drop one journaled recording (its audio is gone from this browser). */
+/** Hold the session's lock (a tab recording it holds it) while `fn` runs; null when it is held. */
+async function whileUnlocked(sessionId, fn) {
+  if (active.has(sessionId)) return null
+  if (!globalThis.navigator?.locks) return fn()
+  return navigator.locks.request(`session-audio:${sessionId}`, { ifAvailable: true }, (lock) => (lock ? fn() : null))
+}
+
+/** Drop one journaled recording (its audio is gone from this browser); not one a tab is recording. */
 export async function discardSessionUpload(sessionId, { journal } = {}) {
-  const j = journal ?? (await openJournal())
-  await j.remove(sessionId)
+  return withJournal(journal, async (j) => {
+    const done = await whileUnlocked(sessionId, async () => {
+      await j.remove(sessionId)
+      return true
+    })
+    if (!done) {
+      const err = new Error(`Session ${sessionId} is being recorded in this or another tab: stop it there first.`)
+      err.code = 'recording_in_progress'
+      throw err
+    }
+  })
 }
 
-/** Rebuild the upload stream of a journaled recording: the finaliser re-fed from the journal. */
+/**
+ * Rebuild the upload stream of a journaled recording: the finaliser re-fed from the journal. A
+ * crash or a reload ends the journal inside an element (MediaRecorder cuts chunks where its timer
+ * fires: Chromium's end one byte into the next block), so it is finalised up to its last whole
+ * element and the bytes after it (a fraction of the last timeslice) are left out.
+ */
 async function rebuild(journal, sessionId, bytes, contentType) {
   const feed = async (end) => {
     const out = createStream(contentType)
@@ -565,77 +758,60 @@ async function rebuild(journal, sessionId, bytes, contentType) {
   const cut = out.completeBytes
   const whole = out.finish(bytes)
   if (whole.finalised || cut === null || cut <= out.dataStart || cut >= bytes) return whole
-  // A crash or a reload ends the journal inside an element (MediaRecorder cuts chunks where its
-  // timer fires: Chromium's end one byte into the next block): finalise up to the last whole one
-  // (the bytes after it are a fraction of the last timeslice).
   return (await feed(cut)).finish(cut)
 }
 
 /**
  * Finish every recording this browser journaled and did not finish: finalise it from the journal
- * up to its last chunk, upload what is missing (reusing the parts already stored while the
- * multipart upload is still valid, else starting again from the journal), and complete it.
+ * up to its last whole element, upload what is missing (reusing the parts already stored while
+ * the multipart upload is still valid, else starting again from the journal), and complete it.
+ * A recording a tab is still recording is left alone (its lock is held), and one the route refused
+ * for good is reported again, not resent (`discardSessionUpload` drops it).
  * Resolves with one outcome per recording: `{ sessionId, result }` or `{ sessionId, error }`.
  */
-export async function resumeSessionUploads({ headers = {}, journal: given, onProgress } = {}) {
-  const journal = given ?? (await openJournal())
-  const outcomes = []
-  for (const { sessionId, meta, bytes } of await journal.list()) {
-    if (active.has(sessionId) || bytes === 0) continue
-    const run = async () => {
-      active.add(sessionId)
-      try {
-        const stream = await rebuild(journal, sessionId, bytes, meta.contentType)
-        // Parts stored past where the rebuilt stream now ends (it was cut at the last whole block)
-        // no longer fit it: start the multipart upload again from the journal.
-        const reach = (n) => n * meta.partSize - stream.header.length + stream.dataStart
-        const stored = Object.keys(meta.upload?.parts ?? {}).map(Number)
-        if (stored.some((n) => n >= 2 && reach(n) > stream.inputBytes)) {
-          meta.upload = null
-          await journal.setMeta(sessionId, { upload: null })
+export async function resumeSessionUploads({ headers = {}, journal: given, onProgress, onError } = {}) {
+  return withJournal(given, async (journal) => {
+    const outcomes = []
+    for (const { sessionId } of await journal.list()) {
+      const outcome = await whileUnlocked(sessionId, async () => {
+        // Read again under the lock: the list may be minutes old by now.
+        const entry = await journal.get(sessionId)
+        if (!entry || entry.bytes === 0) return null
+        const { meta, bytes } = entry
+        if (meta.status === 'refused' && meta.refusal) {
+          const { status, code, message } = meta.refusal
+          return { sessionId, error: new SessionAudioUploadError(status, code, message) }
         }
-        let uploadedBytes = 0
-        const go = (m, mpu) =>
-          finishUpload({
+        active.add(sessionId)
+        try {
+          let uploadedBytes = 0
+          const result = await deliver({
             journal,
             sessionId,
-            meta: m,
-            stream,
-            mpu,
+            meta,
+            bytes,
+            stream: null,
             headers,
-            durationMs: undefined, // measured by the route from what landed
             onUploaded: (n) => {
               uploadedBytes += n
-              onProgress?.({ sessionId, uploadedBytes, journaledBytes: bytes })
+              safely(onProgress, { sessionId, uploadedBytes, journaledBytes: bytes })
             },
+            onError: (err) => safely(onError, err),
+          }).catch(async (err) => {
+            // The multipart upload expired: once more, from the journal.
+            if (err?.code !== 'multipart_upload_not_found') throw err
+            await journal.setMeta(sessionId, { upload: null }).catch(() => {})
+            return deliver({ journal, sessionId, meta: { ...meta, upload: null }, bytes, stream: null, headers })
           })
-        const mpu = meta.upload ? startMultipart(journal, sessionId, meta, headers) : null
-        try {
-          return { sessionId, result: await go(meta, mpu) }
-        } catch (err) {
-          // The stored parts are gone (the multipart upload expired): again from the journal.
-          if (mpu && err?.status === 404) {
-            const fresh = { ...meta, upload: null }
-            await journal.setMeta(sessionId, { upload: null })
-            return { sessionId, result: await go(fresh, null) }
-          }
-          throw err
+          return { sessionId, result }
+        } catch (error) {
+          return { sessionId, error }
+        } finally {
+          active.delete(sessionId)
         }
-      } catch (error) {
-        if (error instanceof SessionAudioUploadError && error.status === 409)
-          await journal.remove(sessionId).catch(() => {})
-        return { sessionId, error }
-      } finally {
-        active.delete(sessionId)
-      }
-    }
-    // Another tab still recording it holds its lock: leave it alone.
-    if (globalThis.navigator?.locks) {
-      const outcome = await navigator.locks.request(`session-audio:${sessionId}`, { ifAvailable: true }, (lock) =>
-        lock ? run() : null,
-      )
+      })
       if (outcome) outcomes.push(outcome)
-    } else outcomes.push(await run())
-  }
-  return outcomes
+    }
+    return outcomes
+  })
 }

@@ -346,6 +346,10 @@ describe('createSessionRecorder in Chromium', () => {
       expect(error).toBeUndefined()
       expect(result).toMatchObject({ sessionId: id, status: 'transcribing' })
       expect(result.durationMs).toBeGreaterThan(1000)
+      // Finalised up to the last whole block the journal holds: seekable too.
+      const played = await playBack(page, id, 0.5)
+      expect(Number.isFinite(played.duration)).toBe(true)
+      expect(Math.abs(played.duration * 1000 - result.durationMs) / result.durationMs).toBeLessThan(0.01)
     } finally {
       await cdp.send('Storage.overrideQuotaForOrigin', { origin }).catch(() => {})
       await own.close()
@@ -425,6 +429,130 @@ describe('createSessionRecorder in Chromium', () => {
     expect(played.seekEnd).toBeGreaterThan(11)
     expect(played.from).toBeCloseTo(8, 0)
     expect(played.now).toBeGreaterThan(played.from + 0.2)
+    await page.close()
+  })
+
+  it('the microphone going away (the track ends) finishes the recording by itself', async () => {
+    const page = await openPage()
+    const id = await recording()
+    await page.evaluate(async () => {
+      const w = window as any
+      w.mic = await navigator.mediaDevices.getUserMedia({ audio: true })
+    })
+    await page.evaluate(
+      async ([sessionId, api]) => {
+        const w = window as any
+        w.events = { states: [] as string[], progress: [], errors: [] as unknown[] }
+        w.r = w.client.createSessionRecorder(sessionId, {
+          stream: w.mic,
+          blobApiUrl: api,
+          onStateChange: (st: string) => w.events.states.push(st),
+          onError: (e: any) => w.events.errors.push({ code: e?.code, message: String(e?.message ?? e) }),
+        })
+        await w.r.start()
+      },
+      [id, s.blob.apiUrl] as const,
+    )
+    await wait(4000)
+    await page.evaluate(() => (window as any).mic.getTracks().forEach((t: MediaStreamTrack) => t.stop()))
+    await page.waitForFunction(() => ['done', 'failed'].includes((window as any).r.state), null, { timeout: 20_000 })
+    const { result, error } = await stopRecorder(page)
+    expect(error).toBeUndefined()
+    expect(result).toMatchObject({ sessionId: id, status: 'transcribing' })
+    expect(result.durationMs).toBeGreaterThan(3000)
+    await page.close()
+  })
+
+  it('parts failing while recording are reported and retried; stop() sends them and completes', async () => {
+    const page = await openPage()
+    const id = await recording()
+    const mpuBefore = s.blob.multipart.length
+    s.blob.state.fail = { kind: 'mpu-part', status: 503, code: 'service_unavailable', sticky: true }
+    try {
+      await startRecorder(page, id, {
+        partSizeBytes: 64 * 1024,
+        audioBitsPerSecond: 128_000,
+        retry: { attempts: 2, baseMs: 100, maxMs: 400 },
+      })
+      await page.waitForFunction(() => (window as any).events.errors.length > 0, null, { timeout: 30_000 })
+    } finally {
+      s.blob.state.fail = null
+    }
+    await wait(2000)
+    const { result, error, events } = await stopRecorder(page)
+    expect(error).toBeUndefined()
+    expect(events.errors[0].code).toBe('storage_failed')
+    expect(result).toMatchObject({ sessionId: id, status: 'transcribing' })
+    const parts = s.blob.multipart.slice(mpuBefore)[0].parts as { partNumber: number }[]
+    expect(new Set(parts.map((p) => p.partNumber)).size).toBeGreaterThanOrEqual(3)
+    await page.close()
+  })
+
+  it('a completion the route could not take (Convex down) stays journaled; the next load completes it', async () => {
+    const page = await openPage()
+    const id = await recording()
+    await startRecorder(page, id, { partSizeBytes: 96 * 1024, audioBitsPerSecond: 128_000 })
+    await wait(8000)
+    s.blob.state.holdWebhooks = true
+    s.convex.state.fail = { kind: 'mutation', status: 503, sticky: true }
+    let failed: any
+    try {
+      failed = await stopRecorder(page)
+    } finally {
+      s.convex.state.fail = null
+    }
+    // The route answered 502 while Convex was down; once a probe got through, its attach failed and
+    // it dropped the blob (404 upload_not_found). Either way the audio is still in the journal.
+    expect([404, 502, 503]).toContain(failed.error?.status)
+    const pending = await page.evaluate(() => (window as any).client.pendingSessionUploads())
+    expect(pending.map((p: { sessionId: string }) => p.sessionId)).toContain(id)
+    use() // a new handler: no breaker left open by the outage
+    const outcomes = await page.evaluate(() =>
+      (window as any).client.resumeSessionUploads().then((all: any[]) =>
+        all.map((o) => ({
+          sessionId: o.sessionId,
+          result: o.result,
+          error: o.error && String(o.error.code ?? o.error),
+        })),
+      ),
+    )
+    const mine = outcomes.find((o: { sessionId: string }) => o.sessionId === id)
+    expect(mine?.error).toBeUndefined()
+    expect(mine?.result).toMatchObject({ sessionId: id, status: 'transcribing' })
+    expect(mine.result.durationMs).toBeGreaterThan(7000)
+    expect(await page.evaluate(() => (window as any).client.pendingSessionUploads())).toEqual([])
+    s.blob.state.holdWebhooks = false
+    await s.blob.releaseWebhooks()
+    await page.close()
+  })
+
+  it('partSizeBytes below 5 MiB is refused for Vercel Blob (allowed only on a local store), and discarding a journal a tab is recording is refused', async () => {
+    const page = await openPage()
+    const refused = await page.evaluate(() => {
+      try {
+        ;(window as any).client.createSessionRecorder('x', { partSizeBytes: 1024 * 1024 })
+        return null
+      } catch (e: any) {
+        return String(e.message)
+      }
+    })
+    expect(refused).toMatch(/at least 5 MiB/)
+    const id = await recording()
+    await startRecorder(page, id)
+    await wait(1500)
+    const other = await openPage()
+    const err = await other.evaluate(
+      (sid) =>
+        (window as any).client.discardSessionUpload(sid).then(
+          () => null,
+          (e: any) => e.code,
+        ),
+      id,
+    )
+    expect(err).toBe('recording_in_progress')
+    const { result } = await stopRecorder(page)
+    expect(result.status).toBe('transcribing')
+    await other.close()
     await page.close()
   })
 })
