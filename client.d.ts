@@ -192,6 +192,12 @@ export interface SessionRecorderOptions {
    * with `journal_unavailable`): nothing survives a reload or a crash.
    */
   journal?: 'memory'
+  /**
+   * The IndexedDB database of journals. Default `session-audio`. On a browser several users share,
+   * give each user their own (e.g. `session-audio-${userId}`), and pass the same to
+   * `resumeSessionUploads`, `pendingSessionUploads` and `discardSessionUpload`.
+   */
+  dbName?: string
   onStateChange?: (state: RecorderState) => void
   onProgress?: (progress: RecorderProgress) => void
   /** An upload or journal failure while recording (a full quota stops the recording and sends what was journaled). */
@@ -229,11 +235,11 @@ export interface PendingSessionUpload {
 }
 
 /** Recordings this browser journaled and did not finish (not those this page is recording). */
-export declare function pendingSessionUploads(): Promise<PendingSessionUpload[]>
+export declare function pendingSessionUploads(options?: { dbName?: string }): Promise<PendingSessionUpload[]>
 
 /** Drop one journaled recording: its audio is gone from this browser. Rejects (`code:
  * 'recording_in_progress'`) while a tab is recording it. */
-export declare function discardSessionUpload(sessionId: string): Promise<void>
+export declare function discardSessionUpload(sessionId: string, options?: { dbName?: string }): Promise<void>
 
 export type ResumeOutcome =
   | { sessionId: string; result: import('./index').AudioUploadResult; error?: undefined }
@@ -247,5 +253,6 @@ export type ResumeOutcome =
 export declare function resumeSessionUploads(options?: {
   headers?: Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>)
   onError?: (error: Error) => void
+  dbName?: string
   onProgress?: (progress: { sessionId: string; uploadedBytes: number; journaledBytes: number }) => void
 }): Promise<ResumeOutcome[]>

@@ -4,7 +4,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createWebmFinaliser, finaliseWebm, WebmFinaliseError } from '../client/webm.mjs'
+import { createWebmFinaliser, finaliseWebm, MAX_CUE_POINTS, WebmFinaliseError } from '../client/webm.mjs'
 import { startStack, type Stack } from './helpers'
 
 const dir = path.resolve(__dirname, 'fixtures/audio')
@@ -289,6 +289,31 @@ describe('the incremental finaliser', () => {
     const f = createWebmFinaliser()
     for (let at = 0; at < 60000; at += 7) f.push(raw.subarray(at, Math.min(at + 7, 60000)))
     expect(f.completeBytes).toBe(completeAt(raw.subarray(0, 60000)))
+  })
+
+  it('a file of very many tiny clusters keeps at most MAX_CUE_POINTS cues (every other one dropped as it fills), each pointing at a Cluster', () => {
+    const first = raw.indexOf(Buffer.from([0x1f, 0x43, 0xb6, 0x75]))
+    const header = raw.subarray(0, first)
+    const u = (n: number, len: number) =>
+      Buffer.from(Array.from({ length: len }, (_, i) => (n >> (8 * (len - 1 - i))) & 0xff))
+    const el = (id: Buffer, payload: Buffer) => Buffer.concat([id, Buffer.from([0x80 | payload.length]), payload])
+    const clusters = MAX_CUE_POINTS + 5000
+    const pieces: Buffer[] = [header]
+    for (let i = 0; i < clusters; i++) {
+      // Cluster (unknown size) → Timecode i*20 ms → one SimpleBlock of track 1 with an Opus TOC byte.
+      pieces.push(Buffer.from([0x1f, 0x43, 0xb6, 0x75, 0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]))
+      pieces.push(el(Buffer.from([0xe7]), u(i * 20, 4)))
+      pieces.push(el(Buffer.from([0xa3]), Buffer.from([0x81, 0x00, 0x00, 0x80, 0xfc, 0x00, 0x00])))
+    }
+    const file = Buffer.concat(pieces)
+    const f = createWebmFinaliser()
+    const out = f.push(file)
+    const final = f.finish()
+    expect(final.clusters).toBeLessThanOrEqual(MAX_CUE_POINTS)
+    expect(final.clusters).toBeGreaterThan(MAX_CUE_POINTS / 2)
+    const d = describeFile(Buffer.concat([final.header, out.subarray(final.header.length), final.tail]))
+    expect(find(d.cues!.children!, 0xbb).length).toBe(final.clusters)
+    expect(d.durationS!).toBeCloseTo(((clusters - 1) * 20 + 20) / 1000, 1)
   })
 
   it('refuses push() after finish() and finish() twice', () => {

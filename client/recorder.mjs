@@ -382,6 +382,7 @@ export function createSessionRecorder(sessionId, options = {}) {
     routeUrl = defaultRoute(sessionId),
     headers = {},
     journal: journalOption,
+    dbName,
     onStateChange,
     onProgress,
     onError,
@@ -543,7 +544,8 @@ export function createSessionRecorder(sessionId, options = {}) {
       setState('starting')
       const cancelled = () => abort.signal.aborted
       try {
-        journal = journalOption === 'memory' ? createMemoryJournal() : (journalOption ?? (await openJournal()))
+        journal =
+          journalOption === 'memory' ? createMemoryJournal() : (journalOption ?? (await openJournal(dbOptions(dbName))))
         if (cancelled()) return await abandon()
         stream = givenStream ?? (await navigator.mediaDevices.getUserMedia({ audio: true }))
         if (cancelled()) return await abandon()
@@ -587,7 +589,13 @@ export function createSessionRecorder(sessionId, options = {}) {
         out = createStream(contentType)
         mediaStopped = new Promise((r) => media.addEventListener('stop', r, { once: true }))
         media.ondataavailable = (e) => {
-          chunks = chunks.then(() => take(e.data)).catch((err) => fail(err))
+          // A chunk waiting for the journal is audio in memory too: it counts until journaled.
+          const size = e.data?.size ?? 0
+          hold(size)
+          chunks = chunks
+            .then(() => take(e.data))
+            .catch((err) => fail(err))
+            .finally(() => hold(-size))
         }
         media.onerror = (e) => fail(e.error ?? new Error('MediaRecorder failed'))
         // The recorder can stop by itself (the microphone unplugged, permission revoked, the
@@ -691,9 +699,11 @@ export function createSessionRecorder(sessionId, options = {}) {
   return recorder
 }
 
+const dbOptions = (dbName) => (dbName ? { dbName } : {})
+
 /** Run `fn` with the caller's journal, or one opened for it and closed after. */
-async function withJournal(given, fn) {
-  const journal = given ?? (await openJournal())
+async function withJournal(given, fn, dbName) {
+  const journal = given ?? (await openJournal(dbOptions(dbName)))
   try {
     return await fn(journal)
   } finally {
@@ -702,19 +712,22 @@ async function withJournal(given, fn) {
 }
 
 /** Recordings this browser journaled and did not finish (not those this page is recording). */
-export async function pendingSessionUploads({ journal } = {}) {
-  return withJournal(journal, async (j) =>
-    (await j.list())
-      .filter((r) => !active.has(r.sessionId))
-      .map((r) => ({
-        sessionId: r.sessionId,
-        bytes: r.bytes,
-        chunkCount: r.chunkCount,
-        recordedMs: r.recordedMs ?? r.meta.recordedMs ?? 0,
-        startedAt: r.meta.startedAt,
-        status: r.meta.status,
-        ...(r.meta.refusal ? { refusal: r.meta.refusal } : {}),
-      })),
+export async function pendingSessionUploads({ journal, dbName } = {}) {
+  return withJournal(
+    journal,
+    async (j) =>
+      (await j.list())
+        .filter((r) => !active.has(r.sessionId))
+        .map((r) => ({
+          sessionId: r.sessionId,
+          bytes: r.bytes,
+          chunkCount: r.chunkCount,
+          recordedMs: r.recordedMs ?? r.meta.recordedMs ?? 0,
+          startedAt: r.meta.startedAt,
+          status: r.meta.status,
+          ...(r.meta.refusal ? { refusal: r.meta.refusal } : {}),
+        })),
+    dbName,
   )
 }
 
@@ -726,18 +739,22 @@ async function whileUnlocked(sessionId, fn) {
 }
 
 /** Drop one journaled recording (its audio is gone from this browser); not one a tab is recording. */
-export async function discardSessionUpload(sessionId, { journal } = {}) {
-  return withJournal(journal, async (j) => {
-    const done = await whileUnlocked(sessionId, async () => {
-      await j.remove(sessionId)
-      return true
-    })
-    if (!done) {
-      const err = new Error(`Session ${sessionId} is being recorded in this or another tab: stop it there first.`)
-      err.code = 'recording_in_progress'
-      throw err
-    }
-  })
+export async function discardSessionUpload(sessionId, { journal, dbName } = {}) {
+  return withJournal(
+    journal,
+    async (j) => {
+      const done = await whileUnlocked(sessionId, async () => {
+        await j.remove(sessionId)
+        return true
+      })
+      if (!done) {
+        const err = new Error(`Session ${sessionId} is being recorded in this or another tab: stop it there first.`)
+        err.code = 'recording_in_progress'
+        throw err
+      }
+    },
+    dbName,
+  )
 }
 
 /**
@@ -769,49 +786,53 @@ async function rebuild(journal, sessionId, bytes, contentType) {
  * for good is reported again, not resent (`discardSessionUpload` drops it).
  * Resolves with one outcome per recording: `{ sessionId, result }` or `{ sessionId, error }`.
  */
-export async function resumeSessionUploads({ headers = {}, journal: given, onProgress, onError } = {}) {
-  return withJournal(given, async (journal) => {
-    const outcomes = []
-    for (const { sessionId } of await journal.list()) {
-      const outcome = await whileUnlocked(sessionId, async () => {
-        // Read again under the lock: the list may be minutes old by now.
-        const entry = await journal.get(sessionId)
-        if (!entry || entry.bytes === 0) return null
-        const { meta, bytes } = entry
-        if (meta.status === 'refused' && meta.refusal) {
-          const { status, code, message } = meta.refusal
-          return { sessionId, error: new SessionAudioUploadError(status, code, message) }
-        }
-        active.add(sessionId)
-        try {
-          let uploadedBytes = 0
-          const result = await deliver({
-            journal,
-            sessionId,
-            meta,
-            bytes,
-            stream: null,
-            headers,
-            onUploaded: (n) => {
-              uploadedBytes += n
-              safely(onProgress, { sessionId, uploadedBytes, journaledBytes: bytes })
-            },
-            onError: (err) => safely(onError, err),
-          }).catch(async (err) => {
-            // The multipart upload expired: once more, from the journal.
-            if (err?.code !== 'multipart_upload_not_found') throw err
-            await journal.setMeta(sessionId, { upload: null }).catch(() => {})
-            return deliver({ journal, sessionId, meta: { ...meta, upload: null }, bytes, stream: null, headers })
-          })
-          return { sessionId, result }
-        } catch (error) {
-          return { sessionId, error }
-        } finally {
-          active.delete(sessionId)
-        }
-      })
-      if (outcome) outcomes.push(outcome)
-    }
-    return outcomes
-  })
+export async function resumeSessionUploads({ headers = {}, journal: given, dbName, onProgress, onError } = {}) {
+  return withJournal(
+    given,
+    async (journal) => {
+      const outcomes = []
+      for (const { sessionId } of await journal.list()) {
+        const outcome = await whileUnlocked(sessionId, async () => {
+          // Read again under the lock: the list may be minutes old by now.
+          const entry = await journal.get(sessionId)
+          if (!entry || entry.bytes === 0) return null
+          const { meta, bytes } = entry
+          if (meta.status === 'refused' && meta.refusal) {
+            const { status, code, message } = meta.refusal
+            return { sessionId, error: new SessionAudioUploadError(status, code, message) }
+          }
+          active.add(sessionId)
+          try {
+            let uploadedBytes = 0
+            const result = await deliver({
+              journal,
+              sessionId,
+              meta,
+              bytes,
+              stream: null,
+              headers,
+              onUploaded: (n) => {
+                uploadedBytes += n
+                safely(onProgress, { sessionId, uploadedBytes, journaledBytes: bytes })
+              },
+              onError: (err) => safely(onError, err),
+            }).catch(async (err) => {
+              // The multipart upload expired: once more, from the journal.
+              if (err?.code !== 'multipart_upload_not_found') throw err
+              await journal.setMeta(sessionId, { upload: null }).catch(() => {})
+              return deliver({ journal, sessionId, meta: { ...meta, upload: null }, bytes, stream: null, headers })
+            })
+            return { sessionId, result }
+          } catch (error) {
+            return { sessionId, error }
+          } finally {
+            active.delete(sessionId)
+          }
+        })
+        if (outcome) outcomes.push(outcome)
+      }
+      return outcomes
+    },
+    dbName,
+  )
 }

@@ -50,6 +50,8 @@ const LEVEL1 = new Set([
 ])
 
 /** The header region (EBML header, Info, Tracks, …) is read whole; MediaRecorder's is under 1 KiB. */
+/** The most CuePoints kept (two numbers each): 65 536 clusters is 18 h of MediaRecorder audio. */
+export const MAX_CUE_POINTS = 65536
 export const HEAD_LIMIT = 1024 * 1024
 /** No element claims more than this (1 TiB); larger known sizes are refused, not skipped. */
 const SIZE_LIMIT = 2 ** 40
@@ -238,6 +240,13 @@ class WebmFinaliser {
     // Bookkeeping: cluster offsets (input) and timecodes, the audio track's last blocks.
     this.clusterAt = []
     this.clusterTime = []
+    // Cues for every `stride`-th cluster: when MAX_CUE_POINTS are kept, every other one goes and the
+    // stride doubles, so a file of many tiny clusters costs bounded memory (seeks stay possible, a
+    // little coarser).
+    this.stride = 1
+    this.clusterCount = 0
+    this.cueThis = false
+    this.currentTime = null
     this.lastTime = null
     this.prevTime = null
     this.lastFrameNs = null
@@ -490,8 +499,18 @@ class WebmFinaliser {
     const where = top ? top.id : ID_SEGMENT
     if (where === ID_SEGMENT) {
       if (id === ID_CLUSTER) {
-        this.clusterAt.push(start)
-        this.clusterTime.push(null)
+        if (this.clusterAt.length >= MAX_CUE_POINTS) {
+          this.clusterAt = this.clusterAt.filter((_, i) => i % 2 === 0)
+          this.clusterTime = this.clusterTime.filter((_, i) => i % 2 === 0)
+          this.stride *= 2
+        }
+        this.cueThis = this.clusterCount % this.stride === 0
+        this.clusterCount++
+        this.currentTime = null
+        if (this.cueThis) {
+          this.clusterAt.push(start)
+          this.clusterTime.push(null)
+        }
         this.open.push({ id, end })
         return
       }
@@ -528,9 +547,9 @@ class WebmFinaliser {
   }
 
   value(id, v) {
-    const cluster = this.clusterTime.length - 1
     if (id === ID_CLUSTER_TIMECODE) {
-      this.clusterTime[cluster] = readUint(v, 0, v.length)
+      this.currentTime = readUint(v, 0, v.length)
+      if (this.cueThis) this.clusterTime[this.clusterTime.length - 1] = this.currentTime
       return
     }
     // A block: track number (vint), signed 16-bit time relative to the cluster, flags, payload.
@@ -538,7 +557,7 @@ class WebmFinaliser {
     if (trackLen === 0 || trackLen + 3 > v.length) fail('malformed', 'a block with a malformed track number')
     const track = readUint(v, 0, trackLen) - 2 ** (7 * trackLen)
     if (track !== this.track.number) return
-    const base = this.clusterTime[cluster]
+    const base = this.currentTime
     if (base === null || base === undefined) return // no Cluster Timecode yet: cannot be placed
     const rel = (((v[trackLen] << 8) | v[trackLen + 1]) << 16) >> 16
     const time = base + rel

@@ -555,4 +555,26 @@ describe('createSessionRecorder in Chromium', () => {
     await other.close()
     await page.close()
   })
+
+  it('journals live in the database named by dbName (one per user on a shared browser)', async () => {
+    const page = await openPage()
+    const id = await recording()
+    await startRecorder(page, id, { dbName: 'session-audio-user_alice' })
+    await wait(2500)
+    await page.reload()
+    await page.waitForFunction(() => (window as any).ready === true)
+    const [shared, own] = await page.evaluate(async () => {
+      const c = (window as any).client
+      return [await c.pendingSessionUploads(), await c.pendingSessionUploads({ dbName: 'session-audio-user_alice' })]
+    })
+    expect(shared).toEqual([])
+    expect(own.map((p: { sessionId: string }) => p.sessionId)).toEqual([id])
+    const outcomes = await page.evaluate(() =>
+      (window as any).client
+        .resumeSessionUploads({ dbName: 'session-audio-user_alice' })
+        .then((all: any[]) => all.map((o) => ({ sessionId: o.sessionId, status: o.result?.status }))),
+    )
+    expect(outcomes).toEqual([{ sessionId: id, status: 'transcribing' }])
+    await page.close()
+  })
 })
