@@ -23,6 +23,10 @@ export interface UploadSessionAudioOptions {
   routeUrl?: string
   /** Upload in 8 MiB parts. Default: from 16 MiB up. */
   multipart?: boolean
+  /** Vercel Blob's API. Default: as `@vercel/blob` finds it (`NEXT_PUBLIC_VERCEL_BLOB_API_URL`, else Vercel's). */
+  blobApiUrl?: string
+  /** Each request to Blob: attempts, and the backoff between them. Default 8 attempts, 0.5 s doubling up to 30 s. */
+  retry?: { attempts?: number; baseMs?: number; maxMs?: number }
 }
 
 /** A refusal, with the route's error code (`session_not_found`, `content_mismatch`, …). */

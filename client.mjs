@@ -98,6 +98,8 @@ export async function uploadSessionAudio(sessionId, blob, options = {}) {
     name = 'recording',
     routeUrl = `/api/listening-sessions/${encodeURIComponent(sessionId)}/audio`,
     multipart = blob.size >= MULTIPART_FROM_BYTES,
+    blobApiUrl,
+    retry,
   } = options
   const essence = String(contentType || '')
     .split(';')[0]
@@ -130,6 +132,8 @@ export async function uploadSessionAudio(sessionId, blob, options = {}) {
     clientPayload,
     multipart,
     signal,
+    apiUrl: blobApiUrl,
+    ...(retry ? { retry } : {}),
     // 100 % is reported once the upload resolved, below.
     onProgress: ({ uploadedBytes: loaded }) => {
       if (loaded < total) progress({ loaded, total, percentage: Number(((loaded / total) * 100).toFixed(2)) })

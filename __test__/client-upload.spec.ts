@@ -637,6 +637,21 @@ describe('session-audio/client', () => {
     expect((await s.convex.getSession(id)).status).toBe('transcribing')
   })
 
+  it('blobApiUrl says where Blob is, whatever the environment says', async () => {
+    const saved = process.env.VERCEL_BLOB_API_URL
+    process.env.VERCEL_BLOB_API_URL = 'http://127.0.0.1:9/api/blob' // nothing listens there
+    const one = () => new Blob([sineWav(1)], { type: 'audio/wav' })
+    try {
+      const lost = await call(await recording(), one(), { durationMs: 1000, retry: { attempts: 1 } }).catch((e) => e)
+      expect(lost).toBeInstanceOf(SessionAudioUploadError)
+      const id = await recording()
+      const result = await call(id, one(), { durationMs: 1000, blobApiUrl: s.blob.apiUrl })
+      expect(result).toMatchObject({ sessionId: id, status: 'transcribing' })
+    } finally {
+      process.env.VERCEL_BLOB_API_URL = saved
+    }
+  })
+
   it("rejects with the route's own code when the token or the completion is refused", async () => {
     s.blob.state.holdWebhooks = true // the completion's own answer, not the webhook's
     const bobs = await recording('user_bob')
