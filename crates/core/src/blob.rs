@@ -376,11 +376,23 @@ impl BlobClient {
     }
 
     /// A signed token (`issueSignedToken`: `POST {api}/signed-token`) for `body`'s scope, with this
-    /// request's credential; retried like a delete (the body is small and replayable).
+    /// request's credential.
     pub async fn signed_token(&self, body: &serde_json::Value) -> Result<crate::presign::SignedToken> {
-        let url = format!("{}/signed-token", self.store.api());
+        let resp = self.post_retried("signed-token", "signed-token", body).await?;
+        read_json(resp, "signed-token", self.exchange).await
+    }
+
+    /// Delete blobs by URL.
+    pub async fn delete(&self, urls: &[String]) -> Result<()> {
+        self.post_retried("delete", &format!("delete {urls:?}"), &serde_json::json!({ "urls": urls })).await.map(drop)
+    }
+
+    /// `POST {api}/{path}` with a small JSON body, retried as the SDK retries (network errors and
+    /// the retryable codes; the body is replayable); the successful answer, or the last refusal.
+    async fn post_retried(&self, path: &str, what: &str, body: &serde_json::Value) -> Result<reqwest::Response> {
+        let url = format!("{}/{path}", self.store.api());
         let request_id = self.request_id();
-        let mut last = Error::StorageFailed("signed-token: not attempted".into());
+        let mut last = Error::StorageFailed(format!("{what}: not attempted"));
         for attempt in 0..MAX_ATTEMPTS {
             let sent = self
                 .request(reqwest::Method::POST, url.clone(), &request_id, attempt)
@@ -389,47 +401,16 @@ impl BlobClient {
                 .send()
                 .await;
             match sent {
-                Ok(resp) if resp.status().is_success() => return read_json(resp, "signed-token", self.exchange).await,
+                Ok(resp) if resp.status().is_success() => return Ok(resp),
                 Ok(resp) => {
                     let status = resp.status();
                     let (code, message) = api_error(resp, self.exchange).await;
-                    last = refusal("signed-token", status.as_u16(), &code, &message);
+                    last = refusal(what, status.as_u16(), &code, &message);
                     if !retryable_code(&code) {
                         break;
                     }
                 }
-                Err(e) => last = Error::StorageFailed(format!("signed-token: {}", crate::error::chain(&e))),
-            }
-            if attempt + 1 < MAX_ATTEMPTS {
-                backoff(attempt).await;
-            }
-        }
-        Err(last)
-    }
-
-    /// Delete blobs by URL; retried (the body is small and replayable).
-    pub async fn delete(&self, urls: &[String]) -> Result<()> {
-        let url = format!("{}/delete", self.store.api());
-        let request_id = self.request_id();
-        let mut last = Error::StorageFailed(format!("delete {urls:?}: not attempted"));
-        for attempt in 0..MAX_ATTEMPTS {
-            let sent = self
-                .request(reqwest::Method::POST, url.clone(), &request_id, attempt)
-                .json(&serde_json::json!({ "urls": urls }))
-                .timeout(self.exchange)
-                .send()
-                .await;
-            match sent {
-                Ok(resp) if resp.status().is_success() => return Ok(()),
-                Ok(resp) => {
-                    let status = resp.status();
-                    let (code, message) = api_error(resp, self.exchange).await;
-                    last = refusal(&format!("delete {urls:?}"), status.as_u16(), &code, &message);
-                    if !retryable_code(&code) {
-                        break;
-                    }
-                }
-                Err(e) => last = Error::StorageFailed(format!("delete {urls:?}: {}", crate::error::chain(&e))),
+                Err(e) => last = Error::StorageFailed(format!("{what}: {}", crate::error::chain(&e))),
             }
             if attempt + 1 < MAX_ATTEMPTS {
                 backoff(attempt).await;
