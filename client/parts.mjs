@@ -9,7 +9,7 @@
 // exponential backoff and jitter, waits while the browser is offline (no attempt is spent then),
 // and re-mints the grant before it expires. Refusals from the route are final: they reject at once
 // with the route's status and code. Plain browser JS: no Node APIs, no dependencies.
-import { SessionAudioUploadError } from './errors.mjs'
+import { routeRefusal, SessionAudioUploadError } from './errors.mjs'
 
 const DEFAULT_API_URL = 'https://vercel.com/api/blob'
 const API_VERSION = '12'
@@ -76,20 +76,6 @@ function delegationScope(delegationToken) {
   const token = String(delegationToken)
   const dot = token.indexOf('.')
   return JSON.parse(base64Text(dot < 0 ? token : token.slice(0, dot)))
-}
-
-/** The route's refusal as an error with its status and code. */
-async function routeRefusal(res) {
-  let body = null
-  try {
-    body = await res.json()
-  } catch {}
-  const error = body && body.error
-  return new SessionAudioUploadError(
-    res.status,
-    (error && error.code) || `http_${res.status}`,
-    (error && error.message) || `The audio route answered ${res.status}.`,
-  )
 }
 
 async function askRoute({ routeUrl, headers, signal, pathname, clientPayload, multipart }, type) {
