@@ -384,7 +384,9 @@ const randomHex = () => Math.random().toString(16).slice(2)
 
 /**
  * What every upload shares: the grant (minted on first use, re-minted before it expires or when
- * Blob says it expired) and `call()`, one Blob request with retries.
+ * Blob says it expired) and `call()`, one Blob request with retries. putWhole and
+ * createMultipartUpload hand it their whole options: it takes the connection ones (route, headers,
+ * Blob URL, retry, stall, online, transport, onGrant) and leaves the rest.
  */
 function blobClient({
   routeUrl,
@@ -525,24 +527,8 @@ const invalidPart = (message) => new SessionAudioUploadError(400, 'invalid_part'
  * state: { pathname, partSize, uploadId, key, parts: { [n]: etag }, sizes: { [n]: bytes },
  *          completed: { url, pathname, … } | null }
  */
-export function createMultipartUpload({
-  routeUrl,
-  headers = {},
-  pathname,
-  contentType,
-  clientPayload = null,
-  partSize = DEFAULT_PART_SIZE,
-  apiUrl,
-  state: initial,
-  onStateChange,
-  onProgress,
-  signal,
-  retry,
-  stallMs,
-  online,
-  transport,
-  onGrant,
-}) {
+export function createMultipartUpload(options) {
+  const { pathname, contentType, partSize = DEFAULT_PART_SIZE, state: initial, onStateChange, onProgress } = options
   if (!Number.isSafeInteger(partSize) || partSize < 1)
     throw invalidPart('partSize must be a positive whole number of bytes.')
   const state = {
@@ -562,20 +548,7 @@ export function createMultipartUpload({
     throw invalidPart(
       `The saved state uses parts of ${state.partSize} bytes, not ${partSize}: resume with the same partSize.`,
     )
-  const client = blobClient({
-    routeUrl,
-    headers,
-    pathname,
-    clientPayload,
-    multipart: true,
-    apiUrl,
-    signal,
-    retry,
-    stallMs,
-    online,
-    transport,
-    onGrant,
-  })
+  const client = blobClient({ ...options, multipart: true })
   const inFlight = new Map() // part number → { promise, sent }
   let creating = null
 
@@ -733,36 +706,9 @@ export function createMultipartUpload({
  * One PUT of `body` to `pathname`, for what fits one part: the same grants, retries, offline waits
  * and stall detection. Resolves with Blob's answer (`{ url, downloadUrl, pathname, contentType, … }`).
  */
-export async function putWhole({
-  routeUrl,
-  headers = {},
-  pathname,
-  contentType,
-  clientPayload = null,
-  body,
-  apiUrl,
-  signal,
-  retry,
-  stallMs,
-  online,
-  transport,
-  onProgress,
-  onGrant,
-}) {
-  const client = blobClient({
-    routeUrl,
-    headers,
-    pathname,
-    clientPayload,
-    multipart: false,
-    apiUrl,
-    signal,
-    retry,
-    stallMs,
-    online,
-    transport,
-    onGrant,
-  })
+export async function putWhole(options) {
+  const { pathname, contentType, body, onProgress } = options
+  const client = blobClient({ ...options, multipart: false })
   const stored = await client.call({
     method: 'PUT',
     path: `/?${new URLSearchParams({ pathname })}`,
