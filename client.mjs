@@ -4,7 +4,7 @@
 // token, or a presigned URL where it reaches Blob with OIDC alone, as new Vercel projects do
 // (client/parts.mjs). Then the route is told the upload finished, verifies what landed and
 // attaches it.
-import { SessionAudioUploadError } from './client/errors.mjs'
+import { routeRefusal, SessionAudioUploadError } from './client/errors.mjs'
 import { createMultipartUpload, DEFAULT_PART_SIZE, putWhole } from './client/parts.mjs'
 import { finaliseMp4 } from './client/mp4.mjs'
 import { finaliseWebm } from './client/webm.mjs'
@@ -40,19 +40,6 @@ const EXTENSIONS = {
 
 /** Parts of 8 MiB are what `upload()` sends; below two of them a single PUT is as good. */
 const MULTIPART_FROM_BYTES = 16 * 1024 * 1024
-
-async function refusal(res) {
-  let body = null
-  try {
-    body = await res.json()
-  } catch {}
-  const error = body && body.error
-  return new SessionAudioUploadError(
-    res.status,
-    (error && error.code) || `http_${res.status}`,
-    (error && error.message) || `The audio route answered ${res.status}.`,
-  )
-}
 
 /**
  * Store `blob` with what the route grants: one PUT, or parts of DEFAULT_PART_SIZE, a few at a
@@ -157,6 +144,6 @@ export async function uploadSessionAudio(sessionId, blob, options = {}) {
     body: JSON.stringify({ type: 'session-audio.complete-upload', payload: { url: stored.url, durationMs } }),
     signal,
   })
-  if (!res.ok) throw await refusal(res)
+  if (!res.ok) throw await routeRefusal(res)
   return res.json()
 }

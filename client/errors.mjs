@@ -14,3 +14,25 @@ export class SessionAudioUploadError extends Error {
     this.code = code
   }
 }
+
+/**
+ * The route's refusal as an error with its status and code, from the JSON body already read
+ * (`{ error: { code, message } }`, or anything else: then `http_<status>` and a generic message).
+ */
+export function refusalFromBody(status, body) {
+  const error = body && body.error
+  return new SessionAudioUploadError(
+    status,
+    (error && error.code) || `http_${status}`,
+    (error && error.message) || `The audio route answered ${status}.`,
+  )
+}
+
+/** The route's refusal as an error with its status and code, reading the response's JSON body. */
+export async function routeRefusal(res) {
+  let body = null
+  try {
+    body = await res.json()
+  } catch {}
+  return refusalFromBody(res.status, body)
+}

@@ -10,8 +10,9 @@
 // fed. A file it cannot follow makes it throw an Mp4FinaliseError with a code; `finaliseMp4(blob)`
 // turns that into "return the blob unchanged".
 
-/** The header region (ftyp, moov, …) is read whole; MediaRecorder's is under 1 KiB. */
-export const HEAD_LIMIT = 1024 * 1024
+import { concat, failWith, FinaliseError, finaliseBlob, HEAD_LIMIT, StreamFinaliser } from './finaliser.mjs'
+
+export { HEAD_LIMIT }
 /** No box claims more than this (1 TiB); larger sizes are refused, not skipped. */
 const SIZE_LIMIT = 2 ** 40
 /**
@@ -30,16 +31,10 @@ export const HEADER_RESERVE = FREE_HEADER + SIDX_FIXED + SIDX_REFERENCE * MAX_RE
 const TFHD_KEEP = 24
 
 /** Why a file could not be finalised: `not_mp4`, `unsupported`, `malformed`, `truncated`, `no_audio`, `too_large`, `state`. */
-export class Mp4FinaliseError extends Error {
-  constructor(code, message) {
-    super(message)
-    this.name = 'Mp4FinaliseError'
-    this.code = code
-  }
+export class Mp4FinaliseError extends FinaliseError {
+  name = 'Mp4FinaliseError'
 }
-const fail = (code, message) => {
-  throw new Mp4FinaliseError(code, message)
-}
+const fail = failWith(Mp4FinaliseError)
 
 // --- box primitives ----------------------------------------------------------------------------
 
@@ -94,18 +89,6 @@ function boxes(b, start, end) {
   return out
 }
 
-function concat(parts) {
-  let n = 0
-  for (const p of parts) n += p.length
-  const out = new Uint8Array(n)
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.length
-  }
-  return out
-}
-
 function box(type, payloadLength) {
   const out = new Uint8Array(8 + payloadLength)
   putU32(out, 0, out.length)
@@ -140,17 +123,9 @@ export function createMp4Finaliser() {
   return new Mp4Finaliser()
 }
 
-class Mp4Finaliser {
+class Mp4Finaliser extends StreamFinaliser {
   constructor() {
-    this.state = 'head'
-    this.head = new Uint8Array(4096)
-    this.headLen = 0
-    this.headPos = 0
-    this.pos = 0
-    this.bytesIn = 0
-    this.bytesOut = 0
-    this.headerLength = null
-    this.inputDataStart = null
+    super(fail, 'moof')
     this.kept = []
     this.moov = null
     this.hadSidx = false
@@ -191,35 +166,8 @@ class Mp4Finaliser {
     return this.cleanEnd
   }
 
-  push(chunk) {
-    if (this.state === 'failed') fail('state', 'this finaliser already failed')
-    if (this.state === 'done') fail('state', 'push() after finish()')
-    const bytes = chunk instanceof Uint8Array ? chunk : new Uint8Array(chunk)
-    this.bytesIn += bytes.length
-    try {
-      let out
-      if (this.state === 'head') out = this.pushHead(bytes)
-      else {
-        this.feedBody(bytes)
-        out = bytes
-      }
-      this.bytesOut += out.length
-      return out
-    } catch (err) {
-      this.state = 'failed'
-      throw err
-    }
-  }
-
   // The header region: buffered whole (≤ HEAD_LIMIT) until the first moof's header.
-  pushHead(bytes) {
-    if (this.headLen + bytes.length > this.head.length) {
-      const grown = new Uint8Array(Math.max(this.head.length * 2, this.headLen + bytes.length))
-      grown.set(this.head.subarray(0, this.headLen))
-      this.head = grown
-    }
-    this.head.set(bytes, this.headLen)
-    this.headLen += bytes.length
+  readHead() {
     const b = this.head
     const end = this.headLen
     if (this.headPos === 0 && end >= 8 && typeOf(b, 4) !== 'ftyp') fail('not_mp4', 'the file does not start with ftyp')
@@ -231,16 +179,11 @@ class Mp4Finaliser {
       if (h.type === 'mdat') fail('unsupported', 'media data before any moof: not a fragmented recording')
       if (h.size === null) fail('malformed', `box '${printable(h.type)}' of size 0 before the first moof`)
       const boxEnd = this.headPos + h.size
-      if (boxEnd > HEAD_LIMIT) fail('too_large', `no moof within the first ${HEAD_LIMIT} bytes`)
+      if (boxEnd > HEAD_LIMIT) this.headTooLong()
       if (boxEnd > end) return this.headRoom()
       this.headBox(h.type, this.headPos, this.headPos + h.headerLength, boxEnd)
       this.headPos = boxEnd
     }
-  }
-
-  headRoom() {
-    if (this.headLen > HEAD_LIMIT) fail('too_large', `no moof within the first ${HEAD_LIMIT} bytes`)
-    return new Uint8Array(0)
   }
 
   // One whole box before the first moof: moov is read; an old sidx and padding are dropped (their
@@ -313,17 +256,9 @@ class Mp4Finaliser {
     if (!this.moov.track) fail('no_audio', 'no sound track in moov')
     this.track = this.moov.track
     this.defaultDuration = this.moov.trex.get(this.track.id)?.duration ?? 0
-    this.inputDataStart = this.headPos
     this.keptBytes = concat(this.kept)
     this.kept = null
-    const header = this.headerRegion(null)
-    this.headerLength = header.length
-    const rest = this.head.subarray(this.headPos, this.headLen)
-    this.head = null
-    this.state = 'body'
-    this.pos = this.inputDataStart
-    this.feedBody(rest)
-    return concat([header, rest])
+    return this.beginBody()
   }
 
   /**
@@ -357,12 +292,7 @@ class Mp4Finaliser {
         return
       }
       if (this.want > 0) {
-        const take = Math.min(this.want, n - i)
-        this.val.set(b.subarray(i, i + take), this.valLen)
-        this.valLen += take
-        this.want -= take
-        i += take
-        this.pos += take
+        i += this.takeValue(b, i)
         if (this.want === 0) {
           this.value(this.val.subarray(0, this.valLen))
           this.skip = this.skipAfter
@@ -371,10 +301,7 @@ class Mp4Finaliser {
         continue
       }
       if (this.skip > 0) {
-        const take = Math.min(this.skip, n - i)
-        this.skip -= take
-        i += take
-        this.pos += take
+        i += this.takeSkip(b, i)
         if (this.skip === 0) this.boundary()
         continue
       }
@@ -434,16 +361,16 @@ class Mp4Finaliser {
     if (where === 'traf') {
       if (type === 'tfhd') {
         if (payload < 8) fail('malformed', `a tfhd of ${payload} bytes at byte ${start}`)
-        return this.read(type, Math.min(payload, TFHD_KEEP), payload)
+        return this.startValue(type, Math.min(payload, TFHD_KEEP), payload)
       }
       if (type === 'tfdt' && this.traf.audio) {
         if (payload < 8) fail('malformed', `a tfdt of ${payload} bytes at byte ${start}`)
-        return this.read(type, Math.min(payload, 12), payload)
+        return this.startValue(type, Math.min(payload, 12), payload)
       }
       if (type === 'trun' && this.traf.audio) {
         if (payload < 8) fail('malformed', `a trun of ${payload} bytes at byte ${start}`)
         this.run = { payload, stage: 'head' }
-        return this.read(type, 8, payload)
+        return this.startValue(type, 8, payload)
       }
     }
     this.skipPayload(payload)
@@ -457,13 +384,6 @@ class Mp4Finaliser {
   skipPayload(payload) {
     this.skip = payload
     if (payload === 0) this.boundary()
-  }
-
-  read(type, keep, size) {
-    this.reading = type
-    this.valLen = 0
-    this.skipAfter = size - keep
-    this.want = keep
   }
 
   value(v) {
@@ -517,10 +437,7 @@ class Mp4Finaliser {
   /** Reads the next `n` bytes (≤ 16) of the trun being streamed as its `stage`. */
   want4(run, stage, n) {
     run.stage = stage
-    this.reading = 'trun'
-    this.valLen = 0
-    this.want = n
-    this.skipAfter = 0
+    this.startValue('trun', n, n)
   }
 
   startFragment(start) {
@@ -558,69 +475,61 @@ class Mp4Finaliser {
   }
 
   /**
-   * Ends the recording. Returns `{ header, tail, durationMs, fragments, references, inputDataStart,
-   * alreadyFinal }`: `header` replaces the first `headerLength` bytes of the output, `tail` is empty
-   * (the index is in the header).
+   * Ends the recording (`finish()`). Returns `{ header, tail, durationMs, fragments, references,
+   * inputDataStart, alreadyFinal }`: `header` replaces the first `headerLength` bytes of the output,
+   * `tail` is empty (the index is in the header).
    */
-  finish() {
-    if (this.state === 'failed') fail('state', 'this finaliser already failed')
-    if (this.state === 'done') fail('state', 'finish() called twice')
-    try {
-      if (this.state === 'head') {
-        if (this.headLen === 0) fail('not_mp4', 'no bytes')
-        if (this.headLen < 8) fail('truncated', 'the file ends inside its first box header')
-        fail('truncated', 'the recording ends before its first moof')
-      }
-      if (!this.toEnd && (this.hdrLen > 0 || this.want > 0 || this.skip > 0 || this.open.length > 0))
-        fail('truncated', `the recording ends inside a box (byte ${this.pos})`)
-      if (this.frag?.waiting) fail('truncated', 'the recording ends with a moof without its mdat')
-      if (this.firstStart === null) fail('no_audio', 'no sample of the sound track')
-      // Fragments before the first one with audio start at the first audio time.
-      let entries = this.entries.filter((e) => e.start !== null)
-      while (entries.length > MAX_REFERENCES) entries = entries.filter((_, i) => i % 2 === 0)
-      if (entries.length === 0 || entries[0].offset !== this.inputDataStart) entries.unshift(this.entries[0])
-      const total = this.bytesIn
-      const refs = []
-      for (let i = 0; i < entries.length; i++) {
-        const next = entries[i + 1]
-        const t0 = i === 0 ? this.firstStart : entries[i].start
-        const size = (next ? next.offset : total) - entries[i].offset
-        const duration = (next ? next.start : this.trackEnd) - t0
-        if (!(duration >= 0)) fail('malformed', 'fragment times go backwards')
-        if (size >= 2 ** 31 || duration >= 2 ** 32)
-          fail('too_large', 'a segment index reference over 2 GiB or 2^32 units')
-        refs.push([size, duration])
-      }
-      const units = this.trackEnd - this.firstStart
-      const sidx = box('sidx', SIDX_FIXED - 8 + SIDX_REFERENCE * refs.length)
-      sidx[8] = 1 // version 1: 64-bit earliest time and first offset
-      putU32(sidx, 12, this.track.id)
-      putU32(sidx, 16, this.track.scale)
-      putU64(sidx, 20, this.firstStart)
-      putU64(sidx, 28, 0) // the first moof follows right after
-      sidx[38] = refs.length >> 8
-      sidx[39] = refs.length & 0xff
-      refs.forEach(([size, duration], i) => {
-        const at = SIDX_FIXED + SIDX_REFERENCE * i
-        putU32(sidx, at, size) // reference type 0: media
-        putU32(sidx, at + 4, duration)
-        putU32(sidx, at + 8, 0x90000000) // starts with a SAP, type 1: every audio sample is one
-      })
-      const header = this.headerRegion({ units, sidx })
-      if (header.length !== this.headerLength) fail('state', 'header region changed length') // cannot happen
-      this.state = 'done'
-      return {
-        header,
-        tail: new Uint8Array(0),
-        durationMs: (units / this.track.scale) * 1000,
-        fragments: this.fragments,
-        references: refs.length,
-        inputDataStart: this.inputDataStart,
-        alreadyFinal: this.hadSidx && this.moov.hadDuration,
-      }
-    } catch (err) {
-      this.state = 'failed'
-      throw err
+  conclude() {
+    if (this.state === 'head') {
+      if (this.headLen === 0) fail('not_mp4', 'no bytes')
+      if (this.headLen < 8) fail('truncated', 'the file ends inside its first box header')
+      fail('truncated', 'the recording ends before its first moof')
+    }
+    if (!this.toEnd && (this.hdrLen > 0 || this.want > 0 || this.skip > 0 || this.open.length > 0))
+      fail('truncated', `the recording ends inside a box (byte ${this.pos})`)
+    if (this.frag?.waiting) fail('truncated', 'the recording ends with a moof without its mdat')
+    if (this.firstStart === null) fail('no_audio', 'no sample of the sound track')
+    // Fragments before the first one with audio start at the first audio time.
+    let entries = this.entries.filter((e) => e.start !== null)
+    while (entries.length > MAX_REFERENCES) entries = entries.filter((_, i) => i % 2 === 0)
+    if (entries.length === 0 || entries[0].offset !== this.inputDataStart) entries.unshift(this.entries[0])
+    const total = this.bytesIn
+    const refs = []
+    for (let i = 0; i < entries.length; i++) {
+      const next = entries[i + 1]
+      const t0 = i === 0 ? this.firstStart : entries[i].start
+      const size = (next ? next.offset : total) - entries[i].offset
+      const duration = (next ? next.start : this.trackEnd) - t0
+      if (!(duration >= 0)) fail('malformed', 'fragment times go backwards')
+      if (size >= 2 ** 31 || duration >= 2 ** 32)
+        fail('too_large', 'a segment index reference over 2 GiB or 2^32 units')
+      refs.push([size, duration])
+    }
+    const units = this.trackEnd - this.firstStart
+    const sidx = box('sidx', SIDX_FIXED - 8 + SIDX_REFERENCE * refs.length)
+    sidx[8] = 1 // version 1: 64-bit earliest time and first offset
+    putU32(sidx, 12, this.track.id)
+    putU32(sidx, 16, this.track.scale)
+    putU64(sidx, 20, this.firstStart)
+    putU64(sidx, 28, 0) // the first moof follows right after
+    sidx[38] = refs.length >> 8
+    sidx[39] = refs.length & 0xff
+    refs.forEach(([size, duration], i) => {
+      const at = SIDX_FIXED + SIDX_REFERENCE * i
+      putU32(sidx, at, size) // reference type 0: media
+      putU32(sidx, at + 4, duration)
+      putU32(sidx, at + 8, 0x90000000) // starts with a SAP, type 1: every audio sample is one
+    })
+    const header = this.headerRegion({ units, sidx })
+    if (header.length !== this.headerLength) fail('state', 'header region changed length') // cannot happen
+    return {
+      header,
+      tail: new Uint8Array(0),
+      durationMs: (units / this.track.scale) * 1000,
+      fragments: this.fragments,
+      references: refs.length,
+      inputDataStart: this.inputDataStart,
+      alreadyFinal: this.hadSidx && this.moov.hadDuration,
     }
   }
 }
@@ -638,16 +547,5 @@ function write(b, field, value) {
  * finalised (a sidx and a duration), or cannot be followed (malformed, truncated, no audio).
  */
 export async function finaliseMp4(blob, { sliceBytes = 1024 * 1024 } = {}) {
-  const finaliser = createMp4Finaliser()
-  let final
-  try {
-    for (let at = 0; at < blob.size; at += sliceBytes)
-      finaliser.push(new Uint8Array(await blob.slice(at, Math.min(at + sliceBytes, blob.size)).arrayBuffer()))
-    final = finaliser.finish()
-  } catch (err) {
-    if (err instanceof Mp4FinaliseError) return blob
-    throw err
-  }
-  if (final.alreadyFinal) return blob
-  return new Blob([final.header, blob.slice(final.inputDataStart), final.tail], { type: blob.type })
+  return finaliseBlob(blob, createMp4Finaliser(), sliceBytes)
 }

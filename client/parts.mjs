@@ -9,7 +9,7 @@
 // exponential backoff and jitter, waits while the browser is offline (no attempt is spent then),
 // and re-mints the grant before it expires. Refusals from the route are final: they reject at once
 // with the route's status and code. Plain browser JS: no Node APIs, no dependencies.
-import { SessionAudioUploadError } from './errors.mjs'
+import { routeRefusal, SessionAudioUploadError } from './errors.mjs'
 
 const DEFAULT_API_URL = 'https://vercel.com/api/blob'
 const API_VERSION = '12'
@@ -76,20 +76,6 @@ function delegationScope(delegationToken) {
   const token = String(delegationToken)
   const dot = token.indexOf('.')
   return JSON.parse(base64Text(dot < 0 ? token : token.slice(0, dot)))
-}
-
-/** The route's refusal as an error with its status and code. */
-async function routeRefusal(res) {
-  let body = null
-  try {
-    body = await res.json()
-  } catch {}
-  const error = body && body.error
-  return new SessionAudioUploadError(
-    res.status,
-    (error && error.code) || `http_${res.status}`,
-    (error && error.message) || `The audio route answered ${res.status}.`,
-  )
 }
 
 async function askRoute({ routeUrl, headers, signal, pathname, clientPayload, multipart }, type) {
@@ -398,7 +384,9 @@ const randomHex = () => Math.random().toString(16).slice(2)
 
 /**
  * What every upload shares: the grant (minted on first use, re-minted before it expires or when
- * Blob says it expired) and `call()`, one Blob request with retries.
+ * Blob says it expired) and `call()`, one Blob request with retries. putWhole and
+ * createMultipartUpload hand it their whole options: it takes the connection ones (route, headers,
+ * Blob URL, retry, stall, online, transport, onGrant) and leaves the rest.
  */
 function blobClient({
   routeUrl,
@@ -539,24 +527,8 @@ const invalidPart = (message) => new SessionAudioUploadError(400, 'invalid_part'
  * state: { pathname, partSize, uploadId, key, parts: { [n]: etag }, sizes: { [n]: bytes },
  *          completed: { url, pathname, … } | null }
  */
-export function createMultipartUpload({
-  routeUrl,
-  headers = {},
-  pathname,
-  contentType,
-  clientPayload = null,
-  partSize = DEFAULT_PART_SIZE,
-  apiUrl,
-  state: initial,
-  onStateChange,
-  onProgress,
-  signal,
-  retry,
-  stallMs,
-  online,
-  transport,
-  onGrant,
-}) {
+export function createMultipartUpload(options) {
+  const { pathname, contentType, partSize = DEFAULT_PART_SIZE, state: initial, onStateChange, onProgress } = options
   if (!Number.isSafeInteger(partSize) || partSize < 1)
     throw invalidPart('partSize must be a positive whole number of bytes.')
   const state = {
@@ -576,20 +548,7 @@ export function createMultipartUpload({
     throw invalidPart(
       `The saved state uses parts of ${state.partSize} bytes, not ${partSize}: resume with the same partSize.`,
     )
-  const client = blobClient({
-    routeUrl,
-    headers,
-    pathname,
-    clientPayload,
-    multipart: true,
-    apiUrl,
-    signal,
-    retry,
-    stallMs,
-    online,
-    transport,
-    onGrant,
-  })
+  const client = blobClient({ ...options, multipart: true })
   const inFlight = new Map() // part number → { promise, sent }
   let creating = null
 
@@ -747,36 +706,9 @@ export function createMultipartUpload({
  * One PUT of `body` to `pathname`, for what fits one part: the same grants, retries, offline waits
  * and stall detection. Resolves with Blob's answer (`{ url, downloadUrl, pathname, contentType, … }`).
  */
-export async function putWhole({
-  routeUrl,
-  headers = {},
-  pathname,
-  contentType,
-  clientPayload = null,
-  body,
-  apiUrl,
-  signal,
-  retry,
-  stallMs,
-  online,
-  transport,
-  onProgress,
-  onGrant,
-}) {
-  const client = blobClient({
-    routeUrl,
-    headers,
-    pathname,
-    clientPayload,
-    multipart: false,
-    apiUrl,
-    signal,
-    retry,
-    stallMs,
-    online,
-    transport,
-    onGrant,
-  })
+export async function putWhole(options) {
+  const { pathname, contentType, body, onProgress } = options
+  const client = blobClient({ ...options, multipart: false })
   const stored = await client.call({
     method: 'PUT',
     path: `/?${new URLSearchParams({ pathname })}`,

@@ -8,7 +8,7 @@
 // Cues. Every byte after the header region is final when written, so parts 2, 3, … go up as they
 // fill; part 1 (which holds the header region) goes last, once the Duration and Cues are known.
 // The journal keeps the recorder's own chunks, so all of it can be rebuilt after a crash.
-import { SessionAudioUploadError } from './errors.mjs'
+import { refusalFromBody, SessionAudioUploadError } from './errors.mjs'
 import { openJournal, JournalError } from './journal.mjs'
 import { createMultipartUpload, putWhole } from './parts.mjs'
 import { createMp4Finaliser } from './mp4.mjs'
@@ -223,12 +223,7 @@ async function completeOnRoute({ routeUrl, headers, url, durationMs, signal }) {
       await new Promise((r) => setTimeout(r, 500 * 2 ** attempt))
       continue
     }
-    const error = body && body.error
-    throw new SessionAudioUploadError(
-      res.status,
-      (error && error.code) || `http_${res.status}`,
-      (error && error.message) || `The audio route answered ${res.status}.`,
-    )
+    throw refusalFromBody(res.status, body)
   }
 }
 

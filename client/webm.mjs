@@ -8,6 +8,8 @@
 // bytes fed. A file it cannot follow makes it throw a WebmFinaliseError with a code;
 // `finaliseWebm(blob)` turns that into "return the blob unchanged".
 
+import { concat, failWith, FinaliseError, finaliseBlob, HEAD_LIMIT, StreamFinaliser } from './finaliser.mjs'
+
 const ID_EBML = 0x1a45dfa3
 const ID_DOCTYPE = 0x4282
 const ID_SEGMENT = 0x18538067
@@ -49,10 +51,9 @@ const LEVEL1 = new Set([
   0x1941a469, // Attachments
 ])
 
-/** The header region (EBML header, Info, Tracks, …) is read whole; MediaRecorder's is under 1 KiB. */
 /** The most CuePoints kept (two numbers each): 65 536 clusters is 18 h of MediaRecorder audio. */
 export const MAX_CUE_POINTS = 65536
-export const HEAD_LIMIT = 1024 * 1024
+export { HEAD_LIMIT }
 /** No element claims more than this (1 TiB); larger known sizes are refused, not skipped. */
 const SIZE_LIMIT = 2 ** 40
 /** A block's first bytes: track number (up to 8), relative time (2), flags (1), Opus TOC and count. */
@@ -67,16 +68,10 @@ const VOID_HEADER = 9
 export const HEADER_RESERVE = SEEK_HEAD_BYTES + DURATION_BYTES + VOID_HEADER + 40
 
 /** Why a file could not be finalised: `not_webm`, `malformed`, `truncated`, `no_audio`, `too_large`, `state`. */
-export class WebmFinaliseError extends Error {
-  constructor(code, message) {
-    super(message)
-    this.name = 'WebmFinaliseError'
-    this.code = code
-  }
+export class WebmFinaliseError extends FinaliseError {
+  name = 'WebmFinaliseError'
 }
-const fail = (code, message) => {
-  throw new WebmFinaliseError(code, message)
-}
+const fail = failWith(WebmFinaliseError)
 
 // --- EBML primitives ---------------------------------------------------------------------------
 
@@ -175,18 +170,6 @@ function element(id, payload) {
   return [...idBytes(id), ...sizeVint(payload.length), ...payload]
 }
 
-function concat(parts) {
-  let n = 0
-  for (const p of parts) n += p.length
-  const out = new Uint8Array(n)
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.length
-  }
-  return out
-}
-
 /** Nanoseconds of one Opus packet from its TOC byte and the next (RFC 6716 §3.1), or null. */
 export function opusPacketNs(toc, next) {
   const config = toc >> 3
@@ -214,17 +197,9 @@ export function createWebmFinaliser() {
   return new WebmFinaliser()
 }
 
-class WebmFinaliser {
+class WebmFinaliser extends StreamFinaliser {
   constructor() {
-    this.state = 'head'
-    this.head = new Uint8Array(4096)
-    this.headLen = 0
-    // Input bytes consumed by the body parser (the absolute input offset of the next byte).
-    this.pos = 0
-    this.bytesIn = 0
-    this.bytesOut = 0
-    this.headerLength = null
-    this.inputDataStart = null
+    super(fail, 'Cluster')
     // Body parser: partial element header, a value being read, a payload being skipped.
     this.hdr = new Uint8Array(12)
     this.hdrLen = 0
@@ -265,35 +240,8 @@ class WebmFinaliser {
     return this.wholeTo
   }
 
-  push(chunk) {
-    if (this.state === 'failed') fail('state', 'this finaliser already failed')
-    if (this.state === 'done') fail('state', 'push() after finish()')
-    const bytes = chunk instanceof Uint8Array ? chunk : new Uint8Array(chunk)
-    this.bytesIn += bytes.length
-    try {
-      let out
-      if (this.state === 'head') out = this.pushHead(bytes)
-      else {
-        this.feedBody(bytes)
-        out = bytes
-      }
-      this.bytesOut += out.length
-      return out
-    } catch (err) {
-      this.state = 'failed'
-      throw err
-    }
-  }
-
   // The header region: buffered whole (≤ HEAD_LIMIT) until the first Cluster's ID.
-  pushHead(bytes) {
-    if (this.headLen + bytes.length > this.head.length) {
-      const grown = new Uint8Array(Math.max(this.head.length * 2, this.headLen + bytes.length))
-      grown.set(this.head.subarray(0, this.headLen))
-      this.head = grown
-    }
-    this.head.set(bytes, this.headLen)
-    this.headLen += bytes.length
+  readHead() {
     const b = this.head
     const end = this.headLen
     if (!this.ebml) {
@@ -328,16 +276,11 @@ class WebmFinaliser {
       if (h.id === ID_CLUSTER) return this.startBody()
       if (h.size === null) fail('malformed', `unknown-size element 0x${h.id.toString(16)} before the first Cluster`)
       const elementEnd = this.headPos + h.headerLength + h.size
-      if (elementEnd > HEAD_LIMIT) fail('too_large', `no Cluster within the first ${HEAD_LIMIT} bytes`)
+      if (elementEnd > HEAD_LIMIT) this.headTooLong()
       if (elementEnd > end) return this.headRoom()
       this.headElement(h.id, this.headPos, this.headPos + h.headerLength, elementEnd)
       this.headPos = elementEnd
     }
-  }
-
-  headRoom() {
-    if (this.headLen > HEAD_LIMIT) fail('too_large', `no Cluster within the first ${HEAD_LIMIT} bytes`)
-    return new Uint8Array(0)
   }
 
   // One complete element before the first Cluster: Info and Tracks are read; the stale SeekHead,
@@ -388,16 +331,8 @@ class WebmFinaliser {
   startBody() {
     if (this.infoKept === null) fail('malformed', 'no Info before the first Cluster')
     if (this.track === null) fail('no_audio', 'no track before the first Cluster')
-    this.inputDataStart = this.headPos
-    const header = this.headerRegion(null)
-    this.headerLength = header.length
-    const rest = this.head.subarray(this.headPos, this.headLen)
-    this.head = null
-    this.state = 'body'
-    this.pos = this.inputDataStart
-    this.wholeTo = this.inputDataStart
-    this.feedBody(rest)
-    return concat([header, rest])
+    this.wholeTo = this.headPos
+    return this.beginBody()
   }
 
   /**
@@ -444,12 +379,7 @@ class WebmFinaliser {
     const n = b.length
     while (i < n) {
       if (this.want > 0) {
-        const take = Math.min(this.want, n - i)
-        this.val.set(b.subarray(i, i + take), this.valLen)
-        this.valLen += take
-        this.want -= take
-        i += take
-        this.pos += take
+        i += this.takeValue(b, i)
         if (this.want === 0) {
           this.value(this.reading, this.val.subarray(0, this.valLen))
           this.skip = this.skipAfter
@@ -458,10 +388,7 @@ class WebmFinaliser {
         continue
       }
       if (this.skip > 0) {
-        const take = Math.min(this.skip, n - i)
-        this.skip -= take
-        i += take
-        this.pos += take
+        i += this.takeSkip(b, i)
         this.markWhole()
         continue
       }
@@ -536,11 +463,8 @@ class WebmFinaliser {
   }
 
   read(id, keep, size) {
-    this.reading = id
-    this.valLen = 0
-    this.skipAfter = size - keep
-    if (keep > 0) this.want = keep
-    else {
+    this.startValue(id, keep, size)
+    if (keep === 0) {
       this.value(id, this.val.subarray(0, 0))
       this.skip = this.skipAfter
     }
@@ -569,60 +493,53 @@ class WebmFinaliser {
   }
 
   /**
-   * Ends the recording. Returns `{ header, tail, durationMs, clusters, inputDataStart, alreadyFinal }`:
-   * `header` replaces the first `headerLength` bytes of the output, `tail` (the Cues) is appended.
+   * Ends the recording (`finish()`). Returns `{ header, tail, durationMs, clusters, inputDataStart,
+   * alreadyFinal }`: `header` replaces the first `headerLength` bytes of the output, `tail` (the Cues)
+   * is appended.
    */
-  finish() {
-    if (this.state === 'failed') fail('state', 'this finaliser already failed')
-    if (this.state === 'done') fail('state', 'finish() called twice')
-    try {
-      if (this.state === 'head') {
-        if (this.headLen === 0) fail('not_webm', 'no bytes')
-        fail('truncated', 'the recording ends before its first Cluster')
-      }
-      if (this.hdrLen > 0 || this.want > 0 || this.skip > 0)
-        fail('truncated', `the recording ends inside an element (byte ${this.pos})`)
-      for (const o of this.open)
-        if (o.end !== null && o.end > this.pos)
-          fail('truncated', `the recording ends inside a Cluster (byte ${this.pos})`)
-      if (this.lastTime === null) fail('no_audio', 'no block of the audio track')
-      const stepNs = this.prevTime === null ? 0 : (this.lastTime - this.prevTime) * this.scale
-      const frameNs = this.lastFrameNs ?? stepNs
-      const endNs = this.lastTime * this.scale + frameNs
-      if (!(endNs >= 0)) fail('malformed', 'the last block is before time 0')
-      const shift = this.headerLength - this.inputDataStart
-      const points = []
-      for (let i = 0; i < this.clusterAt.length; i++) {
-        const time = this.clusterTime[i]
-        if (time === null) continue
-        const position = this.clusterAt[i] + shift - (this.ebml.length + 12)
-        const track = element(ID_CUE_TRACK_POSITIONS, [
-          ...element(ID_CUE_TRACK, uintBytes(this.track.number)),
-          ...element(ID_CUE_CLUSTER_POSITION, uintBytes(position)),
-        ])
-        points.push(new Uint8Array(element(ID_CUE_POINT, [...element(ID_CUE_TIME, uintBytes(time)), ...track])))
-      }
-      const cues = concat(points)
-      const tail = concat([idBytes(ID_CUES), sizeVint(cues.length), cues])
-      const segmentData = this.headerLength - (this.ebml.length + 12) + (this.bytesIn - this.inputDataStart)
-      const header = this.headerRegion({
-        duration: endNs / this.scale,
-        segmentSize: segmentData + tail.length,
-        cuesPosition: segmentData,
-      })
-      if (header.length !== this.headerLength) fail('state', 'header region changed length') // cannot happen
-      this.state = 'done'
-      return {
-        header,
-        tail,
-        durationMs: endNs / 1e6,
-        clusters: points.length,
-        inputDataStart: this.inputDataStart,
-        alreadyFinal: this.hadDuration && this.cuesSeen,
-      }
-    } catch (err) {
-      this.state = 'failed'
-      throw err
+  conclude() {
+    if (this.state === 'head') {
+      if (this.headLen === 0) fail('not_webm', 'no bytes')
+      fail('truncated', 'the recording ends before its first Cluster')
+    }
+    if (this.hdrLen > 0 || this.want > 0 || this.skip > 0)
+      fail('truncated', `the recording ends inside an element (byte ${this.pos})`)
+    for (const o of this.open)
+      if (o.end !== null && o.end > this.pos)
+        fail('truncated', `the recording ends inside a Cluster (byte ${this.pos})`)
+    if (this.lastTime === null) fail('no_audio', 'no block of the audio track')
+    const stepNs = this.prevTime === null ? 0 : (this.lastTime - this.prevTime) * this.scale
+    const frameNs = this.lastFrameNs ?? stepNs
+    const endNs = this.lastTime * this.scale + frameNs
+    if (!(endNs >= 0)) fail('malformed', 'the last block is before time 0')
+    const shift = this.headerLength - this.inputDataStart
+    const points = []
+    for (let i = 0; i < this.clusterAt.length; i++) {
+      const time = this.clusterTime[i]
+      if (time === null) continue
+      const position = this.clusterAt[i] + shift - (this.ebml.length + 12)
+      const track = element(ID_CUE_TRACK_POSITIONS, [
+        ...element(ID_CUE_TRACK, uintBytes(this.track.number)),
+        ...element(ID_CUE_CLUSTER_POSITION, uintBytes(position)),
+      ])
+      points.push(new Uint8Array(element(ID_CUE_POINT, [...element(ID_CUE_TIME, uintBytes(time)), ...track])))
+    }
+    const cues = concat(points)
+    const tail = concat([idBytes(ID_CUES), sizeVint(cues.length), cues])
+    const segmentData = this.headerLength - (this.ebml.length + 12) + (this.bytesIn - this.inputDataStart)
+    const header = this.headerRegion({
+      duration: endNs / this.scale,
+      segmentSize: segmentData + tail.length,
+      cuesPosition: segmentData,
+    })
+    if (header.length !== this.headerLength) fail('state', 'header region changed length') // cannot happen
+    return {
+      header,
+      tail,
+      durationMs: endNs / 1e6,
+      clusters: points.length,
+      inputDataStart: this.inputDataStart,
+      alreadyFinal: this.hadDuration && this.cuesSeen,
     }
   }
 }
@@ -653,16 +570,5 @@ function seekHeadElement(entries) {
  * finalised (Duration and Cues), or cannot be followed (malformed, truncated, no audio).
  */
 export async function finaliseWebm(blob, { sliceBytes = 1024 * 1024 } = {}) {
-  const finaliser = createWebmFinaliser()
-  let final
-  try {
-    for (let at = 0; at < blob.size; at += sliceBytes)
-      finaliser.push(new Uint8Array(await blob.slice(at, Math.min(at + sliceBytes, blob.size)).arrayBuffer()))
-    final = finaliser.finish()
-  } catch (err) {
-    if (err instanceof WebmFinaliseError) return blob
-    throw err
-  }
-  if (final.alreadyFinal) return blob
-  return new Blob([final.header, blob.slice(final.inputDataStart), final.tail], { type: blob.type })
+  return finaliseBlob(blob, createWebmFinaliser(), sliceBytes)
 }
