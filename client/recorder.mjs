@@ -106,6 +106,9 @@ function layout({ header, dataStart, inputBytes, tail }) {
   return { total, slice }
 }
 
+/** The content types a finaliser makes seekable, and the finaliser for each. */
+const FINALISERS = { 'audio/webm': createWebmFinaliser, 'audio/mp4': createMp4Finaliser }
+
 const EMPTY = new Uint8Array(0)
 
 /**
@@ -138,8 +141,7 @@ function finishStream(head, inputBytes) {
  * even if the finaliser gives up later.
  */
 function createStream(contentType) {
-  const finalisers = { 'audio/webm': createWebmFinaliser, 'audio/mp4': createMp4Finaliser }
-  let finaliser = finalisers[contentType]?.() ?? null
+  let finaliser = FINALISERS[contentType]?.() ?? null
   let head = null
   const self = {
     /** Null while the header region is not written yet (WebM, MP4), else its length (0: no finaliser). */
@@ -343,9 +345,6 @@ async function deliver({ journal, sessionId, meta, bytes, stream, headers, signa
     throw err
   }
 }
-
-/** The content types a finaliser makes seekable. */
-const FINALISERS = { 'audio/webm': true, 'audio/mp4': true }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/
 /** Vercel Blob refuses multipart parts under 5 MiB; smaller ones only on a local store (tests). */
