@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util'
 import { MiB, benchDir, log, repo } from './lib/common.mjs'
 import { longWebm } from './lib/long-webm.mjs'
 import { startBrowserStack } from './lib/browser-stack.mjs'
+import { CHROMIUM } from '../stack/chromium.mjs'
 import { median, fmt } from './lib/stats.mjs'
 import { RECORDER_BEGIN, RECORDER_END, replaceSection } from './lib/sections.mjs'
 
@@ -197,7 +198,7 @@ const sh = (c) => {
     return '?'
   }
 }
-const chromium = sh(`${process.env.CHROMIUM_PATH || '/usr/bin/chromium'} --version 2>/dev/null`)
+const chromium = sh(`${CHROMIUM} --version 2>/dev/null`)
 const mib = recording.bytes.length / MiB
 const kbps = (recording.bytes.length * 8) / recording.durationMs
 const ideal = (recording.bytes.length * 8) / (cfg.upMbps * 1e6)

@@ -7,9 +7,9 @@ import fs from 'node:fs'
 import http from 'node:http'
 import path from 'node:path'
 import { chromium, type Browser, type Page } from 'playwright-core'
+import { AUTOPLAY_ARG, BASE_ARGS, CHROMIUM, requireChromium } from '../stack/chromium.mjs'
 import { finaliseMp4 } from '../client/mp4.mjs'
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
 const fixtures = path.resolve(__dirname, '../__test__/fixtures/audio')
 const RAW = 'chromium-20s-timeslice.m4a'
 const truth: number = JSON.parse(fs.readFileSync(path.join(fixtures, `${RAW}.json`), 'utf8')).decodedSeconds
@@ -49,8 +49,7 @@ function slowLink(req: http.IncomingMessage, res: http.ServerResponse, file: str
 }
 
 beforeAll(async () => {
-  if (!fs.existsSync(CHROMIUM))
-    throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium)`)
+  requireChromium()
   const raw = fs.readFileSync(path.join(fixtures, RAW))
   files['raw.m4a'] = raw
   files['finalised.m4a'] = Buffer.from(await (await finaliseMp4(new Blob([raw], { type: 'audio/mp4' }))).arrayBuffer())
@@ -62,7 +61,7 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${(server.address() as { port: number }).port}`
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--autoplay-policy=no-user-gesture-required'],
+    args: ['--headless', ...BASE_ARGS, AUTOPLAY_ARG],
   })
 })
 

@@ -9,10 +9,10 @@ import path from 'node:path'
 import send from 'send'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { startRouteServer } from '../stack/route-server.mjs'
+import { AUTOPLAY_ARG, CHROMIUM, FAKE_MEDIA_ARGS, QUIET_ARGS, requireChromium } from '../stack/chromium.mjs'
 import { createAudioHandlers, type AudioOptions } from '../index.js'
 import { startStack, type Stack } from '../__test__/helpers'
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
 const ROOT = path.resolve(__dirname, '..')
 const PAGE = `<!doctype html><meta charset=utf-8><title>recorder</title><audio id=player controls preload=metadata></audio>
 <script type=module>window.client = await import('/client/recorder.mjs'); window.ready = true</script>`
@@ -30,8 +30,7 @@ const use = (extra: AudioOptions = {}) =>
   )
 
 beforeAll(async () => {
-  if (!fs.existsSync(CHROMIUM))
-    throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium)`)
+  requireChromium()
   s = await startStack()
   platformOidc = s.blob.oidcToken()
   route = await startRouteServer({
@@ -66,18 +65,7 @@ afterAll(async () => {
 async function launch(dir = profile) {
   const ctx = await chromium.launchPersistentContext(dir, {
     executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--use-fake-device-for-media-stream',
-      '--use-fake-ui-for-media-stream',
-      '--autoplay-policy=no-user-gesture-required',
-    ],
+    args: [...QUIET_ARGS, ...FAKE_MEDIA_ARGS, AUTOPLAY_ARG],
     headless: true,
   })
   // Signed in as Alice: Clerk's session cookie, as the app would have it.

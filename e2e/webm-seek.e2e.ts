@@ -8,9 +8,9 @@ import os from 'node:os'
 import path from 'node:path'
 import send from 'send'
 import { chromium, type Browser, type Page } from 'playwright-core'
+import { AUTOPLAY_ARG, BASE_ARGS, CHROMIUM, requireChromium } from '../stack/chromium.mjs'
 import { finaliseWebm } from '../client/webm.mjs'
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
 const fixtures = path.resolve(__dirname, '../__test__/fixtures/audio')
 const RAW = 'chromium-20s-timeslice.webm'
 const truth: number = JSON.parse(fs.readFileSync(path.join(fixtures, `${RAW}.json`), 'utf8')).decodedSeconds
@@ -54,8 +54,7 @@ function slowLink(req: http.IncomingMessage, res: http.ServerResponse, file: str
 }
 
 beforeAll(async () => {
-  if (!fs.existsSync(CHROMIUM))
-    throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium)`)
+  requireChromium()
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'session-audio-webm-'))
   const raw = fs.readFileSync(path.join(fixtures, RAW))
   const finalised = await finaliseWebm(new Blob([raw], { type: 'audio/webm' }))
@@ -72,7 +71,7 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${(server.address() as { port: number }).port}`
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--autoplay-policy=no-user-gesture-required'],
+    args: ['--headless', ...BASE_ARGS, AUTOPLAY_ARG],
   })
 })
 

@@ -7,6 +7,7 @@
 import fs from 'node:fs'
 import http from 'node:http'
 import { chromium } from 'playwright-core'
+import { AUTOPLAY_ARG, BASE_ARGS, CHROMIUM, FAKE_MEDIA_ARGS } from '../stack/chromium.mjs'
 
 const [out, seconds = '20', bits = '', slice = '1000'] = process.argv.slice(2)
 if (!out) throw new Error('usage: record-mp4-fixture.mjs <out.m4a> <seconds> [audioBitsPerSecond] [timesliceMs]')
@@ -14,15 +15,8 @@ if (!out) throw new Error('usage: record-mp4-fixture.mjs <out.m4a> <seconds> [au
 const server = http.createServer((_, res) => res.end('<!doctype html><title>record</title>'))
 await new Promise((r) => server.listen(0, '127.0.0.1', r))
 const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--use-fake-device-for-media-stream',
-    '--use-fake-ui-for-media-stream',
-    '--autoplay-policy=no-user-gesture-required',
-  ],
+  executablePath: CHROMIUM,
+  args: ['--headless', ...BASE_ARGS, ...FAKE_MEDIA_ARGS, AUTOPLAY_ARG],
 })
 try {
   const page = await browser.newPage()
