@@ -61,6 +61,19 @@ afterAll(async () => {
   if (profile) fs.rmSync(profile, { recursive: true, force: true })
 })
 
+/** resumeSessionUploads() in `page`: each journaled session's result, or its error's code. */
+function resumeAll(page: Page) {
+  return page.evaluate(() =>
+    (window as any).client.resumeSessionUploads().then((all: any[]) =>
+      all.map((o) => ({
+        sessionId: o.sessionId,
+        result: o.result,
+        error: o.error && String(o.error.code ?? o.error),
+      })),
+    ),
+  )
+}
+
 /** Chromium on the test profile (IndexedDB survives closing it), fake microphone. */
 async function launch(dir = profile) {
   const ctx = await chromium.launchPersistentContext(dir, {
@@ -217,15 +230,7 @@ describe('createSessionRecorder in Chromium', () => {
     const next = await openPage()
     const pending = await next.evaluate(() => (window as any).client.pendingSessionUploads())
     expect(pending.map((p: { sessionId: string }) => p.sessionId)).toContain(id)
-    const outcomes = await next.evaluate(() =>
-      (window as any).client.resumeSessionUploads().then((all: any[]) =>
-        all.map((o) => ({
-          sessionId: o.sessionId,
-          result: o.result,
-          error: o.error && String(o.error.code ?? o.error),
-        })),
-      ),
-    )
+    const outcomes = await resumeAll(next)
     const mine = outcomes.find((o: { sessionId: string }) => o.sessionId === id)
     expect(mine?.error).toBeUndefined()
     expect(mine?.result).toMatchObject({ sessionId: id, status: 'transcribing' })
@@ -250,15 +255,7 @@ describe('createSessionRecorder in Chromium', () => {
     await wait(12_000)
     await page.reload()
     await page.waitForFunction(() => (window as any).ready === true)
-    const outcomes = await page.evaluate(() =>
-      (window as any).client.resumeSessionUploads().then((all: any[]) =>
-        all.map((o) => ({
-          sessionId: o.sessionId,
-          result: o.result,
-          error: o.error && String(o.error.code ?? o.error),
-        })),
-      ),
-    )
+    const outcomes = await resumeAll(page)
     const mine = outcomes.find((o: { sessionId: string }) => o.sessionId === id)
     expect(mine?.result).toMatchObject({ sessionId: id, status: 'transcribing' })
     expect(mine.result.durationMs).toBeGreaterThanOrEqual(10_000)
@@ -495,15 +492,7 @@ describe('createSessionRecorder in Chromium', () => {
     const pending = await page.evaluate(() => (window as any).client.pendingSessionUploads())
     expect(pending.map((p: { sessionId: string }) => p.sessionId)).toContain(id)
     use() // a new handler: no breaker left open by the outage
-    const outcomes = await page.evaluate(() =>
-      (window as any).client.resumeSessionUploads().then((all: any[]) =>
-        all.map((o) => ({
-          sessionId: o.sessionId,
-          result: o.result,
-          error: o.error && String(o.error.code ?? o.error),
-        })),
-      ),
-    )
+    const outcomes = await resumeAll(page)
     const mine = outcomes.find((o: { sessionId: string }) => o.sessionId === id)
     expect(mine?.error).toBeUndefined()
     expect(mine?.result).toMatchObject({ sessionId: id, status: 'transcribing' })
