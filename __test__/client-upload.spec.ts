@@ -9,7 +9,7 @@ import { startRouteServer, VERCEL_MAX_BODY_BYTES } from '../stack/route-server.m
 import { sineWav } from '../stack/wav.mjs'
 import { createAudioHandlers, type AudioOptions } from '../index.js'
 import { finaliseWebm, SessionAudioUploadError, uploadSessionAudio } from '../client.mjs'
-import { errorOf, fixture, startStack, until, type Stack } from './helpers'
+import { completeAsWebhooksGo, errorOf, fixture, startStack, until, withHeldWebhooks, type Stack } from './helpers'
 
 let s: Stack
 let route: Awaited<ReturnType<typeof startRouteServer>>
@@ -77,17 +77,6 @@ async function complete(id: string, url: string, { token = alice, durationMs = 5
     headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
     body: JSON.stringify({ type: 'session-audio.complete-upload', payload }),
   })
-}
-
-/** Run `fn` with Blob's completion webhooks held back (the browser's event decides), then let them go. */
-async function withHeldWebhooks(fn: () => Promise<void>) {
-  s.blob.state.holdWebhooks = true
-  try {
-    await fn()
-  } finally {
-    s.blob.state.holdWebhooks = false
-    await s.blob.releaseWebhooks()
-  }
 }
 
 /** An answer without the field only a fresh measurement knows (a replay answers from the record). */
@@ -381,7 +370,7 @@ describe('completion', () => {
   })
 
   it('10 completions of one blob at once: one reads storage and attaches, the others answer from the record', async () => {
-    await withHeldWebhooks(async () => {
+    await withHeldWebhooks(s, async () => {
       const id = await recording()
       const stored = await clientUpload(id, sineWav(5))
       const [reads, heads, attaches] = [s.blob.calls.read, s.blob.calls.head, s.convex.calls.mutation]
@@ -394,7 +383,7 @@ describe('completion', () => {
   })
 
   it('durationMs may be left out of the completion: the measured length is recorded', async () => {
-    await withHeldWebhooks(async () => {
+    await withHeldWebhooks(s, async () => {
       const id = await recording()
       const stored = await clientUpload(id, sineWav(7), { durationMs: 7000 })
       const res = await complete(id, stored.url, { durationMs: null })
@@ -428,8 +417,7 @@ describe('completion', () => {
       s.blob.state.holdWebhooks = true
       const id = await recording()
       const stored = await clientUpload(id, sineWav(5))
-      s.blob.state.holdWebhooks = false
-      const [res] = await Promise.all([complete(id, stored.url), s.blob.releaseWebhooks()])
+      const res = await completeAsWebhooksGo(s, () => complete(id, stored.url))
       expect([200, 201]).toContain(res.status)
       expect(s.blob.webhooks.at(-1)!.status).toBe(200)
       expect(await s.convex.getSession(id)).toMatchObject({ status: 'transcribing', audioUrl: stored.url })

@@ -206,3 +206,21 @@ export function signAttach(secret: string, args: AttachFields, expiresAt = Date.
   for (const f of fields) message += `\n${f}=${Buffer.byteLength(String(all[f]))}:${all[f]}`
   return { ...all, signature: crypto.createHmac('sha256', secret).update(message).digest('hex') }
 }
+
+/** Run `fn` with Blob's completion webhooks held back (the browser's event decides), then let them go (and wait for their answers). */
+export async function withHeldWebhooks(s: Stack, fn: () => Promise<void>) {
+  s.blob.state.holdWebhooks = true
+  try {
+    await fn()
+  } finally {
+    s.blob.state.holdWebhooks = false
+    await s.blob.releaseWebhooks()
+  }
+}
+
+/** Let held webhooks go at the moment `complete()` (the browser's event) is sent: both race; its answer. */
+export async function completeAsWebhooksGo<T>(s: Stack, complete: () => Promise<T>): Promise<T> {
+  s.blob.state.holdWebhooks = false
+  const [res] = await Promise.all([complete(), s.blob.releaseWebhooks()])
+  return res
+}

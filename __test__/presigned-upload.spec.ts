@@ -12,7 +12,7 @@ import { startRouteServer, VERCEL_MAX_BODY_BYTES } from '../stack/route-server.m
 import { sineWav } from '../stack/wav.mjs'
 import { createAudioHandlers, type AudioOptions } from '../index.js'
 import { SessionAudioUploadError, uploadSessionAudio } from '../client.mjs'
-import { errorOf, startStack, until, type Stack } from './helpers'
+import { completeAsWebhooksGo, errorOf, startStack, until, withHeldWebhooks, type Stack } from './helpers'
 
 const TTL_MS = 3_600_000
 let s: Stack
@@ -80,24 +80,13 @@ const presignRequest = (id: string, pathname: string, clientPayload: string | nu
 const complete = (id: string, url: string, durationMs = 5000) =>
   event(id, 'session-audio.complete-upload', { url, durationMs })
 
-/** Run `fn` with Blob's webhooks held back, then let them go (and wait for their answers). */
-async function withHeldWebhooks(fn: () => Promise<void>) {
-  s.blob.state.holdWebhooks = true
-  try {
-    await fn()
-  } finally {
-    s.blob.state.holdWebhooks = false
-    await s.blob.releaseWebhooks()
-  }
-}
-
 describe('uploadPresigned() through the route, over OIDC', () => {
   it('a single PUT: a signed token scoped to the pathname, put, the type, the byte limit and the TTL; no credential on the PUT; the browser event attaches, the Ed25519 webhook after it changes nothing', async () => {
     const id = await recording()
     const wav = sineWav(5)
     const issued = s.blob.signedTokens.length
     let stored: Awaited<ReturnType<typeof uploadPresigned>> | undefined
-    await withHeldWebhooks(async () => {
+    await withHeldWebhooks(s, async () => {
       const before = Date.now()
       stored = await presignedUpload(id, wav)
       // What the route asked Blob for, with the request's OIDC token.
@@ -132,7 +121,7 @@ describe('uploadPresigned() through the route, over OIDC', () => {
     const wav = sineWav(660) // 21 MB of 16 kHz PCM: three 8 MiB parts
     const authBefore = s.blob.auth.length
     let stored: { url: string } | undefined
-    await withHeldWebhooks(async () => {
+    await withHeldWebhooks(s, async () => {
       stored = await presignedUpload(id, wav, { durationMs: 660_000, multipart: true })
       const mpu = s.blob.auth.slice(authBefore).filter((a: any) => a.op === 'mpu')
       expect(mpu.length).toBeGreaterThanOrEqual(5) // create, ≥ 3 parts, complete
@@ -165,8 +154,7 @@ describe('uploadPresigned() through the route, over OIDC', () => {
       s.blob.state.holdWebhooks = true
       const id = await recording()
       const stored = await presignedUpload(id, sineWav(5))
-      s.blob.state.holdWebhooks = false
-      const [res] = await Promise.all([complete(id, stored.url), s.blob.releaseWebhooks()])
+      const res = await completeAsWebhooksGo(s, () => complete(id, stored.url))
       expect([200, 201]).toContain(res.status)
       expect(s.blob.webhooks.at(-1)!.status).toBe(200)
       expect(await s.convex.getSession(id)).toMatchObject({ status: 'transcribing', audioUrl: stored.url })
@@ -352,7 +340,7 @@ describe('refusals', () => {
     const id = await recording()
     let stored: { url: string; pathname: string } | undefined
     let body = ''
-    await withHeldWebhooks(async () => {
+    await withHeldWebhooks(s, async () => {
       stored = await presignedUpload(id, sineWav(5))
       s.blob.state.holdWebhooks = false
       // The genuine webhook's body, re-sent with other signatures.

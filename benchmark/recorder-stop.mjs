@@ -14,26 +14,19 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { execSync } from 'node:child_process'
-import { parseArgs } from 'node:util'
-import { MiB, benchDir, log, repo } from './lib/common.mjs'
+import { MiB, benchDir, benchFlags, log, repo } from './lib/common.mjs'
 import { longWebm } from './lib/long-webm.mjs'
 import { startBrowserStack } from './lib/browser-stack.mjs'
+import { CHROMIUM } from '../stack/chromium.mjs'
 import { median, fmt } from './lib/stats.mjs'
 import { RECORDER_BEGIN, RECORDER_END, replaceSection } from './lib/sections.mjs'
 
-const argv = process.argv.slice(2)
-const { values: flags } = parseArgs({
-  args: argv,
-  options: {
-    quick: { type: 'boolean', default: false },
-    rounds: { type: 'string' },
-    minutes: { type: 'string' },
-    speed: { type: 'string' },
-    'up-mbps': { type: 'string' },
-    'latency-ms': { type: 'string' },
-    'part-mib': { type: 'string' },
-    out: { type: 'string', default: path.join(repo, 'BENCHMARKS.md') },
-  },
+const { argv, flags } = benchFlags({
+  minutes: { type: 'string' },
+  speed: { type: 'string' },
+  'up-mbps': { type: 'string' },
+  'latency-ms': { type: 'string' },
+  'part-mib': { type: 'string' },
 })
 const quick = flags.quick
 const cfg = {
@@ -197,7 +190,7 @@ const sh = (c) => {
     return '?'
   }
 }
-const chromium = sh(`${process.env.CHROMIUM_PATH || '/usr/bin/chromium'} --version 2>/dev/null`)
+const chromium = sh(`${CHROMIUM} --version 2>/dev/null`)
 const mib = recording.bytes.length / MiB
 const kbps = (recording.bytes.length * 8) / recording.durationMs
 const ideal = (recording.bytes.length * 8) / (cfg.upMbps * 1e6)

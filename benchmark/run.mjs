@@ -7,8 +7,7 @@
 // here in the report's order.
 import fs from 'node:fs'
 import path from 'node:path'
-import { parseArgs } from 'node:util'
-import { log, repo, sizes } from './lib/common.mjs'
+import { benchFlags, log, sizes } from './lib/common.mjs'
 import { allSucceeded, printMedians, renderReport } from './lib/report.mjs'
 import { keptSection } from './lib/sections.mjs'
 import { rounds as roundRunner } from './lib/rounds.mjs'
@@ -21,17 +20,10 @@ import clientUpload from './scenarios/client-upload.mjs'
 import coldStart from './scenarios/cold-start.mjs'
 import inprocScenario from './scenarios/inproc.mjs'
 
-const argv = process.argv.slice(2)
-const { values: flags } = parseArgs({
-  args: argv,
-  options: {
-    quick: { type: 'boolean', default: false },
-    rounds: { type: 'string' },
-    // `--only stream,seek-zero`: run just those scenarios and print their medians (no report
-    // written); for iterating on one number while profiling.
-    only: { type: 'string' },
-    out: { type: 'string', default: path.join(repo, 'BENCHMARKS.md') },
-  },
+const { argv, flags } = benchFlags({
+  // `--only stream,seek-zero`: run just those scenarios and print their medians (no report
+  // written); for iterating on one number while profiling.
+  only: { type: 'string' },
 })
 const quick = flags.quick
 const rounds = Number(flags.rounds ?? (quick ? 1 : 3))

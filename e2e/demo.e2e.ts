@@ -12,8 +12,8 @@ import { chromium, type Browser, type Page } from 'playwright-core'
 import { startLocalStack } from '../stack/local.mjs'
 import { startExampleApp } from '../stack/app.mjs'
 import { sineWav } from '../stack/wav.mjs'
+import { AUTOPLAY_ARG, CHROMIUM, FAKE_MEDIA_ARGS, QUIET_ARGS, requireChromium } from '../stack/chromium.mjs'
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
 const artifacts = path.resolve('e2e-artifacts')
 type BlobAuth = 'oidc' | 'read-write'
 let browser: Browser
@@ -37,24 +37,11 @@ async function stopDemo() {
 }
 
 beforeAll(async () => {
-  if (!fs.existsSync(CHROMIUM))
-    throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium)`)
+  requireChromium()
   fs.mkdirSync(artifacts, { recursive: true })
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--use-fake-device-for-media-stream',
-      '--use-fake-ui-for-media-stream',
-      '--autoplay-policy=no-user-gesture-required',
-    ],
+    args: ['--headless', ...QUIET_ARGS, ...FAKE_MEDIA_ARGS, AUTOPLAY_ARG],
   })
 })
 

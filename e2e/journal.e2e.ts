@@ -7,18 +7,9 @@ import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { CHROMIUM, QUIET_ARGS, requireChromium } from '../stack/chromium.mjs'
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-]
+const ARGS = ['--headless', ...QUIET_ARGS]
 const CLIENT = path.resolve('client')
 
 // The page: helpers that make a chunk's bytes from (seq, size) with xorshift, so the page can check
@@ -80,8 +71,7 @@ function serve(): Promise<void> {
 }
 
 beforeAll(async () => {
-  if (!fs.existsSync(CHROMIUM))
-    throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium)`)
+  requireChromium()
   await serve()
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS })
 })

@@ -3,93 +3,38 @@
 // a store serves it. The raw recording has no index: Chromium reads every fragment before
 // `loadedmetadata` (the whole file, however long), so this test fails if finalising did nothing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import fs from 'node:fs'
 import http from 'node:http'
-import path from 'node:path'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
+import { audioMetadata, launchPlayer, recordedFixture, slowLink, type SlowRequest } from './lib/seek-harness'
 import { finaliseMp4 } from '../client/mp4.mjs'
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
-const fixtures = path.resolve(__dirname, '../__test__/fixtures/audio')
-const RAW = 'chromium-20s-timeslice.m4a'
-const truth: number = JSON.parse(fs.readFileSync(path.join(fixtures, `${RAW}.json`), 'utf8')).decodedSeconds
+const { raw, truth } = recordedFixture('chromium-20s-timeslice.m4a')
 let server: http.Server
 let base = ''
 let browser: Browser
 /** Requests: when, which file, from which byte. */
-const requests: { t: number; file: string; from: number }[] = []
+const requests: SlowRequest[] = []
 const files: Record<string, Buffer> = {}
 
-/**
- * `/<file>` answers Range requests at about 80 KB/s (8 KiB every 100 ms): the 320 KB recording takes
- * 4 s to read whole, so a player that needs all of it is seen waiting.
- */
-function slowLink(req: http.IncomingMessage, res: http.ServerResponse, file: string) {
-  const body = files[file]
-  if (!body) return void res.writeHead(404).end()
-  const m = /bytes=(\d+)-(\d*)/.exec(req.headers.range ?? '')
-  const start = m ? Number(m[1]) : 0
-  const end = m && m[2] ? Number(m[2]) + 1 : body.length
-  requests.push({ t: Date.now(), file, from: start })
-  res.writeHead(m ? 206 : 200, {
-    'content-type': 'audio/mp4',
-    'accept-ranges': 'bytes',
-    'content-length': String(end - start),
-    ...(m ? { 'content-range': `bytes ${start}-${end - 1}/${body.length}` } : {}),
-  })
-  let at = start
-  const tick = () => {
-    if (res.destroyed) return
-    if (at >= end) return void res.end()
-    res.write(body.subarray(at, Math.min(at + 8192, end)))
-    at += 8192
-    setTimeout(tick, 100)
-  }
-  tick()
-}
-
 beforeAll(async () => {
-  if (!fs.existsSync(CHROMIUM))
-    throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium)`)
-  const raw = fs.readFileSync(path.join(fixtures, RAW))
   files['raw.m4a'] = raw
   files['finalised.m4a'] = Buffer.from(await (await finaliseMp4(new Blob([raw], { type: 'audio/mp4' }))).arrayBuffer())
   server = http.createServer((req, res) => {
     if (req.url === '/') return void res.end('<!doctype html><title>mp4</title>')
-    slowLink(req, res, (req.url ?? '/').slice(1))
+    // `/<file>` at about 80 KB/s: the 320 KB recording takes 4 s to read whole, so a player that
+    // needs all of it is seen waiting.
+    const file = (req.url ?? '/').slice(1)
+    slowLink(req, res, file, files[file], 'audio/mp4', requests)
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   base = `http://127.0.0.1:${(server.address() as { port: number }).port}`
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--autoplay-policy=no-user-gesture-required'],
-  })
+  browser = await launchPlayer()
 })
 
 afterAll(async () => {
   await browser?.close()
   server?.close()
 })
-
-/** `<audio preload=metadata>` on `file`: ms to `loadedmetadata`, duration and seekable end then. */
-async function metadata(page: Page, file: string) {
-  await page.goto(`${base}/`)
-  return page.evaluate(async (src) => {
-    const a = document.createElement('audio')
-    a.id = 'player'
-    a.preload = 'metadata'
-    document.body.append(a)
-    const loaded = new Promise((r) => a.addEventListener('loadedmetadata', r, { once: true }))
-    const t0 = performance.now()
-    a.src = src
-    await loaded
-    return {
-      ms: performance.now() - t0,
-      duration: a.duration,
-      seekEnd: a.seekable.length ? a.seekable.end(a.seekable.length - 1) : null,
-    }
-  }, `${base}/${file}`)
-}
 
 /** Seek to `t`, play, and report where it played from and to. */
 const seekAndPlay = (page: Page, t: number) =>
@@ -106,6 +51,9 @@ const seekAndPlay = (page: Page, t: number) =>
     a.pause()
     return { at, from, now: a.currentTime, error: a.error?.message ?? null }
   }, t)
+
+/** `<audio preload=metadata>` on `file`: ms to `loadedmetadata`, duration and seekable end then. */
+const metadata = (page: Page, file: string) => audioMetadata(page, `${base}/`, `${base}/${file}`)
 
 describe('finaliseMp4 in Chromium', () => {
   it('the raw MediaRecorder MP4: loadedmetadata only once the whole file was read (what finalising fixes)', async () => {

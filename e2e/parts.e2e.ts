@@ -7,11 +7,11 @@ import http from 'node:http'
 import path from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { chromium, type Browser } from 'playwright-core'
+import { BASE_ARGS, CHROMIUM } from '../stack/chromium.mjs'
 import { createAudioHandlers } from '../index.js'
 import { sineWav } from '../stack/wav.mjs'
 import { startStack, type Stack } from '../__test__/helpers'
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
 const PART = 256 * 1024
 let s: Stack
 let browser: Browser
@@ -53,7 +53,7 @@ beforeAll(async () => {
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   origin = `http://127.0.0.1:${(server.address() as { port: number }).port}`
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu'] })
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', ...BASE_ARGS] })
 })
 afterAll(async () => {
   await browser?.close()

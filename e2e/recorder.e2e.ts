@@ -9,10 +9,10 @@ import path from 'node:path'
 import send from 'send'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { startRouteServer } from '../stack/route-server.mjs'
+import { AUTOPLAY_ARG, CHROMIUM, FAKE_MEDIA_ARGS, QUIET_ARGS, requireChromium } from '../stack/chromium.mjs'
 import { createAudioHandlers, type AudioOptions } from '../index.js'
 import { startStack, type Stack } from '../__test__/helpers'
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
 const ROOT = path.resolve(__dirname, '..')
 const PAGE = `<!doctype html><meta charset=utf-8><title>recorder</title><audio id=player controls preload=metadata></audio>
 <script type=module>window.client = await import('/client/recorder.mjs'); window.ready = true</script>`
@@ -30,8 +30,7 @@ const use = (extra: AudioOptions = {}) =>
   )
 
 beforeAll(async () => {
-  if (!fs.existsSync(CHROMIUM))
-    throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium)`)
+  requireChromium()
   s = await startStack()
   platformOidc = s.blob.oidcToken()
   route = await startRouteServer({
@@ -62,22 +61,24 @@ afterAll(async () => {
   if (profile) fs.rmSync(profile, { recursive: true, force: true })
 })
 
+/** resumeSessionUploads() in `page`: each journaled session's result, or its error's code. */
+function resumeAll(page: Page) {
+  return page.evaluate(() =>
+    (window as any).client.resumeSessionUploads().then((all: any[]) =>
+      all.map((o) => ({
+        sessionId: o.sessionId,
+        result: o.result,
+        error: o.error && String(o.error.code ?? o.error),
+      })),
+    ),
+  )
+}
+
 /** Chromium on the test profile (IndexedDB survives closing it), fake microphone. */
 async function launch(dir = profile) {
   const ctx = await chromium.launchPersistentContext(dir, {
     executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--use-fake-device-for-media-stream',
-      '--use-fake-ui-for-media-stream',
-      '--autoplay-policy=no-user-gesture-required',
-    ],
+    args: [...QUIET_ARGS, ...FAKE_MEDIA_ARGS, AUTOPLAY_ARG],
     headless: true,
   })
   // Signed in as Alice: Clerk's session cookie, as the app would have it.
@@ -229,15 +230,7 @@ describe('createSessionRecorder in Chromium', () => {
     const next = await openPage()
     const pending = await next.evaluate(() => (window as any).client.pendingSessionUploads())
     expect(pending.map((p: { sessionId: string }) => p.sessionId)).toContain(id)
-    const outcomes = await next.evaluate(() =>
-      (window as any).client.resumeSessionUploads().then((all: any[]) =>
-        all.map((o) => ({
-          sessionId: o.sessionId,
-          result: o.result,
-          error: o.error && String(o.error.code ?? o.error),
-        })),
-      ),
-    )
+    const outcomes = await resumeAll(next)
     const mine = outcomes.find((o: { sessionId: string }) => o.sessionId === id)
     expect(mine?.error).toBeUndefined()
     expect(mine?.result).toMatchObject({ sessionId: id, status: 'transcribing' })
@@ -262,15 +255,7 @@ describe('createSessionRecorder in Chromium', () => {
     await wait(12_000)
     await page.reload()
     await page.waitForFunction(() => (window as any).ready === true)
-    const outcomes = await page.evaluate(() =>
-      (window as any).client.resumeSessionUploads().then((all: any[]) =>
-        all.map((o) => ({
-          sessionId: o.sessionId,
-          result: o.result,
-          error: o.error && String(o.error.code ?? o.error),
-        })),
-      ),
-    )
+    const outcomes = await resumeAll(page)
     const mine = outcomes.find((o: { sessionId: string }) => o.sessionId === id)
     expect(mine?.result).toMatchObject({ sessionId: id, status: 'transcribing' })
     expect(mine.result.durationMs).toBeGreaterThanOrEqual(10_000)
@@ -507,15 +492,7 @@ describe('createSessionRecorder in Chromium', () => {
     const pending = await page.evaluate(() => (window as any).client.pendingSessionUploads())
     expect(pending.map((p: { sessionId: string }) => p.sessionId)).toContain(id)
     use() // a new handler: no breaker left open by the outage
-    const outcomes = await page.evaluate(() =>
-      (window as any).client.resumeSessionUploads().then((all: any[]) =>
-        all.map((o) => ({
-          sessionId: o.sessionId,
-          result: o.result,
-          error: o.error && String(o.error.code ?? o.error),
-        })),
-      ),
-    )
+    const outcomes = await resumeAll(page)
     const mine = outcomes.find((o: { sessionId: string }) => o.sessionId === id)
     expect(mine?.error).toBeUndefined()
     expect(mine?.result).toMatchObject({ sessionId: id, status: 'transcribing' })

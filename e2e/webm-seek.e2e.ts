@@ -7,13 +7,11 @@ import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import send from 'send'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
+import { audioMetadata, launchPlayer, recordedFixture, slowLink, type SlowRequest } from './lib/seek-harness'
 import { finaliseWebm } from '../client/webm.mjs'
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
-const fixtures = path.resolve(__dirname, '../__test__/fixtures/audio')
-const RAW = 'chromium-20s-timeslice.webm'
-const truth: number = JSON.parse(fs.readFileSync(path.join(fixtures, `${RAW}.json`), 'utf8')).decodedSeconds
+const { raw, truth } = recordedFixture('chromium-20s-timeslice.webm')
 let dir = ''
 let server: http.Server
 let base = ''
@@ -21,59 +19,30 @@ let browser: Browser
 /** Every Range request the server answered: `file bytes=a-b`. */
 const ranges: string[] = []
 /** Requests to the slow link: when, which file, from which byte. */
-const slow: { t: number; file: string; from: number }[] = []
+const slow: SlowRequest[] = []
 const files: Record<string, Buffer> = {}
 
-/**
- * `/slow/<file>`: Range answered at about 80 KB/s (8 KiB every 100 ms), so Chromium has not
- * buffered the file when it seeks and must fetch the target's bytes: from where shows whether it
- * found them in the Cues or reads on from where it was.
- */
-function slowLink(req: http.IncomingMessage, res: http.ServerResponse, file: string) {
-  const body = files[file]
-  if (!body) return void res.writeHead(404).end()
-  const m = /bytes=(\d+)-(\d*)/.exec(req.headers.range ?? '')
-  const start = m ? Number(m[1]) : 0
-  const end = m && m[2] ? Number(m[2]) + 1 : body.length
-  slow.push({ t: Date.now(), file, from: start })
-  res.writeHead(m ? 206 : 200, {
-    'content-type': 'audio/webm',
-    'accept-ranges': 'bytes',
-    'content-length': String(end - start),
-    ...(m ? { 'content-range': `bytes ${start}-${end - 1}/${body.length}` } : {}),
-  })
-  let at = start
-  const tick = () => {
-    if (res.destroyed) return
-    if (at >= end) return void res.end()
-    res.write(body.subarray(at, Math.min(at + 8192, end)))
-    at += 8192
-    setTimeout(tick, 100)
-  }
-  tick()
-}
-
 beforeAll(async () => {
-  if (!fs.existsSync(CHROMIUM))
-    throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium)`)
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'session-audio-webm-'))
-  const raw = fs.readFileSync(path.join(fixtures, RAW))
   const finalised = await finaliseWebm(new Blob([raw], { type: 'audio/webm' }))
   files['raw.webm'] = raw
   files['finalised.webm'] = Buffer.from(await finalised.arrayBuffer())
   for (const [name, bytes] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), bytes)
   fs.writeFileSync(path.join(dir, 'index.html'), '<!doctype html><title>webm</title>')
   server = http.createServer((req, res) => {
-    if (req.url?.startsWith('/slow/')) return slowLink(req, res, req.url.slice('/slow/'.length))
+    // `/slow/<file>`: Range answered at about 80 KB/s, so Chromium has not buffered the file when it
+    // seeks and must fetch the target's bytes: from where shows whether it found them in the Cues or
+    // reads on from where it was.
+    if (req.url?.startsWith('/slow/')) {
+      const file = req.url.slice('/slow/'.length)
+      return slowLink(req, res, file, files[file], 'audio/webm', slow)
+    }
     if (req.headers.range) ranges.push(`${req.url} ${req.headers.range}`)
     send(req, new URL(req.url ?? '/', 'http://x').pathname, { root: dir, acceptRanges: true, etag: false }).pipe(res)
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   base = `http://127.0.0.1:${(server.address() as { port: number }).port}`
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--autoplay-policy=no-user-gesture-required'],
-  })
+  browser = await launchPlayer()
 })
 
 afterAll(async () => {
@@ -83,19 +52,7 @@ afterAll(async () => {
 })
 
 /** `<audio preload=metadata>` on `file`: duration and seekable end at `loadedmetadata`. */
-async function metadata(page: Page, file: string) {
-  await page.goto(`${base}/index.html`)
-  return page.evaluate(async (src) => {
-    const a = document.createElement('audio')
-    a.id = 'player'
-    a.preload = 'metadata'
-    document.body.append(a)
-    const loaded = new Promise((r) => a.addEventListener('loadedmetadata', r, { once: true }))
-    a.src = src
-    await loaded
-    return { duration: a.duration, seekEnd: a.seekable.length ? a.seekable.end(a.seekable.length - 1) : null }
-  }, `${base}/${file}`)
-}
+const metadata = (page: Page, file: string) => audioMetadata(page, `${base}/index.html`, `${base}/${file}`)
 
 describe('finaliseWebm in Chromium', () => {
   it('the raw MediaRecorder file: duration Infinity at loadedmetadata (what finalising fixes)', async () => {

@@ -4,63 +4,9 @@
 // `<file>.json` beside it: the chunk sizes (tests replay the recorder's own chunking) and the length
 // Chromium's decoder (`decodeAudioData`) finds, the tests' ground truth.
 //   node scripts/record-webm-fixture.mjs <out.webm> <seconds> [audioBitsPerSecond] [timesliceMs]
-import fs from 'node:fs'
-import http from 'node:http'
-import { chromium } from 'playwright-core'
+import { recordFixture } from './lib/record-fixture.mjs'
 
-const [out, seconds = '20', bits = '', slice = '1000'] = process.argv.slice(2)
-if (!out) throw new Error('usage: record-webm-fixture.mjs <out.webm> <seconds> [audioBitsPerSecond] [timesliceMs]')
-// getUserMedia needs a secure context: localhost is one.
-const server = http.createServer((_, res) => res.end('<!doctype html><title>record</title>'))
-await new Promise((r) => server.listen(0, '127.0.0.1', r))
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--use-fake-device-for-media-stream',
-    '--use-fake-ui-for-media-stream',
-    '--autoplay-policy=no-user-gesture-required',
-  ],
+await recordFixture({
+  mimeType: 'audio/webm;codecs=opus',
+  usage: 'usage: record-webm-fixture.mjs <out.webm> <seconds> [audioBitsPerSecond] [timesliceMs]',
 })
-try {
-  const page = await browser.newPage()
-  await page.goto(`http://localhost:${server.address().port}/`)
-  const { b64: chunks, seconds: decodedSeconds } = await page.evaluate(
-    async ([ms, bps, timeslice]) => {
-      const stream = await navigator.mediaDevices.getUserMedia({ audio: true })
-      const options = { mimeType: 'audio/webm;codecs=opus' }
-      if (bps) options.audioBitsPerSecond = bps
-      const rec = new MediaRecorder(stream, options)
-      const parts = []
-      rec.ondataavailable = (e) => e.data.size && parts.push(e.data)
-      const stopped = new Promise((r) => (rec.onstop = r))
-      rec.start(timeslice)
-      await new Promise((r) => setTimeout(r, ms))
-      rec.stop()
-      await stopped
-      stream.getTracks().forEach((t) => t.stop())
-      // Chromium's own decoder says how long the recording is: the tests' ground truth.
-      const decoded = await new AudioContext().decodeAudioData(await new Blob(parts).arrayBuffer())
-      const b64 = []
-      for (const p of parts) {
-        const bytes = new Uint8Array(await p.arrayBuffer())
-        let s = ''
-        for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000))
-        b64.push(btoa(s))
-      }
-      return { b64, seconds: decoded.duration }
-    },
-    [Number(seconds) * 1000, Number(bits) || 0, Number(slice)],
-  )
-  const buffers = chunks.map((c) => Buffer.from(c, 'base64'))
-  fs.writeFileSync(out, Buffer.concat(buffers))
-  const about = { chromium: browser.version(), decodedSeconds, chunks: buffers.map((b) => b.length) }
-  fs.writeFileSync(`${out}.json`, JSON.stringify(about) + '\n')
-  console.log(`${out}: ${buffers.reduce((n, b) => n + b.length, 0)} bytes in ${buffers.length} chunks`)
-  console.log(`chromium ${browser.version()}`)
-} finally {
-  await browser.close()
-  server.close()
-}

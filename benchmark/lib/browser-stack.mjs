@@ -8,13 +8,13 @@ import path from 'node:path'
 import { createRequire } from 'node:module'
 import send from 'send'
 import { chromium } from 'playwright-core'
+import { AUTOPLAY_ARG, CHROMIUM, QUIET_ARGS, requireChromium } from '../../stack/chromium.mjs'
 import { startClerk } from '../../stack/clerk.mjs'
 import { startConvex } from '../../stack/convex.mjs'
 import { startBlob } from '../../stack/blob.mjs'
 import { startRouteServer } from '../../stack/route-server.mjs'
 import { repo } from './common.mjs'
 
-export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium'
 const USER = 'user_bench'
 
 /**
@@ -23,8 +23,7 @@ const USER = 'user_bench'
  * `getSession(id)` and `close()`.
  */
 export async function startBrowserStack({ page: html, files = {} }) {
-  if (!fs.existsSync(CHROMIUM))
-    throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium) or set CHROMIUM_PATH`)
+  requireChromium()
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'session-audio-bench-recorder-'))
   const clerk = await startClerk()
   const convex = await startConvex({ clerk })
@@ -76,14 +75,8 @@ export async function startBrowserStack({ page: html, files = {} }) {
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--autoplay-policy=no-user-gesture-required',
+      ...QUIET_ARGS,
+      AUTOPLAY_ARG,
       // A page in the background would have its timers throttled; the simulated recorder runs on them.
       '--disable-background-timer-throttling',
       '--disable-renderer-backgrounding',

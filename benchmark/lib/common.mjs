@@ -1,6 +1,7 @@
 // What every part of the benchmark shares: sizes, the variants, the service latency, the log.
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
 
 /** benchmark/ (where the child-process scripts live) and the repository root. */
 export const benchDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -21,3 +22,21 @@ export const LATENCY = { clerk: 30, convex: 25, blob: 15 }
 export const VARIANTS = ['session-audio', 'pure-js', 'direct']
 
 export const log = (...a) => console.error('[bench]', ...a)
+
+/**
+ * The command line of a benchmark script: `--quick`, `--rounds`, `--out` (default BENCHMARKS.md)
+ * and the script's own `options`. Returns the raw `argv` (the report quotes it) and the `flags`.
+ */
+export function benchFlags(options = {}) {
+  const argv = process.argv.slice(2)
+  const { values: flags } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      rounds: { type: 'string' },
+      ...options,
+      out: { type: 'string', default: path.join(repo, 'BENCHMARKS.md') },
+    },
+  })
+  return { argv, flags }
+}
