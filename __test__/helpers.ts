@@ -224,3 +224,59 @@ export async function completeAsWebhooksGo<T>(s: Stack, complete: () => Promise<
   const [res] = await Promise.all([complete(), s.blob.releaseWebhooks()])
   return res
 }
+
+/**
+ * A finaliser's answer to one hostile input, as both finaliser specs check it: the incremental path
+ * throws `code` (or finishes when `code` is null), the whole-Blob path returns the input unchanged
+ * (or a new Blob), and both together take under 2 s.
+ */
+export async function expectFinaliserAnswer<E extends Error & { code: string }>(
+  bytes: Buffer,
+  code: string | null,
+  {
+    incremental,
+    ErrorClass,
+    finalise,
+    toBlob,
+  }: {
+    incremental: (bytes: Buffer) => unknown
+    ErrorClass: abstract new (...args: never[]) => E
+    finalise: (blob: Blob) => Promise<Blob>
+    toBlob: (bytes: Buffer) => Blob
+  },
+) {
+  const t0 = performance.now()
+  let thrown: unknown = null
+  try {
+    incremental(bytes)
+  } catch (err) {
+    thrown = err
+  }
+  if (code === null) expect(thrown).toBeNull()
+  else {
+    expect(thrown).toBeInstanceOf(ErrorClass)
+    expect((thrown as E).code).toBe(code)
+  }
+  const blob = toBlob(bytes)
+  const out = await finalise(blob)
+  if (code === null) expect(out).not.toBe(blob)
+  else expect(out).toBe(blob) // returned unchanged
+  expect(performance.now() - t0).toBeLessThan(2000)
+}
+
+/** POST `audio` through the route (the addon measures it as it streams) and return durationMs. */
+export async function measuredByRoute(s: Stack, audio: Buffer, contentType: string, declaredMs: number) {
+  const id = await s.session('user_alice', null, { status: 'recording' })
+  const res = await s.post(id, audio, {
+    token: await s.clerk.sessionToken({ sub: 'user_alice' }),
+    headers: {
+      'x-duration-ms': String(Math.round(declaredMs)),
+      'x-content-type': contentType,
+      'content-length': String(audio.length),
+    },
+  })
+  expect(res.status, await res.clone().text()).toBe(201)
+  const body = await res.json()
+  expect(body.durationSource).toBe('measured')
+  return body.durationMs as number
+}
