@@ -393,7 +393,7 @@ describe('completion', () => {
     })
   })
 
-  it('a blob older than the client-token lifetime is 400 upload_expired and deleted (the sweep may own it)', async () => {
+  it('a blob older than the client-token lifetime is 400 upload_expired, not final: kept for the sweep, the browser sends again', async () => {
     s.blob.state.holdWebhooks = true
     Object.assign(handlers, createAudioHandlers(opts({ clientTokenTtlMs: 1000 })))
     try {
@@ -401,9 +401,10 @@ describe('completion', () => {
       const stored = await clientUpload(id, sineWav(2), { durationMs: 2000 })
       await new Promise((r) => setTimeout(r, 1500))
       const e = await errorOf(await complete(id, stored.url, { durationMs: 2000 }))
-      expect([e.status, e.code]).toEqual([400, 'upload_expired'])
+      expect([e.status, e.code, e.final]).toEqual([400, 'upload_expired', false])
       expect(e.message).toMatch(/upload the recording again/)
-      expect(s.blob.list()).not.toContain(stored.pathname)
+      // Never attached (the sweep may be deleting it) and never deleted here: the sweep's alone.
+      expect(s.blob.list()).toContain(stored.pathname)
       expect((await s.convex.getSession(id)).status).toBe('recording')
     } finally {
       Object.assign(handlers, createAudioHandlers(opts()))

@@ -58,7 +58,16 @@ describe('ConvexHttpClient against the Convex-compatible server', () => {
       durationMs: 5,
     })
     await client.mutation('listeningSessions:attachAudio' as never, attach as never)
-    const err = await client.mutation('listeningSessions:attachAudio' as never, attach as never).catch((e) => e)
+    // The same blob again is done already (idempotent); another blob is the conflict.
+    const other = signAttach(s.convex.env.SESSION_AUDIO_CONVEX_SECRET, {
+      sessionId: id,
+      audioUrl: `${s.blob.url}/listening-sessions/${id}/b.wav`,
+      pathname: `listening-sessions/${id}/b.wav`,
+      contentType: 'audio/wav',
+      sizeBytes: 10,
+      durationMs: 5,
+    })
+    const err = await client.mutation('listeningSessions:attachAudio' as never, other as never).catch((e) => e)
     expect(err.data).toEqual({ code: 'invalid_session_state', status: 'transcribing' })
   })
 

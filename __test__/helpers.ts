@@ -182,7 +182,14 @@ export async function errorOf(res: Response) {
   const body = await res.json()
   expect(Object.keys(body)).toEqual(['error'])
   expect(typeof body.error.message).toBe('string')
-  return { status: res.status, code: body.error.code as string, message: body.error.message as string }
+  // Every refusal says whether it is about the recording itself (final) or worth another try.
+  expect(typeof body.error.final).toBe('boolean')
+  return {
+    status: res.status,
+    code: body.error.code as string,
+    message: body.error.message as string,
+    final: body.error.final as boolean,
+  }
 }
 
 export type AttachFields = {

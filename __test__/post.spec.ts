@@ -354,16 +354,20 @@ describe('failures after the checks leave nothing half written', () => {
     }
   })
 
-  it('a failing attach mutation deletes the stored blob and leaves the session as it was → 502', async () => {
+  it('a failing attach mutation keeps the stored blob (an outage is no reason to lose audio) → 503 convex_unavailable, not final', async () => {
     const id = await recording()
     const before = s.blob.list()
     s.convex.state.fail = { status: 500, kind: 'mutation' }
     // A handler of its own: after this outage it fails fast for a few seconds, by design.
     const handlers = s.handlers()
-    const e = await errorOf(await s.post(id, wav10, { token: alice, headers: meta('audio/wav'), handlers }))
-    expect([e.status, e.code]).toEqual([502, 'convex_unavailable'])
-    expect(s.blob.puts.at(-1)!.stored).toBe(true) // it was stored, then removed
-    await expectUntouched(id, before)
+    const res = await s.post(id, wav10, { token: alice, headers: meta('audio/wav'), handlers })
+    expect(res.headers.get('retry-after')).toBe('5')
+    const e = await errorOf(res)
+    expect([e.status, e.code, e.final]).toEqual([503, 'convex_unavailable', false])
+    expect(e.message).toMatch(/The upload is kept/)
+    expect(s.blob.puts.at(-1)!.stored).toBe(true)
+    expect(s.blob.list().filter((p) => !before.includes(p))).toEqual([s.blob.puts.at(-1)!.pathname])
+    expect((await s.convex.getSession(id)).status).toBe('recording')
   })
 
   describe('an attach whose outcome is unknown is decided by re-reading the session', () => {
@@ -401,16 +405,17 @@ describe('failures after the checks leave nothing half written', () => {
       }
     })
 
-    it('a refusal of a shape we do not know, session still recording → 502, blob deleted', async () => {
+    it('a refusal of a shape we do not know, session still recording → 503 convex_error, blob kept', async () => {
       const id = await recording()
       const before = s.blob.list()
       s.convex.state.fail = { functionError: 'something new went wrong', kind: 'mutation' }
       const e = await errorOf(await s.post(id, wav10, { token: alice, headers: meta('audio/wav') }))
-      expect([e.status, e.code]).toEqual([502, 'convex_error'])
-      await expectUntouched(id, before)
+      expect([e.status, e.code, e.final]).toEqual([503, 'convex_error', false])
+      expect(s.blob.list().filter((p) => !before.includes(p))).toHaveLength(1)
+      expect((await s.convex.getSession(id)).status).toBe('recording')
     })
 
-    it('the answer was lost and the session cannot be re-read → 502, the blob kept for the sweep', async () => {
+    it('the answer was lost and the session cannot be re-read → 503, the blob kept for the sweep', async () => {
       const id = await recording()
       const before = s.blob.list()
       const handlers = s.handlers()
@@ -421,7 +426,7 @@ describe('failures after the checks leave nothing half written', () => {
       s.convex.state.fail = { kind: 'mutation', afterRun: true, status: 503 }
       try {
         const e = await errorOf(await s.post(id, wav10, { token: alice, headers: meta('audio/wav'), handlers }))
-        expect([e.status, e.code]).toEqual([502, 'convex_unavailable'])
+        expect([e.status, e.code]).toEqual([503, 'convex_unavailable'])
         // Not deleted: for all we know it is attached. An unattached one is the sweep's to remove.
         expect(s.blob.list().filter((p) => !before.includes(p))).toHaveLength(1)
         expect((await s.convex.getSession(id)).status).toBe('recording')
@@ -620,16 +625,17 @@ describe('nothing waits forever, nothing piles up', () => {
     await expectUntouched(id, before)
   })
 
-  it('a delete that never answers after a failed attach is given up in bounded time', async () => {
+  it('a delete that never answers after a refused upload is given up in bounded time', async () => {
     const id = await recording()
     const handlers = s.handlers({ upstreamTimeoutMs: 300 })
-    s.convex.state.fail = { status: 500, kind: 'mutation' }
     s.blob.state.misbehave = { kind: 'delete', mode: 'hang', sticky: true }
     const deletes = s.blob.calls.delete
     try {
       const t0 = Date.now()
-      const e = await errorOf(await s.post(id, wav10, { token: alice, headers: meta('audio/wav'), handlers }))
-      expect([e.status, e.code]).toEqual([502, 'convex_unavailable'])
+      // 1 s declared, 10 s in the bytes: refused for what the upload is, so it is deleted.
+      const headers = meta('audio/wav', { 'x-duration-ms': '1000' })
+      const e = await errorOf(await s.post(id, wav10, { token: alice, headers, handlers }))
+      expect([e.status, e.code]).toEqual([400, 'duration_mismatch'])
       expect(Date.now() - t0).toBeLessThan(8000)
       expect(s.blob.calls.delete - deletes).toBe(3) // the SDK's attempts, each bounded
     } finally {

@@ -46,7 +46,7 @@ export function json(res, status, value, headers = {}) {
  * Failure injection, one vocabulary for every emulator: set `peer.state.fail` to
  * `{ status, kind?, sticky?, retryAfter? }` and the next request of that kind (every one, while
  * `sticky`) is answered with `status` in the service's own error format, plus `Retry-After` when
- * given. Kinds: Clerk `jwks` | `tokens`, Convex `query` | `mutation`, Blob `put` | `mpu-create` | `mpu-part` | `mpu-complete`; no kind matches
+ * given. Kinds: Clerk `jwks` | `tokens`, Convex `query` | `mutation`, Blob `put` | `mpu-create` | `mpu-part` | `mpu-complete` | `head` (named only); no kind matches
  * all. Emulator-specific extras: Convex `{ functionError }` (the function throws), Blob
  * `state.resetAfterBytes` (the connection dies mid-body). `state.latencyMs` delays every answer.
  * Returns the failure to answer with, or null.

@@ -183,6 +183,9 @@ export const attachAudio = mutation({
     const id = ctx.db.normalizeId('listeningSessions', args.sessionId)
     const doc = id && (await ctx.db.get(id))
     if (!doc || doc.userId !== identity.subject) throw new ConvexError({ code: 'session_not_found' })
+    // The same blob attached already (a retried completion after an attach whose answer was lost,
+    // or Blob's webhook and the browser racing): done, not a conflict. Idempotent for the blob.
+    if (doc.audioUrl === args.audioUrl && doc.audioPathname === args.pathname) return { status: doc.status }
     if (doc.status !== 'recording') throw new ConvexError({ code: 'invalid_session_state', status: doc.status })
     // The audio must be this session's own upload on this deployment's store, so that nobody can
     // point their session at another blob or another host (GET would fetch whatever is stored here).

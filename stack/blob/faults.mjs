@@ -1,6 +1,6 @@
 // Failure injection: the knobs tests turn on `blob.state`.
-//   fail             see takeFailure in http-util.mjs; kind `put`, `signed-token`, `mpu-create`, `mpu-part` or
-//                    `mpu-complete`, plus the Blob error `code` to answer with. A failed PUT or
+//   fail             see takeFailure in http-util.mjs; kind `put`, `signed-token`, `mpu-create`, `mpu-part`,
+//                    `mpu-complete` or `head` (only when named), plus the Blob error `code` to answer with. A failed PUT or
 //                    part stores nothing.
 //   resetAfterBytes  destroys the next PUT's (or multipart part's) connection after that many body bytes.
 //   latencyMs        added before the first byte of every blob read (benchmarks).

@@ -19,6 +19,11 @@ export function blobRoutes(ctx) {
   function head(req, res, url) {
     calls.head++
     if (misbehaving(state, 'head', res)) return
+    // Only a failure aimed at `head` (one with no kind is meant for uploads).
+    const injected = state.fail?.kind === 'head' && takeFailure(state, 'head')
+    if (injected) {
+      return apiError(res, injected.status, injected.code ?? 'unknown_error', 'injected failure', retryAfter(injected))
+    }
     const pathname = toPathname(url.searchParams.get('url'))
     return store.meta.has(pathname)
       ? json(res, 200, store.describe(pathname))

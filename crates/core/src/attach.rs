@@ -1,71 +1,94 @@
-//! After the attach mutation: was the upload attached, refused, or is it unknown? Pure decisions,
-//! table-tested; `post` and `client_flow` carry them out.
+//! What happens to a stored upload: pure decisions, table-tested; `upload` and `flows::complete`
+//! carry them out.
 //!
-//! The rule is "no lost recording, no dangling URL". A blob is deleted only once we know the
-//! session does not hold it; when we cannot know (the mutation's answer was lost and the session
-//! cannot be re-read either), the blob is kept — an unattached blob is what `sweepOrphanAudio`
-//! removes later, while a deleted blob that was attached would be a session pointing at nothing.
+//! The one delete rule (`fate`), which the README's Reliability section states: a stored upload is
+//! deleted only when the refusal is about the upload itself (its bytes, type, size, measured
+//! duration, the caller's entitlements or limits), or when a fresh read shows the session holding
+//! a *different* blob. Everything else keeps it: outages, timeouts, a breaker failing fast, Convex
+//! refusing the route's token or signature, a function throwing something not about the upload,
+//! an unclear outcome, an upload that is too old. A kept blob is either attached by a later
+//! completion or removed by `sweepOrphanAudio`, the only janitor of orphans; a deleted blob that
+//! should have been kept is a lost recording, which nothing can undo.
 
 use crate::convex::{Outcome, SessionDoc};
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 
-/// What the mutation's own answer says, before anything is re-read.
-#[derive(Debug)]
-pub enum Answer {
-    Attached,
-    /// A refusal we recognise: the mutation did not apply (`invalid_session_state`,
-    /// `session_not_found`, or Convex refused the token before running anything).
-    Refused(Error),
-    /// The outcome is unknown: a timeout, a reset, a 5xx, or a refusal whose shape we do not
-    /// recognise. Only the session's state can tell.
-    Unclear(Error),
+/// What becomes of a stored upload after a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    Delete,
+    Keep,
 }
 
-/// Read the mutation's answer.
-pub fn classify(outcome: Result<Outcome>) -> Answer {
-    match outcome {
-        Ok(outcome) => match outcome.into_refusal() {
-            None => Answer::Attached,
-            Some(e @ (Error::InvalidSessionState(_) | Error::SessionNotFound)) => Answer::Refused(e),
-            Some(e) => Answer::Unclear(e),
-        },
-        Err(e @ Error::ConvexAuthRejected(_)) => Answer::Refused(e),
-        Err(e) => Answer::Unclear(e),
+/// The one delete rule. `session`: the session as last read fresh, if it could be read.
+pub fn fate(refusal: &Error, session: Option<&SessionDoc>, url: &str) -> Fate {
+    let holds_another = session.and_then(|doc| doc.audio_url.as_deref()).is_some_and(|held| held != url);
+    if about_the_upload(refusal) || holds_another {
+        Fate::Delete
+    } else {
+        Fate::Keep
     }
 }
 
-/// What to do with the upload.
-#[derive(Debug)]
-pub enum Verdict {
-    /// The session holds this upload.
-    Attached,
-    /// The session does not hold it: delete the blob, answer the error.
-    Refused(Error),
-    /// Nobody can tell: keep the blob (the sweep decides later), answer the error.
-    Unknown(Error),
+/// A refusal about the upload itself: no retry of any completion could attach these bytes.
+fn about_the_upload(refusal: &Error) -> bool {
+    match refusal {
+        Error::BadRequest { code, .. } => matches!(
+            code,
+            Code::DurationMismatch
+                | Code::DurationUnmeasurable
+                | Code::InconsistentAudio
+                | Code::InvalidDuration
+                | Code::EmptyBody
+        ),
+        Error::PayloadTooLarge(_)
+        | Error::UnsupportedMediaType(_)
+        | Error::ContentMismatch(_)
+        | Error::EntitlementDenied
+        | Error::DurationLimitExceeded(_) => true,
+        _ => false,
+    }
 }
 
-/// Settle an answer that was not `Attached`, given the session as re-read afterwards and whether
+/// The answer for a refusal whose upload is kept: a dependency's failure becomes a retryable
+/// `503` that still names the dependency; anything else is answered as it is.
+pub fn kept(refusal: Error) -> Error {
+    match refusal {
+        e @ Error::Kept(_) => e,
+        e if e.status() >= 500 => Error::Kept(Box::new(e)),
+        e => e,
+    }
+}
+
+/// What the mutation's own answer says: attached, or why not (`None`: attached).
+pub fn classify(outcome: Result<Outcome>) -> Option<Error> {
+    match outcome {
+        Ok(outcome) => outcome.into_refusal(),
+        Err(e) => Some(e),
+    }
+}
+
+/// What the session, re-read after a mutation that did not clearly attach, says happened.
+#[derive(Debug)]
+pub enum Verdict {
+    /// The session holds this upload (the answer was lost, or the other completion path won).
+    Attached,
+    /// It does not: the refusal to answer (what becomes of the blob is `fate`'s to say).
+    Refused(Error),
+}
+
+/// Settle a mutation that answered `error`, given the session as re-read afterwards and whether
 /// it holds this upload's URL.
-pub fn settle(answer: Answer, reread: Result<&SessionDoc>, holds: impl Fn(&SessionDoc) -> bool) -> Verdict {
-    let (error, recognised) = match answer {
-        Answer::Attached => return Verdict::Attached,
-        Answer::Refused(e) => (e, true),
-        Answer::Unclear(e) => (e, false),
-    };
+pub fn settle(error: Error, reread: Result<&SessionDoc>, holds: impl Fn(&SessionDoc) -> bool) -> Verdict {
     match reread {
-        // It landed after all (the answer was lost), or the other completion path attached it.
         Ok(doc) if holds(doc) => Verdict::Attached,
-        // A recognised refusal says what happened better than anything we could infer.
-        Ok(_) if recognised => Verdict::Refused(error),
-        // The session has moved on (another upload won): that is the conflict to report.
+        // The session has moved on (another upload won, or the app changed it): the conflict.
         Ok(doc) if doc.status != "recording" => Verdict::Refused(Error::InvalidSessionState(doc.status.clone())),
-        // Still recording and not holding it: the mutation did not apply.
+        // Still recording and not holding it: the mutation did not apply, for the reason it gave.
         Ok(_) => Verdict::Refused(error),
-        // A missing session cannot hold anything.
-        Err(Error::SessionNotFound) => Verdict::Refused(if recognised { error } else { Error::SessionNotFound }),
-        Err(_) if recognised => Verdict::Refused(error),
-        Err(_) => Verdict::Unknown(error),
+        Err(Error::SessionNotFound) => Verdict::Refused(Error::SessionNotFound),
+        // Nobody can tell: the mutation's own answer.
+        Err(_) => Verdict::Refused(error),
     }
 }
 
@@ -88,28 +111,98 @@ mod tests {
     }
 
     const OURS: &str = "https://s.public.blob.vercel-storage.com/listening-sessions/s1/a.webm";
+    const OTHER: &str = "https://s.public.blob.vercel-storage.com/listening-sessions/s1/b.webm";
+
+    /// The delete rule, whole: every kind of refusal, against every state the session can be seen in.
+    #[test]
+    fn fate_table() {
+        let bad = |code| Error::BadRequest { code, message: "x".into() };
+        let recording = doc("recording", None);
+        let moved_on = doc("ready", None);
+        let holds_other = doc("transcribing", Some(OTHER));
+        use Fate::{Delete, Keep};
+        // (refusal, fate with: no fresh read / still recording / moved on without audio / holding another blob)
+        let table: Vec<(Error, [Fate; 4])> = vec![
+            // About the upload itself: deleted whatever the session says.
+            (bad(Code::DurationMismatch), [Delete; 4]),
+            (bad(Code::DurationUnmeasurable), [Delete; 4]),
+            (bad(Code::InconsistentAudio), [Delete; 4]),
+            (bad(Code::InvalidDuration), [Delete; 4]),
+            (bad(Code::EmptyBody), [Delete; 4]),
+            (Error::PayloadTooLarge("x".into()), [Delete; 4]),
+            (Error::UnsupportedMediaType("x".into()), [Delete; 4]),
+            (Error::ContentMismatch("x".into()), [Delete; 4]),
+            (Error::EntitlementDenied, [Delete; 4]),
+            (Error::DurationLimitExceeded("x".into()), [Delete; 4]),
+            // Not about the upload: kept, unless the session holds another blob.
+            (Error::InvalidSessionState("transcribing".into()), [Keep, Keep, Keep, Delete]),
+            (Error::SessionNotFound, [Keep, Keep, Keep, Delete]),
+            (bad(Code::UploadExpired), [Keep, Keep, Keep, Delete]),
+            (Error::UploadNotFound("x".into()), [Keep, Keep, Keep, Delete]),
+            (Error::ConvexUnavailable("HTTP 503".into()), [Keep, Keep, Keep, Delete]),
+            (Error::ConvexUnavailable("breaker open".into()), [Keep, Keep, Keep, Delete]),
+            (Error::ConvexAuthRejected("HTTP 401".into()), [Keep, Keep, Keep, Delete]),
+            (Error::ConvexFunction("threw something new".into()), [Keep, Keep, Keep, Delete]),
+            (Error::ConvexShape { what: "the entitlements", why: "x".into() }, [Keep, Keep, Keep, Delete]),
+            (Error::AttachSecretMismatch, [Keep, Keep, Keep, Delete]),
+            (Error::ConfigMissing("attach_not_configured".into()), [Keep, Keep, Keep, Delete]),
+            (Error::ClerkUnavailable("x".into()), [Keep, Keep, Keep, Delete]),
+            (Error::ClerkRateLimited { retry_after_secs: 1 }, [Keep, Keep, Keep, Delete]),
+            (Error::StorageFailed("x".into()), [Keep, Keep, Keep, Delete]),
+            (Error::BlobAccessDenied("store_not_found".into()), [Keep, Keep, Keep, Delete]),
+            (Error::Unauthenticated(crate::error::AuthFailure::Expired), [Keep, Keep, Keep, Delete]),
+            (Error::Internal("panic".into()), [Keep, Keep, Keep, Delete]),
+            // Not ours to touch (another session's or store's URL) is refused before any of this.
+            (bad(Code::InvalidBlobUrl), [Keep, Keep, Keep, Delete]),
+        ];
+        for (refusal, want) in table {
+            let seen = [None, Some(&recording), Some(&moved_on), Some(&holds_other)];
+            let got = seen.map(|session| fate(&refusal, session, OURS));
+            assert_eq!(got, want, "{refusal:?}");
+        }
+        // The session holding this very blob never deletes it.
+        assert_eq!(fate(&Error::ConvexUnavailable("x".into()), Some(&doc("transcribing", Some(OURS))), OURS), Keep);
+    }
+
+    #[test]
+    fn kept_refusals_are_retryable_503s_naming_the_dependency() {
+        let table: Vec<(Error, u16, &str)> = vec![
+            (Error::ConvexUnavailable("x".into()), 503, "convex_unavailable"),
+            (Error::ConvexAuthRejected("x".into()), 503, "convex_auth_rejected"),
+            (Error::ConvexFunction("x".into()), 503, "convex_error"),
+            (Error::StorageFailed("x".into()), 503, "storage_failed"),
+            (Error::ClerkUnavailable("x".into()), 503, "auth_provider_unavailable"),
+            (Error::AttachSecretMismatch, 503, "attach_secret_mismatch"),
+            (Error::ConfigMissing("x".into()), 503, "config_missing"),
+            // Not an outage: answered as it is.
+            (Error::InvalidSessionState("ready".into()), 409, "invalid_session_state"),
+            (Error::SessionNotFound, 404, "session_not_found"),
+            (Error::BadRequest { code: Code::UploadExpired, message: "x".into() }, 400, "upload_expired"),
+        ];
+        for (refusal, status, code) in table {
+            let e = kept(refusal);
+            assert_eq!((e.status(), e.code()), (status, code), "{e:?}");
+            assert_eq!(kept(e.clone()).status(), e.status(), "kept twice is kept once");
+        }
+    }
 
     #[test]
     fn classify_table() {
         let threw = |data| Ok(Outcome::Threw { message: "x".into(), data: Some(data) });
-        let cases: Vec<(Result<Outcome>, &str)> = vec![
-            (Ok(Outcome::Value(json!({"status": "transcribing"}))), "attached"),
-            (threw(json!({"code": "invalid_session_state", "status": "ready"})), "refused"),
-            (threw(json!({"code": "session_not_found"})), "refused"),
-            (Err(Error::ConvexAuthRejected("401".into())), "refused"),
-            (threw(json!({"code": "something_new"})), "unclear"),
-            (threw(json!("bare")), "unclear"),
-            (Err(Error::ConvexUnavailable("timed out".into())), "unclear"),
-            (Err(Error::ConvexUnavailable("HTTP 503".into())), "unclear"),
-            (Err(Error::ConvexFunction("unreadable".into())), "unclear"),
+        let cases: Vec<(Result<Outcome>, Option<&str>)> = vec![
+            (Ok(Outcome::Value(json!({"status": "transcribing"}))), None),
+            (threw(json!({"code": "invalid_session_state", "status": "ready"})), Some("invalid_session_state")),
+            (threw(json!({"code": "session_not_found"})), Some("session_not_found")),
+            (threw(json!({"code": "invalid_attach_signature", "reason": "mismatch"})), Some("attach_secret_mismatch")),
+            (threw(json!({"code": "attach_not_configured"})), Some("config_missing")),
+            (threw(json!({"code": "invalid_audio_url"})), Some("convex_error")),
+            (Err(Error::ConvexAuthRejected("401".into())), Some("convex_auth_rejected")),
+            (threw(json!({"code": "something_new"})), Some("convex_error")),
+            (threw(json!("bare")), Some("convex_error")),
+            (Err(Error::ConvexUnavailable("timed out".into())), Some("convex_unavailable")),
         ];
         for (outcome, want) in cases {
-            let got = match classify(outcome) {
-                Answer::Attached => "attached",
-                Answer::Refused(_) => "refused",
-                Answer::Unclear(_) => "unclear",
-            };
-            assert_eq!(got, want);
+            assert_eq!(classify(outcome).map(|e| e.code()), want);
         }
     }
 
@@ -120,36 +213,35 @@ mod tests {
         let odd = || Error::ConvexFunction("threw something new".into());
         let conflict = || Error::InvalidSessionState("transcribing".into());
         let attached = doc("transcribing", Some(OURS));
-        let other_won =
-            doc("transcribing", Some("https://s.public.blob.vercel-storage.com/listening-sessions/s1/b.webm"));
+        let other_won = doc("transcribing", Some(OTHER));
         let untouched = doc("recording", None);
         // (answer, re-read, verdict, code)
-        let cases: Vec<(Answer, Result<&SessionDoc>, &str, &str)> = vec![
-            // The answer was lost but the mutation applied: the upload is attached.
-            (Answer::Unclear(down()), Ok(&attached), "attached", ""),
-            (Answer::Unclear(odd()), Ok(&attached), "attached", ""),
-            (Answer::Refused(conflict()), Ok(&attached), "attached", ""),
-            // It did not apply: delete, and say why.
-            (Answer::Unclear(down()), Ok(&untouched), "refused", "convex_unavailable"),
-            (Answer::Unclear(odd()), Ok(&untouched), "refused", "convex_error"),
-            (Answer::Unclear(odd()), Ok(&other_won), "refused", "invalid_session_state"),
-            (Answer::Unclear(down()), Ok(&other_won), "refused", "invalid_session_state"),
-            (Answer::Refused(conflict()), Ok(&other_won), "refused", "invalid_session_state"),
-            (Answer::Unclear(down()), Err(Error::SessionNotFound), "refused", "session_not_found"),
-            // Nobody can tell: keep the blob.
-            (Answer::Unclear(down()), Err(down()), "unknown", "convex_unavailable"),
-            (Answer::Unclear(odd()), Err(down()), "unknown", "convex_error"),
-            // A recognised refusal stands even when the re-read fails.
-            (Answer::Refused(conflict()), Err(down()), "refused", "invalid_session_state"),
+        let cases: Vec<(Error, Result<&SessionDoc>, &str)> = vec![
+            // The answer was lost but the mutation applied (or the other path attached it).
+            (down(), Ok(&attached), "attached"),
+            (odd(), Ok(&attached), "attached"),
+            (conflict(), Ok(&attached), "attached"),
+            // It did not apply: the mutation's reason.
+            (down(), Ok(&untouched), "convex_unavailable"),
+            (odd(), Ok(&untouched), "convex_error"),
+            (Error::AttachSecretMismatch, Ok(&untouched), "attach_secret_mismatch"),
+            // The session moved on: the conflict.
+            (odd(), Ok(&other_won), "invalid_session_state"),
+            (down(), Ok(&other_won), "invalid_session_state"),
+            (conflict(), Ok(&other_won), "invalid_session_state"),
+            (down(), Err(Error::SessionNotFound), "session_not_found"),
+            // Nobody can tell: the mutation's own answer.
+            (down(), Err(down()), "convex_unavailable"),
+            (odd(), Err(down()), "convex_error"),
+            (conflict(), Err(down()), "invalid_session_state"),
         ];
-        for (answer, reread, want, code) in cases {
-            let label = format!("{answer:?} / {:?}", reread.as_ref().map(|d| (&d.status, &d.audio_url)));
-            let (got, got_code) = match settle(answer, reread, holds) {
-                Verdict::Attached => ("attached", ""),
-                Verdict::Refused(e) => ("refused", e.code()),
-                Verdict::Unknown(e) => ("unknown", e.code()),
+        for (error, reread, want) in cases {
+            let label = format!("{error:?} / {:?}", reread.as_ref().map(|d| (&d.status, &d.audio_url)));
+            let got = match settle(error, reread, holds) {
+                Verdict::Attached => "attached",
+                Verdict::Refused(e) => e.code(),
             };
-            assert_eq!((got, got_code), (want, code), "{label}");
+            assert_eq!(got, want, "{label}");
         }
     }
 }

@@ -206,9 +206,13 @@ impl BlobClient {
             .map_err(|e| Error::StorageFailed(format!("head: {}", crate::error::chain(&e))))?;
         match resp.status().as_u16() {
             200..=299 => {}
-            404 => return Ok(None),
             status => {
                 let (code, message) = api_error(resp, self.exchange).await;
+                // Only Blob's own "no such blob" is a missing blob: a 404 for the store is the
+                // deployment's problem, never a reason to tell the browser its upload is gone.
+                if status == 404 && head_missing(&code) {
+                    return Ok(None);
+                }
                 return Err(refusal("head", status, &code, &message));
             }
         }
@@ -432,6 +436,12 @@ fn refusal(what: &str, status: u16, code: &str, message: &str) -> Error {
     }
 }
 
+/// Whether a `404` from `head()` says the blob is missing (`not_found`, as `@vercel/blob` reads
+/// it into `BlobNotFoundError`, or a body with no code), rather than the store (`store_not_found`).
+fn head_missing(code: &str) -> bool {
+    matches!(code, "not_found" | "unknown_error")
+}
+
 async fn api_error(resp: reqwest::Response, timeout: Duration) -> (String, String) {
     let text = match read_limited(resp, "error answer", timeout).await {
         Ok(body) => String::from_utf8_lossy(&body).into_owned(),
@@ -466,6 +476,16 @@ mod tests {
         for (status, code, want) in table {
             assert_eq!(refusal("PUT p", *status, code, "m").code(), *want, "{status} {code}");
         }
+    }
+
+    #[test]
+    fn only_blobs_own_404_means_missing() {
+        let table: &[(&str, bool)] =
+            &[("not_found", true), ("unknown_error", true), ("store_not_found", false), ("forbidden", false)];
+        for (code, missing) in table {
+            assert_eq!(head_missing(code), *missing, "{code}");
+        }
+        assert_eq!(refusal("head", 404, "store_not_found", "m").code(), "blob_access_denied");
     }
 
     #[test]

@@ -205,10 +205,13 @@ pub fn request_path(request_url: &str) -> Option<String> {
 /// somebody else's.
 pub fn blob_url_for_session(raw: &str, store: &crate::store::Store, session_id: &str) -> Result<Url> {
     let refuse = |why: &str| bad(Code::InvalidBlobUrl, format!("The blob URL {why}."));
-    let url = Url::parse(raw).map_err(|_| refuse("does not parse"))?;
+    let mut url = Url::parse(raw).map_err(|_| refuse("does not parse"))?;
     if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
         return Err(refuse("carries userinfo or a fragment"));
     }
+    // A query names no other blob (`?v=1`, `?download=1`): dropped, so that one blob has one
+    // spelling for the turns, the measurement and the session's record.
+    url.set_query(None);
     if !store.owns(&url) {
         return Err(refuse("is not in this deployment's Blob store"));
     }
@@ -367,5 +370,16 @@ mod tests {
                 assert_eq!(e.code(), "invalid_blob_url", "{raw}");
             }
         }
+        // Every query spelling of one blob is that blob; a fragment is refused.
+        for q in ["?v=1", "?download=1", "?", "?a=b&c=d"] {
+            let raw = format!("https://store1.private.blob.vercel-storage.com/listening-sessions/s1/a.webm{q}");
+            let got = blob_url_for_session(&raw, vercel, "s1").map(String::from).map_err(|e| e.code());
+            assert_eq!(
+                got.as_deref(),
+                Ok("https://store1.private.blob.vercel-storage.com/listening-sessions/s1/a.webm")
+            );
+        }
+        let frag = "https://store1.private.blob.vercel-storage.com/listening-sessions/s1/a.webm#x";
+        assert!(blob_url_for_session(frag, vercel, "s1").is_err());
     }
 }

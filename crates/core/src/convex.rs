@@ -71,11 +71,8 @@ impl Outcome {
                  value as here) and SESSION_AUDIO_BLOB_STORE_ID or SESSION_AUDIO_BLOB_HOSTS in its environment"
                     .into(),
             )),
-            (_, Some("invalid_attach_signature")) => Some(Error::ConfigInvalid(
-                "the Convex deployment refused the route's attach signature: SESSION_AUDIO_CONVEX_SECRET must be \
-                 the same value here and in the Convex deployment (and both clocks right)"
-                    .into(),
-            )),
+            // Our own signed call refused: the two sides' secrets differ (a rotation half done).
+            (_, Some("invalid_attach_signature")) => Some(Error::AttachSecretMismatch),
             (threw, _) => Some(Error::ConvexFunction(format!("{threw:?}"))),
         }
     }
@@ -222,7 +219,7 @@ mod tests {
             (threw(Some(json!({"code": "attach_not_configured"}))), Some(("config_missing", 503))),
             (
                 threw(Some(json!({"code": "invalid_attach_signature", "reason": "mismatch"}))),
-                Some(("config_invalid", 503)),
+                Some(("attach_secret_mismatch", 503)),
             ),
             (threw(Some(json!({"code": "something_new"}))), Some(("convex_error", 502))),
             (threw(Some(json!("a bare string"))), Some(("convex_error", 502))),

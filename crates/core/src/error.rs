@@ -209,6 +209,14 @@ pub enum Error {
     /// OIDC token's project is not connected to, or a revoked token.
     #[error("Vercel Blob refused the credentials: {0}")]
     BlobAccessDenied(String),
+    /// The Convex deployment refused the route's attach signature: `SESSION_AUDIO_CONVEX_SECRET`
+    /// differs between the two sides (a rotation half done) or a clock is off. The upload is kept.
+    #[error("the Convex deployment refused the attach signature (secret mismatch)")]
+    AttachSecretMismatch,
+    /// A stored upload kept after a failure that is not about it (an outage, a refusal of the
+    /// route's credentials, an unclear outcome): `503` with the cause's code, safe to retry.
+    #[error("{0} (upload kept)")]
+    Kept(Box<Error>),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -219,7 +227,9 @@ impl Error {
             Error::ConfigMissing(_)
             | Error::ConfigInvalid(_)
             | Error::ClerkRateLimited { .. }
-            | Error::OidcTokenExpired => 503,
+            | Error::OidcTokenExpired
+            | Error::AttachSecretMismatch
+            | Error::Kept(_) => 503,
             Error::MissingSessionId | Error::BadRequest { .. } | Error::IncompleteBody(_) => 400,
             Error::EntitlementDenied | Error::DurationLimitExceeded(_) | Error::ClientUploadsDisabled => 403,
             Error::InvalidSessionState(_) => 409,
@@ -276,6 +286,8 @@ impl Error {
             Error::UploadNotFound(_) => "upload_not_found",
             Error::OidcTokenExpired => "oidc_token_expired",
             Error::BlobAccessDenied(_) => "blob_access_denied",
+            Error::AttachSecretMismatch => "attach_secret_mismatch",
+            Error::Kept(cause) => cause.code(),
             Error::Internal(_) => "internal_error",
         }
     }
@@ -319,19 +331,58 @@ impl Error {
             Error::UploadNotFound(_) => "The uploaded blob is not in storage: upload it first, then complete.".into(),
             Error::OidcTokenExpired => "session-audio is misconfigured: the Vercel OIDC token that reached this request has expired. On Vercel, enable OIDC for this environment; locally, run vercel env pull again (VERCEL_OIDC_TOKEN lasts 12 hours); or set BLOB_READ_WRITE_TOKEN.".into(),
             Error::BlobAccessDenied(_) => "Vercel Blob refused this deployment's credentials: check that BLOB_STORE_ID names the Blob store connected to this project and that OIDC is enabled for this environment (or that BLOB_READ_WRITE_TOKEN is that store's current token).".into(),
+            Error::AttachSecretMismatch => "The Convex deployment refused this route's attach signature: SESSION_AUDIO_CONVEX_SECRET must be the same value where the route runs and in the Convex deployment (and both clocks right).".into(),
+            Error::Kept(cause) => format!("{} The upload is kept: send the completion again later.", cause.public_message()),
             Error::Internal(_) => "Internal error.".into(),
+        }
+    }
+
+    /// Whether trying again cannot help because the refusal is about the recording itself (its
+    /// bytes, type, size, measured duration, the caller's entitlements or limits, a blob that is
+    /// not this session's) or because the session has moved on. Sent as `final` in every refusal:
+    /// the browser keeps everything else (outages, credentials, an expired or missing upload,
+    /// which it sends again) for a later try. Nothing here decides a delete: `attach::fate` does.
+    pub fn is_final(&self) -> bool {
+        match self {
+            Error::BadRequest { code, .. } => matches!(
+                code,
+                Code::MissingDuration
+                    | Code::InvalidDuration
+                    | Code::MissingContentType
+                    | Code::InvalidContentType
+                    | Code::InvalidContentLength
+                    | Code::EmptyBody
+                    | Code::DurationMismatch
+                    | Code::DurationUnmeasurable
+                    | Code::InconsistentAudio
+                    | Code::InvalidClientPayload
+                    | Code::InvalidPathname
+                    | Code::InvalidBlobUrl
+            ),
+            Error::PayloadTooLarge(_)
+            | Error::UnsupportedMediaType(_)
+            | Error::ContentMismatch(_)
+            | Error::EntitlementDenied
+            | Error::DurationLimitExceeded(_)
+            | Error::InvalidSessionState(_) => true,
+            _ => false,
         }
     }
 
     /// 5xx are ours or an upstream's to fix and get reported; 4xx are the caller's.
     pub fn is_reportable(&self) -> bool {
-        self.status() >= 500
+        match self {
+            // Logged once per process where it is found (`upload::attach`), not per request.
+            Error::AttachSecretMismatch => false,
+            Error::Kept(cause) => cause.is_reportable(),
+            _ => self.status() >= 500,
+        }
     }
 
     /// Render as the JSON refusal every client sees.
     pub fn render(&self) -> Response {
         let body = serde_json::json!({
-            "error": { "code": self.code(), "message": self.public_message() }
+            "error": { "code": self.code(), "message": self.public_message(), "final": self.is_final() }
         });
         let mut headers = vec![
             ("content-type".to_string(), "application/json; charset=utf-8".to_string()),
@@ -346,6 +397,8 @@ impl Error {
                 format!("Bearer error=\"invalid_token\", error_description=\"{}\"", self.code()),
             )),
             Error::MethodNotAllowed => headers.push(("allow".into(), "GET, HEAD, POST".into())),
+            // A kept upload's completion can be sent again once the dependency is back.
+            Error::Kept(_) | Error::AttachSecretMismatch => headers.push(("retry-after".into(), "5".into())),
             // The client may still be sending: tell it to stop rather than keep the socket for reuse.
             Error::PayloadTooLarge(_)
             | Error::IncompleteBody(_)
@@ -412,6 +465,49 @@ mod tests {
             assert_eq!(err.status(), status, "{err:?}");
             assert_eq!(err.code(), code, "{err:?}");
             assert_eq!(err.is_reportable(), status >= 500, "{err:?}");
+        }
+        // A kept upload answers 503 with its cause's code, reported as the cause is; a secret
+        // mismatch is logged once where it is found, never reported per request.
+        let kept = Error::Kept(Box::new(Error::ConvexUnavailable("x".into())));
+        assert_eq!((kept.status(), kept.code(), kept.is_reportable()), (503, "convex_unavailable", true));
+        let kept = Error::Kept(Box::new(Error::AttachSecretMismatch));
+        assert_eq!((kept.status(), kept.code(), kept.is_reportable()), (503, "attach_secret_mismatch", false));
+    }
+
+    #[test]
+    fn final_only_when_about_the_recording_or_the_session_moved_on() {
+        let bad = |code| Error::BadRequest { code, message: "x".into() };
+        let table: Vec<(Error, bool)> = vec![
+            (bad(Code::DurationMismatch), true),
+            (bad(Code::DurationUnmeasurable), true),
+            (bad(Code::InconsistentAudio), true),
+            (bad(Code::MissingDuration), true),
+            (bad(Code::InvalidBlobUrl), true),
+            (Error::PayloadTooLarge("x".into()), true),
+            (Error::UnsupportedMediaType("x".into()), true),
+            (Error::ContentMismatch("x".into()), true),
+            (Error::EntitlementDenied, true),
+            (Error::DurationLimitExceeded("x".into()), true),
+            (Error::InvalidSessionState("ready".into()), true),
+            // Send the audio again: the stored one is too old or gone.
+            (bad(Code::UploadExpired), false),
+            (Error::UploadNotFound("x".into()), false),
+            // Not about the recording: keep it and try later.
+            (Error::SessionNotFound, false),
+            (Error::Unauthenticated(AuthFailure::Expired), false),
+            (Error::ConvexUnavailable("x".into()), false),
+            (Error::Kept(Box::new(Error::ConvexFunction("x".into()))), false),
+            (Error::AttachSecretMismatch, false),
+            (Error::StorageFailed("x".into()), false),
+            (Error::IncompleteBody("x".into()), false),
+            (Error::UploadTimeout(std::time::Duration::from_secs(1)), false),
+            (Error::Internal("x".into()), false),
+        ];
+        for (err, want) in table {
+            assert_eq!(err.is_final(), want, "{err:?}");
+            let Body::Bytes(b) = err.render().body else { panic!("json body expected") };
+            let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+            assert_eq!(v["error"]["final"], want, "{err:?}");
         }
     }
 

@@ -17,6 +17,8 @@ use crate::upstream::UpstreamClient;
 
 /// Most session lookups and template tokens held at once.
 const CACHE_ENTRIES: u64 = 10_000;
+/// Most blob measurements held at once (completions in flight, not history).
+const MEASURED_ENTRIES: u64 = 1_000;
 
 pub struct State {
     pub config: Config,
@@ -31,8 +33,13 @@ pub struct State {
     /// The Blob client's connection pool, or the 503 of a deployment without a Blob store (neither
     /// `BLOB_STORE_ID` nor a read-write token): GET works without it, POST answers 503.
     blob: std::result::Result<reqwest::Client, Error>,
-    /// Client-upload completions take turns per (session, blob) (`turns`).
+    /// Client-upload completions take turns per (session, blob pathname) (`turns`).
     pub(crate) completions: crate::turns::Turns,
+    /// A stored blob's measured duration by (URL, size, upload time): a completion retried while a
+    /// dependency is down does not read the whole blob again.
+    pub(crate) measured: TtlCache<(String, u64, Option<String>), crate::duration::Measured>,
+    /// Whether Convex refused the attach signature yet (said once in the log, not per request).
+    secret_mismatch: std::sync::atomic::AtomicBool,
     pub telemetry: Arc<Telemetry>,
 }
 
@@ -95,9 +102,20 @@ impl State {
             session_exp,
             blob,
             completions: crate::turns::Turns::default(),
+            measured: TtlCache::new(MEASURED_ENTRIES),
+            secret_mismatch: std::sync::atomic::AtomicBool::new(false),
             telemetry,
             config,
         })
+    }
+
+    /// Convex refused the route's attach signature: the two sides' `SESSION_AUDIO_CONVEX_SECRET`
+    /// differ. Said once per configuration, loudly; the requests themselves answer 503 unreported.
+    pub fn secret_mismatch_seen(&self) {
+        if !self.secret_mismatch.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::error!(target: "session_audio",
+                "secret mismatch: the Convex deployment refuses this route's attach signature. Set SESSION_AUDIO_CONVEX_SECRET to the same value here and in the Convex deployment (npx convex env set). Uploads are kept and answered 503 until then; this is said once.");
+        }
     }
 
     /// The Blob client for this request, with the credential that applies to it (OIDC tokens are

@@ -5,11 +5,12 @@
 //!   `recording`, the user is entitled, and their limits give this upload's byte limit.
 //! - `attach`: once the audio is stored and measured, the duration is settled against the
 //!   declaration and the limits, `attachAudio` runs with signed arguments, an unclear answer is
-//!   settled by re-reading the session, and the blob is kept or deleted by one rule (`dispose`).
+//!   settled by re-reading the session, and the blob is kept or deleted by the one delete rule
+//!   (`attach::fate`, carried out by `dispose`).
 
 use serde_json::{json, Value};
 
-use crate::attach::{Answer, Verdict};
+use crate::attach::{Fate, Verdict};
 use crate::auth::Identity;
 use crate::blob::BlobClient;
 use crate::convex::SessionDoc;
@@ -72,14 +73,14 @@ pub struct Landed<'a> {
 }
 
 /// Settle the duration, attach, and answer `201` (attached now) or `200` (the session already
-/// held this blob: the other completion path attached it a moment ago). Whatever is refused is
-/// deleted when the session is known not to hold it; a blob whose fate is unknown is kept.
+/// held this blob: the other completion path attached it a moment ago). What becomes of the blob
+/// after a refusal is the one delete rule's (`attach::fate`); a kept blob answers a retryable 503.
 pub async fn attach(ctx: &Ctx<'_>, landed: &Landed<'_>) -> Result<(u16, Value)> {
     let state = ctx.state;
     let limits = DurationLimits::new(&state.config.upload, landed.user_max_ms);
     let settled = match settle_duration(landed.declared_ms, &landed.measured, &limits) {
         Ok(settled) => settled,
-        Err(refusal) => return Err(dispose(ctx, landed, refusal).await),
+        Err(refusal) => return Err(dispose(ctx, landed, refusal, None).await),
     };
     ctx.trace.set_duration_source(settled.source());
     let body = json!({
@@ -93,7 +94,10 @@ pub async fn attach(ctx: &Ctx<'_>, landed: &Landed<'_>) -> Result<(u16, Value)> 
         "durationSource": settled.source(),
     });
     // Only the route can attach: the arguments go signed (`attach_sign`).
-    let secret = crate::attach_sign::require(state.config.upload.attach_secret.as_ref())?;
+    let secret = match crate::attach_sign::require(state.config.upload.attach_secret.as_ref()) {
+        Ok(secret) => secret,
+        Err(e) => return Err(dispose(ctx, landed, e, None).await),
+    };
     let args = crate::attach_sign::AttachArgs {
         session_id: ctx.session_id,
         audio_url: landed.url,
@@ -107,38 +111,48 @@ pub async fn attach(ctx: &Ctx<'_>, landed: &Landed<'_>) -> Result<(u16, Value)> 
     let attach = |token: String| async move { state.convex.mutation(mutation, args, &token).await };
     let outcome = state.as_caller(ctx.who, Phase::Mutation, ctx.trace, attach).await;
     state.forget_session(&ctx.who.user_id, ctx.session_id).await;
-    // Anything but a clear success: the session, re-read, says whether it holds this blob.
-    let answer = crate::attach::classify(outcome);
-    if matches!(answer, Answer::Attached) {
-        return Ok((201, body));
+    let Some(error) = crate::attach::classify(outcome) else { return Ok((201, body)) };
+    if matches!(error, Error::AttachSecretMismatch) {
+        state.secret_mismatch_seen();
     }
-    let status = if matches!(answer, Answer::Refused(_)) { 200 } else { 201 };
+    // Anything but a clear success: the session, re-read, says whether it holds this blob.
+    let status = if matches!(error, Error::InvalidSessionState(_)) { 200 } else { 201 };
     let reread = state.reread_session(ctx.who, ctx.session_id, ctx.trace).await;
     let holds = |doc: &SessionDoc| doc.audio_url.as_deref() == Some(landed.url);
-    match crate::attach::settle(answer, reread.as_ref().map_err(Clone::clone), holds) {
+    match crate::attach::settle(error, reread.as_ref().map_err(Clone::clone), holds) {
         Verdict::Attached => Ok((status, body)),
-        Verdict::Refused(refusal) => Err(dispose(ctx, landed, refusal).await),
-        Verdict::Unknown(error) => {
-            tracing::warn!(target: "session_audio", pathname = %landed.pathname, error = %crate::telemetry::scrub(&error.to_string()),
-                "attach outcome unknown and the session could not be re-read: blob kept (sweepOrphanAudio removes it if unattached)");
-            Err(error)
-        }
+        Verdict::Refused(refusal) => Err(dispose(ctx, landed, refusal, reread.as_ref().ok()).await),
     }
 }
 
-/// Whether a failure before the attach is a refusal for good (the blob goes) or a passing failure
-/// of Clerk, Convex or the store (the blob stays for a retry: Blob retries its webhook, the
-/// browser its completion). The one delete rule, with `attach`'s: a definite refusal deletes, an
-/// unknown outcome keeps.
-pub fn is_definite(refusal: &Error) -> bool {
-    refusal.status() < 500
+/// Carry out the one delete rule (`attach::fate`) on a refused upload and hand the refusal on: a
+/// deleted blob's refusal as it is, a kept blob's as a retryable answer (`attach::kept`).
+/// `session`: the session as last read fresh, if it was.
+pub async fn dispose(ctx: &Ctx<'_>, landed: &Landed<'_>, refusal: Error, session: Option<&SessionDoc>) -> Error {
+    discard_or_keep(ctx, landed.url, landed.pathname, refusal, session).await
 }
 
-/// Delete a refused upload, and hand the refusal on. If the delete fails too, say so loudly: the
-/// blob is an orphan until `sweepOrphanAudio` removes it.
-pub async fn dispose(ctx: &Ctx<'_>, landed: &Landed<'_>, refusal: Error) -> Error {
-    delete(ctx.blob, landed.url, landed.pathname).await;
-    refusal
+/// `dispose` for a blob known only by its URL and pathname (a completion refused before the
+/// attach).
+pub async fn discard_or_keep(
+    ctx: &Ctx<'_>,
+    url: &str,
+    pathname: &str,
+    refusal: Error,
+    session: Option<&SessionDoc>,
+) -> Error {
+    match crate::attach::fate(&refusal, session, url) {
+        Fate::Delete => {
+            delete(ctx.blob, url, pathname).await;
+            refusal
+        }
+        Fate::Keep => {
+            tracing::warn!(target: "session_audio", pathname, code = refusal.code(),
+                error = %crate::telemetry::scrub(&refusal.to_string()),
+                "upload not attached and kept for a retry (sweepOrphanAudio removes it if it is never attached)");
+            crate::attach::kept(refusal)
+        }
+    }
 }
 
 /// Delete one stored blob, logging (never failing) when the store will not.

@@ -17,7 +17,7 @@ use crate::convex::SessionDoc;
 use crate::error::{Code, Error, Result};
 use crate::media::{parse_declared, Container, DeclaredType};
 use crate::response::{json, Response};
-use crate::upload::{admit_session, attach, is_definite, Ctx, Landed};
+use crate::upload::{admit_session, attach, discard_or_keep, Ctx, Landed};
 use crate::upload_rules::UploadMeta;
 
 /// What the browser or the webhook says landed.
@@ -37,13 +37,13 @@ pub async fn browser(ctx: &Ctx<'_>, claim: &Claim<'_>) -> Result<Response> {
 }
 
 /// `blob.upload-completed` (its signature checked by the route), for the user the token was
-/// minted for: `200 ok` when attached or refused for good (the blob deleted); 5xx while Clerk,
-/// Convex or the store is unavailable, so Blob retries.
+/// minted for: `200 ok` when attached or refused (the blob deleted or kept by the one delete
+/// rule); `503` while Clerk, Convex or the store is unavailable, so Blob retries.
 pub async fn webhook(ctx: &Ctx<'_>, claim: &Claim<'_>) -> Result<Response> {
     match complete(ctx, claim).await {
         Ok(_) => {}
         Err(e) if e.status() < 500 => {
-            tracing::warn!(target: "session_audio", session_id = ctx.session_id, code = e.code(), "client upload refused by the webhook; blob deleted");
+            tracing::warn!(target: "session_audio", session_id = ctx.session_id, code = e.code(), "client upload refused by the webhook");
         }
         Err(e) => return Err(e),
     }
@@ -65,24 +65,28 @@ pub fn webhook_identity(session_id: &str, token_payload: Option<&str>) -> Result
 
 /// The README's steps for a completion, in order.
 async fn complete(ctx: &Ctx<'_>, claim: &Claim<'_>) -> Result<(u16, Value)> {
-    // 1. the URL is a blob of our store under this session's prefix (else: not ours to touch).
+    // Whatever failed on the way, a stored blob not deleted by the rule is kept: a dependency's
+    // failure is a retryable 503 naming it.
+    steps(ctx, claim).await.map_err(crate::attach::kept)
+}
+
+async fn steps(ctx: &Ctx<'_>, claim: &Claim<'_>) -> Result<(u16, Value)> {
+    // 1. the URL is a blob of our store under this session's prefix (else: not ours to touch); its
+    // query is dropped, so every spelling of one blob is one blob.
     let url = blob_url_for_session(claim.url, ctx.blob.store(), ctx.session_id)?;
     // 2. one completion of this blob at a time: the others then find the session holding it.
-    let _turn = ctx.state.completions.take(format!("{} {url}", ctx.session_id)).await;
+    let _turn = ctx.state.completions.take(format!("{} {}", ctx.session_id, url.path())).await;
     // 3. the session is the caller's; one that already holds this blob answers from its record.
     let doc = ctx.state.fresh_session(ctx.who, ctx.session_id, ctx.trace).await?;
     if doc.audio_url.as_deref() == Some(url.as_str()) {
         return Ok((200, attached_record(&doc)));
     }
-    // 4. what landed, verified; a refusal for good deletes the blob, an outage keeps it for a retry.
+    // 4. what landed, verified; what a refusal does to the blob is the one delete rule's.
+    let held = doc.clone();
     let checked = match verify(ctx, doc, &url, claim).await {
         Ok(Verified::Held(record)) => return Ok((200, record)),
         Ok(Verified::Landed(checked)) => checked,
-        Err(refusal) if is_definite(&refusal) => {
-            crate::upload::delete(ctx.blob, url.as_str(), url.path()).await;
-            return Err(refusal);
-        }
-        Err(outage) => return Err(outage),
+        Err(refusal) => return Err(discard_or_keep(ctx, url.as_str(), url.path(), refusal, Some(&held)).await),
     };
     // 5. settle the measured duration and attach (`upload::attach`).
     let landed = Landed {
@@ -96,6 +100,10 @@ async fn complete(ctx: &Ctx<'_>, claim: &Claim<'_>) -> Result<(u16, Value)> {
     };
     attach(ctx, &landed).await
 }
+
+/// How long a stored blob's measurement is reused by the completions that follow (its URL, size
+/// and upload time name the same bytes: Blob never overwrites them).
+const MEASURED_FOR: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// What storage holds, checked: type, size, age, the caller's entitlements, the bytes' container,
 /// the duration measured from one whole read.
@@ -150,8 +158,13 @@ async fn verify(ctx: &Ctx<'_>, doc: SessionDoc, url: &Url, claim: &Claim<'_>) ->
         return Err(Error::ContentMismatch(declared.container.essence().into()));
     }
     // The duration from the whole of what landed (a lie can sit anywhere in it), read once.
+    // Read whole at most once per burst: a completion retried while Convex is down reuses it.
+    let key = (meta.url.clone(), meta.size, meta.uploaded_at.clone());
     let measure = ctx.blob.measure(url, declared.container, meta.size, upload.total_timeout);
-    let measured = ctx.trace.phase(Phase::Measure, measure).await?;
+    let measured = ctx.state.measured.get_or_fill(&key, || async {
+        Ok::<_, Error>((ctx.trace.phase(Phase::Measure, measure).await?, MEASURED_FOR))
+    });
+    let measured = measured.await?;
     Ok(Verified::Landed(Checked {
         url: meta.url,
         pathname: meta.pathname,
