@@ -201,3 +201,38 @@ describe('a refused POST with a huge body is answered at once, whole, with Conne
     })
   }
 })
+
+describe('the drain is bounded in time', () => {
+  it('a client that stops sending mid-body gets its refusal after 2 s, whole, with Connection: close', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+    const id = await recording()
+    const started = Date.now()
+    try {
+      const answer = await new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>(
+        (resolve, reject) => {
+          const req = http.request(
+            `${app.url}/api/listening-sessions/${id}/audio`,
+            { method: 'POST', agent, headers: { ...meta(), 'content-length': String(small.length) } },
+            (res) => {
+              let body = ''
+              res.on('data', (c) => (body += c))
+              res.on('aborted', () => reject(new Error('answer cut off')))
+              res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }))
+            },
+          )
+          req.on('error', reject)
+          req.write(small.subarray(0, 200_000)) // and then nothing more
+        },
+      )
+      const ms = Date.now() - started
+      expect(answer.status).toBe(401)
+      expect(JSON.parse(answer.body).error.code).toBe('token_missing')
+      expect(answer.headers.connection).toBe('close')
+      // Not before the drain's time bound (2 s), and not much after it.
+      expect(ms).toBeGreaterThanOrEqual(1900)
+      expect(ms).toBeLessThan(4000)
+    } finally {
+      agent.destroy()
+    }
+  })
+})
