@@ -141,33 +141,139 @@ async function get(handler, request, context) {
   return toResponse(result)
 }
 
+// A refused upload leaves the rest of its body unread, and a keep-alive socket can carry the
+// client's next request only once this request's body has been read: cancelling the body destroys
+// the socket (Node's http server, and Next on it), and the client's next request on it fails with
+// ECONNRESET. So after a refusal the rest is read and thrown away, within two bounds; when more
+// remains than that, the answer says `Connection: close` and the server closes the socket after it.
+/**
+ * The most of a refused body read and thrown away to keep the connection. Most refusals (a missing
+ * header, an expired token, a session in the wrong state) come with a body the client sent whole:
+ * up to 1 MiB is a few milliseconds of reading. A bigger rest is not worth pulling through to save
+ * one new connection, and a declared rest over it is answered at once.
+ */
+const DRAIN_MAX_BYTES = 1024 * 1024
+/**
+ * The longest the answer waits for the rest of a refused body: a client sending slowly, or not at
+ * all, gets its answer (with `Connection: close`) after this, not when it is done.
+ */
+const DRAIN_MAX_MS = 2000
+/**
+ * When more remains, how long the answer has to get out before the unread body is let go (which
+ * destroys the socket). Node's server closes the socket itself right after a `Connection: close`
+ * answer; this is for a socket that outlives it.
+ */
+const CLOSE_GRACE_MS = 1000
+
+const STOP = Symbol('stop')
+
 // Feed the request body into the native upload. A chunk goes in synchronously while the native
-// channel has room; when it is full we await room (backpressure reaches the client's socket);
-// when the handler stops reading (it refused the upload, or finished), we stop and cancel.
-async function pump(call, body) {
-  if (!body) return call.end()
-  const reader = body.getReader()
-  try {
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) return call.end()
-      // The native side takes at most 64 KiB per write (what it holds before it reads is bounded
-      // in bytes): hand the chunk over piece by piece, views into the same buffer.
-      let rest = value
-      while (rest.length > 0) {
-        let taken = call.tryWrite(rest)
-        if (taken === 0) taken = await call.write(rest)
-        if (taken < 0) {
-          reader.cancel().catch(() => {})
-          return
-        }
-        rest = rest.subarray(taken)
-      }
-    }
-  } catch (err) {
-    // The client went away mid-body: the native side abandons the upload, stores nothing.
-    call.abort(String((err && err.message) || err))
+// channel has room; when it is full we await room (backpressure reaches the client's socket).
+// When the handler stops reading (it refused the upload) the rest is drained, within the bounds
+// above. `feed.done` settles when the body was all read, failed, or the drain stopped.
+function pump(call, body, declared) {
+  let resolveStop
+  const stopped = new Promise((resolve) => (resolveStop = resolve))
+  let timed = false
+  const feed = {
+    ended: !body,
+    failed: false,
+    read: 0,
+    declared,
+    done: Promise.resolve(),
+    stopping: false,
+    /** The drain stops now (it resolves `stopped`). */
+    stop() {
+      feed.stopping = true
+      resolveStop(STOP)
+    },
+    /** The refusal is known: the drain has DRAIN_MAX_MS from now. Resolves when they are over. */
+    refused() {
+      if (!timed) setTimeout(feed.stop, DRAIN_MAX_MS).unref()
+      timed = true
+      return stopped
+    },
+    /** More remains, and the answer says `Connection: close`: the server closes the socket once
+     * the answer is out. Should the socket outlive that, the body is let go a little later. */
+    letGo() {
+      if (reader) setTimeout(() => reader.cancel().catch(() => {}), CLOSE_GRACE_MS).unref()
+    },
   }
+  const reader = body && body.getReader()
+  if (!body) {
+    call.end()
+    return feed
+  }
+  feed.done = (async () => {
+    try {
+      for (;;) {
+        const { done, value } = await reader.read()
+        if (done) {
+          feed.ended = true
+          return call.end()
+        }
+        feed.read += value.length
+        // The native side takes at most 64 KiB per write (what it holds before it reads is bounded
+        // in bytes): hand the chunk over piece by piece, views into the same buffer.
+        let rest = value
+        while (rest.length > 0) {
+          let taken = call.tryWrite(rest)
+          if (taken === 0) taken = await call.write(rest)
+          if (taken < 0) return await drain(reader, feed, feed.refused())
+          rest = rest.subarray(taken)
+        }
+      }
+    } catch (err) {
+      // The client went away mid-body: the native side abandons the upload, stores nothing.
+      feed.failed = true
+      call.abort(String((err && err.message) || err))
+    }
+  })()
+  return feed
+}
+
+/** Read and throw away what is left of a refused body, until it ends, a bound is reached, or `stop`. */
+async function drain(reader, feed, stopped) {
+  let drained = 0
+  while (!feed.stopping && drained < DRAIN_MAX_BYTES) {
+    const next = await Promise.race([reader.read(), stopped])
+    if (next === STOP) break
+    if (next.done) {
+      feed.ended = true
+      return
+    }
+    drained += next.value.length
+    feed.read += next.value.length
+  }
+}
+
+/**
+ * The handler answered. If the body is not all read, the drain gets its chance first, unless it
+ * cannot succeed: the declared rest is over DRAIN_MAX_BYTES, or the handler gave up on the
+ * client's pace (408). Then the answer goes out at once, and the client stops sending sooner.
+ * Whether the socket stays open is decided here, by what was read: with the body read whole, a
+ * refusal keeps the connection (even one the native side marked `close` because the client might
+ * still be sending, as a 413 on a declared length); otherwise the answer says `Connection: close`.
+ */
+async function settle(feed, result) {
+  if (!feed.ended && !feed.failed) {
+    const stopped = feed.refused()
+    const hopeless = result.status === 408 || (feed.declared !== null && feed.declared - feed.read > DRAIN_MAX_BYTES)
+    if (hopeless) feed.stop()
+    await Promise.race([feed.done, stopped])
+  }
+  if (feed.failed) return result
+  const headers = result.headers.filter(([name]) => name.toLowerCase() !== 'connection')
+  if (!feed.ended) {
+    headers.push(['connection', 'close'])
+    feed.letGo()
+  }
+  return { ...result, headers }
+}
+
+function declaredLength(request) {
+  const value = request.headers.get('content-length')
+  return value !== null && /^\d+$/.test(value) ? Number(value) : null
 }
 
 async function post(handler, request, context) {
@@ -179,8 +285,8 @@ async function post(handler, request, context) {
     sessionId,
     envOidcToken: envOidcToken(),
   })
-  pump(call, request.body)
-  return toResponse(await call.response())
+  const feed = pump(call, request.body, declaredLength(request))
+  return toResponse(await settle(feed, await call.response()))
 }
 
 function handleAudioGet(request, context, options) {
