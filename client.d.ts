@@ -33,11 +33,22 @@ export interface UploadSessionAudioOptions {
 export declare class SessionAudioUploadError extends Error {
   readonly status: number
   readonly code: string
+  /**
+   * The route's word on the refusal, when it gave one: `true` refused for good (the recording's
+   * bytes, type, size or duration, the user's limits, or the session moved on), `false` trying
+   * again may succeed (an outage, a sign-in, a session this user cannot see). Undefined from older
+   * routes and for the client's own errors.
+   */
+  readonly final?: boolean
+  /** The route's `Retry-After`, in ms, when it sent one. */
+  readonly retryAfterMs?: number
 }
 
 /**
  * Upload a recording of any length straight to Vercel Blob, then have the route verify and attach
  * it (`201`). Requests to Blob are retried, wait while offline, and re-mint the grant before it expires.
+ * The completion is retried through outages (network errors, `5xx`, `408`, `429`), and when the route
+ * cannot use what was stored (`upload_expired`, `upload_not_found`) `blob` is uploaded once more.
  */
 export declare function uploadSessionAudio(
   sessionId: string,
@@ -235,7 +246,7 @@ export interface PendingSessionUpload {
   startedAt: number
   /** `recording`, `stopped`, `completing`, or `refused` (the route refused it for good: see `refusal`). */
   status: string
-  refusal?: { status: number; code: string; message: string }
+  refusal?: { status: number; code: string; message: string; final?: boolean }
 }
 
 /** Recordings this browser journaled and did not finish (not those this page is recording). */

@@ -1,7 +1,7 @@
 // The recorder of `session-audio/client` in Debian's Chromium with the fake microphone: real
 // MediaRecorder, real IndexedDB in a persistent profile, the real route (the addon) on a route
 // server that adds Vercel's per-request OIDC token, and the local Blob store (presigned uploads).
-// The page imports client/recorder.mjs as a browser would from the package.
+// The page imports client/recorder.mjs (and client.mjs) as a browser would from the package.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -10,19 +10,50 @@ import send from 'send'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { startRouteServer } from '../stack/route-server.mjs'
 import { AUTOPLAY_ARG, CHROMIUM, FAKE_MEDIA_ARGS, QUIET_ARGS, requireChromium } from '../stack/chromium.mjs'
+import { sineWav } from '../stack/wav.mjs'
 import { createAudioHandlers, type AudioOptions } from '../index.js'
 import { startStack, type Stack } from '../__test__/helpers'
 
 const ROOT = path.resolve(__dirname, '..')
 const PAGE = `<!doctype html><meta charset=utf-8><title>recorder</title><audio id=player controls preload=metadata></audio>
-<script type=module>window.client = await import('/client/recorder.mjs'); window.ready = true</script>`
+<script type=module>window.client = await import('/client/recorder.mjs'); window.upload = await import('/client.mjs'); window.ready = true</script>`
 
 let s: Stack
 let route: Awaited<ReturnType<typeof startRouteServer>>
 let context: BrowserContext
 let profile: string
 let platformOidc: string | null = null
-const handlers: Record<string, unknown> = {}
+const handlers: Record<string, any> = {}
+/** Every `session-audio.complete-upload` the route answered: which blob, and the answer. */
+type Completion = { sessionId: string; url: string; status: number; code?: string; final?: boolean }
+const completions: Completion[] = []
+/** Runs before the route sees a completion: a test's hand on the clock or on the store. */
+let beforeCompletion: ((c: { sessionId: string; url: string }) => Promise<void>) | null = null
+/** The route as the app mounts it, with completions recorded (and held when a test says so). */
+const routeHandlers = {
+  GET: (req: Request, ctx: unknown) => handlers.GET(req, ctx),
+  HEAD: (req: Request, ctx: unknown) => handlers.HEAD(req, ctx),
+  POST: async (req: Request, ctx: { params: Promise<{ sessionId: string }> }) => {
+    if (!/json/.test(req.headers.get('content-type') ?? '')) return handlers.POST(req, ctx)
+    const text = await req.text()
+    let event: any = null
+    try {
+      event = JSON.parse(text)
+    } catch {}
+    const same = new Request(req.url, { method: 'POST', headers: req.headers, body: text, signal: req.signal })
+    if (event?.type !== 'session-audio.complete-upload') return handlers.POST(same, ctx)
+    const { sessionId } = await ctx.params
+    const url = String(event.payload?.url)
+    await beforeCompletion?.({ sessionId, url })
+    const res: Response = await handlers.POST(same, ctx)
+    const body = await res
+      .clone()
+      .json()
+      .catch(() => null)
+    completions.push({ sessionId, url, status: res.status, code: body?.error?.code, final: body?.error?.final })
+    return res
+  },
+}
 const use = (extra: AudioOptions = {}) =>
   Object.assign(
     handlers,
@@ -34,7 +65,7 @@ beforeAll(async () => {
   s = await startStack()
   platformOidc = s.blob.oidcToken()
   route = await startRouteServer({
-    handlers: handlers as never,
+    handlers: routeHandlers as never,
     requestHeaders: () => (platformOidc ? { 'x-vercel-oidc-token': platformOidc } : {}),
     fallback: (req: any, res: any) => {
       const url = new URL(req.url, 'http://x')
@@ -42,7 +73,7 @@ beforeAll(async () => {
         res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
         return res.end(PAGE)
       }
-      if (!url.pathname.startsWith('/client/')) {
+      if (!url.pathname.startsWith('/client/') && url.pathname !== '/client.mjs') {
         res.writeHead(404)
         return res.end()
       }
@@ -553,5 +584,134 @@ describe('createSessionRecorder in Chromium', () => {
     )
     expect(outcomes).toEqual([{ sessionId: id, status: 'transcribing' }])
     await page.close()
+  })
+})
+
+describe('the completion rule: upload again, retry outages', () => {
+  /** The answers the route gave to `id`'s completions, in order. */
+  const answers = (id: string) => completions.filter((c) => c.sessionId === id)
+
+  /** Hold `id`'s first completion in `during` (its blob stored, the route not told yet). */
+  const holdFirstCompletion = (id: string, during: (url: string) => Promise<void>) => {
+    let held = false
+    beforeCompletion = async (c) => {
+      if (c.sessionId !== id || held) return
+      held = true
+      await during(c.url)
+    }
+  }
+
+  /** Record `ms` of audio and stop; Blob's webhooks held, so the browser's completion decides. */
+  async function recordAndStop(id: string, ms: number) {
+    const page = await openPage()
+    await startRecorder(page, id)
+    await wait(ms)
+    const stopped = await stopRecorder(page)
+    return { page, ...stopped }
+  }
+
+  async function releaseHeldWebhooks() {
+    s.blob.state.holdWebhooks = false
+    await s.blob.releaseWebhooks()
+  }
+
+  it('a completion answered 400 upload_expired (the stored blob outlived its grant): the recorder sends the recording again and the session reaches transcribing', async () => {
+    // Grants live 3 s, so a blob 3 s old is past what a completion may attach.
+    use({ clientTokenTtlMs: 3000 })
+    s.blob.state.holdWebhooks = true
+    const id = await recording()
+    // The completion is late: the clock passes the grant's lifetime before the route sees it.
+    holdFirstCompletion(id, () => wait(4500))
+    try {
+      const { page, result, error, events } = await recordAndStop(id, 4000)
+      expect(error).toBeUndefined()
+      expect(result).toMatchObject({ sessionId: id, status: 'transcribing' })
+      expect(result.durationMs).toBeGreaterThan(3000)
+      const seen = answers(id)
+      expect(seen.map((c) => [c.status, c.code])).toEqual([
+        [400, 'upload_expired'],
+        [201, undefined],
+      ])
+      // A new upload, not the old blob again.
+      expect(seen[1].url).not.toBe(seen[0].url)
+      expect(events.errors.map((e: { code: string }) => e.code)).toEqual(['upload_expired'])
+      expect((await s.convex.getSession(id)).status).toBe('transcribing')
+      expect(await page.evaluate(() => (window as any).client.pendingSessionUploads())).toEqual([])
+      await page.close()
+    } finally {
+      beforeCompletion = null
+      use()
+      await releaseHeldWebhooks()
+    }
+  })
+
+  it('a completion answered 404 upload_not_found (the stored blob deleted before the route saw it): the recorder sends the recording again and the session reaches transcribing', async () => {
+    s.blob.state.holdWebhooks = true
+    const id = await recording()
+    holdFirstCompletion(id, async (url) => {
+      const res = await fetch(`${s.blob.apiUrl}/delete`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${s.blob.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ urls: [url] }),
+      })
+      expect(res.status).toBe(200)
+    })
+    try {
+      const { page, result, error } = await recordAndStop(id, 4000)
+      expect(error).toBeUndefined()
+      expect(result).toMatchObject({ sessionId: id, status: 'transcribing' })
+      const seen = answers(id)
+      expect(seen.map((c) => [c.status, c.code])).toEqual([
+        [404, 'upload_not_found'],
+        [201, undefined],
+      ])
+      expect(seen[1].url).not.toBe(seen[0].url)
+      expect(await page.evaluate(() => (window as any).client.pendingSessionUploads())).toEqual([])
+      await page.close()
+    } finally {
+      beforeCompletion = null
+      await releaseHeldWebhooks()
+    }
+  })
+
+  it('uploadSessionAudio retries a completion the route could not take (Convex answered 503 once) and resolves with the attach', async () => {
+    s.blob.state.holdWebhooks = true
+    const id = await recording()
+    const page = await openPage()
+    // The attach mutation fails once: the route cannot attach now (5xx), the client tries again.
+    s.convex.state.fail = { kind: 'mutation', status: 503 }
+    try {
+      const wav = Array.from(sineWav(2))
+      const out = await page.evaluate(
+        async ([sessionId, bytes, api]) => {
+          const blob = new Blob([Uint8Array.from(bytes as number[])], { type: 'audio/wav' })
+          try {
+            return {
+              result: await (window as any).upload.uploadSessionAudio(sessionId, blob, {
+                durationMs: 2000,
+                blobApiUrl: api,
+              }),
+            }
+          } catch (e: any) {
+            return { error: { status: e?.status, code: e?.code, message: String(e?.message ?? e) } }
+          }
+        },
+        [id, wav, s.blob.apiUrl] as const,
+      )
+      expect(out.error).toBeUndefined()
+      expect(out.result).toMatchObject({ sessionId: id, status: 'transcribing' })
+      const seen = answers(id)
+      // The outage answered 5xx and the same blob's completion was sent again; today's route may
+      // drop that blob meanwhile (then 404 upload_not_found, and it goes up once more).
+      expect(seen[0].status).toBeGreaterThanOrEqual(500)
+      expect(seen[1]).toMatchObject({ url: seen[0].url })
+      expect(seen.at(-1)!.status).toBe(201)
+      expect(seen.length).toBeGreaterThanOrEqual(2)
+    } finally {
+      s.convex.state.fail = null
+      use() // a new handler: no breaker left open
+      await releaseHeldWebhooks()
+      await page.close()
+    }
   })
 })
