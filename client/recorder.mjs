@@ -14,6 +14,7 @@ import { openJournal, JournalError } from './journal.mjs'
 import { createMultipartUpload, putWhole } from './parts.mjs'
 import { createMp4Finaliser } from './mp4.mjs'
 import { createWebmFinaliser } from './webm.mjs'
+import { belongsTo, whoFor } from './user.mjs'
 
 export { JournalError }
 
@@ -337,6 +338,7 @@ export function createSessionRecorder(sessionId, options = {}) {
     headers = {},
     journal: journalOption,
     dbName,
+    userId: userIdOption,
     onStateChange,
     onProgress,
     onError,
@@ -513,6 +515,8 @@ export function createSessionRecorder(sessionId, options = {}) {
         // Made before the journal, so a type the browser refuses leaves nothing behind.
         media = new MediaRecorder(stream, audioBitsPerSecond ? { mimeType, audioBitsPerSecond } : { mimeType })
         const contentType = essence(mimeType)
+        // Whose recording this is: only their pages resume it (docs/recorder.md, "Shared browsers").
+        const userId = await whoFor(userIdOption, headers)
         meta = {
           routeUrl,
           mimeType,
@@ -524,6 +528,7 @@ export function createSessionRecorder(sessionId, options = {}) {
           startedAt: Date.now(),
           status: 'recording',
           upload: null,
+          ...(userId ? { userId } : {}),
         }
         // An empty journal a failed start left behind is replaced; one with audio is not.
         const existing = await journal.get(sessionId)
@@ -665,13 +670,18 @@ async function withJournal(given, fn, dbName) {
   }
 }
 
-/** Recordings this browser journaled and did not finish (not those this page is recording). */
-export async function pendingSessionUploads({ journal, dbName } = {}) {
+/**
+ * Recordings this browser journaled for this user and did not finish (not those this page is
+ * recording). The user is `userId`, else the one the credentials name (client/user.mjs); journals
+ * recorded without a user are everyone's.
+ */
+export async function pendingSessionUploads({ journal, dbName, userId, headers } = {}) {
+  const user = await whoFor(userId, headers)
   return withJournal(
     journal,
     async (j) =>
       (await j.list())
-        .filter((r) => !active.has(r.sessionId))
+        .filter((r) => !active.has(r.sessionId) && belongsTo(r.meta, user))
         .map((r) => ({
           sessionId: r.sessionId,
           bytes: r.bytes,
@@ -679,6 +689,7 @@ export async function pendingSessionUploads({ journal, dbName } = {}) {
           recordedMs: r.recordedMs ?? r.meta.recordedMs ?? 0,
           startedAt: r.meta.startedAt,
           status: r.meta.status,
+          ...(r.meta.userId ? { userId: r.meta.userId } : {}),
           ...(r.meta.refusal ? { refusal: r.meta.refusal } : {}),
         })),
     dbName,
@@ -736,26 +747,30 @@ async function rebuild(journal, sessionId, bytes, contentType) {
  * Finish every recording this browser journaled and did not finish: finalise it from the journal
  * up to its last whole element, upload what is missing (reusing the parts already stored while
  * the multipart upload is still valid, else starting again from the journal), and complete it.
- * A recording a tab is still recording is left alone (its lock is held), and one the route refused
- * for good is reported again, not resent (`discardSessionUpload` drops it).
+ * A recording a tab is still recording is left alone (its lock is held), so is another user's
+ * (`userId`, else the user the credentials name: client/user.mjs), and one the route refused for
+ * good is reported again, not resent (`discardSessionUpload` drops it).
  * Resolves with one outcome per recording: `{ sessionId, result }` or `{ sessionId, error }`.
  */
-export async function resumeSessionUploads({ headers = {}, journal: given, dbName, onProgress, onError } = {}) {
+export async function resumeSessionUploads({ headers = {}, journal: given, dbName, userId, onProgress, onError } = {}) {
+  const user = await whoFor(userId, headers)
   return withJournal(
     given,
     async (journal) => {
       const outcomes = []
-      for (const { sessionId } of await journal.list()) {
+      for (const { sessionId, meta: listed } of await journal.list()) {
+        // Another user's recording: not theirs to send, nor to have refused. Left as it is.
+        if (!belongsTo(listed, user)) continue
         const outcome = await whileUnlocked(sessionId, async () => {
           // Read again under the lock: the list may be minutes old by now.
           const entry = await journal.get(sessionId)
-          if (!entry || entry.bytes === 0) return null
+          if (!entry || entry.bytes === 0 || !belongsTo(entry.meta, user)) return null
           const { meta, bytes } = entry
           if (meta.status === 'refused' && meta.refusal) {
             const { status, code, message, final } = meta.refusal
             const refusal = new SessionAudioUploadError(status, code, message, { final })
-            // Kept as refused by an earlier version that took an outage or a missing upload for a
-            // final answer: tried again like any pending recording.
+            // Kept as refused by an earlier version that took an outage, a missing upload or
+            // another user's page for a final answer: tried again like any pending recording.
             if (isFinal(refusal)) return { sessionId, error: refusal }
           }
           active.add(sessionId)

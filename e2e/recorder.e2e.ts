@@ -105,6 +105,12 @@ function resumeAll(page: Page) {
   )
 }
 
+/** Sign `ctx` in as `sub`: Clerk's session cookie, as the app would have it. */
+async function signIn(ctx: BrowserContext, sub: string) {
+  const token = await s.clerk.sessionToken({ sub, claims: { exp: Math.floor(Date.now() / 1000) + 3600 } })
+  await ctx.addCookies([{ name: '__session', value: token, url: route.url }])
+}
+
 /** Chromium on the test profile (IndexedDB survives closing it), fake microphone. */
 async function launch(dir = profile) {
   const ctx = await chromium.launchPersistentContext(dir, {
@@ -587,7 +593,7 @@ describe('createSessionRecorder in Chromium', () => {
   })
 })
 
-describe('the completion rule: upload again, retry outages', () => {
+describe('the completion rule: upload again, retry outages, one user per journal', () => {
   /** The answers the route gave to `id`'s completions, in order. */
   const answers = (id: string) => completions.filter((c) => c.sessionId === id)
 
@@ -671,6 +677,48 @@ describe('the completion rule: upload again, retry outages', () => {
     } finally {
       beforeCompletion = null
       await releaseHeldWebhooks()
+    }
+  })
+
+  it("two users on one browser profile: Bob's page leaves Alice's unfinished recording alone, and Alice, signed in again, resumes it to transcribing", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'session-audio-users-'))
+    const shared = await launch(dir) // signed in as Alice
+    try {
+      const id = await recording()
+      const page = await openPage(shared)
+      await startRecorder(page, id)
+      await wait(4000)
+      // Alice's tab dies before the completion.
+      const cdp = await shared.newCDPSession(page)
+      cdp.send('Page.crash').catch(() => {})
+      await page.waitForEvent('crash', { timeout: 10_000 }).catch(() => {})
+      await page.close().catch(() => {})
+
+      // Bob signs in on the same profile; his page resumes what it finds.
+      await signIn(shared, 'user_bob')
+      const bobs = await openPage(shared)
+      expect(await bobs.evaluate(() => (window as any).client.pendingSessionUploads())).toEqual([])
+      expect(await resumeAll(bobs)).toEqual([])
+      const alices = await bobs.evaluate(() => (window as any).client.pendingSessionUploads({ userId: 'user_alice' }))
+      // Untouched: still Alice's, still pending, not refused.
+      expect(alices).toEqual([expect.objectContaining({ sessionId: id, userId: 'user_alice' })])
+      expect(alices[0].status).not.toBe('refused')
+      expect(alices[0].refusal).toBeUndefined()
+      expect(answers(id)).toEqual([])
+      expect((await s.convex.getSession(id)).status).toBe('recording')
+      await bobs.close()
+
+      // Alice again: her page resumes it.
+      await signIn(shared, 'user_alice')
+      const back = await openPage(shared)
+      const outcomes = await resumeAll(back)
+      expect(outcomes).toEqual([{ sessionId: id, result: expect.objectContaining({ status: 'transcribing' }) }])
+      expect(outcomes[0].result.durationMs).toBeGreaterThan(2000)
+      expect(await back.evaluate(() => (window as any).client.pendingSessionUploads())).toEqual([])
+      await back.close()
+    } finally {
+      await shared.close()
+      fs.rmSync(dir, { recursive: true, force: true })
     }
   })
 
