@@ -722,6 +722,41 @@ describe('the completion rule: upload again, retry outages, one user per journal
     }
   })
 
+  it("a journal recorded without a user, resumed by another user's page: 404 session_not_found is not final, the journal stays pending and its owner's page finishes it", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'session-audio-nouser-'))
+    const shared = await launch(dir) // signed in as Alice
+    try {
+      const id = await recording()
+      const page = await openPage(shared)
+      // As a journal written before journals carried a user: every page sees it.
+      await startRecorder(page, id, { userId: null })
+      await wait(4000)
+      await page.reload()
+      await page.waitForFunction(() => (window as any).ready === true)
+      await page.close()
+
+      await signIn(shared, 'user_bob')
+      const bobs = await openPage(shared)
+      // Bob's page sends it; the route does not know the session for Bob: not the recording's fault.
+      expect(await resumeAll(bobs)).toEqual([{ sessionId: id, result: undefined, error: 'session_not_found' }])
+      const pending = await bobs.evaluate(() => (window as any).client.pendingSessionUploads())
+      expect(pending).toEqual([expect.objectContaining({ sessionId: id })])
+      expect(pending[0].status).not.toBe('refused')
+      expect(pending[0].refusal).toBeUndefined()
+      await bobs.close()
+
+      await signIn(shared, 'user_alice')
+      const back = await openPage(shared)
+      const outcomes = await resumeAll(back)
+      expect(outcomes).toEqual([{ sessionId: id, result: expect.objectContaining({ status: 'transcribing' }) }])
+      expect(await back.evaluate(() => (window as any).client.pendingSessionUploads())).toEqual([])
+      await back.close()
+    } finally {
+      await shared.close()
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it('uploadSessionAudio retries a completion the route could not take (Convex answered 503 once) and resolves with the attach', async () => {
     s.blob.state.holdWebhooks = true
     const id = await recording()
