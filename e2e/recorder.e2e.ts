@@ -608,9 +608,9 @@ describe('the completion rule: upload again, retry outages, one user per journal
   }
 
   /** Record `ms` of audio and stop; Blob's webhooks held, so the browser's completion decides. */
-  async function recordAndStop(id: string, ms: number) {
+  async function recordAndStop(id: string, ms: number, options: Record<string, unknown> = {}) {
     const page = await openPage()
-    await startRecorder(page, id)
+    await startRecorder(page, id, options)
     await wait(ms)
     const stopped = await stopRecorder(page)
     return { page, ...stopped }
@@ -662,16 +662,26 @@ describe('the completion rule: upload again, retry outages, one user per journal
       })
       expect(res.status).toBe(200)
     })
+    const mpuBefore = s.blob.multipart.length
     try {
-      const { page, result, error } = await recordAndStop(id, 4000)
+      // Multipart (parts of 64 KiB): the re-send is a new multipart upload, not the completed one.
+      const { page, result, error } = await recordAndStop(id, 6000, {
+        partSizeBytes: 64 * 1024,
+        audioBitsPerSecond: 128_000,
+      })
       expect(error).toBeUndefined()
       expect(result).toMatchObject({ sessionId: id, status: 'transcribing' })
+      expect(result.durationMs).toBeGreaterThan(5000)
       const seen = answers(id)
       expect(seen.map((c) => [c.status, c.code])).toEqual([
         [404, 'upload_not_found'],
         [201, undefined],
       ])
       expect(seen[1].url).not.toBe(seen[0].url)
+      const uploads = s.blob.multipart.slice(mpuBefore)
+      expect(uploads).toHaveLength(2)
+      expect(uploads[1].uploadId).not.toBe(uploads[0].uploadId)
+      expect(uploads.every((u: { parts: unknown[] }) => u.parts.length >= 2)).toBe(true)
       expect(await page.evaluate(() => (window as any).client.pendingSessionUploads())).toEqual([])
       await page.close()
     } finally {
