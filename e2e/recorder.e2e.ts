@@ -651,6 +651,39 @@ describe('the completion rule: upload again, retry outages, one user per journal
     }
   })
 
+  it('a completion stored but never told (the platform failing at Stop) is resumed later as 400 upload_expired: the journal sends the recording again and the session reaches transcribing', async () => {
+    use({ clientTokenTtlMs: 3000 })
+    s.blob.state.holdWebhooks = true
+    const id = await recording()
+    // The platform fails every completion while `down` (the route never sees them).
+    let down = true
+    beforeCompletion = async (c) => {
+      if (c.sessionId === id && down) throw new Error('the platform failed')
+    }
+    try {
+      const { page, error } = await recordAndStop(id, 4000)
+      expect(error?.status).toBe(500)
+      const pending = await page.evaluate(() => (window as any).client.pendingSessionUploads())
+      expect(pending).toEqual([expect.objectContaining({ sessionId: id, status: 'completing' })])
+      down = false
+      // By now the stored blob is older than a grant lives (the retries alone took 7 s).
+      const outcomes = await resumeAll(page)
+      expect(outcomes).toEqual([{ sessionId: id, result: expect.objectContaining({ status: 'transcribing' }) }])
+      const seen = answers(id)
+      expect(seen.map((c) => [c.status, c.code])).toEqual([
+        [400, 'upload_expired'],
+        [201, undefined],
+      ])
+      expect(seen[1].url).not.toBe(seen[0].url)
+      expect(await page.evaluate(() => (window as any).client.pendingSessionUploads())).toEqual([])
+      await page.close()
+    } finally {
+      beforeCompletion = null
+      use()
+      await releaseHeldWebhooks()
+    }
+  })
+
   it('a completion answered 404 upload_not_found (the stored blob deleted before the route saw it): the recorder sends the recording again and the session reaches transcribing', async () => {
     s.blob.state.holdWebhooks = true
     const id = await recording()
