@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest'
 import { isFinalRefusal, uploadAgain } from '../client/complete.mjs'
 import { refusalFromBody, SessionAudioUploadError } from '../client/errors.mjs'
-import { jwtSubject, signedInUser } from '../client/user.mjs'
+import { belongsTo, jwtSubject, signedInUser, whoFor } from '../client/user.mjs'
 
 const refusal = (status: number, code: string, final?: boolean) =>
   refusalFromBody(status, { error: { code, message: code, ...(final === undefined ? {} : { final }) } })
@@ -79,6 +79,30 @@ describe('the journal user', () => {
     expect(signedInUser({ Authorization: `Bearer ${jwt({ sub: 'user_bob' })}` })).toBe('user_bob')
     expect(signedInUser(new Headers({ authorization: `bearer ${jwt({ sub: 'user_ü' })}` }))).toBe('user_ü')
     expect(signedInUser([['authorization', `Bearer ${jwt({ sub: 'user_c' })}`]])).toBe('user_c')
+  })
+
+  it('is the userId option when given (null: nobody), else what a headers function names; a failing or hanging one names nobody', async () => {
+    const bearer = { authorization: `Bearer ${jwt({ sub: 'user_alice' })}` }
+    expect(await whoFor('user_bob', bearer)).toBe('user_bob')
+    expect(await whoFor(null, bearer)).toBeNull()
+    expect(await whoFor(undefined, bearer)).toBe('user_alice')
+    expect(await whoFor(undefined, async () => bearer)).toBe('user_alice')
+    expect(
+      await whoFor(undefined, () => {
+        throw new Error('offline')
+      }),
+    ).toBeNull()
+    const t0 = Date.now()
+    expect(await whoFor(undefined, () => new Promise(() => {}))).toBeNull()
+    expect(Date.now() - t0).toBeLessThan(3000)
+  })
+
+  it("a journal is its user's, and one without a user is everyone's", () => {
+    expect(belongsTo({ userId: 'user_alice' }, 'user_alice')).toBe(true)
+    expect(belongsTo({ userId: 'user_alice' }, 'user_bob')).toBe(false)
+    expect(belongsTo({ userId: 'user_alice' }, null)).toBe(false)
+    expect(belongsTo({}, 'user_bob')).toBe(true)
+    expect(belongsTo({}, null)).toBe(true)
   })
 
   it('is nobody when no token names one', () => {

@@ -47,13 +47,33 @@ export function signedInUser(headers) {
   return session ? jwtSubject(session) : null
 }
 
+/** How long a `headers` function may take when asked only for the user (it may fetch a token). */
+const HEADERS_WAIT_MS = 1000
+
+/** `headers()` for the user's sake only: what it throws, or a wait past HEADERS_WAIT_MS, is no headers. */
+async function headersForUser(headers) {
+  if (typeof headers !== 'function') return headers
+  let timer
+  try {
+    return await Promise.race([
+      Promise.resolve().then(headers),
+      new Promise((resolve) => (timer = setTimeout(() => resolve(undefined), HEADERS_WAIT_MS))),
+    ])
+  } catch {
+    return undefined
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 /**
  * The user a recorder or a resume acts for: the `userId` option when given (a string; `null`
- * means "no user": only journals without one), else derived from the credentials.
+ * means "no user": only journals without one), else derived from the credentials. Never rejects:
+ * a `headers` function that fails (offline, say) leaves the cookie to say.
  */
 export async function whoFor(userId, headers) {
   if (userId !== undefined) return userId === null ? null : String(userId)
-  return signedInUser(typeof headers === 'function' ? await headers() : headers)
+  return signedInUser(await headersForUser(headers))
 }
 
 /** Whether `meta`'s journal is this user's to see and resume: its own, or one recorded before journals carried a user. */
