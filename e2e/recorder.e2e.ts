@@ -118,12 +118,7 @@ async function launch(dir = profile) {
     args: [...QUIET_ARGS, ...FAKE_MEDIA_ARGS, AUTOPLAY_ARG],
     headless: true,
   })
-  // Signed in as Alice: Clerk's session cookie, as the app would have it.
-  const token = await s.clerk.sessionToken({
-    sub: 'user_alice',
-    claims: { exp: Math.floor(Date.now() / 1000) + 3600 },
-  })
-  await ctx.addCookies([{ name: '__session', value: token, url: route.url }])
+  await signIn(ctx, 'user_alice')
   return ctx
 }
 
