@@ -33,11 +33,22 @@ export interface UploadSessionAudioOptions {
 export declare class SessionAudioUploadError extends Error {
   readonly status: number
   readonly code: string
+  /**
+   * The route's word on the refusal, when it gave one: `true` refused for good (the recording's
+   * bytes, type, size or duration, the user's limits, or the session moved on), `false` trying
+   * again may succeed (an outage, a sign-in, a session this user cannot see). Undefined from older
+   * routes and for the client's own errors.
+   */
+  readonly final?: boolean
+  /** The route's `Retry-After`, in ms, when it sent one. */
+  readonly retryAfterMs?: number
 }
 
 /**
  * Upload a recording of any length straight to Vercel Blob, then have the route verify and attach
  * it (`201`). Requests to Blob are retried, wait while offline, and re-mint the grant before it expires.
+ * The completion is retried through outages (network errors, `5xx`, `408`, `429`), and when the route
+ * cannot use what was stored (`upload_expired`, `upload_not_found`) `blob` is uploaded once more.
  */
 export declare function uploadSessionAudio(
   sessionId: string,
@@ -202,6 +213,13 @@ export interface SessionRecorderOptions {
    * `resumeSessionUploads`, `pendingSessionUploads` and `discardSessionUpload`.
    */
   dbName?: string
+  /**
+   * Whose recording this is: only this user's `resumeSessionUploads()` and `pendingSessionUploads()`
+   * see its journal. Default: the `sub` of the Clerk session token in `headers`' `Authorization:
+   * Bearer`, else in the `__session` cookie (decoded, not verified: a key, never a permission); `null`:
+   * no user (every page sees it). docs/recorder.md, "Shared browsers".
+   */
+  userId?: string | null
   onStateChange?: (state: RecorderState) => void
   onProgress?: (progress: RecorderProgress) => void
   /** An upload or journal failure while recording (a full quota stops the recording and sends what was journaled). */
@@ -235,13 +253,28 @@ export interface PendingSessionUpload {
   startedAt: number
   /** `recording`, `stopped`, `completing`, or `refused` (the route refused it for good: see `refusal`). */
   status: string
-  refusal?: { status: number; code: string; message: string }
+  /** Whose recording it is, when the recorder knew. */
+  userId?: string
+  refusal?: { status: number; code: string; message: string; final?: boolean }
 }
 
-/** Recordings this browser journaled and did not finish (not those this page is recording). */
-export declare function pendingSessionUploads(options?: { dbName?: string }): Promise<PendingSessionUpload[]>
+/** Which user's journals: `userId`, else the one `headers`' bearer token or the `__session` cookie names. */
+export interface JournalUserOptions {
+  /** The signed-in user; `null`: only journals recorded without a user. */
+  userId?: string | null
+  /** Headers the app passes to the route: an `Authorization: Bearer` token names the user. */
+  headers?: Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>)
+}
 
-/** Drop one journaled recording: its audio is gone from this browser. Rejects (`code:
+/**
+ * Recordings this browser journaled for this user and did not finish (not those this page is
+ * recording); journals recorded without a user are everyone's.
+ */
+export declare function pendingSessionUploads(
+  options?: { dbName?: string } & JournalUserOptions,
+): Promise<PendingSessionUpload[]>
+
+/** Drop one journaled recording, whoever recorded it: its audio is gone from this browser. Rejects (`code:
  * 'recording_in_progress'`) while a tab is recording it. */
 export declare function discardSessionUpload(sessionId: string, options?: { dbName?: string }): Promise<void>
 
@@ -250,12 +283,15 @@ export type ResumeOutcome =
   | { sessionId: string; error: Error; result?: undefined }
 
 /**
- * On page load: finish every recording this browser journaled and did not finish (finalised from
- * the journal up to its last chunk, the parts already stored reused). A `409` (the session moved
- * on) ends that journal and is reported as its error.
+ * On page load: finish every recording this browser journaled for this user and did not finish
+ * (finalised from the journal up to its last chunk, the parts already stored reused). Another
+ * user's journals are left as they are. A `409` (the session moved on) ends that journal and is
+ * reported as its error; a refusal that is not final leaves it pending for the next call.
  */
 export declare function resumeSessionUploads(options?: {
   headers?: Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>)
+  /** The signed-in user (default: from `headers` or the `__session` cookie; see `SessionRecorderOptions.userId`). */
+  userId?: string | null
   onError?: (error: Error) => void
   dbName?: string
   onProgress?: (progress: { sessionId: string; uploadedBytes: number; journaledBytes: number }) => void

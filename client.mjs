@@ -4,7 +4,8 @@
 // token, or a presigned URL where it reaches Blob with OIDC alone, as new Vercel projects do
 // (client/parts.mjs). Then the route is told the upload finished, verifies what landed and
 // attaches it.
-import { routeRefusal, SessionAudioUploadError } from './client/errors.mjs'
+import { completeOnRoute, deliverOnce } from './client/complete.mjs'
+import { SessionAudioUploadError } from './client/errors.mjs'
 import { createMultipartUpload, DEFAULT_PART_SIZE, putWhole } from './client/parts.mjs'
 import { finaliseMp4 } from './client/mp4.mjs'
 import { finaliseWebm } from './client/webm.mjs'
@@ -69,7 +70,10 @@ async function storeWithGrant(blob, { multipart, ...upload }) {
 /**
  * Upload `blob` (a MediaRecorder result or a picked file) as the audio of `sessionId`.
  * Resolves with the route's answer (`{ sessionId, status: 'transcribing', audioUrl, … }`); rejects
- * with a `SessionAudioUploadError` carrying the route's code when anything is refused.
+ * with a `SessionAudioUploadError` carrying the route's code (and `final`) when anything is refused.
+ * The completion follows the recorder's rule (client/complete.mjs): retried through outages, and
+ * sent once more from `blob` when the route cannot use what was stored (`upload_expired`,
+ * `upload_not_found`).
  */
 export async function uploadSessionAudio(sessionId, blob, options = {}) {
   // MediaRecorder's WebM has no Duration and no Cues, its MP4 no duration and no index: finalise
@@ -126,24 +130,24 @@ export async function uploadSessionAudio(sessionId, blob, options = {}) {
       if (loaded < total) progress({ loaded, total, percentage: Number(((loaded / total) * 100).toFixed(2)) })
     },
   }
-  let stored
-  try {
-    stored = await storeWithGrant(blob, upload)
-    if (!last || last.percentage !== 100) progress({ loaded: blob.size, total: blob.size, percentage: 100 })
-    finished = true
-  } catch (err) {
-    finished = true
-    // Cancelled: reject as fetch does, with the signal's reason (an AbortError).
-    if (signal && signal.aborted) throw signal.reason ?? err
-    if (err instanceof SessionAudioUploadError) throw err
-    throw new SessionAudioUploadError(502, 'storage_failed', String((err && err.message) || err))
+  const store = async () => {
+    let stored
+    try {
+      stored = await storeWithGrant(blob, upload)
+      if (!last || last.percentage !== 100) progress({ loaded: blob.size, total: blob.size, percentage: 100 })
+      finished = true
+    } catch (err) {
+      finished = true
+      // Cancelled: reject as fetch does, with the signal's reason (an AbortError).
+      if (signal && signal.aborted) throw signal.reason ?? err
+      if (err instanceof SessionAudioUploadError) throw err
+      throw new SessionAudioUploadError(502, 'storage_failed', String((err && err.message) || err))
+    }
+    return { url: stored.url, durationMs }
   }
-  const res = await fetch(routeUrl, {
-    method: 'POST',
-    headers: { ...headers, 'content-type': 'application/json' },
-    body: JSON.stringify({ type: 'session-audio.complete-upload', payload: { url: stored.url, durationMs } }),
-    signal,
+  return deliverOnce({
+    // Sent again (a new grant, a new blob): progress is reported once, for the first upload.
+    upload: store,
+    complete: ({ url }) => completeOnRoute({ routeUrl, headers, url, durationMs, signal }),
   })
-  if (!res.ok) throw await routeRefusal(res)
-  return res.json()
 }

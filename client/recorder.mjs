@@ -8,11 +8,13 @@
 // Cues. Every byte after the header region is final when written, so parts 2, 3, … go up as they
 // fill; part 1 (which holds the header region) goes last, once the Duration and Cues are known.
 // The journal keeps the recorder's own chunks, so all of it can be rebuilt after a crash.
-import { refusalFromBody, SessionAudioUploadError } from './errors.mjs'
+import { completeOnRoute, deliverOnce, isFinalRefusal as isFinal } from './complete.mjs'
+import { SessionAudioUploadError } from './errors.mjs'
 import { openJournal, JournalError } from './journal.mjs'
 import { createMultipartUpload, putWhole } from './parts.mjs'
 import { createMp4Finaliser } from './mp4.mjs'
 import { createWebmFinaliser } from './webm.mjs'
+import { belongsTo, whoFor } from './user.mjs'
 
 export { JournalError }
 
@@ -183,51 +185,7 @@ function safely(fn, ...args) {
   }
 }
 
-/** Headers for the route now (`headers` may be a function: a fresh `Authorization` per request). */
-const headersNow = async (headers) => (typeof headers === 'function' ? await headers() : headers)
-
-/**
- * A refusal that trying again will not change: the route's own 4xx (the session moved on, an
- * entitlement, a limit), but not 401 (the user may sign in again), 408 or 429.
- */
-const isFinal = (err) =>
-  err instanceof SessionAudioUploadError &&
-  err.status >= 400 &&
-  err.status < 500 &&
-  ![401, 408, 429].includes(err.status) &&
-  err.code !== 'multipart_upload_not_found'
-
 const isAbort = (err) => err?.name === 'AbortError'
-
-/** The route's answer to the completion event, retried on network errors, 5xx, 408 and 429. */
-async function completeOnRoute({ routeUrl, headers, url, durationMs, signal }) {
-  const payload = durationMs === undefined ? { url } : { url, durationMs }
-  for (let attempt = 0; ; attempt++) {
-    let res
-    try {
-      res = await fetch(routeUrl, {
-        method: 'POST',
-        headers: { ...(await headersNow(headers)), 'content-type': 'application/json' },
-        body: JSON.stringify({ type: 'session-audio.complete-upload', payload }),
-        signal,
-      })
-    } catch (err) {
-      if (isAbort(err) || attempt >= 4) throw err
-      await new Promise((r) => setTimeout(r, 500 * 2 ** attempt))
-      continue
-    }
-    let body = null
-    try {
-      body = await res.json()
-    } catch {}
-    if (res.ok) return body
-    if ((res.status >= 500 || res.status === 408 || res.status === 429) && attempt < 4) {
-      await new Promise((r) => setTimeout(r, 500 * 2 ** attempt))
-      continue
-    }
-    throw refusalFromBody(res.status, body)
-  }
-}
 
 function startMultipart({ journal, sessionId, meta, headers, signal, state, onError }) {
   return createMultipartUpload({
@@ -270,28 +228,29 @@ function validParts(state, stream, partSize, cut) {
  * - A completion already stored (`storedUrl`) is told to the route first.
  * - The stream is `stream` (stop's own), else rebuilt from the journal, cut at its last whole
  *   element; stored parts still valid for it are reused (`uploadPart` skips them).
- * - A final refusal is kept in the journal (`status: 'refused'`) and not retried by itself; a 409
- *   (the session moved on) ends the journal.
+ * - When the route cannot use the stored blob (`upload_expired`, `upload_not_found`), the
+ *   recording is sent once more from the journal as a new upload (client/complete.mjs).
+ * - A final refusal (`isFinalRefusal`) is kept in the journal (`status: 'refused'`) and not retried
+ *   by itself; a final 409 (the session moved on) ends the journal. Anything else leaves the journal
+ *   pending for the next `resumeSessionUploads()`.
  */
 async function deliver({ journal, sessionId, meta, bytes, stream, headers, signal, onUploaded, onError }) {
-  try {
-    if (meta.storedUrl) {
-      try {
-        const result = await completeOnRoute({ routeUrl: meta.routeUrl, headers, url: meta.storedUrl, signal })
-        await journal.remove(sessionId).catch(() => {})
-        return result
-      } catch (err) {
-        // The stored blob is gone (refused and deleted, or swept): send it again.
-        if (!(err instanceof SessionAudioUploadError && err.code === 'upload_not_found')) throw err
-        meta = { ...meta, storedUrl: null, upload: null }
-        await journal.setMeta(sessionId, { storedUrl: null, upload: null }).catch(() => {})
-      }
-    }
-    let cut = false
+  let cut = false
+  /** The upload stream, built (or rebuilt from the journal) once per delivery. */
+  const prepare = async () => {
     if (!stream || (!stream.finalised && meta.contentType in FINALISERS)) {
       stream = await rebuild(journal, sessionId, bytes, meta.contentType)
       cut = stream.inputBytes < bytes
     }
+    return stream
+  }
+  const upload = async ({ again }) => {
+    if (again) {
+      // What was stored cannot be attached: a new upload (a new grant, a new blob) from the journal.
+      meta = { ...meta, storedUrl: null, upload: null }
+      await journal.setMeta(sessionId, { status: 'stopped', storedUrl: null, upload: null }).catch(() => {})
+    }
+    await prepare()
     const { total, slice } = layout(stream)
     const P = meta.partSize
     const common = {
@@ -310,36 +269,38 @@ async function deliver({ journal, sessionId, meta, bytes, stream, headers, signa
       stored = await putWhole({ ...common, body: await slice(journal, sessionId, 0, total) })
       onUploaded?.(total)
     } else {
-      const upload = startMultipart({ journal, sessionId, meta, headers, signal, state, onError })
+      const mpu = startMultipart({ journal, sessionId, meta, headers, signal, state, onError })
       const count = Math.ceil(total / P)
       const send = async (n) => {
-        if (upload.state.parts?.[n]) return
+        if (mpu.state.parts?.[n]) return
         const body = await slice(journal, sessionId, (n - 1) * P, Math.min(n * P, total))
-        await upload.uploadPart(n, body)
+        await mpu.uploadPart(n, body)
         onUploaded?.(body.size)
       }
       for (let n = 2; n <= count; n++) await send(n)
       await send(1)
-      stored = await upload.complete(count)
+      stored = await mpu.complete(count)
     }
     await journal.setMeta(sessionId, { status: 'completing', storedUrl: stored.url }).catch(() => {})
-    const result = await completeOnRoute({
-      routeUrl: meta.routeUrl,
-      headers,
-      url: stored.url,
-      // The length the finaliser wrote (the route measures and compares it); none otherwise.
-      durationMs: stream.durationMs,
-      signal,
+    // The length the finaliser wrote (the route measures and compares it); none otherwise.
+    return { url: stored.url, durationMs: stream.durationMs }
+  }
+  try {
+    const result = await deliverOnce({
+      stored: meta.storedUrl ? { url: meta.storedUrl } : null,
+      upload,
+      complete: ({ url, durationMs }) => completeOnRoute({ routeUrl: meta.routeUrl, headers, url, durationMs, signal }),
+      onResend: (err) => onError?.(err),
     })
     await journal.remove(sessionId).catch(() => {})
     return result
   } catch (err) {
-    if (err instanceof SessionAudioUploadError && err.status === 409) await journal.remove(sessionId).catch(() => {})
-    else if (isFinal(err) && err.code !== 'upload_not_found')
+    if (isFinal(err) && err.status === 409) await journal.remove(sessionId).catch(() => {})
+    else if (isFinal(err))
       await journal
         .setMeta(sessionId, {
           status: 'refused',
-          refusal: { status: err.status, code: err.code, message: err.message },
+          refusal: { status: err.status, code: err.code, message: err.message, final: true },
         })
         .catch(() => {})
     throw err
@@ -377,6 +338,7 @@ export function createSessionRecorder(sessionId, options = {}) {
     headers = {},
     journal: journalOption,
     dbName,
+    userId: userIdOption,
     onStateChange,
     onProgress,
     onError,
@@ -553,6 +515,8 @@ export function createSessionRecorder(sessionId, options = {}) {
         // Made before the journal, so a type the browser refuses leaves nothing behind.
         media = new MediaRecorder(stream, audioBitsPerSecond ? { mimeType, audioBitsPerSecond } : { mimeType })
         const contentType = essence(mimeType)
+        // Whose recording this is: only their pages resume it (docs/recorder.md, "Shared browsers").
+        const userId = await whoFor(userIdOption, headers)
         meta = {
           routeUrl,
           mimeType,
@@ -564,6 +528,7 @@ export function createSessionRecorder(sessionId, options = {}) {
           startedAt: Date.now(),
           status: 'recording',
           upload: null,
+          ...(userId ? { userId } : {}),
         }
         // An empty journal a failed start left behind is replaced; one with audio is not.
         const existing = await journal.get(sessionId)
@@ -705,13 +670,18 @@ async function withJournal(given, fn, dbName) {
   }
 }
 
-/** Recordings this browser journaled and did not finish (not those this page is recording). */
-export async function pendingSessionUploads({ journal, dbName } = {}) {
+/**
+ * Recordings this browser journaled for this user and did not finish (not those this page is
+ * recording). The user is `userId`, else the one the credentials name (client/user.mjs); journals
+ * recorded without a user are everyone's.
+ */
+export async function pendingSessionUploads({ journal, dbName, userId, headers } = {}) {
+  const user = await whoFor(userId, headers)
   return withJournal(
     journal,
     async (j) =>
       (await j.list())
-        .filter((r) => !active.has(r.sessionId))
+        .filter((r) => !active.has(r.sessionId) && belongsTo(r.meta, user))
         .map((r) => ({
           sessionId: r.sessionId,
           bytes: r.bytes,
@@ -719,6 +689,7 @@ export async function pendingSessionUploads({ journal, dbName } = {}) {
           recordedMs: r.recordedMs ?? r.meta.recordedMs ?? 0,
           startedAt: r.meta.startedAt,
           status: r.meta.status,
+          ...(r.meta.userId ? { userId: r.meta.userId } : {}),
           ...(r.meta.refusal ? { refusal: r.meta.refusal } : {}),
         })),
     dbName,
@@ -776,24 +747,31 @@ async function rebuild(journal, sessionId, bytes, contentType) {
  * Finish every recording this browser journaled and did not finish: finalise it from the journal
  * up to its last whole element, upload what is missing (reusing the parts already stored while
  * the multipart upload is still valid, else starting again from the journal), and complete it.
- * A recording a tab is still recording is left alone (its lock is held), and one the route refused
- * for good is reported again, not resent (`discardSessionUpload` drops it).
+ * A recording a tab is still recording is left alone (its lock is held), so is another user's
+ * (`userId`, else the user the credentials name: client/user.mjs), and one the route refused for
+ * good is reported again, not resent (`discardSessionUpload` drops it).
  * Resolves with one outcome per recording: `{ sessionId, result }` or `{ sessionId, error }`.
  */
-export async function resumeSessionUploads({ headers = {}, journal: given, dbName, onProgress, onError } = {}) {
+export async function resumeSessionUploads({ headers = {}, journal: given, dbName, userId, onProgress, onError } = {}) {
+  const user = await whoFor(userId, headers)
   return withJournal(
     given,
     async (journal) => {
       const outcomes = []
-      for (const { sessionId } of await journal.list()) {
+      for (const { sessionId, meta: listed } of await journal.list()) {
+        // Another user's recording: not theirs to send, nor to have refused. Left as it is.
+        if (!belongsTo(listed, user)) continue
         const outcome = await whileUnlocked(sessionId, async () => {
           // Read again under the lock: the list may be minutes old by now.
           const entry = await journal.get(sessionId)
-          if (!entry || entry.bytes === 0) return null
+          if (!entry || entry.bytes === 0 || !belongsTo(entry.meta, user)) return null
           const { meta, bytes } = entry
           if (meta.status === 'refused' && meta.refusal) {
-            const { status, code, message } = meta.refusal
-            return { sessionId, error: new SessionAudioUploadError(status, code, message) }
+            const { status, code, message, final } = meta.refusal
+            const refusal = new SessionAudioUploadError(status, code, message, { final })
+            // Kept as refused by an earlier version that took an outage, a missing upload or
+            // another user's page for a final answer: tried again like any pending recording.
+            if (isFinal(refusal)) return { sessionId, error: refusal }
           }
           active.add(sessionId)
           try {

@@ -1,7 +1,7 @@
 // The recorder of `session-audio/client` in Debian's Chromium with the fake microphone: real
 // MediaRecorder, real IndexedDB in a persistent profile, the real route (the addon) on a route
 // server that adds Vercel's per-request OIDC token, and the local Blob store (presigned uploads).
-// The page imports client/recorder.mjs as a browser would from the package.
+// The page imports client/recorder.mjs (and client.mjs) as a browser would from the package.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -10,19 +10,50 @@ import send from 'send'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { startRouteServer } from '../stack/route-server.mjs'
 import { AUTOPLAY_ARG, CHROMIUM, FAKE_MEDIA_ARGS, QUIET_ARGS, requireChromium } from '../stack/chromium.mjs'
+import { sineWav } from '../stack/wav.mjs'
 import { createAudioHandlers, type AudioOptions } from '../index.js'
 import { startStack, type Stack } from '../__test__/helpers'
 
 const ROOT = path.resolve(__dirname, '..')
 const PAGE = `<!doctype html><meta charset=utf-8><title>recorder</title><audio id=player controls preload=metadata></audio>
-<script type=module>window.client = await import('/client/recorder.mjs'); window.ready = true</script>`
+<script type=module>window.client = await import('/client/recorder.mjs'); window.upload = await import('/client.mjs'); window.ready = true</script>`
 
 let s: Stack
 let route: Awaited<ReturnType<typeof startRouteServer>>
 let context: BrowserContext
 let profile: string
 let platformOidc: string | null = null
-const handlers: Record<string, unknown> = {}
+const handlers: Record<string, any> = {}
+/** Every `session-audio.complete-upload` the route answered: which blob, and the answer. */
+type Completion = { sessionId: string; url: string; status: number; code?: string; final?: boolean }
+const completions: Completion[] = []
+/** Runs before the route sees a completion: a test's hand on the clock or on the store. */
+let beforeCompletion: ((c: { sessionId: string; url: string }) => Promise<void>) | null = null
+/** The route as the app mounts it, with completions recorded (and held when a test says so). */
+const routeHandlers = {
+  GET: (req: Request, ctx: unknown) => handlers.GET(req, ctx),
+  HEAD: (req: Request, ctx: unknown) => handlers.HEAD(req, ctx),
+  POST: async (req: Request, ctx: { params: Promise<{ sessionId: string }> }) => {
+    if (!/json/.test(req.headers.get('content-type') ?? '')) return handlers.POST(req, ctx)
+    const text = await req.text()
+    let event: any = null
+    try {
+      event = JSON.parse(text)
+    } catch {}
+    const same = new Request(req.url, { method: 'POST', headers: req.headers, body: text, signal: req.signal })
+    if (event?.type !== 'session-audio.complete-upload') return handlers.POST(same, ctx)
+    const { sessionId } = await ctx.params
+    const url = String(event.payload?.url)
+    await beforeCompletion?.({ sessionId, url })
+    const res: Response = await handlers.POST(same, ctx)
+    const body = await res
+      .clone()
+      .json()
+      .catch(() => null)
+    completions.push({ sessionId, url, status: res.status, code: body?.error?.code, final: body?.error?.final })
+    return res
+  },
+}
 const use = (extra: AudioOptions = {}) =>
   Object.assign(
     handlers,
@@ -34,7 +65,7 @@ beforeAll(async () => {
   s = await startStack()
   platformOidc = s.blob.oidcToken()
   route = await startRouteServer({
-    handlers: handlers as never,
+    handlers: routeHandlers as never,
     requestHeaders: () => (platformOidc ? { 'x-vercel-oidc-token': platformOidc } : {}),
     fallback: (req: any, res: any) => {
       const url = new URL(req.url, 'http://x')
@@ -42,7 +73,7 @@ beforeAll(async () => {
         res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
         return res.end(PAGE)
       }
-      if (!url.pathname.startsWith('/client/')) {
+      if (!url.pathname.startsWith('/client/') && url.pathname !== '/client.mjs') {
         res.writeHead(404)
         return res.end()
       }
@@ -74,6 +105,12 @@ function resumeAll(page: Page) {
   )
 }
 
+/** Sign `ctx` in as `sub`: Clerk's session cookie, as the app would have it. */
+async function signIn(ctx: BrowserContext, sub: string) {
+  const token = await s.clerk.sessionToken({ sub, claims: { exp: Math.floor(Date.now() / 1000) + 3600 } })
+  await ctx.addCookies([{ name: '__session', value: token, url: route.url }])
+}
+
 /** Chromium on the test profile (IndexedDB survives closing it), fake microphone. */
 async function launch(dir = profile) {
   const ctx = await chromium.launchPersistentContext(dir, {
@@ -81,12 +118,7 @@ async function launch(dir = profile) {
     args: [...QUIET_ARGS, ...FAKE_MEDIA_ARGS, AUTOPLAY_ARG],
     headless: true,
   })
-  // Signed in as Alice: Clerk's session cookie, as the app would have it.
-  const token = await s.clerk.sessionToken({
-    sub: 'user_alice',
-    claims: { exp: Math.floor(Date.now() / 1000) + 3600 },
-  })
-  await ctx.addCookies([{ name: '__session', value: token, url: route.url }])
+  await signIn(ctx, 'user_alice')
   return ctx
 }
 
@@ -553,5 +585,254 @@ describe('createSessionRecorder in Chromium', () => {
     )
     expect(outcomes).toEqual([{ sessionId: id, status: 'transcribing' }])
     await page.close()
+  })
+})
+
+describe('the completion rule: upload again, retry outages, one user per journal', () => {
+  /** The answers the route gave to `id`'s completions, in order. */
+  const answers = (id: string) => completions.filter((c) => c.sessionId === id)
+
+  /** Hold `id`'s first completion in `during` (its blob stored, the route not told yet). */
+  const holdFirstCompletion = (id: string, during: (url: string) => Promise<void>) => {
+    let held = false
+    beforeCompletion = async (c) => {
+      if (c.sessionId !== id || held) return
+      held = true
+      await during(c.url)
+    }
+  }
+
+  /** Record `ms` of audio and stop; Blob's webhooks held, so the browser's completion decides. */
+  async function recordAndStop(id: string, ms: number, options: Record<string, unknown> = {}) {
+    const page = await openPage()
+    await startRecorder(page, id, options)
+    await wait(ms)
+    const stopped = await stopRecorder(page)
+    return { page, ...stopped }
+  }
+
+  async function releaseHeldWebhooks() {
+    s.blob.state.holdWebhooks = false
+    await s.blob.releaseWebhooks()
+  }
+
+  it('a completion answered 400 upload_expired (the stored blob outlived its grant): the recorder sends the recording again and the session reaches transcribing', async () => {
+    // Grants live 3 s, so a blob 3 s old is past what a completion may attach.
+    use({ clientTokenTtlMs: 3000 })
+    s.blob.state.holdWebhooks = true
+    const id = await recording()
+    // The completion is late: the clock passes the grant's lifetime before the route sees it.
+    holdFirstCompletion(id, () => wait(4500))
+    try {
+      const { page, result, error, events } = await recordAndStop(id, 4000)
+      expect(error).toBeUndefined()
+      expect(result).toMatchObject({ sessionId: id, status: 'transcribing' })
+      expect(result.durationMs).toBeGreaterThan(3000)
+      const seen = answers(id)
+      expect(seen.map((c) => [c.status, c.code])).toEqual([
+        [400, 'upload_expired'],
+        [201, undefined],
+      ])
+      // A new upload, not the old blob again.
+      expect(seen[1].url).not.toBe(seen[0].url)
+      expect(events.errors.map((e: { code: string }) => e.code)).toEqual(['upload_expired'])
+      expect((await s.convex.getSession(id)).status).toBe('transcribing')
+      expect(await page.evaluate(() => (window as any).client.pendingSessionUploads())).toEqual([])
+      await page.close()
+    } finally {
+      beforeCompletion = null
+      use()
+      await releaseHeldWebhooks()
+    }
+  })
+
+  it('a completion stored but never told (the platform failing at Stop) is resumed later as 400 upload_expired: the journal sends the recording again and the session reaches transcribing', async () => {
+    use({ clientTokenTtlMs: 3000 })
+    s.blob.state.holdWebhooks = true
+    const id = await recording()
+    // The platform fails every completion while `down` (the route never sees them).
+    let down = true
+    beforeCompletion = async (c) => {
+      if (c.sessionId === id && down) throw new Error('the platform failed')
+    }
+    try {
+      const { page, error } = await recordAndStop(id, 4000)
+      expect(error?.status).toBe(500)
+      const pending = await page.evaluate(() => (window as any).client.pendingSessionUploads())
+      expect(pending).toEqual([expect.objectContaining({ sessionId: id, status: 'completing' })])
+      down = false
+      // By now the stored blob is older than a grant lives (the retries alone took 7 s).
+      const outcomes = await resumeAll(page)
+      expect(outcomes).toEqual([{ sessionId: id, result: expect.objectContaining({ status: 'transcribing' }) }])
+      const seen = answers(id)
+      expect(seen.map((c) => [c.status, c.code])).toEqual([
+        [400, 'upload_expired'],
+        [201, undefined],
+      ])
+      expect(seen[1].url).not.toBe(seen[0].url)
+      expect(await page.evaluate(() => (window as any).client.pendingSessionUploads())).toEqual([])
+      await page.close()
+    } finally {
+      beforeCompletion = null
+      use()
+      await releaseHeldWebhooks()
+    }
+  })
+
+  it('a completion answered 404 upload_not_found (the stored blob deleted before the route saw it): the recorder sends the recording again and the session reaches transcribing', async () => {
+    s.blob.state.holdWebhooks = true
+    const id = await recording()
+    holdFirstCompletion(id, async (url) => {
+      const res = await fetch(`${s.blob.apiUrl}/delete`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${s.blob.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ urls: [url] }),
+      })
+      expect(res.status).toBe(200)
+    })
+    const mpuBefore = s.blob.multipart.length
+    try {
+      // Multipart (parts of 64 KiB): the re-send is a new multipart upload, not the completed one.
+      const { page, result, error } = await recordAndStop(id, 6000, {
+        partSizeBytes: 64 * 1024,
+        audioBitsPerSecond: 128_000,
+      })
+      expect(error).toBeUndefined()
+      expect(result).toMatchObject({ sessionId: id, status: 'transcribing' })
+      expect(result.durationMs).toBeGreaterThan(5000)
+      const seen = answers(id)
+      expect(seen.map((c) => [c.status, c.code])).toEqual([
+        [404, 'upload_not_found'],
+        [201, undefined],
+      ])
+      expect(seen[1].url).not.toBe(seen[0].url)
+      const uploads = s.blob.multipart.slice(mpuBefore)
+      expect(uploads).toHaveLength(2)
+      expect(uploads[1].uploadId).not.toBe(uploads[0].uploadId)
+      expect(uploads.every((u: { parts: unknown[] }) => u.parts.length >= 2)).toBe(true)
+      expect(await page.evaluate(() => (window as any).client.pendingSessionUploads())).toEqual([])
+      await page.close()
+    } finally {
+      beforeCompletion = null
+      await releaseHeldWebhooks()
+    }
+  })
+
+  it("two users on one browser profile: Bob's page leaves Alice's unfinished recording alone, and Alice, signed in again, resumes it to transcribing", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'session-audio-users-'))
+    const shared = await launch(dir) // signed in as Alice
+    try {
+      const id = await recording()
+      const page = await openPage(shared)
+      await startRecorder(page, id)
+      await wait(4000)
+      // Alice's tab dies before the completion.
+      const cdp = await shared.newCDPSession(page)
+      cdp.send('Page.crash').catch(() => {})
+      await page.waitForEvent('crash', { timeout: 10_000 }).catch(() => {})
+      await page.close().catch(() => {})
+
+      // Bob signs in on the same profile; his page resumes what it finds.
+      await signIn(shared, 'user_bob')
+      const bobs = await openPage(shared)
+      expect(await bobs.evaluate(() => (window as any).client.pendingSessionUploads())).toEqual([])
+      expect(await resumeAll(bobs)).toEqual([])
+      const alices = await bobs.evaluate(() => (window as any).client.pendingSessionUploads({ userId: 'user_alice' }))
+      // Untouched: still Alice's, still pending, not refused.
+      expect(alices).toEqual([expect.objectContaining({ sessionId: id, userId: 'user_alice' })])
+      expect(alices[0].status).not.toBe('refused')
+      expect(alices[0].refusal).toBeUndefined()
+      expect(answers(id)).toEqual([])
+      expect((await s.convex.getSession(id)).status).toBe('recording')
+      await bobs.close()
+
+      // Alice again: her page resumes it.
+      await signIn(shared, 'user_alice')
+      const back = await openPage(shared)
+      const outcomes = await resumeAll(back)
+      expect(outcomes).toEqual([{ sessionId: id, result: expect.objectContaining({ status: 'transcribing' }) }])
+      expect(outcomes[0].result.durationMs).toBeGreaterThan(2000)
+      expect(await back.evaluate(() => (window as any).client.pendingSessionUploads())).toEqual([])
+      await back.close()
+    } finally {
+      await shared.close()
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it("a journal recorded without a user, resumed by another user's page: 404 session_not_found is not final, the journal stays pending and its owner's page finishes it", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'session-audio-nouser-'))
+    const shared = await launch(dir) // signed in as Alice
+    try {
+      const id = await recording()
+      const page = await openPage(shared)
+      // As a journal written before journals carried a user: every page sees it.
+      await startRecorder(page, id, { userId: null })
+      await wait(4000)
+      await page.reload()
+      await page.waitForFunction(() => (window as any).ready === true)
+      await page.close()
+
+      await signIn(shared, 'user_bob')
+      const bobs = await openPage(shared)
+      // Bob's page sends it; the route does not know the session for Bob: not the recording's fault.
+      expect(await resumeAll(bobs)).toEqual([{ sessionId: id, result: undefined, error: 'session_not_found' }])
+      const pending = await bobs.evaluate(() => (window as any).client.pendingSessionUploads())
+      expect(pending).toEqual([expect.objectContaining({ sessionId: id })])
+      expect(pending[0].status).not.toBe('refused')
+      expect(pending[0].refusal).toBeUndefined()
+      await bobs.close()
+
+      await signIn(shared, 'user_alice')
+      const back = await openPage(shared)
+      const outcomes = await resumeAll(back)
+      expect(outcomes).toEqual([{ sessionId: id, result: expect.objectContaining({ status: 'transcribing' }) }])
+      expect(await back.evaluate(() => (window as any).client.pendingSessionUploads())).toEqual([])
+      await back.close()
+    } finally {
+      await shared.close()
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('uploadSessionAudio retries a completion the route could not take (Convex answered 503 once) and resolves with the attach', async () => {
+    s.blob.state.holdWebhooks = true
+    const id = await recording()
+    const page = await openPage()
+    // The attach mutation fails once: the route cannot attach now (5xx), the client tries again.
+    s.convex.state.fail = { kind: 'mutation', status: 503 }
+    try {
+      const wav = Array.from(sineWav(2))
+      const out = await page.evaluate(
+        async ([sessionId, bytes, api]) => {
+          const blob = new Blob([Uint8Array.from(bytes as number[])], { type: 'audio/wav' })
+          try {
+            return {
+              result: await (window as any).upload.uploadSessionAudio(sessionId, blob, {
+                durationMs: 2000,
+                blobApiUrl: api,
+              }),
+            }
+          } catch (e: any) {
+            return { error: { status: e?.status, code: e?.code, message: String(e?.message ?? e) } }
+          }
+        },
+        [id, wav, s.blob.apiUrl] as const,
+      )
+      expect(out.error).toBeUndefined()
+      expect(out.result).toMatchObject({ sessionId: id, status: 'transcribing' })
+      const seen = answers(id)
+      // The outage answered 5xx and the same blob's completion was sent again; today's route may
+      // drop that blob meanwhile (then 404 upload_not_found, and it goes up once more).
+      expect(seen[0].status).toBeGreaterThanOrEqual(500)
+      expect(seen[1]).toMatchObject({ url: seen[0].url })
+      expect(seen.at(-1)!.status).toBe(201)
+      expect(seen.length).toBeGreaterThanOrEqual(2)
+    } finally {
+      s.convex.state.fail = null
+      use() // a new handler: no breaker left open
+      await releaseHeldWebhooks()
+      await page.close()
+    }
   })
 })

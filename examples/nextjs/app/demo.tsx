@@ -38,21 +38,22 @@ function describeError(client: Client, e: unknown): string {
 
 /**
  * One resume per page load, whatever React does with effects: recordings a reload or a crash
- * interrupted, finished from this browser's journal (IndexedDB).
+ * interrupted, finished from this browser's journal (IndexedDB). Only this user's: another person
+ * signed in on this browser finds theirs when they come back.
  */
 let resuming: Promise<{ text: string; last: Result | null }> | null = null
-function resumeOnce(localBlobApi: string | undefined, onText: (text: string) => void) {
+function resumeOnce(localBlobApi: string | undefined, userId: string, onText: (text: string) => void) {
   resuming ??= (async () => {
     const client = await blobClient(localBlobApi)
     try {
-      const pending = await client.pendingSessionUploads()
+      const pending = await client.pendingSessionUploads({ userId })
       if (pending.length === 0) return { text: 'nothing to resume', last: null }
       onText(
         `resuming ${pending.length} recording${pending.length === 1 ? '' : 's'}: ` +
           pending.map((p) => `${p.sessionId} (${(p.recordedMs / 1000).toFixed(1)} s)`).join(', ') +
           '…',
       )
-      const outcomes = await client.resumeSessionUploads()
+      const outcomes = await client.resumeSessionUploads({ userId })
       if (outcomes.length === 0) return { text: 'nothing to resume', last: null }
       const lines = outcomes.map((o) =>
         o.result ? `${o.sessionId} → ${o.result.status}` : `${o.sessionId} failed: ${describeError(client, o.error)}`,
@@ -98,7 +99,7 @@ export function Demo({
   }
   useEffect(() => {
     void refresh()
-    void resumeOnce(localBlobApi, setResume).then(({ text, last }) => {
+    void resumeOnce(localBlobApi, userId, setResume).then(({ text, last }) => {
       setResume(text)
       // Show the resumed recording (the last one) unless a session was opened meanwhile.
       if (last && !opened.current) {
@@ -136,6 +137,8 @@ export function Demo({
     const options = {
       // The local stack's Blob store (on Vercel: unset, the recorder uses Vercel Blob).
       blobApiUrl: localBlobApi,
+      // Whose recording: only their page resumes it, whoever else uses this browser.
+      userId,
       onStateChange: setRecorderState,
       onProgress: (p: { recordedMs: number; uploadedBytes: number; journaledBytes: number }) => {
         setRecordedMs(p.recordedMs)
