@@ -299,6 +299,12 @@ export interface RequestRecord {
 export declare function sweepOrphanAudio(options: AudioOptions, env: Record<string, string>, olderThanMs: number, dryRun: boolean): Promise<SweepReport>
 
 /** What `sweepOrphanAudio` found and did. */
+  /**
+   * Log lines this process has dropped so far (a process-wide total, not this request's): the
+   * JSON log goes to stderr through a bounded queue, and a line that finds it full, or that
+   * stderr refuses, is dropped rather than let logging slow or fail a request.
+   */
+  logLinesDropped: number
 export interface SweepReport {
   /** Blobs under `listening-sessions/`. */
   listed: number

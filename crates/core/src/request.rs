@@ -70,6 +70,17 @@ mod tests {
             ..Default::default()
         };
         // (header, env) → token
+/// Test builds only: the same header with `finish` makes finishing the request panic (`serve`).
+#[cfg(feature = "test-hooks")]
+pub(crate) fn test_panic_in_finish(req: &Request) -> bool {
+    req.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("x-session-audio-test-panic") && v == "finish")
+}
+
+#[cfg(not(feature = "test-hooks"))]
+pub(crate) fn test_panic_in_finish(_req: &Request) -> bool {
+    false
+}
+
         let table: &[(Option<&str>, Option<&str>, Option<&str>)] = &[
             (Some("h.h.h"), Some("e.e.e"), Some("h.h.h")),
             (None, Some("e.e.e"), Some("e.e.e")),

@@ -42,8 +42,13 @@ impl State {
             static WARNED: std::sync::Once = std::sync::Once::new();
             WARNED.call_once(|| {
                 tracing::warn!(target: "session_audio", "SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM is on: http://127.0.0.1 / localhost audio URLs listed in SESSION_AUDIO_TRUSTED_HOSTS are allowed. Never enable this in production.");
-                // Also when logging is off: this must not go unnoticed.
-                eprintln!("session-audio: SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM is on (tests and local development only)");
+                // Also when logging is off: this must not go unnoticed. Not `eprintln!`, which panics
+                // when stderr refuses the write (a full pipe): a warning must never fail a request.
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "session-audio: SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM is on (tests and local development only)"
+                );
             });
         }
         let telemetry = Arc::new(Telemetry::new(&config.telemetry, on_record));
