@@ -110,7 +110,18 @@ impl State {
     pub fn blob(&self, req: &crate::request::Request) -> Result<BlobClient> {
         let http = self.blob.as_ref().map_err(Clone::clone)?;
         let store = self.config.store.as_ref().ok_or_else(|| Error::Internal("blob client without a store".into()))?;
-        let credential = store.credential(crate::request::oidc_token(req), crate::clock::now_ms())?;
+        let credential = self.credential(store, req)?;
         Ok(BlobClient::new(http.clone(), store, self.config.upstream_timeout, credential))
+    }
+
+    /// This request's Blob credential (`Store::credential_for`), with its OIDC token from the
+    /// `x-vercel-oidc-token` header only where the platform sets it (`trust_oidc_header`).
+    pub(crate) fn credential(
+        &self,
+        store: &crate::store::Store,
+        req: &crate::request::Request,
+    ) -> Result<crate::store::Credential> {
+        let oidc = crate::request::oidc_token(req, self.config.trust_oidc_header);
+        store.credential_for(oidc, crate::clock::now_ms())
     }
 }
