@@ -72,14 +72,14 @@ pub(crate) fn test_panic_hook(_req: &Request) {}
 
 /// Test builds only: the same header with `finish` makes finishing the request panic (`serve`).
 #[cfg(feature = "test-hooks")]
-pub(crate) fn test_panic_in_finish(req: &Request) -> bool {
-    req.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("x-session-audio-test-panic") && v == "finish")
+pub(crate) fn test_panic_in_finish(req: &Request) {
+    if req.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("x-session-audio-test-panic") && v == "finish") {
+        panic!("test-only panic hook (finish)");
+    }
 }
 
 #[cfg(not(feature = "test-hooks"))]
-pub(crate) fn test_panic_in_finish(_req: &Request) -> bool {
-    false
-}
+pub(crate) fn test_panic_in_finish(_req: &Request) {}
 
 #[cfg(test)]
 mod tests {
