@@ -18,12 +18,21 @@ const sent: number[] = []
 /**
  * Answers every request (after reading its body) with 200 and 256 MiB of valid-looking JSON in the
  * shape the caller expects, written chunk by chunk with backpressure, stopping when the reader goes.
+ * Under `/template` it is a Clerk whose JWKS is the stack's and whose template tokens are huge.
  */
 async function startHuge() {
   const chunk = Buffer.alloc(64 * 1024, 'x')
   return listen(async (req, res) => {
     for await (const _ of req);
-    const url = req.url ?? ''
+    let url = req.url ?? ''
+    if (url.startsWith('/template/')) {
+      url = url.slice('/template'.length)
+      if (url === '/v1/jwks') {
+        const jwks = await fetch(`${s.clerk.url}/v1/jwks`, { headers: { authorization: req.headers.authorization! } })
+        res.writeHead(jwks.status, { 'content-type': 'application/json' })
+        return res.end(Buffer.from(await jwks.arrayBuffer()))
+      }
+    }
     const [head, tail] = url.startsWith('/v1/')
       ? ['{"keys":[{"kty":"RSA","kid":"', '"}]}'] // Clerk: the JWKS, or a template token
       : url.startsWith('/api/blob')
@@ -50,6 +59,7 @@ beforeAll(async () => {
     {
       convex: s.options({ convexUrl: huge.url }),
       clerk: s.options({ clerkApiUrl: huge.url }),
+      template: s.options({ clerkApiUrl: `${huge.url}/template` }),
       blob: s.options({ blobApiUrl: `${huge.url}/api/blob` }),
     },
     { stderr: 'read' },
@@ -83,6 +93,10 @@ describe('256 MiB answers', () => {
       const clerk = await timed(route.route('clerk', id), { headers: auth })
       expect([clerk.status, clerk.code]).toEqual([502, 'auth_provider_unavailable'])
       expect(clerk.ms).toBeLessThan(5000)
+      // Clerk's answer to the Convex template token (the session token verified with its JWKS).
+      const template = await timed(route.route('template', id), { headers: auth })
+      expect([template.status, template.code]).toEqual([502, 'auth_provider_unavailable'])
+      expect(template.ms).toBeLessThan(5000)
     }
     // Blob's answer to the upload's put.
     const recording = await s.session('user_alice', null, { status: 'recording' })
@@ -103,8 +117,10 @@ describe('256 MiB answers', () => {
     // Every failure was logged, and no line is longer than ~4 KiB (the detail is cut to 2 KiB).
     await new Promise((r) => setTimeout(r, 200))
     const failed = route.lines.filter((l) => l.includes('"request failed"'))
-    expect(failed.length).toBeGreaterThanOrEqual(7)
+    expect(failed.length).toBeGreaterThanOrEqual(10)
     expect(Math.max(...route.lines.map((l) => Buffer.byteLength(l)))).toBeLessThanOrEqual(4096)
-    expect(failed.some((l) => l.includes('answer over 1 MiB'))).toBe(true)
+    for (const what of ['query listeningSessions:getForAudio: body', 'GET /v1/jwks body', 'template token body'])
+      expect(failed.some((l) => l.includes(`${what}: answer over 1 MiB`))).toBe(true)
+    expect(failed.some((l) => l.includes('answer over 64 KiB'))).toBe(true) // Blob's metadata cap
   })
 })
