@@ -92,10 +92,19 @@ export interface AudioOptions {
   acceptPendingSessions?: boolean
   /**
    * The Vercel Blob store, for OIDC: `store_<id>` or `<id>`, as Vercel sets it when a store is
-   * connected to the project; each request's OIDC token (its `x-vercel-oidc-token` header, else
-   * env `VERCEL_OIDC_TOKEN` as it is then) authenticates the calls. Env `BLOB_STORE_ID`.
+   * connected to the project; each request's OIDC token (its `x-vercel-oidc-token` header on
+   * Vercel, see `trustOidcHeader`, else env `VERCEL_OIDC_TOKEN` as it is then) authenticates the
+   * calls. Env `BLOB_STORE_ID`.
    */
   blobStoreId?: string
+  /**
+   * Read the Vercel OIDC token from a request's `x-vercel-oidc-token` header. Vercel sets that
+   * header on every request it hands a deployment, replacing any a client sent; anywhere else a
+   * client could send it, so it is ignored and env `VERCEL_OIDC_TOKEN` (as it is at each request)
+   * is used. Env `SESSION_AUDIO_TRUST_OIDC_HEADER`. Default: on where `VERCEL=1` (on Vercel),
+   * off elsewhere; turn it on only behind a platform that sets the header the same way.
+   */
+  trustOidcHeader?: boolean
   /**
    * Vercel Blob read-write token, the alternative to OIDC (uploads, private reads, client
    * tokens). Given here it beats OIDC; in env `BLOB_READ_WRITE_TOKEN`, OIDC beats it, as in
@@ -290,6 +299,12 @@ export interface RequestRecord {
   phases: Record<string, number>
   /** Uploads: `'measured'` from the container, or `'declared'` where the container does not say. */
   durationSource?: 'measured' | 'declared'
+  /**
+   * Log lines this process has dropped so far (a process-wide total, not this request's): the
+   * JSON log goes to stderr through a bounded queue, and a line that finds it full, or that
+   * stderr refuses, is dropped rather than let logging slow or fail a request.
+   */
+  logLinesDropped: number
 }
 
 /**

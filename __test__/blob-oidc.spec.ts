@@ -263,15 +263,19 @@ describe('the route with OIDC (BLOB_STORE_ID, no read-write token)', () => {
     expect(s.blob.puts.at(-1)!.headers.authorization).toBe(`Bearer ${s.blob.token}`)
   })
 
-  it('an expired OIDC token → 503 oidc_token_expired naming what to fix, never the token; nothing stored', async () => {
+  it('an expired VERCEL_OIDC_TOKEN → 503 oidc_token_expired naming what to fix, never the token; nothing stored', async () => {
     const records: unknown[] = []
     const handlers = createAudioHandlers({ ...s.oidcOptions(), onRequest: (r: unknown) => records.push(r) })
     const expired = s.blob.oidcToken({ expiresInSec: -60 })
     const id = await recording()
     const blobs = s.blob.list()
     const puts = s.blob.puts.length
+    // The deployment's own token (the environment's) is the deployment's to fix; an expired
+    // header is the request's (oidc-header.spec.ts).
     const e = await errorOf(
-      await s.post(id, wav, { token: alice, headers: { ...meta, 'x-vercel-oidc-token': expired }, handlers }),
+      await withEnv({ VERCEL_OIDC_TOKEN: expired }, async () =>
+        s.post(id, wav, { token: alice, headers: meta, handlers }),
+      ),
     )
     expect([e.status, e.code]).toEqual([503, 'oidc_token_expired'])
     expect(e.message).toMatch(/expired.*vercel env pull.*BLOB_READ_WRITE_TOKEN/)

@@ -64,9 +64,11 @@ export async function startStack({ clerk: clerkOptions = {} }: { clerk?: Paramet
    * The options of a deployment set up as Vercel sets one up today: the store named by
    * `blobStoreId` (BLOB_STORE_ID), no read-write token; each request then needs an OIDC token
    * (`x-vercel-oidc-token`, or `VERCEL_OIDC_TOKEN` at request time: `blob.oidcToken()` issues them).
+   * The header is read (`trustOidcHeader`) as on Vercel, where the platform sets it: the tests play
+   * the platform.
    */
   const oidcOptions = (extra: AudioOptions = {}): AudioOptions =>
-    options({ blobReadWriteToken: undefined, blobStoreId: blob.blobStoreIdEnv, ...extra })
+    options({ blobReadWriteToken: undefined, blobStoreId: blob.blobStoreIdEnv, trustOidcHeader: true, ...extra })
   // What `get` and `post` use unless given `handlers`: one set per stack, built on first use.
   let shared: Handlers | undefined
 

@@ -266,4 +266,25 @@ describe('panics', () => {
     expect(after.status).toBe(200)
     await after.arrayBuffer()
   })
+
+  it('a panic while finishing the request (record, log line, callback) is still a 500 with its request id, and the process keeps serving', async () => {
+    const h = createAudioHandlers(s.options())
+    const headers = {
+      authorization: `Bearer ${alice}`,
+      'x-session-audio-test-panic': 'finish',
+      'x-request-id': 'fin-1',
+    }
+    const res = await h.GET(new Request('http://app.local/x', { headers }), { params: { sessionId } })
+    const e = await errorOf(res)
+    expect([e.status, e.code, res.headers.get('x-request-id')]).toEqual([500, 'internal_error', 'fin-1'])
+    const id = await s.session('user_alice', null, { status: 'recording' })
+    const post = await h.POST(
+      new Request('http://app.local/x', { method: 'POST', headers, body: s.wav, duplex: 'half' } as RequestInit),
+      { params: { sessionId: id } },
+    )
+    expect((await errorOf(post)).status).toBe(500)
+    const after = await s.get(sessionId, { token: alice, handlers: h })
+    expect(after.status).toBe(200)
+    await after.arrayBuffer()
+  })
 })

@@ -386,13 +386,13 @@ describe('refusals', () => {
     expect(await until(async () => (await s.convex.getSession(id)).status === 'transcribing', 5000)).toBe(true)
   })
 
-  it('an expired OIDC token is 503 oidc_token_expired, none at all 503 config_missing; Blob is asked for nothing', async () => {
+  it("an expired x-vercel-oidc-token is the request's 400 invalid_oidc_token, none at all 503 config_missing; Blob is asked for nothing", async () => {
     const id = await recording()
     const issued = s.blob.signedTokens.length
     try {
       platformOidc = s.blob.oidcToken({ expiresInSec: -60 })
       const expired = await errorOf(await presignRequest(id, `listening-sessions/${id}/a.wav`, payload()))
-      expect([expired.status, expired.code]).toEqual([503, 'oidc_token_expired'])
+      expect([expired.status, expired.code]).toEqual([400, 'invalid_oidc_token'])
       expect(expired.message).not.toContain(platformOidc)
       platformOidc = null
       const none = await errorOf(await presignRequest(id, `listening-sessions/${id}/a.wav`, payload()))

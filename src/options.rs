@@ -25,9 +25,16 @@ pub struct AudioOptions {
     /// by default. Env `SESSION_AUDIO_ACCEPT_PENDING_SESSIONS=1`. Default off.
     pub accept_pending_sessions: Option<bool>,
     /// The Vercel Blob store, for OIDC: `store_<id>` or `<id>`, as Vercel sets it when a store is
-    /// connected to the project; each request's OIDC token (its `x-vercel-oidc-token` header, else
-    /// env `VERCEL_OIDC_TOKEN` as it is then) authenticates the calls. Env `BLOB_STORE_ID`.
+    /// connected to the project; each request's OIDC token (its `x-vercel-oidc-token` header on
+    /// Vercel, see `trustOidcHeader`, else env `VERCEL_OIDC_TOKEN` as it is then) authenticates the
+    /// calls. Env `BLOB_STORE_ID`.
     pub blob_store_id: Option<String>,
+    /// Read the Vercel OIDC token from a request's `x-vercel-oidc-token` header. Vercel sets that
+    /// header on every request it hands a deployment, replacing any a client sent; anywhere else a
+    /// client could send it, so it is ignored and env `VERCEL_OIDC_TOKEN` (as it is at each request)
+    /// is used. Env `SESSION_AUDIO_TRUST_OIDC_HEADER`. Default: on where `VERCEL=1` (on Vercel),
+    /// off elsewhere; turn it on only behind a platform that sets the header the same way.
+    pub trust_oidc_header: Option<bool>,
     /// Vercel Blob read-write token, the alternative to OIDC (uploads, private reads, client
     /// tokens). Given here it beats OIDC; in env `BLOB_READ_WRITE_TOKEN`, OIDC beats it, as in
     /// `@vercel/blob`.
@@ -170,7 +177,7 @@ macro_rules! settings {
 }
 
 impl AudioOptions {
-    fn table(&self) -> [(&'static str, &'static str, Option<String>); 37] {
+    fn table(&self) -> [(&'static str, &'static str, Option<String>); 38] {
         settings!(self;
             convex_url => "NEXT_PUBLIC_CONVEX_URL",
             clerk_secret_key => "CLERK_SECRET_KEY",
@@ -179,6 +186,7 @@ impl AudioOptions {
             authorized_parties => "CLERK_AUTHORIZED_PARTIES",
             accept_pending_sessions => "SESSION_AUDIO_ACCEPT_PENDING_SESSIONS",
             blob_store_id => "BLOB_STORE_ID",
+            trust_oidc_header => "SESSION_AUDIO_TRUST_OIDC_HEADER",
             blob_read_write_token => "BLOB_READ_WRITE_TOKEN",
             blob_webhook_public_key => "BLOB_WEBHOOK_PUBLIC_KEY",
             blob_api_url => "VERCEL_BLOB_API_URL",

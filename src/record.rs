@@ -30,6 +30,10 @@ pub struct RequestRecord {
     /// Uploads: `'measured'` from the container, or `'declared'` where the container does not say.
     #[napi(ts_type = "'measured' | 'declared'")]
     pub duration_source: Option<String>,
+    /// Log lines this process has dropped so far (a process-wide total, not this request's): the
+    /// JSON log goes to stderr through a bounded queue, and a line that finds it full, or that
+    /// stderr refuses, is dropped rather than let logging slow or fail a request.
+    pub log_lines_dropped: f64,
 }
 
 impl From<&core::telemetry::RequestRecord> for RequestRecord {
@@ -46,6 +50,7 @@ impl From<&core::telemetry::RequestRecord> for RequestRecord {
             duration_ms: r.duration_ms,
             phases: r.phases.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             duration_source: r.duration_source.map(str::to_string),
+            log_lines_dropped: r.log_lines_dropped as f64,
         }
     }
 }

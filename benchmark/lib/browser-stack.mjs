@@ -64,6 +64,8 @@ export async function startBrowserStack({ page: html, files = {} }) {
       trustedHosts: [blob.host],
       allowLoopbackUpstream: true,
       blobStoreId: blob.blobStoreIdEnv,
+      // The route server plays Vercel, which sets x-vercel-oidc-token on every request.
+      trustOidcHeader: true,
       blobApiUrl: blob.apiUrl,
       blobWebhookPublicKey: blob.webhookPublicKey,
       blobCallbackUrl: route.url,

@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+use crate::capped::Past;
 use crate::config::BlobAccess;
 use crate::duration::{Measured, Meter};
 use crate::error::{Error, Result};
@@ -81,41 +82,20 @@ pub struct BlobMeta {
     pub uploaded_at: Option<String>,
 }
 
-/// What a capped read does with bytes past its cap.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Past {
-    /// The answer is failing: an error naming the cap.
-    Fail,
-    /// Only the first bytes were wanted (a store may ignore Range): stop there.
-    Stop,
-}
-
-/// The one way an answer's body is read from the store: chunk by chunk, each within `timeout`, at
-/// most `cap` bytes, every byte handed to `sink` as it arrives. `what` names the exchange in errors.
+/// The one way an answer's body is read from the store (`capped::read`): chunk by chunk, each
+/// within `timeout`, at most `cap` bytes, every byte handed to `sink` as it arrives. `what` names
+/// the exchange in errors; an answer past the cap is the store failing.
 async fn read_capped(
-    mut resp: reqwest::Response,
+    resp: reqwest::Response,
     what: &str,
     timeout: Duration,
     cap: u64,
     past: Past,
-    mut sink: impl FnMut(&[u8]),
+    sink: impl FnMut(&[u8]),
 ) -> Result<()> {
-    let mut read = 0u64;
-    while past == Past::Fail || read < cap {
-        let chunk = tokio::time::timeout(timeout, resp.chunk())
-            .await
-            .map_err(|_| Error::StorageFailed(format!("{what}: timed out")))?
-            .map_err(|e| Error::StorageFailed(format!("{what}: {}", crate::error::chain(&e))))?;
-        let Some(chunk) = chunk else { break };
-        let room = usize::try_from(cap - read).unwrap_or(usize::MAX);
-        if chunk.len() > room && past == Past::Fail {
-            return Err(Error::StorageFailed(format!("{what}: answer longer than {cap} bytes")));
-        }
-        let take = &chunk[..chunk.len().min(room)];
-        read += take.len() as u64;
-        sink(take);
-    }
-    Ok(())
+    crate::capped::read(resp, Some(timeout), cap, past, sink)
+        .await
+        .map_err(|failed| Error::StorageFailed(format!("{what}: {failed}")))
 }
 
 /// An answer's body, whole: every answer we read from the store is small (`MAX_METADATA_BYTES`), and

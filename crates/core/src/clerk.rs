@@ -24,6 +24,9 @@ const CLERK_API_VERSION: &str = "2026-05-12";
 /// Stop reusing a template token this long before it expires, so it is still valid when Convex
 /// checks it (Convex allows no leeway on `exp`).
 const TOKEN_EXPIRY_MARGIN_SECS: i64 = 10;
+/// The most we read of an answer (a JWKS or a token is a few KiB): past it, Clerk is failing
+/// (`auth_provider_unavailable`), and the rest is never read.
+const MAX_ANSWER_BYTES: u64 = 1 << 20;
 
 pub struct ClerkClient {
     http: reqwest::Client,
@@ -105,7 +108,9 @@ impl ClerkClient {
         if !status.is_success() {
             return Err(Error::ClerkUnavailable(format!("GET /v1/jwks answered {status}")));
         }
-        let body = resp.bytes().await.map_err(|e| Error::ClerkUnavailable(format!("GET /v1/jwks body: {e}")))?;
+        let body = crate::capped::read_all(resp, None, MAX_ANSWER_BYTES)
+            .await
+            .map_err(|failed| Error::ClerkUnavailable(format!("GET /v1/jwks body: {failed}")))?;
         crate::jwt::parse_jwks(&body).map_err(Error::ClerkUnavailable)
     }
 
@@ -196,12 +201,22 @@ impl ClerkClient {
         let status = resp.status().as_u16();
         if !(200..=299).contains(&status) {
             let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
-            // Clerk's error bodies are a few hundred bytes; a body that cannot be read says nothing.
-            let body = resp.text().await.unwrap_or_default();
-            return Err(classify(status, &body, retry_after.as_deref()));
+            // Clerk's error bodies are a few hundred bytes; one that cannot be read says nothing, and
+            // one past the cap is Clerk failing.
+            let body = match crate::capped::read_all(resp, None, MAX_ANSWER_BYTES).await {
+                Ok(body) => body,
+                Err(failed @ crate::capped::Failed::TooLong(_)) => {
+                    return Err(Refusal::Unavailable(format!("template token: HTTP {status}: {failed}")))
+                }
+                Err(_) => Vec::new(),
+            };
+            return Err(classify(status, &String::from_utf8_lossy(&body), retry_after.as_deref()));
         }
+        let body = crate::capped::read_all(resp, None, MAX_ANSWER_BYTES)
+            .await
+            .map_err(|failed| Refusal::Unavailable(format!("template token body: {failed}")))?;
         let body: TokenResponse =
-            resp.json().await.map_err(|e| Refusal::Unavailable(format!("template token body: {e}")))?;
+            serde_json::from_slice(&body).map_err(|e| Refusal::Unavailable(format!("template token body: {e}")))?;
         Ok(body.jwt)
     }
 }

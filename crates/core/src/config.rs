@@ -126,6 +126,9 @@ pub struct Config {
     pub accept_pending_sessions: bool,
     /// The deployment's Blob store (`BLOB_STORE_ID` and/or a read-write token); `None`: uploads answer 503.
     pub store: Option<crate::store::Store>,
+    /// Read a request's `x-vercel-oidc-token` header: only where the platform sets it (`VERCEL=1`
+    /// by default, or `SESSION_AUDIO_TRUST_OIDC_HEADER`); elsewhere any client could send one.
+    pub trust_oidc_header: bool,
     /// GET refuses a stored URL whose path is not under `listening-sessions/{sessionId}/`.
     pub require_session_path: bool,
     pub upload: UploadConfig,
@@ -256,6 +259,11 @@ impl Config {
             authorized_parties,
             accept_pending_sessions: parse_switch(get, "SESSION_AUDIO_ACCEPT_PENDING_SESSIONS", false)?,
             store,
+            trust_oidc_header: parse_switch(
+                get,
+                "SESSION_AUDIO_TRUST_OIDC_HEADER",
+                get("VERCEL").as_deref() == Some("1"),
+            )?,
             require_session_path: parse_switch(get, "SESSION_AUDIO_REQUIRE_SESSION_PATH", true)?,
             upload,
             telemetry,
@@ -565,6 +573,17 @@ mod tests {
             cfg(&with(&[("BLOB_STORE_ID", "store_MyStore"), ("BLOB_READ_WRITE_TOKEN", "vercel_blob_rw_Other_s")]))
                 .unwrap_err();
         assert_eq!(err.code(), "config_invalid");
+    }
+
+    #[test]
+    fn the_oidc_header_is_trusted_only_where_the_platform_sets_it() {
+        let trust = |extra: &[(&'static str, &'static str)]| cfg(&with(extra)).map(|c| c.trust_oidc_header);
+        assert!(!trust(&[]).unwrap());
+        assert!(trust(&[("VERCEL", "1")]).unwrap());
+        assert!(!trust(&[("VERCEL", "true")]).unwrap()); // Vercel sets exactly 1
+        assert!(trust(&[("SESSION_AUDIO_TRUST_OIDC_HEADER", "1")]).unwrap());
+        assert!(!trust(&[("VERCEL", "1"), ("SESSION_AUDIO_TRUST_OIDC_HEADER", "0")]).unwrap());
+        assert_eq!(trust(&[("SESSION_AUDIO_TRUST_OIDC_HEADER", "maybe")]).unwrap_err().code(), "config_invalid");
     }
 
     #[test]

@@ -15,6 +15,9 @@ use crate::error::{Error, Result};
 /// The client version we speak. The backend picks defaults by this header; we send the version of
 /// `ConvexHttpClient` whose wire format this file reproduces.
 const CONVEX_CLIENT: &str = "npm-1.48.0";
+/// The most we read of an answer (the documents we read are a few hundred bytes): past it, Convex
+/// is failing (`convex_unavailable`), and the rest is never read.
+const MAX_ANSWER_BYTES: u64 = 1 << 20;
 
 pub struct ConvexClient {
     http: reqwest::Client,
@@ -163,7 +166,10 @@ impl ConvexClient {
             }
         })?;
         let status = resp.status().as_u16();
-        let text = resp.text().await.map_err(|e| Error::ConvexUnavailable(format!("{kind} {path}: body: {e}")))?;
+        let body = crate::capped::read_all(resp, None, MAX_ANSWER_BYTES)
+            .await
+            .map_err(|failed| Error::ConvexUnavailable(format!("{kind} {path}: body: {failed}")))?;
+        let text = String::from_utf8_lossy(&body);
         match status {
             // 560 is the legacy "function failed" status the JS client still accepts.
             200 | 560 => {}

@@ -97,6 +97,9 @@ pub enum Code {
     InvalidBlobUrl,
     /// `blob.generate-client-token` on a deployment with OIDC and no read-write token.
     ClientTokensNeedReadWriteToken,
+    /// The request's own `x-vercel-oidc-token` header (read where the platform sets it) is blank,
+    /// not a JWT, or expired.
+    InvalidOidcToken,
 }
 
 impl Code {
@@ -119,6 +122,7 @@ impl Code {
             Code::InvalidPathname => "invalid_pathname",
             Code::InvalidBlobUrl => "invalid_blob_url",
             Code::ClientTokensNeedReadWriteToken => "client_tokens_need_read_write_token",
+            Code::InvalidOidcToken => "invalid_oidc_token",
         }
     }
 }
@@ -460,6 +464,7 @@ mod tests {
                 400,
                 "client_tokens_need_read_write_token",
             ),
+            (Error::BadRequest { code: Code::InvalidOidcToken, message: "x".into() }, 400, "invalid_oidc_token"),
         ];
         for (err, status, code) in table {
             assert_eq!(err.status(), status, "{err:?}");

@@ -44,9 +44,7 @@ async fn try_get(state: &State, req: &Request, trace: Trace) -> Result<Response>
     // Only a read of this store's private host carries a credential, resolved for this request
     // (OIDC or read-write); public blobs need none, so GET works without any Blob credentials.
     let credential = match &state.config.store {
-        Some(store) if store.reads_with_bearer(&url) => {
-            Some(store.credential(crate::request::oidc_token(req), crate::clock::now_ms())?)
-        }
+        Some(store) if store.reads_with_bearer(&url) => Some(state.credential(store, req)?),
         _ => None,
     };
     let bearer = credential.as_ref().map(crate::store::Credential::bearer);

@@ -43,6 +43,7 @@ pub mod webhook;
 pub mod body;
 pub mod breaker;
 pub mod cache;
+pub mod capped;
 pub mod clock;
 pub mod config;
 pub mod error;

@@ -33,13 +33,13 @@ async fn route(state: &State, req: &Request, body: Chunks, trace: Trace, receive
     }
     let session_id = session_id(req)?;
     test_panic_hook(req);
-    let blob = &state.blob(req)?;
-    // Every upload ends in an attach only the route can sign: without the secret, nothing is
-    // stored or minted.
-    crate::attach_sign::require(state.config.upload.attach_secret.as_ref())?;
     let trace = &trace;
+    // Who is calling comes first, before any Blob credential is resolved or configuration checked:
+    // an anonymous request costs one token check and is a 401, never a 503 or a Sentry event. The
+    // one exception is Blob's signed webhook, which has no user and is checked by its signature.
     if !is_event(&req.headers) {
         let who = state.authenticate(&req.headers, trace).await?;
+        let blob = &upload_client(state, req)?;
         let ctx = Ctx { state, blob, who: &who, session_id, trace };
         return stream::handle(&ctx, req, body, received).await;
     }
@@ -49,22 +49,25 @@ async fn route(state: &State, req: &Request, body: Chunks, trace: Trace, receive
     let raw = read_event(body, state.config.upload.idle_timeout).await?;
     match parse_event(&raw)? {
         Event::GenerateClientToken { pathname, client_payload } => {
+            let who = state.authenticate(&req.headers, trace).await?;
+            let blob = &upload_client(state, req)?;
             // Client tokens are HMACs keyed by the read-write token: with OIDC alone there is
             // nothing to sign them with (presigned uploads replace them there).
             if blob.store().read_write_token().is_none() {
                 return Err(client_tokens_need_read_write_token());
             }
-            let who = state.authenticate(&req.headers, trace).await?;
             let ctx = Ctx { state, blob, who: &who, session_id, trace };
             token::client_token(&ctx, req, &pathname, client_payload.as_deref()).await
         }
         Event::GeneratePresignedUrl { pathname, client_payload } => {
             let who = state.authenticate(&req.headers, trace).await?;
+            let blob = &upload_client(state, req)?;
             let ctx = Ctx { state, blob, who: &who, session_id, trace };
             token::presigned_url(&ctx, req, &pathname, client_payload.as_deref()).await
         }
         Event::CompleteUpload { url, duration_ms } => {
             let who = state.authenticate(&req.headers, trace).await?;
+            let blob = &upload_client(state, req)?;
             // Only the duration may be declared here, and need not be: it is measured. The type is
             // the stored blob's (which the token constrained) and is checked against the bytes.
             let upload = &state.config.upload;
@@ -76,19 +79,30 @@ async fn route(state: &State, req: &Request, body: Chunks, trace: Trace, receive
         Event::UploadCompleted { url, token_payload } => {
             // Blob's webhook, for whom the token or presigned URL named: HMAC-signed with the
             // read-write token after a client-token upload, Ed25519-signed after a presigned one.
+            // The signature is checked before any credential is resolved for the request.
             let keys = crate::webhook::Keys {
-                read_write: blob.store().read_write_token(),
+                read_write: state.config.store.as_ref().and_then(|store| store.read_write_token()),
                 public: state.config.upload.webhook_key.as_ref(),
             };
             crate::webhook::verify(keys, &raw, header(&req.headers, "x-vercel-signature"))?;
             let (who, payload) = complete::webhook_identity(session_id, token_payload.as_deref())?;
             trace.set_user(&who.user_id);
+            let blob = &upload_client(state, req)?;
             let declared = parse_declared(&payload.content_type).ok();
             let ctx = Ctx { state, blob, who: &who, session_id, trace };
             let claim = complete::Claim { url: &url, duration_ms: payload.duration_ms, declared };
             complete::webhook(&ctx, &claim).await
         }
     }
+}
+
+/// The Blob client for an upload of this request (`State::blob`: its credential), once the caller
+/// is known. Every upload ends in an attach only the route can sign: without the secret, nothing
+/// is stored or minted.
+fn upload_client(state: &State, req: &Request) -> Result<crate::blob::BlobClient> {
+    let blob = state.blob(req)?;
+    crate::attach_sign::require(state.config.upload.attach_secret.as_ref())?;
+    Ok(blob)
 }
 
 /// The refusal of `blob.generate-client-token` on a deployment with OIDC and no read-write token.

@@ -16,17 +16,29 @@ pub struct Request {
     pub oidc_env: Option<String>,
 }
 
+/// The OIDC token that reached a request, and whether a request header carried it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Oidc<'a> {
+    pub token: Option<&'a str>,
+    /// From `x-vercel-oidc-token`: a token that cannot be used is then the request's fault (400),
+    /// not the deployment's (503).
+    pub from_header: bool,
+}
+
 /// This request's Vercel OIDC token, as `@vercel/oidc`'s `getVercelOidcTokenSync` picks it: the
 /// `x-vercel-oidc-token` header (Vercel sets it on every request of a deployment with OIDC), else
 /// env `VERCEL_OIDC_TOKEN`. A present header wins even when blank (the SDK's `??`), and a blank
 /// value is no token (`@vercel/blob` trims it).
-pub fn oidc_token(req: &Request) -> Option<&str> {
+///
+/// The header is read only where the platform sets it, `trust_header` (`VERCEL=1`, or the
+/// `trustOidcHeader` option): anywhere else it is whatever a client sent, and is ignored.
+pub fn oidc_token(req: &Request, trust_header: bool) -> Oidc<'_> {
     let header = req.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("x-vercel-oidc-token"));
-    let raw = match header {
-        Some((_, value)) => Some(value.as_str()),
-        None => req.oidc_env.as_deref(),
+    let (raw, from_header) = match header {
+        Some((_, value)) if trust_header => (Some(value.as_str()), true),
+        _ => (req.oidc_env.as_deref(), false),
     };
-    raw.map(str::trim).filter(|t| !t.is_empty())
+    Oidc { token: raw.map(str::trim).filter(|t| !t.is_empty()), from_header }
 }
 
 /// The route's `[sessionId]`: present, and `[A-Za-z0-9_-]{1,128}` (Convex ids and more). Anything
@@ -58,6 +70,17 @@ pub(crate) fn test_panic_hook(req: &Request) {
 #[cfg(not(feature = "test-hooks"))]
 pub(crate) fn test_panic_hook(_req: &Request) {}
 
+/// Test builds only: the same header with `finish` makes finishing the request panic (`serve`).
+#[cfg(feature = "test-hooks")]
+pub(crate) fn test_panic_in_finish(req: &Request) {
+    if req.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("x-session-audio-test-panic") && v == "finish") {
+        panic!("test-only panic hook (finish)");
+    }
+}
+
+#[cfg(not(feature = "test-hooks"))]
+pub(crate) fn test_panic_in_finish(_req: &Request) {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,7 +92,7 @@ mod tests {
             oidc_env: env.map(str::to_string),
             ..Default::default()
         };
-        // (header, env) → token
+        // (header, env) → token, where the header is trusted
         let table: &[(Option<&str>, Option<&str>, Option<&str>)] = &[
             (Some("h.h.h"), Some("e.e.e"), Some("h.h.h")),
             (None, Some("e.e.e"), Some("e.e.e")),
@@ -80,7 +103,22 @@ mod tests {
             (None, None, None),
         ];
         for (header, env, want) in table {
-            assert_eq!(oidc_token(&req(*header, *env)), *want, "{header:?} {env:?}");
+            let request = req(*header, *env);
+            let got = oidc_token(&request, true);
+            assert_eq!(got, Oidc { token: *want, from_header: header.is_some() }, "{header:?} {env:?}");
+        }
+        // Where the platform does not set it, the header is ignored whatever it holds: env only.
+        let untrusted: &[(Option<&str>, Option<&str>, Option<&str>)] = &[
+            (Some("h.h.h"), Some("e.e.e"), Some("e.e.e")),
+            (Some("h.h.h"), None, None),
+            (Some(""), Some("e.e.e"), Some("e.e.e")),
+            (Some("garbage"), Some(" e.e.e "), Some("e.e.e")),
+            (None, Some("e.e.e"), Some("e.e.e")),
+        ];
+        for (header, env, want) in untrusted {
+            let request = req(*header, *env);
+            let got = oidc_token(&request, false);
+            assert_eq!(got, Oidc { token: *want, from_header: false }, "{header:?} {env:?}");
         }
     }
 

@@ -16,7 +16,9 @@ use crate::telemetry::{Phase, RecordSink, Telemetry, Trace};
 
 /// Run one handler inside its trace. This is the one place a panic is caught: it becomes a
 /// `500 internal_error` with a record and a Sentry event like any 5xx, never an unwind into Node,
-/// which would take the whole server down. `received` reports the request bytes read (POST).
+/// which would take the whole server down. Finishing the request (its headers, record, log line,
+/// callback) runs inside a catch too: a panic there is still a `500`, only without its record.
+/// `received` reports the request bytes read (POST).
 pub async fn serve<F>(
     telemetry: &Arc<Telemetry>,
     route: &'static str,
@@ -40,7 +42,21 @@ where
                 .unwrap_or_else(|| "panic".into());
             Err(Error::Internal(format!("panic: {what}")))
         });
-    finalize(telemetry, &trace, result, received())
+    std::panic::catch_unwind(AssertUnwindSafe(|| {
+        crate::request::test_panic_in_finish(req);
+        finalize(telemetry, &trace, result, received())
+    }))
+    .unwrap_or_else(|_| unfinished(&trace))
+}
+
+/// The answer when finishing a request panicked: a plain `500` with its request id, nothing else
+/// attempted (what panicked was the record, the log line or the callback).
+fn unfinished(trace: &Trace) -> Response {
+    let mut resp = Error::Internal("panic while finishing the request".into()).render();
+    if let Ok(id) = std::panic::catch_unwind(AssertUnwindSafe(|| trace.request_id())) {
+        resp.headers.push(("x-request-id".into(), id));
+    }
+    resp
 }
 
 /// Add the request id and `Server-Timing`, and emit the request's record — now, or when its
@@ -62,8 +78,11 @@ fn finalize(telemetry: &Arc<Telemetry>, trace: &Trace, result: Result<Response>,
             let (telemetry, trace, status, started) =
                 (telemetry.clone(), trace.clone(), resp.status, std::time::Instant::now());
             stream.on_finish(Box::new(move |bytes, failure| {
-                trace.record(Phase::Transfer, started.elapsed());
-                telemetry.finish(&trace, status, None, bytes, failure.as_deref());
+                // Runs where the body ends (a JS read): a panic must not unwind there either.
+                let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    trace.record(Phase::Transfer, started.elapsed());
+                    telemetry.finish(&trace, status, None, bytes, failure.as_deref());
+                }));
             }));
         }
         Body::Bytes(b) => {

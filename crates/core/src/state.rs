@@ -49,8 +49,13 @@ impl State {
             static WARNED: std::sync::Once = std::sync::Once::new();
             WARNED.call_once(|| {
                 tracing::warn!(target: "session_audio", "SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM is on: http://127.0.0.1 / localhost audio URLs listed in SESSION_AUDIO_TRUSTED_HOSTS are allowed. Never enable this in production.");
-                // Also when logging is off: this must not go unnoticed.
-                eprintln!("session-audio: SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM is on (tests and local development only)");
+                // Also when logging is off: this must not go unnoticed. Not `eprintln!`, which panics
+                // when stderr refuses the write (a full pipe): a warning must never fail a request.
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "session-audio: SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM is on (tests and local development only)"
+                );
             });
         }
         let telemetry = Arc::new(Telemetry::new(&config.telemetry, on_record));
@@ -123,7 +128,18 @@ impl State {
     pub fn blob(&self, req: &crate::request::Request) -> Result<BlobClient> {
         let http = self.blob.as_ref().map_err(Clone::clone)?;
         let store = self.config.store.as_ref().ok_or_else(|| Error::Internal("blob client without a store".into()))?;
-        let credential = store.credential(crate::request::oidc_token(req), crate::clock::now_ms())?;
+        let credential = self.credential(store, req)?;
         Ok(BlobClient::new(http.clone(), store, self.config.upstream_timeout, credential))
+    }
+
+    /// This request's Blob credential (`Store::credential_for`), with its OIDC token from the
+    /// `x-vercel-oidc-token` header only where the platform sets it (`trust_oidc_header`).
+    pub(crate) fn credential(
+        &self,
+        store: &crate::store::Store,
+        req: &crate::request::Request,
+    ) -> Result<crate::store::Credential> {
+        let oidc = crate::request::oidc_token(req, self.config.trust_oidc_header);
+        store.credential_for(oidc, crate::clock::now_ms())
     }
 }

@@ -166,6 +166,22 @@ pub fn unresolved_error(why: Unresolved) -> Error {
     }
 }
 
+/// The refusal of a request whose `x-vercel-oidc-token` header (trusted) cannot be used: what was
+/// wrong with it, never its value.
+fn header_refusal(why: Unresolved) -> Error {
+    let what = match why {
+        Unresolved::OidcExpired => "has expired",
+        Unresolved::OidcMalformed => "is not a JWT",
+        Unresolved::OidcMissing | Unresolved::Nothing => "is blank",
+    };
+    Error::BadRequest {
+        code: crate::error::Code::InvalidOidcToken,
+        message: format!(
+            "The x-vercel-oidc-token header of this request {what}: no Vercel Blob credential could be made from it."
+        ),
+    }
+}
+
 /// One Blob store and how we reach it.
 #[derive(Clone)]
 pub struct Store {
@@ -275,6 +291,23 @@ impl Store {
 
     /// The credential for one request, given the OIDC token that reached it (`resolve`).
     pub fn credential(&self, oidc: Option<&str>, now_ms: u64) -> Result<Credential> {
+        self.resolve(oidc, now_ms).map_err(unresolved_error)
+    }
+
+    /// The credential for one request, given the OIDC token that reached it and where from. A
+    /// token a (trusted) request header carried that cannot be used (blank, not a JWT, expired) is
+    /// that request's `400 invalid_oidc_token`, never the deployment's 503: the header is the
+    /// caller's, and no configuration change would fix it.
+    pub fn credential_for(&self, oidc: crate::request::Oidc<'_>, now_ms: u64) -> Result<Credential> {
+        self.resolve(oidc.token, now_ms).map_err(|why| match why {
+            Unresolved::OidcMissing | Unresolved::OidcExpired | Unresolved::OidcMalformed if oidc.from_header => {
+                header_refusal(why)
+            }
+            why => unresolved_error(why),
+        })
+    }
+
+    fn resolve(&self, oidc: Option<&str>, now_ms: u64) -> std::result::Result<Credential, Unresolved> {
         let read_write = self.read_write.as_deref();
         let sources = Sources {
             explicit: read_write.filter(|_| self.explicit),
@@ -282,7 +315,7 @@ impl Store {
             store_id: self.oidc_store.as_deref(),
             env_read_write: read_write.filter(|_| !self.explicit),
         };
-        match resolve(&sources, now_ms).map_err(unresolved_error)? {
+        match resolve(&sources, now_ms)? {
             Resolved::ReadWrite(token) => Ok(Credential::ReadWrite(token.to_string())),
             Resolved::Oidc { token, .. } => Ok(Credential::Oidc(token.to_string())),
         }
@@ -520,6 +553,29 @@ mod tests {
             Credential::ReadWrite("vercel_blob_rw_AbC1_o".into())
         );
         assert_eq!(format!("{:?}", Credential::Oidc(live.clone())), "Oidc(..)");
+        // A header's token that cannot be used is the request's 400, not a 503; from the
+        // environment it stays the deployment's 503.
+        use crate::request::Oidc;
+        let header = |token| Oidc { token, from_header: true };
+        let env = |token| Oidc { token, from_header: false };
+        for (oidc, want) in [
+            (header(None), (400, "invalid_oidc_token")),
+            (header(Some("garbage")), (400, "invalid_oidc_token")),
+            (header(Some(dead.as_str())), (400, "invalid_oidc_token")),
+            (env(None), (503, "config_missing")),
+            (env(Some("garbage")), (503, "config_invalid")),
+            (env(Some(dead.as_str())), (503, "oidc_token_expired")),
+        ] {
+            let err = oidc_only.credential_for(oidc, NOW_MS).unwrap_err();
+            assert_eq!((err.status(), err.code()), want, "{oidc:?}");
+            assert!(!err.public_message().contains(&dead) && !err.public_message().contains("garbage"));
+        }
+        assert_eq!(oidc_only.credential_for(header(Some(&live)), NOW_MS).unwrap(), Credential::Oidc(live.clone()));
+        // With a read-write token to fall back to, an unusable header token is no refusal (the SDK's order).
+        assert_eq!(
+            both.credential_for(header(Some("garbage")), NOW_MS).unwrap(),
+            Credential::ReadWrite("vercel_blob_rw_AbC1_s".into())
+        );
         // OIDC mode trusts this store's two hosts, as read-write mode does.
         assert_eq!(oidc_only.hosts(), ["abc1.public.blob.vercel-storage.com", "abc1.private.blob.vercel-storage.com"]);
     }

@@ -16,7 +16,7 @@ mod trace;
 
 use std::sync::Arc;
 
-pub use logging::{install_logging, LogLevel};
+pub use logging::{dropped_lines, install_logging, LogLevel};
 pub use scrub::scrub;
 pub use trace::{hash_user, request_id_from, Phase, RecordSink, RequestRecord, Trace};
 

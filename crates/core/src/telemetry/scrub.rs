@@ -7,15 +7,37 @@
 //! 2. values of secret-named keys: `key=value`, `key: value`, `"key": "value"` (JSON);
 //! 3. anything shaped like a credential wherever it stands: JWTs, Clerk keys, Blob tokens, and
 //!    the word after `Bearer`.
+//!
+//! And bounded: what comes out is at most `MAX_DETAIL_BYTES`, however much an upstream said, so
+//! a log line or a Sentry event stays small.
 
 const REDACTED: &str = "[redacted]";
 
+/// The most of a detail (an error's text, an upstream's words) a log line or a Sentry event carries.
+pub const MAX_DETAIL_BYTES: usize = 2048;
+/// Ends a detail that was cut.
+const CUT: &str = "…[truncated]";
+
 /// Remove secrets from free text: JWTs, bearer values, Clerk keys, Blob tokens, cookie values,
-/// secret-named fields (also inside JSON) and URL query strings.
+/// secret-named fields (also inside JSON) and URL query strings; then cut it to `MAX_DETAIL_BYTES`.
+/// Only the first few KiB are scanned (the rest is cut anyway), so the work is bounded too.
 pub fn scrub(text: &str) -> String {
-    let text = redact_queries(text);
+    let text = redact_queries(prefix(text, 8 * MAX_DETAIL_BYTES));
     let text = redact_secret_fields(&text);
-    redact_credentials(&text)
+    let text = redact_credentials(&text);
+    if text.len() <= MAX_DETAIL_BYTES {
+        return text;
+    }
+    format!("{}{CUT}", prefix(&text, MAX_DETAIL_BYTES - CUT.len()))
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+fn prefix(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// A character that can be part of a credential: base64url, JWT dots, key underscores.
@@ -215,6 +237,19 @@ mod tests {
         for (input, want) in table {
             assert_eq!(scrub(input), *want, "{input:?}");
         }
+    }
+
+    #[test]
+    fn details_are_cut_to_two_kib_after_scrubbing() {
+        let long = format!("{}é{}", "a".repeat(2030), "b".repeat(1 << 20));
+        let out = scrub(&long);
+        assert!(out.len() <= MAX_DETAIL_BYTES, "{}", out.len());
+        assert!(out.starts_with("aaaa") && out.ends_with("…[truncated]"), "{out}");
+        // A secret at the cut is redacted, not left half.
+        let secret = format!("eyJhbGciOiJSUzI1NiJ9.{}.c2ln", "e".repeat(4000));
+        let out = scrub(&format!("{} {secret}", "x".repeat(2000)));
+        assert!(!out.contains("eyJhbGci") && out.len() <= MAX_DETAIL_BYTES, "{out}");
+        assert_eq!(scrub(&"z".repeat(MAX_DETAIL_BYTES)), "z".repeat(MAX_DETAIL_BYTES));
     }
 
     #[test]

@@ -71,6 +71,9 @@ pub struct RequestRecord {
     pub phases: Vec<(&'static str, f64)>,
     /// An upload's duration: `"measured"` from the container, or `"declared"` where it does not say.
     pub duration_source: Option<&'static str>,
+    /// Log lines this process dropped so far, process-wide (`logging::dropped_lines`): stderr could
+    /// not take them as fast as they came, or refused them.
+    pub log_lines_dropped: u64,
 }
 
 pub type RecordSink = Arc<dyn Fn(&RequestRecord) + Send + Sync>;
@@ -178,6 +181,7 @@ impl Trace {
             bytes,
             duration_ms: ms(self.started.elapsed()),
             phases: st.phases.iter().map(|(n, d)| (*n, ms(*d))).collect(),
+            log_lines_dropped: super::logging::dropped_lines(),
         };
         Some((record, st.current_phase))
     }
