@@ -119,6 +119,7 @@ describe('a client-upload completion keeps the recording through every fault of 
   ]
   for (const [what, inject, code] of faults) {
     it(`${what} → 503 ${code}, blob kept, session recording; retried after recovery → 201`, async () => {
+      use() // the upload on an instance of its own (an earlier case may have left one failing fast)
       const id = await recording()
       const blob = await stored(id)
       use() // nothing cached: the completion makes every call it can
@@ -218,6 +219,96 @@ describe('a client-upload completion keeps the recording through every fault of 
     use()
     expect((await complete(id, blob.url)).status).toBe(201)
     await expectAttached(id, blob.url)
+  })
+})
+
+describe('what the review found', () => {
+  /** The same blob's URL with the first letter of its name percent-encoded. */
+  const respelt = (url: string) =>
+    url.replace(/\/([^/])([^/]*)$/, (_, c: string, rest: string) => `/%${c.charCodeAt(0).toString(16)}${rest}`)
+
+  it('an attached blob completed again under another spelling while head fails: 200 from the record, nothing deleted', async () => {
+    use()
+    const id = await recording()
+    const blob = await stored(id)
+    expect((await complete(id, blob.url)).status).toBe(201)
+    s.blob.state.fail = { status: 503, code: 'service_unavailable', kind: 'head', sticky: true }
+    let res: Response
+    try {
+      res = await complete(id, respelt(blob.url))
+    } finally {
+      clearFaults()
+    }
+    expect(res.status).toBe(200)
+    expect(s.blob.list()).toContain(blob.pathname)
+    const get = await s.get(id, { token: alice })
+    expect(get.status).toBe(200)
+    await get.arrayBuffer()
+  })
+
+  it('a blob of a session that holds another, refused while head fails: deleted and answered 409 final, not "kept"', async () => {
+    use()
+    const id = await recording()
+    const winner = await stored(id)
+    const loser = await clientUpload(id)
+    expect((await complete(id, winner.url)).status).toBe(201)
+    s.blob.state.fail = { status: 503, code: 'service_unavailable', kind: 'head', sticky: true }
+    let res: Response
+    try {
+      res = await complete(id, loser.url)
+    } finally {
+      clearFaults()
+    }
+    const e = await errorOf(res)
+    expect([e.status, e.code, e.final]).toEqual([409, 'invalid_session_state', true])
+    expect(s.blob.list()).not.toContain(loser.pathname)
+    expect(s.blob.list()).toContain(winner.pathname)
+  })
+
+  it('a read of the stored blob cut short is the store failing: kept (503 storage_failed), never measured as short audio', async () => {
+    use()
+    const id = await recording()
+    const blob = await stored(id)
+    s.blob.state.misbehave = { kind: 'read', mode: 'short', sticky: true }
+    let res: Response
+    try {
+      res = await complete(id, blob.url)
+    } finally {
+      s.blob.state.misbehave = null
+    }
+    await expectKept(id, blob.pathname, res, 'storage_failed')
+    expect((await complete(id, blob.url)).status).toBe(201) // measured whole, not the cut read remembered
+  })
+
+  it("Clerk's rate limit on a completion: kept, and Retry-After is Clerk's, not sooner", async () => {
+    const id = await recording()
+    const blob = await stored(id)
+    use()
+    s.clerk.state.fail = { status: 429, kind: 'tokens', retryAfter: 60 }
+    let res: Response
+    try {
+      res = await complete(id, blob.url)
+    } finally {
+      clearFaults()
+    }
+    expect(res.headers.get('retry-after')).toBe('60')
+    const e = await errorOf(res)
+    expect([e.status, e.code, e.final]).toEqual([503, 'auth_rate_limited', false])
+    expect(s.blob.list()).toContain(blob.pathname)
+  })
+
+  it('a Convex deployment whose store setting names another store: 503 attach_config_mismatch, kept', async () => {
+    use()
+    const id = await recording()
+    const blob = await stored(id)
+    const hosts = s.convex.env.SESSION_AUDIO_BLOB_HOSTS
+    s.convex.env.SESSION_AUDIO_BLOB_HOSTS = 'https://another-store.example'
+    try {
+      await expectKept(id, blob.pathname, await complete(id, blob.url), 'attach_config_mismatch')
+    } finally {
+      s.convex.env.SESSION_AUDIO_BLOB_HOSTS = hosts
+    }
+    expect((await complete(id, blob.url)).status).toBe(201)
   })
 })
 

@@ -8,7 +8,9 @@
 //   holdWebhooks     queue completion webhooks until `releaseWebhooks()` (webhook.mjs).
 //   misbehave        `{ kind: 'put' | 'mpu-part' | 'delete' | 'head', mode: 'hang' | 'huge', sticky? }`: the next
 //                    such exchange never answers (`hang`: the request is read, nothing is stored or
-//                    deleted, no answer), or answers 500 with an 8 MiB error body (`huge`).
+//                    deleted, no answer), or answers 500 with an 8 MiB error body (`huge`);
+//                    `{ kind: 'read', mode: 'short', sticky? }`: the next blob read answers 200 with
+//                    only the first half of the blob (a cut read, routes.mjs).
 
 export const initialState = () => ({
   fail: null,

@@ -93,6 +93,13 @@ export function blobRoutes(ctx) {
     if (why) return apiError(res, 403, 'forbidden', `Private blob: ${why}`)
     calls.read++
     if (state.latencyMs) await new Promise((r) => setTimeout(r, state.latencyMs))
+    // A cut read: 200 with the first half of the blob, whatever Range asked (faults.mjs `short`).
+    if (state.misbehave?.kind === 'read' && state.misbehave.mode === 'short') {
+      if (!state.misbehave.sticky) state.misbehave = null
+      const half = store.read(pathname).subarray(0, Math.floor(m.size / 2))
+      res.writeHead(200, { 'content-type': m.contentType, 'content-length': half.length })
+      return res.end(half)
+    }
     send(req, url.pathname, { root: store.root, etag: false, lastModified: true, acceptRanges: true, dotfiles: 'deny' })
       .on('headers', (r) => {
         r.setHeader('content-type', m.contentType)

@@ -16,18 +16,40 @@ use crate::error::{Code, Error, Result};
 /// What becomes of a stored upload after a refusal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fate {
+    /// About the upload itself: delete it, answer the refusal.
     Delete,
+    /// The session holds another blob: delete this one, answer the conflict (`409`).
+    Superseded,
+    /// Anything else: keep it, answer the refusal (a dependency's as a retryable `503`: `kept`).
     Keep,
 }
 
-/// The one delete rule. `session`: the session as last read fresh, if it could be read.
-pub fn fate(refusal: &Error, session: Option<&SessionDoc>, url: &str) -> Fate {
-    let holds_another = session.and_then(|doc| doc.audio_url.as_deref()).is_some_and(|held| held != url);
-    if about_the_upload(refusal) || holds_another {
+/// The one delete rule. `session`: the session as last read fresh, if it could be read;
+/// `pathname`: the upload's, decoded (blobs are told apart by pathname, never by how a URL is
+/// spelt: `%74ake.wav` and `take.wav`, or the store's other host, are one blob to Blob).
+pub fn fate(refusal: &Error, session: Option<&SessionDoc>, pathname: &str) -> Fate {
+    let held = session.and_then(held_pathname);
+    if about_the_upload(refusal) {
         Fate::Delete
+    } else if held.is_some_and(|held| held != pathname) {
+        Fate::Superseded
     } else {
         Fate::Keep
     }
+}
+
+/// The pathname of the blob a session holds: its record's, or (templates that do not return it)
+/// its URL's path, decoded.
+pub fn held_pathname(doc: &SessionDoc) -> Option<String> {
+    doc.audio_pathname.clone().or_else(|| {
+        let url = url::Url::parse(doc.audio_url.as_deref()?).ok()?;
+        Some(url_pathname(&url))
+    })
+}
+
+/// A blob URL's pathname as Blob resolves it: the path without its leading `/`, decoded.
+pub fn url_pathname(url: &url::Url) -> String {
+    percent_encoding::percent_decode_str(url.path().trim_start_matches('/')).decode_utf8_lossy().into_owned()
 }
 
 /// A refusal about the upload itself: no retry of any completion could attach these bytes.
@@ -51,7 +73,8 @@ fn about_the_upload(refusal: &Error) -> bool {
 }
 
 /// The answer for a refusal whose upload is kept: a dependency's failure becomes a retryable
-/// `503` that still names the dependency; anything else is answered as it is.
+/// `503` that still names the dependency; anything else (a `4xx`, or a blob already deleted,
+/// which `fate` answers with a `4xx`) is answered as it is.
 pub fn kept(refusal: Error) -> Error {
     match refusal {
         e @ Error::Kept(_) => e,
@@ -112,6 +135,7 @@ mod tests {
 
     const OURS: &str = "https://s.public.blob.vercel-storage.com/listening-sessions/s1/a.webm";
     const OTHER: &str = "https://s.public.blob.vercel-storage.com/listening-sessions/s1/b.webm";
+    const OURS_PATH: &str = "listening-sessions/s1/a.webm";
 
     /// The delete rule, whole: every kind of refusal, against every state the session can be seen in.
     #[test]
@@ -120,7 +144,7 @@ mod tests {
         let recording = doc("recording", None);
         let moved_on = doc("ready", None);
         let holds_other = doc("transcribing", Some(OTHER));
-        use Fate::{Delete, Keep};
+        use Fate::{Delete, Keep, Superseded as Sup};
         // (refusal, fate with: no fresh read / still recording / moved on without audio / holding another blob)
         let table: Vec<(Error, [Fate; 4])> = vec![
             // About the upload itself: deleted whatever the session says.
@@ -135,33 +159,50 @@ mod tests {
             (Error::EntitlementDenied, [Delete; 4]),
             (Error::DurationLimitExceeded("x".into()), [Delete; 4]),
             // Not about the upload: kept, unless the session holds another blob.
-            (Error::InvalidSessionState("transcribing".into()), [Keep, Keep, Keep, Delete]),
-            (Error::SessionNotFound, [Keep, Keep, Keep, Delete]),
-            (bad(Code::UploadExpired), [Keep, Keep, Keep, Delete]),
-            (Error::UploadNotFound("x".into()), [Keep, Keep, Keep, Delete]),
-            (Error::ConvexUnavailable("HTTP 503".into()), [Keep, Keep, Keep, Delete]),
-            (Error::ConvexUnavailable("breaker open".into()), [Keep, Keep, Keep, Delete]),
-            (Error::ConvexAuthRejected("HTTP 401".into()), [Keep, Keep, Keep, Delete]),
-            (Error::ConvexFunction("threw something new".into()), [Keep, Keep, Keep, Delete]),
-            (Error::ConvexShape { what: "the entitlements", why: "x".into() }, [Keep, Keep, Keep, Delete]),
-            (Error::AttachSecretMismatch, [Keep, Keep, Keep, Delete]),
-            (Error::ConfigMissing("attach_not_configured".into()), [Keep, Keep, Keep, Delete]),
-            (Error::ClerkUnavailable("x".into()), [Keep, Keep, Keep, Delete]),
-            (Error::ClerkRateLimited { retry_after_secs: 1 }, [Keep, Keep, Keep, Delete]),
-            (Error::StorageFailed("x".into()), [Keep, Keep, Keep, Delete]),
-            (Error::BlobAccessDenied("store_not_found".into()), [Keep, Keep, Keep, Delete]),
-            (Error::Unauthenticated(crate::error::AuthFailure::Expired), [Keep, Keep, Keep, Delete]),
-            (Error::Internal("panic".into()), [Keep, Keep, Keep, Delete]),
+            (Error::InvalidSessionState("transcribing".into()), [Keep, Keep, Keep, Sup]),
+            (Error::SessionNotFound, [Keep, Keep, Keep, Sup]),
+            (bad(Code::UploadExpired), [Keep, Keep, Keep, Sup]),
+            (Error::UploadNotFound("x".into()), [Keep, Keep, Keep, Sup]),
+            (Error::ConvexUnavailable("HTTP 503".into()), [Keep, Keep, Keep, Sup]),
+            (Error::ConvexUnavailable("breaker open".into()), [Keep, Keep, Keep, Sup]),
+            (Error::ConvexAuthRejected("HTTP 401".into()), [Keep, Keep, Keep, Sup]),
+            (Error::ConvexFunction("threw something new".into()), [Keep, Keep, Keep, Sup]),
+            (Error::ConvexShape { what: "the entitlements", why: "x".into() }, [Keep, Keep, Keep, Sup]),
+            (Error::AttachSecretMismatch, [Keep, Keep, Keep, Sup]),
+            (Error::AttachConfigMismatch("invalid_audio_url"), [Keep, Keep, Keep, Sup]),
+            (Error::ConfigMissing("attach_not_configured".into()), [Keep, Keep, Keep, Sup]),
+            (Error::ClerkUnavailable("x".into()), [Keep, Keep, Keep, Sup]),
+            (Error::ClerkRateLimited { retry_after_secs: 1 }, [Keep, Keep, Keep, Sup]),
+            (Error::StorageFailed("x".into()), [Keep, Keep, Keep, Sup]),
+            (Error::BlobAccessDenied("store_not_found".into()), [Keep, Keep, Keep, Sup]),
+            (Error::Unauthenticated(crate::error::AuthFailure::Expired), [Keep, Keep, Keep, Sup]),
+            (Error::Internal("panic".into()), [Keep, Keep, Keep, Sup]),
             // Not ours to touch (another session's or store's URL) is refused before any of this.
-            (bad(Code::InvalidBlobUrl), [Keep, Keep, Keep, Delete]),
+            (bad(Code::InvalidBlobUrl), [Keep, Keep, Keep, Sup]),
         ];
         for (refusal, want) in table {
             let seen = [None, Some(&recording), Some(&moved_on), Some(&holds_other)];
-            let got = seen.map(|session| fate(&refusal, session, OURS));
+            let got = seen.map(|session| fate(&refusal, session, OURS_PATH));
             assert_eq!(got, want, "{refusal:?}");
         }
-        // The session holding this very blob never deletes it.
-        assert_eq!(fate(&Error::ConvexUnavailable("x".into()), Some(&doc("transcribing", Some(OURS))), OURS), Keep);
+        // The session holding this very blob never deletes it, however its URL is spelt: by the
+        // record's pathname, or (older templates) its URL's path decoded.
+        let down = Error::ConvexUnavailable("x".into());
+        assert_eq!(fate(&down, Some(&doc("transcribing", Some(OURS))), OURS_PATH), Keep);
+        let spelt =
+            doc("transcribing", Some("https://s.private.blob.vercel-storage.com/listening-sessions/s1/%61.webm"));
+        assert_eq!(fate(&down, Some(&spelt), OURS_PATH), Keep);
+        let mut recorded = doc("transcribing", Some(OTHER));
+        recorded.audio_pathname = Some(OURS_PATH.into());
+        assert_eq!(fate(&down, Some(&recorded), OURS_PATH), Keep);
+    }
+
+    #[test]
+    fn pathnames_are_decoded() {
+        let url = |s| url::Url::parse(s).unwrap();
+        assert_eq!(url_pathname(&url(OURS)), OURS_PATH);
+        assert_eq!(url_pathname(&url("https://h/listening-sessions/s1/%61.webm")), OURS_PATH);
+        assert_eq!(held_pathname(&doc("transcribing", None)), None);
     }
 
     #[test]
@@ -195,7 +236,8 @@ mod tests {
             (threw(json!({"code": "session_not_found"})), Some("session_not_found")),
             (threw(json!({"code": "invalid_attach_signature", "reason": "mismatch"})), Some("attach_secret_mismatch")),
             (threw(json!({"code": "attach_not_configured"})), Some("config_missing")),
-            (threw(json!({"code": "invalid_audio_url"})), Some("convex_error")),
+            (threw(json!({"code": "invalid_audio_url"})), Some("attach_config_mismatch")),
+            (threw(json!({"code": "invalid_audio"})), Some("attach_config_mismatch")),
             (Err(Error::ConvexAuthRejected("401".into())), Some("convex_auth_rejected")),
             (threw(json!({"code": "something_new"})), Some("convex_error")),
             (threw(json!("bare")), Some("convex_error")),

@@ -279,9 +279,18 @@ impl BlobClient {
             if !resp.status().is_success() {
                 return Err(Error::StorageFailed(format!("read: HTTP {}", resp.status())));
             }
-            // A store that sends more than the size it stated is not believed.
+            // A store that sends more than the size it stated is not believed; one that sends less
+            // failed (a cut read measured short would refuse, and so delete, good audio).
             let mut meter = Meter::new(container);
-            read_capped(resp, "read", self.exchange, max_bytes, Past::Fail, |b| meter.feed(b)).await?;
+            let mut got = 0u64;
+            read_capped(resp, "read", self.exchange, max_bytes, Past::Fail, |b| {
+                got += b.len() as u64;
+                meter.feed(b)
+            })
+            .await?;
+            if got != max_bytes {
+                return Err(Error::StorageFailed(format!("read: {got} of {max_bytes} bytes")));
+            }
             Ok(meter.finish())
         };
         tokio::time::timeout(deadline, read).await.map_err(|_| {

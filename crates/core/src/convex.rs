@@ -76,6 +76,9 @@ impl Outcome {
             )),
             // Our own signed call refused: the two sides' secrets differ (a rotation half done).
             (_, Some("invalid_attach_signature")) => Some(Error::AttachSecretMismatch),
+            // Audio the route checked and the template refused: the two sides are set up apart.
+            (_, Some("invalid_audio_url")) => Some(Error::AttachConfigMismatch("invalid_audio_url")),
+            (_, Some("invalid_audio")) => Some(Error::AttachConfigMismatch("invalid_audio")),
             (threw, _) => Some(Error::ConvexFunction(format!("{threw:?}"))),
         }
     }

@@ -217,6 +217,12 @@ pub enum Error {
     /// differs between the two sides (a rotation half done) or a clock is off. The upload is kept.
     #[error("the Convex deployment refused the attach signature (secret mismatch)")]
     AttachSecretMismatch,
+    /// The Convex deployment refused audio the route had checked (`invalid_audio_url`: its
+    /// `SESSION_AUDIO_BLOB_STORE_ID` / `SESSION_AUDIO_BLOB_HOSTS` name another store;
+    /// `invalid_audio`: its bounds are narrower than the route's). The two sides disagree; the
+    /// upload is kept.
+    #[error("the Convex deployment refused the checked audio ({0}): configuration mismatch")]
+    AttachConfigMismatch(&'static str),
     /// A stored upload kept after a failure that is not about it (an outage, a refusal of the
     /// route's credentials, an unclear outcome): `503` with the cause's code, safe to retry.
     #[error("{0} (upload kept)")]
@@ -233,6 +239,7 @@ impl Error {
             | Error::ClerkRateLimited { .. }
             | Error::OidcTokenExpired
             | Error::AttachSecretMismatch
+            | Error::AttachConfigMismatch(_)
             | Error::Kept(_) => 503,
             Error::MissingSessionId | Error::BadRequest { .. } | Error::IncompleteBody(_) => 400,
             Error::EntitlementDenied | Error::DurationLimitExceeded(_) | Error::ClientUploadsDisabled => 403,
@@ -291,6 +298,7 @@ impl Error {
             Error::OidcTokenExpired => "oidc_token_expired",
             Error::BlobAccessDenied(_) => "blob_access_denied",
             Error::AttachSecretMismatch => "attach_secret_mismatch",
+            Error::AttachConfigMismatch(_) => "attach_config_mismatch",
             Error::Kept(cause) => cause.code(),
             Error::Internal(_) => "internal_error",
         }
@@ -336,7 +344,8 @@ impl Error {
             Error::OidcTokenExpired => "session-audio is misconfigured: the Vercel OIDC token that reached this request has expired. On Vercel, enable OIDC for this environment; locally, run vercel env pull again (VERCEL_OIDC_TOKEN lasts 12 hours); or set BLOB_READ_WRITE_TOKEN.".into(),
             Error::BlobAccessDenied(_) => "Vercel Blob refused this deployment's credentials: check that BLOB_STORE_ID names the Blob store connected to this project and that OIDC is enabled for this environment (or that BLOB_READ_WRITE_TOKEN is that store's current token).".into(),
             Error::AttachSecretMismatch => "The Convex deployment refused this route's attach signature: SESSION_AUDIO_CONVEX_SECRET must be the same value where the route runs and in the Convex deployment (and both clocks right).".into(),
-            Error::Kept(cause) => format!("{} The upload is kept: send the completion again later.", cause.public_message()),
+            Error::AttachConfigMismatch(_) => "The Convex deployment refused audio this route accepted: its SESSION_AUDIO_BLOB_STORE_ID / SESSION_AUDIO_BLOB_HOSTS must name this route's Blob store, and its audio bounds must cover the route's limits.".into(),
+            Error::Kept(cause) => format!("{} The upload is kept: try again later.", cause.public_message()),
             Error::Internal(_) => "Internal error.".into(),
         }
     }
@@ -376,8 +385,8 @@ impl Error {
     /// 5xx are ours or an upstream's to fix and get reported; 4xx are the caller's.
     pub fn is_reportable(&self) -> bool {
         match self {
-            // Logged once per process where it is found (`upload::attach`), not per request.
-            Error::AttachSecretMismatch => false,
+            // Logged once per episode where it is found (`State::attach_refused`), not per request.
+            Error::AttachSecretMismatch | Error::AttachConfigMismatch(_) => false,
             Error::Kept(cause) => cause.is_reportable(),
             _ => self.status() >= 500,
         }
@@ -401,8 +410,18 @@ impl Error {
                 format!("Bearer error=\"invalid_token\", error_description=\"{}\"", self.code()),
             )),
             Error::MethodNotAllowed => headers.push(("allow".into(), "GET, HEAD, POST".into())),
-            // A kept upload's completion can be sent again once the dependency is back.
-            Error::Kept(_) | Error::AttachSecretMismatch => headers.push(("retry-after".into(), "5".into())),
+            // A kept upload can be completed again once the dependency is back: never sooner
+            // than the dependency itself asked (Clerk's rate limit).
+            Error::Kept(cause) => {
+                let secs = match cause.as_ref() {
+                    Error::ClerkRateLimited { retry_after_secs } => (*retry_after_secs).max(KEPT_RETRY_AFTER_SECS),
+                    _ => KEPT_RETRY_AFTER_SECS,
+                };
+                headers.push(("retry-after".into(), secs.to_string()))
+            }
+            Error::AttachSecretMismatch | Error::AttachConfigMismatch(_) => {
+                headers.push(("retry-after".into(), KEPT_RETRY_AFTER_SECS.to_string()))
+            }
             // The client may still be sending: tell it to stop rather than keep the socket for reuse.
             Error::PayloadTooLarge(_)
             | Error::IncompleteBody(_)
@@ -415,6 +434,9 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How long a client waits before it tries a kept upload again (the breakers' window).
+const KEPT_RETRY_AFTER_SECS: u64 = 5;
 
 #[cfg(test)]
 mod tests {
@@ -477,6 +499,15 @@ mod tests {
         assert_eq!((kept.status(), kept.code(), kept.is_reportable()), (503, "convex_unavailable", true));
         let kept = Error::Kept(Box::new(Error::AttachSecretMismatch));
         assert_eq!((kept.status(), kept.code(), kept.is_reportable()), (503, "attach_secret_mismatch", false));
+        let kept = Error::Kept(Box::new(Error::AttachConfigMismatch("invalid_audio_url")));
+        assert_eq!((kept.status(), kept.code(), kept.is_reportable()), (503, "attach_config_mismatch", false));
+        // Retry-After: never sooner than the dependency asked.
+        let after = |e: Error| {
+            e.render().headers.into_iter().find(|(k, _)| k == "retry-after").map(|(_, v)| v).unwrap_or_default()
+        };
+        assert_eq!(after(Error::Kept(Box::new(Error::ConvexUnavailable("x".into())))), "5");
+        assert_eq!(after(Error::Kept(Box::new(Error::ClerkRateLimited { retry_after_secs: 60 }))), "60");
+        assert_eq!(after(Error::Kept(Box::new(Error::ClerkRateLimited { retry_after_secs: 1 }))), "5");
     }
 
     #[test]

@@ -38,8 +38,8 @@ pub struct State {
     /// A stored blob's measured duration by (URL, size, upload time): a completion retried while a
     /// dependency is down does not read the whole blob again.
     pub(crate) measured: TtlCache<(String, u64, Option<String>), crate::duration::Measured>,
-    /// Whether Convex refused the attach signature yet (said once in the log, not per request).
-    secret_mismatch: std::sync::atomic::AtomicBool,
+    /// Whether Convex is refusing the route's own attach (`attach_refused`): said once per episode.
+    attach_refusing: std::sync::atomic::AtomicBool,
     pub telemetry: Arc<Telemetry>,
 }
 
@@ -108,19 +108,30 @@ impl State {
             blob,
             completions: crate::turns::Turns::default(),
             measured: TtlCache::new(MEASURED_ENTRIES),
-            secret_mismatch: std::sync::atomic::AtomicBool::new(false),
+            attach_refusing: std::sync::atomic::AtomicBool::new(false),
             telemetry,
             config,
         })
     }
 
-    /// Convex refused the route's attach signature: the two sides' `SESSION_AUDIO_CONVEX_SECRET`
-    /// differ. Said once per configuration, loudly; the requests themselves answer 503 unreported.
-    pub fn secret_mismatch_seen(&self) {
-        if !self.secret_mismatch.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            tracing::error!(target: "session_audio",
-                "secret mismatch: the Convex deployment refuses this route's attach signature. Set SESSION_AUDIO_CONVEX_SECRET to the same value here and in the Convex deployment (npx convex env set). Uploads are kept and answered 503 until then; this is said once.");
+    /// Convex refused the route's own signed attach: the two sides are set up apart (the secret
+    /// differs, or the store or bounds). Said loudly once per episode (until an attach works
+    /// again), not per request: the requests answer 503 unreported, their uploads kept.
+    pub fn attach_refused(&self, error: &Error) {
+        let why = match error {
+            Error::AttachSecretMismatch => "secret mismatch: the Convex deployment refuses this route's attach signature. Set SESSION_AUDIO_CONVEX_SECRET to the same value here and in the Convex deployment (npx convex env set).",
+            Error::AttachConfigMismatch(_) => "configuration mismatch: the Convex deployment refuses audio this route accepted. Its SESSION_AUDIO_BLOB_STORE_ID / SESSION_AUDIO_BLOB_HOSTS must name this route's Blob store.",
+            _ => return,
+        };
+        if !self.attach_refusing.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::error!(target: "session_audio", code = error.code(),
+                "{why} Uploads are kept and answered 503 until then; said once until an attach works again.");
         }
+    }
+
+    /// An attach went through: a later refusal of the route's attach is a new episode.
+    pub fn attach_works(&self) {
+        self.attach_refusing.store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The Blob client for this request, with the credential that applies to it (OIDC tokens are

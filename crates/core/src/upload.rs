@@ -111,14 +111,15 @@ pub async fn attach(ctx: &Ctx<'_>, landed: &Landed<'_>) -> Result<(u16, Value)> 
     let attach = |token: String| async move { state.convex.mutation(mutation, args, &token).await };
     let outcome = state.as_caller(ctx.who, Phase::Mutation, ctx.trace, attach).await;
     state.forget_session(&ctx.who.user_id, ctx.session_id).await;
-    let Some(error) = crate::attach::classify(outcome) else { return Ok((201, body)) };
-    if matches!(error, Error::AttachSecretMismatch) {
-        state.secret_mismatch_seen();
-    }
+    let Some(error) = crate::attach::classify(outcome) else {
+        state.attach_works();
+        return Ok((201, body));
+    };
+    state.attach_refused(&error);
     // Anything but a clear success: the session, re-read, says whether it holds this blob.
     let status = if matches!(error, Error::InvalidSessionState(_)) { 200 } else { 201 };
     let reread = state.reread_session(ctx.who, ctx.session_id, ctx.trace).await;
-    let holds = |doc: &SessionDoc| doc.audio_url.as_deref() == Some(landed.url);
+    let holds = |doc: &SessionDoc| crate::attach::held_pathname(doc).as_deref() == Some(landed.pathname);
     match crate::attach::settle(error, reread.as_ref().map_err(Clone::clone), holds) {
         Verdict::Attached => Ok((status, body)),
         Verdict::Refused(refusal) => Err(dispose(ctx, landed, refusal, reread.as_ref().ok()).await),
@@ -133,7 +134,7 @@ pub async fn dispose(ctx: &Ctx<'_>, landed: &Landed<'_>, refusal: Error, session
 }
 
 /// `dispose` for a blob known only by its URL and pathname (a completion refused before the
-/// attach).
+/// attach). `pathname` is decoded (`attach::url_pathname`): blobs are told apart by it.
 pub async fn discard_or_keep(
     ctx: &Ctx<'_>,
     url: &str,
@@ -141,10 +142,15 @@ pub async fn discard_or_keep(
     refusal: Error,
     session: Option<&SessionDoc>,
 ) -> Error {
-    match crate::attach::fate(&refusal, session, url) {
+    match crate::attach::fate(&refusal, session, pathname) {
         Fate::Delete => {
             delete(ctx.blob, url, pathname).await;
             refusal
+        }
+        Fate::Superseded => {
+            delete(ctx.blob, url, pathname).await;
+            let status = session.map_or_else(|| "no longer recording".to_string(), |doc| doc.status.clone());
+            Error::InvalidSessionState(status)
         }
         Fate::Keep => {
             tracing::warn!(target: "session_audio", pathname, code = refusal.code(),

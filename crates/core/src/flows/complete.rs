@@ -10,6 +10,7 @@ use crate::telemetry::Phase;
 use serde_json::{json, Value};
 use url::Url;
 
+use crate::attach::{held_pathname, url_pathname};
 use crate::auth::Identity;
 use crate::client_upload::{blob_url_for_session, TokenPayload, UPLOAD_COMPLETED};
 use crate::clock::now_ms;
@@ -74,11 +75,13 @@ async fn steps(ctx: &Ctx<'_>, claim: &Claim<'_>) -> Result<(u16, Value)> {
     // 1. the URL is a blob of our store under this session's prefix (else: not ours to touch); its
     // query is dropped, so every spelling of one blob is one blob.
     let url = blob_url_for_session(claim.url, ctx.blob.store(), ctx.session_id)?;
+    // Blobs are told apart by pathname, never by how their URL is spelt (`attach::fate`).
+    let pathname = url_pathname(&url);
     // 2. one completion of this blob at a time: the others then find the session holding it.
-    let _turn = ctx.state.completions.take(format!("{} {}", ctx.session_id, url.path())).await;
+    let _turn = ctx.state.completions.take(format!("{} {pathname}", ctx.session_id)).await;
     // 3. the session is the caller's; one that already holds this blob answers from its record.
     let doc = ctx.state.fresh_session(ctx.who, ctx.session_id, ctx.trace).await?;
-    if doc.audio_url.as_deref() == Some(url.as_str()) {
+    if held_pathname(&doc).as_deref() == Some(pathname.as_str()) {
         return Ok((200, attached_record(&doc)));
     }
     // 4. what landed, verified; what a refusal does to the blob is the one delete rule's.
@@ -86,7 +89,7 @@ async fn steps(ctx: &Ctx<'_>, claim: &Claim<'_>) -> Result<(u16, Value)> {
     let checked = match verify(ctx, doc, &url, claim).await {
         Ok(Verified::Held(record)) => return Ok((200, record)),
         Ok(Verified::Landed(checked)) => checked,
-        Err(refusal) => return Err(discard_or_keep(ctx, url.as_str(), url.path(), refusal, Some(&held)).await),
+        Err(refusal) => return Err(discard_or_keep(ctx, url.as_str(), &pathname, refusal, Some(&held)).await),
     };
     // 5. settle the measured duration and attach (`upload::attach`).
     let landed = Landed {
@@ -126,7 +129,7 @@ async fn verify(ctx: &Ctx<'_>, doc: SessionDoc, url: &Url, claim: &Claim<'_>) ->
     let upload = &ctx.state.config.upload;
     let meta = ctx.trace.phase(Phase::Storage, ctx.blob.head(url.as_str())).await?;
     let meta = meta.ok_or_else(|| Error::UploadNotFound(url.to_string()))?;
-    if doc.audio_url.as_deref() == Some(meta.url.as_str()) {
+    if held_pathname(&doc).as_deref() == Some(meta.pathname.as_str()) {
         return Ok(Verified::Held(attached_record(&doc)));
     }
     // A blob older than a client token lives may already be the sweep's (its threshold has a
@@ -154,6 +157,10 @@ async fn verify(ctx: &Ctx<'_>, doc: SessionDoc, url: &Url, claim: &Claim<'_>) ->
     let upload_meta = UploadMeta { duration_ms, declared: declared.clone(), content_length: Some(meta.size) };
     let admitted = admit_session(ctx, doc, &upload_meta).await?;
     let head = ctx.trace.phase(Phase::Storage, ctx.blob.read_start(url, Container::SNIFF_BYTES)).await?;
+    // Fewer bytes than stored is the store's failure, never a verdict on the audio.
+    if (head.len() as u64) < meta.size.min(Container::SNIFF_BYTES as u64) {
+        return Err(Error::StorageFailed(format!("read: {} of the first bytes of {}", head.len(), meta.size)));
+    }
     if !declared.container.matches(&head) {
         return Err(Error::ContentMismatch(declared.container.essence().into()));
     }
