@@ -159,6 +159,12 @@ export interface AudioOptions {
    */
   upstreamTimeoutMs?: number
   /**
+   * Each call to Clerk's Backend API and to Convex, whole (ms): past it the service counts as
+   * down for that call (an upload it was for is kept, `503`).
+   * Env `SESSION_AUDIO_SERVICE_TIMEOUT_MS`. Default 15000.
+   */
+  serviceTimeoutMs?: number
+  /**
    * An upload whose body sends nothing for this long is abandoned: `408 upload_timeout`, nothing
    * stored (ms). Env `SESSION_AUDIO_UPLOAD_IDLE_TIMEOUT_MS`. Default 30000.
    */

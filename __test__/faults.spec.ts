@@ -10,7 +10,7 @@ import { upload } from '@vercel/blob/client'
 import { startRouteServer, VERCEL_MAX_BODY_BYTES } from '../stack/route-server.mjs'
 import { sineWav } from '../stack/wav.mjs'
 import { createAudioHandlers, type AudioOptions } from '../index.js'
-import { errorOf, startStack, type Stack } from './helpers'
+import { errorOf, startStack, until, type Stack } from './helpers'
 
 let s: Stack
 let route: Awaited<ReturnType<typeof startRouteServer>>
@@ -170,7 +170,30 @@ describe('a client-upload completion keeps the recording through every fault of 
     expect(s.blob.list()).toContain(blob.pathname)
   })
 
+  it('an attach that outlives serviceTimeoutMs and applies later: 503 convex_unavailable, kept; the retry answers 200', async () => {
+    const id = await recording()
+    const blob = await stored(id)
+    use({ serviceTimeoutMs: 800 })
+    // The attach runs (and applies) only after the route gave up waiting for it.
+    s.convex.state.delayRunMs = { mutation: 2000 }
+    const applied = async () => (await s.convex.getSession(id)).status === 'transcribing'
+    let res: Response
+    try {
+      res = await complete(id, blob.url)
+      expect(await applied()).toBe(false) // answered before the late attach landed
+      expect(await until(applied, 5000)).toBe(true)
+    } finally {
+      s.convex.state.delayRunMs = {}
+    }
+    await expectKept(id, blob.pathname, res, 'convex_unavailable')
+    use() // the timeout opened this instance's breaker: a new one, as after its window
+    const again = await complete(id, blob.url)
+    expect(again.status).toBe(200)
+    await expectAttached(id, blob.url)
+  })
+
   it('a rotated SESSION_AUDIO_CONVEX_SECRET keeps the uploads of the rotation window; after it they attach', async () => {
+    use()
     const id = await recording()
     const blob = await stored(id)
     use({ convexSecret: crypto.randomBytes(32).toString('hex') })

@@ -72,6 +72,10 @@ pub struct AudioOptions {
     /// exchange with the Blob API (head, delete, reading an answer) (ms).
     /// Env `SESSION_AUDIO_UPSTREAM_TIMEOUT_MS`. Default 15000.
     pub upstream_timeout_ms: Option<f64>,
+    /// Each call to Clerk's Backend API and to Convex, whole (ms): past it the service counts as
+    /// down for that call (an upload it was for is kept, `503`).
+    /// Env `SESSION_AUDIO_SERVICE_TIMEOUT_MS`. Default 15000.
+    pub service_timeout_ms: Option<f64>,
     /// An upload whose body sends nothing for this long is abandoned: `408 upload_timeout`, nothing
     /// stored (ms). Env `SESSION_AUDIO_UPLOAD_IDLE_TIMEOUT_MS`. Default 30000.
     pub upload_idle_timeout_ms: Option<f64>,
@@ -177,7 +181,7 @@ macro_rules! settings {
 }
 
 impl AudioOptions {
-    fn table(&self) -> [(&'static str, &'static str, Option<String>); 38] {
+    fn table(&self) -> [(&'static str, &'static str, Option<String>); 39] {
         settings!(self;
             convex_url => "NEXT_PUBLIC_CONVEX_URL",
             clerk_secret_key => "CLERK_SECRET_KEY",
@@ -199,6 +203,7 @@ impl AudioOptions {
             cache_max_age => "SESSION_AUDIO_CACHE_MAX_AGE",
             lookup_ttl_ms => "SESSION_AUDIO_LOOKUP_TTL_MS",
             upstream_timeout_ms => "SESSION_AUDIO_UPSTREAM_TIMEOUT_MS",
+            service_timeout_ms => "SESSION_AUDIO_SERVICE_TIMEOUT_MS",
             upload_idle_timeout_ms => "SESSION_AUDIO_UPLOAD_IDLE_TIMEOUT_MS",
             upload_timeout_ms => "SESSION_AUDIO_UPLOAD_TIMEOUT_MS",
             accept_declared_duration => "SESSION_AUDIO_ACCEPT_DECLARED_DURATION",

@@ -137,8 +137,10 @@ export async function startConvex({ clerk, port = 0, dataFile, env = {} } = {}) 
   // optional raw `body`; with `afterRun: true` the function runs first and its answer is lost —
   // replaced by the failure, or by a dropped connection with `reset: true`), or `{ functionError }`:
   // the next function throws. `override[path]`
-  // replaces a function with one run against the raw database.
-  const state = { fail: null, override: {}, latencyMs: 0 }
+  // replaces a function with one run against the raw database. `delayRunMs[kind]` holds every call
+  // of that kind this long before it runs: it then runs and applies even if its caller gave up
+  // waiting (an attach that lands after the route's timeout).
+  const state = { fail: null, override: {}, latencyMs: 0, delayRunMs: {} }
 
   async function identityFrom(req) {
     const header = req.headers.authorization
@@ -186,6 +188,7 @@ export async function startConvex({ clerk, port = 0, dataFile, env = {} } = {}) 
       res.writeHead(failed.status, { 'content-type': 'application/json', ...retryAfter(failed) })
       return res.end(failed.body ?? JSON.stringify({ code: 'InternalServerError', message: 'injected failure' }))
     }
+    if (state.delayRunMs[kind]) await new Promise((r) => setTimeout(r, state.delayRunMs[kind]))
     const fail = state.fail
     const { identity, error } = await identityFrom(req)
     if (error) return json(res, error[0], error[1])

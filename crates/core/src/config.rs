@@ -29,6 +29,8 @@ pub const DEFAULT_MAX_DURATION_MS: u64 = 4 * 60 * 60 * 1000;
 pub const DEFAULT_UPLOAD_IDLE_TIMEOUT_MS: u64 = 30_000;
 /// Each exchange with storage, Clerk or Convex that is not an upload body.
 pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 15_000;
+/// Clerk and Convex calls: 15 s, as before this was a setting.
+const DEFAULT_SERVICE_TIMEOUT_MS: u64 = 15_000;
 /// The longest a whole upload may take: 100 MiB (the default size limit) at 1 Mbit/s, rounded up.
 pub const DEFAULT_UPLOAD_TIMEOUT_MS: u64 = 15 * 60 * 1000;
 /// As `handleUpload`: a client token is good for an hour.
@@ -142,6 +144,9 @@ pub struct Config {
     pub lookup_ttl: Duration,
     /// Time allowed for the upstream's response headers, and between two body chunks.
     pub upstream_timeout: Duration,
+    /// Each call to Clerk's Backend API and to Convex, whole (`SESSION_AUDIO_SERVICE_TIMEOUT_MS`):
+    /// a call past it is that service's outage (the upload it was for is kept).
+    pub service_timeout: Duration,
 }
 
 impl Config {
@@ -274,6 +279,9 @@ impl Config {
             lookup_ttl: Duration::from_millis(parse_number(&get, "SESSION_AUDIO_LOOKUP_TTL_MS", 5_000)?),
             upstream_timeout: Duration::from_millis(
                 parse_number(&get, "SESSION_AUDIO_UPSTREAM_TIMEOUT_MS", DEFAULT_UPSTREAM_TIMEOUT_MS)?.max(1),
+            ),
+            service_timeout: Duration::from_millis(
+                parse_number(&get, "SESSION_AUDIO_SERVICE_TIMEOUT_MS", DEFAULT_SERVICE_TIMEOUT_MS)?.max(1),
             ),
         })
     }

@@ -65,7 +65,7 @@ impl State {
         let services = reqwest::Client::builder()
             .no_proxy()
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(15))
+            .timeout(config.service_timeout)
             .user_agent(crate::USER_AGENT)
             .build()
             .map_err(|e| Error::Internal(format!("http client: {e}")))?;
