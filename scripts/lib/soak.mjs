@@ -47,7 +47,10 @@ const FAULTS = [
   ['convex 500 on a query', (s) => (s.convex.state.fail = { status: 500, kind: 'query' })],
   ['convex 401 on a mutation', (s) => (s.convex.state.fail = { status: 401, kind: 'mutation' })],
   ['convex 401 on a query', (s) => (s.convex.state.fail = { status: 401, kind: 'query' })],
-  ['a mutation throws', (s) => (s.convex.state.fail = { functionError: 'database overloaded', kind: 'mutation' })],
+  [
+    'convex: a mutation throws',
+    (s) => (s.convex.state.fail = { functionError: 'database overloaded', kind: 'mutation' }),
+  ],
   [
     'a mutation applies, its answer lost',
     (s) => (s.convex.state.fail = { kind: 'mutation', afterRun: true, status: 503 }),
@@ -157,12 +160,12 @@ export async function runSoak({
       // Outages of Clerk and Convex open their breakers (every request fails fast for 5 s), so
       // they come a quarter as often as the faults that cost one request each.
       const [what, arm] = pick(FAULTS)
-      const opensBreaker = /^(convex|clerk) 5\d\d/.test(what) || what.includes('answer lost')
+      const opensBreaker = /^(convex|clerk) 5\d\d/.test(what) || /answer lost|connection reset/.test(what)
       if (opensBreaker && rand() > 0.25) {
         await new Promise((r) => setTimeout(r, faultEveryMs))
         continue
       }
-      const target = what.split(' ')[0]
+      const target = what.split(/[ :]/)[0] // clerk, convex or blob: each has one fault slot
       if (!armed[target]) {
         arm(s)
         armed[target] = what
