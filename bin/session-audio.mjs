@@ -1,4 +1,8 @@
 #!/usr/bin/env node
+// npx session-audio init [--route <path>] [--blob-auth oidc|read-write] [--force] [--dry-run]
+//   sets session-audio up in a Next.js app (bin/init.mjs)
+// npx session-audio doctor [--json] [--route <path>]
+//   checks the whole path live, from the app's environment (bin/doctor.mjs)
 // npx session-audio sweep --older-than 24h [--dry-run]
 // Deletes (or with --dry-run lists) the blobs under listening-sessions/ that no session references,
 // older than the threshold. Reads the same environment as the route: NEXT_PUBLIC_CONVEX_URL,
@@ -7,7 +11,11 @@
 import { createRequire } from 'node:module'
 
 const require = createRequire(import.meta.url)
-const USAGE = 'usage: session-audio sweep --older-than <duration: 90s, 30m, 24h, 7d or ms> [--dry-run]'
+const USAGE = [
+  'usage: session-audio init [--route <path>] [--blob-auth oidc|read-write] [--force] [--dry-run]',
+  '       session-audio doctor [--json] [--route <path>] [--timeout <ms>]',
+  '       session-audio sweep --older-than <duration: 90s, 30m, 24h, 7d or ms> [--dry-run]',
+].join('\n')
 
 /** `24h` → ms; a bare number is ms. */
 function parseDuration(raw) {
@@ -23,6 +31,14 @@ function fail(message) {
 }
 
 const [command, ...args] = process.argv.slice(2)
+if (command === 'init') {
+  const { init } = await import('./init.mjs')
+  process.exit(await init(args))
+}
+if (command === 'doctor') {
+  const { doctor } = await import('./doctor.mjs')
+  process.exit(await doctor(args))
+}
 if (command !== 'sweep') fail(command ? `unknown command ${JSON.stringify(command)}` : 'no command')
 let olderThanMs = null
 let dryRun = false
