@@ -58,11 +58,21 @@ describe('the published packages', () => {
       .filter((f) => f.endsWith('.mjs'))
       .map((f) => `client/${f}`)
     expect(clientModules).toContain('client/parts.mjs')
+    // The CLI's modules, and the Convex template `init` copies (examples/convex, one source of truth).
+    const binModules = fs
+      .readdirSync(path.join(repo, 'bin'))
+      .filter((f) => f.endsWith('.mjs'))
+      .map((f) => `bin/${f}`)
+    expect(binModules).toContain('bin/session-audio.mjs')
     expect(p.mainFiles.sort()).toEqual(
       [
         ...clientModules,
+        ...binModules,
+        'examples/convex/auth.config.ts',
+        'examples/convex/entitlements.ts',
+        'examples/convex/listeningSessions.ts',
+        'examples/convex/schema.ts',
         'README.md',
-        'bin/session-audio.mjs',
         'binding.d.ts',
         'binding.js',
         'client.d.ts',

@@ -84,21 +84,21 @@ export async function init(args, { cwd = process.cwd(), out = process.stdout, er
   let changed = 0
   let conflicts = 0
   const verb = opts.dryRun ? 'would ' : ''
+  /** `  create     file`: the action in an 11-column field (longer ones get one space). */
+  const tag = (action) => `  ${action.length >= 11 ? `${action} ` : action.padEnd(11)}`
 
   /** Write `content` to `file` unless a different file is there (then diff; `--force` replaces). */
   const place = (file, content, what) => {
     const existing = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : null
-    if (existing === content) return say(`  unchanged  ${rel(file)} (${what})`)
+    if (existing === content) return say(`${tag('unchanged')}${rel(file)} (${what})`)
     if (existing !== null && !opts.force) {
       conflicts++
-      say(`  kept       ${rel(file)}: it differs from session-audio's ${what} (diff below; --force replaces it)`)
+      say(`${tag('kept')}${rel(file)}: it differs from session-audio's ${what} (diff below; --force replaces it)`)
       diffs.push(lineDiff(existing, content, `${rel(file)} (yours)`, `${rel(file)} (session-audio's)`))
       return
     }
     changed++
-    say(
-      `  ${existing === null ? `${verb}create` : `${verb}replace`}${' '.repeat(opts.dryRun ? 3 : 5)}${rel(file)} (${what})`,
-    )
+    say(`${tag(`${verb}${existing === null ? 'create' : 'replace'}`)}${rel(file)} (${what})`)
     if (!opts.dryRun) {
       fs.mkdirSync(path.dirname(file), { recursive: true })
       fs.writeFileSync(file, content)
@@ -122,17 +122,15 @@ export async function init(args, { cwd = process.cwd(), out = process.stdout, er
     const src = fs.readFileSync(project.nextConfig, 'utf8')
     const edit = addServerExternalPackage(src)
     if (edit.status === 'present')
-      say(`  unchanged  ${rel(project.nextConfig)} (already lists '${PACKAGE}' in serverExternalPackages)`)
+      say(`${tag('unchanged')}${rel(project.nextConfig)} (already lists '${PACKAGE}' in serverExternalPackages)`)
     else if (edit.status === 'edited') {
       changed++
-      say(
-        `  ${verb}edit${' '.repeat(opts.dryRun ? 5 : 7)}${rel(project.nextConfig)} (adds '${PACKAGE}' to serverExternalPackages)`,
-      )
+      say(`${tag(`${verb}edit`)}${rel(project.nextConfig)} (adds '${PACKAGE}' to serverExternalPackages)`)
       if (opts.dryRun)
         diffs.push(lineDiff(src, edit.output, rel(project.nextConfig), `${rel(project.nextConfig)} (edited)`))
       else fs.writeFileSync(project.nextConfig, edit.output)
     } else {
-      say(`  not edited ${rel(project.nextConfig)}: ${edit.why}`)
+      say(`${tag('not edited')}${rel(project.nextConfig)}: ${edit.why}`)
       todo.push(
         `In ${rel(project.nextConfig)}, add to the config object (Next.js must not bundle the native addon):\n      ${property}\n    (or '${PACKAGE}' to the serverExternalPackages array it builds)`,
       )
@@ -148,9 +146,9 @@ export async function init(args, { cwd = process.cwd(), out = process.stdout, er
   const appSchema = fs.existsSync(schemaFile) ? fs.readFileSync(schemaFile, 'utf8') : null
   if (appSchema === null || appSchema === templateSchema) place(schemaFile, templateSchema, 'Convex schema')
   else if (schemaHasFields(appSchema))
-    say(`  unchanged  ${rel(schemaFile)} (your schema; it has session-audio's tables)`)
+    say(`${tag('unchanged')}${rel(schemaFile)} (your schema; it has session-audio's tables)`)
   else {
-    say(`  not edited ${rel(schemaFile)}: it is your own schema`)
+    say(`${tag('not edited')}${rel(schemaFile)}: it is your own schema`)
     todo.push(
       `Add session-audio's tables to ${rel(schemaFile)} (listeningSessions.ts imports \`sessionStatus\` from it):\n${schemaSnippet(templateSchema).replace(/^/gm, '      ')}`,
     )
