@@ -366,6 +366,13 @@ describe('session-audio init', () => {
     expect(Object.keys(snapshot(root)).sort()).toEqual(['package.json', 'tsconfig.json'])
   })
 
+  it('an unknown command exits 2 with the usage of all three', async () => {
+    const r = await exec('node', [cli, 'setup'], { env: { PATH: process.env.PATH! } }).catch((e) => e)
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain('unknown command "setup"')
+    for (const c of ['session-audio init', 'session-audio doctor', 'session-audio sweep']) expect(r.stderr).toContain(c)
+  })
+
   it('the template files init copies ship in the npm package', async () => {
     const { stdout } = await exec('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: repo })
     const files = JSON.parse(stdout)[0].files.map((f: { path: string }) => f.path)
