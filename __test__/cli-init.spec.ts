@@ -5,6 +5,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
+import ts from 'typescript'
 import { afterAll, describe, expect, it } from 'vitest'
 
 const exec = promisify(execFile)
@@ -170,6 +171,15 @@ describe('session-audio init', () => {
       expect(r.code, r.stderr).toBe(0)
       expect(r.stdout).toContain(`edit       ${shape.file} (adds 'session-audio' to serverExternalPackages)`)
       onlyInserted(shape.before, read(root, shape.file), shape.inserted)
+      // Still a program TypeScript's parser reads without a syntax error.
+      const parsed = ts.createSourceFile(
+        shape.file,
+        read(root, shape.file),
+        ts.ScriptTarget.Latest,
+        true,
+        ts.ScriptKind.TS,
+      )
+      expect((parsed as unknown as { parseDiagnostics: unknown[] }).parseDiagnostics).toEqual([])
       // Idempotent: a second run leaves it as it is.
       const again = await init(root)
       expect(again.stdout).toContain(`unchanged  ${shape.file} (already lists 'session-audio'`)
