@@ -150,7 +150,7 @@ export async function init(args, { cwd = process.cwd(), out = process.stdout, er
   else {
     say(`${tag('not edited')}${rel(schemaFile)}: it is your own schema`)
     todo.push(
-      `Add session-audio's tables to ${rel(schemaFile)} (listeningSessions.ts imports \`sessionStatus\` from it):\n${schemaSnippet(templateSchema).replace(/^/gm, '      ')}`,
+      `Add session-audio's tables to ${rel(schemaFile)} (listeningSessions.ts imports \`sessionStatus\` from it):\n${schemaSnippet(templateSchema).replace(/^(?=.)/gm, '      ')}`,
     )
   }
 

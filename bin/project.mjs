@@ -91,8 +91,9 @@ export function lineDiff(oldText, newText, oldName, newName) {
   let j = 0
   while (i < a.length || j < b.length) {
     if (i < a.length && j < b.length && a[i] === b[j]) ops.push([' ', a[i++], j++])
-    else if (j < b.length && (i >= a.length || lcs[i][j + 1] >= lcs[i + 1][j])) ops.push(['+', b[j++]])
-    else ops.push(['-', a[i++]])
+    // Removals before additions, as diff prints them.
+    else if (i < a.length && (j >= b.length || lcs[i + 1][j] >= lcs[i][j + 1])) ops.push(['-', a[i++]])
+    else ops.push(['+', b[j++]])
   }
   const out = [`--- ${oldName}`, `+++ ${newName}`]
   const CONTEXT = 2
