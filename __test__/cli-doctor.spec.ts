@@ -188,8 +188,14 @@ describe('session-audio doctor', () => {
     expect(noConvex.check('env.NEXT_PUBLIC_CONVEX_URL')).toMatchObject({ status: 'fail', fix: expect.any(String) })
     expect(noConvex.check('convex.reachable').status).toBe('skip')
 
-    const badUrl = await doctorJson({ NEXT_PUBLIC_CONVEX_URL: 'http://convex.example.com' })
-    expect(badUrl.check('env.NEXT_PUBLIC_CONVEX_URL')).toMatchObject({ status: 'fail', detail: 'not an https URL' })
+    const site = await doctorJson({ NEXT_PUBLIC_CONVEX_URL: 'https://happy-otter-123.convex.site' })
+    expect(site.check('env.NEXT_PUBLIC_CONVEX_URL')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('.convex.site'),
+      fix: expect.stringContaining('.convex.cloud'),
+    })
+    const notUrl = await doctorJson({ NEXT_PUBLIC_CONVEX_URL: 'happy-otter-123' })
+    expect(notUrl.check('env.NEXT_PUBLIC_CONVEX_URL')).toMatchObject({ status: 'fail', detail: 'not an http(s) URL' })
 
     const noBlob = await doctorJson({ BLOB_STORE_ID: undefined, VERCEL_OIDC_TOKEN: undefined })
     expect(noBlob.code).toBe(1)
@@ -211,6 +217,26 @@ describe('session-audio doctor', () => {
     // On Vercel the token comes with each request: not checkable here, not a failure.
     const onVercel = await doctorJson({ VERCEL_OIDC_TOKEN: undefined, VERCEL: '1' })
     expect(onVercel.check('env.VERCEL_OIDC_TOKEN').status).toBe('skip')
+  })
+
+  it("the route's other settings, checked as it parses them", async () => {
+    const ok = await doctorJson({ SESSION_AUDIO_MAX_UPLOAD_BYTES: '1048576', SESSION_AUDIO_LOG: 'WARN' })
+    expect(ok.check('env.settings')).toMatchObject({
+      status: 'pass',
+      detail: expect.stringContaining('SESSION_AUDIO_MAX_UPLOAD_BYTES'),
+    })
+    const bad = await doctorJson({
+      SESSION_AUDIO_MAX_UPLOAD_BYTES: '100MB',
+      SESSION_AUDIO_BLOB_ACCESS: 'world',
+      SESSION_AUDIO_CLIENT_UPLOADS: 'yes',
+    })
+    expect(bad.code).toBe(1)
+    expect(bad.check('env.SESSION_AUDIO_MAX_UPLOAD_BYTES')).toMatchObject({
+      status: 'fail',
+      detail: 'not a non-negative whole number: every request answers 503 config_invalid',
+    })
+    expect(bad.check('env.SESSION_AUDIO_BLOB_ACCESS').detail).toContain('not private or public')
+    expect(bad.check('env.SESSION_AUDIO_CLIENT_UPLOADS').detail).toContain('not 1 or 0')
   })
 
   it('the process environment wins over .env.local, and .env is read too', async () => {

@@ -55,15 +55,48 @@ function parseArgs(args) {
   return opts
 }
 
-/** `https://host` (or loopback `http://`) → URL, else null. */
+/** An http(s) URL with a host → URL, else null: the route's rule (crates/core/src/config.rs). */
 function serviceUrl(raw) {
   try {
     const url = new URL(raw)
-    const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname)
-    if (url.protocol === 'https:' || (url.protocol === 'http:' && loopback)) return url
+    if ((url.protocol === 'https:' || url.protocol === 'http:') && url.hostname) return url
   } catch {}
   return null
 }
+
+/**
+ * The route's other settings, checked as it parses them (crates/core/src/config.rs): a value it
+ * would refuse makes every request a `503 config_invalid`.
+ */
+const SWITCH = ['1', 'true', 'on', '0', 'false', 'off']
+const WHOLE = (v) => /^\+?\d+$/.test(v) && BigInt(v) < 2n ** 64n
+const SETTINGS = [
+  ...[
+    'SESSION_AUDIO_CACHE_MAX_AGE',
+    'SESSION_AUDIO_LOOKUP_TTL_MS',
+    'SESSION_AUDIO_UPSTREAM_TIMEOUT_MS',
+    'SESSION_AUDIO_UPLOAD_IDLE_TIMEOUT_MS',
+    'SESSION_AUDIO_UPLOAD_TIMEOUT_MS',
+    'SESSION_AUDIO_MAX_UPLOAD_BYTES',
+    'SESSION_AUDIO_MAX_DURATION_MS',
+    'SESSION_AUDIO_CLIENT_TOKEN_TTL_MS',
+  ].map((name) => [name, WHOLE, 'a non-negative whole number']),
+  ...[
+    'SESSION_AUDIO_ACCEPT_PENDING_SESSIONS',
+    'SESSION_AUDIO_TRUST_OIDC_HEADER',
+    'SESSION_AUDIO_REQUIRE_SESSION_PATH',
+    'SESSION_AUDIO_ACCEPT_DECLARED_DURATION',
+    'SESSION_AUDIO_CLIENT_UPLOADS',
+    'SESSION_AUDIO_SERVER_TIMING',
+  ].map((name) => [name, (v) => SWITCH.includes(v), '1 or 0']),
+  ['SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM', (v) => ['1', 'true', '0', 'false'].includes(v), '1 or 0'],
+  ['SESSION_AUDIO_BLOB_ACCESS', (v) => v === 'private' || v === 'public', 'private or public'],
+  [
+    'SESSION_AUDIO_LOG',
+    (v) => ['', 'info', 'off', '0', 'none', 'error', 'warn', 'debug', 'trace'].includes(v.trim().toLowerCase()),
+    'off, error, warn, info or debug',
+  ],
+]
 
 /** The payload of a JWT, decoded (not verified), or null. */
 function jwtPayload(token) {
@@ -127,7 +160,8 @@ export async function doctor(
   }
 
   // ---- 1. The variables: present and well-formed ----
-  const convexUrl = has('NEXT_PUBLIC_CONVEX_URL') ? serviceUrl(env.NEXT_PUBLIC_CONVEX_URL.trim()) : null
+  const parsedConvexUrl = has('NEXT_PUBLIC_CONVEX_URL') ? serviceUrl(env.NEXT_PUBLIC_CONVEX_URL.trim()) : null
+  const convexUrl = parsedConvexUrl?.hostname.endsWith('.convex.site') ? null : parsedConvexUrl
   if (!has('NEXT_PUBLIC_CONVEX_URL')) {
     add(
       'env.NEXT_PUBLIC_CONVEX_URL',
@@ -136,12 +170,20 @@ export async function doctor(
       'missing',
       'set it to your Convex deployment URL (https://<deployment>.convex.cloud): `vercel env add NEXT_PUBLIC_CONVEX_URL`, `npx convex dev` writes it to .env.local',
     )
+  } else if (parsedConvexUrl?.hostname.endsWith('.convex.site')) {
+    add(
+      'env.NEXT_PUBLIC_CONVEX_URL',
+      'NEXT_PUBLIC_CONVEX_URL',
+      'fail',
+      'a .convex.site host (it serves HTTP actions, not the query API)',
+      'use the .convex.cloud deployment URL the Convex dashboard shows',
+    )
   } else if (!convexUrl) {
     add(
       'env.NEXT_PUBLIC_CONVEX_URL',
       'NEXT_PUBLIC_CONVEX_URL',
       'fail',
-      'not an https URL',
+      'not an http(s) URL',
       'set it to the deployment URL the Convex dashboard shows (https://<deployment>.convex.cloud)',
     )
   } else add('env.NEXT_PUBLIC_CONVEX_URL', 'NEXT_PUBLIC_CONVEX_URL', 'pass', `set (${hostOf(convexUrl)})`)
@@ -179,8 +221,8 @@ export async function doctor(
         'env.CLERK_API_URL',
         'CLERK_API_URL',
         'fail',
-        'not an https URL',
-        'remove it (the default is https://api.clerk.com) or set an https URL',
+        'not an http(s) URL',
+        'remove it (the default is https://api.clerk.com) or set an http(s) URL',
       )
   }
 
@@ -344,9 +386,27 @@ export async function doctor(
       'env.VERCEL_BLOB_API_URL',
       'VERCEL_BLOB_API_URL',
       'fail',
-      'not an https URL',
+      'not an http(s) URL',
       'remove it (the default is https://vercel.com/api/blob)',
     )
+
+  const badSettings = SETTINGS.filter(
+    ([name, valid]) => env[name] !== undefined && env[name] !== '' && !valid(env[name]),
+  )
+  const setSettings = SETTINGS.filter(([name]) => env[name] !== undefined && env[name] !== '')
+  if (badSettings.length) {
+    for (const [name, , want] of badSettings) {
+      add(
+        `env.${name}`,
+        name,
+        'fail',
+        `not ${want}: every request answers 503 config_invalid`,
+        `set it to ${want}, or remove it for the default (README, Configuration)`,
+      )
+    }
+  } else if (setSettings.length) {
+    add('env.settings', 'other session-audio settings', 'pass', `${setSettings.map(([n]) => n).join(', ')} well-formed`)
+  }
 
   const sweepSecret = has('SESSION_AUDIO_SWEEP_SECRET') ? env.SESSION_AUDIO_SWEEP_SECRET : null
   if (!sweepSecret)
