@@ -282,6 +282,10 @@ describe('session-audio init', () => {
     const custom = await init(root, ['--route', other])
     expect(custom.code, custom.stderr).toBe(0)
     expect(read(root, other)).toBe(ROUTE_SOURCE)
+    // A folder names the route file in it.
+    const folder = await init(root, ['--route=app/api/recordings/[sessionId]'])
+    expect(folder.code, folder.stderr).toBe(0)
+    expect(read(root, 'app/api/recordings/[sessionId]/route.ts')).toBe(ROUTE_SOURCE)
   })
 
   it('src/app is found; a JavaScript project gets route.js and a new next.config.mjs', async () => {

@@ -58,20 +58,24 @@ export const isDir = (p) => {
   }
 }
 
-/** The route file for `project` (`route` overrides: a path relative to the project root). */
+const SCRIPT = /\.(ts|js|mjs|tsx|jsx)$/
+
+/**
+ * The route file for `project`. `route` overrides: a path relative to the project root, either the
+ * file (`…/route.ts`) or its folder (`app/api/audio/[sessionId]`).
+ */
 export function routeFile(project, route) {
-  if (route) return path.resolve(project.root, route)
-  return path.join(project.appDir, ROUTE_SUBPATH, project.typescript ? 'route.ts' : 'route.js')
+  const dir = route ? path.resolve(project.root, route) : path.join(project.appDir, ROUTE_SUBPATH)
+  if (route && SCRIPT.test(route)) return dir
+  return path.join(dir, project.typescript ? 'route.ts' : 'route.js')
 }
 
 /** The existing route file, whichever extension (doctor). */
 export function existingRouteFile(project, route) {
-  if (route) {
-    const file = path.resolve(project.root, route)
-    return fs.existsSync(file) ? file : null
-  }
+  const dir = route ? path.resolve(project.root, route) : path.join(project.appDir, ROUTE_SUBPATH)
+  if (route && SCRIPT.test(route)) return fs.existsSync(dir) ? dir : null
   for (const ext of ['ts', 'js', 'mjs', 'tsx', 'jsx']) {
-    const file = path.join(project.appDir, ROUTE_SUBPATH, `route.${ext}`)
+    const file = path.join(dir, `route.${ext}`)
     if (fs.existsSync(file)) return file
   }
   return null

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // npx session-audio init [--route <path>] [--blob-auth oidc|read-write] [--force] [--dry-run]
 //   sets session-audio up in a Next.js app (bin/init.mjs)
-// npx session-audio doctor [--json] [--route <path>]
+// npx session-audio doctor [--json] [--route <path>] [--as-user <Clerk user id>] [--timeout <ms>]
 //   checks the whole path live, from the app's environment (bin/doctor.mjs)
 // npx session-audio sweep --older-than 24h [--dry-run]
 // Deletes (or with --dry-run lists) the blobs under listening-sessions/ that no session references,
@@ -13,7 +13,7 @@ import { createRequire } from 'node:module'
 const require = createRequire(import.meta.url)
 const USAGE = [
   'usage: session-audio init [--route <path>] [--blob-auth oidc|read-write] [--force] [--dry-run]',
-  '       session-audio doctor [--json] [--route <path>] [--timeout <ms>]',
+  '       session-audio doctor [--json] [--route <path>] [--as-user <Clerk user id>] [--timeout <ms>]',
   '       session-audio sweep --older-than <duration: 90s, 30m, 24h, 7d or ms> [--dry-run]',
 ].join('\n')
 
