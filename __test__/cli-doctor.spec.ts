@@ -4,6 +4,7 @@
 // process with nothing else in its environment. All green when configured right; each
 // misconfiguration is a failed check with its fix and exit code 1.
 import { execFile } from 'node:child_process'
+import crypto from 'node:crypto'
 import fs from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
@@ -277,6 +278,25 @@ describe('session-audio doctor', () => {
       status: 'fail',
       detail: expect.stringContaining('Clerk unreachable'),
     })
+  })
+
+  it("CLERK_JWT_KEY: well-formed, and one of the instance's keys", async () => {
+    const ok = await doctorJson({ CLERK_JWT_KEY: stack.clerk.publicKeyPem })
+    expect(ok.code).toBe(0)
+    expect(ok.check('env.CLERK_JWT_KEY').status).toBe('pass')
+    expect(ok.check('clerk.jwtKey').status).toBe('pass')
+
+    const { publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 })
+    const other = await doctorJson({ CLERK_JWT_KEY: publicKey.export({ type: 'spki', format: 'pem' }) as string })
+    expect(other.code).toBe(1)
+    expect(other.check('clerk.jwtKey')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining("not in this instance's JWKS"),
+      fix: expect.stringContaining('or remove CLERK_JWT_KEY'),
+    })
+
+    const garbage = await doctorJson({ CLERK_JWT_KEY: 'not a key' })
+    expect(garbage.check('env.CLERK_JWT_KEY')).toMatchObject({ status: 'fail', detail: 'not an RSA public key (PEM)' })
   })
 
   it('an unknown JWT template', async () => {

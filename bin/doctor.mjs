@@ -226,13 +226,18 @@ export async function doctor(
       )
   }
 
+  let jwtKeyModulus = null // CLERK_JWT_KEY's, compared with the instance's JWKS below
   if (has('CLERK_JWT_KEY')) {
     const raw = env.CLERK_JWT_KEY.trim()
     let ok = false
     for (const pem of [raw, `-----BEGIN PUBLIC KEY-----\n${raw}\n-----END PUBLIC KEY-----`]) {
       try {
-        ok = crypto.createPublicKey(pem).asymmetricKeyType === 'rsa'
-        if (ok) break
+        const key = crypto.createPublicKey(pem)
+        ok = key.asymmetricKeyType === 'rsa'
+        if (ok) {
+          jwtKeyModulus = key.export({ format: 'jwk' }).n
+          break
+        }
       } catch {}
     }
     if (ok) add('env.CLERK_JWT_KEY', 'CLERK_JWT_KEY', 'pass', 'an RSA public key')
@@ -464,6 +469,20 @@ export async function doctor(
       keyOk = true
       clerk = { base, headers: clerkHeaders }
       add('clerk.key', 'Clerk accepts the secret key', 'pass', `JWKS with ${jwks.body.keys.length} key(s)`)
+      if (jwtKeyModulus) {
+        // The networkless key must be one this instance signs with, or every session token is refused.
+        if (jwks.body.keys.some((k) => k?.n === jwtKeyModulus)) {
+          add('clerk.jwtKey', "CLERK_JWT_KEY is this instance's key", 'pass', 'it is in the JWKS')
+        } else {
+          add(
+            'clerk.jwtKey',
+            "CLERK_JWT_KEY is this instance's key",
+            'fail',
+            "it is not in this instance's JWKS: every session token answers 401",
+            'copy the JWT public key of the same instance as CLERK_SECRET_KEY (Clerk dashboard, API keys), or remove CLERK_JWT_KEY',
+          )
+        }
+      }
     }
     if (!keyOk)
       add('clerk.template', `Clerk JWT template "${template}"`, 'skip', 'not checked: Clerk did not accept the key')
