@@ -390,9 +390,11 @@ describe('session-audio init', () => {
   it('the template files init copies ship in the npm package', async () => {
     const { stdout } = await exec('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: repo })
     const files = JSON.parse(stdout)[0].files.map((f: { path: string }) => f.path)
-    for (const f of ['schema.ts', 'listeningSessions.ts', 'entitlements.ts', 'auth.config.ts']) {
+    for (const f of ['schema.ts', 'listeningSessions.ts', 'entitlements.ts', 'auth.config.ts', 'README.md']) {
       expect(files).toContain(`examples/convex/${f}`)
     }
     for (const f of fs.readdirSync(path.join(repo, 'bin'))) expect(files).toContain(`bin/${f}`)
+    // Nothing else of examples/ (the stand-in _generated/, the example app).
+    expect(files.filter((f: string) => f.startsWith('examples/')).length).toBe(5)
   })
 })

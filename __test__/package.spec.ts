@@ -68,6 +68,8 @@ describe('the published packages', () => {
       [
         ...clientModules,
         ...binModules,
+        // npm adds a folder's README to the package with the files listed from it.
+        'examples/convex/README.md',
         'examples/convex/auth.config.ts',
         'examples/convex/entitlements.ts',
         'examples/convex/listeningSessions.ts',
