@@ -156,6 +156,24 @@ describe('the published packages', () => {
     ).toThrow(/convexURL/)
   })
 
+  it('the installed CLI: `session-audio init` copies the shipped Convex template into an app', () => {
+    const app = path.join(work, 'next-app')
+    fs.mkdirSync(path.join(app, 'app'), { recursive: true })
+    fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ dependencies: { next: '16.0.0' } }))
+    fs.writeFileSync(path.join(app, 'next.config.mjs'), 'export default {}\n')
+    const bin = path.join(consumer, 'node_modules', '.bin', 'session-audio')
+    const out = run(bin, ['init'], app)
+    expect(out).toContain('create     convex/listeningSessions.ts (Convex template)')
+    for (const f of ['listeningSessions.ts', 'entitlements.ts', 'auth.config.ts', 'schema.ts']) {
+      expect(fs.readFileSync(path.join(app, 'convex', f), 'utf8')).toBe(
+        fs.readFileSync(path.join(repo, 'examples', 'convex', f), 'utf8'),
+      )
+    }
+    expect(fs.readFileSync(path.join(app, 'next.config.mjs'), 'utf8')).toBe(
+      "export default {\n  serverExternalPackages: ['session-audio'],\n}\n",
+    )
+  })
+
   it('the installed package serves a real request, loading the platform package', async () => {
     const sessionId = await s.session('user_alice')
     const token = await s.clerk.sessionToken()
