@@ -12,7 +12,7 @@
 //     writes anything); `attachedAudio` with the sweep secret (or a random one) proves whether both
 //     sides hold the same SESSION_AUDIO_SWEEP_SECRET;
 //   - Blob: a `list` of at most one blob under listening-sessions/ with each configured credential.
-// With `--as-user <Clerk user id>` (a development instance: Clerk creates sessions for testing only)
+// With `--as-user <Clerk user id>` (a test user: Clerk's POST /v1/sessions is meant for testing)
 // it also proves that both sides hold the same SESSION_AUDIO_CONVEX_SECRET without sending it: it
 // opens a session for that user, gets its Convex token from the JWT template, and calls
 // attachAudio for a session id that cannot exist, with arguments it signed as the route does. The
@@ -669,7 +669,7 @@ export async function doctor(
         id,
         title,
         'skip',
-        `not checked: ${attachPath} checks the caller before the signature, so only a signed-in user reaches that check. Rerun with --as-user <Clerk user id> (a development instance) to check it with a short-lived Clerk session; otherwise the first upload answers 503 attach_secret_mismatch or config_missing if they are wrong`,
+        `not checked: ${attachPath} checks the caller before the signature, so only a signed-in user reaches that check. Rerun with --as-user <Clerk user id> (a test user) to check it with a short-lived Clerk session; otherwise the first upload answers 503 attach_secret_mismatch or config_missing if they are wrong`,
       )
     }
     const missing = [
@@ -690,7 +690,7 @@ export async function doctor(
         id,
         title,
         'skip',
-        `not checked: Clerk did not open a test session for the user (${created.error ?? `HTTP ${created.res.status}`}; Clerk creates sessions on development instances only, for an existing user id)`,
+        `not checked: Clerk did not open a test session for the user (${created.error ?? `HTTP ${created.res.status}`}; it needs an existing user id, and Clerk may refuse this on a production instance)`,
       )
     }
     try {
