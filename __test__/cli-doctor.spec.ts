@@ -134,7 +134,9 @@ describe('session-audio doctor', () => {
     ]) {
       expect(r.stdout).toContain(line)
     }
-    expect(r.stdout).toMatch(/\d+ passed, 0 failed, 1 not checked/)
+    // The local stack sets SESSION_AUDIO_TRUSTED_HOSTS, which doctor leaves to the route.
+    expect(r.stdout).toContain('– SESSION_AUDIO_TRUSTED_HOSTS: set; not checked')
+    expect(r.stdout).toMatch(/\d+ passed, 0 failed, 2 not checked/)
     for (const secret of secretValues()) expect(r.stdout).not.toContain(secret)
   })
 
@@ -149,7 +151,10 @@ describe('session-audio doctor', () => {
       expect(['pass', 'fail', 'skip']).toContain(c.status)
       expect(typeof c.detail).toBe('string')
     }
-    expect(report.summary).toEqual({ pass: report.checks.length, fail: 0, skip: 0 })
+    expect(report.summary).toEqual({ pass: report.checks.length - 1, fail: 0, skip: 1 })
+    expect(report.checks.filter((c) => c.status === 'skip').map((c) => c.id)).toEqual([
+      'env.SESSION_AUDIO_TRUSTED_HOSTS',
+    ])
     expect(report.checks.find((c) => c.id === 'convex.attachSecret')).toMatchObject({
       status: 'pass',
       detail: expect.stringContaining('both sides hold the same secret'),
@@ -477,6 +482,22 @@ describe('session-audio doctor', () => {
     expect(outside.check('project')).toMatchObject({
       status: 'skip',
       detail: expect.stringContaining('not checked: no package.json'),
+    })
+  })
+
+  it('every variable the route reads is checked, or said to be left alone (src/options.rs)', async () => {
+    const options = fs.readFileSync(path.join(repo, 'src', 'options.rs'), 'utf8')
+    const table = options.slice(options.indexOf('settings!(self;'), options.indexOf('pub fn setting('))
+    const variables = [...table.matchAll(/=> "([A-Z0-9_]+)"/g)].map((m) => m[1])
+    expect(variables.length).toBeGreaterThan(30)
+    const { CHECKED, UNCHECKED } = await import('../bin/doctor.mjs')
+    const accounted = new Set([...CHECKED, ...Object.keys(UNCHECKED)])
+    expect(variables.filter((v) => !accounted.has(v))).toEqual([])
+    // Set, a variable left alone says so (never its value).
+    const r = await doctorJson({ SESSION_AUDIO_ALLOWED_TYPES: 'audio/webm' })
+    expect(r.check('env.SESSION_AUDIO_ALLOWED_TYPES')).toMatchObject({
+      status: 'skip',
+      detail: expect.stringContaining('set; not checked'),
     })
   })
 

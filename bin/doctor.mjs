@@ -80,6 +80,8 @@ const SETTINGS = [
     'SESSION_AUDIO_MAX_UPLOAD_BYTES',
     'SESSION_AUDIO_MAX_DURATION_MS',
     'SESSION_AUDIO_CLIENT_TOKEN_TTL_MS',
+    // On main since this branch started (serviceTimeoutMs); parsed as the others.
+    'SESSION_AUDIO_SERVICE_TIMEOUT_MS',
   ].map((name) => [name, WHOLE, 'a non-negative whole number']),
   ...[
     'SESSION_AUDIO_ACCEPT_PENDING_SESSIONS',
@@ -96,6 +98,40 @@ const SETTINGS = [
     (v) => ['', 'info', 'off', '0', 'none', 'error', 'warn', 'debug', 'trace'].includes(v.trim().toLowerCase()),
     'off, error, warn, info or debug',
   ],
+]
+
+/**
+ * The variables the route reads (src/options.rs) that doctor leaves alone when set, and why; every
+ * other one is checked above or below (`CHECKED`). __test__/cli-doctor.spec.ts holds the two lists
+ * to src/options.rs, so a new setting cannot be forgotten here.
+ */
+export const UNCHECKED = {
+  CLERK_AUTHORIZED_PARTIES: 'a comma list of origins the route compares with `azp`',
+  SENTRY_DSN: 'the route reports a malformed DSN once at start and runs without Sentry',
+  SENTRY_ENVIRONMENT: 'a free-form name',
+  SESSION_AUDIO_TRUSTED_HOSTS:
+    'the route parses it when a handler is built (a bad entry is a 503 config_invalid naming it)',
+  SESSION_AUDIO_ALLOWED_TYPES:
+    'the route parses it when a handler is built (a bad type is a 503 config_invalid naming it)',
+  VERCEL_BLOB_CALLBACK_URL: 'Blob calls it back from the internet; only a real upload shows it reachable',
+}
+export const CHECKED = [
+  'NEXT_PUBLIC_CONVEX_URL',
+  'CLERK_SECRET_KEY',
+  'CLERK_JWT_KEY',
+  'CLERK_API_URL',
+  'BLOB_STORE_ID',
+  'BLOB_READ_WRITE_TOKEN',
+  'BLOB_WEBHOOK_PUBLIC_KEY',
+  'VERCEL_BLOB_API_URL',
+  'SESSION_AUDIO_CONVEX_SECRET',
+  'SESSION_AUDIO_SWEEP_SECRET',
+  'SESSION_AUDIO_CONVEX_TEMPLATE',
+  'SESSION_AUDIO_GET_QUERY',
+  'SESSION_AUDIO_ENTITLEMENTS_QUERY',
+  'SESSION_AUDIO_ATTACH_MUTATION',
+  'SESSION_AUDIO_ATTACHED_QUERY',
+  ...SETTINGS.map(([name]) => name),
 ]
 
 /** The payload of a JWT, decoded (not verified), or null. */
@@ -395,6 +431,9 @@ export async function doctor(
       'remove it (the default is https://vercel.com/api/blob)',
     )
 
+  for (const [name, why] of Object.entries(UNCHECKED)) {
+    if (has(name)) add(`env.${name}`, name, 'skip', `set; not checked: ${why}`)
+  }
   const badSettings = SETTINGS.filter(
     ([name, valid]) => env[name] !== undefined && env[name] !== '' && !valid(env[name]),
   )
