@@ -58,11 +58,23 @@ describe('the published packages', () => {
       .filter((f) => f.endsWith('.mjs'))
       .map((f) => `client/${f}`)
     expect(clientModules).toContain('client/parts.mjs')
+    // The CLI's modules, and the Convex template `init` copies (examples/convex, one source of truth).
+    const binModules = fs
+      .readdirSync(path.join(repo, 'bin'))
+      .filter((f) => f.endsWith('.mjs'))
+      .map((f) => `bin/${f}`)
+    expect(binModules).toContain('bin/session-audio.mjs')
     expect(p.mainFiles.sort()).toEqual(
       [
         ...clientModules,
+        ...binModules,
+        // npm adds a folder's README to the package with the files listed from it.
+        'examples/convex/README.md',
+        'examples/convex/auth.config.ts',
+        'examples/convex/entitlements.ts',
+        'examples/convex/listeningSessions.ts',
+        'examples/convex/schema.ts',
         'README.md',
-        'bin/session-audio.mjs',
         'binding.d.ts',
         'binding.js',
         'client.d.ts',
@@ -142,6 +154,24 @@ describe('the published packages', () => {
         consumer,
       ),
     ).toThrow(/convexURL/)
+  })
+
+  it('the installed CLI: `session-audio init` copies the shipped Convex template into an app', () => {
+    const app = path.join(work, 'next-app')
+    fs.mkdirSync(path.join(app, 'app'), { recursive: true })
+    fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ dependencies: { next: '16.0.0' } }))
+    fs.writeFileSync(path.join(app, 'next.config.mjs'), 'export default {}\n')
+    const bin = path.join(consumer, 'node_modules', '.bin', 'session-audio')
+    const out = run(bin, ['init'], app)
+    expect(out).toContain('create     convex/listeningSessions.ts (Convex template)')
+    for (const f of ['listeningSessions.ts', 'entitlements.ts', 'auth.config.ts', 'schema.ts']) {
+      expect(fs.readFileSync(path.join(app, 'convex', f), 'utf8')).toBe(
+        fs.readFileSync(path.join(repo, 'examples', 'convex', f), 'utf8'),
+      )
+    }
+    expect(fs.readFileSync(path.join(app, 'next.config.mjs'), 'utf8')).toBe(
+      "export default {\n  serverExternalPackages: ['session-audio'],\n}\n",
+    )
   })
 
   it('the installed package serves a real request, loading the platform package', async () => {

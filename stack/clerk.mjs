@@ -1,6 +1,10 @@
 // A Clerk-compatible Backend API on 127.0.0.1: the parts session-audio and Convex use.
 //   GET  /v1/jwks                                  (Bearer <secret key>)  → { keys: [...] }
 //   POST /v1/sessions/{sid}/tokens/{template}      (Bearer <secret key>)  → { object: 'token', jwt }
+//   GET  /v1/jwt_templates                         (Bearer <secret key>)  → [{ object: 'jwt_template', name, … }]
+//                                                  (`?paginated=true`: { data, total_count }), as Clerk lists them
+//   POST /v1/sessions {user_id}                    (Bearer <secret key>)  → a new active session (Clerk: testing only)
+//   POST /v1/sessions/{sid}/revoke                 (Bearer <secret key>)  → the session, revoked
 //   GET  /.well-known/openid-configuration, /.well-known/jwks.json        (what Convex reads)
 // and, for a browser, the few Frontend API pieces `clerkMiddleware` needs without clerk-js:
 //   GET  /sign-in?redirect_url=…   a dev sign-in page: pick a test user; POST sets `__session`,
@@ -117,6 +121,45 @@ export async function startClerk({
       const fail = takeFailure(state, 'jwks')
       if (fail) return injected(res, fail)
       return json(res, 200, { keys: jwks })
+    }
+    if (req.method === 'POST' && url.pathname === '/v1/sessions') {
+      if (!authorized(req)) return keyInvalid(res)
+      let userId
+      try {
+        userId = JSON.parse((await readBody(req)).toString('utf8')).user_id
+      } catch {}
+      if (typeof userId !== 'string' || !userId) {
+        return json(res, 422, { errors: [{ code: 'form_param_missing', message: 'user_id is missing' }] })
+      }
+      const sid = `sess_${randomUUID().replace(/-/g, '').slice(0, 20)}`
+      sessions.set(sid, { sub: userId, status: 'active' })
+      return json(res, 200, { object: 'session', id: sid, user_id: userId, status: 'active' })
+    }
+    const revoke = url.pathname.match(/^\/v1\/sessions\/([^/]+)\/revoke$/)
+    if (req.method === 'POST' && revoke) {
+      if (!authorized(req)) return keyInvalid(res)
+      const sid = decodeURIComponent(revoke[1])
+      const session = sessions.get(sid)
+      if (!session) return json(res, 404, { errors: [{ code: 'resource_not_found', message: 'Session not found' }] })
+      session.status = 'revoked'
+      return json(res, 200, { object: 'session', id: sid, user_id: session.sub, status: 'revoked' })
+    }
+    if (req.method === 'GET' && url.pathname === '/v1/jwt_templates') {
+      if (!authorized(req)) return keyInvalid(res)
+      const list = templates.map((name, k) => ({
+        object: 'jwt_template',
+        id: `jtmp_local${String(k).padStart(18, '0')}`,
+        name,
+        claims: { aud: 'convex' },
+        lifetime: 60,
+        allowed_clock_skew: 5,
+        custom_signing_key: false,
+        signing_algorithm: 'RS256',
+        created_at: 0,
+        updated_at: 0,
+      }))
+      const paginated = url.searchParams.get('paginated') === 'true'
+      return json(res, 200, paginated ? { data: list, total_count: list.length } : list)
     }
     if (req.method === 'POST' && m) {
       calls.tokens++

@@ -1,0 +1,527 @@
+// `npx session-audio doctor` against the local stack (Clerk-, Convex- and Blob-compatible servers on
+// loopback, the Convex one running the real template): a fake Next.js project set up by `init`,
+// its environment in `.env.local` as `vercel env pull` writes it, and the CLI run as a child
+// process with nothing else in its environment. All green when configured right; each
+// misconfiguration is a failed check with its fix and exit code 1.
+import { execFile } from 'node:child_process'
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import http from 'node:http'
+import os from 'node:os'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startLocalStack } from '../stack/local.mjs'
+
+const exec = promisify(execFile)
+const repo = path.resolve(__dirname, '..')
+const cli = path.join(repo, 'bin', 'session-audio.mjs')
+const SWEEP = 'sweep-secret-for-the-doctor-spec'
+
+type Check = { id: string; title: string; status: 'pass' | 'fail' | 'skip'; detail: string; fix?: string }
+type Report = {
+  ok: boolean
+  envFiles: string[]
+  checks: Check[]
+  summary: { pass: number; fail: number; skip: number }
+}
+
+let stack: Awaited<ReturnType<typeof startLocalStack>>
+let work: string
+let app: string
+let baseEnv: Record<string, string>
+const servers: http.Server[] = []
+
+beforeAll(async () => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'sa-doctor-'))
+  stack = await startLocalStack({ dir: path.join(work, 'stack'), rateLimit: 0 })
+  stack.convex.env.SESSION_AUDIO_SWEEP_SECRET = SWEEP
+  baseEnv = { ...stack.env, SESSION_AUDIO_SWEEP_SECRET: SWEEP }
+  app = fakeApp('app')
+  await exec('node', [cli, 'init'], { cwd: app, env: { PATH: process.env.PATH! } })
+})
+afterAll(async () => {
+  await stack?.close()
+  for (const s of servers) s.close()
+  fs.rmSync(work, { recursive: true, force: true })
+})
+
+function fakeApp(name: string) {
+  const root = path.join(work, name)
+  fs.mkdirSync(path.join(root, 'app'), { recursive: true })
+  fs.writeFileSync(path.join(root, 'package.json'), JSON.stringify({ dependencies: { next: '16.0.0' } }))
+  fs.writeFileSync(path.join(root, 'tsconfig.json'), '{}\n')
+  return root
+}
+
+/** `.env.local` as `vercel env pull` writes it: one `KEY="value"` a line, newlines as `\n`. */
+const dotenv = (env: Record<string, string | undefined>) =>
+  Object.entries(env)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+    .join('\n') + '\n'
+
+/**
+ * Run doctor in `cwd` with `.env.local` = the stack's environment with `changes` (undefined
+ * removes a variable) and `processEnv` as the process's own variables.
+ */
+async function doctor(
+  changes: Record<string, string | undefined> = {},
+  { args = [] as string[], cwd = app, processEnv = {} as Record<string, string> } = {},
+) {
+  fs.writeFileSync(path.join(cwd, '.env.local'), dotenv({ ...baseEnv, ...changes }))
+  let result: { code: number; stdout: string; stderr: string }
+  try {
+    const { stdout, stderr } = await exec('node', [cli, 'doctor', ...args], {
+      cwd,
+      env: { PATH: process.env.PATH!, ...processEnv },
+    })
+    result = { code: 0, stdout, stderr }
+  } catch (e: any) {
+    result = { code: e.code, stdout: e.stdout, stderr: e.stderr }
+  }
+  return result
+}
+
+async function doctorJson(
+  changes: Record<string, string | undefined> = {},
+  options: Parameters<typeof doctor>[1] = {},
+) {
+  const r = await doctor(changes, { ...options, args: ['--json', ...(options.args ?? [])] })
+  const report: Report = JSON.parse(r.stdout)
+  const check = (id: string) => {
+    const c = report.checks.find((c) => c.id === id)
+    if (!c) throw new Error(`no check ${id} in ${report.checks.map((c) => c.id).join(', ')}`)
+    return c
+  }
+  return { ...r, report, check }
+}
+
+/** The secrets the report must never show. */
+const secretValues = () => [
+  baseEnv.CLERK_SECRET_KEY,
+  baseEnv.SESSION_AUDIO_CONVEX_SECRET,
+  baseEnv.VERCEL_OIDC_TOKEN,
+  SWEEP,
+  stack.blob.token,
+]
+
+describe('session-audio doctor', () => {
+  it('all green on a correctly configured app, values never shown', async () => {
+    const r = await doctor()
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    expect(r.stdout).toContain('environment: the process, .env.local (values are never shown)')
+    for (const line of [
+      '✓ NEXT_PUBLIC_CONVEX_URL: set',
+      '✓ CLERK_SECRET_KEY: set',
+      '✓ SESSION_AUDIO_CONVEX_SECRET: set (64 characters)',
+      '✓ BLOB_STORE_ID: set',
+      '✓ VERCEL_OIDC_TOKEN: set, valid until',
+      '✓ BLOB_WEBHOOK_PUBLIC_KEY: an Ed25519 public key',
+      '✓ Clerk accepts the secret key: JWKS with 1 key(s)',
+      '✓ Clerk JWT template "convex": exists',
+      '✓ Convex reachable',
+      '✓ Convex function listeningSessions:getForAudio: deployed',
+      '✓ Convex function entitlements:getForCurrentUser: deployed',
+      '✓ Convex function listeningSessions:attachAudio: deployed',
+      '✓ Convex function listeningSessions:attachedAudio (sweep): deployed',
+      '✓ SESSION_AUDIO_SWEEP_SECRET shared with Convex: Convex accepts the value set here',
+      '✓ Blob accepts the OIDC token: listed the store',
+      '✓ route file: app/api/listening-sessions/[sessionId]/audio/route.ts',
+      "✓ next.config serverExternalPackages: next.config.ts lists 'session-audio'",
+      // Without --as-user the attach secret cannot be reached: said so, not failed.
+      '– SESSION_AUDIO_CONVEX_SECRET shared with Convex (and its Blob store set): not checked: listeningSessions:attachAudio checks the caller before the signature',
+    ]) {
+      expect(r.stdout).toContain(line)
+    }
+    // The local stack sets SESSION_AUDIO_TRUSTED_HOSTS, which doctor leaves to the route.
+    expect(r.stdout).toContain('– SESSION_AUDIO_TRUSTED_HOSTS: set; not checked')
+    expect(r.stdout).toMatch(/\d+ passed, 0 failed, 2 not checked/)
+    for (const secret of secretValues()) expect(r.stdout).not.toContain(secret)
+  })
+
+  it('--json: { ok, envFiles, checks: [{ id, title, status, detail, fix? }], summary }', async () => {
+    const { code, report } = await doctorJson({}, { args: ['--as-user', 'user_alice'] })
+    expect(code).toBe(0)
+    expect(Object.keys(report).sort()).toEqual(['checks', 'envFiles', 'ok', 'summary'])
+    expect(report.ok).toBe(true)
+    expect(report.envFiles).toEqual(['.env.local'])
+    for (const c of report.checks) {
+      expect(Object.keys(c).sort()).toEqual(['detail', 'id', 'status', 'title'])
+      expect(['pass', 'fail', 'skip']).toContain(c.status)
+      expect(typeof c.detail).toBe('string')
+    }
+    expect(report.summary).toEqual({ pass: report.checks.length - 1, fail: 0, skip: 1 })
+    expect(report.checks.filter((c) => c.status === 'skip').map((c) => c.id)).toEqual([
+      'env.SESSION_AUDIO_TRUSTED_HOSTS',
+    ])
+    expect(report.checks.find((c) => c.id === 'convex.attachSecret')).toMatchObject({
+      status: 'pass',
+      detail: expect.stringContaining('both sides hold the same secret'),
+    })
+    // The test session doctor opened is revoked.
+    const opened = [...stack.clerk.sessions.values()].filter((s: any) => s.sub === 'user_alice')
+    expect(opened.length).toBeGreaterThan(0)
+    expect(opened.every((s: any) => s.status === 'revoked')).toBe(true)
+    expect(JSON.stringify(report)).not.toContain(baseEnv.SESSION_AUDIO_CONVEX_SECRET)
+  })
+
+  it('a missing variable: failed with its fix, the checks that need it not made', async () => {
+    const noKey = await doctorJson({ CLERK_SECRET_KEY: undefined })
+    expect(noKey.code).toBe(1)
+    expect(noKey.report.ok).toBe(false)
+    expect(noKey.check('env.CLERK_SECRET_KEY')).toMatchObject({
+      status: 'fail',
+      detail: 'missing',
+      fix: expect.stringContaining('vercel env add CLERK_SECRET_KEY'),
+    })
+    expect(noKey.check('clerk.key').status).toBe('skip')
+    expect(noKey.check('clerk.template').status).toBe('skip')
+
+    const noSecret = await doctor({ SESSION_AUDIO_CONVEX_SECRET: undefined })
+    expect(noSecret.code).toBe(1)
+    expect(noSecret.stdout).toContain('✗ SESSION_AUDIO_CONVEX_SECRET: missing: every upload answers 503 config_missing')
+    expect(noSecret.stdout).toContain('fix: make one (`openssl rand -hex 32`) and set it on both sides')
+
+    const short = await doctorJson({ SESSION_AUDIO_CONVEX_SECRET: 'short' })
+    expect(short.check('env.SESSION_AUDIO_CONVEX_SECRET')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('too short'),
+    })
+
+    const noConvex = await doctorJson({ NEXT_PUBLIC_CONVEX_URL: undefined })
+    expect(noConvex.code).toBe(1)
+    expect(noConvex.check('env.NEXT_PUBLIC_CONVEX_URL')).toMatchObject({ status: 'fail', fix: expect.any(String) })
+    expect(noConvex.check('convex.reachable').status).toBe('skip')
+
+    const site = await doctorJson({ NEXT_PUBLIC_CONVEX_URL: 'https://happy-otter-123.convex.site' })
+    expect(site.check('env.NEXT_PUBLIC_CONVEX_URL')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('.convex.site'),
+      fix: expect.stringContaining('.convex.cloud'),
+    })
+    const notUrl = await doctorJson({ NEXT_PUBLIC_CONVEX_URL: 'happy-otter-123' })
+    expect(notUrl.check('env.NEXT_PUBLIC_CONVEX_URL')).toMatchObject({ status: 'fail', detail: 'not an http(s) URL' })
+
+    const noBlob = await doctorJson({ BLOB_STORE_ID: undefined, VERCEL_OIDC_TOKEN: undefined })
+    expect(noBlob.code).toBe(1)
+    expect(noBlob.check('env.blob')).toMatchObject({ status: 'fail', fix: expect.stringContaining('vercel env pull') })
+
+    const noWebhookKey = await doctorJson({ BLOB_WEBHOOK_PUBLIC_KEY: undefined })
+    expect(noWebhookKey.check('env.BLOB_WEBHOOK_PUBLIC_KEY')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('presigned'),
+    })
+    const badWebhookKey = await doctorJson({ BLOB_WEBHOOK_PUBLIC_KEY: 'not a key' })
+    expect(badWebhookKey.check('env.BLOB_WEBHOOK_PUBLIC_KEY').detail).toContain('not an Ed25519 public key')
+
+    const noOidc = await doctorJson({ VERCEL_OIDC_TOKEN: undefined })
+    expect(noOidc.check('env.VERCEL_OIDC_TOKEN')).toMatchObject({
+      status: 'fail',
+      fix: expect.stringContaining('vercel env pull'),
+    })
+    // On Vercel the token comes with each request: not checkable here, not a failure.
+    const onVercel = await doctorJson({ VERCEL_OIDC_TOKEN: undefined, VERCEL: '1' })
+    expect(onVercel.check('env.VERCEL_OIDC_TOKEN').status).toBe('skip')
+  })
+
+  it("the route's other settings, checked as it parses them", async () => {
+    const ok = await doctorJson({ SESSION_AUDIO_MAX_UPLOAD_BYTES: '1048576', SESSION_AUDIO_LOG: 'WARN' })
+    expect(ok.check('env.settings')).toMatchObject({
+      status: 'pass',
+      detail: expect.stringContaining('SESSION_AUDIO_MAX_UPLOAD_BYTES'),
+    })
+    const bad = await doctorJson({
+      SESSION_AUDIO_MAX_UPLOAD_BYTES: '100MB',
+      SESSION_AUDIO_BLOB_ACCESS: 'world',
+      SESSION_AUDIO_CLIENT_UPLOADS: 'yes',
+    })
+    expect(bad.code).toBe(1)
+    expect(bad.check('env.SESSION_AUDIO_MAX_UPLOAD_BYTES')).toMatchObject({
+      status: 'fail',
+      detail: 'not a non-negative whole number: every request answers 503 config_invalid',
+    })
+    expect(bad.check('env.SESSION_AUDIO_BLOB_ACCESS').detail).toContain('not private or public')
+    expect(bad.check('env.SESSION_AUDIO_CLIENT_UPLOADS').detail).toContain('not 1 or 0')
+  })
+
+  it('the process environment wins over .env.local, and .env is read too', async () => {
+    const r = await doctorJson(
+      { CLERK_SECRET_KEY: 'sk_test_wrong_in_the_file', SESSION_AUDIO_CONVEX_SECRET: undefined },
+      { processEnv: { CLERK_SECRET_KEY: baseEnv.CLERK_SECRET_KEY } },
+    )
+    expect(r.check('clerk.key').status).toBe('pass')
+    expect(r.check('env.SESSION_AUDIO_CONVEX_SECRET').status).toBe('fail')
+    fs.writeFileSync(path.join(app, '.env'), `SESSION_AUDIO_CONVEX_SECRET=${'f'.repeat(40)}\n`)
+    try {
+      const withDotenv = await doctorJson({ SESSION_AUDIO_CONVEX_SECRET: undefined })
+      expect(withDotenv.report.envFiles).toEqual(['.env.local', '.env'])
+      expect(withDotenv.check('env.SESSION_AUDIO_CONVEX_SECRET')).toMatchObject({
+        status: 'pass',
+        detail: 'set (40 characters)',
+      })
+    } finally {
+      fs.rmSync(path.join(app, '.env'))
+    }
+  })
+
+  it('a wrong Clerk key, an unreachable Clerk, a malformed key', async () => {
+    const wrong = await doctor({ CLERK_SECRET_KEY: 'sk_test_not_this_instance' })
+    expect(wrong.code).toBe(1)
+    expect(wrong.stdout).toContain('✗ Clerk accepts the secret key: Clerk refused CLERK_SECRET_KEY (HTTP 401)')
+    expect(wrong.stdout).toContain("fix: copy this instance's Secret key again")
+    expect(wrong.stdout).toContain('– Clerk JWT template "convex": not checked: Clerk did not accept the key')
+    expect(wrong.stdout).not.toContain('sk_test_not_this_instance')
+
+    const publishable = await doctorJson({ CLERK_SECRET_KEY: baseEnv.NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY })
+    expect(publishable.check('env.CLERK_SECRET_KEY').detail).toContain('not a Clerk secret key')
+
+    const closed = await closedPort()
+    const down = await doctorJson({ CLERK_API_URL: `http://127.0.0.1:${closed}` })
+    expect(down.code).toBe(1)
+    expect(down.check('clerk.key')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('Clerk unreachable'),
+    })
+  })
+
+  it("CLERK_JWT_KEY: well-formed, and one of the instance's keys", async () => {
+    const ok = await doctorJson({ CLERK_JWT_KEY: stack.clerk.publicKeyPem })
+    expect(ok.code).toBe(0)
+    expect(ok.check('env.CLERK_JWT_KEY').status).toBe('pass')
+    expect(ok.check('clerk.jwtKey').status).toBe('pass')
+
+    const { publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 })
+    const other = await doctorJson({ CLERK_JWT_KEY: publicKey.export({ type: 'spki', format: 'pem' }) as string })
+    expect(other.code).toBe(1)
+    expect(other.check('clerk.jwtKey')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining("not in this instance's JWKS"),
+      fix: expect.stringContaining('or remove CLERK_JWT_KEY'),
+    })
+
+    const garbage = await doctorJson({ CLERK_JWT_KEY: 'not a key' })
+    expect(garbage.check('env.CLERK_JWT_KEY')).toMatchObject({ status: 'fail', detail: 'not an RSA public key (PEM)' })
+  })
+
+  it('an unknown JWT template', async () => {
+    const r = await doctorJson({ SESSION_AUDIO_CONVEX_TEMPLATE: 'convex-prod' })
+    expect(r.code).toBe(1)
+    expect(r.check('clerk.template')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('no template named "convex-prod" (found: "convex")'),
+      fix: expect.stringContaining('or set SESSION_AUDIO_CONVEX_TEMPLATE to the name of yours'),
+    })
+  })
+
+  it('a Convex deployment without the template functions', async () => {
+    // A deployment with nothing deployed answers every call as the local deployment (and Convex)
+    // answers an unknown function.
+    const empty = await listen((req, res) => {
+      let body = ''
+      req.on('data', (c) => (body += c))
+      req.on('end', () => {
+        const { path: fn } = JSON.parse(body)
+        res.writeHead(200, { 'content-type': 'application/json' })
+        res.end(
+          JSON.stringify({
+            status: 'error',
+            errorMessage: `[Request ID: x] Server Error\nCould not find public function for '${fn}'. Did you forget to run \`npx convex dev\` or \`npx convex deploy\`?`,
+            logLines: [],
+          }),
+        )
+      })
+    })
+    const r = await doctorJson({ NEXT_PUBLIC_CONVEX_URL: empty })
+    expect(r.code).toBe(1)
+    expect(r.check('convex.reachable').status).toBe('pass')
+    for (const fn of [
+      'listeningSessions:getForAudio',
+      'entitlements:getForCurrentUser',
+      'listeningSessions:attachAudio',
+      'listeningSessions:attachedAudio',
+    ]) {
+      expect(r.check(`convex.function.${fn}`)).toMatchObject({
+        status: 'fail',
+        detail: 'not deployed on this deployment',
+        fix: expect.stringContaining('npx convex deploy'),
+      })
+    }
+    // One function missing from the real deployment (a name configured that is not there).
+    const renamed = await doctorJson({ SESSION_AUDIO_ATTACHED_QUERY: 'listeningSessions:attachedBlobs' })
+    expect(renamed.check('convex.function.listeningSessions:attachedBlobs').status).toBe('fail')
+    expect(renamed.check('convex.function.listeningSessions:getForAudio').status).toBe('pass')
+
+    const closed = await closedPort()
+    const down = await doctorJson({ NEXT_PUBLIC_CONVEX_URL: `http://127.0.0.1:${closed}` })
+    expect(down.check('convex.reachable')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('Convex unreachable'),
+    })
+  })
+
+  it('Convex with another sweep secret', async () => {
+    const r = await doctor({ SESSION_AUDIO_SWEEP_SECRET: 'another-sweep-secret' })
+    expect(r.code).toBe(1)
+    expect(r.stdout).toContain('✗ SESSION_AUDIO_SWEEP_SECRET shared with Convex: Convex refuses the value set here')
+    expect(r.stdout).toContain('fix: set the same value on both sides: `npx convex env set SESSION_AUDIO_SWEEP_SECRET')
+    expect(r.stdout).not.toContain('another-sweep-secret')
+    // Not set here: only the function is checked (with a random secret), the sharing is not.
+    const unset = await doctorJson({ SESSION_AUDIO_SWEEP_SECRET: undefined })
+    expect(unset.code).toBe(0)
+    expect(unset.check('convex.function.listeningSessions:attachedAudio').status).toBe('pass')
+    expect(unset.check('convex.sweepSecret').status).toBe('skip')
+  })
+
+  it('--as-user: Convex with another attach secret, or without its store, or not accepting Clerk', async () => {
+    const other = await doctorJson({ SESSION_AUDIO_CONVEX_SECRET: 'a'.repeat(64) }, { args: ['--as-user', 'user_bob'] })
+    expect(other.code).toBe(1)
+    expect(other.check('convex.attachSecret')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('the two sides hold different secrets'),
+      fix: expect.stringContaining('npx convex env set SESSION_AUDIO_CONVEX_SECRET'),
+    })
+
+    const hosts = stack.convex.env.SESSION_AUDIO_BLOB_HOSTS
+    delete stack.convex.env.SESSION_AUDIO_BLOB_HOSTS
+    try {
+      const noStore = await doctorJson({}, { args: ['--as-user', 'user_bob'] })
+      expect(noStore.check('convex.attachSecret')).toMatchObject({
+        status: 'fail',
+        detail: expect.stringContaining('Convex lacks SESSION_AUDIO_CONVEX_SECRET'),
+      })
+    } finally {
+      stack.convex.env.SESSION_AUDIO_BLOB_HOSTS = hosts
+    }
+
+    // A template whose tokens Convex does not accept: another Clerk instance (its own keys) that
+    // has the template, in front of the same Convex deployment.
+    const { startClerk } = await import('../stack/clerk.mjs')
+    const stranger = await startClerk({ secretKey: 'sk_test_stranger' })
+    try {
+      const refused = await doctorJson(
+        { CLERK_API_URL: stranger.url, CLERK_SECRET_KEY: 'sk_test_stranger' },
+        { args: ['--as-user', 'user_bob'] },
+      )
+      expect(refused.check('convex.attachSecret')).toMatchObject({
+        status: 'fail',
+        detail: expect.stringContaining('Convex refused the "convex" token from Clerk'),
+        fix: expect.stringContaining('CLERK_JWT_ISSUER_DOMAIN'),
+      })
+    } finally {
+      await stranger.close()
+    }
+
+    // Not checkable without what it needs: said so.
+    const noTemplate = await doctorJson({ SESSION_AUDIO_CONVEX_TEMPLATE: 'nope' }, { args: ['--as-user', 'user_bob'] })
+    expect(noTemplate.check('convex.attachSecret')).toMatchObject({
+      status: 'skip',
+      detail: expect.stringContaining('not checked'),
+    })
+  })
+
+  it('Blob refusing the credential: a wrong read-write token, an expired OIDC token, another store', async () => {
+    const wrongToken = await doctorJson({
+      BLOB_STORE_ID: undefined,
+      VERCEL_OIDC_TOKEN: undefined,
+      BLOB_READ_WRITE_TOKEN: 'vercel_blob_rw_localstore_notthetoken000000000000000',
+    })
+    expect(wrongToken.code).toBe(1)
+    expect(wrongToken.check('blob.readWrite')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('Blob refused the read-write token (HTTP 403'),
+      fix: expect.stringContaining("copy the read-write token again from the Blob store's settings"),
+    })
+    const rightToken = await doctorJson({
+      BLOB_STORE_ID: undefined,
+      VERCEL_OIDC_TOKEN: undefined,
+      BLOB_READ_WRITE_TOKEN: stack.blob.token,
+    })
+    expect(rightToken.code).toBe(0)
+    expect(rightToken.check('blob.readWrite').status).toBe('pass')
+
+    const malformed = await doctorJson({ BLOB_READ_WRITE_TOKEN: 'vercel_blob_wrong' })
+    expect(malformed.check('env.BLOB_READ_WRITE_TOKEN').status).toBe('fail')
+
+    const expired = await doctorJson({ VERCEL_OIDC_TOKEN: stack.blob.oidcToken({ expiresInSec: -60 }) })
+    expect(expired.code).toBe(1)
+    expect(expired.check('env.VERCEL_OIDC_TOKEN')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('expired'),
+      fix: expect.stringContaining('vercel env pull .env.local'),
+    })
+
+    const otherStore = await doctorJson({ BLOB_STORE_ID: 'store_otherstore' })
+    expect(otherStore.code).toBe(1)
+    expect(otherStore.check('blob.oidc')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('Blob refused the OIDC token (HTTP 403'),
+    })
+  })
+
+  it('the project: no route file, no serverExternalPackages entry; outside a Next.js app: not checked', async () => {
+    const bare = fakeApp('bare')
+    fs.writeFileSync(path.join(bare, 'next.config.ts'), 'export default { reactStrictMode: true }\n')
+    const r = await doctorJson({}, { cwd: bare })
+    expect(r.code).toBe(1)
+    expect(r.check('project.route')).toMatchObject({
+      status: 'fail',
+      fix: expect.stringContaining('npx session-audio init'),
+    })
+    expect(r.check('project.nextConfig')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining("next.config.ts does not list 'session-audio'"),
+    })
+    const custom = await doctorJson({}, { cwd: app, args: ['--route', 'app/elsewhere/route.ts'] })
+    expect(custom.check('project.route').status).toBe('fail')
+
+    const notNext = path.join(work, 'not-next')
+    fs.mkdirSync(notNext, { recursive: true })
+    const outside = await doctorJson({}, { cwd: notNext })
+    expect(outside.code).toBe(0)
+    expect(outside.check('project')).toMatchObject({
+      status: 'skip',
+      detail: expect.stringContaining('not checked: no package.json'),
+    })
+  })
+
+  it('every variable the route reads is checked, or said to be left alone (src/options.rs)', async () => {
+    const options = fs.readFileSync(path.join(repo, 'src', 'options.rs'), 'utf8')
+    const table = options.slice(options.indexOf('settings!(self;'), options.indexOf('pub fn setting('))
+    const variables = [...table.matchAll(/=> "([A-Z0-9_]+)"/g)].map((m) => m[1])
+    expect(variables.length).toBeGreaterThan(30)
+    const { CHECKED, UNCHECKED } = await import('../bin/doctor.mjs')
+    const accounted = new Set([...CHECKED, ...Object.keys(UNCHECKED)])
+    expect(variables.filter((v) => !accounted.has(v))).toEqual([])
+    // Set, a variable left alone says so (never its value).
+    const r = await doctorJson({ SESSION_AUDIO_ALLOWED_TYPES: 'audio/webm' })
+    expect(r.check('env.SESSION_AUDIO_ALLOWED_TYPES')).toMatchObject({
+      status: 'skip',
+      detail: expect.stringContaining('set; not checked'),
+    })
+  })
+
+  it('usage errors exit 2', async () => {
+    const r = await doctor({}, { args: ['--verbose'] })
+    expect([r.code, r.stderr]).toEqual([2, expect.stringContaining('unknown argument "--verbose"')])
+    const t = await doctor({}, { args: ['--timeout', 'soon'] })
+    expect(t.code).toBe(2)
+  })
+})
+
+function listen(handler: http.RequestListener): Promise<string> {
+  const server = http.createServer(handler)
+  servers.push(server)
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as any).port}`)),
+  )
+}
+
+/** A loopback port nothing listens on. */
+async function closedPort() {
+  const server = http.createServer()
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+  const port = (server.address() as any).port
+  await new Promise((r) => server.close(r))
+  return port
+}
