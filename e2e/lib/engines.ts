@@ -91,10 +91,11 @@ const ERROR_COLLECTOR = `(() => {
   window.addEventListener('unhandledrejection', (e) => window.__engineErrors.push('unhandledrejection: ' + (e.reason?.stack || e.reason)))
 })()`
 
+/** Poll `check` until truthy; a throw (the page navigating meanwhile) counts as not yet. */
 async function waitLoop(check: () => Promise<unknown>, timeout: number, what: string) {
   const until = Date.now() + timeout
   for (;;) {
-    if (await check()) return
+    if (await check().catch(() => false)) return
     if (Date.now() > until) throw new Error(`timed out after ${timeout} ms waiting for ${what}`)
     await sleep(100)
   }
@@ -234,13 +235,14 @@ async function launchWebKit(): Promise<Engine> {
       },
     })
     .build()
-  await driver.manage().setTimeouts({ script: 180_000, pageLoad: 60_000 })
+  await driver.manage().setTimeouts({ script: 60_000, pageLoad: 60_000 })
   const caps = await driver.getCapabilities()
   const version = `WebKitGTK ${caps.get('browserVersion') ?? '?'}`
   let open = false
   const evaluate = async (fn: PageFn<any, any>, arg?: unknown) => {
     const answer = (await driver.executeAsyncScript(
-      `const done = arguments[arguments.length - 1];
+      `${ERROR_COLLECTOR};
+       const done = arguments[arguments.length - 1];
        Promise.resolve().then(() => ${callSource(fn, arg)}).then(
          (value) => done({ value: value === undefined ? null : value }),
          (e) => done({ error: String(e && e.stack ? e.message + '\\n' + e.stack : e) }))`,
