@@ -176,6 +176,12 @@ export interface RecorderProgress {
  * `journal_quota_exceeded` (storage full), `journal_closed`, `journal_failed`. */
 export declare class JournalError extends Error {
   readonly code: 'journal_unavailable' | 'journal_quota_exceeded' | 'journal_closed' | 'journal_failed'
+  /**
+   * Set on the error `onError` gets when the journal stopped taking writes mid-recording: the
+   * recording goes on in memory (`stats.journal` is `'memory'`), parts still upload while it
+   * records, and a reload or a crash loses what is not uploaded yet.
+   */
+  readonly recordingContinues?: true
 }
 
 export interface SessionRecorderOptions {
@@ -222,7 +228,10 @@ export interface SessionRecorderOptions {
   userId?: string | null
   onStateChange?: (state: RecorderState) => void
   onProgress?: (progress: RecorderProgress) => void
-  /** An upload or journal failure while recording (a full quota stops the recording and sends what was journaled). */
+  /**
+   * An upload or journal failure while recording. A journal write failure (a full quota, a closed
+   * database) never stops the recording: it goes on in memory, and the error has `recordingContinues`.
+   */
   onError?: (error: Error) => void
 }
 
@@ -231,8 +240,17 @@ export interface SessionRecorder {
   readonly mimeType: string | null
   /** What stopped the recording or an upload, if anything did. */
   readonly error: Error | null
-  /** Measured: the most audio bytes held in memory at once, and the parts sent before `stop()`. */
-  readonly stats: { maxHeldBytes: number; partsBeforeStop: number }
+  /**
+   * Measured: the most audio bytes held in memory at once, the parts sent before `stop()`, and where
+   * chunks are kept (after `start()`): in IndexedDB as Blobs (`'blob'`), as ArrayBuffers where the
+   * browser refuses Blobs there (`'arraybuffer'`: WebKit's ephemeral sessions, as Safari's private
+   * browsing), or in memory (`'memory'`: asked for, or the journal stopped taking writes).
+   */
+  readonly stats: {
+    maxHeldBytes: number
+    partsBeforeStop: number
+    journal: 'blob' | 'arraybuffer' | 'memory' | null
+  }
   start(): Promise<void>
   pause(): void
   resume(): void

@@ -5,7 +5,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createMp4Finaliser, finaliseMp4, Mp4FinaliseError } from '../client/mp4.mjs'
+import { createMp4Finaliser, finaliseMp4, Mp4FinaliseError, repairRepeatedMoof } from '../client/mp4.mjs'
 import { expectFinaliserAnswer, measuredByRoute, startStack, type Stack } from './helpers'
 
 const dir = path.resolve(__dirname, 'fixtures/audio')
@@ -292,8 +292,14 @@ describe('hostile and broken input: a bounded answer, no hang', () => {
     ['a moof without its mdat at the end', Buffer.concat([good, fragment(3840).subarray(0, -24)]), 'truncated'],
     [
       'a moof without its mdat, then another moof',
-      Buffer.concat([head, fragment(0).subarray(0, -16), fragment(1920)]),
+      Buffer.concat([head, fragment(0, [960, 960, 960]).subarray(0, -20), fragment(1920)]),
       'malformed',
+    ],
+    // WebKit's stop(): the last moof twice, the first without its mdat; it counts nothing.
+    [
+      'the same moof twice, the first without its mdat',
+      Buffer.concat([good, fragment(3840).subarray(0, -16), fragment(3840)]),
+      null,
     ],
     ['not MP4 (an MP3)', fs.readFileSync(path.join(dir, 'tone-5s.mp3')), 'not_mp4'],
     ['a plain MP4 (mdat before any moof)', fs.readFileSync(path.join(dir, 'tone-5s.m4a')), 'unsupported'],
@@ -380,5 +386,70 @@ describe("the route's duration meter", () => {
     const after = await measured(finalised)
     expect(Math.abs(describeFile(finalised).movieS * 1000 - after) / after).toBeLessThan(0.01)
     expect(Math.abs(after / 1000 - about.decodedSeconds) / about.decodedSeconds).toBeLessThan(0.01)
+  })
+})
+
+// WebKit's MediaRecorder (WebKitGTK 2.50, `audio/mp4`, AAC at 44.1 kHz): two ftyp boxes, every
+// duration 0, a moof+mdat a second, and the part-fragment written at stop() with its moof twice.
+const WEBKIT = 'webkit-20s.m4a'
+const webkit = fs.readFileSync(path.join(dir, WEBKIT))
+const webkitAbout: { decodedSeconds: number; chunks: number[] } = JSON.parse(
+  fs.readFileSync(path.join(dir, `${WEBKIT}.json`), 'utf8'),
+)
+
+describe("WebKit's MediaRecorder MP4 (webkit-20s.m4a)", () => {
+  let s: Stack
+  beforeAll(async () => {
+    s = await startStack()
+  })
+  afterAll(() => s?.close())
+
+  it('starts with two ftyp boxes, has no durations, and repeats its last moof without an mdat', () => {
+    const top = parse(webkit)
+    expect(top.slice(0, 3).map((b) => b.type)).toEqual(['ftyp', 'ftyp', 'moov'])
+    const d = describeFile(webkit)
+    expect([d.movieS, d.trackS, d.mediaS]).toEqual([0, 0, 0])
+    expect(top.slice(-3).map((b) => b.type)).toEqual(['moof', 'moof', 'mdat'])
+    const [a, b] = top.slice(-3)
+    expect(webkit.subarray(a.start, a.end).equals(webkit.subarray(b.start, b.end))).toBe(true)
+    expect(webkitAbout.chunks.reduce((x, y) => x + y, 0)).toBe(webkit.length)
+  })
+
+  it('finaliseMp4 writes durations within 1 % of the decoded length, and a sidx over the fragments (the repeated moof counts once)', async () => {
+    const out = await bytesOf(await finaliseMp4(mp4(webkit)))
+    const d = describeFile(out)
+    for (const x of [d.movieS, d.trackS, d.mediaS])
+      expect(Math.abs(x - webkitAbout.decodedSeconds) / webkitAbout.decodedSeconds).toBeLessThan(0.01)
+    expect(d.sidx!.end).toBe(d.moofs[0].start)
+    // Every moof but the first of the pair starts a reference.
+    const referenced = d.moofs.filter((_, i) => i !== d.moofs.length - 2)
+    expect(d.references.map((r) => r.offset)).toEqual(referenced.map((m) => m.start))
+    const last = d.references.at(-1)!
+    expect(last.offset + last.size).toBe(out.length)
+    // With the recorder's chunking, the same bytes.
+    expect(incremental(webkit, webkitAbout.chunks).bytes.equals(out)).toBe(true)
+  })
+
+  it('repairRepeatedMoof turns the first of the pair into padding in the chunk that holds it; the finaliser agrees', async () => {
+    const lastChunk = Buffer.from(webkit.subarray(webkit.length - webkitAbout.chunks.at(-1)!))
+    const repaired = Buffer.from(repairRepeatedMoof(Uint8Array.from(lastChunk)))
+    const types = parse(repaired).map((b) => b.type)
+    expect(types.slice(-3)).toEqual(['free', 'moof', 'mdat'])
+    expect(repaired.length).toBe(lastChunk.length)
+    // A chunk without a repeat is left as it is.
+    const first = Uint8Array.from(webkit.subarray(0, webkitAbout.chunks[0] + webkitAbout.chunks[1]))
+    expect(Buffer.from(repairRepeatedMoof(first.slice())).equals(Buffer.from(first))).toBe(true)
+    const whole = Buffer.concat([webkit.subarray(0, webkit.length - lastChunk.length), repaired])
+    const a = describeFile(await bytesOf(await finaliseMp4(mp4(whole))))
+    const b = describeFile(await bytesOf(await finaliseMp4(mp4(webkit))))
+    expect(a.mediaS).toBe(b.mediaS)
+  })
+
+  it("the route's meter measures the raw and the finalised file within 1 % of the decoded length", async () => {
+    const decodedMs = webkitAbout.decodedSeconds * 1000
+    for (const file of [webkit, await bytesOf(await finaliseMp4(mp4(webkit)))]) {
+      const ms = await measuredByRoute(s, file, 'audio/mp4', decodedMs)
+      expect(Math.abs(ms - decodedMs) / decodedMs).toBeLessThan(0.01)
+    }
   })
 })

@@ -4,11 +4,14 @@
 //
 // Database `session-audio` (configurable), version 1:
 //   recordings  key sessionId        → { sessionId, meta, chunkCount, bytes, recordedMs?, createdAt }
-//   chunks      key [sessionId, seq] → { sessionId, seq, start, size, blob, recordedMs? }
+//   chunks      key [sessionId, seq] → { sessionId, seq, start, size, blob | bytes, recordedMs? }
 //               index byStart on [sessionId, start]: `read` finds the chunks of a byte range
 //               without touching the others.
-// Chunks are stored as Blobs: browsers keep IndexedDB Blobs on disk, and a Blob read back is a handle,
-// so reading a part never copies the recording into memory.
+// Chunks are stored as Blobs (`blob`) where the browser takes them: browsers keep IndexedDB Blobs on
+// disk, and a Blob read back is a handle, so reading a part never copies the recording into memory.
+// Where it refuses them (WebKit in an ephemeral session, as Safari's private browsing: "Error
+// preparing Blob/File data to be stored in object store"), as ArrayBuffers (`bytes`). `openJournal`
+// finds out which with one aborted write; `read` takes either form (a journal can hold both).
 
 const DB_VERSION = 1
 const RECORDINGS = 'recordings'
@@ -71,8 +74,11 @@ function openError(dbName, error) {
  * this context has no IndexedDB or the browser refuses to open it (private mode, storage disabled).
  * `onClose(error)` is called once if the database is closed under the journal (another page upgraded it,
  * site data was cleared): every later call rejects with that `journal_closed` error.
+ * `valueFormat` ('blob' | 'arraybuffer') skips the check of what the browser stores chunks as.
  */
-export async function openJournal({ dbName = 'session-audio', onClose } = {}) {
+export async function openJournal({ dbName = 'session-audio', onClose, valueFormat } = {}) {
+  if (valueFormat !== undefined && valueFormat !== 'blob' && valueFormat !== 'arraybuffer')
+    throw failed(`valueFormat must be 'blob' or 'arraybuffer', got ${String(valueFormat)}`)
   let factory
   try {
     factory = globalThis.indexedDB
@@ -111,7 +117,53 @@ export async function openJournal({ dbName = 'session-audio', onClose } = {}) {
     request.onblocked = () =>
       refuse(unavailable(dbName, `another tab holds an older version of "${dbName}" open; close it and reload`))
   })
-  return new Journal(db, dbName, onClose)
+  const format = valueFormat ?? (await probeBlobStorage(db))
+  return new Journal(db, dbName, onClose, format)
+}
+
+/** The probe's key: never a session's (a sessionId is a non-empty string that the recorder chose). */
+const PROBE_KEY = ['\u0000session-audio-probe', 0]
+
+/**
+ * Whether this browser stores Blobs in IndexedDB here: one Blob written in a transaction that is then
+ * aborted (nothing is kept). 'blob' if the write succeeds, else 'arraybuffer' (WebKit refuses Blobs
+ * in an ephemeral session; ArrayBuffers are stored).
+ */
+function probeBlobStorage(db) {
+  return new Promise((resolve) => {
+    let format = 'arraybuffer'
+    let tx
+    try {
+      // As every write: an engine that treats strict writes differently answers for those.
+      tx = supportsDurability()
+        ? db.transaction([CHUNKS], 'readwrite', { durability: 'strict' })
+        : db.transaction([CHUNKS], 'readwrite')
+      const request = tx.objectStore(CHUNKS).put({
+        sessionId: PROBE_KEY[0],
+        seq: PROBE_KEY[1],
+        start: 0,
+        size: 1,
+        blob: new Blob([new Uint8Array(1)]),
+      })
+      request.onsuccess = () => {
+        format = 'blob'
+        try {
+          tx.abort()
+        } catch {}
+      }
+      request.onerror = (event) => event.preventDefault()
+    } catch {
+      return resolve(format)
+    }
+    tx.onabort = () => resolve(format)
+    tx.oncomplete = () => resolve(format)
+  })
+}
+
+/** Bytes [from, to) of a stored chunk, whichever form it was stored in (a Blob, or an ArrayBuffer). */
+function chunkSlice(chunk, from, to) {
+  if (chunk.blob !== undefined) return from === 0 && to === chunk.size ? chunk.blob : chunk.blob.slice(from, to)
+  return new Uint8Array(chunk.bytes, from, to - from)
 }
 
 /** The byte range [start, end) of the stored chunks (sorted by start), as one Blob of slices; null if they do not tile it. */
@@ -123,7 +175,7 @@ function assemble(chunks, start, end) {
     if (chunk.start > at || at >= end) return null
     const from = at - chunk.start
     const to = Math.min(end, chunk.start + chunk.size) - chunk.start
-    parts.push(from === 0 && to === chunk.size ? chunk.blob : chunk.blob.slice(from, to))
+    parts.push(chunkSlice(chunk, from, to))
     at = chunk.start + to
   }
   return at === end ? new Blob(parts) : null
@@ -139,10 +191,18 @@ function checkObject(value, what) {
     throw failed(`${what} must be a plain object (JSON-able), got ${value === null ? 'null' : typeof value}`)
 }
 
-function toBlob(bytes) {
+/**
+ * The chunk as the journal stores it: a Blob, or (`format` 'arraybuffer') an ArrayBuffer or a Blob
+ * to read into one before the write. Bytes given as a buffer are copied now: the caller may reuse
+ * its buffer before the queued write runs.
+ */
+function toValue(bytes, format) {
   if (typeof Blob !== 'undefined' && bytes instanceof Blob) return bytes
-  // Copied now: the caller may reuse its buffer before the queued write runs.
-  if (ArrayBuffer.isView(bytes) || bytes instanceof ArrayBuffer) return new Blob([bytes])
+  if (ArrayBuffer.isView(bytes) || bytes instanceof ArrayBuffer) {
+    if (format === 'blob') return new Blob([bytes])
+    const view = bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : bytes
+    return new Uint8Array(view.buffer, view.byteOffset, view.byteLength).slice().buffer
+  }
   throw failed(`a chunk must be a Blob or a Uint8Array, got ${bytes === null ? 'null' : typeof bytes}`)
 }
 
@@ -157,10 +217,12 @@ class Journal {
   /** Per session: the tail of its queue of calls, so they run in call order. */
   #queues = new Map()
 
-  constructor(db, dbName, onClose) {
+  constructor(db, dbName, onClose, valueFormat) {
     this.#db = db
     this.#onClose = onClose
     this.dbName = dbName
+    /** What chunks are stored as: 'blob' where the browser takes Blobs, else 'arraybuffer'. */
+    this.valueFormat = valueFormat
     /** What writes ask for: 'strict' (flushed to disk before they resolve) where the browser supports it. */
     this.durability = supportsDurability() ? 'strict' : 'default'
     // Another page asks for a newer version: let it have the database (it waits until we close) and
@@ -298,17 +360,27 @@ class Journal {
    * written in one transaction, flushed ('strict') where the browser allows, and this resolves once committed.
    */
   append(sessionId, seq, bytes, info) {
-    let blob
+    let given
     try {
       checkSessionId(sessionId)
       if (!Number.isSafeInteger(seq) || seq < 0) throw failed(`seq must be an integer ≥ 0, got ${seq}`)
-      blob = toBlob(bytes)
+      given = toValue(bytes, this.valueFormat)
     } catch (error) {
       return Promise.reject(error)
     }
     const recordedMs = info && Number.isFinite(info.recordedMs) ? info.recordedMs : undefined
-    return this.#enqueue(sessionId, () =>
-      this.#run([RECORDINGS, CHUNKS], 'readwrite', ([recordings, chunks], on, ok, fail) => {
+    return this.#enqueue(sessionId, async () => {
+      // Read before the transaction opens: it would commit while we await.
+      let value = given
+      if (this.valueFormat === 'arraybuffer' && value instanceof Blob) {
+        try {
+          value = await value.arrayBuffer()
+        } catch (error) {
+          throw failed(`The chunk could not be read (${error?.name}: ${error?.message}).`, error)
+        }
+      }
+      const size = value instanceof ArrayBuffer ? value.byteLength : value.size
+      return this.#run([RECORDINGS, CHUNKS], 'readwrite', ([recordings, chunks], on, ok, fail) => {
         on(recordings.get(sessionId), (recording) => {
           if (!recording) return fail(failed(`No journal for session ${sessionId}: call begin() before append().`))
           if (seq !== recording.chunkCount)
@@ -319,16 +391,18 @@ class Journal {
                   : `Chunk ${seq} of session ${sessionId} would leave a gap: the journal holds ${recording.chunkCount} chunks, so the next is ${recording.chunkCount}.`,
               ),
             )
-          const chunk = { sessionId, seq, start: recording.bytes, size: blob.size, blob }
+          const chunk = { sessionId, seq, start: recording.bytes, size }
+          if (value instanceof ArrayBuffer) chunk.bytes = value
+          else chunk.blob = value
           if (recordedMs !== undefined) chunk.recordedMs = recordedMs
           // add, not put: a key that exists is a ConstraintError, never an overwrite.
           chunks.add(chunk)
-          const next = { ...recording, chunkCount: seq + 1, bytes: recording.bytes + blob.size }
+          const next = { ...recording, chunkCount: seq + 1, bytes: recording.bytes + size }
           if (recordedMs !== undefined) next.recordedMs = recordedMs
           recordings.put(next)
         })
-      }),
-    )
+      })
+    })
   }
 
   /** Merge `patch` into the recording's meta (shallow): upload state, finaliser state, status. */

@@ -119,6 +119,34 @@ function durationField(b, c) {
  * unchanged. `finish()` returns the final header region (the same length: durations written, a sidx
  * in the reserved space) and an empty tail.
  */
+/**
+ * A MediaRecorder chunk with WebKit's repeated moof repaired in place: where a top-level `moof` is
+ * followed by the same bytes again (WebKit writes the moof of the fragment it ends with at `stop()`
+ * twice), the first becomes a `free` box of the same length. Returns `bytes` (changed in place when
+ * repaired). A chunk that is not whole boxes is left as it is.
+ */
+export function repairRepeatedMoof(bytes) {
+  let at = 0
+  let previous = null
+  while (at + 8 <= bytes.length) {
+    let h
+    try {
+      h = readBoxHeader(bytes, at)
+    } catch {
+      return bytes
+    }
+    if (!h || h.size === null || h.size < 8 || at + h.size > bytes.length) return bytes
+    if (h.type === 'moof' && previous?.type === 'moof' && previous.size === h.size) {
+      let same = true
+      for (let i = 0; i < h.size && same; i++) same = bytes[previous.at + i] === bytes[at + i]
+      if (same) bytes.set([0x66, 0x72, 0x65, 0x65], previous.at + 4) // 'free'
+    }
+    previous = { type: h.type, size: h.size, at }
+    at += h.size
+  }
+  return bytes
+}
+
 export function createMp4Finaliser() {
   return new Mp4Finaliser()
 }
@@ -346,8 +374,14 @@ class Mp4Finaliser extends StreamFinaliser {
     const where = top ? top.type : null
     if (where === null) {
       if (type === 'moof') {
-        if (this.frag?.waiting) fail('malformed', `a moof without its mdat before byte ${start}`)
-        this.startFragment(start)
+        if (this.frag?.waiting) {
+          // WebKit writes the moof of the fragment it ends with at stop() twice, the same bytes:
+          // the first (without its mdat) counts nothing. Any other moof without its mdat is refused.
+          if (this.frag.size !== size) fail('malformed', `a moof without its mdat before byte ${start}`)
+          if (this.entries.at(-1) === this.frag) this.entries.pop()
+          this.fragments--
+        }
+        this.startFragment(start, size)
         return this.enter(type, end)
       }
       if (type === 'mdat') this.mdatDone()
@@ -440,9 +474,9 @@ class Mp4Finaliser extends StreamFinaliser {
     this.startValue('trun', n, n)
   }
 
-  startFragment(start) {
+  startFragment(start, size) {
     const index = this.fragments++
-    this.frag = { offset: start, start: null, end: null, waiting: false }
+    this.frag = { offset: start, size, start: null, end: null, waiting: false }
     if (index % this.stride === 0) {
       this.entries.push(this.frag)
       // Never more than 2 × MAX_REFERENCES positions: keep every other one, twice the stride.

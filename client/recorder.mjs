@@ -12,7 +12,7 @@ import { completeOnRoute, deliverOnce, isFinalRefusal as isFinal } from './compl
 import { SessionAudioUploadError } from './errors.mjs'
 import { openJournal, JournalError } from './journal.mjs'
 import { createMultipartUpload, putWhole } from './parts.mjs'
-import { createMp4Finaliser } from './mp4.mjs'
+import { createMp4Finaliser, repairRepeatedMoof } from './mp4.mjs'
 import { createWebmFinaliser } from './webm.mjs'
 import { belongsTo, whoFor } from './user.mjs'
 
@@ -84,6 +84,39 @@ export function createMemoryJournal() {
       recordings.delete(sessionId)
     },
     close() {},
+  }
+}
+
+/**
+ * The journal of a recording whose journal stopped taking writes: bytes before `fromByte` stay in
+ * `journal` (read from there), every later chunk is kept in memory. Its bookkeeping (the upload's
+ * state, the status) still goes to `journal` where it can; a failure there changes nothing.
+ */
+export function spillToMemory(journal, sessionId, fromByte) {
+  const held = []
+  let bytes = fromByte
+  return {
+    kind: 'memory',
+    fromByte,
+    async append(id, seq, chunk) {
+      const blob = chunk instanceof Blob ? chunk : new Blob([chunk])
+      held.push({ blob, start: bytes, size: blob.size })
+      bytes += blob.size
+    },
+    async read(id, start, end) {
+      const parts = []
+      if (start < fromByte) parts.push(await journal.read(id, start, Math.min(end, fromByte)))
+      for (const c of held) {
+        if (c.start + c.size <= start || c.start >= end) continue
+        parts.push(c.blob.slice(Math.max(0, start - c.start), Math.min(c.size, end - c.start)))
+      }
+      return new Blob(parts)
+    },
+    setMeta: (id, patch) => journal.setMeta(id, patch).catch(() => {}),
+    get: (id) => journal.get(id).catch(() => null),
+    list: () => journal.list(),
+    remove: (id) => journal.remove(id).catch(() => {}),
+    close: () => journal.close?.(),
   }
 }
 
@@ -371,7 +404,7 @@ export function createSessionRecorder(sessionId, options = {}) {
   let stopTimer = null
   let releaseLock = null
   let heldBytes = 0
-  const stats = { maxHeldBytes: 0, partsBeforeStop: 0 }
+  const stats = { maxHeldBytes: 0, partsBeforeStop: 0, journal: null }
   const abort = new AbortController()
   let finished = null
 
@@ -447,23 +480,44 @@ export function createSessionRecorder(sessionId, options = {}) {
     return pumping
   }
 
+  /**
+   * The journal refused a chunk (a full quota, a closed database, a value it cannot store): the
+   * recording goes on with this and every later chunk in memory (`stats.journal` 'memory'), parts
+   * still upload while recording, and onError says that a reload now loses what is not uploaded.
+   */
+  function spill(err) {
+    journal = spillToMemory(journal, sessionId, inputBytes)
+    stats.journal = 'memory'
+    const why = err instanceof JournalError ? err : null
+    const notice = new JournalError(
+      why?.code ?? 'journal_failed',
+      `The recording journal stopped taking writes (${err?.message ?? err}). The recording goes on in ` +
+        `memory and its parts still upload while it records, but a reload, a closed tab or a crash now ` +
+        `loses everything recorded from here that is not uploaded yet.`,
+      { cause: err },
+    )
+    notice.recordingContinues = true
+    report(notice)
+  }
+
   /** One MediaRecorder chunk: into the journal first, then through the finaliser. */
   async function take(blob) {
-    // After the journal failed, the recording is stopping: later chunks cannot be kept.
-    if (!blob || blob.size === 0 || failure instanceof JournalError || abort.signal.aborted) return
+    if (!blob || blob.size === 0 || abort.signal.aborted) return
     const mySeq = seq++
     const at = Math.round(elapsed())
+    // MP4: WebKit's last chunk can hold its last moof twice; the first becomes padding (same length).
+    const repaired =
+      meta.contentType === 'audio/mp4' ? repairRepeatedMoof(new Uint8Array(await blob.arrayBuffer())) : null
+    const chunk = repaired ?? blob
     try {
-      await journal.append(sessionId, mySeq, blob, { recordedMs: at })
+      await journal.append(sessionId, mySeq, chunk, { recordedMs: at })
     } catch (err) {
-      // The journal cannot take more (a full quota, a closed database): stop recording and send
-      // what it holds; the error says why.
-      fail(err)
-      if (media && media.state !== 'inactive') recorder.stop().catch(() => {})
-      return
+      // A write failure never stops the recording: from this chunk on it is kept in memory.
+      spill(err)
+      await journal.append(sessionId, mySeq, chunk, { recordedMs: at })
     }
     if (out.headerLength !== 0) {
-      const bytes = new Uint8Array(await blob.arrayBuffer())
+      const bytes = repaired ?? new Uint8Array(await blob.arrayBuffer())
       hold(bytes.length)
       out.push(bytes)
       hold(-bytes.length)
@@ -502,6 +556,7 @@ export function createSessionRecorder(sessionId, options = {}) {
       try {
         journal =
           journalOption === 'memory' ? createMemoryJournal() : (journalOption ?? (await openJournal(dbOptions(dbName))))
+        stats.journal = journal.kind === 'memory' ? 'memory' : (journal.valueFormat ?? 'blob')
         if (cancelled()) return await abandon()
         stream = givenStream ?? (await navigator.mediaDevices.getUserMedia({ audio: true }))
         if (cancelled()) return await abandon()

@@ -337,7 +337,7 @@ describe('createSessionRecorder in Chromium', () => {
     }
   })
 
-  it('a full quota is reported (journal_quota_exceeded): recording stops and what was journaled is sent', async () => {
+  it('a full quota is reported (journal_quota_exceeded): the recording goes on in memory, and all of it is sent', async () => {
     // A profile of its own: Chromium counts deleted journals against the quota until it collects
     // them, so the others' would make the room left unpredictable.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'session-audio-quota-'))
@@ -350,20 +350,24 @@ describe('createSessionRecorder in Chromium', () => {
     try {
       const id = await recording()
       await startRecorder(page, id, { audioBitsPerSecond: 128_000 })
-      const stopped = await page.waitForFunction(
-        () => ['uploading', 'done', 'failed'].includes((window as any).r.state),
+      await page.waitForFunction(
+        () => (window as any).events.errors.some((e: { code: string }) => e.code === 'journal_quota_exceeded'),
         null,
         { timeout: 60_000 },
       )
-      expect(stopped).toBeTruthy()
+      const spilledAt = await page.evaluate(() => (window as any).events.progress.at(-1)?.recordedMs ?? 0)
+      // The recording goes on, in memory.
+      await wait(3_000)
+      expect(await page.evaluate(() => (window as any).r.state)).toBe('recording')
+      expect(await page.evaluate(() => (window as any).r.stats.journal)).toBe('memory')
       const { result, error, events } = await stopRecorder(page)
-      expect(events.errors.map((e: { code: string }) => e.code)).toContain('journal_quota_exceeded')
       expect(error, JSON.stringify({ error, errors: events.errors, states: events.states })).toBeUndefined()
-      expect(await page.evaluate(() => (window as any).r.error?.code)).toBe('journal_quota_exceeded')
-      expect(error).toBeUndefined()
+      expect(events.errors).toHaveLength(1)
+      expect(events.errors[0].message).toMatch(/goes on in memory.*reload.*loses/)
+      expect(await page.evaluate(() => (window as any).r.error)).toBeNull()
       expect(result).toMatchObject({ sessionId: id, status: 'transcribing' })
-      expect(result.durationMs).toBeGreaterThan(1000)
-      // Finalised up to the last whole block the journal holds: seekable too.
+      expect(result.durationMs).toBeGreaterThan(spilledAt + 2_000)
+      // Finalised: seekable too.
       const played = await playBack(page, id, 0.5)
       expect(Number.isFinite(played.duration)).toBe(true)
       expect(Math.abs(played.duration * 1000 - result.durationMs) / result.durationMs).toBeLessThan(0.01)

@@ -32,8 +32,9 @@ logged cargo-test cargo test -p session-audio-core "${build[@]}"
 phase 'vitest (__test__/, without the release specs)'
 logged vitest npx vitest run
 # Last: the example Next.js app, installed from the npm pack tarballs of the build above, in Debian's
-# Chromium. The same build arguments, so the addon is not compiled again.
+# Chromium, then the recorder and the demo in Firefox ESR and WebKitGTK (e2e/lib/engines.ts). The same
+# build arguments, so the addon is not compiled again.
 phase 'example app: pack, install, next build, tsc'
 bash scripts/prepare-example.sh "${build[@]}" --features test-hooks
-phase 'browser tests (examples/nextjs in Chromium)'
+phase 'browser tests (examples/nextjs in Chromium; the recorder and the demo in Firefox ESR and WebKitGTK)'
 logged e2e npx vitest run --config e2e/vitest.config.mts

@@ -82,6 +82,8 @@ export function Demo({
   const [message, setMessage] = useState('')
   const [resume, setResume] = useState('looking for recordings to resume…')
   const [journalNote, setJournalNote] = useState('')
+  /** Where the recorder keeps chunks: 'blob' or 'arraybuffer' (IndexedDB), or 'memory'. */
+  const [journalMode, setJournalMode] = useState('')
   const [recorderState, setRecorderState] = useState<string | null>(null)
   const [recordedMs, setRecordedMs] = useState(0)
   const [uploadedBytes, setUploadedBytes] = useState(0)
@@ -145,17 +147,29 @@ export function Demo({
         setUploadedBytes(p.uploadedBytes)
         setJournaledBytes(p.journaledBytes)
       },
-      onError: (e: Error) => setMessage(`recorder: ${describeError(client, e)}`),
+      onError: (e: Error & { recordingContinues?: boolean }) => {
+        setMessage(`recorder: ${describeError(client, e)}`)
+        // The journal stopped taking writes mid-recording: the recorder goes on in memory.
+        if (e.recordingContinues) {
+          setJournalMode('memory')
+          setJournalNote(
+            `${(e as { code?: string }).code}: the journal stopped taking writes, so the recording goes on in memory ` +
+              'and its parts still upload; a reload or a crash now loses what is not uploaded yet.',
+          )
+        }
+      },
     }
     setRecordedMs(0)
     setUploadedBytes(0)
     setJournaledBytes(0)
     setJournalNote('')
+    setJournalMode('')
     setMessage('')
     let rec = client.createSessionRecorder(sessionId, options)
     recorder.current = rec
     try {
       await rec.start()
+      setJournalMode(rec.stats.journal ?? '')
     } catch (e) {
       if (!(e instanceof client.JournalError && e.code === 'journal_unavailable'))
         return setMessage(`recording failed: ${describeError(client, e)}`)
@@ -168,6 +182,7 @@ export function Demo({
       recorder.current = rec
       try {
         await rec.start()
+        setJournalMode('memory')
       } catch (e2) {
         return setMessage(`recording failed: ${describeError(client, e2)}`)
       }
@@ -276,7 +291,8 @@ export function Demo({
                 {formatMs(recordedMs)}
               </span>{' '}
               recorded · <span id="uploaded">{uploadedBytes}</span> bytes uploaded (
-              <span id="journaled">{journaledBytes}</span> bytes journaled)
+              <span id="journaled">{journaledBytes}</span> bytes journaled, journal:{' '}
+              <span id="journal-mode">{journalMode}</span>)
             </p>
           )}
           {journalNote && <p id="journal-note">{journalNote}</p>}

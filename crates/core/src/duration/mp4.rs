@@ -195,6 +195,8 @@ pub(super) struct Mp4 {
     /// The current `traf`'s `tfdt`, and where the counted fragments' timeline ended.
     traf_tfdt: Option<u128>,
     last_fragment: Option<(u128, u64)>,
+    /// The last `moof`'s payload size: a `moof` repeated without its `mdat` (WebKit) is told apart.
+    moof_size: Option<u64>,
     inconsistent: Option<&'static str>,
 }
 
@@ -235,9 +237,13 @@ impl Mp4 {
                 (self.cur_tkhd, self.cur_mdhd, self.cur_elst) = (None, None, None);
             }
             b"moof" => {
-                if self.pending.take().is_some() {
+                // A moof whose mdat never came contradicts the file, unless the next moof has its
+                // size: WebKit writes the moof of the fragment it ends with at `stop()` twice, the
+                // same bytes. Then the first counts nothing (only the second has media data).
+                if self.pending.take().is_some() && self.moof_size != Some(payload) {
                     self.inconsistent = Some("MP4 fragment without its media data");
                 }
+                self.moof_size = Some(payload);
             }
             b"moov" | b"mdia" | b"minf" | b"stbl" | b"edts" | b"mvex" | b"traf" => {}
             b"mvhd" | b"mehd" | b"tkhd" | b"mdhd" | b"hdlr" | b"elst" | b"tfhd" | b"trex" | b"tfdt" => {
@@ -696,5 +702,38 @@ mod tests {
         let body = fixture("tone-5s-fragmented.m4a");
         let Measured::Ms(ms) = measure(Container::Mp4, &body[..body.len() / 2]) else { panic!() };
         assert_eq!(ms, 2 * 47 * 1024 * 1000 / 48_000); // two fragments of 47 samples
+    }
+
+    /// WebKit's MediaRecorder (WebKitGTK 2.50, `audio/mp4`, `start(1000)`, stopped at 20.3 s): two
+    /// `ftyp` boxes, durations 0 everywhere, AAC at 44.1 kHz in 20 fragments of 43 samples, then the
+    /// part-fragment written at `stop()` with its `moof` twice (the first without its `mdat`).
+    /// GStreamer 1.22 (`qtdemux ! avdec_aac`) decodes 892 928 samples: 20.248 s.
+    #[test]
+    fn webkit_recording_measures_what_it_decodes_to() {
+        let body = fixture("webkit-20s.m4a");
+        let decoded_ms = 892_928 * 1000 / 44_100;
+        let Measured::Ms(ms) = measure(Container::Mp4, &body) else { panic!("{:?}", measure(Container::Mp4, &body)) };
+        assert!(ms.abs_diff(decoded_ms) * 100 <= decoded_ms, "{ms} ms against {decoded_ms} ms decoded");
+        assert_eq!(ms, decoded_ms);
+        // The duplicated moof counts once: turned into padding, the same length.
+        let mut repaired = body.clone();
+        let moofs: Vec<usize> = boxes(&body).into_iter().filter(|b| &b.0 == b"moof").map(|b| b.1).collect();
+        let first_of_pair = moofs[moofs.len() - 2];
+        repaired[first_of_pair + 4..first_of_pair + 8].copy_from_slice(b"free");
+        assert_eq!(measure(Container::Mp4, &repaired), Measured::Ms(decoded_ms));
+        for chunk in [1, 7, 4096] {
+            crate::duration::tests::assert_bounded(Container::Mp4, &body, chunk);
+        }
+    }
+
+    #[test]
+    fn a_moof_without_its_mdat_counts_nothing() {
+        // A fragment's moof twice (the same size): the first one's samples have no media data.
+        let body = fixture("webkit-20s.m4a");
+        let b = boxes(&body);
+        let (_, at, size) = b.iter().copied().find(|x| &x.0 == b"moof").unwrap();
+        let mut doubled = body[..at + size].to_vec();
+        doubled.extend_from_slice(&body[at..]);
+        assert_eq!(measure(Container::Mp4, &doubled), measure(Container::Mp4, &body));
     }
 }
