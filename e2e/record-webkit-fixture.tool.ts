@@ -1,18 +1,19 @@
 // Records __test__/fixtures/audio/webkit-20s.m4a: WebKitGTK's MediaRecorder (fragmented MP4, AAC)
 // from its mock microphone, `start(1000)`, every `dataavailable` chunk kept in order (the last one
 // arrives after stop(): the file is written when the recorder's `stop` event fires), plus
-// `<file>.json`: the chunk sizes and the engine's version. Runs only when asked:
-//   RECORD_WEBKIT_FIXTURE=20.3 npx vitest run --config e2e/vitest.config.mts e2e/record-webkit-fixture.e2e.ts
+// `<file>.json`: the chunk sizes and the engine's version. A tool, not a test (`npm test` never
+// runs it: e2e/vitest.config.mts includes *.e2e.ts only); run it when the fixture is to be remade:
+//   npm run record:webkit-fixture   (RECORD_WEBKIT_FIXTURE=20.3 by default: the seconds recorded)
 import { it } from 'vitest'
 import fs from 'node:fs'
 import http from 'node:http'
 import path from 'node:path'
 import { launchEngine } from './lib/engines'
 
-const seconds = Number(process.env.RECORD_WEBKIT_FIXTURE ?? 0)
+const seconds = Number(process.env.RECORD_WEBKIT_FIXTURE || 20.3)
 const out = path.resolve(__dirname, '../__test__/fixtures/audio/webkit-20s.m4a')
 
-it.runIf(seconds > 0)('records the WebKit MP4 fixture', { timeout: 120_000 }, async () => {
+it('records the WebKit MP4 fixture', { timeout: 120_000 }, async () => {
   const server = http.createServer((_, res) =>
     res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html>'),
   )
