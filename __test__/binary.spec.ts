@@ -107,6 +107,7 @@ type MachoReport = {
   dylibs: string[]
   rpaths: string[]
   exportsNapiEntry: boolean
+  exportCount: number
   codeSignature: string
   problems: string[]
 }

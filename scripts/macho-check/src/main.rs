@@ -36,6 +36,9 @@ struct Report {
     dylibs: Vec<String>,
     rpaths: Vec<String>,
     exports_napi_entry: bool,
+    /// How many symbols the export trie holds (information: Apple's linker honours rustc's list of
+    /// exports, the napi ones; zig 0.17 ignores it and exports every global symbol).
+    export_count: usize,
     code_signature: String,
     problems: Vec<String>,
 }
@@ -187,11 +190,11 @@ fn check(bytes: &[u8], macho: &MachO, arch: &str, floor: &str) -> Report {
         problems.push(format!("LC_RPATH {rpath}: the binary searches for libraries outside /usr/lib"));
     }
 
-    let exports_napi_entry = match macho.exports() {
-        Ok(exports) => exports.iter().any(|e| e.name == format!("_{NAPI_ENTRY}")),
+    let (exports_napi_entry, export_count) = match macho.exports() {
+        Ok(exports) => (exports.iter().any(|e| e.name == format!("_{NAPI_ENTRY}")), exports.len()),
         Err(e) => {
             problems.push(format!("the export trie cannot be read: {e}"));
-            false
+            (false, 0)
         }
     };
     if !exports_napi_entry {
@@ -219,6 +222,7 @@ fn check(bytes: &[u8], macho: &MachO, arch: &str, floor: &str) -> Report {
         dylibs,
         rpaths,
         exports_napi_entry,
+        export_count,
         code_signature,
         problems,
     }
@@ -247,7 +251,7 @@ fn json_list(items: &[String]) -> String {
 
 fn to_json(file: &str, r: &Report) -> String {
     format!(
-        "{{\"file\":{},\"fileType\":{},\"cpu\":{},\"versionCommand\":{},\"minOs\":{},\"sdk\":{},\"dylibs\":{},\"rpaths\":{},\"exportsNapiEntry\":{},\"codeSignature\":{},\"problems\":{}}}",
+        "{{\"file\":{},\"fileType\":{},\"cpu\":{},\"versionCommand\":{},\"minOs\":{},\"sdk\":{},\"dylibs\":{},\"rpaths\":{},\"exportsNapiEntry\":{},\"exportCount\":{},\"codeSignature\":{},\"problems\":{}}}",
         json_str(file),
         json_str(&r.file_type),
         json_str(&r.cpu),
@@ -257,6 +261,7 @@ fn to_json(file: &str, r: &Report) -> String {
         json_list(&r.dylibs),
         json_list(&r.rpaths),
         r.exports_napi_entry,
+        r.export_count,
         json_str(&r.code_signature),
         json_list(&r.problems),
     )
@@ -315,6 +320,7 @@ fn not_thin(_file: &str, problem: &str) -> Report {
         dylibs: Vec::new(),
         rpaths: Vec::new(),
         exports_napi_entry: false,
+        export_count: 0,
         code_signature: String::new(),
         problems: vec![problem.to_string()],
     }
