@@ -4,7 +4,8 @@
 //! of `problems`; the exit status is 0 when there are none, 1 when there are.
 //!
 //! Checked:
-//! - a thin (not universal) 64-bit Mach-O dylib (`MH_DYLIB`) for the CPU asked for;
+//! - a thin (not universal) 64-bit Mach-O dylib (`MH_DYLIB`) for the CPU asked for, plain subtype
+//!   (not arm64e or x86_64h);
 //! - `LC_BUILD_VERSION` (or the older `LC_VERSION_MIN_MACOSX`) for macOS, minimum OS exactly the floor;
 //! - every linked library (`LC_LOAD_DYLIB` and its weak, re-export, lazy and upward kinds) is a
 //!   `/usr/lib/lib*.dylib` every Mac has. A framework (`/System/Library/Frameworks/…`, what
@@ -145,6 +146,14 @@ fn check(bytes: &[u8], macho: &MachO, arch: &str, floor: &str) -> Report {
     };
     if cpu != arch {
         problems.push(format!("built for {cpu}, expected {arch}"));
+    } else {
+        // The plain subtype every Mac of that CPU runs: not arm64e (Node is an arm64 process and
+        // cannot load it), not x86_64h (Haswell and later only). The top byte holds capability bits.
+        let subtype = header.cpusubtype & 0x00ff_ffff;
+        let plain = if arch == "arm64" { 0 } else { 3 };
+        if subtype != plain {
+            problems.push(format!("CPU subtype {subtype}, not the plain {arch} ({plain})"));
+        }
     }
     if !macho.is_64 {
         problems.push("a 32-bit Mach-O".into());
