@@ -2,9 +2,12 @@
 # Build every platform package this machine can build, the napi-rs way, into npm/<platform>/:
 #   linux-x64-gnu, linux-arm64-gnu   glibc floor 2.17, as napi-rs's own releases
 #   linux-x64-musl, linux-arm64-musl  static musl (Alpine)
-# all with cargo-zigbuild + zig. Each target's Rust standard library is added with rustup when
-# missing; a target whose library cannot be had is reported and skipped. macOS and Windows are
-# built by .github/workflows/release.yml on hosted runners.
+#   darwin-arm64, darwin-x64          macOS floor 11.0 (arm64) / 10.15 (x64), MACOSX_DEPLOYMENT_TARGET
+# all with cargo-zigbuild + zig, the same flags for every target (zig links macOS binaries against
+# the libSystem stubs it ships: no Apple SDK). Each target's Rust standard library is added with
+# rustup when missing; a target whose library cannot be had is reported and skipped. Windows, and
+# the macOS binaries that are published, are built by .github/workflows/release.yml on hosted runners;
+# scripts/macho-check checks either (npm run test:release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-deps.sh
@@ -22,6 +25,19 @@ target_platform() {
     aarch64-unknown-linux-gnu) echo linux-arm64-gnu ;;
     x86_64-unknown-linux-musl) echo linux-x64-musl ;;
     aarch64-unknown-linux-musl) echo linux-arm64-musl ;;
+    aarch64-apple-darwin) echo darwin-arm64 ;;
+    x86_64-apple-darwin) echo darwin-x64 ;;
+  esac
+}
+
+# The oldest macOS each macOS binary runs on (recorded as its LC_BUILD_VERSION minos; without
+# MACOSX_DEPLOYMENT_TARGET zig records the newest it knows, 15.0). arm64: 11.0, the first macOS on
+# Apple silicon. x64: 10.15, the oldest macOS Node 20 (engines) runs on. __test__/binary.spec.ts
+# checks the binaries record exactly these.
+macos_floor() {
+  case $1 in
+    aarch64-apple-darwin) echo 11.0 ;;
+    x86_64-apple-darwin) echo 10.15 ;;
   esac
 }
 
@@ -31,21 +47,24 @@ installed=$(rustup target list --installed)
 # rebuilt: a rerun on a machine that already has the toolchains costs seconds, not minutes.
 sources=$(find Cargo.toml Cargo.lock build.rs src crates/core/Cargo.toml crates/core/src -type f | sort | xargs sha256sum | sha256sum | cut -c1-16)
 built=()
-for target in x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+for target in x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu x86_64-unknown-linux-musl aarch64-unknown-linux-musl \
+  aarch64-apple-darwin x86_64-apple-darwin; do
   if ! grep -qx "$target" <<<"$installed" && ! timeout 300 rustup target add "$target"; then
     echo "skipped $target: its Rust standard library could not be installed (rustup target add $target)"
     continue
   fi
   versioned=$target
   [ "$target" = x86_64-unknown-linux-gnu ] || [ "$target" = aarch64-unknown-linux-gnu ] && versioned="$target.2.17"
+  floor=$(macos_floor "$target")
+  key="$sources${floor:+ macos $floor}"
   stamp=target/cross/$target.sources
-  if [ "$(cat "$stamp" 2>/dev/null)" = "$sources" ] && ls artifacts/*."$(target_platform "$target")".node >/dev/null 2>&1; then
-    echo "== $versioned: unchanged since its last build ($sources)"
+  if [ "$(cat "$stamp" 2>/dev/null)" = "$key" ] && ls artifacts/*."$(target_platform "$target")".node >/dev/null 2>&1; then
+    echo "== $versioned: unchanged since its last build ($key)"
   else
     echo "== building $versioned"
-    npx napi build --platform --release --target "$versioned" --cross-compile \
+    ${floor:+env MACOSX_DEPLOYMENT_TARGET=$floor} npx napi build --platform --release --target "$versioned" --cross-compile \
       --target-dir target/cross --output-dir artifacts --no-js --dts artifacts/binding.d.ts
-    echo "$sources" >"$stamp"
+    echo "$key" >"$stamp"
   fi
   built+=("$target")
 done
