@@ -37,6 +37,9 @@ export function payloadTooLarge(res) {
  * `requestHeaders`: a function returning headers the platform adds to every request it hands the
  * function, as Vercel adds `x-vercel-oidc-token` (read at each request, so a test can rotate it).
  * `fallback(req, res)`: serves any other path (a test page, say) instead of a 404.
+ * `nextFraming`: drop `Content-Length` (and `Content-Encoding`, `Transfer-Encoding`) from the
+ * handler's Response as Next 16.4's `sendResponse` does (FORBIDDEN_HEADERS in
+ * next/dist/server/send-response.js), so a body goes out chunked with no length, as from a real app.
  */
 export async function startRouteServer({
   pattern = /^\/api\/listening-sessions\/(?<sessionId>[^/]+)\/audio$/,
@@ -45,6 +48,7 @@ export async function startRouteServer({
   maxBodyBytes = null,
   requestHeaders = null,
   fallback = null,
+  nextFraming = false,
 }) {
   const log = [] // { method, path, status }
   const peer = await listen(async (req, res) => {
@@ -95,7 +99,8 @@ export async function startRouteServer({
       return res.end(String(err))
     }
     log.push({ method: req.method, path: url.pathname, status: response.status, range: req.headers.range })
-    res.writeHead(response.status, [...response.headers].flat())
+    const dropped = nextFraming ? ['content-length', 'content-encoding', 'transfer-encoding'] : []
+    res.writeHead(response.status, [...response.headers].filter(([k]) => !dropped.includes(k)).flat())
     if (!response.body) return res.end()
     // As Next's pipeToNodeResponse: read the web stream and write with backpressure; when the
     // client goes away, cancel the stream (which reaches the handler's cancel).

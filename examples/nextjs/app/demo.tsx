@@ -301,7 +301,8 @@ export function Demo({
               <progress id="progress" max={100} value={percent} /> <span id="percent">{Math.round(percent)} %</span>
             </p>
           )}
-          {uploaded > 0 && <audio id="player" controls preload="metadata" src={src} style={{ width: '100%' }} />}
+          {/* preload="auto": WebKitGTK seeks in a fragmented MP4 only when it buffers the file (docs/mp4-finalise.md) */}
+          {uploaded > 0 && <audio id="player" controls preload="auto" src={src} style={{ width: '100%' }} />}
         </div>
       )}
       <p id="message">{message}</p>
