@@ -2,8 +2,9 @@ import { defineConfig } from 'vitest/config'
 
 export default defineConfig({
   test: {
-    // RECORD_WEBKIT_FIXTURE set: the fixture-recording tool alone (`npm run record:webkit-fixture`).
-    include: process.env.RECORD_WEBKIT_FIXTURE ? ['e2e/record-webkit-fixture.tool.ts'] : ['e2e/**/*.e2e.ts'],
+    // E2E_TOOL names one of the e2e/*.tool.ts programs (fixture recording, a WebKit seek probe) to
+    // run alone; `npm test` runs the *.e2e.ts specs only.
+    include: process.env.E2E_TOOL ? [process.env.E2E_TOOL] : ['e2e/**/*.e2e.ts'],
     pool: 'forks',
     testTimeout: 120_000,
     hookTimeout: 180_000,

@@ -37,4 +37,13 @@ logged vitest npx vitest run
 phase 'example app: pack, install, next build, tsc'
 bash scripts/prepare-example.sh "${build[@]}" --features test-hooks
 phase 'browser tests (examples/nextjs in Chromium; the recorder and the demo in Firefox ESR and WebKitGTK)'
-logged e2e npx vitest run --config e2e/vitest.config.mts
+# Two runs at once: the Chromium recorder spec is minutes of real-time fake-microphone recording
+# (its CPU is small), so it runs beside the rest rather than before it. Each run's files still go
+# one at a time, and every server a spec starts takes a free port, so the two never share one.
+logged e2e-recorder npx vitest run --config e2e/vitest.config.mts e2e/recorder.e2e.ts &
+recorder=$!
+rest=0
+logged e2e npx vitest run --config e2e/vitest.config.mts --exclude e2e/recorder.e2e.ts || rest=$?
+recorder_rc=0
+wait "$recorder" || recorder_rc=$?
+[ "$rest" -eq 0 ] && [ "$recorder_rc" -eq 0 ]
