@@ -110,14 +110,23 @@ describe('the example app keeps the connection after a refused POST', () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
     try {
       const id = await stack.convex.insertSession({ userId: 'user_alice', status: 'recording' })
+      // Next closes the socket once the answer is out; a client still writing the rest may then be
+      // reset by the kernel before it reads the answer (what any server that stops reading risks:
+      // seen here once in several runs, on a loaded machine). Either way, never a kept-alive socket
+      // holding an unread body, and the next request works on a new one.
       const refused = await send(agent, `${app.url}/api/listening-sessions/${id}/audio`, {
         method: 'POST',
         headers: meta,
         body: Buffer.alloc(3_000_000),
+      }).catch((err: NodeJS.ErrnoException) => {
+        expect(['ECONNRESET', 'EPIPE']).toContain(err.code)
+        return null
       })
-      expect(refused.status).toBe(401)
-      expect(JSON.parse(refused.body.toString()).error.code).toBe('token_missing')
-      expect(refused.headers.connection).toBe('close')
+      if (refused) {
+        expect(refused.status).toBe(401)
+        expect(JSON.parse(refused.body.toString()).error.code).toBe('token_missing')
+        expect(refused.headers.connection).toBe('close')
+      }
       const id2 = await stack.convex.insertSession({ userId: 'user_alice', status: 'recording' })
       const next = await send(agent, `${app.url}/api/listening-sessions/${id2}/audio`, {
         method: 'POST',
