@@ -29,21 +29,24 @@ phase 'cargo clippy -D warnings'
 cargo clippy --workspace --all-targets "${build[@]}" --quiet -- -D warnings
 phase 'cargo test (crates/core)'
 logged cargo-test cargo test -p session-audio-core "${build[@]}"
-phase 'vitest (__test__/, without the release specs)'
-logged vitest npx vitest run
-# Last: the example Next.js app, installed from the npm pack tarballs of the build above, in Debian's
-# Chromium, then the recorder and the demo in Firefox ESR and WebKitGTK (e2e/lib/engines.ts). The same
-# build arguments, so the addon is not compiled again.
+# The example Next.js app, installed from the npm pack tarballs of the build above (the same build
+# arguments, so the addon is not compiled again). Packed before any browser test starts: the pack
+# copies the addon over itself, which a process that has it loaded must not see.
 phase 'example app: pack, install, next build, tsc'
 bash scripts/prepare-example.sh "${build[@]}" --features test-hooks
-phase 'browser tests (examples/nextjs in Chromium; the recorder and the demo in Firefox ESR and WebKitGTK)'
-# Two runs at once: the Chromium recorder spec is minutes of real-time fake-microphone recording
-# (its CPU is small), so it runs beside the rest rather than before it. Each run's files still go
-# one at a time, and every server a spec starts takes a free port, so the two never share one.
+# The Chromium recorder spec is minutes of real-time fake-microphone recording (little CPU): it runs
+# beside vitest and the other browser specs rather than after them. Every server a spec starts takes
+# a free port, so the runs share nothing.
 logged e2e-recorder npx vitest run --config e2e/vitest.config.mts e2e/recorder.e2e.ts &
 recorder=$!
+phase 'vitest (__test__/, without the release specs; the recorder browser spec beside it)'
+logged vitest npx vitest run
+# Then the example app in Debian's Chromium, and the recorder and the demo in Firefox ESR and
+# WebKitGTK (e2e/lib/engines.ts).
+phase 'browser tests (examples/nextjs in Chromium; the recorder and the demo in Firefox ESR and WebKitGTK)'
 rest=0
 logged e2e npx vitest run --config e2e/vitest.config.mts --exclude e2e/recorder.e2e.ts || rest=$?
+phase 'waiting for the recorder browser spec (started before vitest)'
 recorder_rc=0
 wait "$recorder" || recorder_rc=$?
 [ "$rest" -eq 0 ] && [ "$recorder_rc" -eq 0 ]
