@@ -20,7 +20,7 @@
 // signature verified (and the store is configured); `invalid_attach_signature` means the secrets
 // differ. Nothing is written; the Clerk session is revoked at once.
 import crypto from 'node:crypto'
-import { existingRouteFile, findProject, loadEnv, NEXT_CONFIG_NAMES } from './project.mjs'
+import { eachFlag, existingRouteFile, findProject, loadEnv, NEXT_CONFIG_NAMES, UsageError } from './project.mjs'
 import { addServerExternalPackage, PACKAGE } from './next-config.mjs'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -31,18 +31,9 @@ export const DOCTOR_USAGE =
 const DEFAULT_CLERK_API = 'https://api.clerk.com'
 const DEFAULT_BLOB_API = 'https://vercel.com/api/blob'
 
-class UsageError extends Error {}
-
 function parseArgs(args) {
   const opts = { json: false, route: null, asUser: null, timeoutMs: 10_000 }
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]
-    const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? arg.split(/=(.*)/s) : [arg, undefined]
-    const value = () => {
-      const v = inline ?? args[++i]
-      if (v === undefined || v === '') throw new UsageError(`${flag} needs a value`)
-      return v
-    }
+  eachFlag(args, (flag, value, arg) => {
     if (flag === '--json') opts.json = true
     else if (flag === '--route') opts.route = value()
     else if (flag === '--as-user') opts.asUser = value()
@@ -51,7 +42,7 @@ function parseArgs(args) {
       if (!Number.isInteger(opts.timeoutMs) || opts.timeoutMs < 1)
         throw new UsageError('--timeout is a whole number of ms')
     } else throw new UsageError(`unknown argument ${JSON.stringify(arg)}`)
-  }
+  })
   return opts
 }
 

@@ -18,6 +18,8 @@ import {
   ROUTE_SOURCE,
   TEMPLATE_DIR,
   TEMPLATE_FUNCTIONS,
+  eachFlag,
+  UsageError,
 } from './project.mjs'
 
 export const INIT_USAGE =
@@ -25,14 +27,7 @@ export const INIT_USAGE =
 
 function parseArgs(args) {
   const opts = { route: null, blobAuth: 'oidc', force: false, dryRun: false }
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]
-    const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? arg.split(/=(.*)/s) : [arg, undefined]
-    const value = () => {
-      const v = inline ?? args[++i]
-      if (v === undefined || v === '') throw new UsageError(`${flag} needs a value`)
-      return v
-    }
+  eachFlag(args, (flag, value, arg) => {
     if (flag === '--dry-run') opts.dryRun = true
     else if (flag === '--force') opts.force = true
     else if (flag === '--route') opts.route = value()
@@ -42,11 +37,9 @@ function parseArgs(args) {
         throw new UsageError(`--blob-auth is oidc or read-write, not ${JSON.stringify(opts.blobAuth)}`)
       }
     } else throw new UsageError(`unknown argument ${JSON.stringify(arg)}`)
-  }
+  })
   return opts
 }
-
-class UsageError extends Error {}
 
 /** The parts of the template schema an app with its own schema adds: the validator and the two tables. */
 function schemaSnippet(template) {

@@ -21,6 +21,26 @@ export const GET = handleAudioGet
 export const POST = handleAudioPost
 `
 
+/** A command line the CLI cannot run: printed with the command's usage, exit code 2. */
+export class UsageError extends Error {}
+
+/**
+ * Walk a command's arguments (`--flag value` or `--flag=value`): `take(flag, value, arg)` for each,
+ * where `value()` reads that flag's value (a missing or empty one is a UsageError).
+ */
+export function eachFlag(args, take) {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]
+    const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? arg.split(/=(.*)/s) : [arg, undefined]
+    const value = () => {
+      const v = inline ?? args[++i]
+      if (v === undefined || v === '') throw new UsageError(`${flag} needs a value`)
+      return v
+    }
+    take(flag, value, arg)
+  }
+}
+
 export const NEXT_CONFIG_NAMES = ['next.config.ts', 'next.config.mjs', 'next.config.js']
 
 const readJson = (file) => {
