@@ -78,7 +78,7 @@ impl AudioHandler {
     /// POST: start an upload. The returned call takes the body's chunks and yields the response.
     #[napi]
     pub fn post(&self, req: NativeRequest) -> PostCall {
-        let (tx, rx) = tokio::sync::mpsc::channel(core::ingress::CHANNEL_CHUNKS);
+        let (tx, rx) = tokio::sync::mpsc::channel(core::upload::ingress::CHANNEL_CHUNKS);
         let (done, response) = tokio::sync::oneshot::channel();
         let req = core::Request::from(req);
         let state = self.state.clone();

@@ -1,12 +1,12 @@
 //! GET and HEAD `/api/listening-sessions/[sessionId]/audio`: the steps of the README's list, in
 //! order, each one named call.
 
-use crate::body::BodyStream;
 use crate::error::{Error, Result};
-use crate::headers::{client_response_headers, frame_empty_body, relay_status, upstream_request_headers};
-use crate::request::{session_id, test_panic_hook, Request};
-use crate::response::{Body, Response};
-use crate::serve::serve;
+use crate::http::request::{session_id, test_panic_hook, Request};
+use crate::http::response::{Body, Response};
+use crate::http::serve::serve;
+use crate::playback::body::BodyStream;
+use crate::playback::headers::{client_response_headers, frame_empty_body, relay_status, upstream_request_headers};
 use crate::state::State;
 use crate::telemetry::{Phase, Trace};
 
@@ -32,11 +32,11 @@ async fn try_get(state: &State, req: &Request, trace: Trace) -> Result<Response>
     // and bound to this session: a URL another session's upload produced, or any other path on a
     // trusted host, is not this session's audio.
     let url = state.config.host_policy.check_audio_url(audio_url)?;
-    if state.config.require_session_path && !crate::policy::under_session_prefix(&url, session_id) {
+    if state.config.require_session_path && !crate::playback::policy::under_session_prefix(&url, session_id) {
         return Err(Error::UntrustedAudioHost(format!(
             "{}: the path is not under {} (requireSessionPath)",
-            crate::policy::redact(&url),
-            crate::store::prefix(session_id)
+            crate::playback::policy::redact(&url),
+            crate::storage::store::prefix(session_id)
         )));
     }
     // 5. the upstream, with the client's range and conditional headers
@@ -47,7 +47,7 @@ async fn try_get(state: &State, req: &Request, trace: Trace) -> Result<Response>
         Some(store) if store.reads_with_bearer(&url) => Some(state.credential(store, req)?),
         _ => None,
     };
-    let bearer = credential.as_ref().map(crate::store::Credential::bearer);
+    let bearer = credential.as_ref().map(crate::storage::store::Credential::bearer);
     let forwarded = upstream_request_headers(&req.headers);
     let fetch = state.upstream.fetch(&state.config.host_policy, method, url, &forwarded, bearer);
     let resp = trace.phase(Phase::Upstream, fetch).await?;

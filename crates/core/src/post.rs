@@ -4,18 +4,18 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::client_upload::{parse_event, Event};
 use crate::error::{Code, Error, Result};
-use crate::flows::{complete, stream, token};
-use crate::ingress::Chunks;
+use crate::http::request::{session_id, test_panic_hook, Request};
+use crate::http::response::Response;
+use crate::http::serve::serve;
 use crate::media::parse_declared;
-use crate::request::{session_id, test_panic_hook, Request};
-use crate::response::Response;
-use crate::serve::serve;
 use crate::state::State;
 use crate::telemetry::Trace;
-use crate::upload::Ctx;
-use crate::upload_rules::{validate_duration, Declared};
+use crate::upload::client_upload::{parse_event, Event};
+use crate::upload::flows::{complete, stream, token};
+use crate::upload::ingress::Chunks;
+use crate::upload::pipeline::Ctx;
+use crate::upload::rules::{validate_duration, Declared};
 
 /// The most a JSON event may weigh (they are a few hundred bytes).
 const MAX_EVENT_BYTES: usize = 64 * 1024;
@@ -80,11 +80,11 @@ async fn route(state: &State, req: &Request, body: Chunks, trace: Trace, receive
             // Blob's webhook, for whom the token or presigned URL named: HMAC-signed with the
             // read-write token after a client-token upload, Ed25519-signed after a presigned one.
             // The signature is checked before any credential is resolved for the request.
-            let keys = crate::webhook::Keys {
+            let keys = crate::upload::webhook::Keys {
                 read_write: state.config.store.as_ref().and_then(|store| store.read_write_token()),
                 public: state.config.upload.webhook_key.as_ref(),
             };
-            crate::webhook::verify(keys, &raw, header(&req.headers, "x-vercel-signature"))?;
+            crate::upload::webhook::verify(keys, &raw, header(&req.headers, "x-vercel-signature"))?;
             let (who, payload) = complete::webhook_identity(session_id, token_payload.as_deref())?;
             trace.set_user(&who.user_id);
             let blob = &upload_client(state, req)?;
@@ -99,9 +99,9 @@ async fn route(state: &State, req: &Request, body: Chunks, trace: Trace, receive
 /// The Blob client for an upload of this request (`State::blob`: its credential), once the caller
 /// is known. Every upload ends in an attach only the route can sign: without the secret, nothing
 /// is stored or minted.
-fn upload_client(state: &State, req: &Request) -> Result<crate::blob::BlobClient> {
+fn upload_client(state: &State, req: &Request) -> Result<crate::storage::blob::BlobClient> {
     let blob = state.blob(req)?;
-    crate::attach_sign::require(state.config.upload.attach_secret.as_ref())?;
+    crate::upload::attach_sign::require(state.config.upload.attach_secret.as_ref())?;
     Ok(blob)
 }
 

@@ -5,15 +5,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::blob::BlobClient;
-use crate::cache::TtlCache;
-use crate::clerk::ClerkClient;
 use crate::config::{Config, KeySource};
-use crate::convex::{ConvexClient, SessionDoc};
+use crate::convex::client::{ConvexClient, SessionDoc};
 use crate::error::{Error, Result};
-use crate::keys::KeyStore;
+use crate::identity::clerk::ClerkClient;
+use crate::identity::keys::KeyStore;
+use crate::playback::upstream::UpstreamClient;
+use crate::storage::blob::BlobClient;
+use crate::support::cache::TtlCache;
 use crate::telemetry::{RecordSink, Telemetry};
-use crate::upstream::UpstreamClient;
 
 /// Most session lookups and template tokens held at once.
 const CACHE_ENTRIES: u64 = 10_000;
@@ -34,10 +34,10 @@ pub struct State {
     /// `BLOB_STORE_ID` nor a read-write token): GET works without it, POST answers 503.
     blob: std::result::Result<reqwest::Client, Error>,
     /// Client-upload completions take turns per (session, blob pathname) (`turns`).
-    pub(crate) completions: crate::turns::Turns,
+    pub(crate) completions: crate::support::turns::Turns,
     /// A stored blob's measured duration by (URL, size, upload time): a completion retried while a
     /// dependency is down does not read the whole blob again.
-    pub(crate) measured: TtlCache<(String, u64, Option<String>), crate::duration::Measured>,
+    pub(crate) measured: TtlCache<(String, u64, Option<String>), crate::media::duration::Measured>,
     /// Whether Convex is refusing the route's own attach (`attach_refused`): said once per episode.
     attach_refusing: std::sync::atomic::AtomicBool,
     pub telemetry: Arc<Telemetry>,
@@ -83,7 +83,7 @@ impl State {
         let convex = ConvexClient::new(services, &config.convex_url);
         let upstream = UpstreamClient::new(config.host_policy.allow_loopback(), config.upstream_timeout)?;
         let blob = match &config.store {
-            None => Err(crate::store::unresolved_error(crate::store::Unresolved::Nothing)),
+            None => Err(crate::storage::store::unresolved_error(crate::storage::store::Unresolved::Nothing)),
             Some(_) => {
                 // Uploads stream for as long as the client sends: no whole-request timeout here.
                 let http = reqwest::Client::builder()
@@ -106,7 +106,7 @@ impl State {
             lookups: TtlCache::new(CACHE_ENTRIES),
             session_exp,
             blob,
-            completions: crate::turns::Turns::default(),
+            completions: crate::support::turns::Turns::default(),
             measured: TtlCache::new(MEASURED_ENTRIES),
             attach_refusing: std::sync::atomic::AtomicBool::new(false),
             telemetry,
@@ -136,7 +136,7 @@ impl State {
 
     /// The Blob client for this request, with the credential that applies to it (OIDC tokens are
     /// read per request and never kept past it), or the 503 that says what is missing.
-    pub fn blob(&self, req: &crate::request::Request) -> Result<BlobClient> {
+    pub fn blob(&self, req: &crate::http::request::Request) -> Result<BlobClient> {
         let http = self.blob.as_ref().map_err(Clone::clone)?;
         let store = self.config.store.as_ref().ok_or_else(|| Error::Internal("blob client without a store".into()))?;
         let credential = self.credential(store, req)?;
@@ -147,10 +147,10 @@ impl State {
     /// `x-vercel-oidc-token` header only where the platform sets it (`trust_oidc_header`).
     pub(crate) fn credential(
         &self,
-        store: &crate::store::Store,
-        req: &crate::request::Request,
-    ) -> Result<crate::store::Credential> {
-        let oidc = crate::request::oidc_token(req, self.config.trust_oidc_header);
-        store.credential_for(oidc, crate::clock::now_ms())
+        store: &crate::storage::store::Store,
+        req: &crate::http::request::Request,
+    ) -> Result<crate::storage::store::Credential> {
+        let oidc = crate::http::request::oidc_token(req, self.config.trust_oidc_header);
+        store.credential_for(oidc, crate::support::clock::now_ms())
     }
 }

@@ -1,0 +1,196 @@
+//! A client upload's completion: `session-audio.complete-upload` from the browser once `upload()`
+//! resolved, or `blob.upload-completed`, Blob's signed webhook. Either may come first, or only one;
+//! replays come too. Completions of one blob take turns; the session is attached exactly once.
+//!
+//! A blob is deleted on refusal only once it is known to be under this session's prefix in our
+//! store and the session the caller's: a URL under somebody else's session is refused and left
+//! alone.
+
+use crate::telemetry::Phase;
+use serde_json::{json, Value};
+use url::Url;
+
+use crate::convex::client::SessionDoc;
+use crate::error::{Code, Error, Result};
+use crate::http::response::{json, Response};
+use crate::identity::auth::Identity;
+use crate::media::{parse_declared, Container, DeclaredType};
+use crate::support::clock::now_ms;
+use crate::upload::attach::{held_pathname, url_pathname};
+use crate::upload::client_upload::{blob_url_for_session, TokenPayload, UPLOAD_COMPLETED};
+use crate::upload::pipeline::{admit_session, attach, discard_or_keep, Ctx, Landed};
+use crate::upload::rules::UploadMeta;
+
+/// What the browser or the webhook says landed.
+pub struct Claim<'a> {
+    pub url: &'a str,
+    /// What was declared, if anything (the browser's event may leave it out: it is measured).
+    pub duration_ms: Option<u64>,
+    /// The type declared when the token was minted (the webhook knows it; the browser's event
+    /// relies on the stored blob's type, which the token already constrained).
+    pub declared: Option<DeclaredType>,
+}
+
+/// `session-audio.complete-upload`, for the caller: `201` attached now, `200` already attached.
+pub async fn browser(ctx: &Ctx<'_>, claim: &Claim<'_>) -> Result<Response> {
+    let (status, answer) = complete(ctx, claim).await?;
+    Ok(json(status, &answer))
+}
+
+/// `blob.upload-completed` (its signature checked by the route), for the user the token was
+/// minted for: `200 ok` when attached or refused (the blob deleted or kept by the one delete
+/// rule); `503` while Clerk, Convex or the store is unavailable, so Blob retries.
+pub async fn webhook(ctx: &Ctx<'_>, claim: &Claim<'_>) -> Result<Response> {
+    match complete(ctx, claim).await {
+        Ok(_) => {}
+        Err(e) if e.status() < 500 => {
+            tracing::warn!(target: "session_audio", session_id = ctx.session_id, code = e.code(), "client upload refused by the webhook");
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(json(200, &json!({ "type": UPLOAD_COMPLETED, "response": "ok" })))
+}
+
+/// Who the webhook acts for: the signed token's payload, which must name this route's session.
+pub fn webhook_identity(session_id: &str, token_payload: Option<&str>) -> Result<(Identity, TokenPayload)> {
+    let payload = TokenPayload::parse(token_payload)?;
+    if payload.session_id != session_id {
+        return Err(Error::BadRequest {
+            code: Code::InvalidEvent,
+            message: "The webhook's tokenPayload names another session than this route's.".into(),
+        });
+    }
+    let who = Identity { user_id: payload.user_id.clone(), session_id: payload.clerk_session_id.clone() };
+    Ok((who, payload))
+}
+
+/// The README's steps for a completion, in order.
+async fn complete(ctx: &Ctx<'_>, claim: &Claim<'_>) -> Result<(u16, Value)> {
+    // Whatever failed on the way, a stored blob not deleted by the rule is kept: a dependency's
+    // failure is a retryable 503 naming it.
+    steps(ctx, claim).await.map_err(crate::upload::attach::kept)
+}
+
+async fn steps(ctx: &Ctx<'_>, claim: &Claim<'_>) -> Result<(u16, Value)> {
+    // 1. the URL is a blob of our store under this session's prefix (else: not ours to touch); its
+    // query is dropped, so every spelling of one blob is one blob.
+    let url = blob_url_for_session(claim.url, ctx.blob.store(), ctx.session_id)?;
+    // Blobs are told apart by pathname, never by how their URL is spelt (`attach::fate`).
+    let pathname = url_pathname(&url);
+    // 2. one completion of this blob at a time: the others then find the session holding it.
+    let _turn = ctx.state.completions.take(format!("{} {pathname}", ctx.session_id)).await;
+    // 3. the session is the caller's; one that already holds this blob answers from its record.
+    let doc = ctx.state.fresh_session(ctx.who, ctx.session_id, ctx.trace).await?;
+    if held_pathname(&doc).as_deref() == Some(pathname.as_str()) {
+        return Ok((200, attached_record(&doc)));
+    }
+    // 4. what landed, verified; what a refusal does to the blob is the one delete rule's.
+    let held = doc.clone();
+    let checked = match verify(ctx, doc, &url, claim).await {
+        Ok(Verified::Held(record)) => return Ok((200, record)),
+        Ok(Verified::Landed(checked)) => checked,
+        Err(refusal) => return Err(discard_or_keep(ctx, url.as_str(), &pathname, refusal, Some(&held)).await),
+    };
+    // 5. settle the measured duration and attach (`upload::attach`).
+    let landed = Landed {
+        url: &checked.url,
+        pathname: &checked.pathname,
+        content_type: &checked.declared.normalised,
+        size: checked.size,
+        declared_ms: claim.duration_ms,
+        measured: checked.measured,
+        user_max_ms: checked.user_max_ms,
+    };
+    attach(ctx, &landed).await
+}
+
+/// How long a stored blob's measurement is reused by the completions that follow (its URL, size
+/// and upload time name the same bytes: Blob never overwrites them).
+const MEASURED_FOR: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// What storage holds, checked: type, size, age, the caller's entitlements, the bytes' container,
+/// the duration measured from one whole read.
+struct Checked {
+    url: String,
+    pathname: String,
+    declared: DeclaredType,
+    size: u64,
+    measured: crate::media::duration::Measured,
+    user_max_ms: Option<f64>,
+}
+
+enum Verified {
+    /// The session holds this blob under another spelling of its URL.
+    Held(Value),
+    Landed(Checked),
+}
+
+async fn verify(ctx: &Ctx<'_>, doc: SessionDoc, url: &Url, claim: &Claim<'_>) -> Result<Verified> {
+    let upload = &ctx.state.config.upload;
+    let meta = ctx.trace.phase(Phase::Storage, ctx.blob.head(url.as_str())).await?;
+    let meta = meta.ok_or_else(|| Error::UploadNotFound(url.to_string()))?;
+    if held_pathname(&doc).as_deref() == Some(meta.pathname.as_str()) {
+        return Ok(Verified::Held(attached_record(&doc)));
+    }
+    // A blob older than a client token lives may already be the sweep's (its threshold has a
+    // floor above this age): never attach what the sweep may be deleting.
+    let max_age = upload.completion_max_age();
+    if crate::support::clock::too_old(meta.uploaded_at.as_deref(), now_ms(), max_age) {
+        return Err(Error::BadRequest {
+            code: Code::UploadExpired,
+            message: format!(
+                "The uploaded blob is older than {} min (the client token's lifetime); upload the recording again.",
+                max_age.as_secs() / 60
+            ),
+        });
+    }
+    let content_type = meta.content_type.clone().unwrap_or_default();
+    let declared = match parse_declared(&content_type) {
+        Ok(d) if upload.allowed.contains(&d.container) => d,
+        _ => return Err(Error::UnsupportedMediaType(content_type)),
+    };
+    if claim.declared.as_ref().is_some_and(|d| d.container != declared.container) {
+        return Err(Error::ContentMismatch(declared.container.essence().into()));
+    }
+    // An undeclared duration passes the entitlement check here; the measured one is checked later.
+    let duration_ms = claim.duration_ms.unwrap_or(0);
+    let upload_meta = UploadMeta { duration_ms, declared: declared.clone(), content_length: Some(meta.size) };
+    let admitted = admit_session(ctx, doc, &upload_meta).await?;
+    let head = ctx.trace.phase(Phase::Storage, ctx.blob.read_start(url, Container::SNIFF_BYTES)).await?;
+    // Fewer bytes than stored is the store's failure, never a verdict on the audio.
+    if (head.len() as u64) < meta.size.min(Container::SNIFF_BYTES as u64) {
+        return Err(Error::StorageFailed(format!("read: {} of the first bytes of {}", head.len(), meta.size)));
+    }
+    if !declared.container.matches(&head) {
+        return Err(Error::ContentMismatch(declared.container.essence().into()));
+    }
+    // The duration from the whole of what landed (a lie can sit anywhere in it), read once.
+    // Read whole at most once per burst: a completion retried while Convex is down reuses it.
+    let key = (meta.url.clone(), meta.size, meta.uploaded_at.clone());
+    let measure = ctx.blob.measure(url, declared.container, meta.size, upload.total_timeout);
+    let measured = ctx.state.measured.get_or_fill(&key, || async {
+        Ok::<_, Error>((ctx.trace.phase(Phase::Measure, measure).await?, MEASURED_FOR))
+    });
+    let measured = measured.await?;
+    Ok(Verified::Landed(Checked {
+        url: meta.url,
+        pathname: meta.pathname,
+        declared,
+        size: meta.size,
+        measured,
+        user_max_ms: admitted.entitlements.max_recording_ms,
+    }))
+}
+
+/// The answer for a blob the session already holds, from the session's record.
+fn attached_record(doc: &SessionDoc) -> Value {
+    json!({
+        "sessionId": doc.id,
+        "status": doc.status,
+        "audioUrl": doc.audio_url,
+        "pathname": doc.audio_pathname,
+        "contentType": doc.audio_content_type,
+        "sizeBytes": doc.audio_size_bytes,
+        "durationMs": doc.duration_ms,
+    })
+}
