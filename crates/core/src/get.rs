@@ -23,10 +23,10 @@ async fn try_get(state: &State, req: &Request, trace: Trace) -> Result<Response>
     let session_id = session_id(req)?;
     test_panic_hook(req);
     // 1. identity
-    let who = state.authenticate(&req.headers, &trace).await?;
+    let who = state.identity.authenticate(&req.headers, &trace).await?;
     // 2–3. the Convex token, the session, and that it is the caller's (the lookup is cached briefly;
     // the token is minted inside it only on a miss)
-    let doc = state.cached_session(&who, session_id, &trace).await?;
+    let doc = state.sessions.cached(&who, session_id, &trace).await?;
     let audio_url = doc.audio_url.as_deref().filter(|u| !u.is_empty()).ok_or(Error::AudioNotFound)?;
     // 4. the stored URL against the trusted-host policy (redirect hops are checked again upstream),
     // and bound to this session: a URL another session's upload produced, or any other path on a

@@ -1,9 +1,11 @@
 //! session-audio core: every decision and every HTTP exchange, with no napi dependency so that
 //! `cargo test` links and runs it. The binding crate only converts JS values to these types.
 //!
-//! One request, top to bottom: `serve` frames it (trace, panic catch, record); `get` and `post` are
-//! the README's numbered steps; `state` holds what lives across requests and the shared identity and
-//! Convex steps. See docs/architecture.md for the map.
+//! One request, top to bottom: `http::serve` frames it (trace, panic catch, record); `get` and
+//! `post` are the README's numbered steps; `state` holds what lives across requests, among it the
+//! services `identity` (who is calling) and `convex::Sessions` (Convex as the caller). Each concern
+//! has its folder: http, identity, convex, playback (GET), upload (POST), storage, media, support,
+//! telemetry. See docs/architecture.md for the map.
 
 // The two routes, and what lives across requests.
 pub mod get;

@@ -38,7 +38,7 @@ async fn route(state: &State, req: &Request, body: Chunks, trace: Trace, receive
     // an anonymous request costs one token check and is a 401, never a 503 or a Sentry event. The
     // one exception is Blob's signed webhook, which has no user and is checked by its signature.
     if !is_event(&req.headers) {
-        let who = state.authenticate(&req.headers, trace).await?;
+        let who = state.identity.authenticate(&req.headers, trace).await?;
         let blob = &upload_client(state, req)?;
         let ctx = Ctx { state, blob, who: &who, session_id, trace };
         return stream::handle(&ctx, req, body, received).await;
@@ -49,7 +49,7 @@ async fn route(state: &State, req: &Request, body: Chunks, trace: Trace, receive
     let raw = read_event(body, state.config.upload.idle_timeout).await?;
     match parse_event(&raw)? {
         Event::GenerateClientToken { pathname, client_payload } => {
-            let who = state.authenticate(&req.headers, trace).await?;
+            let who = state.identity.authenticate(&req.headers, trace).await?;
             let blob = &upload_client(state, req)?;
             // Client tokens are HMACs keyed by the read-write token: with OIDC alone there is
             // nothing to sign them with (presigned uploads replace them there).
@@ -60,13 +60,13 @@ async fn route(state: &State, req: &Request, body: Chunks, trace: Trace, receive
             token::client_token(&ctx, req, &pathname, client_payload.as_deref()).await
         }
         Event::GeneratePresignedUrl { pathname, client_payload } => {
-            let who = state.authenticate(&req.headers, trace).await?;
+            let who = state.identity.authenticate(&req.headers, trace).await?;
             let blob = &upload_client(state, req)?;
             let ctx = Ctx { state, blob, who: &who, session_id, trace };
             token::presigned_url(&ctx, req, &pathname, client_payload.as_deref()).await
         }
         Event::CompleteUpload { url, duration_ms } => {
-            let who = state.authenticate(&req.headers, trace).await?;
+            let who = state.identity.authenticate(&req.headers, trace).await?;
             let blob = &upload_client(state, req)?;
             // Only the duration may be declared here, and need not be: it is measured. The type is
             // the stored blob's (which the token constrained) and is checked against the bytes.

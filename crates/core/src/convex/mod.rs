@@ -3,3 +3,5 @@
 
 pub mod client;
 pub mod sessions;
+
+pub use sessions::Sessions;

@@ -1,13 +1,20 @@
 //! Who is calling: where the session token is (`@clerk/backend`'s `authenticateRequest`,
-//! docs/protocols.md §C.3), then the request's identity steps: the token verified by the key store
-//! (`keys`), and the caller's Convex token from Clerk.
+//! docs/protocols.md §C.3), and the `Identity` service that `State` holds: the token verified by
+//! the key store (`keys`), and the caller's Convex token from Clerk.
 
-// tokio's clock, so tests can move time past the TTL (`tokio::time::pause`).
+use std::sync::Arc;
+use std::time::Duration;
 
+use crate::config::{Config, KeySource};
 use crate::error::{AuthFailure, Error, Result};
-pub use crate::identity::jwt::Identity;
+use crate::identity::clerk::ClerkClient;
+pub use crate::identity::jwt::Caller;
+use crate::identity::keys::KeyStore;
 use crate::support::clock::now_secs;
 use crate::telemetry::{Phase, Trace};
+
+/// Most Clerk sessions whose token expiry is remembered at once.
+const SESSIONS_HELD: u64 = 10_000;
 
 /// Where the token came from matters for nothing but diagnostics; Bearer wins over the cookie.
 pub fn extract_token(headers: &[(String, String)]) -> Option<String> {
@@ -47,14 +54,45 @@ pub fn extract_token(headers: &[(String, String)]) -> Option<String> {
     suffixed
 }
 
-/// The identity steps of a request, on the process-wide key store and Clerk client.
-impl crate::state::State {
+/// Who is calling, for every request of one configuration: the key store that verifies session
+/// tokens, the Clerk client that mints the caller's Convex token, and what each Clerk session's
+/// token said about its expiry. Built once with `State`; `State.identity`.
+pub struct Identity {
+    keys: KeyStore,
+    clerk: Arc<ClerkClient>,
+    authorized_parties: Vec<String>,
+    /// Clerk session → the `exp` of the last session token verified for it: how long a refusal of
+    /// that session is remembered (`clerk_refusal`).
+    session_exp: moka::sync::Cache<String, i64>,
+}
+
+impl Identity {
+    /// The key store from `CLERK_JWT_KEY` or Clerk's JWKS; `services` is the pooled client for the
+    /// services trusted by configuration.
+    pub fn new(config: &Config, services: reqwest::Client) -> Identity {
+        let clerk = Arc::new(ClerkClient::new(
+            services,
+            config.clerk_api_url.clone(),
+            config.clerk_secret_key.clone(),
+            config.convex_template.clone(),
+        ));
+        let keys = match &config.key_source {
+            KeySource::Pem(key) => KeyStore::pem(key.clone()),
+            KeySource::Jwks => KeyStore::jwks(clerk.jwks_fetch()),
+        }
+        .accepting_pending(config.accept_pending_sessions);
+        // Session tokens live a minute by default; an hour bounds what an unusual instance holds.
+        let session_exp =
+            moka::sync::Cache::builder().max_capacity(SESSIONS_HELD).time_to_live(Duration::from_secs(3600)).build();
+        Identity { keys, clerk, authorized_parties: config.authorized_parties.clone(), session_exp }
+    }
+
     /// Who is calling: the Clerk session token, verified.
-    pub async fn authenticate(&self, headers: &[(String, String)], trace: &Trace) -> Result<Identity> {
+    pub async fn authenticate(&self, headers: &[(String, String)], trace: &Trace) -> Result<Caller> {
         let (who, exp) = trace
             .phase(Phase::Auth, async {
                 let token = extract_token(headers).ok_or(Error::Unauthenticated(AuthFailure::Missing))?;
-                self.keys.verify_with_exp(&token, now_secs(), &self.config.authorized_parties).await
+                self.keys.verify_with_exp(&token, now_secs(), &self.authorized_parties).await
             })
             .await?;
         self.session_exp.insert(who.session_id.clone(), exp);
@@ -64,9 +102,14 @@ impl crate::state::State {
 
     /// The caller's Convex token (the Clerk JWT template), cached until shortly before it expires;
     /// a refusal of the session, until its session token expires.
-    pub async fn convex_token(&self, who: &Identity, trace: &Trace) -> Result<String> {
+    pub async fn convex_token(&self, who: &Caller, trace: &Trace) -> Result<String> {
         let exp = self.session_exp.get(&who.session_id);
         trace.phase(Phase::Token, self.clerk.template_token(&who.session_id, now_secs(), exp)).await
+    }
+
+    /// Convex refused the caller's token: forget it, so the next request mints a fresh one.
+    pub async fn forget_convex_token(&self, who: &Caller) {
+        self.clerk.forget(&who.session_id).await;
     }
 }
 

@@ -29,7 +29,7 @@ pub const CLOCK_SKEW_SECS: i64 = 5;
 
 /// Who is calling, once the token has verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
+pub struct Caller {
     pub user_id: String,
     pub session_id: String,
 }
@@ -121,7 +121,7 @@ pub fn verify_signature(parsed: &Parsed, key: &RsaPublicKey) -> Result<(), AuthF
 }
 
 /// Claim checks, after the signature verified. `now` is seconds since the epoch.
-pub fn check_claims(claims: &Claims, now: i64, authorized_parties: &[String]) -> Result<Identity, AuthFailure> {
+pub fn check_claims(claims: &Claims, now: i64, authorized_parties: &[String]) -> Result<Caller, AuthFailure> {
     let sub = claims.sub.clone().filter(|s| !s.is_empty()).ok_or(AuthFailure::Invalid)?;
     let exp = claims.exp.ok_or(AuthFailure::Invalid)?;
     if (exp as i64) <= now - CLOCK_SKEW_SECS {
@@ -141,7 +141,7 @@ pub fn check_claims(claims: &Claims, now: i64, authorized_parties: &[String]) ->
     }
     // A session token without `sid` cannot be exchanged for a Convex token.
     let sid = claims.sid.clone().filter(|s| !s.is_empty()).ok_or(AuthFailure::SessionInactive)?;
-    Ok(Identity { user_id: sub, session_id: sid })
+    Ok(Caller { user_id: sub, session_id: sid })
 }
 
 /// A pending session (`sts: "pending"`: signed in, with tasks left such as choosing an organization)
@@ -263,7 +263,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn check(token: &str, key: &RsaPublicKey, parties: &[String]) -> Result<Identity, AuthFailure> {
+    fn check(token: &str, key: &RsaPublicKey, parties: &[String]) -> Result<Caller, AuthFailure> {
         let p = parse(token)?;
         verify_signature(&p, key)?;
         check_claims(&p.claims, NOW, parties)
@@ -378,7 +378,7 @@ mod tests {
     fn azp_is_not_checked_without_authorized_parties() {
         let key = parse_public_key_pem(PUB_2048).unwrap();
         let t = sign(h("RS256"), with(claims(), json!({"azp": "https://whatever.example"})), PRIV_2048);
-        assert_eq!(check(&t, &key, &[]).unwrap(), Identity { user_id: "user_1".into(), session_id: "sess_1".into() });
+        assert_eq!(check(&t, &key, &[]).unwrap(), Caller { user_id: "user_1".into(), session_id: "sess_1".into() });
     }
 
     #[test]

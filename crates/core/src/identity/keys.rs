@@ -14,7 +14,7 @@ use rsa::RsaPublicKey;
 use sha2::{Digest, Sha256};
 
 use crate::error::{AuthFailure, Error, Result};
-pub use crate::identity::jwt::Identity;
+pub use crate::identity::jwt::Caller;
 use crate::identity::jwt::{check_claims, check_session_status, parse, verify_signature, CLOCK_SKEW_SECS};
 
 /// Fetches the instance's JWKS (`kid` → key).
@@ -152,17 +152,12 @@ impl KeyStore {
     }
 
     /// The whole check: parse, key, signature, claims, session status.
-    pub async fn verify(&self, token: &str, now: i64, authorized_parties: &[String]) -> Result<Identity> {
+    pub async fn verify(&self, token: &str, now: i64, authorized_parties: &[String]) -> Result<Caller> {
         self.verify_with_exp(token, now, authorized_parties).await.map(|(identity, _)| identity)
     }
 
     /// `verify`, and the token's `exp`: how long what Clerk says about its session stays relevant.
-    pub async fn verify_with_exp(
-        &self,
-        token: &str,
-        now: i64,
-        authorized_parties: &[String],
-    ) -> Result<(Identity, i64)> {
+    pub async fn verify_with_exp(&self, token: &str, now: i64, authorized_parties: &[String]) -> Result<(Caller, i64)> {
         let parsed = parse(token).map_err(Error::Unauthenticated)?;
         let digest = digest(token);
         let known = self.verified.contains(&digest, now);
@@ -363,7 +358,7 @@ pub(crate) mod tests {
         sign(h("RS256"), with(claims(), json!({ "jti": format!("t{i}") })), PRIV_2048)
     }
 
-    async fn burst(store: &Arc<KeyStore>, from: usize, n: usize) -> Vec<Result<Identity>> {
+    async fn burst(store: &Arc<KeyStore>, from: usize, n: usize) -> Vec<Result<Caller>> {
         let tasks: Vec<_> = (from..from + n)
             .map(|i| {
                 let store = store.clone();

@@ -7,3 +7,6 @@ pub mod clerk;
 pub mod clerk_refusal;
 pub mod jwt;
 pub mod keys;
+
+pub use auth::Identity;
+pub use jwt::Caller;

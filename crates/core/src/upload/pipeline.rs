@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::convex::client::SessionDoc;
 use crate::error::{Error, Result};
-use crate::identity::auth::Identity;
+use crate::identity::Caller;
 use crate::media::duration::Measured;
 use crate::state::State;
 use crate::storage::blob::BlobClient;
@@ -25,7 +25,7 @@ pub struct Ctx<'a> {
     pub state: &'a State,
     /// The deployment's store (`state.blob()`, checked once at the top of the route).
     pub blob: &'a BlobClient,
-    pub who: &'a Identity,
+    pub who: &'a Caller,
     pub session_id: &'a str,
     pub trace: &'a Trace,
 }
@@ -41,7 +41,7 @@ pub struct Admitted {
 /// The session is the caller's (fresh: its state decides) and `recording`, the user may record,
 /// and what they declared is within their limits.
 pub async fn admit(ctx: &Ctx<'_>, meta: &UploadMeta) -> Result<Admitted> {
-    let doc = ctx.state.fresh_session(ctx.who, ctx.session_id, ctx.trace).await?;
+    let doc = ctx.state.sessions.fresh(ctx.who, ctx.session_id, ctx.trace).await?;
     admit_session(ctx, doc, meta).await
 }
 
@@ -51,7 +51,7 @@ pub async fn admit_session(ctx: &Ctx<'_>, doc: SessionDoc, meta: &UploadMeta) ->
         return Err(Error::InvalidSessionState(doc.status));
     }
     let query = &ctx.state.config.upload.entitlements_query;
-    let answer = ctx.state.query_as(ctx.who, query, json!({}), Phase::Entitlements, ctx.trace).await?;
+    let answer = ctx.state.sessions.query(ctx.who, query, json!({}), Phase::Entitlements, ctx.trace).await?;
     let entitlements: Entitlements = serde_json::from_value(answer)
         .map_err(|e| Error::ConvexShape { what: "the entitlements", why: e.to_string() })?;
     let limit = apply_entitlements(meta, &entitlements, &ctx.state.config.upload)?;
@@ -108,9 +108,8 @@ pub async fn attach(ctx: &Ctx<'_>, landed: &Landed<'_>) -> Result<(u16, Value)> 
     }
     .signed_now(secret);
     let mutation = &state.config.upload.attach_mutation;
-    let attach = |token: String| async move { state.convex.mutation(mutation, args, &token).await };
-    let outcome = state.as_caller(ctx.who, Phase::Mutation, ctx.trace, attach).await;
-    state.forget_session(&ctx.who.user_id, ctx.session_id).await;
+    let outcome = state.sessions.mutation(ctx.who, mutation, args, Phase::Mutation, ctx.trace).await;
+    state.sessions.forget(&ctx.who.user_id, ctx.session_id).await;
     let Some(error) = crate::upload::attach::classify(outcome) else {
         state.attach_works();
         return Ok((201, body));
@@ -118,7 +117,7 @@ pub async fn attach(ctx: &Ctx<'_>, landed: &Landed<'_>) -> Result<(u16, Value)> 
     state.attach_refused(&error);
     // Anything but a clear success: the session, re-read, says whether it holds this blob.
     let status = if matches!(error, Error::InvalidSessionState(_)) { 200 } else { 201 };
-    let reread = state.reread_session(ctx.who, ctx.session_id, ctx.trace).await;
+    let reread = state.sessions.reread(ctx.who, ctx.session_id, ctx.trace).await;
     let holds = |doc: &SessionDoc| crate::upload::attach::held_pathname(doc).as_deref() == Some(landed.pathname);
     match crate::upload::attach::settle(error, reread.as_ref().map_err(Clone::clone), holds) {
         Verdict::Attached => Ok((status, body)),

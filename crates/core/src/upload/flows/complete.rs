@@ -13,13 +13,44 @@ use url::Url;
 use crate::convex::client::SessionDoc;
 use crate::error::{Code, Error, Result};
 use crate::http::response::{json, Response};
-use crate::identity::auth::Identity;
+use crate::identity::Caller;
+use crate::media::duration::Measured;
 use crate::media::{parse_declared, Container, DeclaredType};
+use crate::support::cache::TtlCache;
 use crate::support::clock::now_ms;
 use crate::upload::attach::{held_pathname, url_pathname};
 use crate::upload::client_upload::{blob_url_for_session, TokenPayload, UPLOAD_COMPLETED};
 use crate::upload::pipeline::{admit_session, attach, discard_or_keep, Ctx, Landed};
 use crate::upload::rules::UploadMeta;
+
+/// What completions share across requests (`State.completions`): whose turn it is per blob, and
+/// each blob's measured duration for a while.
+pub struct Completions {
+    turns: crate::support::turns::Turns,
+    /// A stored blob's measured duration by (URL, size, upload time): a completion retried while a
+    /// dependency is down does not read the whole blob again.
+    measured: TtlCache<(String, u64, Option<String>), Measured>,
+}
+
+impl Completions {
+    /// `measured_held`: the most blob measurements kept at once (completions in flight, not history).
+    pub fn new(measured_held: u64) -> Completions {
+        Completions { turns: Default::default(), measured: TtlCache::new(measured_held) }
+    }
+
+    /// Wait for this blob's turn: one completion of one blob at a time (held until dropped).
+    async fn take_turn(&self, session_id: &str, pathname: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        self.turns.take(format!("{session_id} {pathname}")).await
+    }
+
+    /// The blob's measured duration, measured by `measure` only when not measured a moment ago.
+    async fn measured<F>(&self, key: (String, u64, Option<String>), measure: F) -> Result<Measured>
+    where
+        F: std::future::Future<Output = Result<Measured>>,
+    {
+        self.measured.get_or_fill(&key, || async { Ok::<_, Error>((measure.await?, MEASURED_FOR)) }).await
+    }
+}
 
 /// What the browser or the webhook says landed.
 pub struct Claim<'a> {
@@ -52,7 +83,7 @@ pub async fn webhook(ctx: &Ctx<'_>, claim: &Claim<'_>) -> Result<Response> {
 }
 
 /// Who the webhook acts for: the signed token's payload, which must name this route's session.
-pub fn webhook_identity(session_id: &str, token_payload: Option<&str>) -> Result<(Identity, TokenPayload)> {
+pub fn webhook_identity(session_id: &str, token_payload: Option<&str>) -> Result<(Caller, TokenPayload)> {
     let payload = TokenPayload::parse(token_payload)?;
     if payload.session_id != session_id {
         return Err(Error::BadRequest {
@@ -60,7 +91,7 @@ pub fn webhook_identity(session_id: &str, token_payload: Option<&str>) -> Result
             message: "The webhook's tokenPayload names another session than this route's.".into(),
         });
     }
-    let who = Identity { user_id: payload.user_id.clone(), session_id: payload.clerk_session_id.clone() };
+    let who = Caller { user_id: payload.user_id.clone(), session_id: payload.clerk_session_id.clone() };
     Ok((who, payload))
 }
 
@@ -78,9 +109,9 @@ async fn steps(ctx: &Ctx<'_>, claim: &Claim<'_>) -> Result<(u16, Value)> {
     // Blobs are told apart by pathname, never by how their URL is spelt (`attach::fate`).
     let pathname = url_pathname(&url);
     // 2. one completion of this blob at a time: the others then find the session holding it.
-    let _turn = ctx.state.completions.take(format!("{} {pathname}", ctx.session_id)).await;
+    let _turn = ctx.state.completions.take_turn(ctx.session_id, &pathname).await;
     // 3. the session is the caller's; one that already holds this blob answers from its record.
-    let doc = ctx.state.fresh_session(ctx.who, ctx.session_id, ctx.trace).await?;
+    let doc = ctx.state.sessions.fresh(ctx.who, ctx.session_id, ctx.trace).await?;
     if held_pathname(&doc).as_deref() == Some(pathname.as_str()) {
         return Ok((200, attached_record(&doc)));
     }
@@ -115,7 +146,7 @@ struct Checked {
     pathname: String,
     declared: DeclaredType,
     size: u64,
-    measured: crate::media::duration::Measured,
+    measured: Measured,
     user_max_ms: Option<f64>,
 }
 
@@ -168,10 +199,7 @@ async fn verify(ctx: &Ctx<'_>, doc: SessionDoc, url: &Url, claim: &Claim<'_>) ->
     // Read whole at most once per burst: a completion retried while Convex is down reuses it.
     let key = (meta.url.clone(), meta.size, meta.uploaded_at.clone());
     let measure = ctx.blob.measure(url, declared.container, meta.size, upload.total_timeout);
-    let measured = ctx.state.measured.get_or_fill(&key, || async {
-        Ok::<_, Error>((ctx.trace.phase(Phase::Measure, measure).await?, MEASURED_FOR))
-    });
-    let measured = measured.await?;
+    let measured = ctx.state.completions.measured(key, ctx.trace.phase(Phase::Measure, measure)).await?;
     Ok(Verified::Landed(Checked {
         url: meta.url,
         pathname: meta.pathname,
