@@ -43,11 +43,13 @@ async fn try_get(state: &State, req: &Request, trace: Trace) -> Result<Response>
     let method = if head { reqwest::Method::HEAD } else { reqwest::Method::GET };
     // Only a read of this store's private host carries a credential, resolved for this request
     // (OIDC or read-write); public blobs need none, so GET works without any Blob credentials.
+    // The credential is resolved only for such a read (a public read must not fail for want of one);
+    // the bearer is then the store's rule, the one the Blob client reads with (`Store::bearer_for`).
     let credential = match &state.config.store {
-        Some(store) if store.reads_with_bearer(&url) => Some(state.credential(store, req)?),
+        Some(store) if store.reads_with_bearer(&url) => Some((store, state.credential(store, req)?)),
         _ => None,
     };
-    let bearer = credential.as_ref().map(crate::storage::store::Credential::bearer);
+    let bearer = credential.as_ref().and_then(|(store, credential)| store.bearer_for(&url, credential));
     let forwarded = upstream_request_headers(&req.headers);
     let fetch = state.upstream.fetch(&state.config.host_policy, method, url, &forwarded, bearer);
     let resp = trace.phase(Phase::Upstream, fetch).await?;

@@ -18,6 +18,7 @@ use crate::state::State;
 use crate::storage::blob::BlobClient;
 use crate::telemetry::{Phase, Trace};
 use crate::upload::attach::{Fate, Verdict};
+use crate::upload::attach_sign::AttachSecret;
 use crate::upload::rules::{apply_entitlements, settle_duration, DurationLimits, Entitlements, UploadMeta};
 
 /// What every step of an upload is about: passed down whole instead of as 7–8 arguments.
@@ -27,6 +28,9 @@ pub struct Ctx<'a> {
     pub blob: &'a BlobClient,
     pub who: &'a Caller,
     pub session_id: &'a str,
+    /// What the attach is signed with (`attach_sign`): the route checks it is set, once, before
+    /// anything is stored or minted.
+    pub secret: &'a AttachSecret,
     pub trace: &'a Trace,
 }
 
@@ -94,10 +98,6 @@ pub async fn attach(ctx: &Ctx<'_>, landed: &Landed<'_>) -> Result<(u16, Value)> 
         "durationSource": settled.source(),
     });
     // Only the route can attach: the arguments go signed (`attach_sign`).
-    let secret = match crate::upload::attach_sign::require(state.config.upload.attach_secret.as_ref()) {
-        Ok(secret) => secret,
-        Err(e) => return Err(dispose(ctx, landed, e, None).await),
-    };
     let args = crate::upload::attach_sign::AttachArgs {
         session_id: ctx.session_id,
         audio_url: landed.url,
@@ -106,7 +106,7 @@ pub async fn attach(ctx: &Ctx<'_>, landed: &Landed<'_>) -> Result<(u16, Value)> 
         size_bytes: landed.size,
         duration_ms: settled.duration_ms,
     }
-    .signed_now(secret);
+    .signed_now(ctx.secret);
     let mutation = &state.config.upload.attach_mutation;
     let outcome = state.sessions.mutation(ctx.who, mutation, args, Phase::Mutation, ctx.trace).await;
     state.sessions.forget(&ctx.who.user_id, ctx.session_id).await;

@@ -12,16 +12,19 @@ use url::Url;
 
 use crate::convex::client::SessionDoc;
 use crate::error::{Code, Error, Result};
+use crate::http::request::Request;
 use crate::http::response::{json, Response};
 use crate::identity::Caller;
 use crate::media::duration::Measured;
 use crate::media::{parse_declared, Container, DeclaredType};
+use crate::state::State;
 use crate::support::cache::TtlCache;
 use crate::support::clock::now_ms;
+use crate::telemetry::Trace;
 use crate::upload::attach::{held_pathname, url_pathname};
 use crate::upload::client_upload::{blob_url_for_session, TokenPayload, UPLOAD_COMPLETED};
 use crate::upload::pipeline::{admit_session, attach, discard_or_keep, Ctx, Landed};
-use crate::upload::rules::UploadMeta;
+use crate::upload::rules::{validate_duration, Declared, UploadMeta};
 
 /// What completions share across requests (`State.completions`): whose turn it is per blob, and
 /// each blob's measured duration for a while.
@@ -53,26 +56,56 @@ impl Completions {
 }
 
 /// What the browser or the webhook says landed.
-pub struct Claim<'a> {
-    pub url: &'a str,
+struct Claim<'a> {
+    url: &'a str,
     /// What was declared, if anything (the browser's event may leave it out: it is measured).
-    pub duration_ms: Option<u64>,
+    duration_ms: Option<u64>,
     /// The type declared when the token was minted (the webhook knows it; the browser's event
     /// relies on the stored blob's type, which the token already constrained).
-    pub declared: Option<DeclaredType>,
+    declared: Option<DeclaredType>,
 }
 
 /// `session-audio.complete-upload`, for the caller: `201` attached now, `200` already attached.
-pub async fn browser(ctx: &Ctx<'_>, claim: &Claim<'_>) -> Result<Response> {
-    let (status, answer) = complete(ctx, claim).await?;
+pub async fn browser(ctx: &Ctx<'_>, url: &str, duration_ms: Option<&str>) -> Result<Response> {
+    // Only the duration may be declared here, and need not be: it is measured. The type is the
+    // stored blob's (which the token constrained) and is checked against the bytes.
+    let upload = &ctx.state.config.upload;
+    let duration_ms = duration_ms.map(|d| validate_duration(Some(d), upload, Declared::CompleteEvent)).transpose()?;
+    let (status, answer) = complete(ctx, &Claim { url, duration_ms, declared: None }).await?;
     Ok(json(status, &answer))
 }
 
-/// `blob.upload-completed` (its signature checked by the route), for the user the token was
+/// Who sends `blob.upload-completed`: Blob, for whom the token or presigned URL named. The
+/// signature over the raw event (HMAC with the read-write token after a client-token upload,
+/// Ed25519 after a presigned one) is checked before any credential is resolved for the request;
+/// then the token's payload names the user, and must name this route's session.
+pub fn webhook_caller(
+    state: &State,
+    req: &Request,
+    raw: &[u8],
+    session_id: &str,
+    token_payload: Option<&str>,
+    trace: &Trace,
+) -> Result<Caller> {
+    let keys = crate::upload::webhook::Keys {
+        read_write: state.config.store.as_ref().and_then(|store| store.read_write_token()),
+        public: state.config.upload.webhook_key.as_ref(),
+    };
+    crate::upload::webhook::verify(keys, raw, header(&req.headers, "x-vercel-signature"))?;
+    let (who, _) = webhook_identity(session_id, token_payload)?;
+    trace.set_user(&who.user_id);
+    Ok(who)
+}
+
+/// `blob.upload-completed` (its sender checked by `webhook_caller`), for the user the token was
 /// minted for: `200 ok` when attached or refused (the blob deleted or kept by the one delete
 /// rule); `503` while Clerk, Convex or the store is unavailable, so Blob retries.
-pub async fn webhook(ctx: &Ctx<'_>, claim: &Claim<'_>) -> Result<Response> {
-    match complete(ctx, claim).await {
+pub async fn webhook(ctx: &Ctx<'_>, url: &str, token_payload: Option<&str>) -> Result<Response> {
+    // What was declared when the token was minted: the type, and the duration if it was known.
+    let payload = TokenPayload::parse(token_payload)?;
+    let declared = parse_declared(&payload.content_type).ok();
+    let claim = Claim { url, duration_ms: payload.duration_ms, declared };
+    match complete(ctx, &claim).await {
         Ok(_) => {}
         Err(e) if e.status() < 500 => {
             tracing::warn!(target: "session_audio", session_id = ctx.session_id, code = e.code(), "client upload refused by the webhook");
@@ -93,6 +126,10 @@ pub fn webhook_identity(session_id: &str, token_payload: Option<&str>) -> Result
     }
     let who = Caller { user_id: payload.user_id.clone(), session_id: payload.clerk_session_id.clone() };
     Ok((who, payload))
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
 /// The README's steps for a completion, in order.

@@ -7,7 +7,7 @@
 
 use serde_json::json;
 
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 use crate::http::request::Request;
 use crate::http::response::{json, Response};
 use crate::support::clock::now_ms;
@@ -75,14 +75,18 @@ async fn grant(ctx: &Ctx<'_>, req: &Request, pathname: &str, client_payload: Opt
     Ok(Grant { put, valid_until_ms: now_ms().saturating_add(ttl_ms), token_payload })
 }
 
-/// `blob.generate-client-token`: the token, keyed by the read-write token (the route refuses this
-/// event before here when there is none).
+/// `blob.generate-client-token`: the token, keyed by the read-write token.
 pub async fn client_token(
     ctx: &Ctx<'_>,
     req: &Request,
     pathname: &str,
     client_payload: Option<&str>,
 ) -> Result<Response> {
+    // Client tokens are HMACs keyed by the read-write token: with OIDC alone there is nothing to
+    // sign them with (presigned uploads replace them there). Known before any other work.
+    if ctx.blob.store().read_write_token().is_none() {
+        return Err(client_tokens_need_read_write_token());
+    }
     let Grant { put, valid_until_ms, token_payload } = grant(ctx, req, pathname, client_payload).await?;
     let mut on_completed = json!({ "tokenPayload": token_payload });
     if let Some(callback) = &put.callback {
@@ -101,6 +105,14 @@ pub async fn client_token(
     let key = store.read_write_token().ok_or_else(|| Error::Internal("no read-write token".into()))?;
     let client_token = mint_client_token(key, store.id(), &constraints);
     Ok(json(200, &json!({ "type": GENERATE_CLIENT_TOKEN, "clientToken": client_token })))
+}
+
+/// The refusal of `blob.generate-client-token` on a deployment with OIDC and no read-write token.
+fn client_tokens_need_read_write_token() -> Error {
+    Error::BadRequest {
+        code: Code::ClientTokensNeedReadWriteToken,
+        message: "This deployment reaches Vercel Blob with OIDC and has no BLOB_READ_WRITE_TOKEN, so it cannot mint client tokens (they are keyed by that token). Use presigned uploads: uploadPresigned() from @vercel/blob/client, which uploadSessionAudio() from session-audio/client picks by itself (event blob.generate-presigned-url); or set BLOB_READ_WRITE_TOKEN.".into(),
+    }
 }
 
 /// `blob.generate-presigned-url`: a signed token from Blob for this grant's scope (with the request's
