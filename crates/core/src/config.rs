@@ -217,46 +217,7 @@ impl Config {
         let host_policy = HostPolicy::parse(&hosts, allow_loopback)
             .map_err(|e| Error::ConfigInvalid(format!("SESSION_AUDIO_TRUSTED_HOSTS: {e}")))?;
 
-        let allowed = match get("SESSION_AUDIO_ALLOWED_TYPES") {
-            None => crate::media::DEFAULT_ALLOWED.to_vec(),
-            Some(raw) => crate::media::parse_allowed(&split_list(&raw))
-                .map_err(|e| Error::ConfigInvalid(format!("SESSION_AUDIO_ALLOWED_TYPES: {e}")))?,
-        };
-        let access = match get("SESSION_AUDIO_BLOB_ACCESS").as_deref() {
-            None | Some("private") => BlobAccess::Private,
-            Some("public") => BlobAccess::Public,
-            Some(_) => return Err(Error::ConfigInvalid("SESSION_AUDIO_BLOB_ACCESS must be private or public".into())),
-        };
-        let upload = UploadConfig {
-            max_bytes: parse_number(&get, "SESSION_AUDIO_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES)?.max(1),
-            max_duration_ms: parse_number(&get, "SESSION_AUDIO_MAX_DURATION_MS", DEFAULT_MAX_DURATION_MS)?.max(1),
-            allowed,
-            access,
-            attach_mutation: get("SESSION_AUDIO_ATTACH_MUTATION").unwrap_or_else(|| DEFAULT_ATTACH_MUTATION.into()),
-            entitlements_query: get("SESSION_AUDIO_ENTITLEMENTS_QUERY")
-                .unwrap_or_else(|| DEFAULT_ENTITLEMENTS_QUERY.into()),
-            client_uploads: parse_switch(get, "SESSION_AUDIO_CLIENT_UPLOADS", true)?,
-            client_token_ttl: Duration::from_millis(
-                parse_number(get, "SESSION_AUDIO_CLIENT_TOKEN_TTL_MS", DEFAULT_CLIENT_TOKEN_TTL_MS)?
-                    .clamp(1_000, 86_400_000),
-            ),
-            callback_origin: callback_origin(get),
-            idle_timeout: Duration::from_millis(
-                parse_number(get, "SESSION_AUDIO_UPLOAD_IDLE_TIMEOUT_MS", DEFAULT_UPLOAD_IDLE_TIMEOUT_MS)?.max(1),
-            ),
-            total_timeout: Duration::from_millis(
-                parse_number(get, "SESSION_AUDIO_UPLOAD_TIMEOUT_MS", DEFAULT_UPLOAD_TIMEOUT_MS)?.max(1),
-            ),
-            accept_declared_duration: parse_switch(get, "SESSION_AUDIO_ACCEPT_DECLARED_DURATION", false)?,
-            attach_secret: get(crate::upload::attach_sign::ENV)
-                .map(|raw| crate::upload::attach_sign::AttachSecret::parse(&raw))
-                .transpose()?,
-            // Parsed now, once: a broken key is a 503 naming the variable, not a 401 per webhook.
-            webhook_key: get("BLOB_WEBHOOK_PUBLIC_KEY")
-                .map(|pem| crate::upload::webhook::WebhookKey::parse_pem(&pem))
-                .transpose()
-                .map_err(|why| Error::ConfigInvalid(format!("BLOB_WEBHOOK_PUBLIC_KEY is {why}")))?,
-        };
+        let upload = Config::parse_upload(get)?;
 
         Ok(Config {
             convex_url,
@@ -285,6 +246,50 @@ impl Config {
             service_timeout: Duration::from_millis(
                 parse_number(&get, "SESSION_AUDIO_SERVICE_TIMEOUT_MS", DEFAULT_SERVICE_TIMEOUT_MS)?.max(1),
             ),
+        })
+    }
+
+    /// The upload settings (`UploadConfig`), in the order their errors are reported.
+    fn parse_upload(get: &impl Fn(&str) -> Option<String>) -> Result<UploadConfig> {
+        let allowed = match get("SESSION_AUDIO_ALLOWED_TYPES") {
+            None => crate::media::DEFAULT_ALLOWED.to_vec(),
+            Some(raw) => crate::media::parse_allowed(&split_list(&raw))
+                .map_err(|e| Error::ConfigInvalid(format!("SESSION_AUDIO_ALLOWED_TYPES: {e}")))?,
+        };
+        let access = match get("SESSION_AUDIO_BLOB_ACCESS").as_deref() {
+            None | Some("private") => BlobAccess::Private,
+            Some("public") => BlobAccess::Public,
+            Some(_) => return Err(Error::ConfigInvalid("SESSION_AUDIO_BLOB_ACCESS must be private or public".into())),
+        };
+        Ok(UploadConfig {
+            max_bytes: parse_number(&get, "SESSION_AUDIO_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES)?.max(1),
+            max_duration_ms: parse_number(&get, "SESSION_AUDIO_MAX_DURATION_MS", DEFAULT_MAX_DURATION_MS)?.max(1),
+            allowed,
+            access,
+            attach_mutation: get("SESSION_AUDIO_ATTACH_MUTATION").unwrap_or_else(|| DEFAULT_ATTACH_MUTATION.into()),
+            entitlements_query: get("SESSION_AUDIO_ENTITLEMENTS_QUERY")
+                .unwrap_or_else(|| DEFAULT_ENTITLEMENTS_QUERY.into()),
+            client_uploads: parse_switch(get, "SESSION_AUDIO_CLIENT_UPLOADS", true)?,
+            client_token_ttl: Duration::from_millis(
+                parse_number(get, "SESSION_AUDIO_CLIENT_TOKEN_TTL_MS", DEFAULT_CLIENT_TOKEN_TTL_MS)?
+                    .clamp(1_000, 86_400_000),
+            ),
+            callback_origin: callback_origin(get),
+            idle_timeout: Duration::from_millis(
+                parse_number(get, "SESSION_AUDIO_UPLOAD_IDLE_TIMEOUT_MS", DEFAULT_UPLOAD_IDLE_TIMEOUT_MS)?.max(1),
+            ),
+            total_timeout: Duration::from_millis(
+                parse_number(get, "SESSION_AUDIO_UPLOAD_TIMEOUT_MS", DEFAULT_UPLOAD_TIMEOUT_MS)?.max(1),
+            ),
+            accept_declared_duration: parse_switch(get, "SESSION_AUDIO_ACCEPT_DECLARED_DURATION", false)?,
+            attach_secret: get(crate::upload::attach_sign::ENV)
+                .map(|raw| crate::upload::attach_sign::AttachSecret::parse(&raw))
+                .transpose()?,
+            // Parsed now, once: a broken key is a 503 naming the variable, not a 401 per webhook.
+            webhook_key: get("BLOB_WEBHOOK_PUBLIC_KEY")
+                .map(|pem| crate::upload::webhook::WebhookKey::parse_pem(&pem))
+                .transpose()
+                .map_err(|why| Error::ConfigInvalid(format!("BLOB_WEBHOOK_PUBLIC_KEY is {why}")))?,
         })
     }
 }
