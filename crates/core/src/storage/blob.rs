@@ -259,7 +259,7 @@ impl BlobClient {
     /// A stored blob read whole, once, through a meter: a lie can sit anywhere in the file, so
     /// head and tail reads are not enough. Bounded by `max_bytes` (the size the caller checked; a
     /// store that sends more is not believed) and by `deadline` in total, besides each exchange's
-    /// own timeout. The meter's work is bounded by the bytes (duration/mod.rs).
+    /// own timeout. The meter's work is bounded by the bytes (media/duration/mod.rs).
     pub async fn measure(
         &self,
         url: &Url,
