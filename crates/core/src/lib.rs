@@ -30,8 +30,9 @@ pub mod error;
 #[cfg(test)]
 mod tests;
 
-pub use config::{Config, Rejected, TelemetryConfig};
-pub use error::{Error, Result};
+// What the binding crate (src/) uses, and nothing else: it reaches no module path of its own.
+pub use config::{Config, BLOB_TOKEN_OPTION};
+pub use error::Error;
 pub use get::get;
 pub use http::request::Request;
 pub use http::response::{Body, Response};
@@ -39,6 +40,9 @@ pub use http::serve::Misconfigured;
 pub use playback::body::{BodyStream, Poll};
 pub use post::post;
 pub use state::State;
+pub use storage::sweep::{sweep, SweepConfig};
+pub use telemetry::{scrub, RecordSink, RequestRecord};
+pub use upload::ingress::{CHANNEL_CHUNKS, MAX_CHUNK_BYTES};
 
 /// Sent on every outbound request (Clerk, Convex, Blob, audio storage, Sentry).
 pub const USER_AGENT: &str = concat!("session-audio/", env!("CARGO_PKG_VERSION"));
