@@ -87,17 +87,11 @@ impl Sessions {
         self.as_caller(who, phase, trace, |token| async move { self.convex.query(path, args, &token).await }).await
     }
 
-    /// Run a mutation as the caller, timed as `phase`; a thrown error is an `Outcome`, for the
-    /// caller to interpret.
-    pub async fn mutation(
-        &self,
-        who: &Caller,
-        path: &str,
-        args: serde_json::Value,
-        phase: Phase,
-        trace: &Trace,
-    ) -> Result<Outcome> {
-        self.as_caller(who, phase, trace, |token| async move { self.convex.mutation(path, args, &token).await }).await
+    /// Run a mutation as the caller (timed as `Phase::Mutation`); a thrown error is an `Outcome`,
+    /// for the caller to interpret.
+    pub async fn mutation(&self, who: &Caller, path: &str, args: serde_json::Value, trace: &Trace) -> Result<Outcome> {
+        let call = |token: String| async move { self.convex.mutation(path, args, &token).await };
+        self.as_caller(who, Phase::Mutation, trace, call).await
     }
 
     /// A Convex call with the caller's token, timed as `phase`. A token Convex refuses is

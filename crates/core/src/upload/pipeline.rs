@@ -108,7 +108,7 @@ pub async fn attach(ctx: &Ctx<'_>, landed: &Landed<'_>) -> Result<(u16, Value)> 
     }
     .signed_now(ctx.secret);
     let mutation = &state.config.upload.attach_mutation;
-    let outcome = state.sessions.mutation(ctx.who, mutation, args, Phase::Mutation, ctx.trace).await;
+    let outcome = state.sessions.mutation(ctx.who, mutation, args, ctx.trace).await;
     state.sessions.forget(&ctx.who.user_id, ctx.session_id).await;
     let Some(error) = crate::upload::attach::classify(outcome) else {
         state.attach_works();
