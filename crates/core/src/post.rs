@@ -105,3 +105,28 @@ async fn read_event(mut body: Chunks, idle: std::time::Duration) -> Result<bytes
     }
     Ok(raw.freeze())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::hv;
+
+    /// Which POSTs are events: a JSON content type, whatever its case and parameters; anything
+    /// else (no type, audio, JSON-like types) is the audio itself.
+    #[test]
+    fn a_json_content_type_makes_an_event_anything_else_is_audio() {
+        let table: &[(&[(&str, &str)], bool)] = &[
+            (&[], false),
+            (&[("content-type", "application/json")], true),
+            (&[("Content-Type", "Application/JSON; charset=utf-8")], true),
+            (&[("content-type", " application/json ;x=1")], true),
+            (&[("content-type", "audio/webm")], false),
+            (&[("content-type", "application/json-seq")], false),
+            (&[("content-type", "text/plain"), ("content-type", "application/json")], true),
+            (&[("x-content-type", "application/json")], false),
+        ];
+        for (headers, want) in table {
+            assert_eq!(is_event(&hv(headers)), *want, "{headers:?}");
+        }
+    }
+}
