@@ -3,7 +3,7 @@
 // or Blob on one call of the completion, and checks the invariant: the blob is still stored and
 // the answer is a retryable refusal that names the dependency (`final: false`); once the fault is
 // gone, the same completion sent again attaches it. Only refusals about the recording itself
-// delete it (README, Reliability: the one delete rule, table-tested in crates/core/src/attach.rs).
+// delete it (README, Reliability: the one delete rule, table-tested in crates/core/src/upload/attach.rs).
 import crypto from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { upload } from '@vercel/blob/client'

@@ -204,7 +204,7 @@ export type AttachFields = {
 }
 
 /**
- * attachAudio's arguments signed as the route signs them (crates/core/src/attach_sign.rs), written
+ * attachAudio's arguments signed as the route signs them (crates/core/src/upload/attach_sign.rs), written
  * a third time here so that the Rust side, the template and this one each check the others against
  * `fixtures/attach-signature.json`.
  */

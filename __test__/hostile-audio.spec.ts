@@ -1,6 +1,6 @@
 // Audio built to lie or to stall, sent through the real route: the duration recorded is what the
 // bytes hold, and no file can make the meter hold up other requests. The byte-level corpus (one
-// test per lie and container) is in crates/core/src/duration/; these prove the route end to end.
+// test per lie and container) is in crates/core/src/media/duration/; these prove the route end to end.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { errorOf, fixture, startStack, until, type Stack } from './helpers'
 

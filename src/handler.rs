@@ -37,11 +37,11 @@ impl AudioHandler {
             RecordCallback,
         >,
     ) -> Self {
-        let sink: Option<core::telemetry::RecordSink> = on_request.map(|tsfn| {
+        let sink: Option<core::RecordSink> = on_request.map(|tsfn| {
             let tsfn = Arc::new(tsfn);
-            Arc::new(move |r: &core::telemetry::RequestRecord| {
+            Arc::new(move |r: &core::RequestRecord| {
                 tsfn.call(RequestRecord::from(r), ThreadsafeFunctionCallMode::NonBlocking);
-            }) as core::telemetry::RecordSink
+            }) as core::RecordSink
         });
         // The one place options and the environment meet.
         let lookup = crate::options::lookup(&options, &env);
@@ -78,7 +78,7 @@ impl AudioHandler {
     /// POST: start an upload. The returned call takes the body's chunks and yields the response.
     #[napi]
     pub fn post(&self, req: NativeRequest) -> PostCall {
-        let (tx, rx) = tokio::sync::mpsc::channel(core::ingress::CHANNEL_CHUNKS);
+        let (tx, rx) = tokio::sync::mpsc::channel(core::CHANNEL_CHUNKS);
         let (done, response) = tokio::sync::oneshot::channel();
         let req = core::Request::from(req);
         let state = self.state.clone();

@@ -239,7 +239,7 @@ pub fn lookup<'a>(
     env: &'a std::collections::HashMap<String, String>,
 ) -> impl Fn(&str) -> Option<String> + 'a {
     move |key: &str| {
-        if key == session_audio_core::config::BLOB_TOKEN_OPTION {
+        if key == session_audio_core::BLOB_TOKEN_OPTION {
             return options.blob_read_write_token.clone();
         }
         options.setting(key).or_else(|| env.get(key).cloned())

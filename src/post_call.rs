@@ -19,7 +19,7 @@ pub struct PostCall {
 /// The part of a JS chunk taken in one write: at most `MAX_CHUNK_BYTES`, so that what waits in the
 /// channel before the handler reads is bounded in bytes, whatever size the client's chunks are.
 fn piece(chunk: &[u8]) -> bytes::Bytes {
-    bytes::Bytes::copy_from_slice(&chunk[..chunk.len().min(core::ingress::MAX_CHUNK_BYTES)])
+    bytes::Bytes::copy_from_slice(&chunk[..chunk.len().min(core::MAX_CHUNK_BYTES)])
 }
 
 /// What a write sends the handler: a piece of the body, or the reason the client gave up.

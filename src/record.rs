@@ -36,8 +36,8 @@ pub struct RequestRecord {
     pub log_lines_dropped: f64,
 }
 
-impl From<&core::telemetry::RequestRecord> for RequestRecord {
-    fn from(r: &core::telemetry::RequestRecord) -> Self {
+impl From<&core::RequestRecord> for RequestRecord {
+    fn from(r: &core::RequestRecord) -> Self {
         RequestRecord {
             request_id: r.request_id.clone(),
             method: r.method.clone(),

@@ -36,15 +36,15 @@ pub async fn sweep_orphan_audio(
         return Err(Error::new(Status::InvalidArg, "olderThanMs must be a number of ms ≥ 0"));
     }
     let lookup = crate::options::lookup(&options, &env);
-    let config = core::sweep::SweepConfig::from_lookup(lookup)
+    let config = core::SweepConfig::from_lookup(lookup)
         .map_err(|e| Error::new(Status::InvalidArg, format!("{}: {}", e.code(), e.public_message())))?;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     let older_than = std::time::Duration::from_millis(older_than_ms as u64);
-    let report = core::sweep::sweep(&config, older_than, dry_run, now_ms)
+    let report = core::sweep(&config, older_than, dry_run, now_ms)
         .await
-        .map_err(|e| Error::from_reason(format!("{}: {}", e.code(), core::telemetry::scrub(&e.to_string()))))?;
+        .map_err(|e| Error::from_reason(format!("{}: {}", e.code(), core::scrub(&e.to_string()))))?;
     Ok(SweepReport {
         listed: report.listed as f64,
         attached: report.attached as f64,

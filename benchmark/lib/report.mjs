@@ -280,7 +280,7 @@ cpu-clock sampling works).
   benchmark's run-to-run noise, so caching the checked \`Url\` with the lookup was not landed. The gap
   is bounded by the hop count (two exchanges and two thread hand-offs per seek against one exchange),
   not by the addon's work.
-- **Memory with ${cfg.streams} streams.** Each stream's prefetch is adaptive (\`crates/core/src/body.rs\`):
+- **Memory with ${cfg.streams} streams.** Each stream's prefetch is adaptive (\`crates/core/src/playback/body.rs\`):
   it starts at 32 KiB and doubles up to 256 KiB only while the reader makes room within 2 ms of the
   budget running out; the task waits for room *before* reading the next chunk, so a slow reader's
   next bytes wait in the kernel's socket buffer. What still holds memory: hyper reads up to ~400 KiB

@@ -11,7 +11,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::error::{Error, Result};
-use crate::policy::HostPolicy;
+use crate::playback::policy::HostPolicy;
 
 pub const DEFAULT_CLERK_API_URL: &str = "https://api.clerk.com";
 /// Trusted audio hosts when no store is configured: any public Vercel Blob store. With
@@ -77,10 +77,10 @@ pub struct UploadConfig {
     pub callback_origin: Option<String>,
     /// `SESSION_AUDIO_CONVEX_SECRET`: what the route signs the attach mutation's arguments with
     /// (`attach_sign`). `None`: uploads answer `503 config_missing`; GET does not need it.
-    pub attach_secret: Option<crate::attach_sign::AttachSecret>,
+    pub attach_secret: Option<crate::upload::attach_sign::AttachSecret>,
     /// `BLOB_WEBHOOK_PUBLIC_KEY`: checks the Ed25519 signature of a presigned upload's completion
     /// webhook (`webhook`). `None`: presigned uploads that would get a webhook answer 503.
-    pub webhook_key: Option<crate::webhook::WebhookKey>,
+    pub webhook_key: Option<crate::upload::webhook::WebhookKey>,
 }
 
 /// The youngest orphan a sweep may delete: older than any blob a completion still attaches
@@ -127,7 +127,7 @@ pub struct Config {
     /// `acceptPendingSessions`: `sts: "pending"` is signed in rather than `401 session_pending`.
     pub accept_pending_sessions: bool,
     /// The deployment's Blob store (`BLOB_STORE_ID` and/or a read-write token); `None`: uploads answer 503.
-    pub store: Option<crate::store::Store>,
+    pub store: Option<crate::storage::store::Store>,
     /// Read a request's `x-vercel-oidc-token` header: only where the platform sets it (`VERCEL=1`
     /// by default, or `SESSION_AUDIO_TRUST_OIDC_HEADER`); elsewhere any client could send one.
     pub trust_oidc_header: bool,
@@ -177,9 +177,11 @@ impl Config {
         let key_source = match get("CLERK_JWT_KEY") {
             // Parsed now, once: a broken key is a 503 naming the variable, not a 401 for everyone.
             // Hosting dashboards often store multi-line secrets with literal "\\n".
-            Some(pem) => KeySource::Pem(crate::jwt::parse_public_key_pem(&pem.replace("\\n", "\n")).map_err(|e| {
-                Error::ConfigInvalid(format!("CLERK_JWT_KEY is not an RSA public key in PEM form: {e}"))
-            })?),
+            Some(pem) => {
+                KeySource::Pem(crate::identity::jwt::parse_public_key_pem(&pem.replace("\\n", "\n")).map_err(|e| {
+                    Error::ConfigInvalid(format!("CLERK_JWT_KEY is not an RSA public key in PEM form: {e}"))
+                })?)
+            }
             None => KeySource::Jwks,
         };
         let Some(clerk_secret_key) = clerk_secret_key else {
@@ -215,46 +217,7 @@ impl Config {
         let host_policy = HostPolicy::parse(&hosts, allow_loopback)
             .map_err(|e| Error::ConfigInvalid(format!("SESSION_AUDIO_TRUSTED_HOSTS: {e}")))?;
 
-        let allowed = match get("SESSION_AUDIO_ALLOWED_TYPES") {
-            None => crate::media::DEFAULT_ALLOWED.to_vec(),
-            Some(raw) => crate::media::parse_allowed(&split_list(&raw))
-                .map_err(|e| Error::ConfigInvalid(format!("SESSION_AUDIO_ALLOWED_TYPES: {e}")))?,
-        };
-        let access = match get("SESSION_AUDIO_BLOB_ACCESS").as_deref() {
-            None | Some("private") => BlobAccess::Private,
-            Some("public") => BlobAccess::Public,
-            Some(_) => return Err(Error::ConfigInvalid("SESSION_AUDIO_BLOB_ACCESS must be private or public".into())),
-        };
-        let upload = UploadConfig {
-            max_bytes: parse_number(&get, "SESSION_AUDIO_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES)?.max(1),
-            max_duration_ms: parse_number(&get, "SESSION_AUDIO_MAX_DURATION_MS", DEFAULT_MAX_DURATION_MS)?.max(1),
-            allowed,
-            access,
-            attach_mutation: get("SESSION_AUDIO_ATTACH_MUTATION").unwrap_or_else(|| DEFAULT_ATTACH_MUTATION.into()),
-            entitlements_query: get("SESSION_AUDIO_ENTITLEMENTS_QUERY")
-                .unwrap_or_else(|| DEFAULT_ENTITLEMENTS_QUERY.into()),
-            client_uploads: parse_switch(get, "SESSION_AUDIO_CLIENT_UPLOADS", true)?,
-            client_token_ttl: Duration::from_millis(
-                parse_number(get, "SESSION_AUDIO_CLIENT_TOKEN_TTL_MS", DEFAULT_CLIENT_TOKEN_TTL_MS)?
-                    .clamp(1_000, 86_400_000),
-            ),
-            callback_origin: callback_origin(get),
-            idle_timeout: Duration::from_millis(
-                parse_number(get, "SESSION_AUDIO_UPLOAD_IDLE_TIMEOUT_MS", DEFAULT_UPLOAD_IDLE_TIMEOUT_MS)?.max(1),
-            ),
-            total_timeout: Duration::from_millis(
-                parse_number(get, "SESSION_AUDIO_UPLOAD_TIMEOUT_MS", DEFAULT_UPLOAD_TIMEOUT_MS)?.max(1),
-            ),
-            accept_declared_duration: parse_switch(get, "SESSION_AUDIO_ACCEPT_DECLARED_DURATION", false)?,
-            attach_secret: get(crate::attach_sign::ENV)
-                .map(|raw| crate::attach_sign::AttachSecret::parse(&raw))
-                .transpose()?,
-            // Parsed now, once: a broken key is a 503 naming the variable, not a 401 per webhook.
-            webhook_key: get("BLOB_WEBHOOK_PUBLIC_KEY")
-                .map(|pem| crate::webhook::WebhookKey::parse_pem(&pem))
-                .transpose()
-                .map_err(|why| Error::ConfigInvalid(format!("BLOB_WEBHOOK_PUBLIC_KEY is {why}")))?,
-        };
+        let upload = Config::parse_upload(get)?;
 
         Ok(Config {
             convex_url,
@@ -285,6 +248,50 @@ impl Config {
             ),
         })
     }
+
+    /// The upload settings (`UploadConfig`), in the order their errors are reported.
+    fn parse_upload(get: &impl Fn(&str) -> Option<String>) -> Result<UploadConfig> {
+        let allowed = match get("SESSION_AUDIO_ALLOWED_TYPES") {
+            None => crate::media::DEFAULT_ALLOWED.to_vec(),
+            Some(raw) => crate::media::parse_allowed(&split_list(&raw))
+                .map_err(|e| Error::ConfigInvalid(format!("SESSION_AUDIO_ALLOWED_TYPES: {e}")))?,
+        };
+        let access = match get("SESSION_AUDIO_BLOB_ACCESS").as_deref() {
+            None | Some("private") => BlobAccess::Private,
+            Some("public") => BlobAccess::Public,
+            Some(_) => return Err(Error::ConfigInvalid("SESSION_AUDIO_BLOB_ACCESS must be private or public".into())),
+        };
+        Ok(UploadConfig {
+            max_bytes: parse_number(&get, "SESSION_AUDIO_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES)?.max(1),
+            max_duration_ms: parse_number(&get, "SESSION_AUDIO_MAX_DURATION_MS", DEFAULT_MAX_DURATION_MS)?.max(1),
+            allowed,
+            access,
+            attach_mutation: get("SESSION_AUDIO_ATTACH_MUTATION").unwrap_or_else(|| DEFAULT_ATTACH_MUTATION.into()),
+            entitlements_query: get("SESSION_AUDIO_ENTITLEMENTS_QUERY")
+                .unwrap_or_else(|| DEFAULT_ENTITLEMENTS_QUERY.into()),
+            client_uploads: parse_switch(get, "SESSION_AUDIO_CLIENT_UPLOADS", true)?,
+            client_token_ttl: Duration::from_millis(
+                parse_number(get, "SESSION_AUDIO_CLIENT_TOKEN_TTL_MS", DEFAULT_CLIENT_TOKEN_TTL_MS)?
+                    .clamp(1_000, 86_400_000),
+            ),
+            callback_origin: callback_origin(get),
+            idle_timeout: Duration::from_millis(
+                parse_number(get, "SESSION_AUDIO_UPLOAD_IDLE_TIMEOUT_MS", DEFAULT_UPLOAD_IDLE_TIMEOUT_MS)?.max(1),
+            ),
+            total_timeout: Duration::from_millis(
+                parse_number(get, "SESSION_AUDIO_UPLOAD_TIMEOUT_MS", DEFAULT_UPLOAD_TIMEOUT_MS)?.max(1),
+            ),
+            accept_declared_duration: parse_switch(get, "SESSION_AUDIO_ACCEPT_DECLARED_DURATION", false)?,
+            attach_secret: get(crate::upload::attach_sign::ENV)
+                .map(|raw| crate::upload::attach_sign::AttachSecret::parse(&raw))
+                .transpose()?,
+            // Parsed now, once: a broken key is a 503 naming the variable, not a 401 per webhook.
+            webhook_key: get("BLOB_WEBHOOK_PUBLIC_KEY")
+                .map(|pem| crate::upload::webhook::WebhookKey::parse_pem(&pem))
+                .transpose()
+                .map_err(|why| Error::ConfigInvalid(format!("BLOB_WEBHOOK_PUBLIC_KEY is {why}")))?,
+        })
+    }
 }
 
 /// The lookup key that answers the `blobReadWriteToken` option alone, never the environment: an
@@ -298,16 +305,16 @@ pub(crate) fn blob_store(
     get: &impl Fn(&str) -> Option<String>,
     api: Url,
     allow_loopback: bool,
-) -> Result<Option<crate::store::Store>> {
+) -> Result<Option<crate::storage::store::Store>> {
     let explicit = get(BLOB_TOKEN_OPTION);
     let env_read_write = if explicit.is_some() { None } else { get("BLOB_READ_WRITE_TOKEN") };
     let store_id = get("BLOB_STORE_ID");
-    let settings = crate::store::Settings {
+    let settings = crate::storage::store::Settings {
         explicit: explicit.as_deref(),
         store_id: store_id.as_deref(),
         env_read_write: env_read_write.as_deref(),
     };
-    crate::store::Store::configure(&settings, api, allow_loopback)
+    crate::storage::store::Store::configure(&settings, api, allow_loopback)
 }
 
 /// Where Vercel Blob sends `blob.upload-completed`, derived as `handleUpload` derives it

@@ -2,7 +2,7 @@
 //! place that knows HTTP statuses and machine codes. `render` turns any variant into the JSON body
 //! `{ "error": { "code", "message" } }` with `Cache-Control: no-store`.
 
-use crate::response::{Body, Response};
+use crate::http::response::{Body, Response};
 
 /// Why a session token was refused. The code goes to the client (it is what a developer debugging a
 /// 401 needs); it mirrors `@clerk/backend`'s `TokenVerificationErrorReason` with underscores.

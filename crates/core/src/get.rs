@@ -1,12 +1,12 @@
 //! GET and HEAD `/api/listening-sessions/[sessionId]/audio`: the steps of the README's list, in
 //! order, each one named call.
 
-use crate::body::BodyStream;
 use crate::error::{Error, Result};
-use crate::headers::{client_response_headers, frame_empty_body, relay_status, upstream_request_headers};
-use crate::request::{session_id, test_panic_hook, Request};
-use crate::response::{Body, Response};
-use crate::serve::serve;
+use crate::http::request::{session_id, test_panic_hook, Request};
+use crate::http::response::{Body, Response};
+use crate::http::serve::serve;
+use crate::playback::body::BodyStream;
+use crate::playback::headers::{client_response_headers, frame_empty_body, relay_status, upstream_request_headers};
 use crate::state::State;
 use crate::telemetry::{Phase, Trace};
 
@@ -23,31 +23,33 @@ async fn try_get(state: &State, req: &Request, trace: Trace) -> Result<Response>
     let session_id = session_id(req)?;
     test_panic_hook(req);
     // 1. identity
-    let who = state.authenticate(&req.headers, &trace).await?;
+    let who = state.identity.authenticate(&req.headers, &trace).await?;
     // 2–3. the Convex token, the session, and that it is the caller's (the lookup is cached briefly;
     // the token is minted inside it only on a miss)
-    let doc = state.cached_session(&who, session_id, &trace).await?;
+    let doc = state.sessions.cached(&who, session_id, &trace).await?;
     let audio_url = doc.audio_url.as_deref().filter(|u| !u.is_empty()).ok_or(Error::AudioNotFound)?;
     // 4. the stored URL against the trusted-host policy (redirect hops are checked again upstream),
     // and bound to this session: a URL another session's upload produced, or any other path on a
     // trusted host, is not this session's audio.
     let url = state.config.host_policy.check_audio_url(audio_url)?;
-    if state.config.require_session_path && !crate::policy::under_session_prefix(&url, session_id) {
+    if state.config.require_session_path && !crate::playback::policy::under_session_prefix(&url, session_id) {
         return Err(Error::UntrustedAudioHost(format!(
             "{}: the path is not under {} (requireSessionPath)",
-            crate::policy::redact(&url),
-            crate::store::prefix(session_id)
+            crate::playback::policy::redact(&url),
+            crate::storage::store::prefix(session_id)
         )));
     }
     // 5. the upstream, with the client's range and conditional headers
     let method = if head { reqwest::Method::HEAD } else { reqwest::Method::GET };
     // Only a read of this store's private host carries a credential, resolved for this request
     // (OIDC or read-write); public blobs need none, so GET works without any Blob credentials.
+    // The credential is resolved only for such a read (a public read must not fail for want of one);
+    // the bearer is then the store's rule, the one the Blob client reads with (`Store::bearer_for`).
     let credential = match &state.config.store {
-        Some(store) if store.reads_with_bearer(&url) => Some(state.credential(store, req)?),
+        Some(store) if store.reads_with_bearer(&url) => Some((store, state.credential(store, req)?)),
         _ => None,
     };
-    let bearer = credential.as_ref().map(crate::store::Credential::bearer);
+    let bearer = credential.as_ref().and_then(|(store, credential)| store.bearer_for(&url, credential));
     let forwarded = upstream_request_headers(&req.headers);
     let fetch = state.upstream.fetch(&state.config.host_policy, method, url, &forwarded, bearer);
     let resp = trace.phase(Phase::Upstream, fetch).await?;

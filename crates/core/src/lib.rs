@@ -1,71 +1,48 @@
 //! session-audio core: every decision and every HTTP exchange, with no napi dependency so that
 //! `cargo test` links and runs it. The binding crate only converts JS values to these types.
 //!
-//! One request, top to bottom: `serve` frames it (trace, panic catch, record); `get` and `post` are
-//! the README's numbered steps; `state` holds what lives across requests and the shared identity and
-//! Convex steps. See docs/architecture.md for the map.
+//! One request, top to bottom: `http::serve` frames it (trace, panic catch, record); `get` and
+//! `post` are the README's numbered steps; `state` holds what lives across requests, among it the
+//! services `identity` (who is calling) and `convex::Sessions` (Convex as the caller). Each concern
+//! has its folder: http, identity, convex, playback (GET), upload (POST), storage, media, support,
+//! telemetry. See docs/architecture.md for the map.
 
-// The request path.
-pub mod attach;
-pub mod attach_sign;
-pub mod flows;
+// The two routes, and what lives across requests.
 pub mod get;
 pub mod post;
-pub mod serve;
-pub mod session;
 pub mod state;
-pub mod sweep;
+
+// Each concern in its own folder.
+pub mod convex;
+pub mod http;
+pub mod identity;
+pub mod media;
+pub mod playback;
+pub mod storage;
+pub mod support;
+pub mod telemetry;
 pub mod upload;
 
-// Identity: where the token is and the key store (`auth`), the JWT itself (`jwt`).
-pub mod auth;
-pub mod jwt;
-pub mod keys;
-
-// The services we call, each a thin client with no policy inside.
-pub mod blob;
-pub mod clerk;
-pub mod convex;
-pub mod upstream;
-
-// Pure decisions, table-tested.
-pub mod clerk_refusal;
-pub mod client_upload;
-pub mod duration;
-pub mod headers;
-pub mod media;
-pub mod policy;
-pub mod presign;
-pub mod upload_rules;
-pub mod webhook;
-
-// Plumbing.
-pub mod body;
-pub mod breaker;
-pub mod cache;
-pub mod capped;
-pub mod clock;
+// Settings and the one error type.
 pub mod config;
 pub mod error;
-pub mod ingress;
-pub mod request;
-pub mod response;
-pub mod store;
-pub mod telemetry;
-pub mod turns;
 
 #[cfg(test)]
-mod proptests;
+mod tests;
 
-pub use body::{BodyStream, Poll};
-pub use config::{Config, Rejected, TelemetryConfig};
-pub use error::{Error, Result};
+// What the binding crate (src/) uses, and nothing else: it reaches no module path of its own.
+pub use config::{Config, BLOB_TOKEN_OPTION};
+pub use error::Error;
 pub use get::get;
+pub use http::request::Request;
+pub use http::response::{Body, Response};
+pub use http::serve::Misconfigured;
+pub use playback::body::{BodyStream, Poll};
 pub use post::post;
-pub use request::Request;
-pub use response::{Body, Response};
-pub use serve::Misconfigured;
 pub use state::State;
+pub use storage::sweep::{sweep, SweepConfig};
+pub use telemetry::{scrub, RecordSink, RequestRecord};
+pub use upload::ingress::{CHANNEL_CHUNKS, MAX_CHUNK_BYTES};
 
 /// Sent on every outbound request (Clerk, Convex, Blob, audio storage, Sentry).
 pub const USER_AGENT: &str = concat!("session-audio/", env!("CARGO_PKG_VERSION"));

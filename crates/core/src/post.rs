@@ -4,18 +4,16 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::client_upload::{parse_event, Event};
-use crate::error::{Code, Error, Result};
-use crate::flows::{complete, stream, token};
-use crate::ingress::Chunks;
-use crate::media::parse_declared;
-use crate::request::{session_id, test_panic_hook, Request};
-use crate::response::Response;
-use crate::serve::serve;
+use crate::error::{Error, Result};
+use crate::http::request::{session_id, test_panic_hook, Request};
+use crate::http::response::Response;
+use crate::http::serve::serve;
 use crate::state::State;
 use crate::telemetry::Trace;
-use crate::upload::Ctx;
-use crate::upload_rules::{validate_duration, Declared};
+use crate::upload::client_upload::{parse_event, Event};
+use crate::upload::flows::{complete, stream, token};
+use crate::upload::ingress::Chunks;
+use crate::upload::pipeline::Ctx;
 
 /// The most a JSON event may weigh (they are a few hundred bytes).
 const MAX_EVENT_BYTES: usize = 64 * 1024;
@@ -27,6 +25,13 @@ pub async fn post(state: &State, req: Request, body: Chunks) -> Response {
     serve(&state.telemetry, "post", &req, handler, || Some(received.load(Ordering::SeqCst))).await
 }
 
+/// What a POST is, read before anyone is trusted: the audio itself, or a client-upload event (the
+/// audio went straight to Blob), with the raw bytes Blob's webhook signature covers.
+enum Post {
+    Audio(Chunks),
+    Event { raw: bytes::Bytes, event: Event },
+}
+
 async fn route(state: &State, req: &Request, body: Chunks, trace: Trace, received: &AtomicU64) -> Result<Response> {
     if !req.method.eq_ignore_ascii_case("POST") {
         return Err(Error::MethodNotAllowed);
@@ -34,82 +39,44 @@ async fn route(state: &State, req: &Request, body: Chunks, trace: Trace, receive
     let session_id = session_id(req)?;
     test_panic_hook(req);
     let trace = &trace;
+    let post = if is_event(&req.headers) {
+        if !state.config.upload.client_uploads {
+            return Err(Error::ClientUploadsDisabled);
+        }
+        let raw = read_event(body, state.config.upload.idle_timeout).await?;
+        let event = parse_event(&raw)?;
+        Post::Event { raw, event }
+    } else {
+        Post::Audio(body)
+    };
     // Who is calling comes first, before any Blob credential is resolved or configuration checked:
     // an anonymous request costs one token check and is a 401, never a 503 or a Sentry event. The
-    // one exception is Blob's signed webhook, which has no user and is checked by its signature.
-    if !is_event(&req.headers) {
-        let who = state.authenticate(&req.headers, trace).await?;
-        let blob = &upload_client(state, req)?;
-        let ctx = Ctx { state, blob, who: &who, session_id, trace };
-        return stream::handle(&ctx, req, body, received).await;
-    }
-    if !state.config.upload.client_uploads {
-        return Err(Error::ClientUploadsDisabled);
-    }
-    let raw = read_event(body, state.config.upload.idle_timeout).await?;
-    match parse_event(&raw)? {
+    // one exception is Blob's signed webhook, which has no user: its signature is checked instead,
+    // and the user is the one its token was minted for.
+    let who = match &post {
+        Post::Event { raw, event: Event::UploadCompleted { token_payload, .. } } => {
+            complete::webhook_caller(state, req, raw, session_id, token_payload.as_deref(), trace)?
+        }
+        _ => state.identity.authenticate(&req.headers, trace).await?,
+    };
+    // Every upload ends in an attach only the route can sign: without the secret, nothing is
+    // stored or minted.
+    let blob = &state.blob(req)?;
+    let secret = crate::upload::attach_sign::require(state.config.upload.attach_secret.as_ref())?;
+    let ctx = Ctx { state, blob, who: &who, session_id, secret, trace };
+    let event = match post {
+        Post::Audio(body) => return stream::handle(&ctx, req, body, received).await,
+        Post::Event { event, .. } => event,
+    };
+    match event {
         Event::GenerateClientToken { pathname, client_payload } => {
-            let who = state.authenticate(&req.headers, trace).await?;
-            let blob = &upload_client(state, req)?;
-            // Client tokens are HMACs keyed by the read-write token: with OIDC alone there is
-            // nothing to sign them with (presigned uploads replace them there).
-            if blob.store().read_write_token().is_none() {
-                return Err(client_tokens_need_read_write_token());
-            }
-            let ctx = Ctx { state, blob, who: &who, session_id, trace };
             token::client_token(&ctx, req, &pathname, client_payload.as_deref()).await
         }
         Event::GeneratePresignedUrl { pathname, client_payload } => {
-            let who = state.authenticate(&req.headers, trace).await?;
-            let blob = &upload_client(state, req)?;
-            let ctx = Ctx { state, blob, who: &who, session_id, trace };
             token::presigned_url(&ctx, req, &pathname, client_payload.as_deref()).await
         }
-        Event::CompleteUpload { url, duration_ms } => {
-            let who = state.authenticate(&req.headers, trace).await?;
-            let blob = &upload_client(state, req)?;
-            // Only the duration may be declared here, and need not be: it is measured. The type is
-            // the stored blob's (which the token constrained) and is checked against the bytes.
-            let upload = &state.config.upload;
-            let duration_ms =
-                duration_ms.map(|d| validate_duration(Some(&d), upload, Declared::CompleteEvent)).transpose()?;
-            let ctx = Ctx { state, blob, who: &who, session_id, trace };
-            complete::browser(&ctx, &complete::Claim { url: &url, duration_ms, declared: None }).await
-        }
-        Event::UploadCompleted { url, token_payload } => {
-            // Blob's webhook, for whom the token or presigned URL named: HMAC-signed with the
-            // read-write token after a client-token upload, Ed25519-signed after a presigned one.
-            // The signature is checked before any credential is resolved for the request.
-            let keys = crate::webhook::Keys {
-                read_write: state.config.store.as_ref().and_then(|store| store.read_write_token()),
-                public: state.config.upload.webhook_key.as_ref(),
-            };
-            crate::webhook::verify(keys, &raw, header(&req.headers, "x-vercel-signature"))?;
-            let (who, payload) = complete::webhook_identity(session_id, token_payload.as_deref())?;
-            trace.set_user(&who.user_id);
-            let blob = &upload_client(state, req)?;
-            let declared = parse_declared(&payload.content_type).ok();
-            let ctx = Ctx { state, blob, who: &who, session_id, trace };
-            let claim = complete::Claim { url: &url, duration_ms: payload.duration_ms, declared };
-            complete::webhook(&ctx, &claim).await
-        }
-    }
-}
-
-/// The Blob client for an upload of this request (`State::blob`: its credential), once the caller
-/// is known. Every upload ends in an attach only the route can sign: without the secret, nothing
-/// is stored or minted.
-fn upload_client(state: &State, req: &Request) -> Result<crate::blob::BlobClient> {
-    let blob = state.blob(req)?;
-    crate::attach_sign::require(state.config.upload.attach_secret.as_ref())?;
-    Ok(blob)
-}
-
-/// The refusal of `blob.generate-client-token` on a deployment with OIDC and no read-write token.
-fn client_tokens_need_read_write_token() -> Error {
-    Error::BadRequest {
-        code: Code::ClientTokensNeedReadWriteToken,
-        message: "This deployment reaches Vercel Blob with OIDC and has no BLOB_READ_WRITE_TOKEN, so it cannot mint client tokens (they are keyed by that token). Use presigned uploads: uploadPresigned() from @vercel/blob/client, which uploadSessionAudio() from session-audio/client picks by itself (event blob.generate-presigned-url); or set BLOB_READ_WRITE_TOKEN.".into(),
+        Event::CompleteUpload { url, duration_ms } => complete::browser(&ctx, &url, duration_ms.as_deref()).await,
+        Event::UploadCompleted { url, token_payload } => complete::webhook(&ctx, &url, token_payload.as_deref()).await,
     }
 }
 
@@ -119,10 +86,6 @@ pub fn is_event(headers: &[(String, String)]) -> bool {
         k.eq_ignore_ascii_case("content-type")
             && v.split(';').next().is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
     })
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
 /// The JSON event, whole (it is small), within the same idle timeout as an audio body.
@@ -141,4 +104,29 @@ async fn read_event(mut body: Chunks, idle: std::time::Duration) -> Result<bytes
         raw.extend_from_slice(&chunk);
     }
     Ok(raw.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::hv;
+
+    /// Which POSTs are events: a JSON content type, whatever its case and parameters; anything
+    /// else (no type, audio, JSON-like types) is the audio itself.
+    #[test]
+    fn a_json_content_type_makes_an_event_anything_else_is_audio() {
+        let table: &[(&[(&str, &str)], bool)] = &[
+            (&[], false),
+            (&[("content-type", "application/json")], true),
+            (&[("Content-Type", "Application/JSON; charset=utf-8")], true),
+            (&[("content-type", " application/json ;x=1")], true),
+            (&[("content-type", "audio/webm")], false),
+            (&[("content-type", "application/json-seq")], false),
+            (&[("content-type", "text/plain"), ("content-type", "application/json")], true),
+            (&[("x-content-type", "application/json")], false),
+        ];
+        for (headers, want) in table {
+            assert_eq!(is_event(&hv(headers)), *want, "{headers:?}");
+        }
+    }
 }

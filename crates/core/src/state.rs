@@ -1,43 +1,38 @@
-//! What lives across requests, built once per configuration: the HTTP clients, the key store, the
-//! caches, telemetry. Nothing else: the steps that use them are in `auth` (who is calling) and
-//! `session` (Convex as the caller).
+//! What lives across requests, built once per configuration: the services (`identity`: who is
+//! calling; `sessions`: Convex as the caller; `completions`: client-upload completions), the audio
+//! storage client, the Blob connection pool, telemetry. What State does itself: hand out this
+//! request's Blob client (`blob`) and say once per episode that Convex refuses the route's attach.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::blob::BlobClient;
-use crate::cache::TtlCache;
-use crate::clerk::ClerkClient;
-use crate::config::{Config, KeySource};
-use crate::convex::{ConvexClient, SessionDoc};
+use crate::config::Config;
+use crate::convex::client::ConvexClient;
+use crate::convex::Sessions;
 use crate::error::{Error, Result};
-use crate::keys::KeyStore;
+use crate::identity::Identity;
+use crate::playback::upstream::UpstreamClient;
+use crate::storage::blob::BlobClient;
 use crate::telemetry::{RecordSink, Telemetry};
-use crate::upstream::UpstreamClient;
+use crate::upload::flows::complete::Completions;
 
-/// Most session lookups and template tokens held at once.
+/// Most session lookups held at once.
 const CACHE_ENTRIES: u64 = 10_000;
 /// Most blob measurements held at once (completions in flight, not history).
 const MEASURED_ENTRIES: u64 = 1_000;
 
 pub struct State {
     pub config: Config,
-    pub(crate) keys: KeyStore,
-    pub(crate) clerk: Arc<ClerkClient>,
-    pub(crate) convex: ConvexClient,
+    /// Who is calling, and the caller's Convex token (`identity/`).
+    pub identity: Arc<Identity>,
+    /// The caller's session and every Convex call made as the caller (`convex/`).
+    pub sessions: Sessions,
+    /// Client-upload completions: one per blob at a time, each blob measured once (`upload/flows`).
+    pub completions: Completions,
     pub(crate) upstream: UpstreamClient,
-    pub(crate) lookups: TtlCache<(String, String), SessionDoc>,
-    /// Clerk session → the `exp` of the last session token verified for it: how long a refusal of
-    /// that session is remembered (`clerk_refusal`).
-    pub(crate) session_exp: moka::sync::Cache<String, i64>,
     /// The Blob client's connection pool, or the 503 of a deployment without a Blob store (neither
     /// `BLOB_STORE_ID` nor a read-write token): GET works without it, POST answers 503.
     blob: std::result::Result<reqwest::Client, Error>,
-    /// Client-upload completions take turns per (session, blob pathname) (`turns`).
-    pub(crate) completions: crate::turns::Turns,
-    /// A stored blob's measured duration by (URL, size, upload time): a completion retried while a
-    /// dependency is down does not read the whole blob again.
-    pub(crate) measured: TtlCache<(String, u64, Option<String>), crate::duration::Measured>,
     /// Whether Convex is refusing the route's own attach (`attach_refused`): said once per episode.
     attach_refusing: std::sync::atomic::AtomicBool,
     pub telemetry: Arc<Telemetry>,
@@ -69,21 +64,13 @@ impl State {
             .user_agent(crate::USER_AGENT)
             .build()
             .map_err(|e| Error::Internal(format!("http client: {e}")))?;
-        let clerk = Arc::new(ClerkClient::new(
-            services.clone(),
-            config.clerk_api_url.clone(),
-            config.clerk_secret_key.clone(),
-            config.convex_template.clone(),
-        ));
-        let keys = match &config.key_source {
-            KeySource::Pem(key) => KeyStore::pem(key.clone()),
-            KeySource::Jwks => KeyStore::jwks(clerk.jwks_fetch()),
-        }
-        .accepting_pending(config.accept_pending_sessions);
+        let identity = Arc::new(Identity::new(&config, services.clone()));
         let convex = ConvexClient::new(services, &config.convex_url);
+        let sessions =
+            Sessions::new(convex, identity.clone(), CACHE_ENTRIES, config.lookup_ttl, config.get_query.clone());
         let upstream = UpstreamClient::new(config.host_policy.allow_loopback(), config.upstream_timeout)?;
         let blob = match &config.store {
-            None => Err(crate::store::unresolved_error(crate::store::Unresolved::Nothing)),
+            None => Err(crate::storage::store::unresolved_error(crate::storage::store::Unresolved::Nothing)),
             Some(_) => {
                 // Uploads stream for as long as the client sends: no whole-request timeout here.
                 let http = reqwest::Client::builder()
@@ -95,19 +82,12 @@ impl State {
                 Ok(http)
             }
         };
-        // Session tokens live a minute by default; an hour bounds what an unusual instance holds.
-        let session_exp =
-            moka::sync::Cache::builder().max_capacity(CACHE_ENTRIES).time_to_live(Duration::from_secs(3600)).build();
         Ok(State {
-            keys,
-            clerk,
-            convex,
+            identity,
+            sessions,
+            completions: Completions::new(MEASURED_ENTRIES),
             upstream,
-            lookups: TtlCache::new(CACHE_ENTRIES),
-            session_exp,
             blob,
-            completions: crate::turns::Turns::default(),
-            measured: TtlCache::new(MEASURED_ENTRIES),
             attach_refusing: std::sync::atomic::AtomicBool::new(false),
             telemetry,
             config,
@@ -136,7 +116,7 @@ impl State {
 
     /// The Blob client for this request, with the credential that applies to it (OIDC tokens are
     /// read per request and never kept past it), or the 503 that says what is missing.
-    pub fn blob(&self, req: &crate::request::Request) -> Result<BlobClient> {
+    pub fn blob(&self, req: &crate::http::request::Request) -> Result<BlobClient> {
         let http = self.blob.as_ref().map_err(Clone::clone)?;
         let store = self.config.store.as_ref().ok_or_else(|| Error::Internal("blob client without a store".into()))?;
         let credential = self.credential(store, req)?;
@@ -147,10 +127,10 @@ impl State {
     /// `x-vercel-oidc-token` header only where the platform sets it (`trust_oidc_header`).
     pub(crate) fn credential(
         &self,
-        store: &crate::store::Store,
-        req: &crate::request::Request,
-    ) -> Result<crate::store::Credential> {
-        let oidc = crate::request::oidc_token(req, self.config.trust_oidc_header);
-        store.credential_for(oidc, crate::clock::now_ms())
+        store: &crate::storage::store::Store,
+        req: &crate::http::request::Request,
+    ) -> Result<crate::storage::store::Credential> {
+        let oidc = crate::http::request::oidc_token(req, self.config.trust_oidc_header);
+        store.credential_for(oidc, crate::support::clock::now_ms())
     }
 }

@@ -1,0 +1,489 @@
+//! Vercel Blob API client, speaking what `@vercel/blob`'s `put()` and `del()` send
+//! (docs/protocols.md §B.1–B.4): `PUT {api}/?pathname=…` with the raw bytes as body,
+//! `POST {api}/delete` with `{"urls": [...]}`, and the common `x-api-*` headers.
+//!
+//! Retries: the SDK retries network failures and `unknown_error` / `service_unavailable` /
+//! `internal_server_error`. A streamed body cannot be replayed once any of it was read, so a put is
+//! retried only while its body is untouched (`Replayable::polled` still false).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::config::BlobAccess;
+use crate::error::{Error, Result};
+use crate::media::duration::{Measured, Meter};
+use crate::media::Container;
+use crate::storage::store::Credential;
+use crate::support::capped::Past;
+
+const BLOB_API_VERSION: &str = "12";
+
+/// The most we read of a metadata answer.
+const MAX_METADATA_BYTES: usize = 64 * 1024;
+const MAX_ATTEMPTS: u32 = 3;
+/// The most we read of one `list()` page (1000 blobs of a few hundred bytes each).
+const MAX_LIST_BYTES: usize = 4 << 20;
+
+pub struct BlobClient {
+    http: reqwest::Client,
+    store: crate::storage::store::Store,
+    /// This request's credential (`Store::credential`): the read-write token, or the request's
+    /// OIDC token, which then goes with `x-vercel-blob-store-id` on every API call.
+    credential: Credential,
+    /// Time allowed for each exchange with the store that is not an upload body (head, delete, a
+    /// blob's first bytes, every answer read back): the deployment's upstream timeout.
+    exchange: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredBlob {
+    pub url: String,
+    pub pathname: String,
+    #[serde(default)]
+    pub content_type: Option<String>,
+}
+
+/// One blob of a `list()` page.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ListedBlob {
+    pub url: String,
+    pub pathname: String,
+    #[serde(default)]
+    pub uploaded_at: Option<String>,
+}
+
+/// A `list()` page: its blobs, and the cursor of the next when there is one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListPage {
+    pub blobs: Vec<ListedBlob>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub has_more: bool,
+}
+
+/// What `head()` says of a stored blob.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BlobMeta {
+    pub url: String,
+    pub pathname: String,
+    pub size: u64,
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// RFC 3339, as the store says it.
+    #[serde(default)]
+    pub uploaded_at: Option<String>,
+}
+
+/// The one way an answer's body is read from the store (`capped::read`): chunk by chunk, each
+/// within `timeout`, at most `cap` bytes, every byte handed to `sink` as it arrives. `what` names
+/// the exchange in errors; an answer past the cap is the store failing.
+async fn read_capped(
+    resp: reqwest::Response,
+    what: &str,
+    timeout: Duration,
+    cap: u64,
+    past: Past,
+    sink: impl FnMut(&[u8]),
+) -> Result<()> {
+    crate::support::capped::read(resp, Some(timeout), cap, past, sink)
+        .await
+        .map_err(|failed| Error::StorageFailed(format!("{what}: {failed}")))
+}
+
+/// An answer's body, whole: every answer we read from the store is small (`MAX_METADATA_BYTES`), and
+/// a store that sends more, or stalls, is failing.
+async fn read_limited(resp: reqwest::Response, what: &str, timeout: Duration) -> Result<Vec<u8>> {
+    let mut body = Vec::new();
+    read_capped(resp, what, timeout, MAX_METADATA_BYTES as u64, Past::Fail, |b| body.extend_from_slice(b)).await?;
+    Ok(body)
+}
+
+/// A JSON answer, read with `read_limited`.
+async fn read_json<T: serde::de::DeserializeOwned>(
+    resp: reqwest::Response,
+    what: &str,
+    timeout: Duration,
+) -> Result<T> {
+    let body = read_limited(resp, what, timeout).await?;
+    serde_json::from_slice(&body).map_err(|e| Error::StorageFailed(format!("{what}: unexpected answer: {e}")))
+}
+
+/// A streamed upload body for `put`.
+pub struct PutBody<'a, F: Fn() -> reqwest::Body> {
+    /// A fresh `reqwest::Body` over the same source; called again for a retry only while `polled`
+    /// says nothing was read from the source.
+    pub make: F,
+    pub polled: &'a AtomicBool,
+    /// Bytes of the body sent so far.
+    pub progress: &'a AtomicU64,
+    /// The put fails when neither the body nor the store's answer moves for this long (a store that
+    /// took the whole body and never answers must not hold the request forever).
+    pub stall: Duration,
+}
+
+/// Resolves when `progress` has not moved for `stall`.
+async fn stalled(progress: &AtomicU64, stall: Duration) {
+    let tick = (stall / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let mut last = (progress.load(Ordering::SeqCst), tokio::time::Instant::now());
+    loop {
+        tokio::time::sleep(tick).await;
+        let now = progress.load(Ordering::SeqCst);
+        if now != last.0 {
+            last = (now, tokio::time::Instant::now());
+        } else if last.1.elapsed() >= stall {
+            return;
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ApiErrorBody {
+    error: ApiError,
+}
+
+#[derive(Deserialize)]
+struct ApiError {
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+fn retryable_code(code: &str) -> bool {
+    matches!(code, "unknown_error" | "service_unavailable" | "internal_server_error")
+}
+
+impl BlobClient {
+    pub fn new(
+        http: reqwest::Client,
+        store: &crate::storage::store::Store,
+        exchange: Duration,
+        credential: Credential,
+    ) -> BlobClient {
+        BlobClient { http, store: store.clone(), exchange, credential }
+    }
+
+    /// The store this client writes to.
+    pub fn store(&self) -> &crate::storage::store::Store {
+        &self.store
+    }
+
+    /// A stored blob's metadata (`head()`: `GET {api}?url=…`); `None` when it does not exist.
+    pub async fn head(&self, url: &str) -> Result<Option<BlobMeta>> {
+        let query: String = url::form_urlencoded::byte_serialize(url.as_bytes()).collect();
+        let resp = self
+            .request(reqwest::Method::GET, format!("{}?url={query}", self.store.api()), &self.request_id(), 0)
+            .timeout(self.exchange)
+            .send()
+            .await
+            .map_err(|e| Error::StorageFailed(format!("head: {}", crate::error::chain(&e))))?;
+        match resp.status().as_u16() {
+            200..=299 => {}
+            status => {
+                let (code, message) = api_error(resp, self.exchange).await;
+                // Only Blob's own "no such blob" is a missing blob: a 404 for the store is the
+                // deployment's problem, never a reason to tell the browser its upload is gone.
+                if status == 404 && head_missing(&code) {
+                    return Ok(None);
+                }
+                return Err(refusal("head", status, &code, &message));
+            }
+        }
+        read_json(resp, "head", self.exchange).await.map(Some)
+    }
+
+    /// A read of one of the store's blobs, with the bearer where the store's rule gives it (its
+    /// private host: private blobs need it, as `get()` sends it).
+    fn read(&self, url: &Url) -> reqwest::RequestBuilder {
+        let req = self.http.get(url.clone());
+        match self.store.bearer_for(url, &self.credential) {
+            Some(token) => req.bearer_auth(token),
+            None => req,
+        }
+    }
+
+    /// The first `n` bytes of a stored blob (a Range read of its URL).
+    pub async fn read_start(&self, url: &Url, n: usize) -> Result<bytes::Bytes> {
+        let resp = self
+            .read(url)
+            .header("range", format!("bytes=0-{}", n.saturating_sub(1)))
+            .timeout(self.exchange)
+            .send()
+            .await
+            .map_err(|e| Error::StorageFailed(format!("read: {}", crate::error::chain(&e))))?;
+        // Gone between head and read (the other completion path refused and deleted it).
+        if resp.status() == 404 {
+            return Err(Error::UploadNotFound(url.to_string()));
+        }
+        if !resp.status().is_success() {
+            return Err(Error::StorageFailed(format!("read: HTTP {}", resp.status())));
+        }
+        // Read no more than asked for, even from a store that ignores Range.
+        let mut head = bytes::BytesMut::new();
+        read_capped(resp, "read", self.exchange, n as u64, Past::Stop, |b| head.extend_from_slice(b)).await?;
+        Ok(head.freeze())
+    }
+
+    /// One page of the store's blobs under `prefix` (`list()`: `GET {api}?prefix=…&limit=…&cursor=…`).
+    pub async fn list(&self, prefix: &str, cursor: Option<&str>) -> Result<ListPage> {
+        let mut url = Url::parse(self.store.api()).map_err(|e| Error::Internal(format!("blob api url: {e}")))?;
+        url.query_pairs_mut().append_pair("prefix", prefix).append_pair("limit", "1000");
+        if let Some(cursor) = cursor {
+            url.query_pairs_mut().append_pair("cursor", cursor);
+        }
+        let resp = self
+            .request(reqwest::Method::GET, url.to_string(), &self.request_id(), 0)
+            .timeout(self.exchange)
+            .send()
+            .await
+            .map_err(|e| Error::StorageFailed(format!("list: {}", crate::error::chain(&e))))?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let (code, message) = api_error(resp, self.exchange).await;
+            return Err(refusal("list", status.as_u16(), &code, &message));
+        }
+        // A page of 1000 blobs is well over the 64 KiB metadata bound: read it with its own.
+        let mut body = Vec::new();
+        read_capped(resp, "list", self.exchange, MAX_LIST_BYTES as u64, Past::Fail, |b| body.extend_from_slice(b))
+            .await?;
+        serde_json::from_slice(&body).map_err(|e| Error::StorageFailed(format!("list: unexpected answer: {e}")))
+    }
+
+    /// A stored blob read whole, once, through a meter: a lie can sit anywhere in the file, so
+    /// head and tail reads are not enough. Bounded by `max_bytes` (the size the caller checked; a
+    /// store that sends more is not believed) and by `deadline` in total, besides each exchange's
+    /// own timeout. The meter's work is bounded by the bytes (media/duration/mod.rs).
+    pub async fn measure(
+        &self,
+        url: &Url,
+        container: Container,
+        max_bytes: u64,
+        deadline: Duration,
+    ) -> Result<Measured> {
+        let read = async {
+            let send = self.read(url).send();
+            let resp = tokio::time::timeout(self.exchange, send)
+                .await
+                .map_err(|_| Error::StorageFailed("read: timed out".into()))?
+                .map_err(|e| Error::StorageFailed(format!("read: {}", crate::error::chain(&e))))?;
+            if resp.status() == 404 {
+                return Err(Error::UploadNotFound(url.to_string()));
+            }
+            if !resp.status().is_success() {
+                return Err(Error::StorageFailed(format!("read: HTTP {}", resp.status())));
+            }
+            // A store that sends more than the size it stated is not believed; one that sends less
+            // failed (a cut read measured short would refuse, and so delete, good audio).
+            let mut meter = Meter::new(container);
+            let mut got = 0u64;
+            read_capped(resp, "read", self.exchange, max_bytes, Past::Fail, |b| {
+                got += b.len() as u64;
+                meter.feed(b)
+            })
+            .await?;
+            if got != max_bytes {
+                return Err(Error::StorageFailed(format!("read: {got} of {max_bytes} bytes")));
+            }
+            Ok(meter.finish())
+        };
+        tokio::time::timeout(deadline, read).await.map_err(|_| {
+            Error::StorageFailed(format!("read: measuring the stored blob took over {} s", deadline.as_secs()))
+        })?
+    }
+
+    fn request(&self, method: reqwest::Method, url: String, request_id: &str, attempt: u32) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, url)
+            .bearer_auth(self.credential.bearer())
+            .header("x-api-version", BLOB_API_VERSION)
+            .header("x-vercel-blob-store-id", self.store.id())
+            .header("x-api-blob-request-id", request_id)
+            .header("x-api-blob-request-attempt", attempt.to_string())
+    }
+
+    fn request_id(&self) -> String {
+        let ms = crate::support::clock::now_ms();
+        format!("{}:{ms}:{:016x}", self.store.id(), rand::random::<u64>())
+    }
+
+    /// Store a streamed body (see `PutBody`).
+    pub async fn put<F: Fn() -> reqwest::Body>(
+        &self,
+        pathname: &str,
+        content_type: &str,
+        access: BlobAccess,
+        body: PutBody<'_, F>,
+    ) -> Result<StoredBlob> {
+        let polled = body.polled;
+        // The pathname as a query value (form encoding; the store decodes `+` and `%20` alike).
+        let pathname_query: String = url::form_urlencoded::byte_serialize(pathname.as_bytes()).collect();
+        let url = format!("{}/?pathname={pathname_query}", self.store.api());
+        let request_id = self.request_id();
+        let mut attempt = 0;
+        loop {
+            let send = self
+                .request(reqwest::Method::PUT, url.clone(), &request_id, attempt)
+                .header("x-vercel-blob-access", access.as_str())
+                .header("x-content-type", content_type)
+                .header("x-add-random-suffix", "1")
+                .body((body.make)())
+                .send();
+            let sent = tokio::select! {
+                sent = send => sent,
+                () = stalled(body.progress, body.stall) => {
+                    return Err(Error::StorageFailed(format!(
+                        "PUT {pathname}: no progress and no answer for {:?}", body.stall
+                    )));
+                }
+            };
+            let replayable = !polled.load(Ordering::SeqCst) && attempt + 1 < MAX_ATTEMPTS;
+            let resp = match sent {
+                Ok(resp) => resp,
+                Err(e) if replayable => {
+                    tracing::debug!(target: "session_audio", attempt, "PUT {pathname} failed before the body was read, retrying: {e}");
+                    backoff(attempt).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => return Err(Error::StorageFailed(format!("PUT {pathname}: {}", crate::error::chain(&e)))),
+            };
+            let status = resp.status();
+            if status.is_success() {
+                return read_json::<StoredBlob>(resp, &format!("PUT {pathname}"), self.exchange).await;
+            }
+            let (code, message) = api_error(resp, self.exchange).await;
+            if retryable_code(&code) && !polled.load(Ordering::SeqCst) && attempt + 1 < MAX_ATTEMPTS {
+                backoff(attempt).await;
+                attempt += 1;
+                continue;
+            }
+            return Err(refusal(&format!("PUT {pathname}"), status.as_u16(), &code, &message));
+        }
+    }
+
+    /// A signed token (`issueSignedToken`: `POST {api}/signed-token`) for `body`'s scope, with this
+    /// request's credential.
+    pub async fn signed_token(&self, body: &serde_json::Value) -> Result<crate::upload::presign::SignedToken> {
+        let resp = self.post_retried("signed-token", "signed-token", body).await?;
+        read_json(resp, "signed-token", self.exchange).await
+    }
+
+    /// Delete blobs by URL.
+    pub async fn delete(&self, urls: &[String]) -> Result<()> {
+        self.post_retried("delete", &format!("delete {urls:?}"), &serde_json::json!({ "urls": urls })).await.map(drop)
+    }
+
+    /// `POST {api}/{path}` with a small JSON body, retried as the SDK retries (network errors and
+    /// the retryable codes; the body is replayable); the successful answer, or the last refusal.
+    async fn post_retried(&self, path: &str, what: &str, body: &serde_json::Value) -> Result<reqwest::Response> {
+        let url = format!("{}/{path}", self.store.api());
+        let request_id = self.request_id();
+        let mut last = Error::StorageFailed(format!("{what}: not attempted"));
+        for attempt in 0..MAX_ATTEMPTS {
+            let sent = self
+                .request(reqwest::Method::POST, url.clone(), &request_id, attempt)
+                .json(body)
+                .timeout(self.exchange)
+                .send()
+                .await;
+            match sent {
+                Ok(resp) if resp.status().is_success() => return Ok(resp),
+                Ok(resp) => {
+                    let status = resp.status();
+                    let (code, message) = api_error(resp, self.exchange).await;
+                    last = refusal(what, status.as_u16(), &code, &message);
+                    if !retryable_code(&code) {
+                        break;
+                    }
+                }
+                Err(e) => last = Error::StorageFailed(format!("{what}: {}", crate::error::chain(&e))),
+            }
+            if attempt + 1 < MAX_ATTEMPTS {
+                backoff(attempt).await;
+            }
+        }
+        Err(last)
+    }
+}
+
+/// What a refusal of the store means: the credentials refused (403, or `forbidden` /
+/// `store_not_found`: a store id the OIDC token's project is not connected to, a revoked token) is
+/// the deployment's to fix and says so; anything else is a storage failure.
+fn refusal(what: &str, status: u16, code: &str, message: &str) -> Error {
+    let detail = format!("{what}: HTTP {status} {code}: {message}");
+    if status == 403 || matches!(code, "forbidden" | "store_not_found") {
+        Error::BlobAccessDenied(detail)
+    } else {
+        Error::StorageFailed(detail)
+    }
+}
+
+/// Whether a `404` from `head()` says the blob is missing (`not_found`, as `@vercel/blob` reads
+/// it into `BlobNotFoundError`, or a body with no code), rather than the store (`store_not_found`).
+fn head_missing(code: &str) -> bool {
+    matches!(code, "not_found" | "unknown_error")
+}
+
+async fn api_error(resp: reqwest::Response, timeout: Duration) -> (String, String) {
+    let text = match read_limited(resp, "error answer", timeout).await {
+        Ok(body) => String::from_utf8_lossy(&body).into_owned(),
+        Err(e) => return ("unknown_error".into(), e.to_string()),
+    };
+    match serde_json::from_str::<ApiErrorBody>(&text) {
+        Ok(b) => (b.error.code, b.error.message),
+        // The SDK counts a body it cannot read as `unknown_error` (retryable).
+        Err(_) => ("unknown_error".into(), text.chars().take(200).collect()),
+    }
+}
+
+async fn backoff(attempt: u32) {
+    tokio::time::sleep(Duration::from_millis(200 << attempt.min(4))).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_of_the_credentials_are_named() {
+        let table: &[(u16, &str, &str)] = &[
+            (403, "forbidden", "blob_access_denied"),
+            (404, "store_not_found", "blob_access_denied"),
+            (400, "forbidden", "blob_access_denied"),
+            (403, "unknown_error", "blob_access_denied"),
+            (400, "bad_request", "storage_failed"),
+            (503, "service_unavailable", "storage_failed"),
+            (404, "not_found", "storage_failed"),
+        ];
+        for (status, code, want) in table {
+            assert_eq!(refusal("PUT p", *status, code, "m").code(), *want, "{status} {code}");
+        }
+    }
+
+    #[test]
+    fn only_blobs_own_404_means_missing() {
+        let table: &[(&str, bool)] =
+            &[("not_found", true), ("unknown_error", true), ("store_not_found", false), ("forbidden", false)];
+        for (code, missing) in table {
+            assert_eq!(head_missing(code), *missing, "{code}");
+        }
+        assert_eq!(refusal("head", 404, "store_not_found", "m").code(), "blob_access_denied");
+    }
+
+    #[test]
+    fn retryable_codes_are_the_sdks() {
+        for c in ["unknown_error", "service_unavailable", "internal_server_error"] {
+            assert!(retryable_code(c));
+        }
+        for c in ["forbidden", "not_found", "bad_request", "store_suspended", "rate_limited"] {
+            assert!(!retryable_code(c));
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! A client upload's completion: `session-audio.complete-upload` from the browser once `upload()`
+//! resolved, or `blob.upload-completed`, Blob's signed webhook. Either may come first, or only one;
+//! replays come too. Completions of one blob take turns; the session is attached exactly once.
+//!
+//! A blob is deleted on refusal only once it is known to be under this session's prefix in our
+//! store and the session the caller's: a URL under somebody else's session is refused and left
+//! alone.
+
+use crate::telemetry::Phase;
+use serde_json::{json, Value};
+use url::Url;
+
+use crate::convex::client::SessionDoc;
+use crate::error::{Code, Error, Result};
+use crate::http::request::Request;
+use crate::http::response::{json, Response};
+use crate::identity::Caller;
+use crate::media::duration::Measured;
+use crate::media::{parse_declared, Container, DeclaredType};
+use crate::state::State;
+use crate::support::cache::TtlCache;
+use crate::support::clock::now_ms;
+use crate::telemetry::Trace;
+use crate::upload::attach::{held_pathname, url_pathname};
+use crate::upload::client_upload::{blob_url_for_session, TokenPayload, UPLOAD_COMPLETED};
+use crate::upload::pipeline::{admit_session, attach, discard_or_keep, Ctx, Landed};
+use crate::upload::rules::{validate_duration, Declared, UploadMeta};
+
+/// What completions share across requests (`State.completions`): whose turn it is per blob, and
+/// each blob's measured duration for a while.
+pub struct Completions {
+    turns: crate::support::turns::Turns,
+    /// A stored blob's measured duration by (URL, size, upload time): a completion retried while a
+    /// dependency is down does not read the whole blob again.
+    measured: TtlCache<(String, u64, Option<String>), Measured>,
+}
+
+impl Completions {
+    /// `measured_held`: the most blob measurements kept at once (completions in flight, not history).
+    pub fn new(measured_held: u64) -> Completions {
+        Completions { turns: Default::default(), measured: TtlCache::new(measured_held) }
+    }
+
+    /// Wait for this blob's turn: one completion of one blob at a time (held until dropped).
+    async fn take_turn(&self, session_id: &str, pathname: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        self.turns.take(format!("{session_id} {pathname}")).await
+    }
+
+    /// The blob's measured duration, measured by `measure` only when not measured a moment ago.
+    async fn measured<F>(&self, key: (String, u64, Option<String>), measure: F) -> Result<Measured>
+    where
+        F: std::future::Future<Output = Result<Measured>>,
+    {
+        self.measured.get_or_fill(&key, || async { Ok::<_, Error>((measure.await?, MEASURED_FOR)) }).await
+    }
+}
+
+/// What the browser or the webhook says landed.
+struct Claim<'a> {
+    url: &'a str,
+    /// What was declared, if anything (the browser's event may leave it out: it is measured).
+    duration_ms: Option<u64>,
+    /// The type declared when the token was minted (the webhook knows it; the browser's event
+    /// relies on the stored blob's type, which the token already constrained).
+    declared: Option<DeclaredType>,
+}
+
+/// `session-audio.complete-upload`, for the caller: `201` attached now, `200` already attached.
+pub async fn browser(ctx: &Ctx<'_>, url: &str, duration_ms: Option<&str>) -> Result<Response> {
+    // Only the duration may be declared here, and need not be: it is measured. The type is the
+    // stored blob's (which the token constrained) and is checked against the bytes.
+    let upload = &ctx.state.config.upload;
+    let duration_ms = duration_ms.map(|d| validate_duration(Some(d), upload, Declared::CompleteEvent)).transpose()?;
+    let (status, answer) = complete(ctx, &Claim { url, duration_ms, declared: None }).await?;
+    Ok(json(status, &answer))
+}
+
+/// Who sends `blob.upload-completed`: Blob, for whom the token or presigned URL named. The
+/// signature over the raw event (HMAC with the read-write token after a client-token upload,
+/// Ed25519 after a presigned one) is checked before any credential is resolved for the request;
+/// then the token's payload names the user, and must name this route's session.
+pub fn webhook_caller(
+    state: &State,
+    req: &Request,
+    raw: &[u8],
+    session_id: &str,
+    token_payload: Option<&str>,
+    trace: &Trace,
+) -> Result<Caller> {
+    let keys = crate::upload::webhook::Keys {
+        read_write: state.config.store.as_ref().and_then(|store| store.read_write_token()),
+        public: state.config.upload.webhook_key.as_ref(),
+    };
+    crate::upload::webhook::verify(keys, raw, header(&req.headers, "x-vercel-signature"))?;
+    let (who, _) = webhook_identity(session_id, token_payload)?;
+    trace.set_user(&who.user_id);
+    Ok(who)
+}
+
+/// `blob.upload-completed` (its sender checked by `webhook_caller`), for the user the token was
+/// minted for: `200 ok` when attached or refused (the blob deleted or kept by the one delete
+/// rule); `503` while Clerk, Convex or the store is unavailable, so Blob retries.
+pub async fn webhook(ctx: &Ctx<'_>, url: &str, token_payload: Option<&str>) -> Result<Response> {
+    // What was declared when the token was minted: the type, and the duration if it was known.
+    let payload = TokenPayload::parse(token_payload)?;
+    let declared = parse_declared(&payload.content_type).ok();
+    let claim = Claim { url, duration_ms: payload.duration_ms, declared };
+    match complete(ctx, &claim).await {
+        Ok(_) => {}
+        Err(e) if e.status() < 500 => {
+            tracing::warn!(target: "session_audio", session_id = ctx.session_id, code = e.code(), "client upload refused by the webhook");
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(json(200, &json!({ "type": UPLOAD_COMPLETED, "response": "ok" })))
+}
+
+/// Who the webhook acts for: the signed token's payload, which must name this route's session.
+pub fn webhook_identity(session_id: &str, token_payload: Option<&str>) -> Result<(Caller, TokenPayload)> {
+    let payload = TokenPayload::parse(token_payload)?;
+    if payload.session_id != session_id {
+        return Err(Error::BadRequest {
+            code: Code::InvalidEvent,
+            message: "The webhook's tokenPayload names another session than this route's.".into(),
+        });
+    }
+    let who = Caller { user_id: payload.user_id.clone(), session_id: payload.clerk_session_id.clone() };
+    Ok((who, payload))
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+/// The README's steps for a completion, in order.
+async fn complete(ctx: &Ctx<'_>, claim: &Claim<'_>) -> Result<(u16, Value)> {
+    // Whatever failed on the way, a stored blob not deleted by the rule is kept: a dependency's
+    // failure is a retryable 503 naming it.
+    steps(ctx, claim).await.map_err(crate::upload::attach::kept)
+}
+
+async fn steps(ctx: &Ctx<'_>, claim: &Claim<'_>) -> Result<(u16, Value)> {
+    // 1. the URL is a blob of our store under this session's prefix (else: not ours to touch); its
+    // query is dropped, so every spelling of one blob is one blob.
+    let url = blob_url_for_session(claim.url, ctx.blob.store(), ctx.session_id)?;
+    // Blobs are told apart by pathname, never by how their URL is spelt (`attach::fate`).
+    let pathname = url_pathname(&url);
+    // 2. one completion of this blob at a time: the others then find the session holding it.
+    let _turn = ctx.state.completions.take_turn(ctx.session_id, &pathname).await;
+    // 3. the session is the caller's; one that already holds this blob answers from its record.
+    let doc = ctx.state.sessions.fresh(ctx.who, ctx.session_id, ctx.trace).await?;
+    if held_pathname(&doc).as_deref() == Some(pathname.as_str()) {
+        return Ok((200, attached_record(&doc)));
+    }
+    // 4. what landed, verified; what a refusal does to the blob is the one delete rule's.
+    let held = doc.clone();
+    let checked = match verify(ctx, doc, &url, claim).await {
+        Ok(Verified::Held(record)) => return Ok((200, record)),
+        Ok(Verified::Landed(checked)) => checked,
+        Err(refusal) => return Err(discard_or_keep(ctx, url.as_str(), &pathname, refusal, Some(&held)).await),
+    };
+    // 5. settle the measured duration and attach (`upload::attach`).
+    let landed = Landed {
+        url: &checked.url,
+        pathname: &checked.pathname,
+        content_type: &checked.declared.normalised,
+        size: checked.size,
+        declared_ms: claim.duration_ms,
+        measured: checked.measured,
+        user_max_ms: checked.user_max_ms,
+    };
+    attach(ctx, &landed).await
+}
+
+/// How long a stored blob's measurement is reused by the completions that follow (its URL, size
+/// and upload time name the same bytes: Blob never overwrites them).
+const MEASURED_FOR: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// What storage holds, checked: type, size, age, the caller's entitlements, the bytes' container,
+/// the duration measured from one whole read.
+struct Checked {
+    url: String,
+    pathname: String,
+    declared: DeclaredType,
+    size: u64,
+    measured: Measured,
+    user_max_ms: Option<f64>,
+}
+
+enum Verified {
+    /// The session holds this blob under another spelling of its URL.
+    Held(Value),
+    Landed(Checked),
+}
+
+async fn verify(ctx: &Ctx<'_>, doc: SessionDoc, url: &Url, claim: &Claim<'_>) -> Result<Verified> {
+    let upload = &ctx.state.config.upload;
+    let meta = ctx.trace.phase(Phase::Storage, ctx.blob.head(url.as_str())).await?;
+    let meta = meta.ok_or_else(|| Error::UploadNotFound(url.to_string()))?;
+    if held_pathname(&doc).as_deref() == Some(meta.pathname.as_str()) {
+        return Ok(Verified::Held(attached_record(&doc)));
+    }
+    // A blob older than a client token lives may already be the sweep's (its threshold has a
+    // floor above this age): never attach what the sweep may be deleting.
+    let max_age = upload.completion_max_age();
+    if crate::support::clock::too_old(meta.uploaded_at.as_deref(), now_ms(), max_age) {
+        return Err(Error::BadRequest {
+            code: Code::UploadExpired,
+            message: format!(
+                "The uploaded blob is older than {} min (the client token's lifetime); upload the recording again.",
+                max_age.as_secs() / 60
+            ),
+        });
+    }
+    let content_type = meta.content_type.clone().unwrap_or_default();
+    let declared = match parse_declared(&content_type) {
+        Ok(d) if upload.allowed.contains(&d.container) => d,
+        _ => return Err(Error::UnsupportedMediaType(content_type)),
+    };
+    if claim.declared.as_ref().is_some_and(|d| d.container != declared.container) {
+        return Err(Error::ContentMismatch(declared.container.essence().into()));
+    }
+    // An undeclared duration passes the entitlement check here; the measured one is checked later.
+    let duration_ms = claim.duration_ms.unwrap_or(0);
+    let upload_meta = UploadMeta { duration_ms, declared: declared.clone(), content_length: Some(meta.size) };
+    let admitted = admit_session(ctx, doc, &upload_meta).await?;
+    let head = ctx.trace.phase(Phase::Storage, ctx.blob.read_start(url, Container::SNIFF_BYTES)).await?;
+    // Fewer bytes than stored is the store's failure, never a verdict on the audio.
+    if (head.len() as u64) < meta.size.min(Container::SNIFF_BYTES as u64) {
+        return Err(Error::StorageFailed(format!("read: {} of the first bytes of {}", head.len(), meta.size)));
+    }
+    if !declared.container.matches(&head) {
+        return Err(Error::ContentMismatch(declared.container.essence().into()));
+    }
+    // The duration from the whole of what landed (a lie can sit anywhere in it), read once.
+    // Read whole at most once per burst: a completion retried while Convex is down reuses it.
+    let key = (meta.url.clone(), meta.size, meta.uploaded_at.clone());
+    let measure = ctx.blob.measure(url, declared.container, meta.size, upload.total_timeout);
+    let measured = ctx.state.completions.measured(key, ctx.trace.phase(Phase::Measure, measure)).await?;
+    Ok(Verified::Landed(Checked {
+        url: meta.url,
+        pathname: meta.pathname,
+        declared,
+        size: meta.size,
+        measured,
+        user_max_ms: admitted.entitlements.max_recording_ms,
+    }))
+}
+
+/// The answer for a blob the session already holds, from the session's record.
+fn attached_record(doc: &SessionDoc) -> Value {
+    json!({
+        "sessionId": doc.id,
+        "status": doc.status,
+        "audioUrl": doc.audio_url,
+        "pathname": doc.audio_pathname,
+        "contentType": doc.audio_content_type,
+        "sizeBytes": doc.audio_size_bytes,
+        "durationMs": doc.duration_ms,
+    })
+}
