@@ -69,7 +69,8 @@ async function doctor(
   changes: Record<string, string | undefined> = {},
   { args = [] as string[], cwd = app, processEnv = {} as Record<string, string> } = {},
 ) {
-  fs.writeFileSync(path.join(cwd, '.env.local'), dotenv({ ...baseEnv, ...changes }))
+  const env = { ...baseEnv, ...changes }
+  fs.writeFileSync(path.join(cwd, '.env.local'), dotenv(env))
   let result: { code: number; stdout: string; stderr: string }
   try {
     const { stdout, stderr } = await exec('node', [cli, 'doctor', ...args], {
@@ -80,8 +81,25 @@ async function doctor(
   } catch (e: any) {
     result = { code: e.code, stdout: e.stdout, stderr: e.stderr }
   }
+  // Whatever the run checked, passing or failing, no secret it was given shows in its output.
+  for (const value of secretsIn({ ...env, ...processEnv })) {
+    expect(result.stdout, 'a secret in stdout').not.toContain(value)
+    expect(result.stderr, 'a secret in stderr').not.toContain(value)
+  }
   return result
 }
+
+/** The variables whose values are secrets (the others, URLs, ids and public keys, may be shown). */
+const SECRET_NAMES = [
+  'CLERK_SECRET_KEY',
+  'SESSION_AUDIO_CONVEX_SECRET',
+  'SESSION_AUDIO_SWEEP_SECRET',
+  'VERCEL_OIDC_TOKEN',
+  'BLOB_READ_WRITE_TOKEN',
+]
+/** The secret values in `env` (long enough not to match words of the report by chance, as `short` would). */
+const secretsIn = (env: Record<string, string | undefined>) =>
+  SECRET_NAMES.map((name) => env[name]).filter((v): v is string => typeof v === 'string' && v.length >= 8)
 
 async function doctorJson(
   changes: Record<string, string | undefined> = {},
@@ -129,8 +147,11 @@ describe('session-audio doctor', () => {
       '✓ Blob accepts the OIDC token: listed the store',
       '✓ route file: app/api/listening-sessions/[sessionId]/audio/route.ts',
       "✓ next.config serverExternalPackages: next.config.ts lists 'session-audio'",
-      // Without --as-user the attach secret cannot be reached: said so, not failed.
-      '– SESSION_AUDIO_CONVEX_SECRET shared with Convex (and its Blob store set): not checked: listeningSessions:attachAudio checks the caller before the signature',
+      // The attach secret and the store, compared by the signed probe without a user.
+      '✓ SESSION_AUDIO_CONVEX_SECRET shared with Convex: Convex verified a signature made here: both sides hold the same secret',
+      `✓ Convex allows the route's Blob store: it allows ${stack.blob.url}`,
+      // Without --as-user no token can be minted: said so, not failed.
+      '– Convex accepts the "convex" token and attachAudio verifies the route\'s signature: not checked: listeningSessions:attachAudio checks the caller before the signature',
     ]) {
       expect(r.stdout).toContain(line)
     }
@@ -208,9 +229,11 @@ describe('session-audio doctor', () => {
     expect(noBlob.check('env.blob')).toMatchObject({ status: 'fail', fix: expect.stringContaining('vercel env pull') })
 
     const noWebhookKey = await doctorJson({ BLOB_WEBHOOK_PUBLIC_KEY: undefined })
+    expect(noWebhookKey.code).toBe(1)
     expect(noWebhookKey.check('env.BLOB_WEBHOOK_PUBLIC_KEY')).toMatchObject({
       status: 'fail',
       detail: expect.stringContaining('presigned'),
+      fix: expect.stringContaining('vercel env pull .env.local'),
     })
     const badWebhookKey = await doctorJson({ BLOB_WEBHOOK_PUBLIC_KEY: 'not a key' })
     expect(badWebhookKey.check('env.BLOB_WEBHOOK_PUBLIC_KEY').detail).toContain('not an Ed25519 public key')
@@ -347,6 +370,12 @@ describe('session-audio doctor', () => {
         fix: expect.stringContaining('npx convex deploy'),
       })
     }
+    // Nor is the probe: the attach secret cannot be compared, and the fix says how to get it.
+    expect(r.check('convex.attachSecret')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('listeningSessions:checkAttachSetup is not deployed'),
+      fix: expect.stringContaining('npx convex deploy'),
+    })
     // One function missing from the real deployment (a name configured that is not there).
     const renamed = await doctorJson({ SESSION_AUDIO_ATTACHED_QUERY: 'listeningSessions:attachedBlobs' })
     expect(renamed.check('convex.function.listeningSessions:attachedBlobs').status).toBe('fail')
@@ -354,9 +383,15 @@ describe('session-audio doctor', () => {
 
     const closed = await closedPort()
     const down = await doctorJson({ NEXT_PUBLIC_CONVEX_URL: `http://127.0.0.1:${closed}` })
+    expect(down.code).toBe(1)
     expect(down.check('convex.reachable')).toMatchObject({
       status: 'fail',
       detail: expect.stringContaining('Convex unreachable'),
+      fix: expect.stringContaining('check NEXT_PUBLIC_CONVEX_URL'),
+    })
+    expect(down.check('convex.attachSecret')).toMatchObject({
+      status: 'skip',
+      detail: 'not checked: Convex is not reachable (above)',
     })
   })
 
@@ -373,6 +408,160 @@ describe('session-audio doctor', () => {
     expect(unset.check('convex.sweepSecret').status).toBe('skip')
   })
 
+  it('the attach secret compared without a user (a signed probe): another value on Convex, or none', async () => {
+    const other = await doctorJson({ SESSION_AUDIO_CONVEX_SECRET: 'b'.repeat(64) })
+    expect(other.code).toBe(1)
+    expect(other.check('convex.attachSecret')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('the two sides hold different secrets'),
+      fix: expect.stringContaining('npx convex env set SESSION_AUDIO_CONVEX_SECRET'),
+    })
+    // Convex tells the store only to a caller holding its secret.
+    expect(other.check('convex.blobStore')).toMatchObject({
+      status: 'skip',
+      detail: expect.stringContaining('not checked'),
+    })
+
+    const saved = stack.convex.env.SESSION_AUDIO_CONVEX_SECRET
+    delete stack.convex.env.SESSION_AUDIO_CONVEX_SECRET
+    try {
+      const none = await doctorJson()
+      expect(none.code).toBe(1)
+      expect(none.check('convex.attachSecret')).toMatchObject({
+        status: 'fail',
+        detail: expect.stringContaining('Convex has no SESSION_AUDIO_CONVEX_SECRET'),
+        fix: expect.stringContaining('npx convex env set SESSION_AUDIO_CONVEX_SECRET'),
+      })
+    } finally {
+      stack.convex.env.SESSION_AUDIO_CONVEX_SECRET = saved
+    }
+    // The probe changed nothing: the same deployment still verifies the right value.
+    expect((await doctorJson()).check('convex.attachSecret').status).toBe('pass')
+  })
+
+  it("the store on the Convex side: another store, none, or (as on Vercel) the store's own host", async () => {
+    const hosts = stack.convex.env.SESSION_AUDIO_BLOB_HOSTS
+    const storeId = baseEnv.BLOB_STORE_ID.replace(/^store_/, '')
+    try {
+      stack.convex.env.SESSION_AUDIO_BLOB_HOSTS = 'http://127.0.0.1:9'
+      const other = await doctorJson()
+      expect(other.code).toBe(1)
+      expect(other.check('convex.attachSecret').status).toBe('pass')
+      expect(other.check('convex.blobStore')).toMatchObject({
+        status: 'fail',
+        detail: expect.stringContaining(`Convex does not allow ${stack.blob.url}`),
+        fix: expect.stringContaining(`npx convex env set SESSION_AUDIO_BLOB_STORE_ID store_${storeId}`),
+      })
+
+      delete stack.convex.env.SESSION_AUDIO_BLOB_HOSTS
+      const none = await doctorJson()
+      expect(none.code).toBe(1)
+      expect(none.check('convex.blobStore')).toMatchObject({
+        status: 'fail',
+        detail: expect.stringContaining('Convex has neither SESSION_AUDIO_BLOB_STORE_ID nor SESSION_AUDIO_BLOB_HOSTS'),
+        fix: expect.stringContaining(`npx convex env set SESSION_AUDIO_BLOB_STORE_ID store_${storeId}`),
+      })
+
+      // Without the loopback emulator the route's uploads land on the store's own host.
+      stack.convex.env.SESSION_AUDIO_BLOB_STORE_ID = baseEnv.BLOB_STORE_ID
+      const vercel = await doctorJson({ SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM: undefined })
+      expect(vercel.check('convex.blobStore')).toMatchObject({
+        status: 'pass',
+        detail: `it allows https://${storeId.toLowerCase()}.private.blob.vercel-storage.com`,
+      })
+      stack.convex.env.SESSION_AUDIO_BLOB_STORE_ID = 'store_someoneelse'
+      const elsewhere = await doctorJson({ SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM: undefined })
+      expect(elsewhere.code).toBe(1)
+      expect(elsewhere.check('convex.blobStore')).toMatchObject({
+        status: 'fail',
+        detail: expect.stringContaining(`Convex does not allow https://${storeId.toLowerCase()}.private`),
+      })
+    } finally {
+      stack.convex.env.SESSION_AUDIO_BLOB_HOSTS = hosts
+      delete stack.convex.env.SESSION_AUDIO_BLOB_STORE_ID
+    }
+  })
+
+  it("the store on the route side: not the OIDC token's store, nor the one Convex allows", async () => {
+    const r = await doctorJson({ BLOB_STORE_ID: 'store_otherstore' })
+    expect(r.code).toBe(1)
+    expect(r.check('blob.oidc')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('Blob refused the OIDC token (HTTP 403'),
+      fix: expect.stringContaining('the token and BLOB_STORE_ID must belong to the same project and store'),
+    })
+    // As on Vercel: Convex allows the real store, the route names another.
+    stack.convex.env.SESSION_AUDIO_BLOB_STORE_ID = baseEnv.BLOB_STORE_ID
+    try {
+      const vercel = await doctorJson({
+        BLOB_STORE_ID: 'store_otherstore',
+        SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM: undefined,
+      })
+      expect(vercel.code).toBe(1)
+      expect(vercel.check('convex.blobStore')).toMatchObject({
+        status: 'fail',
+        detail: expect.stringContaining('Convex does not allow https://otherstore.private.blob.vercel-storage.com'),
+        fix: expect.stringContaining('or fix BLOB_STORE_ID here'),
+      })
+    } finally {
+      delete stack.convex.env.SESSION_AUDIO_BLOB_STORE_ID
+    }
+  })
+
+  it('a Clerk instance without the JWT template', async () => {
+    const { startClerk } = await import('../stack/clerk.mjs')
+    const bare = await startClerk({ secretKey: 'sk_test_without_templates', templates: [] })
+    try {
+      const r = await doctorJson({ CLERK_API_URL: bare.url, CLERK_SECRET_KEY: 'sk_test_without_templates' })
+      expect(r.code).toBe(1)
+      expect(r.check('clerk.key').status).toBe('pass')
+      expect(r.check('clerk.template')).toMatchObject({
+        status: 'fail',
+        detail: expect.stringContaining('no template named "convex" (found: none)'),
+        fix: expect.stringContaining('JWT templates → New template → Convex'),
+      })
+    } finally {
+      await bare.close()
+    }
+  })
+
+  it('passes in both Blob auth modes: OIDC, and a read-write token', async () => {
+    const oidc = await doctorJson()
+    expect(oidc.code).toBe(0)
+    for (const id of ['env.BLOB_STORE_ID', 'env.VERCEL_OIDC_TOKEN', 'env.BLOB_WEBHOOK_PUBLIC_KEY', 'blob.oidc'])
+      expect(oidc.check(id).status).toBe('pass')
+    expect(oidc.check('convex.blobStore').status).toBe('pass')
+    expect(oidc.report.checks.some((c) => c.id === 'blob.readWrite')).toBe(false)
+
+    // As startLocalStack({ blobAuth: 'read-write' }) sets it up.
+    const rw = await doctorJson({
+      BLOB_STORE_ID: undefined,
+      VERCEL_OIDC_TOKEN: undefined,
+      BLOB_READ_WRITE_TOKEN: stack.blob.token,
+    })
+    expect(rw.code, JSON.stringify(rw.report.checks.filter((c) => c.status === 'fail'))).toBe(0)
+    for (const id of ['env.BLOB_READ_WRITE_TOKEN', 'blob.readWrite', 'convex.attachSecret', 'convex.blobStore'])
+      expect(rw.check(id).status).toBe('pass')
+    expect(rw.report.checks.some((c) => c.id === 'blob.oidc')).toBe(false)
+  })
+
+  it("the signatures doctor makes: the route's known answers, and a probe the template reads as no attach", async () => {
+    const file = JSON.parse(fs.readFileSync(path.join(__dirname, 'fixtures', 'attach-signature.json'), 'utf8'))
+    const { attachMessage, probeMessage, sign } = await import('../bin/attach-sign.mjs')
+    const template = await import('../examples/convex/listeningSessions')
+    for (const { args, message, signature } of file.vectors) {
+      expect(attachMessage(args)).toBe(message)
+      expect(sign(file.secret, attachMessage(args))).toBe(signature)
+    }
+    const origin = 'https://abc123.private.blob.vercel-storage.com'
+    const probe = probeMessage(origin)
+    expect(probe).toBe(`session-audio:attachSecretProbe:v1\nblobOrigin=${origin.length}:${origin}`)
+    expect(new TextDecoder().decode(template.probeMessage(origin)!)).toBe(probe)
+    // Every attach message starts with its own version line; a probe never does.
+    expect(probe.startsWith('session-audio:attachAudio:v1')).toBe(false)
+    expect(attachMessage(file.vectors[0].args).startsWith('session-audio:attachAudio:v1\n')).toBe(true)
+  })
+
   it('--as-user: Convex with another attach secret, or without its store, or not accepting Clerk', async () => {
     const other = await doctorJson({ SESSION_AUDIO_CONVEX_SECRET: 'a'.repeat(64) }, { args: ['--as-user', 'user_bob'] })
     expect(other.code).toBe(1)
@@ -381,12 +570,17 @@ describe('session-audio doctor', () => {
       detail: expect.stringContaining('the two sides hold different secrets'),
       fix: expect.stringContaining('npx convex env set SESSION_AUDIO_CONVEX_SECRET'),
     })
+    // The signed-in path sees the same mismatch through attachAudio itself.
+    expect(other.check('convex.asUser')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('the two sides hold different secrets'),
+    })
 
     const hosts = stack.convex.env.SESSION_AUDIO_BLOB_HOSTS
     delete stack.convex.env.SESSION_AUDIO_BLOB_HOSTS
     try {
       const noStore = await doctorJson({}, { args: ['--as-user', 'user_bob'] })
-      expect(noStore.check('convex.attachSecret')).toMatchObject({
+      expect(noStore.check('convex.asUser')).toMatchObject({
         status: 'fail',
         detail: expect.stringContaining('Convex lacks SESSION_AUDIO_CONVEX_SECRET'),
       })
@@ -403,7 +597,7 @@ describe('session-audio doctor', () => {
         { CLERK_API_URL: stranger.url, CLERK_SECRET_KEY: 'sk_test_stranger' },
         { args: ['--as-user', 'user_bob'] },
       )
-      expect(refused.check('convex.attachSecret')).toMatchObject({
+      expect(refused.check('convex.asUser')).toMatchObject({
         status: 'fail',
         detail: expect.stringContaining('Convex refused the "convex" token from Clerk'),
         fix: expect.stringContaining('CLERK_JWT_ISSUER_DOMAIN'),
@@ -414,7 +608,7 @@ describe('session-audio doctor', () => {
 
     // Not checkable without what it needs: said so.
     const noTemplate = await doctorJson({ SESSION_AUDIO_CONVEX_TEMPLATE: 'nope' }, { args: ['--as-user', 'user_bob'] })
-    expect(noTemplate.check('convex.attachSecret')).toMatchObject({
+    expect(noTemplate.check('convex.asUser')).toMatchObject({
       status: 'skip',
       detail: expect.stringContaining('not checked'),
     })

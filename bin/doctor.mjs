@@ -10,18 +10,24 @@
 //   - Convex: each template function called without a user (the template answers its
 //     `unauthenticated` ConvexError, which proves the function is deployed, before it reads or
 //     writes anything); `attachedAudio` with the sweep secret (or a random one) proves whether both
-//     sides hold the same SESSION_AUDIO_SWEEP_SECRET;
+//     sides hold the same SESSION_AUDIO_SWEEP_SECRET; the template's `checkAttachSetup` query, with
+//     a probe signed as the route signs (bin/attach-sign.mjs) under SESSION_AUDIO_CONVEX_SECRET,
+//     answers whether Convex holds the same secret and, to a caller holding it, whether it allows
+//     the route's Blob store. The probe is signed under its own version line, so it can never be
+//     an attach; the secret is never sent;
 //   - Blob: a `list` of at most one blob under listening-sessions/ with each configured credential.
 // With `--as-user <Clerk user id>` (a test user: Clerk's POST /v1/sessions is meant for testing)
-// it also proves that both sides hold the same SESSION_AUDIO_CONVEX_SECRET without sending it: it
-// opens a session for that user, gets its Convex token from the JWT template, and calls
-// attachAudio for a session id that cannot exist, with arguments it signed as the route does. The
-// template checks the signature before it looks the session up, so `session_not_found` means the
-// signature verified (and the store is configured); `invalid_attach_signature` means the secrets
-// differ. Nothing is written; the Clerk session is revoked at once.
+// it also proves that Convex accepts the JWT template's tokens and that attachAudio verifies the
+// route's signature for a signed-in caller: it opens a session for that user, gets its Convex
+// token from the JWT template, and calls attachAudio for a session id that cannot exist, with
+// arguments it signed as the route does. The template checks the signature before it looks the
+// session up, so `session_not_found` means the signature verified (and the store is configured);
+// `invalid_attach_signature` means the secrets differ. Nothing is written; the Clerk session is
+// revoked at once.
 import crypto from 'node:crypto'
 import { eachFlag, existingRouteFile, findProject, loadEnv, NEXT_CONFIG_NAMES, UsageError } from './project.mjs'
 import { addServerExternalPackage, PACKAGE } from './next-config.mjs'
+import { attachMessage, probeMessage, sign } from './attach-sign.mjs'
 import fs from 'node:fs'
 import path from 'node:path'
 
@@ -412,6 +418,16 @@ export async function doctor(
       )
     else add('env.BLOB_WEBHOOK_PUBLIC_KEY', 'BLOB_WEBHOOK_PUBLIC_KEY', 'pass', 'an Ed25519 public key')
   }
+  // The origin the route's uploads land on, which Convex must allow (the template's
+  // allowedOrigins): the store's host, or in loopback mode the local emulator's (the API URL's).
+  const routeStoreId = (storeRaw && normalizeStoreId(storeRaw)) || (rwToken && storeIdFromToken(rwToken)) || null
+  const routeBlobOrigin = (() => {
+    if (!routeStoreId) return null
+    const api = has('VERCEL_BLOB_API_URL') ? serviceUrl(env.VERCEL_BLOB_API_URL.trim()) : null
+    if (api && ['1', 'true'].includes(env.SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM)) return api.origin
+    const access = env.SESSION_AUDIO_BLOB_ACCESS === 'public' ? 'public' : 'private'
+    return `https://${routeStoreId.toLowerCase()}.${access}.blob.vercel-storage.com`
+  })()
   const blobApi = has('VERCEL_BLOB_API_URL') ? serviceUrl(env.VERCEL_BLOB_API_URL.trim()) : new URL(DEFAULT_BLOB_API)
   if (has('VERCEL_BLOB_API_URL') && !blobApi)
     add(
@@ -687,19 +703,114 @@ export async function doctor(
       }
     }
   }
-  await attachSecretCheck()
+  await attachSetupCheck()
+  await asUserCheck()
+
+  /**
+   * The template's `checkAttachSetup`, asked with a probe signed here (see the top): whether Convex
+   * holds this SESSION_AUDIO_CONVEX_SECRET, then whether it allows the route's Blob store.
+   */
+  async function attachSetupCheck() {
+    const id = 'convex.attachSecret'
+    const title = 'SESSION_AUDIO_CONVEX_SECRET shared with Convex'
+    const storeId = 'convex.blobStore'
+    const storeTitle = "Convex allows the route's Blob store"
+    const skipStore = (why) => add(storeId, storeTitle, 'skip', `not checked: ${why}`)
+    const why = !convexReachable
+      ? 'Convex is not reachable (above)'
+      : !convexSecret || convexSecret.length < 32
+        ? 'SESSION_AUDIO_CONVEX_SECRET is missing or too short here (above)'
+        : null
+    if (why) {
+      add(id, title, 'skip', `not checked: ${why}`)
+      return skipStore(why)
+    }
+    const probePath = `${functions[2].path.split(':')[0]}:checkAttachSetup`
+    const blobOrigin = routeBlobOrigin ?? ''
+    const r = await convexCall('query', probePath, {
+      blobOrigin,
+      signature: sign(convexSecret, probeMessage(blobOrigin)),
+    })
+    const answer = r.body?.status === 'success' ? r.body.value : null
+    const secretFix =
+      'set the same value on both sides: `npx convex env set SESSION_AUDIO_CONVEX_SECRET …` and where the route runs (`vercel env add SESSION_AUDIO_CONVEX_SECRET`); add --prod for the production deployment'
+    if (r.error) {
+      add(id, title, 'fail', `no answer from Convex: ${r.error}`, 'check NEXT_PUBLIC_CONVEX_URL')
+      return skipStore('Convex did not answer')
+    }
+    if (notFound(r)) {
+      add(
+        id,
+        title,
+        'fail',
+        `${probePath} is not deployed: the deployed template predates this check (or is not session-audio's)`,
+        `update your listeningSessions.ts from the template (\`npx session-audio init\` shows the diff; --force replaces it), then \`npx convex deploy\``,
+      )
+      return skipStore(`${probePath} is not deployed`)
+    }
+    if (answer?.secret === 'missing') {
+      add(
+        id,
+        title,
+        'fail',
+        'Convex has no SESSION_AUDIO_CONVEX_SECRET (or one under 32 characters): uploads answer 503 config_missing',
+        secretFix,
+      )
+      return skipStore('Convex has no attach secret')
+    }
+    if (answer?.secret === 'mismatch') {
+      add(
+        id,
+        title,
+        'fail',
+        'Convex refused a signature made with the value set here: the two sides hold different secrets (uploads answer 503 attach_secret_mismatch)',
+        secretFix,
+      )
+      return skipStore('Convex answers it only to a caller that holds its secret')
+    }
+    if (answer?.secret !== 'match') {
+      add(
+        id,
+        title,
+        'fail',
+        `unexpected answer from ${probePath} (${r.body?.errorData?.code ?? r.body?.status ?? `HTTP ${r.res.status}`})`,
+        `deploy the template's version: ${deployFix}`,
+      )
+      return skipStore(`${probePath} gave no usable answer`)
+    }
+    add(id, title, 'pass', 'Convex verified a signature made here: both sides hold the same secret')
+    if (!routeBlobOrigin) return skipStore('no Blob store is configured here (above)')
+    const storeFix = `\`npx convex env set SESSION_AUDIO_BLOB_STORE_ID store_${routeStoreId}\` (the store the route uses; add --prod for production)`
+    if (answer.store === 'match') add(storeId, storeTitle, 'pass', `it allows ${routeBlobOrigin}`)
+    else if (answer.store === 'missing')
+      add(
+        storeId,
+        storeTitle,
+        'fail',
+        'Convex has neither SESSION_AUDIO_BLOB_STORE_ID nor SESSION_AUDIO_BLOB_HOSTS (or one is malformed): uploads answer 503 config_missing',
+        storeFix,
+      )
+    else
+      add(
+        storeId,
+        storeTitle,
+        'fail',
+        `Convex does not allow ${routeBlobOrigin}, where the route stores uploads: attachAudio refuses every upload (invalid_audio_url)`,
+        `${storeFix}; or fix BLOB_STORE_ID here if it is this side that names the wrong store`,
+      )
+  }
 
   /** `--as-user`: attachAudio with arguments signed here, as the route signs them (see the top). */
-  async function attachSecretCheck() {
-    const id = 'convex.attachSecret'
-    const title = 'SESSION_AUDIO_CONVEX_SECRET shared with Convex (and its Blob store set)'
+  async function asUserCheck() {
+    const id = 'convex.asUser'
+    const title = `Convex accepts the "${template}" token and attachAudio verifies the route's signature`
     const attachPath = functions[2].path
     if (!opts.asUser) {
       return add(
         id,
         title,
         'skip',
-        `not checked: ${attachPath} checks the caller before the signature, so only a signed-in user reaches that check. Rerun with --as-user <Clerk user id> (a test user) to check it with a short-lived Clerk session; otherwise the first upload answers 503 attach_secret_mismatch or config_missing if they are wrong`,
+        `not checked: ${attachPath} checks the caller before the signature, so only a signed-in user reaches that check. Rerun with --as-user <Clerk user id> (a test user) to check it with a short-lived Clerk session; otherwise the first upload answers 503 convex_auth_rejected if Convex does not accept the template's tokens`,
       )
     }
     const missing = [
@@ -748,12 +859,7 @@ export async function doctor(
         durationMs: 1,
         expiresAt,
       }
-      // The route's message (crates/core/src/attach_sign.rs): a version line, then per field
-      // `\n{name}={UTF-8 byte length}:{value}`.
-      let message = 'session-audio:attachAudio:v1'
-      for (const [name, value] of Object.entries(args))
-        message += `\n${name}=${Buffer.byteLength(String(value))}:${value}`
-      const signature = crypto.createHmac('sha256', convexSecret).update(message).digest('hex')
+      const signature = sign(convexSecret, attachMessage(args))
       const r = await call(`${convexUrl.href.replace(/\/$/, '')}/api/mutation`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${jwt}` },
