@@ -155,9 +155,11 @@ describe('session-audio doctor', () => {
     ]) {
       expect(r.stdout).toContain(line)
     }
-    // The local stack sets SESSION_AUDIO_TRUSTED_HOSTS, which doctor leaves to the route.
-    expect(r.stdout).toContain('– SESSION_AUDIO_TRUSTED_HOSTS: set; not checked')
-    expect(r.stdout).toMatch(/\d+ passed, 0 failed, 2 not checked/)
+    // The local stack sets SESSION_AUDIO_TRUSTED_HOSTS, whose rules the route's own parser (the
+    // addon) checks, with the whole configuration.
+    expect(r.stdout).toContain("✓ SESSION_AUDIO_TRUSTED_HOSTS: set; the route's parser accepts it")
+    expect(r.stdout).toContain("✓ the route's own configuration check: the addon accepts this configuration")
+    expect(r.stdout).toMatch(/\d+ passed, 0 failed, 1 not checked/)
     for (const secret of secretValues()) expect(r.stdout).not.toContain(secret)
   })
 
@@ -172,10 +174,9 @@ describe('session-audio doctor', () => {
       expect(['pass', 'fail', 'skip']).toContain(c.status)
       expect(typeof c.detail).toBe('string')
     }
-    expect(report.summary).toEqual({ pass: report.checks.length - 1, fail: 0, skip: 1 })
-    expect(report.checks.filter((c) => c.status === 'skip').map((c) => c.id)).toEqual([
-      'env.SESSION_AUDIO_TRUSTED_HOSTS',
-    ])
+    // Everything checked: with --as-user nothing is left out.
+    expect(report.summary).toEqual({ pass: report.checks.length, fail: 0, skip: 0 })
+    expect(report.checks.filter((c) => c.status === 'skip').map((c) => c.id)).toEqual([])
     expect(report.checks.find((c) => c.id === 'convex.attachSecret')).toMatchObject({
       status: 'pass',
       detail: expect.stringContaining('both sides hold the same secret'),
@@ -679,6 +680,68 @@ describe('session-audio doctor', () => {
     })
   })
 
+  it("the settings only the route's parser knows, checked by the installed addon", async () => {
+    const ok = await doctorJson({
+      SESSION_AUDIO_ALLOWED_TYPES: 'audio/webm, audio/mp4',
+      SENTRY_DSN: 'https://0123456789abcdef0123456789abcdef@o1.ingest.sentry.io/42',
+    })
+    expect(ok.code).toBe(0)
+    expect(ok.check('route.config').status).toBe('pass')
+    for (const id of ['env.SESSION_AUDIO_ALLOWED_TYPES', 'env.SENTRY_DSN', 'env.SESSION_AUDIO_TRUSTED_HOSTS'])
+      expect(ok.check(id)).toMatchObject({ status: 'pass', detail: "set; the route's parser accepts it" })
+
+    for (const [name, value] of [
+      ['SESSION_AUDIO_ALLOWED_TYPES', 'audio/webm,video/mp4'],
+      ['SESSION_AUDIO_TRUSTED_HOSTS', 'https://bad/'],
+      ['SENTRY_DSN', 'not a dsn'],
+    ]) {
+      const bad = await doctorJson({ [name]: value })
+      expect(bad.code).toBe(1)
+      expect(bad.check('route.config')).toMatchObject({
+        status: 'fail',
+        detail: expect.stringContaining(`the route answers every request 503 with: config_invalid`),
+      })
+      expect(bad.check(`env.${name}`)).toMatchObject({
+        status: 'fail',
+        detail: expect.stringContaining(name),
+        fix: expect.stringContaining('remove it for the default'),
+      })
+      expect(bad.stdout).not.toContain(value)
+    }
+  })
+
+  it('CLERK_AUTHORIZED_PARTIES: origins only; VERCEL_BLOB_CALLBACK_URL: answers from here', async () => {
+    const parties = await doctorJson({ CLERK_AUTHORIZED_PARTIES: 'https://app.example, http://localhost:3000' })
+    expect(parties.check('env.CLERK_AUTHORIZED_PARTIES')).toMatchObject({ status: 'pass', detail: '2 origin(s)' })
+    const slash = await doctorJson({ CLERK_AUTHORIZED_PARTIES: 'https://app.example,https://www.app.example/' })
+    expect(slash.code).toBe(1)
+    expect(slash.check('env.CLERK_AUTHORIZED_PARTIES')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('entry 2 is not an origin'),
+      fix: expect.stringContaining('list the origins your app is served from'),
+    })
+
+    const up = await doctorJson({ VERCEL_BLOB_CALLBACK_URL: stack.clerk.url })
+    expect(up.code).toBe(0)
+    expect(up.check('env.VERCEL_BLOB_CALLBACK_URL')).toMatchObject({
+      status: 'pass',
+      detail: expect.stringContaining('answered (HTTP'),
+    })
+    const closed = await closedPort()
+    const down = await doctorJson({ VERCEL_BLOB_CALLBACK_URL: `http://127.0.0.1:${closed}` })
+    expect(down.code).toBe(1)
+    expect(down.check('env.VERCEL_BLOB_CALLBACK_URL')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining("Blob's upload-completed webhook cannot reach it"),
+      fix: expect.stringContaining("this deployment's public URL"),
+    })
+    const malformed = await doctorJson({ VERCEL_BLOB_CALLBACK_URL: 'app.example' })
+    expect(malformed.check('env.VERCEL_BLOB_CALLBACK_URL')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('not an http(s) URL'),
+    })
+  })
+
   it('every variable the route reads is checked, or said to be left alone (src/options.rs)', async () => {
     const options = fs.readFileSync(path.join(repo, 'src', 'options.rs'), 'utf8')
     const table = options.slice(options.indexOf('settings!(self;'), options.indexOf('pub fn setting('))
@@ -687,11 +750,11 @@ describe('session-audio doctor', () => {
     const { CHECKED, UNCHECKED } = await import('../bin/doctor.mjs')
     const accounted = new Set([...CHECKED, ...Object.keys(UNCHECKED)])
     expect(variables.filter((v) => !accounted.has(v))).toEqual([])
-    // Set, a variable left alone says so (never its value).
-    const r = await doctorJson({ SESSION_AUDIO_ALLOWED_TYPES: 'audio/webm' })
-    expect(r.check('env.SESSION_AUDIO_ALLOWED_TYPES')).toMatchObject({
+    // Set, a variable left alone says so and why (never its value).
+    const r = await doctorJson({ SENTRY_ENVIRONMENT: 'staging' })
+    expect(r.check('env.SENTRY_ENVIRONMENT')).toMatchObject({
       status: 'skip',
-      detail: expect.stringContaining('set; not checked'),
+      detail: expect.stringContaining('set; not checked: a free-form name'),
     })
   })
 

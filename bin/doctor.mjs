@@ -15,7 +15,10 @@
 //     answers whether Convex holds the same secret and, to a caller holding it, whether it allows
 //     the route's Blob store. The probe is signed under its own version line, so it can never be
 //     an attach; the secret is never sent;
-//   - Blob: a `list` of at most one blob under listening-sessions/ with each configured credential.
+//   - Blob: a `list` of at most one blob under listening-sessions/ with each configured credential;
+//     a GET of VERCEL_BLOB_CALLBACK_URL, if set (any HTTP answer: it is reachable from here).
+// The route's own parser judges the whole configuration when the addon is installed for this
+// platform (`routeVerdict`), so rules kept only in Rust are not copied here.
 // With `--as-user <Clerk user id>` (a test user: Clerk's POST /v1/sessions is meant for testing)
 // it also proves that Convex accepts the JWT template's tokens and that attachAudio verifies the
 // route's signature for a signed-in caller: it opens a session for that user, gets its Convex
@@ -25,6 +28,7 @@
 // `invalid_attach_signature` means the secrets differ. Nothing is written; the Clerk session is
 // revoked at once.
 import crypto from 'node:crypto'
+import { createRequire } from 'node:module'
 import { eachFlag, existingRouteFile, findProject, loadEnv, NEXT_CONFIG_NAMES, UsageError } from './project.mjs'
 import { addServerExternalPackage, PACKAGE } from './next-config.mjs'
 import { attachMessage, probeMessage, sign } from './attach-sign.mjs'
@@ -103,15 +107,13 @@ const SETTINGS = [
  * to src/options.rs, so a new setting cannot be forgotten here.
  */
 export const UNCHECKED = {
-  CLERK_AUTHORIZED_PARTIES: 'a comma list of origins the route compares with `azp`',
-  SENTRY_DSN: 'the route reports a malformed DSN once at start and runs without Sentry',
-  SENTRY_ENVIRONMENT: 'a free-form name',
-  SESSION_AUDIO_TRUSTED_HOSTS:
-    'the route parses it when a handler is built (a bad entry is a 503 config_invalid naming it)',
-  SESSION_AUDIO_ALLOWED_TYPES:
-    'the route parses it when a handler is built (a bad type is a 503 config_invalid naming it)',
-  VERCEL_BLOB_CALLBACK_URL: 'Blob calls it back from the internet; only a real upload shows it reachable',
+  SENTRY_ENVIRONMENT: "a free-form name (Sentry's environment tag): any value is valid",
 }
+/**
+ * Checked by the route's own parser (the installed addon, `routeVerdict`): its rules live in Rust
+ * (host patterns, audio types, the Sentry DSN), and doctor asks the addon rather than copy them.
+ */
+const PARSED_BY_ROUTE = ['SESSION_AUDIO_TRUSTED_HOSTS', 'SESSION_AUDIO_ALLOWED_TYPES', 'SENTRY_DSN']
 export const CHECKED = [
   'NEXT_PUBLIC_CONVEX_URL',
   'CLERK_SECRET_KEY',
@@ -128,8 +130,29 @@ export const CHECKED = [
   'SESSION_AUDIO_ENTITLEMENTS_QUERY',
   'SESSION_AUDIO_ATTACH_MUTATION',
   'SESSION_AUDIO_ATTACHED_QUERY',
+  'CLERK_AUTHORIZED_PARTIES',
+  'VERCEL_BLOB_CALLBACK_URL',
+  ...PARSED_BY_ROUTE,
   ...SETTINGS.map(([name]) => name),
 ]
+
+/**
+ * The route's verdict on `env`: the installed addon builds a handler from it exactly as the route
+ * does and says what it refuses (`configError`, `code: message`; its messages name a variable and
+ * never echo a value). `{ error }` (null when it accepts the configuration), or `{ unavailable }`
+ * when the addon for this platform is not installed here.
+ */
+function routeVerdict(env) {
+  let native
+  try {
+    native = createRequire(import.meta.url)('../binding.js')
+  } catch (e) {
+    return { unavailable: e.code ?? 'it did not load' }
+  }
+  const routeEnv = {}
+  for (const key of native.envKeys()) if (typeof env[key] === 'string') routeEnv[key] = env[key]
+  return { error: new native.AudioHandler({}, routeEnv, null).configError ?? null }
+}
 
 /** The payload of a JWT, decoded (not verified), or null. */
 function jwtPayload(token) {
@@ -440,6 +463,57 @@ export async function doctor(
 
   for (const [name, why] of Object.entries(UNCHECKED)) {
     if (has(name)) add(`env.${name}`, name, 'skip', `set; not checked: ${why}`)
+  }
+  if (has('CLERK_AUTHORIZED_PARTIES')) {
+    // The route compares each entry with the token's `azp` as it is: Clerk's azp is an origin.
+    const entries = env.CLERK_AUTHORIZED_PARTIES.split(',')
+      .map((e) => e.trim())
+      .filter(Boolean)
+    const bad = entries.findIndex((e) => serviceUrl(e)?.origin !== e)
+    if (bad >= 0)
+      add(
+        'env.CLERK_AUTHORIZED_PARTIES',
+        'CLERK_AUTHORIZED_PARTIES',
+        'fail',
+        `entry ${bad + 1} is not an origin (scheme://host[:port], no path, no trailing slash): a token's \`azp\` never equals it, so sign-ins from there answer 401`,
+        'list the origins your app is served from, comma-separated (https://app.example.com), or remove it',
+      )
+    else add('env.CLERK_AUTHORIZED_PARTIES', 'CLERK_AUTHORIZED_PARTIES', 'pass', `${entries.length} origin(s)`)
+  }
+  // The route's own parser on the whole configuration (the installed addon), then per variable
+  // whose rules only it knows.
+  const verdict = routeVerdict(env)
+  if (verdict.unavailable)
+    add(
+      'route.config',
+      "the route's own configuration check",
+      'skip',
+      `not checked: the session-audio addon for this platform is not installed here (${verdict.unavailable}); the checks above apply the same rules, except for ${PARSED_BY_ROUTE.join(', ')}`,
+    )
+  else if (verdict.error)
+    add(
+      'route.config',
+      "the route's own configuration check",
+      'fail',
+      `the route answers every request 503 with: ${verdict.error}`,
+      'fix the variable it names (README, Configuration)',
+    )
+  else add('route.config', "the route's own configuration check", 'pass', 'the addon accepts this configuration')
+  for (const name of PARSED_BY_ROUTE) {
+    if (!has(name)) continue
+    if (verdict.unavailable)
+      add(`env.${name}`, name, 'skip', "set; not checked: only the route's parser (the addon) knows its rules")
+    else if (verdict.error?.includes(name))
+      add(
+        `env.${name}`,
+        name,
+        'fail',
+        `the route refuses it: ${verdict.error}`,
+        `fix it, or remove it for the default (README, Configuration)`,
+      )
+    else if (verdict.error)
+      add(`env.${name}`, name, 'skip', `set; not checked: the route stopped at another setting first (above)`)
+    else add(`env.${name}`, name, 'pass', "set; the route's parser accepts it")
   }
   const badSettings = SETTINGS.filter(
     ([name, valid]) => env[name] !== undefined && env[name] !== '' && !valid(env[name]),
@@ -956,6 +1030,33 @@ export async function doctor(
         `unexpected answer HTTP ${r.res.status}`,
         'check VERCEL_BLOB_API_URL (unset it for Vercel Blob itself)',
       )
+  }
+
+  // Blob calls the route back there (blob.upload-completed): it must answer from where Blob is.
+  if (has('VERCEL_BLOB_CALLBACK_URL')) {
+    const id = 'env.VERCEL_BLOB_CALLBACK_URL'
+    const title = 'VERCEL_BLOB_CALLBACK_URL reachable'
+    const fix = "set it to this deployment's public URL (https://…), or remove it: on Vercel it is derived"
+    const callback = serviceUrl(env.VERCEL_BLOB_CALLBACK_URL.trim())
+    if (!callback) add(id, title, 'fail', 'not an http(s) URL: uploads get no completion webhook', fix)
+    else {
+      const r = await call(callback)
+      if (r.error)
+        add(
+          id,
+          title,
+          'fail',
+          `no answer from ${hostOf(callback)} here (${r.error}): Blob's upload-completed webhook cannot reach it either, so only the browser's completion attaches uploads`,
+          fix,
+        )
+      else
+        add(
+          id,
+          title,
+          'pass',
+          `${hostOf(callback)} answered (HTTP ${r.res.status}) from here; Blob calls it from the internet, so a private or loopback address works only with a local Blob`,
+        )
+    }
   }
 
   // ---- 5. The project: the route file and next.config ----
