@@ -85,6 +85,41 @@ describe('examples/nextjs is init’s output', () => {
       await stack?.close()
     })
 
+    it('doctor, run in the app with its environment, passes in both Blob auth modes', async () => {
+      // The sweep's secret too, on both sides, so that nothing is left unchecked.
+      const sweep = { SESSION_AUDIO_SWEEP_SECRET: 'sweep-secret-for-the-init-e2e' }
+      Object.assign(stack.convex.env, sweep)
+      const { BLOB_STORE_ID, VERCEL_OIDC_TOKEN, ...rest } = { ...stack.env, ...sweep }
+      for (const env of [
+        { ...stack.env, ...sweep },
+        { ...rest, BLOB_READ_WRITE_TOKEN: stack.blob.token },
+      ]) {
+        const r = await promisify(execFile)(
+          process.execPath,
+          [
+            path.join(appDir, 'node_modules', 'session-audio', 'bin', 'session-audio.mjs'),
+            'doctor',
+            '--json',
+            '--as-user',
+            'user_alice',
+          ],
+          { cwd: appDir, env: { PATH: process.env.PATH!, ...env } },
+        ).catch((e) => e)
+        const report = JSON.parse(r.stdout)
+        expect(report.checks.filter((c: { status: string }) => c.status !== 'pass')).toEqual([])
+        expect(report.ok).toBe(true)
+        expect(report.checks.map((c: { id: string }) => c.id)).toEqual(
+          expect.arrayContaining([
+            'project.route',
+            'project.nextConfig',
+            'route.config',
+            'convex.attachSecret',
+            'convex.asUser',
+          ]),
+        )
+      }
+    })
+
     it('refuses an anonymous caller, stores an upload, and streams it back', async () => {
       const id = await stack.convex.insertSession({ userId: 'user_alice', status: 'recording' })
       const url = `${app.url}/api/listening-sessions/${id}/audio`
