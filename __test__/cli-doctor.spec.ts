@@ -124,6 +124,44 @@ const secretValues = () => [
   stack.blob.token,
 ]
 
+/** The run failed (exit 1) at check `id`, its detail and its fix saying what they must. */
+function expectFailed(run: { code: number; check: (id: string) => Check }, id: string, detail: string, fix?: string) {
+  expect(run.code).toBe(1)
+  expect(run.check(id)).toMatchObject({
+    status: 'fail',
+    detail: expect.stringContaining(detail),
+    ...(fix === undefined ? {} : { fix: expect.stringContaining(fix) }),
+  })
+}
+
+/**
+ * Run `fn` with the Convex deployment's variables changed as `npx convex env set` / `unset` would
+ * (undefined removes one), then put them back.
+ */
+async function withConvexEnv<T>(changes: Record<string, string | undefined>, fn: () => Promise<T>): Promise<T> {
+  const env: Record<string, string | undefined> = stack.convex.env
+  const apply = (vars: Record<string, string | undefined>) => {
+    for (const [k, v] of Object.entries(vars)) {
+      if (v === undefined) delete env[k]
+      else env[k] = v
+    }
+  }
+  const saved = Object.fromEntries(Object.keys(changes).map((k) => [k, env[k]]))
+  apply(changes)
+  try {
+    return await fn()
+  } finally {
+    apply(saved)
+  }
+}
+
+/** The check of a SESSION_AUDIO_CONVEX_SECRET that differs between the two sides, with its fix. */
+const secretsDiffer = {
+  status: 'fail',
+  detail: expect.stringContaining('the two sides hold different secrets'),
+  fix: expect.stringContaining('npx convex env set SESSION_AUDIO_CONVEX_SECRET'),
+}
+
 describe('session-audio doctor', () => {
   it('all green on a correctly configured app, values never shown', async () => {
     const r = await doctor()
@@ -412,101 +450,75 @@ describe('session-audio doctor', () => {
   it('the attach secret compared without a user (a signed probe): another value on Convex, or none', async () => {
     const other = await doctorJson({ SESSION_AUDIO_CONVEX_SECRET: 'b'.repeat(64) })
     expect(other.code).toBe(1)
-    expect(other.check('convex.attachSecret')).toMatchObject({
-      status: 'fail',
-      detail: expect.stringContaining('the two sides hold different secrets'),
-      fix: expect.stringContaining('npx convex env set SESSION_AUDIO_CONVEX_SECRET'),
-    })
+    expect(other.check('convex.attachSecret')).toMatchObject(secretsDiffer)
     // Convex tells the store only to a caller holding its secret.
     expect(other.check('convex.blobStore')).toMatchObject({
       status: 'skip',
       detail: expect.stringContaining('not checked'),
     })
 
-    const saved = stack.convex.env.SESSION_AUDIO_CONVEX_SECRET
-    delete stack.convex.env.SESSION_AUDIO_CONVEX_SECRET
-    try {
-      const none = await doctorJson()
-      expect(none.code).toBe(1)
-      expect(none.check('convex.attachSecret')).toMatchObject({
-        status: 'fail',
-        detail: expect.stringContaining('Convex has no SESSION_AUDIO_CONVEX_SECRET'),
-        fix: expect.stringContaining('npx convex env set SESSION_AUDIO_CONVEX_SECRET'),
-      })
-    } finally {
-      stack.convex.env.SESSION_AUDIO_CONVEX_SECRET = saved
-    }
+    const none = await withConvexEnv({ SESSION_AUDIO_CONVEX_SECRET: undefined }, () => doctorJson())
+    expectFailed(
+      none,
+      'convex.attachSecret',
+      'Convex has no SESSION_AUDIO_CONVEX_SECRET',
+      'npx convex env set SESSION_AUDIO_CONVEX_SECRET',
+    )
     // The probe changed nothing: the same deployment still verifies the right value.
     expect((await doctorJson()).check('convex.attachSecret').status).toBe('pass')
   })
 
   it("the store on the Convex side: another store, none, or (as on Vercel) the store's own host", async () => {
-    const hosts = stack.convex.env.SESSION_AUDIO_BLOB_HOSTS
     const storeId = baseEnv.BLOB_STORE_ID.replace(/^store_/, '')
-    try {
-      stack.convex.env.SESSION_AUDIO_BLOB_HOSTS = 'http://127.0.0.1:9'
-      const other = await doctorJson()
-      expect(other.code).toBe(1)
-      expect(other.check('convex.attachSecret').status).toBe('pass')
-      expect(other.check('convex.blobStore')).toMatchObject({
-        status: 'fail',
-        detail: expect.stringContaining(`Convex does not allow ${stack.blob.url}`),
-        fix: expect.stringContaining(`npx convex env set SESSION_AUDIO_BLOB_STORE_ID store_${storeId}`),
-      })
+    const storeFix = `npx convex env set SESSION_AUDIO_BLOB_STORE_ID store_${storeId}`
+    const other = await withConvexEnv({ SESSION_AUDIO_BLOB_HOSTS: 'http://127.0.0.1:9' }, () => doctorJson())
+    expect(other.code).toBe(1)
+    expect(other.check('convex.attachSecret').status).toBe('pass')
+    expect(other.check('convex.blobStore')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining(`Convex does not allow ${stack.blob.url}`),
+      fix: expect.stringContaining(storeFix),
+    })
 
-      delete stack.convex.env.SESSION_AUDIO_BLOB_HOSTS
-      const none = await doctorJson()
-      expect(none.code).toBe(1)
-      expect(none.check('convex.blobStore')).toMatchObject({
-        status: 'fail',
-        detail: expect.stringContaining('Convex has neither SESSION_AUDIO_BLOB_STORE_ID nor SESSION_AUDIO_BLOB_HOSTS'),
-        fix: expect.stringContaining(`npx convex env set SESSION_AUDIO_BLOB_STORE_ID store_${storeId}`),
-      })
+    const none = await withConvexEnv({ SESSION_AUDIO_BLOB_HOSTS: undefined }, () => doctorJson())
+    expectFailed(
+      none,
+      'convex.blobStore',
+      'Convex has neither SESSION_AUDIO_BLOB_STORE_ID nor SESSION_AUDIO_BLOB_HOSTS',
+      storeFix,
+    )
 
-      // Without the loopback emulator the route's uploads land on the store's own host.
-      stack.convex.env.SESSION_AUDIO_BLOB_STORE_ID = baseEnv.BLOB_STORE_ID
-      const vercel = await doctorJson({ SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM: undefined })
-      expect(vercel.check('convex.blobStore')).toMatchObject({
-        status: 'pass',
-        detail: `it allows https://${storeId.toLowerCase()}.private.blob.vercel-storage.com`,
-      })
-      stack.convex.env.SESSION_AUDIO_BLOB_STORE_ID = 'store_someoneelse'
-      const elsewhere = await doctorJson({ SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM: undefined })
-      expect(elsewhere.code).toBe(1)
-      expect(elsewhere.check('convex.blobStore')).toMatchObject({
-        status: 'fail',
-        detail: expect.stringContaining(`Convex does not allow https://${storeId.toLowerCase()}.private`),
-      })
-    } finally {
-      stack.convex.env.SESSION_AUDIO_BLOB_HOSTS = hosts
-      delete stack.convex.env.SESSION_AUDIO_BLOB_STORE_ID
-    }
+    // Without the loopback emulator the route's uploads land on the store's own host.
+    const asOnVercel = (convexStore: string) =>
+      withConvexEnv({ SESSION_AUDIO_BLOB_STORE_ID: convexStore }, () =>
+        doctorJson({ SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM: undefined }),
+      )
+    expect((await asOnVercel(baseEnv.BLOB_STORE_ID)).check('convex.blobStore')).toMatchObject({
+      status: 'pass',
+      detail: `it allows https://${storeId.toLowerCase()}.private.blob.vercel-storage.com`,
+    })
+    const elsewhere = await asOnVercel('store_someoneelse')
+    expectFailed(elsewhere, 'convex.blobStore', `Convex does not allow https://${storeId.toLowerCase()}.private`)
   })
 
   it("the store on the route side: not the OIDC token's store, nor the one Convex allows", async () => {
     const r = await doctorJson({ BLOB_STORE_ID: 'store_otherstore' })
-    expect(r.code).toBe(1)
-    expect(r.check('blob.oidc')).toMatchObject({
-      status: 'fail',
-      detail: expect.stringContaining('Blob refused the OIDC token (HTTP 403'),
-      fix: expect.stringContaining('the token and BLOB_STORE_ID must belong to the same project and store'),
-    })
+    expectFailed(
+      r,
+      'blob.oidc',
+      'Blob refused the OIDC token (HTTP 403',
+      'the token and BLOB_STORE_ID must belong to the same project and store',
+    )
     // As on Vercel: Convex allows the real store, the route names another.
-    stack.convex.env.SESSION_AUDIO_BLOB_STORE_ID = baseEnv.BLOB_STORE_ID
-    try {
-      const vercel = await doctorJson({
-        BLOB_STORE_ID: 'store_otherstore',
-        SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM: undefined,
-      })
-      expect(vercel.code).toBe(1)
-      expect(vercel.check('convex.blobStore')).toMatchObject({
-        status: 'fail',
-        detail: expect.stringContaining('Convex does not allow https://otherstore.private.blob.vercel-storage.com'),
-        fix: expect.stringContaining('or fix BLOB_STORE_ID here'),
-      })
-    } finally {
-      delete stack.convex.env.SESSION_AUDIO_BLOB_STORE_ID
-    }
+    const vercel = await withConvexEnv({ SESSION_AUDIO_BLOB_STORE_ID: baseEnv.BLOB_STORE_ID }, () =>
+      doctorJson({ BLOB_STORE_ID: 'store_otherstore', SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM: undefined }),
+    )
+    expectFailed(
+      vercel,
+      'convex.blobStore',
+      'Convex does not allow https://otherstore.private.blob.vercel-storage.com',
+      'or fix BLOB_STORE_ID here',
+    )
   })
 
   it('a Clerk instance without the JWT template', async () => {
@@ -566,28 +578,20 @@ describe('session-audio doctor', () => {
   it('--as-user: Convex with another attach secret, or without its store, or not accepting Clerk', async () => {
     const other = await doctorJson({ SESSION_AUDIO_CONVEX_SECRET: 'a'.repeat(64) }, { args: ['--as-user', 'user_bob'] })
     expect(other.code).toBe(1)
-    expect(other.check('convex.attachSecret')).toMatchObject({
-      status: 'fail',
-      detail: expect.stringContaining('the two sides hold different secrets'),
-      fix: expect.stringContaining('npx convex env set SESSION_AUDIO_CONVEX_SECRET'),
-    })
+    expect(other.check('convex.attachSecret')).toMatchObject(secretsDiffer)
     // The signed-in path sees the same mismatch through attachAudio itself.
     expect(other.check('convex.asUser')).toMatchObject({
       status: 'fail',
       detail: expect.stringContaining('the two sides hold different secrets'),
     })
 
-    const hosts = stack.convex.env.SESSION_AUDIO_BLOB_HOSTS
-    delete stack.convex.env.SESSION_AUDIO_BLOB_HOSTS
-    try {
-      const noStore = await doctorJson({}, { args: ['--as-user', 'user_bob'] })
-      expect(noStore.check('convex.asUser')).toMatchObject({
-        status: 'fail',
-        detail: expect.stringContaining('Convex lacks SESSION_AUDIO_CONVEX_SECRET'),
-      })
-    } finally {
-      stack.convex.env.SESSION_AUDIO_BLOB_HOSTS = hosts
-    }
+    const noStore = await withConvexEnv({ SESSION_AUDIO_BLOB_HOSTS: undefined }, () =>
+      doctorJson({}, { args: ['--as-user', 'user_bob'] }),
+    )
+    expect(noStore.check('convex.asUser')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('Convex lacks SESSION_AUDIO_CONVEX_SECRET'),
+    })
 
     // A template whose tokens Convex does not accept: another Clerk instance (its own keys) that
     // has the template, in front of the same Convex deployment.
@@ -696,11 +700,7 @@ describe('session-audio doctor', () => {
       ['SENTRY_DSN', 'not a dsn'],
     ]) {
       const bad = await doctorJson({ [name]: value })
-      expect(bad.code).toBe(1)
-      expect(bad.check('route.config')).toMatchObject({
-        status: 'fail',
-        detail: expect.stringContaining(`the route answers every request 503 with: config_invalid`),
-      })
+      expectFailed(bad, 'route.config', `the route answers every request 503 with: config_invalid`)
       expect(bad.check(`env.${name}`)).toMatchObject({
         status: 'fail',
         detail: expect.stringContaining(name),
@@ -714,12 +714,12 @@ describe('session-audio doctor', () => {
     const parties = await doctorJson({ CLERK_AUTHORIZED_PARTIES: 'https://app.example, http://localhost:3000' })
     expect(parties.check('env.CLERK_AUTHORIZED_PARTIES')).toMatchObject({ status: 'pass', detail: '2 origin(s)' })
     const slash = await doctorJson({ CLERK_AUTHORIZED_PARTIES: 'https://app.example,https://www.app.example/' })
-    expect(slash.code).toBe(1)
-    expect(slash.check('env.CLERK_AUTHORIZED_PARTIES')).toMatchObject({
-      status: 'fail',
-      detail: expect.stringContaining('entry 2 is not an origin'),
-      fix: expect.stringContaining('list the origins your app is served from'),
-    })
+    expectFailed(
+      slash,
+      'env.CLERK_AUTHORIZED_PARTIES',
+      'entry 2 is not an origin',
+      'list the origins your app is served from',
+    )
 
     const up = await doctorJson({ VERCEL_BLOB_CALLBACK_URL: stack.clerk.url })
     expect(up.code).toBe(0)
@@ -729,12 +729,12 @@ describe('session-audio doctor', () => {
     })
     const closed = await closedPort()
     const down = await doctorJson({ VERCEL_BLOB_CALLBACK_URL: `http://127.0.0.1:${closed}` })
-    expect(down.code).toBe(1)
-    expect(down.check('env.VERCEL_BLOB_CALLBACK_URL')).toMatchObject({
-      status: 'fail',
-      detail: expect.stringContaining("Blob's upload-completed webhook cannot reach it"),
-      fix: expect.stringContaining("this deployment's public URL"),
-    })
+    expectFailed(
+      down,
+      'env.VERCEL_BLOB_CALLBACK_URL',
+      "Blob's upload-completed webhook cannot reach it",
+      "this deployment's public URL",
+    )
     const malformed = await doctorJson({ VERCEL_BLOB_CALLBACK_URL: 'app.example' })
     expect(malformed.check('env.VERCEL_BLOB_CALLBACK_URL')).toMatchObject({
       status: 'fail',

@@ -12,7 +12,6 @@ import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startLocalStack } from '../stack/local.mjs'
 import { startExampleApp } from '../stack/app.mjs'
-import { listen } from '../stack/http-util.mjs'
 import { sineWav } from '../stack/wav.mjs'
 
 const appDir = path.resolve(__dirname, '..', 'examples', 'nextjs')
@@ -75,10 +74,7 @@ describe('examples/nextjs is init’s output', () => {
     let app: Awaited<ReturnType<typeof startExampleApp>>
     beforeAll(async () => {
       stack = await startLocalStack({ dir: fs.mkdtempSync(path.join(os.tmpdir(), 'session-audio-e2e-init-')) })
-      const probe = await listen(() => {}, 0)
-      const port = probe.port
-      await probe.close()
-      app = await startExampleApp({ env: stack.env, port, inherit: !!process.env.E2E_ECHO })
+      app = await startExampleApp({ env: stack.env, port: 0, inherit: !!process.env.E2E_ECHO })
     })
     afterAll(async () => {
       await app?.close()
