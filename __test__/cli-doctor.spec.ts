@@ -461,7 +461,7 @@ describe('session-audio doctor', () => {
     expectFailed(
       none,
       'convex.attachSecret',
-      'Convex has no SESSION_AUDIO_CONVEX_SECRET',
+      'the two sides hold different secrets, or Convex has none',
       'npx convex env set SESSION_AUDIO_CONVEX_SECRET',
     )
     // The probe changed nothing: the same deployment still verifies the right value.

@@ -822,22 +822,12 @@ export async function doctor(
       )
       return skipStore(`${probePath} is not deployed`)
     }
-    if (answer?.secret === 'missing') {
-      add(
-        id,
-        title,
-        'fail',
-        'Convex has no SESSION_AUDIO_CONVEX_SECRET (or one under 32 characters): uploads answer 503 config_missing',
-        secretFix,
-      )
-      return skipStore('Convex has no attach secret')
-    }
     if (answer?.secret === 'mismatch') {
       add(
         id,
         title,
         'fail',
-        'Convex refused a signature made with the value set here: the two sides hold different secrets (uploads answer 503 attach_secret_mismatch)',
+        'Convex refused a signature made with the value set here: the two sides hold different secrets, or Convex has none of at least 32 characters (uploads answer 503 attach_secret_mismatch or config_missing)',
         secretFix,
       )
       return skipStore('Convex answers it only to a caller that holds its secret')
@@ -962,7 +952,7 @@ export async function doctor(
           id,
           title,
           'fail',
-          'Convex refused a signature made with the value set here: the two sides hold different secrets (uploads answer 503 attach_secret_mismatch)',
+          'Convex refused a signature made with the value set here: the two sides hold different secrets, or Convex has none of at least 32 characters (uploads answer 503 attach_secret_mismatch or config_missing)',
           'set the same value on both sides: `npx convex env set SESSION_AUDIO_CONVEX_SECRET …` and where the route runs (`vercel env add SESSION_AUDIO_CONVEX_SECRET`)',
         )
       }

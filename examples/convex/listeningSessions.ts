@@ -239,10 +239,11 @@ export const attachAudio = mutation({
 /**
  * What `npx session-audio doctor` asks to learn, without a signed-in user, whether this deployment
  * holds the route's `SESSION_AUDIO_CONVEX_SECRET` and allows the route's Blob store. The caller
- * signs `probeMessage(blobOrigin)` with its secret; the answer is only `missing` / `mismatch` /
- * `match` for the secret and, once the signature proved the caller holds it, the same for the
- * origin (`https://<store>.private.blob.vercel-storage.com`, or a local emulator's). It reads no
- * table and writes nothing. Anyone may call it, so it must not help forge an attach: a probe is
+ * signs `probeMessage(blobOrigin)` with its secret; the answer is only `match` / `mismatch` for
+ * the secret (a deployment without one, or with one too short, answers `mismatch`: an anonymous
+ * caller learns nothing about its configuration) and, once the signature proved the caller holds
+ * it, `match` / `mismatch` / `missing` for the origin (`https://<store>.private.blob.vercel-storage.com`,
+ * or a local emulator's). It reads no table and writes nothing. Anyone may call it, so it must not help forge an attach: a probe is
  * signed under its own version line (never an attach message), and "match" for a probe says only
  * what `attachAudio` would say to the route anyway. The secret never leaves this deployment.
  */
@@ -250,8 +251,9 @@ export const checkAttachSetup = query({
   args: { blobOrigin: v.string(), signature: v.string() },
   handler: async (_ctx, { blobOrigin, signature }) => {
     const secret = process.env.SESSION_AUDIO_CONVEX_SECRET
-    if (!secret || secret.length < 32) return { secret: 'missing' as const }
-    if (!(await macValid(secret, probeMessage(blobOrigin), signature))) return { secret: 'mismatch' as const }
+    if (!secret || secret.length < 32 || !(await macValid(secret, probeMessage(blobOrigin), signature))) {
+      return { secret: 'mismatch' as const }
+    }
     const origins = allowedOrigins()
     const store = !origins ? 'missing' : origins.has(blobOrigin) ? 'match' : 'mismatch'
     return { secret: 'match' as const, store: store as 'missing' | 'match' | 'mismatch' }
