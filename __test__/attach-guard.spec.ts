@@ -134,6 +134,35 @@ describe('attachAudio called directly by a signed-in user', () => {
     await untouched()
   })
 
+  it("checkAttachSetup (doctor's probe) is no oracle for attaches: it vouches only for a probe's own signature", async () => {
+    const { probeMessage, sign } = await import('../bin/attach-sign.mjs')
+    const origin = `https://${STORE}.private.blob.vercel-storage.com`
+    const ask = (c: ConvexHttpClient, args: object) =>
+      c.query('listeningSessions:checkAttachSetup' as never, args as never) as Promise<unknown>
+    const anonymous = new ConvexHttpClient(s.convex.url, { logger: false })
+    // The probe doctor sends (no user needed): the secret matches, and the store is allowed or not.
+    expect(await ask(anonymous, { blobOrigin: origin, signature: sign(secret, probeMessage(origin)) })).toEqual({
+      secret: 'match',
+      store: 'match',
+    })
+    const evil = 'https://evil.example'
+    expect(await ask(anonymous, { blobOrigin: evil, signature: sign(secret, probeMessage(evil)) })).toEqual({
+      secret: 'match',
+      store: 'mismatch',
+    })
+    // An attach's valid signature is no probe's, and a probe's is no attach's.
+    const signed = signAttach(secret, good)
+    expect(await ask(client, { blobOrigin: origin, signature: signed.signature })).toEqual({ secret: 'mismatch' })
+    expect(await attach(client, { ...signed, signature: sign(secret, probeMessage(origin)) })).toEqual({
+      code: 'invalid_attach_signature',
+      reason: 'mismatch',
+    })
+    // Without the secret it says nothing about the store.
+    const random = crypto.randomBytes(32).toString('hex')
+    expect(await ask(client, { blobOrigin: origin, signature: random })).toEqual({ secret: 'mismatch' })
+    await untouched()
+  })
+
   it('a valid signature for other arguments does not carry over to any changed field', async () => {
     const signed = signAttach(secret, good)
     const swaps: [string, unknown][] = [

@@ -69,7 +69,8 @@ async function doctor(
   changes: Record<string, string | undefined> = {},
   { args = [] as string[], cwd = app, processEnv = {} as Record<string, string> } = {},
 ) {
-  fs.writeFileSync(path.join(cwd, '.env.local'), dotenv({ ...baseEnv, ...changes }))
+  const env = { ...baseEnv, ...changes }
+  fs.writeFileSync(path.join(cwd, '.env.local'), dotenv(env))
   let result: { code: number; stdout: string; stderr: string }
   try {
     const { stdout, stderr } = await exec('node', [cli, 'doctor', ...args], {
@@ -80,8 +81,25 @@ async function doctor(
   } catch (e: any) {
     result = { code: e.code, stdout: e.stdout, stderr: e.stderr }
   }
+  // Whatever the run checked, passing or failing, no secret it was given shows in its output.
+  for (const value of secretsIn({ ...env, ...processEnv })) {
+    expect(result.stdout, 'a secret in stdout').not.toContain(value)
+    expect(result.stderr, 'a secret in stderr').not.toContain(value)
+  }
   return result
 }
+
+/** The variables whose values are secrets (the others, URLs, ids and public keys, may be shown). */
+const SECRET_NAMES = [
+  'CLERK_SECRET_KEY',
+  'SESSION_AUDIO_CONVEX_SECRET',
+  'SESSION_AUDIO_SWEEP_SECRET',
+  'VERCEL_OIDC_TOKEN',
+  'BLOB_READ_WRITE_TOKEN',
+]
+/** The secret values in `env` (long enough not to match words of the report by chance, as `short` would). */
+const secretsIn = (env: Record<string, string | undefined>) =>
+  SECRET_NAMES.map((name) => env[name]).filter((v): v is string => typeof v === 'string' && v.length >= 8)
 
 async function doctorJson(
   changes: Record<string, string | undefined> = {},
@@ -106,6 +124,44 @@ const secretValues = () => [
   stack.blob.token,
 ]
 
+/** The run failed (exit 1) at check `id`, its detail and its fix saying what they must. */
+function expectFailed(run: { code: number; check: (id: string) => Check }, id: string, detail: string, fix?: string) {
+  expect(run.code).toBe(1)
+  expect(run.check(id)).toMatchObject({
+    status: 'fail',
+    detail: expect.stringContaining(detail),
+    ...(fix === undefined ? {} : { fix: expect.stringContaining(fix) }),
+  })
+}
+
+/**
+ * Run `fn` with the Convex deployment's variables changed as `npx convex env set` / `unset` would
+ * (undefined removes one), then put them back.
+ */
+async function withConvexEnv<T>(changes: Record<string, string | undefined>, fn: () => Promise<T>): Promise<T> {
+  const env: Record<string, string | undefined> = stack.convex.env
+  const apply = (vars: Record<string, string | undefined>) => {
+    for (const [k, v] of Object.entries(vars)) {
+      if (v === undefined) delete env[k]
+      else env[k] = v
+    }
+  }
+  const saved = Object.fromEntries(Object.keys(changes).map((k) => [k, env[k]]))
+  apply(changes)
+  try {
+    return await fn()
+  } finally {
+    apply(saved)
+  }
+}
+
+/** The check of a SESSION_AUDIO_CONVEX_SECRET that differs between the two sides, with its fix. */
+const secretsDiffer = {
+  status: 'fail',
+  detail: expect.stringContaining('the two sides hold different secrets'),
+  fix: expect.stringContaining('npx convex env set SESSION_AUDIO_CONVEX_SECRET'),
+}
+
 describe('session-audio doctor', () => {
   it('all green on a correctly configured app, values never shown', async () => {
     const r = await doctor()
@@ -129,14 +185,19 @@ describe('session-audio doctor', () => {
       '✓ Blob accepts the OIDC token: listed the store',
       '✓ route file: app/api/listening-sessions/[sessionId]/audio/route.ts',
       "✓ next.config serverExternalPackages: next.config.ts lists 'session-audio'",
-      // Without --as-user the attach secret cannot be reached: said so, not failed.
-      '– SESSION_AUDIO_CONVEX_SECRET shared with Convex (and its Blob store set): not checked: listeningSessions:attachAudio checks the caller before the signature',
+      // The attach secret and the store, compared by the signed probe without a user.
+      '✓ SESSION_AUDIO_CONVEX_SECRET shared with Convex: Convex verified a signature made here: both sides hold the same secret',
+      `✓ Convex allows the route's Blob store: it allows ${stack.blob.url}`,
+      // Without --as-user no token can be minted: said so, not failed.
+      '– Convex accepts the "convex" token and attachAudio verifies the route\'s signature: not checked: listeningSessions:attachAudio checks the caller before the signature',
     ]) {
       expect(r.stdout).toContain(line)
     }
-    // The local stack sets SESSION_AUDIO_TRUSTED_HOSTS, which doctor leaves to the route.
-    expect(r.stdout).toContain('– SESSION_AUDIO_TRUSTED_HOSTS: set; not checked')
-    expect(r.stdout).toMatch(/\d+ passed, 0 failed, 2 not checked/)
+    // The local stack sets SESSION_AUDIO_TRUSTED_HOSTS, whose rules the route's own parser (the
+    // addon) checks, with the whole configuration.
+    expect(r.stdout).toContain("✓ SESSION_AUDIO_TRUSTED_HOSTS: set; the route's parser accepts it")
+    expect(r.stdout).toContain("✓ the route's own configuration check: the addon accepts this configuration")
+    expect(r.stdout).toMatch(/\d+ passed, 0 failed, 1 not checked/)
     for (const secret of secretValues()) expect(r.stdout).not.toContain(secret)
   })
 
@@ -151,10 +212,9 @@ describe('session-audio doctor', () => {
       expect(['pass', 'fail', 'skip']).toContain(c.status)
       expect(typeof c.detail).toBe('string')
     }
-    expect(report.summary).toEqual({ pass: report.checks.length - 1, fail: 0, skip: 1 })
-    expect(report.checks.filter((c) => c.status === 'skip').map((c) => c.id)).toEqual([
-      'env.SESSION_AUDIO_TRUSTED_HOSTS',
-    ])
+    // Everything checked: with --as-user nothing is left out.
+    expect(report.summary).toEqual({ pass: report.checks.length, fail: 0, skip: 0 })
+    expect(report.checks.filter((c) => c.status === 'skip').map((c) => c.id)).toEqual([])
     expect(report.checks.find((c) => c.id === 'convex.attachSecret')).toMatchObject({
       status: 'pass',
       detail: expect.stringContaining('both sides hold the same secret'),
@@ -208,9 +268,11 @@ describe('session-audio doctor', () => {
     expect(noBlob.check('env.blob')).toMatchObject({ status: 'fail', fix: expect.stringContaining('vercel env pull') })
 
     const noWebhookKey = await doctorJson({ BLOB_WEBHOOK_PUBLIC_KEY: undefined })
+    expect(noWebhookKey.code).toBe(1)
     expect(noWebhookKey.check('env.BLOB_WEBHOOK_PUBLIC_KEY')).toMatchObject({
       status: 'fail',
       detail: expect.stringContaining('presigned'),
+      fix: expect.stringContaining('vercel env pull .env.local'),
     })
     const badWebhookKey = await doctorJson({ BLOB_WEBHOOK_PUBLIC_KEY: 'not a key' })
     expect(badWebhookKey.check('env.BLOB_WEBHOOK_PUBLIC_KEY').detail).toContain('not an Ed25519 public key')
@@ -347,6 +409,12 @@ describe('session-audio doctor', () => {
         fix: expect.stringContaining('npx convex deploy'),
       })
     }
+    // Nor is the probe: the attach secret cannot be compared, and the fix says how to get it.
+    expect(r.check('convex.attachSecret')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('listeningSessions:checkAttachSetup is not deployed'),
+      fix: expect.stringContaining('npx convex deploy'),
+    })
     // One function missing from the real deployment (a name configured that is not there).
     const renamed = await doctorJson({ SESSION_AUDIO_ATTACHED_QUERY: 'listeningSessions:attachedBlobs' })
     expect(renamed.check('convex.function.listeningSessions:attachedBlobs').status).toBe('fail')
@@ -354,9 +422,15 @@ describe('session-audio doctor', () => {
 
     const closed = await closedPort()
     const down = await doctorJson({ NEXT_PUBLIC_CONVEX_URL: `http://127.0.0.1:${closed}` })
+    expect(down.code).toBe(1)
     expect(down.check('convex.reachable')).toMatchObject({
       status: 'fail',
       detail: expect.stringContaining('Convex unreachable'),
+      fix: expect.stringContaining('check NEXT_PUBLIC_CONVEX_URL'),
+    })
+    expect(down.check('convex.attachSecret')).toMatchObject({
+      status: 'skip',
+      detail: 'not checked: Convex is not reachable (above)',
     })
   })
 
@@ -373,26 +447,151 @@ describe('session-audio doctor', () => {
     expect(unset.check('convex.sweepSecret').status).toBe('skip')
   })
 
+  it('the attach secret compared without a user (a signed probe): another value on Convex, or none', async () => {
+    const other = await doctorJson({ SESSION_AUDIO_CONVEX_SECRET: 'b'.repeat(64) })
+    expect(other.code).toBe(1)
+    expect(other.check('convex.attachSecret')).toMatchObject(secretsDiffer)
+    // Convex tells the store only to a caller holding its secret.
+    expect(other.check('convex.blobStore')).toMatchObject({
+      status: 'skip',
+      detail: expect.stringContaining('not checked'),
+    })
+
+    const none = await withConvexEnv({ SESSION_AUDIO_CONVEX_SECRET: undefined }, () => doctorJson())
+    expectFailed(
+      none,
+      'convex.attachSecret',
+      'the two sides hold different secrets, or Convex has none',
+      'npx convex env set SESSION_AUDIO_CONVEX_SECRET',
+    )
+    // The probe changed nothing: the same deployment still verifies the right value.
+    expect((await doctorJson()).check('convex.attachSecret').status).toBe('pass')
+  })
+
+  it("the store on the Convex side: another store, none, or (as on Vercel) the store's own host", async () => {
+    const storeId = baseEnv.BLOB_STORE_ID.replace(/^store_/, '')
+    const storeFix = `npx convex env set SESSION_AUDIO_BLOB_STORE_ID store_${storeId}`
+    const other = await withConvexEnv({ SESSION_AUDIO_BLOB_HOSTS: 'http://127.0.0.1:9' }, () => doctorJson())
+    expect(other.code).toBe(1)
+    expect(other.check('convex.attachSecret').status).toBe('pass')
+    expect(other.check('convex.blobStore')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining(`Convex does not allow ${stack.blob.url}`),
+      fix: expect.stringContaining(storeFix),
+    })
+
+    const none = await withConvexEnv({ SESSION_AUDIO_BLOB_HOSTS: undefined }, () => doctorJson())
+    expectFailed(
+      none,
+      'convex.blobStore',
+      'Convex has neither SESSION_AUDIO_BLOB_STORE_ID nor SESSION_AUDIO_BLOB_HOSTS',
+      storeFix,
+    )
+
+    // Without the loopback emulator the route's uploads land on the store's own host.
+    const asOnVercel = (convexStore: string) =>
+      withConvexEnv({ SESSION_AUDIO_BLOB_STORE_ID: convexStore }, () =>
+        doctorJson({ SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM: undefined }),
+      )
+    expect((await asOnVercel(baseEnv.BLOB_STORE_ID)).check('convex.blobStore')).toMatchObject({
+      status: 'pass',
+      detail: `it allows https://${storeId.toLowerCase()}.private.blob.vercel-storage.com`,
+    })
+    const elsewhere = await asOnVercel('store_someoneelse')
+    expectFailed(elsewhere, 'convex.blobStore', `Convex does not allow https://${storeId.toLowerCase()}.private`)
+  })
+
+  it("the store on the route side: not the OIDC token's store, nor the one Convex allows", async () => {
+    const r = await doctorJson({ BLOB_STORE_ID: 'store_otherstore' })
+    expectFailed(
+      r,
+      'blob.oidc',
+      'Blob refused the OIDC token (HTTP 403',
+      'the token and BLOB_STORE_ID must belong to the same project and store',
+    )
+    // As on Vercel: Convex allows the real store, the route names another.
+    const vercel = await withConvexEnv({ SESSION_AUDIO_BLOB_STORE_ID: baseEnv.BLOB_STORE_ID }, () =>
+      doctorJson({ BLOB_STORE_ID: 'store_otherstore', SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM: undefined }),
+    )
+    expectFailed(
+      vercel,
+      'convex.blobStore',
+      'Convex does not allow https://otherstore.private.blob.vercel-storage.com',
+      'or fix BLOB_STORE_ID here',
+    )
+  })
+
+  it('a Clerk instance without the JWT template', async () => {
+    const { startClerk } = await import('../stack/clerk.mjs')
+    const bare = await startClerk({ secretKey: 'sk_test_without_templates', templates: [] })
+    try {
+      const r = await doctorJson({ CLERK_API_URL: bare.url, CLERK_SECRET_KEY: 'sk_test_without_templates' })
+      expect(r.code).toBe(1)
+      expect(r.check('clerk.key').status).toBe('pass')
+      expect(r.check('clerk.template')).toMatchObject({
+        status: 'fail',
+        detail: expect.stringContaining('no template named "convex" (found: none)'),
+        fix: expect.stringContaining('JWT templates → New template → Convex'),
+      })
+    } finally {
+      await bare.close()
+    }
+  })
+
+  it('passes in both Blob auth modes: OIDC, and a read-write token', async () => {
+    const oidc = await doctorJson()
+    expect(oidc.code).toBe(0)
+    for (const id of ['env.BLOB_STORE_ID', 'env.VERCEL_OIDC_TOKEN', 'env.BLOB_WEBHOOK_PUBLIC_KEY', 'blob.oidc'])
+      expect(oidc.check(id).status).toBe('pass')
+    expect(oidc.check('convex.blobStore').status).toBe('pass')
+    expect(oidc.report.checks.some((c) => c.id === 'blob.readWrite')).toBe(false)
+
+    // As startLocalStack({ blobAuth: 'read-write' }) sets it up.
+    const rw = await doctorJson({
+      BLOB_STORE_ID: undefined,
+      VERCEL_OIDC_TOKEN: undefined,
+      BLOB_READ_WRITE_TOKEN: stack.blob.token,
+    })
+    expect(rw.code, JSON.stringify(rw.report.checks.filter((c) => c.status === 'fail'))).toBe(0)
+    for (const id of ['env.BLOB_READ_WRITE_TOKEN', 'blob.readWrite', 'convex.attachSecret', 'convex.blobStore'])
+      expect(rw.check(id).status).toBe('pass')
+    expect(rw.report.checks.some((c) => c.id === 'blob.oidc')).toBe(false)
+  })
+
+  it("the signatures doctor makes: the route's known answers, and a probe the template reads as no attach", async () => {
+    const file = JSON.parse(fs.readFileSync(path.join(__dirname, 'fixtures', 'attach-signature.json'), 'utf8'))
+    const { attachMessage, probeMessage, sign } = await import('../bin/attach-sign.mjs')
+    const template = await import('../examples/convex/listeningSessions')
+    for (const { args, message, signature } of file.vectors) {
+      expect(attachMessage(args)).toBe(message)
+      expect(sign(file.secret, attachMessage(args))).toBe(signature)
+    }
+    const origin = 'https://abc123.private.blob.vercel-storage.com'
+    const probe = probeMessage(origin)
+    expect(probe).toBe(`session-audio:attachSecretProbe:v1\nblobOrigin=${origin.length}:${origin}`)
+    expect(new TextDecoder().decode(template.probeMessage(origin)!)).toBe(probe)
+    // Every attach message starts with its own version line; a probe never does.
+    expect(probe.startsWith('session-audio:attachAudio:v1')).toBe(false)
+    expect(attachMessage(file.vectors[0].args).startsWith('session-audio:attachAudio:v1\n')).toBe(true)
+  })
+
   it('--as-user: Convex with another attach secret, or without its store, or not accepting Clerk', async () => {
     const other = await doctorJson({ SESSION_AUDIO_CONVEX_SECRET: 'a'.repeat(64) }, { args: ['--as-user', 'user_bob'] })
     expect(other.code).toBe(1)
-    expect(other.check('convex.attachSecret')).toMatchObject({
+    expect(other.check('convex.attachSecret')).toMatchObject(secretsDiffer)
+    // The signed-in path sees the same mismatch through attachAudio itself.
+    expect(other.check('convex.asUser')).toMatchObject({
       status: 'fail',
       detail: expect.stringContaining('the two sides hold different secrets'),
-      fix: expect.stringContaining('npx convex env set SESSION_AUDIO_CONVEX_SECRET'),
     })
 
-    const hosts = stack.convex.env.SESSION_AUDIO_BLOB_HOSTS
-    delete stack.convex.env.SESSION_AUDIO_BLOB_HOSTS
-    try {
-      const noStore = await doctorJson({}, { args: ['--as-user', 'user_bob'] })
-      expect(noStore.check('convex.attachSecret')).toMatchObject({
-        status: 'fail',
-        detail: expect.stringContaining('Convex lacks SESSION_AUDIO_CONVEX_SECRET'),
-      })
-    } finally {
-      stack.convex.env.SESSION_AUDIO_BLOB_HOSTS = hosts
-    }
+    const noStore = await withConvexEnv({ SESSION_AUDIO_BLOB_HOSTS: undefined }, () =>
+      doctorJson({}, { args: ['--as-user', 'user_bob'] }),
+    )
+    expect(noStore.check('convex.asUser')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('Convex lacks SESSION_AUDIO_CONVEX_SECRET'),
+    })
 
     // A template whose tokens Convex does not accept: another Clerk instance (its own keys) that
     // has the template, in front of the same Convex deployment.
@@ -403,7 +602,7 @@ describe('session-audio doctor', () => {
         { CLERK_API_URL: stranger.url, CLERK_SECRET_KEY: 'sk_test_stranger' },
         { args: ['--as-user', 'user_bob'] },
       )
-      expect(refused.check('convex.attachSecret')).toMatchObject({
+      expect(refused.check('convex.asUser')).toMatchObject({
         status: 'fail',
         detail: expect.stringContaining('Convex refused the "convex" token from Clerk'),
         fix: expect.stringContaining('CLERK_JWT_ISSUER_DOMAIN'),
@@ -414,7 +613,7 @@ describe('session-audio doctor', () => {
 
     // Not checkable without what it needs: said so.
     const noTemplate = await doctorJson({ SESSION_AUDIO_CONVEX_TEMPLATE: 'nope' }, { args: ['--as-user', 'user_bob'] })
-    expect(noTemplate.check('convex.attachSecret')).toMatchObject({
+    expect(noTemplate.check('convex.asUser')).toMatchObject({
       status: 'skip',
       detail: expect.stringContaining('not checked'),
     })
@@ -485,6 +684,64 @@ describe('session-audio doctor', () => {
     })
   })
 
+  it("the settings only the route's parser knows, checked by the installed addon", async () => {
+    const ok = await doctorJson({
+      SESSION_AUDIO_ALLOWED_TYPES: 'audio/webm, audio/mp4',
+      SENTRY_DSN: 'https://0123456789abcdef0123456789abcdef@o1.ingest.sentry.io/42',
+    })
+    expect(ok.code).toBe(0)
+    expect(ok.check('route.config').status).toBe('pass')
+    for (const id of ['env.SESSION_AUDIO_ALLOWED_TYPES', 'env.SENTRY_DSN', 'env.SESSION_AUDIO_TRUSTED_HOSTS'])
+      expect(ok.check(id)).toMatchObject({ status: 'pass', detail: "set; the route's parser accepts it" })
+
+    for (const [name, value] of [
+      ['SESSION_AUDIO_ALLOWED_TYPES', 'audio/webm,video/mp4'],
+      ['SESSION_AUDIO_TRUSTED_HOSTS', 'https://bad/'],
+      ['SENTRY_DSN', 'not a dsn'],
+    ]) {
+      const bad = await doctorJson({ [name]: value })
+      expectFailed(bad, 'route.config', `the route answers every request 503 with: config_invalid`)
+      expect(bad.check(`env.${name}`)).toMatchObject({
+        status: 'fail',
+        detail: expect.stringContaining(name),
+        fix: expect.stringContaining('remove it for the default'),
+      })
+      expect(bad.stdout).not.toContain(value)
+    }
+  })
+
+  it('CLERK_AUTHORIZED_PARTIES: origins only; VERCEL_BLOB_CALLBACK_URL: answers from here', async () => {
+    const parties = await doctorJson({ CLERK_AUTHORIZED_PARTIES: 'https://app.example, http://localhost:3000' })
+    expect(parties.check('env.CLERK_AUTHORIZED_PARTIES')).toMatchObject({ status: 'pass', detail: '2 origin(s)' })
+    const slash = await doctorJson({ CLERK_AUTHORIZED_PARTIES: 'https://app.example,https://www.app.example/' })
+    expectFailed(
+      slash,
+      'env.CLERK_AUTHORIZED_PARTIES',
+      'entry 2 is not an origin',
+      'list the origins your app is served from',
+    )
+
+    const up = await doctorJson({ VERCEL_BLOB_CALLBACK_URL: stack.clerk.url })
+    expect(up.code).toBe(0)
+    expect(up.check('env.VERCEL_BLOB_CALLBACK_URL')).toMatchObject({
+      status: 'pass',
+      detail: expect.stringContaining('answered (HTTP'),
+    })
+    const closed = await closedPort()
+    const down = await doctorJson({ VERCEL_BLOB_CALLBACK_URL: `http://127.0.0.1:${closed}` })
+    expectFailed(
+      down,
+      'env.VERCEL_BLOB_CALLBACK_URL',
+      "Blob's upload-completed webhook cannot reach it",
+      "this deployment's public URL",
+    )
+    const malformed = await doctorJson({ VERCEL_BLOB_CALLBACK_URL: 'app.example' })
+    expect(malformed.check('env.VERCEL_BLOB_CALLBACK_URL')).toMatchObject({
+      status: 'fail',
+      detail: expect.stringContaining('not an http(s) URL'),
+    })
+  })
+
   it('every variable the route reads is checked, or said to be left alone (src/options.rs)', async () => {
     const options = fs.readFileSync(path.join(repo, 'src', 'options.rs'), 'utf8')
     const table = options.slice(options.indexOf('settings!(self;'), options.indexOf('pub fn setting('))
@@ -493,11 +750,11 @@ describe('session-audio doctor', () => {
     const { CHECKED, UNCHECKED } = await import('../bin/doctor.mjs')
     const accounted = new Set([...CHECKED, ...Object.keys(UNCHECKED)])
     expect(variables.filter((v) => !accounted.has(v))).toEqual([])
-    // Set, a variable left alone says so (never its value).
-    const r = await doctorJson({ SESSION_AUDIO_ALLOWED_TYPES: 'audio/webm' })
-    expect(r.check('env.SESSION_AUDIO_ALLOWED_TYPES')).toMatchObject({
+    // Set, a variable left alone says so and why (never its value).
+    const r = await doctorJson({ SENTRY_ENVIRONMENT: 'staging' })
+    expect(r.check('env.SENTRY_ENVIRONMENT')).toMatchObject({
       status: 'skip',
-      detail: expect.stringContaining('set; not checked'),
+      detail: expect.stringContaining('set; not checked: a free-form name'),
     })
   })
 

@@ -246,6 +246,43 @@ describe('session-audio init', () => {
     expect(r.stdout).not.toMatch(/export SESSION_AUDIO_CONVEX_SECRET=/)
   })
 
+  it('no secret from the environment appears in its output, in any mode', async () => {
+    const secrets = {
+      CLERK_SECRET_KEY: 'sk_test_init_never_prints_this_key',
+      SESSION_AUDIO_CONVEX_SECRET: 'c0ffee'.repeat(11),
+      SESSION_AUDIO_SWEEP_SECRET: 'sweep-secret-init-never-prints',
+      VERCEL_OIDC_TOKEN: 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJpbml0In0.c2lnbmF0dXJlLW5ldmVyLXByaW50ZWQ',
+      BLOB_READ_WRITE_TOKEN: 'vercel_blob_rw_abc123_tokensecretpartneverprinted',
+    }
+    const dotenv = `${Object.entries(secrets)
+      .map(([k, v]) => `${k}=${v}`)
+      .join('\n')}\n`
+    const fromFile = project({ 'next.config.ts': 'export default {}\n', '.env.local': dotenv })
+    const fromProcess = project({ 'next.config.ts': 'export default {}\n' })
+    const conflicting = project({ [ROUTE]: '// mine\n', '.env.local': dotenv })
+    const runs = [
+      await init(fromFile, ['--dry-run']),
+      await init(fromFile),
+      await init(fromFile),
+      await init(fromFile, ['--blob-auth', 'read-write']),
+      await init(fromProcess, [], secrets),
+      await init(fromProcess, ['--blob-auth', 'read-write'], secrets),
+      await init(conflicting),
+      await init(conflicting, ['--force']),
+      await init(fromFile, ['--bogus']),
+    ]
+    expect(runs.map((r) => r.code)).toEqual([0, 0, 0, 0, 0, 0, 1, 0, 2])
+    for (const r of runs) {
+      for (const value of Object.values(secrets)) {
+        expect(r.stdout).not.toContain(value)
+        expect(r.stderr).not.toContain(value)
+      }
+    }
+    // What it may say: that a secret is set, and the store id the token names (not a secret).
+    expect(runs[1].stdout).toContain('SESSION_AUDIO_CONVEX_SECRET is already set')
+    expect(runs[3].stdout).toContain('npx convex env set SESSION_AUDIO_BLOB_STORE_ID store_abc123')
+  })
+
   it('--dry-run writes nothing and says what it would do', async () => {
     const config = `const nextConfig = {\n  reactStrictMode: true,\n}\nexport default nextConfig\n`
     const root = project({ 'next.config.mjs': config })

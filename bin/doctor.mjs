@@ -10,18 +10,28 @@
 //   - Convex: each template function called without a user (the template answers its
 //     `unauthenticated` ConvexError, which proves the function is deployed, before it reads or
 //     writes anything); `attachedAudio` with the sweep secret (or a random one) proves whether both
-//     sides hold the same SESSION_AUDIO_SWEEP_SECRET;
-//   - Blob: a `list` of at most one blob under listening-sessions/ with each configured credential.
+//     sides hold the same SESSION_AUDIO_SWEEP_SECRET; the template's `checkAttachSetup` query, with
+//     a probe signed as the route signs (bin/attach-sign.mjs) under SESSION_AUDIO_CONVEX_SECRET,
+//     answers whether Convex holds the same secret and, to a caller holding it, whether it allows
+//     the route's Blob store. The probe is signed under its own version line, so it can never be
+//     an attach; the secret is never sent;
+//   - Blob: a `list` of at most one blob under listening-sessions/ with each configured credential;
+//     a GET of VERCEL_BLOB_CALLBACK_URL, if set (any HTTP answer: it is reachable from here).
+// The route's own parser judges the whole configuration when the addon is installed for this
+// platform (`routeVerdict`), so rules kept only in Rust are not copied here.
 // With `--as-user <Clerk user id>` (a test user: Clerk's POST /v1/sessions is meant for testing)
-// it also proves that both sides hold the same SESSION_AUDIO_CONVEX_SECRET without sending it: it
-// opens a session for that user, gets its Convex token from the JWT template, and calls
-// attachAudio for a session id that cannot exist, with arguments it signed as the route does. The
-// template checks the signature before it looks the session up, so `session_not_found` means the
-// signature verified (and the store is configured); `invalid_attach_signature` means the secrets
-// differ. Nothing is written; the Clerk session is revoked at once.
+// it also proves that Convex accepts the JWT template's tokens and that attachAudio verifies the
+// route's signature for a signed-in caller: it opens a session for that user, gets its Convex
+// token from the JWT template, and calls attachAudio for a session id that cannot exist, with
+// arguments it signed as the route does. The template checks the signature before it looks the
+// session up, so `session_not_found` means the signature verified (and the store is configured);
+// `invalid_attach_signature` means the secrets differ. Nothing is written; the Clerk session is
+// revoked at once.
 import crypto from 'node:crypto'
+import { createRequire } from 'node:module'
 import { eachFlag, existingRouteFile, findProject, loadEnv, NEXT_CONFIG_NAMES, UsageError } from './project.mjs'
 import { addServerExternalPackage, PACKAGE } from './next-config.mjs'
+import { attachMessage, probeMessage, sign } from './attach-sign.mjs'
 import fs from 'node:fs'
 import path from 'node:path'
 
@@ -97,15 +107,13 @@ const SETTINGS = [
  * to src/options.rs, so a new setting cannot be forgotten here.
  */
 export const UNCHECKED = {
-  CLERK_AUTHORIZED_PARTIES: 'a comma list of origins the route compares with `azp`',
-  SENTRY_DSN: 'the route reports a malformed DSN once at start and runs without Sentry',
-  SENTRY_ENVIRONMENT: 'a free-form name',
-  SESSION_AUDIO_TRUSTED_HOSTS:
-    'the route parses it when a handler is built (a bad entry is a 503 config_invalid naming it)',
-  SESSION_AUDIO_ALLOWED_TYPES:
-    'the route parses it when a handler is built (a bad type is a 503 config_invalid naming it)',
-  VERCEL_BLOB_CALLBACK_URL: 'Blob calls it back from the internet; only a real upload shows it reachable',
+  SENTRY_ENVIRONMENT: "a free-form name (Sentry's environment tag): any value is valid",
 }
+/**
+ * Checked by the route's own parser (the installed addon, `routeVerdict`): its rules live in Rust
+ * (host patterns, audio types, the Sentry DSN), and doctor asks the addon rather than copy them.
+ */
+const PARSED_BY_ROUTE = ['SESSION_AUDIO_TRUSTED_HOSTS', 'SESSION_AUDIO_ALLOWED_TYPES', 'SENTRY_DSN']
 export const CHECKED = [
   'NEXT_PUBLIC_CONVEX_URL',
   'CLERK_SECRET_KEY',
@@ -122,8 +130,29 @@ export const CHECKED = [
   'SESSION_AUDIO_ENTITLEMENTS_QUERY',
   'SESSION_AUDIO_ATTACH_MUTATION',
   'SESSION_AUDIO_ATTACHED_QUERY',
+  'CLERK_AUTHORIZED_PARTIES',
+  'VERCEL_BLOB_CALLBACK_URL',
+  ...PARSED_BY_ROUTE,
   ...SETTINGS.map(([name]) => name),
 ]
+
+/**
+ * The route's verdict on `env`: the installed addon builds a handler from it exactly as the route
+ * does and says what it refuses (`configError`, `code: message`; its messages name a variable and
+ * never echo a value). `{ error }` (null when it accepts the configuration), or `{ unavailable }`
+ * when the addon for this platform is not installed here.
+ */
+function routeVerdict(env) {
+  let native
+  try {
+    native = createRequire(import.meta.url)('../binding.js')
+  } catch (e) {
+    return { unavailable: e.code ?? 'it did not load' }
+  }
+  const routeEnv = {}
+  for (const key of native.envKeys()) if (typeof env[key] === 'string') routeEnv[key] = env[key]
+  return { error: new native.AudioHandler({}, routeEnv, null).configError ?? null }
+}
 
 /** The payload of a JWT, decoded (not verified), or null. */
 function jwtPayload(token) {
@@ -412,6 +441,16 @@ export async function doctor(
       )
     else add('env.BLOB_WEBHOOK_PUBLIC_KEY', 'BLOB_WEBHOOK_PUBLIC_KEY', 'pass', 'an Ed25519 public key')
   }
+  // The origin the route's uploads land on, which Convex must allow (the template's
+  // allowedOrigins): the store's host, or in loopback mode the local emulator's (the API URL's).
+  const routeStoreId = (storeRaw && normalizeStoreId(storeRaw)) || (rwToken && storeIdFromToken(rwToken)) || null
+  const routeBlobOrigin = (() => {
+    if (!routeStoreId) return null
+    const api = has('VERCEL_BLOB_API_URL') ? serviceUrl(env.VERCEL_BLOB_API_URL.trim()) : null
+    if (api && ['1', 'true'].includes(env.SESSION_AUDIO_ALLOW_LOOPBACK_UPSTREAM)) return api.origin
+    const access = env.SESSION_AUDIO_BLOB_ACCESS === 'public' ? 'public' : 'private'
+    return `https://${routeStoreId.toLowerCase()}.${access}.blob.vercel-storage.com`
+  })()
   const blobApi = has('VERCEL_BLOB_API_URL') ? serviceUrl(env.VERCEL_BLOB_API_URL.trim()) : new URL(DEFAULT_BLOB_API)
   if (has('VERCEL_BLOB_API_URL') && !blobApi)
     add(
@@ -424,6 +463,57 @@ export async function doctor(
 
   for (const [name, why] of Object.entries(UNCHECKED)) {
     if (has(name)) add(`env.${name}`, name, 'skip', `set; not checked: ${why}`)
+  }
+  if (has('CLERK_AUTHORIZED_PARTIES')) {
+    // The route compares each entry with the token's `azp` as it is: Clerk's azp is an origin.
+    const entries = env.CLERK_AUTHORIZED_PARTIES.split(',')
+      .map((e) => e.trim())
+      .filter(Boolean)
+    const bad = entries.findIndex((e) => serviceUrl(e)?.origin !== e)
+    if (bad >= 0)
+      add(
+        'env.CLERK_AUTHORIZED_PARTIES',
+        'CLERK_AUTHORIZED_PARTIES',
+        'fail',
+        `entry ${bad + 1} is not an origin (scheme://host[:port], no path, no trailing slash): a token's \`azp\` never equals it, so sign-ins from there answer 401`,
+        'list the origins your app is served from, comma-separated (https://app.example.com), or remove it',
+      )
+    else add('env.CLERK_AUTHORIZED_PARTIES', 'CLERK_AUTHORIZED_PARTIES', 'pass', `${entries.length} origin(s)`)
+  }
+  // The route's own parser on the whole configuration (the installed addon), then per variable
+  // whose rules only it knows.
+  const verdict = routeVerdict(env)
+  if (verdict.unavailable)
+    add(
+      'route.config',
+      "the route's own configuration check",
+      'skip',
+      `not checked: the session-audio addon for this platform is not installed here (${verdict.unavailable}); the checks above apply the same rules, except for ${PARSED_BY_ROUTE.join(', ')}`,
+    )
+  else if (verdict.error)
+    add(
+      'route.config',
+      "the route's own configuration check",
+      'fail',
+      `the route answers every request 503 with: ${verdict.error}`,
+      'fix the variable it names (README, Configuration)',
+    )
+  else add('route.config', "the route's own configuration check", 'pass', 'the addon accepts this configuration')
+  for (const name of PARSED_BY_ROUTE) {
+    if (!has(name)) continue
+    if (verdict.unavailable)
+      add(`env.${name}`, name, 'skip', "set; not checked: only the route's parser (the addon) knows its rules")
+    else if (verdict.error?.includes(name))
+      add(
+        `env.${name}`,
+        name,
+        'fail',
+        `the route refuses it: ${verdict.error}`,
+        `fix it, or remove it for the default (README, Configuration)`,
+      )
+    else if (verdict.error)
+      add(`env.${name}`, name, 'skip', `set; not checked: the route stopped at another setting first (above)`)
+    else add(`env.${name}`, name, 'pass', "set; the route's parser accepts it")
   }
   const badSettings = SETTINGS.filter(
     ([name, valid]) => env[name] !== undefined && env[name] !== '' && !valid(env[name]),
@@ -687,19 +777,104 @@ export async function doctor(
       }
     }
   }
-  await attachSecretCheck()
+  await attachSetupCheck()
+  await asUserCheck()
+
+  /**
+   * The template's `checkAttachSetup`, asked with a probe signed here (see the top): whether Convex
+   * holds this SESSION_AUDIO_CONVEX_SECRET, then whether it allows the route's Blob store.
+   */
+  async function attachSetupCheck() {
+    const id = 'convex.attachSecret'
+    const title = 'SESSION_AUDIO_CONVEX_SECRET shared with Convex'
+    const storeId = 'convex.blobStore'
+    const storeTitle = "Convex allows the route's Blob store"
+    const skipStore = (why) => add(storeId, storeTitle, 'skip', `not checked: ${why}`)
+    const why = !convexReachable
+      ? 'Convex is not reachable (above)'
+      : !convexSecret || convexSecret.length < 32
+        ? 'SESSION_AUDIO_CONVEX_SECRET is missing or too short here (above)'
+        : null
+    if (why) {
+      add(id, title, 'skip', `not checked: ${why}`)
+      return skipStore(why)
+    }
+    const probePath = `${functions[2].path.split(':')[0]}:checkAttachSetup`
+    const blobOrigin = routeBlobOrigin ?? ''
+    const r = await convexCall('query', probePath, {
+      blobOrigin,
+      signature: sign(convexSecret, probeMessage(blobOrigin)),
+    })
+    const answer = r.body?.status === 'success' ? r.body.value : null
+    const secretFix =
+      'set the same value on both sides: `npx convex env set SESSION_AUDIO_CONVEX_SECRET …` and where the route runs (`vercel env add SESSION_AUDIO_CONVEX_SECRET`); add --prod for the production deployment'
+    if (r.error) {
+      add(id, title, 'fail', `no answer from Convex: ${r.error}`, 'check NEXT_PUBLIC_CONVEX_URL')
+      return skipStore('Convex did not answer')
+    }
+    if (notFound(r)) {
+      add(
+        id,
+        title,
+        'fail',
+        `${probePath} is not deployed: the deployed template predates this check (or is not session-audio's)`,
+        `update your listeningSessions.ts from the template (\`npx session-audio init\` shows the diff; --force replaces it), then \`npx convex deploy\``,
+      )
+      return skipStore(`${probePath} is not deployed`)
+    }
+    if (answer?.secret === 'mismatch') {
+      add(
+        id,
+        title,
+        'fail',
+        'Convex refused a signature made with the value set here: the two sides hold different secrets, or Convex has none of at least 32 characters (uploads answer 503 attach_secret_mismatch or config_missing)',
+        secretFix,
+      )
+      return skipStore('Convex answers it only to a caller that holds its secret')
+    }
+    if (answer?.secret !== 'match') {
+      add(
+        id,
+        title,
+        'fail',
+        `unexpected answer from ${probePath} (${r.body?.errorData?.code ?? r.body?.status ?? `HTTP ${r.res.status}`})`,
+        `deploy the template's version: ${deployFix}`,
+      )
+      return skipStore(`${probePath} gave no usable answer`)
+    }
+    add(id, title, 'pass', 'Convex verified a signature made here: both sides hold the same secret')
+    if (!routeBlobOrigin) return skipStore('no Blob store is configured here (above)')
+    const storeFix = `\`npx convex env set SESSION_AUDIO_BLOB_STORE_ID store_${routeStoreId}\` (the store the route uses; add --prod for production)`
+    if (answer.store === 'match') add(storeId, storeTitle, 'pass', `it allows ${routeBlobOrigin}`)
+    else if (answer.store === 'missing')
+      add(
+        storeId,
+        storeTitle,
+        'fail',
+        'Convex has neither SESSION_AUDIO_BLOB_STORE_ID nor SESSION_AUDIO_BLOB_HOSTS (or one is malformed): uploads answer 503 config_missing',
+        storeFix,
+      )
+    else
+      add(
+        storeId,
+        storeTitle,
+        'fail',
+        `Convex does not allow ${routeBlobOrigin}, where the route stores uploads: attachAudio refuses every upload (invalid_audio_url)`,
+        `${storeFix}; or fix BLOB_STORE_ID here if it is this side that names the wrong store`,
+      )
+  }
 
   /** `--as-user`: attachAudio with arguments signed here, as the route signs them (see the top). */
-  async function attachSecretCheck() {
-    const id = 'convex.attachSecret'
-    const title = 'SESSION_AUDIO_CONVEX_SECRET shared with Convex (and its Blob store set)'
+  async function asUserCheck() {
+    const id = 'convex.asUser'
+    const title = `Convex accepts the "${template}" token and attachAudio verifies the route's signature`
     const attachPath = functions[2].path
     if (!opts.asUser) {
       return add(
         id,
         title,
         'skip',
-        `not checked: ${attachPath} checks the caller before the signature, so only a signed-in user reaches that check. Rerun with --as-user <Clerk user id> (a test user) to check it with a short-lived Clerk session; otherwise the first upload answers 503 attach_secret_mismatch or config_missing if they are wrong`,
+        `not checked: ${attachPath} checks the caller before the signature, so only a signed-in user reaches that check. Rerun with --as-user <Clerk user id> (a test user) to check it with a short-lived Clerk session; otherwise the first upload answers 503 convex_auth_rejected if Convex does not accept the template's tokens`,
       )
     }
     const missing = [
@@ -748,12 +923,7 @@ export async function doctor(
         durationMs: 1,
         expiresAt,
       }
-      // The route's message (crates/core/src/attach_sign.rs): a version line, then per field
-      // `\n{name}={UTF-8 byte length}:{value}`.
-      let message = 'session-audio:attachAudio:v1'
-      for (const [name, value] of Object.entries(args))
-        message += `\n${name}=${Buffer.byteLength(String(value))}:${value}`
-      const signature = crypto.createHmac('sha256', convexSecret).update(message).digest('hex')
+      const signature = sign(convexSecret, attachMessage(args))
       const r = await call(`${convexUrl.href.replace(/\/$/, '')}/api/mutation`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${jwt}` },
@@ -782,7 +952,7 @@ export async function doctor(
           id,
           title,
           'fail',
-          'Convex refused a signature made with the value set here: the two sides hold different secrets (uploads answer 503 attach_secret_mismatch)',
+          'Convex refused a signature made with the value set here: the two sides hold different secrets, or Convex has none of at least 32 characters (uploads answer 503 attach_secret_mismatch or config_missing)',
           'set the same value on both sides: `npx convex env set SESSION_AUDIO_CONVEX_SECRET …` and where the route runs (`vercel env add SESSION_AUDIO_CONVEX_SECRET`)',
         )
       }
@@ -850,6 +1020,33 @@ export async function doctor(
         `unexpected answer HTTP ${r.res.status}`,
         'check VERCEL_BLOB_API_URL (unset it for Vercel Blob itself)',
       )
+  }
+
+  // Blob calls the route back there (blob.upload-completed): it must answer from where Blob is.
+  if (has('VERCEL_BLOB_CALLBACK_URL')) {
+    const id = 'env.VERCEL_BLOB_CALLBACK_URL'
+    const title = 'VERCEL_BLOB_CALLBACK_URL reachable'
+    const fix = "set it to this deployment's public URL (https://…), or remove it: on Vercel it is derived"
+    const callback = serviceUrl(env.VERCEL_BLOB_CALLBACK_URL.trim())
+    if (!callback) add(id, title, 'fail', 'not an http(s) URL: uploads get no completion webhook', fix)
+    else {
+      const r = await call(callback)
+      if (r.error)
+        add(
+          id,
+          title,
+          'fail',
+          `no answer from ${hostOf(callback)} here (${r.error}): Blob's upload-completed webhook cannot reach it either, so only the browser's completion attaches uploads`,
+          fix,
+        )
+      else
+        add(
+          id,
+          title,
+          'pass',
+          `${hostOf(callback)} answered (HTTP ${r.res.status}) from here; Blob calls it from the internet, so a private or loopback address works only with a local Blob`,
+        )
+    }
   }
 
   // ---- 5. The project: the route file and next.config ----

@@ -10,7 +10,6 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startLocalStack } from '../stack/local.mjs'
 import { startExampleApp } from '../stack/app.mjs'
-import { listen } from '../stack/http-util.mjs'
 import { sineWav } from '../stack/wav.mjs'
 
 let stack: Awaited<ReturnType<typeof startLocalStack>>
@@ -21,10 +20,7 @@ const upload = sineWav(2)
 
 beforeAll(async () => {
   stack = await startLocalStack({ dir: fs.mkdtempSync(path.join(os.tmpdir(), 'session-audio-e2e-')) })
-  const probe = await listen(() => {}, 0)
-  const port = probe.port
-  await probe.close()
-  app = await startExampleApp({ env: stack.env, port, inherit: !!process.env.E2E_ECHO })
+  app = await startExampleApp({ env: stack.env, port: 0, inherit: !!process.env.E2E_ECHO })
   alice = await stack.clerk.sessionToken({ sub: 'user_alice' })
 })
 afterAll(async () => {

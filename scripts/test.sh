@@ -32,7 +32,7 @@ logged cargo-test cargo test -p session-audio-core "${build[@]}"
 # The example Next.js app, installed from the npm pack tarballs of the build above (the same build
 # arguments, so the addon is not compiled again). Packed before any browser test starts: the pack
 # copies the addon over itself, which a process that has it loaded must not see.
-phase 'example app: pack, install, next build, tsc'
+phase 'example app: pack, install, npx session-audio init, next build, tsc'
 bash scripts/prepare-example.sh "${build[@]}" --features test-hooks
 # The Chromium recorder spec is minutes of real-time fake-microphone recording (little CPU): it runs
 # beside vitest and the other browser specs rather than after them. Every server a spec starts takes

@@ -61,6 +61,14 @@ async function bodyCapProxy({ port, host, target, maxBodyBytes }) {
   }
 }
 
+/** A loopback port free now, for a server that must be told its port. */
+async function freePort() {
+  const probe = await listen(() => {}, 0)
+  const { port } = probe
+  await probe.close()
+  return port
+}
+
 export async function startExampleApp({
   env,
   port = 3000,
@@ -68,11 +76,10 @@ export async function startExampleApp({
   inherit = false,
   maxBodyBytes = VERCEL_MAX_BODY_BYTES,
 }) {
+  // `port` 0: any free one (tests); Next itself always gets a free port, the proxy answers on `port`.
+  if (port === 0) port = await freePort()
   const url = `http://${host}:${port}`
-  // Next itself on a free port; the proxy answers on `port`.
-  const probe = await listen(() => {}, 0)
-  const innerPort = probe.port
-  await probe.close()
+  const innerPort = await freePort()
   const child = spawn(
     process.execPath,
     [

@@ -106,11 +106,26 @@ type AttachArgs = {
  * one way only (a string that is not well-formed Unicode, a number that is not a safe integer).
  */
 export function attachMessage(args: AttachArgs): Uint8Array | null {
-  const encoder = new TextEncoder()
-  let text = 'session-audio:attachAudio:v1'
   const fields = ['sessionId', 'audioUrl', 'pathname', 'contentType', 'sizeBytes', 'durationMs', 'expiresAt'] as const
-  for (const name of fields) {
-    const raw = args[name]
+  return signedMessage(
+    'session-audio:attachAudio:v1',
+    fields.map((name) => [name, args[name]]),
+  )
+}
+
+/**
+ * The bytes `npx session-audio doctor` signs to ask `checkAttachSetup` whether both sides hold the
+ * same secret: the same encoding under another version line, so a probe's signature can never be
+ * an attach's (every attach message starts with `session-audio:attachAudio:v1`).
+ */
+export function probeMessage(blobOrigin: string): Uint8Array | null {
+  return signedMessage('session-audio:attachSecretProbe:v1', [['blobOrigin', blobOrigin]])
+}
+
+function signedMessage(version: string, fields: [string, string | number][]): Uint8Array | null {
+  const encoder = new TextEncoder()
+  let text = version
+  for (const [name, raw] of fields) {
     if (typeof raw === 'number' && !(Number.isSafeInteger(raw) && raw >= 0)) return null
     const value = String(raw)
     const bytes = encoder.encode(value)
@@ -123,7 +138,11 @@ export function attachMessage(args: AttachArgs): Uint8Array | null {
 
 /** Whether `signature` (lowercase hex) is the HMAC-SHA256 of the arguments under `secret`. */
 export async function attachSignatureValid(secret: string, args: AttachArgs, signature: string): Promise<boolean> {
-  const message = attachMessage(args)
+  return await macValid(secret, attachMessage(args), signature)
+}
+
+/** Whether `signature` (lowercase hex) is the HMAC-SHA256 of `message` under `secret`. */
+async function macValid(secret: string, message: Uint8Array | null, signature: string): Promise<boolean> {
   if (!message || !/^[0-9a-f]{64}$/.test(signature)) return false
   const mac = new Uint8Array(32)
   for (let i = 0; i < 32; i++) mac[i] = parseInt(signature.slice(2 * i, 2 * i + 2), 16)
@@ -214,6 +233,30 @@ export const attachAudio = mutation({
       updatedAt: now,
     })
     return { status: 'transcribing' as const }
+  },
+})
+
+/**
+ * What `npx session-audio doctor` asks to learn, without a signed-in user, whether this deployment
+ * holds the route's `SESSION_AUDIO_CONVEX_SECRET` and allows the route's Blob store. The caller
+ * signs `probeMessage(blobOrigin)` with its secret; the answer is only `match` / `mismatch` for
+ * the secret (a deployment without one, or with one too short, answers `mismatch`: an anonymous
+ * caller learns nothing about its configuration) and, once the signature proved the caller holds
+ * it, `match` / `mismatch` / `missing` for the origin (`https://<store>.private.blob.vercel-storage.com`,
+ * or a local emulator's). It reads no table and writes nothing. Anyone may call it, so it must not help forge an attach: a probe is
+ * signed under its own version line (never an attach message), and "match" for a probe says only
+ * what `attachAudio` would say to the route anyway. The secret never leaves this deployment.
+ */
+export const checkAttachSetup = query({
+  args: { blobOrigin: v.string(), signature: v.string() },
+  handler: async (_ctx, { blobOrigin, signature }) => {
+    const secret = process.env.SESSION_AUDIO_CONVEX_SECRET
+    if (!secret || secret.length < 32 || !(await macValid(secret, probeMessage(blobOrigin), signature))) {
+      return { secret: 'mismatch' as const }
+    }
+    const origins = allowedOrigins()
+    const store = !origins ? 'missing' : origins.has(blobOrigin) ? 'match' : 'mismatch'
+    return { secret: 'match' as const, store: store as 'missing' | 'match' | 'mismatch' }
   },
 })
 
