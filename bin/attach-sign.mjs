@@ -1,5 +1,5 @@
 // The signatures doctor makes with SESSION_AUDIO_CONVEX_SECRET, byte for byte as the route makes
-// them (crates/core/src/attach_sign.rs) and the Convex template checks them
+// them (crates/core/src/upload/attach_sign.rs) and the Convex template checks them
 // (examples/convex/listeningSessions.ts): a version line, then per field, in order,
 // `\n{name}={UTF-8 byte length}:{value}`, signed with HMAC-SHA256, lowercase hex.
 // __test__/cli-doctor.spec.ts holds this to the known-answer vectors in

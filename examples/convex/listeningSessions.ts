@@ -100,7 +100,7 @@ type AttachArgs = {
 }
 
 /**
- * The exact bytes the route signs (crates/core/src/attach_sign.rs): a version line, then per field,
+ * The exact bytes the route signs (crates/core/src/upload/attach_sign.rs): a version line, then per field,
  * in this order, `\n{name}={UTF-8 byte length}:{value}`, numbers in plain decimal. The lengths make
  * it unambiguous: no value can spill into the next field. `null` when a value cannot be encoded
  * one way only (a string that is not well-formed Unicode, a number that is not a safe integer).
