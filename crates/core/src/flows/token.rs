@@ -100,7 +100,10 @@ pub async fn client_token(
     let store = ctx.blob.store();
     let key = store.read_write_token().ok_or_else(|| Error::Internal("no read-write token".into()))?;
     let client_token = mint_client_token(key, store.id(), &constraints);
-    Ok(json(200, &json!({ "type": GENERATE_CLIENT_TOKEN, "clientToken": client_token })))
+    // The access the browser declares on every Blob request (`x-vercel-blob-access`), as the
+    // streamed POST uses it (`SESSION_AUDIO_BLOB_ACCESS`).
+    let access = ctx.state.config.upload.access.as_str();
+    Ok(json(200, &json!({ "type": GENERATE_CLIENT_TOKEN, "clientToken": client_token, "access": access })))
 }
 
 /// `blob.generate-presigned-url`: a signed token from Blob for this grant's scope (with the request's
@@ -131,5 +134,6 @@ pub async fn presigned_url(
     crate::presign::check_scope(&token, &mut put, valid_until_ms, now_ms())
         .map_err(|why| Error::StorageFailed(format!("signed-token: {why}")))?;
     let payload = crate::presign::presign_put(&token, &put);
-    Ok(json(200, &json!({ "type": GENERATE_PRESIGNED_URL, "presignedUrlPayload": payload })))
+    let access = upload.access.as_str();
+    Ok(json(200, &json!({ "type": GENERATE_PRESIGNED_URL, "presignedUrlPayload": payload, "access": access })))
 }
