@@ -16,7 +16,7 @@ npm install --no-audit --no-fund
 # then serves the old contents from its cache without reading the new file.
 platform=$(ls .tarballs | grep -v '^session-audio.tgz$')
 npm install --no-save --no-audit --no-fund .tarballs/session-audio.tgz ".tarballs/$platform"
-for f in index.js index.d.ts client.mjs client/webm.mjs binding.js; do
+for f in index.js index.d.ts client.mjs client/finalise/webm.mjs binding.js; do
   cmp -s "../../$f" "node_modules/session-audio/$f" || { echo "examples/nextjs: stale session-audio install ($f)" >&2; exit 1; }
 done
 npx next build

@@ -1,4 +1,4 @@
-// What the WebM and MP4 finalisers (client/webm.mjs, client/mp4.mjs) share: the streaming plumbing
+// What the WebM and MP4 finalisers (client/finalise/webm.mjs, mp4.mjs) share: the streaming plumbing
 // around their format logic. A finaliser buffers the header region until the first media element,
 // emits a provisional header region of a fixed length, then passes every later byte through while
 // its format walker reads them; `finish()` returns the final header region. Plain JS, no dependencies.

@@ -10,104 +10,32 @@
 // fed. A file it cannot follow makes it throw an Mp4FinaliseError with a code; `finaliseMp4(blob)`
 // turns that into "return the blob unchanged".
 
-import { concat, failWith, FinaliseError, finaliseBlob, HEAD_LIMIT, StreamFinaliser } from './finaliser.mjs'
+import { concat, finaliseBlob, HEAD_LIMIT } from './base.mjs'
+import {
+  MAX_REFERENCES,
+  SIDX_FIXED,
+  SIDX_REFERENCE,
+  FREE_HEADER,
+  HEADER_RESERVE,
+  TFHD_KEEP,
+  Mp4FinaliseError,
+  fail,
+  u32,
+  u64,
+  typeOf,
+  putU32,
+  putU64,
+  readBoxHeader,
+  printable,
+  boxes,
+  box,
+  durationField,
+} from './mp4-box.mjs'
+import { Mp4Walker } from './mp4-walk.mjs'
+
+export { HEADER_RESERVE, MAX_REFERENCES, Mp4FinaliseError, readBoxHeader, repairRepeatedMoof } from './mp4-box.mjs'
 
 export { HEAD_LIMIT }
-/** No box claims more than this (1 TiB); larger sizes are refused, not skipped. */
-const SIZE_LIMIT = 2 ** 40
-/**
- * The most references the sidx holds. A longer recording gets references that each cover several
- * fragments (a seek then reads on from the start of its group): the header region stays one size.
- */
-export const MAX_REFERENCES = 1024
-/** A version-1 sidx: box header 8, version/flags 4, reference ID 4, timescale 4, earliest time 8,
- * first offset 8, reserved 2, reference count 2; then 12 bytes a reference. */
-const SIDX_FIXED = 40
-const SIDX_REFERENCE = 12
-const FREE_HEADER = 8
-/** What the provisional header keeps free: a `free` box as long as the largest sidx plus its own header. */
-export const HEADER_RESERVE = FREE_HEADER + SIDX_FIXED + SIDX_REFERENCE * MAX_REFERENCES
-/** tfhd: version/flags, track ID, base data offset (8), description index, default duration. */
-const TFHD_KEEP = 24
-
-/** Why a file could not be finalised: `not_mp4`, `unsupported`, `malformed`, `truncated`, `no_audio`, `too_large`, `state`. */
-export class Mp4FinaliseError extends FinaliseError {
-  name = 'Mp4FinaliseError'
-}
-const fail = failWith(Mp4FinaliseError)
-
-// --- box primitives ----------------------------------------------------------------------------
-
-const u32 = (b, at) => ((b[at] << 24) >>> 0) + (b[at + 1] << 16) + (b[at + 2] << 8) + b[at + 3]
-const u64 = (b, at) => u32(b, at) * 2 ** 32 + u32(b, at + 4)
-const typeOf = (b, at) => String.fromCharCode(b[at], b[at + 1], b[at + 2], b[at + 3])
-function putU32(b, at, v) {
-  b[at] = (v >>> 24) & 0xff
-  b[at + 1] = (v >>> 16) & 0xff
-  b[at + 2] = (v >>> 8) & 0xff
-  b[at + 3] = v & 0xff
-}
-function putU64(b, at, v) {
-  putU32(b, at, Math.floor(v / 2 ** 32))
-  putU32(b, at + 4, v % 2 ** 32)
-}
-
-/**
- * A box header at `at` in `b`: `{ type, size (null = to the end), headerLength }`, or null when `b`
- * ends first. Throws on a size below the header's own length or over SIZE_LIMIT.
- */
-export function readBoxHeader(b, at, end = b.length) {
-  if (at + 8 > end) return null
-  const size32 = u32(b, at)
-  const type = typeOf(b, at + 4)
-  if (size32 === 0) return { type, size: null, headerLength: 8 }
-  if (size32 !== 1) {
-    if (size32 < 8) fail('malformed', `box '${printable(type)}' of ${size32} bytes at byte ${at}`)
-    return { type, size: size32, headerLength: 8 }
-  }
-  if (at + 16 > end) return null
-  const size = u64(b, at + 8)
-  if (size > SIZE_LIMIT) fail('too_large', `box '${printable(type)}' claims ${size} bytes`)
-  if (size < 16) fail('malformed', `box '${printable(type)}' of ${size} bytes at byte ${at}`)
-  return { type, size, headerLength: 16 }
-}
-
-const printable = (type) => type.replace(/[^\x20-\x7e]/g, '?')
-
-/** The child boxes of a box held in memory: `[{ type, start, dataStart, end }]`. */
-function boxes(b, start, end) {
-  const out = []
-  let at = start
-  while (at < end) {
-    const h = readBoxHeader(b, at, end)
-    if (!h) fail('malformed', `box header cut off at byte ${at}`)
-    if (h.size === null) fail('malformed', `box '${printable(h.type)}' of size 0 inside the header`)
-    if (at + h.size > end) fail('malformed', `box '${printable(h.type)}' overruns its parent`)
-    out.push({ type: h.type, start: at, dataStart: at + h.headerLength, end: at + h.size })
-    at += h.size
-  }
-  return out
-}
-
-function box(type, payloadLength) {
-  const out = new Uint8Array(8 + payloadLength)
-  putU32(out, 0, out.length)
-  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i)
-  return out
-}
-
-/**
- * Where a full box's duration field is, from its version: `{ at, wide }` (wide: 8 bytes). mvhd and
- * mdhd: created, modified, timescale, duration; tkhd: created, modified, track ID, reserved, duration.
- */
-function durationField(b, c) {
-  const v1 = b[c.dataStart] === 1
-  const rel = c.type === 'tkhd' ? (v1 ? 28 : 20) : v1 ? 24 : 16
-  const need = rel + (v1 ? 8 : 4)
-  if (c.end - c.dataStart < need) fail('malformed', `'${c.type}' shorter than its version's fields`)
-  return { at: c.dataStart + rel, wide: v1 }
-}
-
 // --- the finaliser -----------------------------------------------------------------------------
 
 /**
@@ -119,39 +47,11 @@ function durationField(b, c) {
  * unchanged. `finish()` returns the final header region (the same length: durations written, a sidx
  * in the reserved space) and an empty tail.
  */
-/**
- * A MediaRecorder chunk with WebKit's repeated moof repaired in place: where a top-level `moof` is
- * followed by the same bytes again (WebKit writes the moof of the fragment it ends with at `stop()`
- * twice), the first becomes a `free` box of the same length. Returns `bytes` (changed in place when
- * repaired). A chunk that is not whole boxes is left as it is.
- */
-export function repairRepeatedMoof(bytes) {
-  let at = 0
-  let previous = null
-  while (at + 8 <= bytes.length) {
-    let h
-    try {
-      h = readBoxHeader(bytes, at)
-    } catch {
-      return bytes
-    }
-    if (!h || h.size === null || h.size < 8 || at + h.size > bytes.length) return bytes
-    if (h.type === 'moof' && previous?.type === 'moof' && previous.size === h.size) {
-      let same = true
-      for (let i = 0; i < h.size && same; i++) same = bytes[previous.at + i] === bytes[at + i]
-      if (same) bytes.set([0x66, 0x72, 0x65, 0x65], previous.at + 4) // 'free'
-    }
-    previous = { type: h.type, size: h.size, at }
-    at += h.size
-  }
-  return bytes
-}
-
 export function createMp4Finaliser() {
   return new Mp4Finaliser()
 }
 
-class Mp4Finaliser extends StreamFinaliser {
+class Mp4Finaliser extends Mp4Walker {
   constructor() {
     super(fail, 'moof')
     this.kept = []
@@ -308,204 +208,6 @@ class Mp4Finaliser extends StreamFinaliser {
     }
     const pad = box('free', HEADER_RESERVE - FREE_HEADER - sidx.length)
     return concat([kept, pad, sidx])
-  }
-
-  // The streaming walk over the top-level boxes after the header region.
-  feedBody(b) {
-    let i = 0
-    const n = b.length
-    while (i < n) {
-      if (this.toEnd) {
-        this.pos += n - i
-        return
-      }
-      if (this.want > 0) {
-        i += this.takeValue(b, i)
-        if (this.want === 0) {
-          this.value(this.val.subarray(0, this.valLen))
-          this.skip = this.skipAfter
-          if (this.skip === 0 && this.want === 0) this.boundary()
-        }
-        continue
-      }
-      if (this.skip > 0) {
-        i += this.takeSkip(b, i)
-        if (this.skip === 0) this.boundary()
-        continue
-      }
-      this.hdr[this.hdrLen++] = b[i++]
-      this.pos++
-      if (this.hdrLen < 8) continue
-      const h = readBoxHeader(this.hdr, 0, this.hdrLen)
-      if (h) {
-        this.hdrLen = 0
-        this.box(h.type, h.size, this.pos - h.headerLength, h.headerLength)
-      }
-    }
-  }
-
-  /** A box ended at `pos`: close what ended with it; a whole top-level box is a clean cut. */
-  boundary() {
-    this.closeTo(this.pos)
-    if (this.open.length === 0 && !this.frag?.waiting) this.cleanAt = this.pos
-  }
-
-  closeTo(at) {
-    while (this.open.length && this.open.at(-1).end <= at) {
-      const o = this.open.pop()
-      if (o.type === 'traf') this.endTraf()
-      else if (o.type === 'moof') this.frag.waiting = true
-    }
-  }
-
-  box(type, size, start, headerLength) {
-    this.closeTo(start)
-    const top = this.open.at(-1)
-    if (size === null) {
-      // Size 0: to the end of the file. Only a last mdat may do that.
-      if (top || type !== 'mdat') fail('malformed', `box '${printable(type)}' of size 0 at byte ${start}`)
-      this.mdatDone()
-      this.toEnd = true
-      return
-    }
-    const end = start + size
-    if (top && end > top.end) fail('malformed', `box '${printable(type)}' at byte ${start} overruns its parent`)
-    const payload = size - headerLength
-    const where = top ? top.type : null
-    if (where === null) {
-      if (type === 'moof') {
-        if (this.frag?.waiting) {
-          // WebKit writes the moof of the fragment it ends with at stop() twice, the same bytes:
-          // the first (without its mdat) counts nothing. Any other moof without its mdat is refused.
-          if (this.frag.size !== size) fail('malformed', `a moof without its mdat before byte ${start}`)
-          if (this.entries.at(-1) === this.frag) this.entries.pop()
-          this.fragments--
-        }
-        this.startFragment(start, size)
-        return this.enter(type, end)
-      }
-      if (type === 'mdat') this.mdatDone()
-      else if (type === 'moov' || type === 'ftyp') fail('malformed', `a second '${type}' at byte ${start}`)
-      return this.skipPayload(payload)
-    }
-    if (where === 'moof' && type === 'traf') {
-      this.traf = { audio: false, start: null, units: 0 }
-      return this.enter(type, end)
-    }
-    if (where === 'traf') {
-      if (type === 'tfhd') {
-        if (payload < 8) fail('malformed', `a tfhd of ${payload} bytes at byte ${start}`)
-        return this.startValue(type, Math.min(payload, TFHD_KEEP), payload)
-      }
-      if (type === 'tfdt' && this.traf.audio) {
-        if (payload < 8) fail('malformed', `a tfdt of ${payload} bytes at byte ${start}`)
-        return this.startValue(type, Math.min(payload, 12), payload)
-      }
-      if (type === 'trun' && this.traf.audio) {
-        if (payload < 8) fail('malformed', `a trun of ${payload} bytes at byte ${start}`)
-        this.run = { payload, stage: 'head' }
-        return this.startValue(type, 8, payload)
-      }
-    }
-    this.skipPayload(payload)
-  }
-
-  enter(type, end) {
-    this.open.push({ type, end })
-    if (this.pos >= end) this.boundary()
-  }
-
-  skipPayload(payload) {
-    this.skip = payload
-    if (payload === 0) this.boundary()
-  }
-
-  value(v) {
-    const type = this.reading
-    if (type === 'tfhd') {
-      const flags = u32(v, 0) & 0xffffff
-      // An absolute base data offset would be wrong once the header region changes length.
-      if (flags & 0x1) fail('unsupported', 'a tfhd with an absolute base data offset')
-      if (u32(v, 4) !== this.track.id) return
-      this.traf.audio = true
-      const at = 8 + (flags & 0x2 ? 4 : 0)
-      if (flags & 0x8) {
-        if (at + 4 > v.length) fail('malformed', 'a tfhd shorter than its fields')
-        this.traf.duration = u32(v, at)
-      }
-    } else if (type === 'tfdt') {
-      const wide = v[0] === 1
-      if (wide && v.length < 12) fail('malformed', 'a version 1 tfdt shorter than 12 bytes')
-      this.traf.start = wide ? u64(v, 4) : u32(v, 4)
-      if (this.traf.start > Number.MAX_SAFE_INTEGER) fail('too_large', 'a tfdt beyond 2^53')
-    } else if (type === 'trun') {
-      const run = this.run
-      if (run.stage === 'head') {
-        // version/flags and sample count, then the optional data offset and first sample flags.
-        const flags = u32(v, 0) & 0xffffff
-        const count = u32(v, 4)
-        const prefix = 8 + (flags & 0x1 ? 4 : 0) + (flags & 0x4 ? 4 : 0)
-        const recLen = 4 * (((flags >> 8) & 1) + ((flags >> 9) & 1) + ((flags >> 10) & 1) + ((flags >> 11) & 1))
-        if (prefix + count * recLen > run.payload)
-          fail('malformed', `a trun of ${count} samples longer than its ${run.payload} bytes`)
-        if (!(flags & 0x100)) {
-          // Every sample takes the default duration: a product, not a loop over the count.
-          this.traf.units += count * (this.traf.duration ?? this.defaultDuration)
-          this.run = null
-          this.skipAfter = run.payload - 8
-          return
-        }
-        Object.assign(run, { left: count, recLen, rest: run.payload - prefix - count * recLen })
-        if (prefix > 8) return this.want4(run, 'options', prefix - 8)
-      } else if (run.stage === 'record') {
-        // A record starts with its sample duration; the rest of it (size, flags, offset) is not needed.
-        this.traf.units += u32(v, 0)
-        run.left--
-      }
-      if (run.left > 0) return this.want4(run, 'record', run.recLen)
-      this.run = null
-      this.skipAfter = run.rest
-    }
-  }
-
-  /** Reads the next `n` bytes (≤ 16) of the trun being streamed as its `stage`. */
-  want4(run, stage, n) {
-    run.stage = stage
-    this.startValue('trun', n, n)
-  }
-
-  startFragment(start, size) {
-    const index = this.fragments++
-    this.frag = { offset: start, size, start: null, end: null, waiting: false }
-    if (index % this.stride === 0) {
-      this.entries.push(this.frag)
-      // Never more than 2 × MAX_REFERENCES positions: keep every other one, twice the stride.
-      if (this.entries.length >= 2 * MAX_REFERENCES) {
-        this.entries = this.entries.filter((_, i) => i % 2 === 0)
-        this.stride *= 2
-      }
-    }
-  }
-
-  endTraf() {
-    const t = this.traf
-    this.traf = null
-    if (!t || !t.audio) return
-    const f = this.frag
-    const start = t.start ?? f.end ?? this.running
-    if (f.start === null) f.start = start
-    f.end = Math.max(f.end ?? 0, start + t.units)
-  }
-
-  /** The mdat after a moof: its fragment counts. */
-  mdatDone() {
-    const f = this.frag
-    if (!f || !f.waiting) return
-    f.waiting = false
-    if (f.start === null) f.start = f.end = this.running
-    if (this.firstStart === null && f.end > f.start) this.firstStart = f.start
-    if (f.end > f.start || this.trackEnd === null) this.trackEnd = Math.max(this.trackEnd ?? 0, f.end)
-    this.running = f.end
   }
 
   /**
