@@ -1,6 +1,6 @@
 // `session-audio/client` knows the audio route in one place (client/route.mjs): where a session's
-// recording is stored (one extension per type), the grants, and the completion with its one retry
-// rule. Both of its ways in are driven here against the real
+// recording is stored (one extension per type), the grants, the access the deployment stores with,
+// and the completion with its one retry rule. Both of its ways in are driven here against the real
 // route and the Blob emulator: `uploadSessionAudio` (a whole file) and the recorder (in Node, with
 // a stand-in MediaRecorder that hands over a real recording when it stops, and an in-memory
 // journal).
@@ -216,4 +216,34 @@ describe('one route for uploadSessionAudio and the recorder', () => {
     expect([d.completions.get(refused.upload), d.completions.get(refused.recorder)]).toEqual([1, 1])
     s.blob.state.holdWebhooks = false
   })
+})
+
+describe('the access client uploads are stored with is the deployment’s', () => {
+  it.each([
+    ['client tokens', 'client-token'],
+    ['presigned URLs', 'presigned'],
+  ] as const)(
+    '%s: blobAccess public stores public blobs (read without a token); the default private',
+    async (_n, kind) => {
+      s.blob.state.holdWebhooks = true
+      const wav = fixture('tone-5s.wav')
+      for (const [access, blobAccess, status] of [
+        ['public', 'public', 200],
+        ['private', undefined, 403],
+      ] as const) {
+        const d = await deploy(kind, blobAccess ? { blobAccess } : {})
+        const { upload, recorder } = await both(d, wav, 'audio/wav')
+        for (const [way, outcome] of [
+          ['upload', upload],
+          ['recorder', recorder],
+        ] as const) {
+          const { audioUrl } = (outcome as any).result
+          // What the PUT declared, as the emulator recorded it, and what a reader without a token gets.
+          expect(s.blob.meta.get(storedPath(audioUrl))?.access, `${access} ${way}`).toBe(access)
+          expect((await fetch(audioUrl)).status, `${access} ${way}`).toBe(status)
+        }
+      }
+      s.blob.state.holdWebhooks = false
+    },
+  )
 })

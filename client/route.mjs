@@ -2,7 +2,8 @@
 // `uploadSessionAudio` (client.mjs) and the recorder (client/recorder/) alike:
 //   - where the route is and where a session's recording is stored (one extension per type);
 //   - the grants it gives for uploading straight to Blob: a client token (deployments with a
-//     read-write token) or a presigned URL (deployments on OIDC alone);
+//     read-write token) or a presigned URL (deployments on OIDC alone), and the access the
+//     deployment stores with (`public` / `private`, the route's `SESSION_AUDIO_BLOB_ACCESS`);
 //   - the completion (`session-audio.complete-upload`) with its one retry rule, and the one
 //     re-send when the route cannot use what was stored (`upload_expired`, `upload_not_found`).
 // docs/client-uploads.md and docs/recorder.md ("Failures") say the same in prose.
@@ -113,7 +114,10 @@ async function askRoute({ routeUrl, headers, signal, pathname, clientPayload, mu
 const badGrant = (what) =>
   new SessionAudioUploadError(502, 'invalid_grant', `The audio route answered ${what} without a usable grant.`)
 
-function clientTokenGrant(clientToken, apiUrl) {
+/** The access the route's deployment stores uploads with; an older route says none: private. */
+const accessOf = (body) => (body?.access === 'public' ? 'public' : 'private')
+
+function clientTokenGrant(clientToken, apiUrl, access) {
   let payload
   try {
     payload = clientTokenPayload(clientToken)
@@ -123,6 +127,7 @@ function clientTokenGrant(clientToken, apiUrl) {
   const storeId = String(clientToken).split('_')[3] ?? ''
   return {
     kind: 'client-token',
+    access,
     validUntil: Number(payload.validUntil) || Date.now() + 30_000,
     receivedAt: Date.now(),
     storeId,
@@ -131,7 +136,7 @@ function clientTokenGrant(clientToken, apiUrl) {
   }
 }
 
-function presignedGrant(payload, apiUrl) {
+function presignedGrant(payload, apiUrl, access) {
   const { delegationToken, signature, params = {} } = payload || {}
   let scope
   try {
@@ -144,6 +149,7 @@ function presignedGrant(payload, apiUrl) {
   const untils = [Number(scope.validUntil), Number(params['vercel-blob-valid-until'])].filter(Number.isFinite)
   return {
     kind: 'presigned',
+    access,
     validUntil: untils.length ? Math.min(...untils) : Date.now() + 30_000,
     receivedAt: Date.now(),
     storeId,
@@ -163,8 +169,9 @@ function presignedGrant(payload, apiUrl) {
  * to grant presigned URLs; a deployment on OIDC alone refuses client tokens
  * (`client_tokens_need_read_write_token`), and then a presigned URL is asked for, for this upload
  * and every later one to the same route. Any other refusal rejects with the route's status and
- * code. Resolves with `{ kind: 'client-token' | 'presigned', validUntil (epoch ms), receivedAt,
- * storeId, headersFor(action), urlFor(path) }`: `urlFor('/mpu?pathname=…')` is the full Blob API URL
+ * code. Resolves with `{ kind: 'client-token' | 'presigned', access: 'public' | 'private' (what the
+ * route's deployment stores with; `private` from a route too old to say), validUntil (epoch ms),
+ * receivedAt, storeId, headersFor(action), urlFor(path) }`: `urlFor('/mpu?pathname=…')` is the full Blob API URL
  * (with the presigned query), `headersFor()` the credential headers.
  */
 export async function requestGrant({
@@ -185,7 +192,7 @@ export async function requestGrant({
       const body = await res.json().catch(() => null)
       if (!body || typeof body.clientToken !== 'string') throw badGrant('blob.generate-client-token')
       grantKinds.set(key, 'client-token')
-      return clientTokenGrant(body.clientToken, api)
+      return clientTokenGrant(body.clientToken, api, accessOf(body))
     }
     const why = await routeRefusal(res)
     if (why.code !== 'client_tokens_need_read_write_token') throw why
@@ -195,7 +202,7 @@ export async function requestGrant({
   if (!res.ok) throw await routeRefusal(res)
   const body = await res.json().catch(() => null)
   if (!body || !body.presignedUrlPayload) throw badGrant('blob.generate-presigned-url')
-  return presignedGrant(body.presignedUrlPayload, api)
+  return presignedGrant(body.presignedUrlPayload, api, accessOf(body))
 }
 
 /**

@@ -3,8 +3,8 @@
 // SDK. Every request retries network errors, stalls, 408/429/5xx and Blob's retryable codes with
 // exponential backoff and jitter, waits while the browser is offline (no attempt is spent then),
 // and re-mints the grant (client/route.mjs) before it expires. Refusals from the route are final:
-// they reject at once with the route's status and code. Plain browser JS: no Node APIs, no
-// dependencies.
+// they reject at once with the route's status and code. The access every upload declares
+// (`x-vercel-blob-access`) is the grant's. Plain browser JS: no Node APIs, no dependencies.
 import { SessionAudioUploadError } from '../errors.mjs'
 import { requestGrant, grantNeedsRenewal } from '../route.mjs'
 import { aborted, BlobFailure, bodySize, browserOnline, defaultTransport, sleep, untilAborted } from './transport.mjs'
@@ -134,7 +134,8 @@ export function blobClient({
             'x-api-blob-request-id': requestId,
             'x-api-blob-request-attempt': String(attempt),
             ...g.headersFor(action),
-            'x-vercel-blob-access': 'private',
+            // The access the route's deployment stores with, as its grant says.
+            'x-vercel-blob-access': g.access,
             ...extra,
           },
           body,
