@@ -45,7 +45,7 @@ let origin = ''
 let browser: Browser
 const tmpDirs: string[] = []
 
-/** `/` is PAGE, `/client/*.mjs` the repository's client modules (with CORS, for opaque-origin frames). */
+/** `/` is PAGE, `/client/**.mjs` the repository's client modules (with CORS, for opaque-origin frames). */
 function serve(): Promise<void> {
   server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost')
@@ -54,7 +54,7 @@ function serve(): Promise<void> {
       return res.end(PAGE)
     }
     const name = url.pathname.startsWith('/client/') ? url.pathname.slice('/client/'.length) : ''
-    if (!/^[a-z-]+\.mjs$/.test(name) || !fs.existsSync(path.join(CLIENT, name))) {
+    if (!/^([a-z-]+\/)?[a-z-]+\.mjs$/.test(name) || !fs.existsSync(path.join(CLIENT, name))) {
       res.writeHead(404)
       return res.end()
     }

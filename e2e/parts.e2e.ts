@@ -21,14 +21,14 @@ let origin = ''
 beforeAll(async () => {
   s = await startStack()
   const handlers = createAudioHandlers(s.oidcOptions({}))
-  // The app: a blank page, client/*.mjs, and the audio route (with the platform's OIDC token).
+  // The app: a blank page, client/**.mjs, and the audio route (with the platform's OIDC token).
   server = http.createServer(async (req, res) => {
     const url = new URL(req.url!, 'http://app.local')
     if (url.pathname === '/') {
       res.writeHead(200, { 'content-type': 'text/html' })
       return res.end('<!doctype html><title>parts</title>')
     }
-    if (/^\/client\/[\w-]+\.mjs$/.test(url.pathname)) {
+    if (/^\/client\/([\w-]+\/)?[\w-]+\.mjs$/.test(url.pathname)) {
       res.writeHead(200, { 'content-type': 'text/javascript' })
       return res.end(fs.readFileSync(path.join(__dirname, '..', url.pathname)))
     }
