@@ -19,6 +19,21 @@ export const failWith = (ErrorClass) => (code, message) => {
   throw new ErrorClass(code, message)
 }
 
+/**
+ * The children of a container held in memory, from `start` to `end`, one after the other:
+ * `child(at)` reads the one at `at` (throwing the format's error where it cannot) and returns it
+ * with its `end`, where the next begins.
+ */
+export function childrenOf(start, end, child) {
+  const out = []
+  for (let at = start; at < end;) {
+    const c = child(at)
+    out.push(c)
+    at = c.end
+  }
+  return out
+}
+
 export function concat(parts) {
   let n = 0
   for (const p of parts) n += p.length

@@ -1,7 +1,7 @@
 // The EBML side of the WebM finaliser (client/finalise/webm.mjs): the element IDs it reads and
 // writes, reading element headers and integers, and writing elements of fixed or minimal length.
 // Plain JS (browsers and Node), no dependencies.
-import { concat, failWith, FinaliseError } from './base.mjs'
+import { childrenOf, concat, failWith, FinaliseError } from './base.mjs'
 
 /** The element IDs the finaliser reads or writes. */
 export const ID = {
@@ -102,18 +102,14 @@ export function readElementHeader(b, at, end = b.length) {
 
 /** The children of a known-size master held in memory: `[{ id, start, dataStart, end }]`. */
 export function children(b, start, end) {
-  const out = []
-  let at = start
-  while (at < end) {
+  return childrenOf(start, end, (at) => {
     const h = readElementHeader(b, at, end)
     if (!h) fail('malformed', `element header cut off at byte ${at}`)
     if (h.size === null) fail('malformed', `unknown-size element 0x${h.id.toString(16)} inside a header element`)
     const dataStart = at + h.headerLength
     if (dataStart + h.size > end) fail('malformed', `element 0x${h.id.toString(16)} overruns its parent`)
-    out.push({ id: h.id, start: at, dataStart, end: dataStart + h.size })
-    at = dataStart + h.size
-  }
-  return out
+    return { id: h.id, start: at, dataStart, end: dataStart + h.size }
+  })
 }
 
 export function readUint(b, start, end) {

@@ -1,7 +1,7 @@
 // The box side of the MP4 finaliser (client/finalise/mp4.mjs): reading and writing box headers and
 // integers, the sizes of what it writes, and the repair of WebKit's repeated moof. Plain JS
 // (browsers and Node), no dependencies.
-import { failWith, FinaliseError } from './base.mjs'
+import { childrenOf, failWith, FinaliseError } from './base.mjs'
 
 /** No box claims more than this (1 TiB); larger sizes are refused, not skipped. */
 export const SIZE_LIMIT = 2 ** 40
@@ -66,17 +66,13 @@ export const printable = (type) => type.replace(/[^\x20-\x7e]/g, '?')
 
 /** The child boxes of a box held in memory: `[{ type, start, dataStart, end }]`. */
 export function boxes(b, start, end) {
-  const out = []
-  let at = start
-  while (at < end) {
+  return childrenOf(start, end, (at) => {
     const h = readBoxHeader(b, at, end)
     if (!h) fail('malformed', `box header cut off at byte ${at}`)
     if (h.size === null) fail('malformed', `box '${printable(h.type)}' of size 0 inside the header`)
     if (at + h.size > end) fail('malformed', `box '${printable(h.type)}' overruns its parent`)
-    out.push({ type: h.type, start: at, dataStart: at + h.headerLength, end: at + h.size })
-    at += h.size
-  }
-  return out
+    return { type: h.type, start: at, dataStart: at + h.headerLength, end: at + h.size }
+  })
 }
 
 export function box(type, payloadLength) {

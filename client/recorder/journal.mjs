@@ -206,28 +206,39 @@ class Journal {
     return run
   }
 
-  /** Start the journal of a recording. Throws if one exists for `sessionId`, unless `{ replace: true }`. */
-  begin(sessionId, meta, { replace = false } = {}) {
+  /**
+   * `job()` queued behind the session's earlier calls, once `sessionId` and `check()` (the other
+   * arguments) passed: a bad argument rejects the call, as every failure of the journal does.
+   */
+  #queued(sessionId, check, job) {
     try {
       checkSessionId(sessionId)
-      checkObject(meta, 'meta')
+      check?.()
     } catch (error) {
       return Promise.reject(error)
     }
-    return this.#enqueue(sessionId, () =>
-      this.#run([RECORDINGS, CHUNKS], 'readwrite', ([recordings, chunks], on, ok, fail) => {
-        on(recordings.get(sessionId), (existing) => {
-          if (existing && !replace)
-            return fail(
-              failed(
-                `A journal for session ${sessionId} already exists (${existing.chunkCount} chunks, ${existing.bytes} bytes): ` +
-                  `resume it, remove it, or begin with { replace: true }.`,
-              ),
-            )
-          if (existing) chunks.delete(sessionChunks(sessionId))
-          recordings.put({ sessionId, meta, chunkCount: 0, bytes: 0, createdAt: Date.now() })
-        })
-      }),
+    return this.#enqueue(sessionId, job)
+  }
+
+  /** Start the journal of a recording. Throws if one exists for `sessionId`, unless `{ replace: true }`. */
+  begin(sessionId, meta, { replace = false } = {}) {
+    return this.#queued(
+      sessionId,
+      () => checkObject(meta, 'meta'),
+      () =>
+        this.#run([RECORDINGS, CHUNKS], 'readwrite', ([recordings, chunks], on, ok, fail) => {
+          on(recordings.get(sessionId), (existing) => {
+            if (existing && !replace)
+              return fail(
+                failed(
+                  `A journal for session ${sessionId} already exists (${existing.chunkCount} chunks, ${existing.bytes} bytes): ` +
+                    `resume it, remove it, or begin with { replace: true }.`,
+                ),
+              )
+            if (existing) chunks.delete(sessionChunks(sessionId))
+            recordings.put({ sessionId, meta, chunkCount: 0, bytes: 0, createdAt: Date.now() })
+          })
+        }),
     )
   }
 
@@ -237,15 +248,12 @@ class Journal {
    */
   append(sessionId, seq, bytes, info) {
     let given
-    try {
-      checkSessionId(sessionId)
+    const check = () => {
       if (!Number.isSafeInteger(seq) || seq < 0) throw failed(`seq must be an integer ≥ 0, got ${seq}`)
       given = toValue(bytes, this.valueFormat)
-    } catch (error) {
-      return Promise.reject(error)
     }
     const recordedMs = info && Number.isFinite(info.recordedMs) ? info.recordedMs : undefined
-    return this.#enqueue(sessionId, async () => {
+    return this.#queued(sessionId, check, async () => {
       // Read before the transaction opens: it would commit while we await.
       let value = given
       if (this.valueFormat === 'arraybuffer' && value instanceof Blob) {
@@ -283,30 +291,22 @@ class Journal {
 
   /** Merge `patch` into the recording's meta (shallow): upload state, finaliser state, status. */
   setMeta(sessionId, patch) {
-    try {
-      checkSessionId(sessionId)
-      checkObject(patch, 'patch')
-    } catch (error) {
-      return Promise.reject(error)
-    }
-    return this.#enqueue(sessionId, () =>
-      this.#run([RECORDINGS], 'readwrite', ([recordings], on, ok, fail) => {
-        on(recordings.get(sessionId), (recording) => {
-          if (!recording) return fail(failed(`No journal for session ${sessionId}: call begin() before setMeta().`))
-          recordings.put({ ...recording, meta: { ...recording.meta, ...patch } })
-        })
-      }),
+    return this.#queued(
+      sessionId,
+      () => checkObject(patch, 'patch'),
+      () =>
+        this.#run([RECORDINGS], 'readwrite', ([recordings], on, ok, fail) => {
+          on(recordings.get(sessionId), (recording) => {
+            if (!recording) return fail(failed(`No journal for session ${sessionId}: call begin() before setMeta().`))
+            recordings.put({ ...recording, meta: { ...recording.meta, ...patch } })
+          })
+        }),
     )
   }
 
   /** The recording's journal `{ sessionId, meta, chunkCount, bytes, recordedMs?, createdAt }`, or null. */
   get(sessionId) {
-    try {
-      checkSessionId(sessionId)
-    } catch (error) {
-      return Promise.reject(error)
-    }
-    return this.#enqueue(sessionId, () =>
+    return this.#queued(sessionId, null, () =>
       this.#run([RECORDINGS], 'readonly', ([recordings], on, ok) => {
         on(recordings.get(sessionId), (recording) => ok(recording ?? null))
       }),
@@ -318,14 +318,11 @@ class Journal {
    * chunk Blobs. Only the chunks overlapping the range are looked up.
    */
   read(sessionId, start, end) {
-    try {
-      checkSessionId(sessionId)
+    const check = () => {
       if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start)
         throw failed(`read needs integers 0 ≤ start ≤ end, got start ${start}, end ${end}`)
-    } catch (error) {
-      return Promise.reject(error)
     }
-    return this.#enqueue(sessionId, () =>
+    return this.#queued(sessionId, check, () =>
       this.#run([RECORDINGS, CHUNKS], 'readonly', ([recordings, chunks], on, ok, fail) => {
         on(recordings.get(sessionId), (recording) => {
           if (!recording) return fail(failed(`No journal for session ${sessionId}.`))
@@ -361,12 +358,7 @@ class Journal {
 
   /** Delete the recording's meta and every chunk, in one transaction. */
   remove(sessionId) {
-    try {
-      checkSessionId(sessionId)
-    } catch (error) {
-      return Promise.reject(error)
-    }
-    return this.#enqueue(sessionId, () =>
+    return this.#queued(sessionId, null, () =>
       this.#run([RECORDINGS, CHUNKS], 'readwrite', ([recordings, chunks]) => {
         recordings.delete(sessionId)
         chunks.delete(sessionChunks(sessionId))
