@@ -2,68 +2,36 @@
 // Plain JS, no native code. The bytes go straight to Vercel Blob (multipart for large files) with
 // what the audio route grants: a short-lived client token where the deployment has a read-write
 // token, or a presigned URL where it reaches Blob with OIDC alone, as new Vercel projects do
-// (client/parts.mjs). Then the route is told the upload finished, verifies what landed and
-// attaches it.
-import { completeOnRoute, deliverOnce } from './client/complete.mjs'
+// (client/route.mjs, client/blob/). Then the route is told the upload finished, verifies what
+// landed and attaches it.
 import { SessionAudioUploadError } from './client/errors.mjs'
-import { createMultipartUpload, DEFAULT_PART_SIZE, putWhole } from './client/parts.mjs'
-import { finaliseMp4 } from './client/mp4.mjs'
-import { finaliseWebm } from './client/webm.mjs'
+import { putWhole } from './client/blob/client.mjs'
+import { createMultipartUpload, DEFAULT_PART_SIZE, sendParts } from './client/blob/multipart.mjs'
+import { finaliseRecording } from './client/finalise/finaliser.mjs'
+import { completeOnRoute, defaultRouteUrl, deliverOnce, recordingPathname } from './client/route.mjs'
 
-export { createWebmFinaliser, finaliseWebm, WebmFinaliseError } from './client/webm.mjs'
-export { createMp4Finaliser, finaliseMp4, Mp4FinaliseError } from './client/mp4.mjs'
+export { createWebmFinaliser, finaliseWebm, WebmFinaliseError } from './client/finalise/webm.mjs'
+export { createMp4Finaliser, finaliseMp4, Mp4FinaliseError } from './client/finalise/mp4.mjs'
 
 export { SessionAudioUploadError }
-export {
-  createSessionRecorder,
-  discardSessionUpload,
-  JournalError,
-  pendingSessionUploads,
-  resumeSessionUploads,
-} from './client/recorder.mjs'
-
-const EXTENSIONS = {
-  'audio/webm': 'webm',
-  'audio/ogg': 'ogg',
-  'audio/mpeg': 'mp3',
-  'audio/mp3': 'mp3',
-  'audio/mp4': 'm4a',
-  'audio/x-m4a': 'm4a',
-  'audio/m4a': 'm4a',
-  'audio/aac': 'aac',
-  'audio/wav': 'wav',
-  'audio/wave': 'wav',
-  'audio/x-wav': 'wav',
-  'audio/vnd.wave': 'wav',
-  'audio/flac': 'flac',
-  'audio/x-flac': 'flac',
-}
+export { createSessionRecorder } from './client/recorder/recorder.mjs'
+export { JournalError } from './client/recorder/journal.mjs'
+export { discardSessionUpload, pendingSessionUploads, resumeSessionUploads } from './client/recorder/resume.mjs'
 
 /** Parts of 8 MiB are what `upload()` sends; below two of them a single PUT is as good. */
 const MULTIPART_FROM_BYTES = 16 * 1024 * 1024
 
 /**
  * Store `blob` with what the route grants: one PUT, or parts of DEFAULT_PART_SIZE, a few at a
- * time. Both retry, wait while offline and re-mint the grant as client/parts.mjs does.
+ * time. Both retry, wait while offline and re-mint the grant as client/blob/client.mjs does.
  */
 async function storeWithGrant(blob, { multipart, ...upload }) {
   if (!multipart) return putWhole({ ...upload, body: blob })
   const mpu = createMultipartUpload(upload)
   const total = Math.max(1, Math.ceil(blob.size / DEFAULT_PART_SIZE))
-  let next = 1
-  let failed = false
-  const worker = async () => {
-    while (!failed && next <= total) {
-      const n = next++
-      try {
-        await mpu.uploadPart(n, blob.slice((n - 1) * DEFAULT_PART_SIZE, n * DEFAULT_PART_SIZE))
-      } catch (err) {
-        failed = true
-        throw err
-      }
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(4, total) }, worker))
+  const numbers = Array.from({ length: total }, (_, i) => i + 1)
+  const bodyOf = (n) => blob.slice((n - 1) * DEFAULT_PART_SIZE, n * DEFAULT_PART_SIZE)
+  await sendParts(mpu, numbers, bodyOf, { concurrency: 4 })
   return mpu.complete(total)
 }
 
@@ -71,15 +39,14 @@ async function storeWithGrant(blob, { multipart, ...upload }) {
  * Upload `blob` (a MediaRecorder result or a picked file) as the audio of `sessionId`.
  * Resolves with the route's answer (`{ sessionId, status: 'transcribing', audioUrl, … }`); rejects
  * with a `SessionAudioUploadError` carrying the route's code (and `final`) when anything is refused.
- * The completion follows the recorder's rule (client/complete.mjs): retried through outages, and
+ * The completion follows the recorder's rule (client/route.mjs): retried through outages, and
  * sent once more from `blob` when the route cannot use what was stored (`upload_expired`,
  * `upload_not_found`).
  */
 export async function uploadSessionAudio(sessionId, blob, options = {}) {
   // MediaRecorder's WebM has no Duration and no Cues, its MP4 no duration and no index: finalise
-  // them first (client/webm.mjs, client/mp4.mjs; a file they cannot follow comes back unchanged).
-  if (/^audio\/webm\b/i.test(String(options.contentType || blob.type))) blob = await finaliseWebm(blob)
-  if (/^audio\/mp4\b/i.test(String(options.contentType || blob.type))) blob = await finaliseMp4(blob)
+  // them first (client/finalise/; a file they cannot follow comes back unchanged).
+  blob = await finaliseRecording(blob, options.contentType || blob.type)
   const {
     durationMs,
     contentType = blob.type,
@@ -87,24 +54,13 @@ export async function uploadSessionAudio(sessionId, blob, options = {}) {
     signal,
     headers = {},
     name = 'recording',
-    routeUrl = `/api/listening-sessions/${encodeURIComponent(sessionId)}/audio`,
+    routeUrl = defaultRouteUrl(sessionId),
     multipart = blob.size >= MULTIPART_FROM_BYTES,
     blobApiUrl,
     retry,
   } = options
-  const essence = String(contentType || '')
-    .split(';')[0]
-    .trim()
-    .toLowerCase()
-  const ext = EXTENSIONS[essence]
-  if (!ext)
-    throw new SessionAudioUploadError(
-      415,
-      'unsupported_media_type',
-      `Audio type ${contentType || '(none)'} is not accepted.`,
-    )
   const clientPayload = JSON.stringify({ durationMs, contentType })
-  const pathname = `listening-sessions/${sessionId}/${name}.${ext}`
+  const pathname = recordingPathname(sessionId, name, contentType)
   // The SDK throttles its events, so its last one may come late or not at all: report 100 % once
   // the upload resolved, and nothing after it.
   let finished = false

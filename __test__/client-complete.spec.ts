@@ -1,10 +1,10 @@
-// The completion rule of `session-audio/client` (client/complete.mjs, client/errors.mjs) and the
+// The completion rule of `session-audio/client` (client/route.mjs, client/errors.mjs) and the
 // journal's user key (client/user.mjs), as tables: which refusals are final with and without the
 // route's `final` flag (the route's side of issue #24 sends it; older routes do not), and which user
 // a Clerk session token names. The browser tests (e2e/recorder.e2e.ts, "the completion rule") run
 // the same code against the real route and Blob.
 import { describe, expect, it } from 'vitest'
-import { isFinalRefusal, uploadAgain } from '../client/complete.mjs'
+import { isFinalRefusal, uploadAgain } from '../client/route.mjs'
 import { refusalFromBody, SessionAudioUploadError } from '../client/errors.mjs'
 import { belongsTo, jwtSubject, signedInUser, whoFor } from '../client/user.mjs'
 

@@ -1,11 +1,11 @@
-// session-audio/client's MP4 finaliser (client/mp4.mjs) on a real MediaRecorder fragmented MP4: the
+// session-audio/client's MP4 finaliser (client/finalise/mp4.mjs) on a real MediaRecorder fragmented MP4: the
 // finalised file carries durations and a segment index (sidx) that point at its fragments, the
 // incremental path gives the same bytes whatever the chunking, and hostile input ends quickly with a
 // clear code.
 import fs from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createMp4Finaliser, finaliseMp4, Mp4FinaliseError, repairRepeatedMoof } from '../client/mp4.mjs'
+import { createMp4Finaliser, finaliseMp4, Mp4FinaliseError, repairRepeatedMoof } from '../client/finalise/mp4.mjs'
 import { expectFinaliserAnswer, measuredByRoute, startStack, type Stack } from './helpers'
 
 const dir = path.resolve(__dirname, 'fixtures/audio')

@@ -52,12 +52,12 @@ afterAll(async () => {
 describe('the published packages', () => {
   it('the main tarball carries the JS face and no binary; the platform package carries the binary', () => {
     const p = packed
-    // The browser helper's modules, whatever they are: every client/*.mjs of the checkout.
+    // The browser helper's modules, whatever they are: every .mjs under client/ in the checkout.
     const clientModules = fs
-      .readdirSync(path.join(repo, 'client'))
+      .readdirSync(path.join(repo, 'client'), { recursive: true, encoding: 'utf8' })
       .filter((f) => f.endsWith('.mjs'))
-      .map((f) => `client/${f}`)
-    expect(clientModules).toContain('client/parts.mjs')
+      .map((f) => `client/${f.split(path.sep).join('/')}`)
+    expect(clientModules).toContain('client/blob/multipart.mjs')
     // The CLI's modules, and the Convex template `init` copies (examples/convex, one source of truth).
     const binModules = fs
       .readdirSync(path.join(repo, 'bin'))

@@ -1,4 +1,4 @@
-// client/parts.mjs, the uploader the recorder sends parts with while it records, against the real
+// client/blob/ (with the grants of client/route.mjs), the uploader the recorder sends parts with while it records, against the real
 // route (grants) and the Blob emulator (storage), on both kinds of deployment: one with a
 // read-write token (client tokens) and one on OIDC alone (presigned URLs; the route server adds
 // `x-vercel-oidc-token` as Vercel does). Parts here are 256 KiB: the emulator has no minimum part
@@ -9,14 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startRouteServer } from '../stack/route-server.mjs'
 import { sineWav } from '../stack/wav.mjs'
 import { createAudioHandlers, type AudioOptions } from '../index.js'
-import {
-  backoffMs,
-  blobApiUrl,
-  createMultipartUpload,
-  grantNeedsRenewal,
-  putWhole,
-  requestGrant,
-} from '../client/parts.mjs'
+import { backoffMs, putWhole } from '../client/blob/client.mjs'
+import { createMultipartUpload } from '../client/blob/multipart.mjs'
+import { blobApiUrl } from '../client/blob/transport.mjs'
+import { grantNeedsRenewal, requestGrant } from '../client/route.mjs'
 import { SessionAudioUploadError } from '../client/errors.mjs'
 import { startStack, until, type Stack } from './helpers'
 
@@ -273,7 +269,7 @@ describe('the Blob emulator enforces R2’s multipart rules', () => {
 describe.each([
   ['a read-write token (client tokens)', 0],
   ['OIDC alone (presigned URLs)', 1],
-])('client/parts.mjs on a deployment with %s', (_name, index) => {
+])('client/blob/ on a deployment with %s', (_name, index) => {
   const d = () => deployments[index]
 
   it('≥ 3 parts of 256 KiB complete, stored bytes equal the input, equal non-final parts, the grant kind is the deployment’s, and the completion event attaches', async () => {

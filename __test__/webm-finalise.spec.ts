@@ -1,10 +1,10 @@
-// session-audio/client's WebM finaliser (client/webm.mjs) on a real MediaRecorder recording: the
+// session-audio/client's WebM finaliser (client/finalise/webm.mjs) on a real MediaRecorder recording: the
 // finalised file carries a right Duration and Cues that point at its Clusters, the incremental path
 // gives the same bytes whatever the chunking, and hostile input ends quickly with a clear code.
 import fs from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createWebmFinaliser, finaliseWebm, MAX_CUE_POINTS, WebmFinaliseError } from '../client/webm.mjs'
+import { createWebmFinaliser, finaliseWebm, MAX_CUE_POINTS, WebmFinaliseError } from '../client/finalise/webm.mjs'
 import { expectFinaliserAnswer, measuredByRoute, startStack, type Stack } from './helpers'
 
 const dir = path.resolve(__dirname, 'fixtures/audio')

@@ -1,5 +1,5 @@
 // The one error session-audio/client rejects with. Its own module so that every part of the client
-// (client.mjs, client/parts.mjs, the recorder) can throw it without importing each other.
+// (client.mjs, client/route.mjs, client/blob/, the recorder) can throw it without importing each other.
 
 /**
  * A refusal, with the route's error code (`session_not_found`, `content_mismatch`, …), or one of the

@@ -13,7 +13,7 @@ import { ENGINES, launchEngine, type Engine, type EnginePage } from './lib/engin
 
 const ROOT = path.resolve(__dirname, '..')
 const PAGE = `<!doctype html><meta charset=utf-8><title>recorder</title><audio id=player controls preload=metadata></audio>
-<script type=module>window.client = await import('/client/recorder.mjs'); window.journalModule = await import('/client/journal.mjs'); window.ready = true</script>`
+<script type=module>window.client = { ...(await import('/client/recorder/recorder.mjs')), ...(await import('/client/recorder/resume.mjs')) }; window.journalModule = await import('/client/recorder/journal.mjs'); window.ready = true</script>`
 
 let s: Stack
 let route: Awaited<ReturnType<typeof startRouteServer>>

@@ -1,4 +1,4 @@
-// client/journal.mjs in a real browser: Debian's Chromium driven by playwright-core, the module served
+// client/recorder/journal.mjs in a real browser: Debian's Chromium driven by playwright-core, the module served
 // from the repository's client/ folder by a loopback HTTP server and import()ed in the page, so every
 // test runs against Chromium's own IndexedDB (durability, quota, crashes, forced closes).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -45,7 +45,7 @@ let origin = ''
 let browser: Browser
 const tmpDirs: string[] = []
 
-/** `/` is PAGE, `/client/*.mjs` the repository's client modules (with CORS, for opaque-origin frames). */
+/** `/` is PAGE, `/client/**.mjs` the repository's client modules (with CORS, for opaque-origin frames). */
 function serve(): Promise<void> {
   server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost')
@@ -54,7 +54,7 @@ function serve(): Promise<void> {
       return res.end(PAGE)
     }
     const name = url.pathname.startsWith('/client/') ? url.pathname.slice('/client/'.length) : ''
-    if (!/^[a-z-]+\.mjs$/.test(name) || !fs.existsSync(path.join(CLIENT, name))) {
+    if (!/^([a-z-]+\/)?[a-z-]+\.mjs$/.test(name) || !fs.existsSync(path.join(CLIENT, name))) {
       res.writeHead(404)
       return res.end()
     }
@@ -93,7 +93,7 @@ async function journalPage(context: BrowserContext): Promise<Page> {
 
 /** import() the module in the page: as a string, since vitest rewrites import() in test functions. */
 function importJournal(page: Page) {
-  return page.evaluate(`import('/client/journal.mjs').then((module) => { window.J = module })`)
+  return page.evaluate(`import('/client/recorder/journal.mjs').then((module) => { window.J = module })`)
 }
 
 /** A persistent profile (a real on-disk IndexedDB; incognito contexts keep it in memory). */
@@ -494,7 +494,7 @@ describe('journal: unavailable and closed', () => {
       const frame = document.createElement('iframe')
       frame.sandbox.add('allow-scripts')
       frame.srcdoc = `<script type="module">
-        const { openJournal } = await import('${origin}/client/journal.mjs')
+        const { openJournal } = await import('${origin}/client/recorder/journal.mjs')
         try { await openJournal(); parent.postMessage('opened', '*') }
         catch (e) { parent.postMessage({ name: e.name, code: e.code, message: e.message }, '*') }
       </script>`

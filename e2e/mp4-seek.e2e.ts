@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import http from 'node:http'
 import type { Browser, Page } from 'playwright-core'
 import { audioMetadata, launchPlayer, recordedFixture, slowLink, type SlowRequest } from './lib/seek-harness'
-import { finaliseMp4 } from '../client/mp4.mjs'
+import { finaliseMp4 } from '../client/finalise/mp4.mjs'
 
 const { raw, truth } = recordedFixture('chromium-20s-timeslice.m4a')
 let server: http.Server

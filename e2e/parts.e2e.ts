@@ -1,4 +1,4 @@
-// client/parts.mjs in Chromium, where it sends with XMLHttpRequest (upload progress, and a stall
+// client/blob/ in Chromium, where it sends with XMLHttpRequest (upload progress, and a stall
 // is stallMs without progress): a multipart upload over OIDC (presigned URLs) with part 1 last and
 // one part whose answer never comes, against the real route and the Blob emulator. The page and
 // the route share an origin, as in an app; Blob's API is another origin (CORS), as on Vercel.
@@ -21,14 +21,14 @@ let origin = ''
 beforeAll(async () => {
   s = await startStack()
   const handlers = createAudioHandlers(s.oidcOptions({}))
-  // The app: a blank page, client/*.mjs, and the audio route (with the platform's OIDC token).
+  // The app: a blank page, client/**.mjs, and the audio route (with the platform's OIDC token).
   server = http.createServer(async (req, res) => {
     const url = new URL(req.url!, 'http://app.local')
     if (url.pathname === '/') {
       res.writeHead(200, { 'content-type': 'text/html' })
       return res.end('<!doctype html><title>parts</title>')
     }
-    if (/^\/client\/[\w-]+\.mjs$/.test(url.pathname)) {
+    if (/^\/client\/([\w-]+\/)?[\w-]+\.mjs$/.test(url.pathname)) {
       res.writeHead(200, { 'content-type': 'text/javascript' })
       return res.end(fs.readFileSync(path.join(__dirname, '..', url.pathname)))
     }
@@ -75,7 +75,10 @@ it('XMLHttpRequest: presigned parts with part 1 last, a stalled part sent again,
     s.blob.state.misbehave = { kind: 'mpu-part', mode: 'hang' }
   })
   await page.goto(origin)
-  await page.addScriptTag({ type: 'module', content: "import * as p from '/client/parts.mjs'; window.parts = p" })
+  await page.addScriptTag({
+    type: 'module',
+    content: "import * as p from '/client/blob/multipart.mjs'; window.parts = p",
+  })
   await page.waitForFunction(() => (window as any).parts)
   s.blob.state.holdWebhooks = true
   try {

@@ -1,7 +1,7 @@
 // The recorder of `session-audio/client` in Debian's Chromium with the fake microphone: real
 // MediaRecorder, real IndexedDB in a persistent profile, the real route (the addon) on a route
 // server that adds Vercel's per-request OIDC token, and the local Blob store (presigned uploads).
-// The page imports client/recorder.mjs (and client.mjs) as a browser would from the package.
+// The page imports client.mjs (and with it client/recorder/) as a browser would from the package.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -16,7 +16,7 @@ import { startStack, type Stack } from '../__test__/helpers'
 
 const ROOT = path.resolve(__dirname, '..')
 const PAGE = `<!doctype html><meta charset=utf-8><title>recorder</title><audio id=player controls preload=metadata></audio>
-<script type=module>window.client = await import('/client/recorder.mjs'); window.upload = await import('/client.mjs'); window.ready = true</script>`
+<script type=module>window.client = await import('/client.mjs'); window.upload = await import('/client.mjs'); window.ready = true</script>`
 
 let s: Stack
 let route: Awaited<ReturnType<typeof startRouteServer>>

@@ -25,7 +25,7 @@ import { startRouteServer } from '../stack/route-server.mjs'
 import { createAudioHandlers } from '../index.js'
 import { startStack, type Stack } from '../__test__/helpers'
 import { launchEngine, type Engine, type EnginePage } from './lib/engines'
-import { finaliseMp4, repairRepeatedMoof } from '../client/mp4.mjs'
+import { finaliseMp4, repairRepeatedMoof } from '../client/finalise/mp4.mjs'
 
 const FIXTURE = path.resolve(__dirname, '../__test__/fixtures/audio/webkit-20s.m4a')
 const PAGE = '<!doctype html><meta charset=utf-8><title>seek</title>'

@@ -9,7 +9,7 @@ import path from 'node:path'
 import send from 'send'
 import type { Browser, Page } from 'playwright-core'
 import { audioMetadata, launchPlayer, recordedFixture, slowLink, type SlowRequest } from './lib/seek-harness'
-import { finaliseWebm } from '../client/webm.mjs'
+import { finaliseWebm } from '../client/finalise/webm.mjs'
 
 const { raw, truth } = recordedFixture('chromium-20s-timeslice.webm')
 let dir = ''

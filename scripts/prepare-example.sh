@@ -17,7 +17,7 @@ npm install --no-audit --no-fund
 # then serves the old contents from its cache without reading the new file.
 platform=$(ls .tarballs | grep -v '^session-audio.tgz$')
 npm install --no-save --no-audit --no-fund .tarballs/session-audio.tgz ".tarballs/$platform"
-for f in index.js index.d.ts client.mjs client/webm.mjs binding.js bin/init.mjs bin/next-config.mjs bin/doctor.mjs; do
+for f in index.js index.d.ts client.mjs client/finalise/webm.mjs binding.js bin/init.mjs bin/next-config.mjs bin/doctor.mjs; do
   cmp -s "../../$f" "node_modules/session-audio/$f" || { echo "examples/nextjs: stale session-audio install ($f)" >&2; exit 1; }
 done
 # The app is committed without what `npx session-audio init` writes: init writes it here as in a

@@ -7,7 +7,7 @@
 // `start(1000)` would hand them over.
 import fs from 'node:fs'
 import path from 'node:path'
-import { readElementHeader } from '../../client/webm.mjs'
+import { readElementHeader } from '../../client/finalise/webm.mjs'
 import { repo } from './common.mjs'
 
 export const FIXTURE = path.join(repo, '__test__/fixtures/audio/chromium-20s-timeslice.webm')

@@ -104,7 +104,10 @@ pub async fn client_token(
     let store = ctx.blob.store();
     let key = store.read_write_token().ok_or_else(|| Error::Internal("no read-write token".into()))?;
     let client_token = mint_client_token(key, store.id(), &constraints);
-    Ok(json(200, &json!({ "type": GENERATE_CLIENT_TOKEN, "clientToken": client_token })))
+    // The access the browser declares on every Blob request (`x-vercel-blob-access`), as the
+    // streamed POST uses it (`SESSION_AUDIO_BLOB_ACCESS`).
+    let access = ctx.state.config.upload.access.as_str();
+    Ok(json(200, &json!({ "type": GENERATE_CLIENT_TOKEN, "clientToken": client_token, "access": access })))
 }
 
 /// The refusal of `blob.generate-client-token` on a deployment with OIDC and no read-write token.
@@ -143,5 +146,6 @@ pub async fn presigned_url(
     crate::upload::presign::check_scope(&token, &mut put, valid_until_ms, now_ms())
         .map_err(|why| Error::StorageFailed(format!("signed-token: {why}")))?;
     let payload = crate::upload::presign::presign_put(&token, &put);
-    Ok(json(200, &json!({ "type": GENERATE_PRESIGNED_URL, "presignedUrlPayload": payload })))
+    let access = upload.access.as_str();
+    Ok(json(200, &json!({ "type": GENERATE_PRESIGNED_URL, "presignedUrlPayload": payload, "access": access })))
 }

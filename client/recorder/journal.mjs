@@ -12,62 +12,26 @@
 // Where it refuses them (WebKit in an ephemeral session, as Safari's private browsing: "Error
 // preparing Blob/File data to be stored in object store"), as ArrayBuffers (`bytes`). `openJournal`
 // finds out which with one aborted write; `read` takes either form (a journal can hold both).
+import {
+  DB_VERSION,
+  RECORDINGS,
+  CHUNKS,
+  BY_START,
+  JournalError,
+  supportsDurability,
+  unavailable,
+  quotaExceeded,
+  failed,
+  openError,
+  probeBlobStorage,
+  assemble,
+  checkSessionId,
+  checkObject,
+  toValue,
+  sessionChunks,
+} from './journal-support.mjs'
 
-const DB_VERSION = 1
-const RECORDINGS = 'recordings'
-const CHUNKS = 'chunks'
-const BY_START = 'byStart'
-
-/** Why the journal refused: `code` is journal_unavailable, journal_quota_exceeded, journal_closed or journal_failed. */
-export class JournalError extends Error {
-  constructor(code, message, options) {
-    super(message, options)
-    this.name = 'JournalError'
-    this.code = code
-  }
-}
-
-/** Whether this browser takes `{ durability }` on transactions (Chromium and Safari do). */
-function supportsDurability() {
-  return typeof IDBTransaction !== 'undefined' && 'durability' in IDBTransaction.prototype
-}
-
-const clearHint = (dbName) =>
-  `Journals are cleared with discardSessionUpload(sessionId) (pendingSessionUploads() lists them), ` +
-  `or by hand in DevTools → Application → IndexedDB → ${dbName}.`
-
-function unavailable(dbName, why, cause) {
-  return new JournalError(
-    'journal_unavailable',
-    `The recording journal cannot be used: ${why}. Recordings are not protected against a reload or a crash ` +
-      `in this browser context (private browsing often disables or limits IndexedDB); ` +
-      `record in a normal window, or upload at stop without a journal.`,
-    cause === undefined ? undefined : { cause },
-  )
-}
-
-function quotaExceeded(dbName, cause) {
-  return new JournalError(
-    'journal_quota_exceeded',
-    `The browser's storage quota for this site is full, so the journal could not store this write ` +
-      `(nothing of it was written; what was journaled before is intact). Journaled recordings still waiting to upload and ` +
-      `any other data this site stores fill the quota. ${clearHint(dbName)}`,
-    { cause },
-  )
-}
-
-function failed(message, cause) {
-  return new JournalError('journal_failed', message, cause === undefined ? undefined : { cause })
-}
-
-/** The error `open` failed with, as a JournalError. */
-function openError(dbName, error) {
-  if (error && error.name === 'QuotaExceededError') return quotaExceeded(dbName, error)
-  if (error && error.name === 'VersionError')
-    return unavailable(dbName, `the database "${dbName}" was created by a newer version of session-audio`, error)
-  const what = error ? `${error.name}: ${error.message}` : 'no reason given'
-  return unavailable(dbName, `opening IndexedDB database "${dbName}" failed (${what})`, error)
-}
+export { JournalError }
 
 /**
  * Open (creating on first use) the journal database. Rejects with JournalError `journal_unavailable` when
@@ -120,94 +84,6 @@ export async function openJournal({ dbName = 'session-audio', onClose, valueForm
   const format = valueFormat ?? (await probeBlobStorage(db))
   return new Journal(db, dbName, onClose, format)
 }
-
-/** The probe's key: never a session's (a sessionId is a non-empty string that the recorder chose). */
-const PROBE_KEY = ['\u0000session-audio-probe', 0]
-
-/**
- * Whether this browser stores Blobs in IndexedDB here: one Blob written in a transaction that is then
- * aborted (nothing is kept). 'blob' if the write succeeds, else 'arraybuffer' (WebKit refuses Blobs
- * in an ephemeral session; ArrayBuffers are stored).
- */
-function probeBlobStorage(db) {
-  return new Promise((resolve) => {
-    let format = 'arraybuffer'
-    let tx
-    try {
-      // As every write: an engine that treats strict writes differently answers for those.
-      tx = supportsDurability()
-        ? db.transaction([CHUNKS], 'readwrite', { durability: 'strict' })
-        : db.transaction([CHUNKS], 'readwrite')
-      const request = tx.objectStore(CHUNKS).put({
-        sessionId: PROBE_KEY[0],
-        seq: PROBE_KEY[1],
-        start: 0,
-        size: 1,
-        blob: new Blob([new Uint8Array(1)]),
-      })
-      request.onsuccess = () => {
-        format = 'blob'
-        try {
-          tx.abort()
-        } catch {}
-      }
-      request.onerror = (event) => event.preventDefault()
-    } catch {
-      return resolve(format)
-    }
-    tx.onabort = () => resolve(format)
-    tx.oncomplete = () => resolve(format)
-  })
-}
-
-/** Bytes [from, to) of a stored chunk, whichever form it was stored in (a Blob, or an ArrayBuffer). */
-function chunkSlice(chunk, from, to) {
-  if (chunk.blob !== undefined) return from === 0 && to === chunk.size ? chunk.blob : chunk.blob.slice(from, to)
-  return new Uint8Array(chunk.bytes, from, to - from)
-}
-
-/** The byte range [start, end) of the stored chunks (sorted by start), as one Blob of slices; null if they do not tile it. */
-function assemble(chunks, start, end) {
-  const parts = []
-  let at = start
-  for (const chunk of chunks) {
-    if (chunk.size === 0 || chunk.start + chunk.size <= at) continue
-    if (chunk.start > at || at >= end) return null
-    const from = at - chunk.start
-    const to = Math.min(end, chunk.start + chunk.size) - chunk.start
-    parts.push(chunkSlice(chunk, from, to))
-    at = chunk.start + to
-  }
-  return at === end ? new Blob(parts) : null
-}
-
-function checkSessionId(sessionId) {
-  if (typeof sessionId !== 'string' || sessionId === '')
-    throw failed(`sessionId must be a non-empty string, got ${typeof sessionId}`)
-}
-
-function checkObject(value, what) {
-  if (value === null || typeof value !== 'object' || Array.isArray(value))
-    throw failed(`${what} must be a plain object (JSON-able), got ${value === null ? 'null' : typeof value}`)
-}
-
-/**
- * The chunk as the journal stores it: a Blob, or (`format` 'arraybuffer') an ArrayBuffer or a Blob
- * to read into one before the write. Bytes given as a buffer are copied now: the caller may reuse
- * its buffer before the queued write runs.
- */
-function toValue(bytes, format) {
-  if (typeof Blob !== 'undefined' && bytes instanceof Blob) return bytes
-  if (ArrayBuffer.isView(bytes) || bytes instanceof ArrayBuffer) {
-    if (format === 'blob') return new Blob([bytes])
-    const view = bytes instanceof ArrayBuffer ? new Uint8Array(bytes) : bytes
-    return new Uint8Array(view.buffer, view.byteOffset, view.byteLength).slice().buffer
-  }
-  throw failed(`a chunk must be a Blob or a Uint8Array, got ${bytes === null ? 'null' : typeof bytes}`)
-}
-
-/** Every key [sessionId, seq] of one session. */
-const sessionChunks = (sessionId) => IDBKeyRange.bound([sessionId, -Infinity], [sessionId, Infinity])
 
 class Journal {
   #db
@@ -330,28 +206,39 @@ class Journal {
     return run
   }
 
-  /** Start the journal of a recording. Throws if one exists for `sessionId`, unless `{ replace: true }`. */
-  begin(sessionId, meta, { replace = false } = {}) {
+  /**
+   * `job()` queued behind the session's earlier calls, once `sessionId` and `check()` (the other
+   * arguments) passed: a bad argument rejects the call, as every failure of the journal does.
+   */
+  #queued(sessionId, check, job) {
     try {
       checkSessionId(sessionId)
-      checkObject(meta, 'meta')
+      check?.()
     } catch (error) {
       return Promise.reject(error)
     }
-    return this.#enqueue(sessionId, () =>
-      this.#run([RECORDINGS, CHUNKS], 'readwrite', ([recordings, chunks], on, ok, fail) => {
-        on(recordings.get(sessionId), (existing) => {
-          if (existing && !replace)
-            return fail(
-              failed(
-                `A journal for session ${sessionId} already exists (${existing.chunkCount} chunks, ${existing.bytes} bytes): ` +
-                  `resume it, remove it, or begin with { replace: true }.`,
-              ),
-            )
-          if (existing) chunks.delete(sessionChunks(sessionId))
-          recordings.put({ sessionId, meta, chunkCount: 0, bytes: 0, createdAt: Date.now() })
-        })
-      }),
+    return this.#enqueue(sessionId, job)
+  }
+
+  /** Start the journal of a recording. Throws if one exists for `sessionId`, unless `{ replace: true }`. */
+  begin(sessionId, meta, { replace = false } = {}) {
+    return this.#queued(
+      sessionId,
+      () => checkObject(meta, 'meta'),
+      () =>
+        this.#run([RECORDINGS, CHUNKS], 'readwrite', ([recordings, chunks], on, ok, fail) => {
+          on(recordings.get(sessionId), (existing) => {
+            if (existing && !replace)
+              return fail(
+                failed(
+                  `A journal for session ${sessionId} already exists (${existing.chunkCount} chunks, ${existing.bytes} bytes): ` +
+                    `resume it, remove it, or begin with { replace: true }.`,
+                ),
+              )
+            if (existing) chunks.delete(sessionChunks(sessionId))
+            recordings.put({ sessionId, meta, chunkCount: 0, bytes: 0, createdAt: Date.now() })
+          })
+        }),
     )
   }
 
@@ -361,15 +248,12 @@ class Journal {
    */
   append(sessionId, seq, bytes, info) {
     let given
-    try {
-      checkSessionId(sessionId)
+    const check = () => {
       if (!Number.isSafeInteger(seq) || seq < 0) throw failed(`seq must be an integer ≥ 0, got ${seq}`)
       given = toValue(bytes, this.valueFormat)
-    } catch (error) {
-      return Promise.reject(error)
     }
     const recordedMs = info && Number.isFinite(info.recordedMs) ? info.recordedMs : undefined
-    return this.#enqueue(sessionId, async () => {
+    return this.#queued(sessionId, check, async () => {
       // Read before the transaction opens: it would commit while we await.
       let value = given
       if (this.valueFormat === 'arraybuffer' && value instanceof Blob) {
@@ -407,30 +291,22 @@ class Journal {
 
   /** Merge `patch` into the recording's meta (shallow): upload state, finaliser state, status. */
   setMeta(sessionId, patch) {
-    try {
-      checkSessionId(sessionId)
-      checkObject(patch, 'patch')
-    } catch (error) {
-      return Promise.reject(error)
-    }
-    return this.#enqueue(sessionId, () =>
-      this.#run([RECORDINGS], 'readwrite', ([recordings], on, ok, fail) => {
-        on(recordings.get(sessionId), (recording) => {
-          if (!recording) return fail(failed(`No journal for session ${sessionId}: call begin() before setMeta().`))
-          recordings.put({ ...recording, meta: { ...recording.meta, ...patch } })
-        })
-      }),
+    return this.#queued(
+      sessionId,
+      () => checkObject(patch, 'patch'),
+      () =>
+        this.#run([RECORDINGS], 'readwrite', ([recordings], on, ok, fail) => {
+          on(recordings.get(sessionId), (recording) => {
+            if (!recording) return fail(failed(`No journal for session ${sessionId}: call begin() before setMeta().`))
+            recordings.put({ ...recording, meta: { ...recording.meta, ...patch } })
+          })
+        }),
     )
   }
 
   /** The recording's journal `{ sessionId, meta, chunkCount, bytes, recordedMs?, createdAt }`, or null. */
   get(sessionId) {
-    try {
-      checkSessionId(sessionId)
-    } catch (error) {
-      return Promise.reject(error)
-    }
-    return this.#enqueue(sessionId, () =>
+    return this.#queued(sessionId, null, () =>
       this.#run([RECORDINGS], 'readonly', ([recordings], on, ok) => {
         on(recordings.get(sessionId), (recording) => ok(recording ?? null))
       }),
@@ -442,14 +318,11 @@ class Journal {
    * chunk Blobs. Only the chunks overlapping the range are looked up.
    */
   read(sessionId, start, end) {
-    try {
-      checkSessionId(sessionId)
+    const check = () => {
       if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start)
         throw failed(`read needs integers 0 ≤ start ≤ end, got start ${start}, end ${end}`)
-    } catch (error) {
-      return Promise.reject(error)
     }
-    return this.#enqueue(sessionId, () =>
+    return this.#queued(sessionId, check, () =>
       this.#run([RECORDINGS, CHUNKS], 'readonly', ([recordings, chunks], on, ok, fail) => {
         on(recordings.get(sessionId), (recording) => {
           if (!recording) return fail(failed(`No journal for session ${sessionId}.`))
@@ -485,12 +358,7 @@ class Journal {
 
   /** Delete the recording's meta and every chunk, in one transaction. */
   remove(sessionId) {
-    try {
-      checkSessionId(sessionId)
-    } catch (error) {
-      return Promise.reject(error)
-    }
-    return this.#enqueue(sessionId, () =>
+    return this.#queued(sessionId, null, () =>
       this.#run([RECORDINGS, CHUNKS], 'readwrite', ([recordings, chunks]) => {
         recordings.delete(sessionId)
         chunks.delete(sessionChunks(sessionId))

@@ -8,180 +8,34 @@
 // bytes fed. A file it cannot follow makes it throw a WebmFinaliseError with a code;
 // `finaliseWebm(blob)` turns that into "return the blob unchanged".
 
-import { concat, failWith, FinaliseError, finaliseBlob, HEAD_LIMIT, StreamFinaliser } from './finaliser.mjs'
+import { concat, finaliseBlob, HEAD_LIMIT, StreamFinaliser } from './base.mjs'
+import {
+  ID,
+  LEVEL1,
+  BLOCK_KEEP,
+  SEEK_HEAD_BYTES,
+  DURATION_BYTES,
+  VOID_HEADER,
+  fail,
+  vintLength,
+  readElementHeader,
+  children,
+  readUint,
+  size8,
+  idBytes,
+  element,
+  opusPacketNs,
+  float64Element,
+  seekHeadElement,
+  cuesElement,
+  HEADER_RESERVE,
+} from './ebml.mjs'
 
-const ID_EBML = 0x1a45dfa3
-const ID_DOCTYPE = 0x4282
-const ID_SEGMENT = 0x18538067
-const ID_SEEK_HEAD = 0x114d9b74
-const ID_SEEK = 0x4dbb
-const ID_SEEK_ID = 0x53ab
-const ID_SEEK_POSITION = 0x53ac
-const ID_INFO = 0x1549a966
-const ID_TIMECODE_SCALE = 0x2ad7b1
-const ID_DURATION = 0x4489
-const ID_TRACKS = 0x1654ae6b
-const ID_TRACK_ENTRY = 0xae
-const ID_TRACK_NUMBER = 0xd7
-const ID_TRACK_TYPE = 0x83
-const ID_CODEC_ID = 0x86
-const ID_CLUSTER = 0x1f43b675
-const ID_CLUSTER_TIMECODE = 0xe7
-const ID_SIMPLE_BLOCK = 0xa3
-const ID_BLOCK_GROUP = 0xa0
-const ID_BLOCK = 0xa1
-const ID_CUES = 0x1c53bb6b
-const ID_CUE_POINT = 0xbb
-const ID_CUE_TIME = 0xb3
-const ID_CUE_TRACK_POSITIONS = 0xb7
-const ID_CUE_TRACK = 0xf7
-const ID_CUE_CLUSTER_POSITION = 0xf1
-const ID_VOID = 0xec
-const ID_CRC32 = 0xbf
-
-/** The Segment's other children: any of them ends an unknown-size Cluster. */
-const LEVEL1 = new Set([
-  ID_SEEK_HEAD,
-  ID_INFO,
-  ID_TRACKS,
-  ID_CLUSTER,
-  ID_CUES,
-  0x1254c367, // Tags
-  0x1043a770, // Chapters
-  0x1941a469, // Attachments
-])
+export { HEADER_RESERVE, opusPacketNs, readElementHeader, WebmFinaliseError } from './ebml.mjs'
 
 /** The most CuePoints kept (two numbers each): 65 536 clusters is 18 h of MediaRecorder audio. */
 export const MAX_CUE_POINTS = 65536
 export { HEAD_LIMIT }
-/** No element claims more than this (1 TiB); larger known sizes are refused, not skipped. */
-const SIZE_LIMIT = 2 ** 40
-/** A block's first bytes: track number (up to 8), relative time (2), flags (1), Opus TOC and count. */
-const BLOCK_KEEP = 13
-/** The SeekHead the final header carries: Info, Tracks, Cues, each with an 8-byte position. */
-const SEEK_HEAD_BYTES = 4 + 1 + 3 * (2 + 1 + (2 + 1 + 4) + (2 + 1 + 8))
-/** Duration as an 8-byte float. */
-const DURATION_BYTES = 2 + 1 + 8
-/** Void element header: ID and an 8-byte size, so its length never depends on its payload. */
-const VOID_HEADER = 9
-/** The space the provisional header keeps free: SeekHead + Duration + a padding Void (≥ 32 bytes). */
-export const HEADER_RESERVE = SEEK_HEAD_BYTES + DURATION_BYTES + VOID_HEADER + 40
-
-/** Why a file could not be finalised: `not_webm`, `malformed`, `truncated`, `no_audio`, `too_large`, `state`. */
-export class WebmFinaliseError extends FinaliseError {
-  name = 'WebmFinaliseError'
-}
-const fail = failWith(WebmFinaliseError)
-
-// --- EBML primitives ---------------------------------------------------------------------------
-
-/** Length of a vint from its first byte (1..8), or 0 for 0x00 (invalid). */
-function vintLength(first) {
-  for (let len = 1; len <= 8; len++) if (first & (0x100 >> len)) return len
-  return 0
-}
-
-/**
- * Reads an element header at `at` in `b`: `{ id, size (null = unknown), headerLength }`, or null when
- * `b` ends first. Throws on an ID over 4 bytes, a 0x00 lead byte or a size over SIZE_LIMIT.
- */
-export function readElementHeader(b, at, end = b.length) {
-  if (at >= end) return null
-  const idLen = vintLength(b[at])
-  if (idLen === 0 || idLen > 4) fail('malformed', `invalid EBML ID at byte ${at}`)
-  if (at + idLen >= end) return null
-  let id = 0
-  for (let i = 0; i < idLen; i++) id = id * 256 + b[at + i]
-  const sizeAt = at + idLen
-  const sizeLen = vintLength(b[sizeAt])
-  if (sizeLen === 0) fail('malformed', `invalid EBML size at byte ${sizeAt}`)
-  if (sizeAt + sizeLen > end) return null
-  let size = b[sizeAt] & (0xff >> sizeLen)
-  let allOnes = size === 0xff >> sizeLen
-  for (let i = 1; i < sizeLen; i++) {
-    const byte = b[sizeAt + i]
-    allOnes = allOnes && byte === 0xff
-    size = size * 256 + byte
-  }
-  if (allOnes) return { id, size: null, headerLength: idLen + sizeLen }
-  if (size > SIZE_LIMIT) fail('too_large', `element 0x${id.toString(16)} claims ${size} bytes`)
-  return { id, size, headerLength: idLen + sizeLen }
-}
-
-/** The children of a known-size master held in memory: `[{ id, start, dataStart, end }]`. */
-function children(b, start, end) {
-  const out = []
-  let at = start
-  while (at < end) {
-    const h = readElementHeader(b, at, end)
-    if (!h) fail('malformed', `element header cut off at byte ${at}`)
-    if (h.size === null) fail('malformed', `unknown-size element 0x${h.id.toString(16)} inside a header element`)
-    const dataStart = at + h.headerLength
-    if (dataStart + h.size > end) fail('malformed', `element 0x${h.id.toString(16)} overruns its parent`)
-    out.push({ id: h.id, start: at, dataStart, end: dataStart + h.size })
-    at = dataStart + h.size
-  }
-  return out
-}
-
-function readUint(b, start, end) {
-  if (end - start > 8) fail('malformed', 'an unsigned integer longer than 8 bytes')
-  let v = 0
-  for (let i = start; i < end; i++) v = v * 256 + b[i]
-  if (v > Number.MAX_SAFE_INTEGER) fail('too_large', 'an unsigned integer beyond 2^53')
-  return v
-}
-
-function uintBytes(v) {
-  const out = []
-  do {
-    out.unshift(v % 256)
-    v = Math.floor(v / 256)
-  } while (v > 0)
-  return out
-}
-
-function sizeVint(size) {
-  let len = 1
-  while (len < 8 && size >= 2 ** (7 * len) - 1) len++
-  const bytes = []
-  let v = size
-  for (let i = 0; i < len; i++) {
-    bytes.unshift(v % 256)
-    v = Math.floor(v / 256)
-  }
-  bytes[0] |= 0x100 >> len
-  return bytes
-}
-
-/** An 8-byte size vint (0x01 + 7 bytes): fixed length, so the header region keeps its length. */
-function size8(size) {
-  const out = [0x01]
-  for (let i = 6; i >= 0; i--) out.push(Math.floor(size / 2 ** (8 * i)) % 256)
-  return out
-}
-
-function idBytes(id) {
-  return uintBytes(id)
-}
-
-/** An element with a minimal size vint. `payload` is a byte array or Uint8Array. */
-function element(id, payload) {
-  return [...idBytes(id), ...sizeVint(payload.length), ...payload]
-}
-
-/** Nanoseconds of one Opus packet from its TOC byte and the next (RFC 6716 §3.1), or null. */
-export function opusPacketNs(toc, next) {
-  const config = toc >> 3
-  let frameUs
-  if (config < 12) frameUs = [10000, 20000, 40000, 60000][config & 3]
-  else if (config < 16) frameUs = [10000, 20000][config & 1]
-  else frameUs = [2500, 5000, 10000, 20000][config & 3]
-  const code = toc & 3
-  let frames = code === 0 ? 1 : code < 3 ? 2 : next === undefined ? null : next & 0x3f
-  if (frames === null || frames === 0) return null
-  return frames * frameUs * 1000
-}
 
 // --- the finaliser -----------------------------------------------------------------------------
 
@@ -251,7 +105,7 @@ class WebmFinaliser extends StreamFinaliser {
       if (!h) return this.headRoom()
       if (h.size === null || h.size > 4096) fail('malformed', 'EBML header of unknown or excessive size')
       if (h.headerLength + h.size > end) return this.headRoom()
-      const docType = children(b, h.headerLength, h.headerLength + h.size).find((c) => c.id === ID_DOCTYPE)
+      const docType = children(b, h.headerLength, h.headerLength + h.size).find((c) => c.id === ID.DOCTYPE)
       const name = docType ? String.fromCharCode(...b.subarray(docType.dataStart, docType.end)) : ''
       if (name !== 'webm' && name !== 'matroska') fail('not_webm', `EBML DocType ${JSON.stringify(name)}`)
       this.ebml = b.slice(0, h.headerLength + h.size)
@@ -260,7 +114,7 @@ class WebmFinaliser extends StreamFinaliser {
     if (this.segmentDataStart === undefined) {
       const h = readElementHeader(b, this.headPos, end)
       if (!h) return this.headRoom()
-      if (h.id !== ID_SEGMENT) fail('malformed', 'the EBML header is not followed by a Segment')
+      if (h.id !== ID.SEGMENT) fail('malformed', 'the EBML header is not followed by a Segment')
       this.headPos += h.headerLength
       this.segmentDataStart = this.headPos
       this.segmentEnd = h.size === null ? null : this.headPos + h.size
@@ -273,7 +127,7 @@ class WebmFinaliser extends StreamFinaliser {
     for (;;) {
       const h = readElementHeader(b, this.headPos, end)
       if (!h) return this.headRoom()
-      if (h.id === ID_CLUSTER) return this.startBody()
+      if (h.id === ID.CLUSTER) return this.startBody()
       if (h.size === null) fail('malformed', `unknown-size element 0x${h.id.toString(16)} before the first Cluster`)
       const elementEnd = this.headPos + h.headerLength + h.size
       if (elementEnd > HEAD_LIMIT) this.headTooLong()
@@ -287,26 +141,26 @@ class WebmFinaliser extends StreamFinaliser {
   // Cues and Voids are dropped (their positions would be wrong); anything else is kept as it is.
   headElement(id, start, dataStart, end) {
     const b = this.head
-    if (id === ID_INFO) {
+    if (id === ID.INFO) {
       const kept = []
       for (const c of children(b, dataStart, end)) {
-        if (c.id === ID_TIMECODE_SCALE) this.scale = readUint(b, c.dataStart, c.end)
-        if (c.id === ID_DURATION) this.hadDuration = true
+        if (c.id === ID.TIMECODE_SCALE) this.scale = readUint(b, c.dataStart, c.end)
+        if (c.id === ID.DURATION) this.hadDuration = true
         // Info is rewritten, so a CRC-32 of it would be wrong; Duration is ours to write.
-        if (c.id !== ID_DURATION && c.id !== ID_CRC32 && c.id !== ID_VOID) kept.push(b.slice(c.start, c.end))
+        if (c.id !== ID.DURATION && c.id !== ID.CRC32 && c.id !== ID.VOID) kept.push(b.slice(c.start, c.end))
       }
       if (!(this.scale > 0)) fail('malformed', 'TimecodeScale is 0')
       this.infoKept = concat(kept)
-    } else if (id === ID_TRACKS) {
+    } else if (id === ID.TRACKS) {
       for (const entry of children(b, dataStart, end)) {
-        if (entry.id !== ID_TRACK_ENTRY) continue
+        if (entry.id !== ID.TRACK_ENTRY) continue
         let number = null
         let type = null
         let codec = ''
         for (const c of children(b, entry.dataStart, entry.end)) {
-          if (c.id === ID_TRACK_NUMBER) number = readUint(b, c.dataStart, c.end)
-          if (c.id === ID_TRACK_TYPE) type = readUint(b, c.dataStart, c.end)
-          if (c.id === ID_CODEC_ID)
+          if (c.id === ID.TRACK_NUMBER) number = readUint(b, c.dataStart, c.end)
+          if (c.id === ID.TRACK_TYPE) type = readUint(b, c.dataStart, c.end)
+          if (c.id === ID.CODEC_ID)
             codec = String.fromCharCode(...b.subarray(c.dataStart, Math.min(c.end, c.dataStart + 32)))
         }
         // The first audio track (type 2); MediaRecorder's audio-only files have just that one.
@@ -314,16 +168,16 @@ class WebmFinaliser extends StreamFinaliser {
           this.track = { number, type, opus: codec === 'A_OPUS' }
       }
       this.kept.push(b.slice(start, end))
-    } else if (id === ID_SEEK_HEAD) {
+    } else if (id === ID.SEEK_HEAD) {
       for (const seek of children(b, dataStart, end)) {
-        if (seek.id !== ID_SEEK) continue
-        const sid = children(b, seek.dataStart, seek.end).find((c) => c.id === ID_SEEK_ID)
-        if (sid && sid.end - sid.dataStart === 4 && readUint(b, sid.dataStart, sid.end) === ID_CUES)
+        if (seek.id !== ID.SEEK) continue
+        const sid = children(b, seek.dataStart, seek.end).find((c) => c.id === ID.SEEK_ID)
+        if (sid && sid.end - sid.dataStart === 4 && readUint(b, sid.dataStart, sid.end) === ID.CUES)
           this.cuesSeen = true
       }
-    } else if (id === ID_CUES) {
+    } else if (id === ID.CUES) {
       this.cuesSeen = true
-    } else if (id !== ID_VOID && id !== ID_CRC32) {
+    } else if (id !== ID.VOID && id !== ID.CRC32) {
       this.kept.push(b.slice(start, end))
     }
   }
@@ -342,24 +196,24 @@ class WebmFinaliser extends StreamFinaliser {
    * by exactly what they take.
    */
   headerRegion(final) {
-    const infoPayload = final ? concat([this.infoKept, float64Element(ID_DURATION, final.duration)]) : this.infoKept
-    const info = concat([idBytes(ID_INFO), size8(infoPayload.length), infoPayload])
+    const infoPayload = final ? concat([this.infoKept, float64Element(ID.DURATION, final.duration)]) : this.infoKept
+    const info = concat([idBytes(ID.INFO), size8(infoPayload.length), infoPayload])
     const rest = concat(this.kept)
     const segmentHeader = [
-      ...idBytes(ID_SEGMENT),
+      ...idBytes(ID.SEGMENT),
       ...(final ? size8(final.segmentSize) : [0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
     ]
     const seekHead = final
       ? seekHeadElement([
-          [ID_INFO, SEEK_HEAD_BYTES],
-          [ID_TRACKS, SEEK_HEAD_BYTES + info.length + this.tracksOffset()],
-          [ID_CUES, final.cuesPosition],
+          [ID.INFO, SEEK_HEAD_BYTES],
+          [ID.TRACKS, SEEK_HEAD_BYTES + info.length + this.tracksOffset()],
+          [ID.CUES, final.cuesPosition],
         ])
       : new Uint8Array(0)
     const used = seekHead.length + (final ? DURATION_BYTES : 0)
     const voidLength = HEADER_RESERVE - used
     const pad = new Uint8Array(voidLength)
-    pad.set([ID_VOID, ...size8(voidLength - VOID_HEADER)])
+    pad.set([ID.VOID, ...size8(voidLength - VOID_HEADER)])
     return concat([this.ebml, segmentHeader, seekHead, info, rest, pad])
   }
 
@@ -367,7 +221,7 @@ class WebmFinaliser extends StreamFinaliser {
   tracksOffset() {
     let at = 0
     for (const k of this.kept) {
-      if (readElementHeader(k, 0).id === ID_TRACKS) return at
+      if (readElementHeader(k, 0).id === ID.TRACKS) return at
       at += k.length
     }
     return 0
@@ -414,18 +268,18 @@ class WebmFinaliser extends StreamFinaliser {
     // Close the masters that ended here; an unknown-size Cluster ends at the next top-level element.
     while (this.open.length && this.open.at(-1).end !== null && this.open.at(-1).end <= start) this.open.pop()
     if (LEVEL1.has(id)) while (this.open.length && this.open.at(-1).end === null) this.open.pop()
-    if (id === ID_EBML || id === ID_SEGMENT)
-      fail('malformed', `a second ${id === ID_EBML ? 'EBML header' : 'Segment'} at byte ${start}`)
+    if (id === ID.EBML || id === ID.SEGMENT)
+      fail('malformed', `a second ${id === ID.EBML ? 'EBML header' : 'Segment'} at byte ${start}`)
     const top = this.open.at(-1)
     const parentEnd = top ? top.end : this.segmentEnd
-    if (size === null && id !== ID_CLUSTER)
+    if (size === null && id !== ID.CLUSTER)
       fail('malformed', `unknown-size element 0x${id.toString(16)} at byte ${start}`)
     const end = size === null ? null : this.pos + size
     if (parentEnd !== null && (end === null ? this.pos > parentEnd : end > parentEnd))
       fail('malformed', `element 0x${id.toString(16)} at byte ${start} overruns its parent`)
-    const where = top ? top.id : ID_SEGMENT
-    if (where === ID_SEGMENT) {
-      if (id === ID_CLUSTER) {
+    const where = top ? top.id : ID.SEGMENT
+    if (where === ID.SEGMENT) {
+      if (id === ID.CLUSTER) {
         if (this.clusterAt.length >= MAX_CUE_POINTS) {
           this.clusterAt = this.clusterAt.filter((_, i) => i % 2 === 0)
           this.clusterTime = this.clusterTime.filter((_, i) => i % 2 === 0)
@@ -441,18 +295,18 @@ class WebmFinaliser extends StreamFinaliser {
         this.open.push({ id, end })
         return
       }
-      if (id === ID_CUES) this.cuesSeen = true
+      if (id === ID.CUES) this.cuesSeen = true
       this.skip = size
-    } else if (where === ID_CLUSTER) {
-      if (id === ID_BLOCK_GROUP) {
+    } else if (where === ID.CLUSTER) {
+      if (id === ID.BLOCK_GROUP) {
         this.open.push({ id, end })
-      } else if (id === ID_CLUSTER_TIMECODE) {
+      } else if (id === ID.CLUSTER_TIMECODE) {
         if (size > 8) fail('malformed', `Cluster Timecode of ${size} bytes at byte ${start}`)
         this.read(id, size, size)
-      } else if (id === ID_SIMPLE_BLOCK) {
+      } else if (id === ID.SIMPLE_BLOCK) {
         this.block(id, size, start)
       } else this.skip = size
-    } else if (id === ID_BLOCK) {
+    } else if (id === ID.BLOCK) {
       this.block(id, size, start)
     } else this.skip = size
   }
@@ -471,7 +325,7 @@ class WebmFinaliser extends StreamFinaliser {
   }
 
   value(id, v) {
-    if (id === ID_CLUSTER_TIMECODE) {
+    if (id === ID.CLUSTER_TIMECODE) {
       this.currentTime = readUint(v, 0, v.length)
       if (this.cueThis) this.clusterTime[this.clusterTime.length - 1] = this.currentTime
       return
@@ -512,20 +366,9 @@ class WebmFinaliser extends StreamFinaliser {
     const frameNs = this.lastFrameNs ?? stepNs
     const endNs = this.lastTime * this.scale + frameNs
     if (!(endNs >= 0)) fail('malformed', 'the last block is before time 0')
-    const shift = this.headerLength - this.inputDataStart
-    const points = []
-    for (let i = 0; i < this.clusterAt.length; i++) {
-      const time = this.clusterTime[i]
-      if (time === null) continue
-      const position = this.clusterAt[i] + shift - (this.ebml.length + 12)
-      const track = element(ID_CUE_TRACK_POSITIONS, [
-        ...element(ID_CUE_TRACK, uintBytes(this.track.number)),
-        ...element(ID_CUE_CLUSTER_POSITION, uintBytes(position)),
-      ])
-      points.push(new Uint8Array(element(ID_CUE_POINT, [...element(ID_CUE_TIME, uintBytes(time)), ...track])))
-    }
-    const cues = concat(points)
-    const tail = concat([idBytes(ID_CUES), sizeVint(cues.length), cues])
+    // A Cluster's position in the output is relative to the Segment's data (after EBML and its 12-byte header).
+    const shift = this.headerLength - this.inputDataStart - (this.ebml.length + 12)
+    const { tail, clusters } = cuesElement(this.clusterAt, this.clusterTime, shift, this.track.number)
     const segmentData = this.headerLength - (this.ebml.length + 12) + (this.bytesIn - this.inputDataStart)
     const header = this.headerRegion({
       duration: endNs / this.scale,
@@ -537,30 +380,11 @@ class WebmFinaliser extends StreamFinaliser {
       header,
       tail,
       durationMs: endNs / 1e6,
-      clusters: points.length,
+      clusters,
       inputDataStart: this.inputDataStart,
       alreadyFinal: this.hadDuration && this.cuesSeen,
     }
   }
-}
-
-function float64Element(id, value) {
-  const bytes = new Uint8Array(8)
-  new DataView(bytes.buffer).setFloat64(0, value)
-  return new Uint8Array(element(id, bytes))
-}
-
-function seekHeadElement(entries) {
-  const seeks = []
-  for (const [id, position] of entries) {
-    // SeekPosition as a fixed 8-byte unsigned integer, so the SeekHead's length never varies.
-    const fixed = []
-    for (let i = 7; i >= 0; i--) fixed.push(Math.floor(position / 2 ** (8 * i)) % 256)
-    seeks.push(...element(ID_SEEK, [...element(ID_SEEK_ID, idBytes(id)), ...element(ID_SEEK_POSITION, fixed)]))
-  }
-  const out = new Uint8Array(element(ID_SEEK_HEAD, seeks))
-  if (out.length !== SEEK_HEAD_BYTES) fail('state', 'SeekHead length') // cannot happen
-  return out
 }
 
 /**

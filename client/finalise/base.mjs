@@ -1,4 +1,4 @@
-// What the WebM and MP4 finalisers (client/webm.mjs, client/mp4.mjs) share: the streaming plumbing
+// What the WebM and MP4 finalisers (client/finalise/webm.mjs, mp4.mjs) share: the streaming plumbing
 // around their format logic. A finaliser buffers the header region until the first media element,
 // emits a provisional header region of a fixed length, then passes every later byte through while
 // its format walker reads them; `finish()` returns the final header region. Plain JS, no dependencies.
@@ -17,6 +17,21 @@ export class FinaliseError extends Error {
 /** A `fail(code, message)` that throws `ErrorClass`. */
 export const failWith = (ErrorClass) => (code, message) => {
   throw new ErrorClass(code, message)
+}
+
+/**
+ * The children of a container held in memory, from `start` to `end`, one after the other:
+ * `child(at)` reads the one at `at` (throwing the format's error where it cannot) and returns it
+ * with its `end`, where the next begins.
+ */
+export function childrenOf(start, end, child) {
+  const out = []
+  for (let at = start; at < end;) {
+    const c = child(at)
+    out.push(c)
+    at = c.end
+  }
+  return out
 }
 
 export function concat(parts) {
