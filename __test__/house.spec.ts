@@ -40,6 +40,30 @@ const lineCount = (text: string) => text.split('\n').length - (text.endsWith('\n
 
 const blank = (s: string) => s.replace(/[^\n]/g, ' ')
 
+/**
+ * Where the comment that starts at `i` ends (a line comment's newline stays code), or -1 when none
+ * starts there. Rust's block comments nest; JavaScript's do not.
+ */
+function commentEnd(src: string, i: number, nested: boolean): number {
+  if (src.startsWith('//', i)) {
+    const end = src.indexOf('\n', i)
+    return end === -1 ? src.length : end
+  }
+  if (!src.startsWith('/*', i)) return -1
+  let depth = 0
+  let j = i
+  do {
+    if (src.startsWith('/*', j) && (nested || depth === 0)) {
+      depth++
+      j += 2
+    } else if (src.startsWith('*/', j)) {
+      depth--
+      j += 2
+    } else j++
+  } while (depth > 0 && j < src.length)
+  return j
+}
+
 /** Rust: line comments, nested block comments, "…" and b"…", r#"…"# raw strings, 'c' and b'c' chars (not lifetimes). */
 export function maskRust(src: string): string {
   let out = ''
@@ -48,25 +72,10 @@ export function maskRust(src: string): string {
   while (i < src.length) {
     const c = src[i]
     const next = src[i + 1]
-    if (c === '/' && next === '/') {
-      const end = src.indexOf('\n', i)
-      const stop = end === -1 ? src.length : end
-      out += blank(src.slice(i, stop))
-      i = stop
-    } else if (c === '/' && next === '*') {
-      let depth = 0
-      let j = i
-      do {
-        if (src.startsWith('/*', j)) {
-          depth++
-          j += 2
-        } else if (src.startsWith('*/', j)) {
-          depth--
-          j += 2
-        } else j++
-      } while (depth > 0 && j < src.length)
-      out += blank(src.slice(i, j))
-      i = j
+    const comment = commentEnd(src, i, true)
+    if (comment !== -1) {
+      out += blank(src.slice(i, comment))
+      i = comment
     } else if ((c === 'r' || (c === 'b' && next === 'r')) && !isIdent(src[i - 1])) {
       // A raw string r"…", r#"…"#, br#"…"#; anything else starting with r/br (an identifier, r#ident) is code.
       const m = /^b?r(#*)"/.exec(src.slice(i, i + 260))
@@ -113,22 +122,9 @@ export function maskRust(src: string): string {
   return out
 }
 
-const REGEX_AFTER_WORD = new Set([
-  'return',
-  'typeof',
-  'case',
-  'do',
-  'else',
-  'in',
-  'of',
-  'new',
-  'delete',
-  'void',
-  'throw',
-  'instanceof',
-  'yield',
-  'await',
-])
+const REGEX_AFTER_WORD = new Set(
+  'return typeof case do else in of new delete void throw instanceof yield await'.split(' '),
+)
 
 /**
  * JavaScript: comments, '…' and "…" strings, template literals (their text blanked, the code of
@@ -166,17 +162,10 @@ export function maskJs(src: string): string {
   }
   while (i < src.length) {
     const c = src[i]
-    const next = src[i + 1]
-    if (c === '/' && next === '/') {
-      const end = src.indexOf('\n', i)
-      const stop = end === -1 ? src.length : end
-      out += blank(src.slice(i, stop))
-      i = stop
-    } else if (c === '/' && next === '*') {
-      const end = src.indexOf('*/', i + 2)
-      const stop = end === -1 ? src.length : end + 2
-      out += blank(src.slice(i, stop))
-      i = stop
+    const comment = commentEnd(src, i, false)
+    if (comment !== -1) {
+      out += blank(src.slice(i, comment))
+      i = comment
     } else if (c === '"' || c === "'") {
       let j = i + 1
       while (j < src.length && src[j] !== c && src[j] !== '\n') j += src[j] === '\\' ? 2 : 1
