@@ -91,7 +91,7 @@ describe('portable platform binaries', () => {
   })
 })
 
-// The floors scripts/build-all.sh sets (MACOSX_DEPLOYMENT_TARGET); README "Platforms" says why.
+// The floors scripts/build-all.sh sets (MACOSX_DEPLOYMENT_TARGET); docs/development.md, "Platforms and release", says why.
 const MACOS = [
   { platform: 'darwin-arm64', arch: 'arm64', zigTarget: 'aarch64-macos', floor: '11.0' },
   { platform: 'darwin-x64', arch: 'x86_64', zigTarget: 'x86_64-macos', floor: '10.15' },

@@ -1,4 +1,4 @@
-// `npm run example` (scripts/end-to-end.mjs) must keep working: it is the README's scripted tour of
+// `npm run example` (scripts/end-to-end.mjs) must keep working: it is the scripted tour (docs/development.md) of
 // the whole path on the local stack, and it silently broke once when uploads started to need the
 // attach secret. Run it and hold it to its own checks (it exits non-zero when one is off).
 import { execFile } from 'node:child_process'

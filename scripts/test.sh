@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm test`: the whole suite a change must pass, on a clean clone in ≤ 12 minutes on 2 cores (README).
+# `npm test`: the whole suite a change must pass, on a clean clone in ≤ 12 minutes on 2 cores (docs/development.md).
 # Lints, the Rust unit and property tests, the vitest suites against the real addon and real loopback
 # servers, then the example app in a real browser. The portable cross builds and the checks of the
 # published binaries and packages are `npm run test:release` (scripts/test-release.sh); .ci/run runs both.
