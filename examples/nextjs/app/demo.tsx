@@ -241,7 +241,9 @@ export function Demo({
   // From Record until the route answers Stop (the recorder's own states).
   const recording =
     recorderState !== null && ['starting', 'recording', 'paused', 'stopping', 'uploading'].includes(recorderState)
-  const src = sessionId ? `/api/listening-sessions/${sessionId}/audio?v=${uploaded}` : ''
+  // Played from the Pages API route next to the upload route: its answer keeps Content-Length, which
+  // WebKit needs to seek (pages/api/listening-sessions/[sessionId]/playback.ts says why).
+  const src = sessionId ? `/api/listening-sessions/${sessionId}/playback?v=${uploaded}` : ''
   return (
     <section>
       <p>
