@@ -88,6 +88,38 @@ export declare function createAudioHandlers(options?: AudioOptions): {
   POST: RouteHandler
 }
 
+/**
+ * GET and HEAD of a session's audio from a Pages Router API route (`pages/api/…/[sessionId]/….ts`),
+ * for a player that must seek in WebKit: Next drops `Content-Length` from App Router responses and
+ * WebKit does not seek in an answer without it; a Pages API route's answer keeps it. Same checks,
+ * options and answers as `createAudioHandlers(options).GET`; other methods get `405`. The session id
+ * is `req.query.sessionId` (the route's dynamic segment). Export it as the route's default, with
+ * `export const config = { api: { bodyParser: false, responseLimit: false } }`.
+ */
+export declare function createPagesAudioHandler(
+  options?: AudioOptions,
+): (req: PagesRequest, res: PagesResponse) => Promise<void>
+
+/** What `createPagesAudioHandler` reads of the request: Node's `IncomingMessage` (`NextApiRequest`). */
+export interface PagesRequest {
+  method?: string
+  url?: string
+  headers: { host?: string }
+  rawHeaders: string[]
+  query?: Partial<Record<string, string | string[]>>
+}
+
+/** What `createPagesAudioHandler` uses of the response: Node's `ServerResponse` (`NextApiResponse`). */
+export interface PagesResponse {
+  statusCode: number
+  appendHeader(name: string, value: string): unknown
+  write(chunk: Uint8Array): boolean
+  end(chunk?: Uint8Array): unknown
+  destroy(): unknown
+  on(event: 'close' | 'drain', listener: () => void): unknown
+  off(event: 'close' | 'drain', listener: () => void): unknown
+}
+
 /** The JSON body of every refusal. */
 export interface AudioErrorBody {
   error: { code: string; message: string }

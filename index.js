@@ -305,6 +305,71 @@ function createAudioHandlers(options) {
   return { GET, HEAD: GET, POST: (request, context) => post(handler, request, context) }
 }
 
+// Playback from a Pages Router API route, with Node's (req, res). Next sends what a Pages API
+// route writes as written, `Content-Length` included; from an App Router Response it drops that
+// header (next/dist/server/send-response.js, FORBIDDEN_HEADERS) and sends the body chunked.
+// WebKit (measured in WebKitGTK) takes an answer without a length for a live stream and does not
+// seek in it: a player that must seek there plays from this handler (docs/mp4-finalise.md).
+function createPagesAudioHandler(options) {
+  const handler = bind(options)
+  return (req, res) => pagesGet(handler, req, res)
+}
+
+async function pagesGet(handler, req, res) {
+  const raw = req.rawHeaders || []
+  const headers = []
+  for (let i = 0; i + 1 < raw.length; i += 2) headers.push([raw[i].toLowerCase(), raw[i + 1]])
+  const id = req.query && req.query.sessionId
+  const result = await handler.get({
+    method: req.method || 'GET',
+    url: `http://${req.headers.host || 'localhost'}${req.url || '/'}`,
+    headers,
+    sessionId: Array.isArray(id) ? id[0] : id,
+    envOidcToken: envOidcToken(),
+  })
+  res.statusCode = result.status
+  for (const [name, value] of result.headers) res.appendHeader(name, value)
+  if (!result.stream) return void res.end(result.body ? Buffer.from(result.body) : undefined)
+  await relay(result.stream, res)
+}
+
+// Pull the native body into Node's response at the pace the client reads it: a full socket
+// buffer stops the pulling (and so the upstream read) until it drains. A player that drops the
+// request (it does on every seek) cancels the upstream read.
+async function relay(reader, res) {
+  let gone = false
+  const onClose = () => {
+    gone = true
+    reader.cancel()
+  }
+  res.on('close', onClose)
+  try {
+    for (;;) {
+      const chunk = reader.tryRead() || (await reader.read())
+      if (!chunk || gone) break
+      if (!res.write(chunk)) await drained(res)
+    }
+    if (!gone) res.end()
+  } catch {
+    // The upstream failed after the headers went out: cut the connection, so the client sees a
+    // short body rather than a complete-looking one (as a failed web stream does behind Next).
+    if (!gone) res.destroy()
+  } finally {
+    res.off('close', onClose)
+  }
+}
+
+const drained = (res) =>
+  new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done)
+      res.off('close', done)
+      resolve()
+    }
+    res.on('drain', done)
+    res.on('close', done)
+  })
+
 /**
  * Delete the blobs under `listening-sessions/` that no session references and that are older than
  * `olderThanMs` (with `dryRun`, only list them). The other options as for the handlers.
@@ -319,4 +384,4 @@ async function sweepOrphanAudio(options = {}) {
   return native.sweepOrphanAudio(settings, env, olderThanMs, Boolean(dryRun))
 }
 
-module.exports = { handleAudioGet, handleAudioPost, createAudioHandlers, sweepOrphanAudio }
+module.exports = { handleAudioGet, handleAudioPost, createAudioHandlers, createPagesAudioHandler, sweepOrphanAudio }

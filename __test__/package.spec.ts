@@ -92,11 +92,12 @@ describe('the published packages', () => {
     fs.writeFileSync(
       route,
       [
-        "import { handleAudioGet, handleAudioPost, createAudioHandlers } from 'session-audio'",
+        "import { handleAudioGet, handleAudioPost, createAudioHandlers, createPagesAudioHandler } from 'session-audio'",
         "export const runtime = 'nodejs'",
         'export const GET = handleAudioGet',
         'export const POST = handleAudioPost',
         "export const other = createAudioHandlers({ cacheMaxAge: 60, trustedHosts: ['*.public.blob.vercel-storage.com'] })",
+        'export const playback: (req: any, res: any) => Promise<void> = createPagesAudioHandler({ cacheMaxAge: 60 })',
       ].join('\n'),
     )
     const tsc = path.join(repo, 'node_modules', '.bin', 'tsc')
