@@ -359,6 +359,29 @@ describe('session-audio init', () => {
     const r = await init(root)
     expect(r.code, r.stderr).toBe(0)
     expect(read(root, 'src/convex/listeningSessions.ts')).toBe(template('listeningSessions.ts'))
+    expect(r.stdout).toContain('both write src/convex/_generated/, which\n    they import')
+  })
+
+  it('an app without the convex package is told to install it, and that next build needs convex/_generated/', async () => {
+    // The template's functions import `convex` and ./_generated/server; `next build` type-checks
+    // convex/ with the app (__test__/init-fresh.spec.ts builds such an app).
+    const install = "Install Convex, which the template's functions import: npm install convex"
+    const generated =
+      /npx convex dev`; both write convex\/_generated\/, which\n {4}they import: `next build` fails until it is there/
+    const without = await init(project({ 'next.config.ts': 'export default {}\n' }))
+    expect(without.code, without.stderr).toBe(0)
+    expect(without.stdout).toContain(`  1. ${install}`)
+    expect(without.stdout).toMatch(generated)
+    const root = project({ 'next.config.ts': 'export default {}\n' })
+    const pkg = JSON.parse(read(root, 'package.json'))
+    fs.writeFileSync(
+      path.join(root, 'package.json'),
+      JSON.stringify({ ...pkg, dependencies: { ...pkg.dependencies, convex: '^1.48.0' } }),
+    )
+    const withConvex = await init(root)
+    expect(withConvex.code, withConvex.stderr).toBe(0)
+    expect(withConvex.stdout).not.toContain('npm install convex')
+    expect(withConvex.stdout).toMatch(generated)
   })
 
   it('a next.config it cannot edit safely is left byte-identical, with the exact line to add', async () => {

@@ -147,6 +147,10 @@ export async function init(args, { cwd = process.cwd(), out = process.stdout, er
     )
   }
 
+  // The template's functions import `convex`, and `next build` type-checks convex/ with the rest of
+  // the app: in an app without the package the build fails until it is installed.
+  if (!project.convexInstalled) todo.push(`Install Convex, which the template's functions import: npm install convex`)
+
   // 4. The variables, on each side.
   const { env } = loadEnv(project.root)
   const haveSecret = (env.SESSION_AUDIO_CONVEX_SECRET ?? '').length >= 32
@@ -189,7 +193,7 @@ export async function init(args, { cwd = process.cwd(), out = process.stdout, er
     `In the Clerk dashboard (JWT templates), create a template named \`${template}\` (Convex preset, audience \`convex\`).`,
   )
   todo.push(
-    `Deploy the functions (\`npx convex deploy\`, or \`npx convex dev\`), then check it all: npx session-audio doctor`,
+    `Deploy the functions (\`npx convex deploy\`, or \`npx convex dev\`; both write ${rel(path.join(project.convexDir, '_generated'))}/, which\n    they import: \`next build\` fails until it is there), then check it all: npx session-audio doctor`,
   )
 
   say()

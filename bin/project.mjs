@@ -67,7 +67,14 @@ export function findProject(dir) {
   // convex.json may move the functions folder (`"functions": "src/convex/"`).
   const convexJson = readJson(path.join(root, 'convex.json'))
   const convexDir = path.join(root, typeof convexJson?.functions === 'string' ? convexJson.functions : 'convex')
-  return { root, appDir, typescript: fs.existsSync(path.join(root, 'tsconfig.json')), nextConfig, convexDir }
+  return {
+    root,
+    appDir,
+    typescript: fs.existsSync(path.join(root, 'tsconfig.json')),
+    nextConfig,
+    convexDir,
+    convexInstalled: Boolean(deps.convex),
+  }
 }
 
 export const isDir = (p) => {

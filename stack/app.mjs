@@ -71,6 +71,8 @@ async function freePort() {
 
 export async function startExampleApp({
   env,
+  // Another built Next.js app to serve the same way (the release spec's fresh app, __test__/init-fresh.spec.ts).
+  dir = appDir,
   port = 3000,
   host = 'localhost',
   inherit = false,
@@ -83,7 +85,7 @@ export async function startExampleApp({
   const child = spawn(
     process.execPath,
     [
-      path.join(appDir, 'node_modules', 'next', 'dist', 'bin', 'next'),
+      path.join(dir, 'node_modules', 'next', 'dist', 'bin', 'next'),
       'start',
       '-p',
       String(innerPort),
@@ -91,7 +93,7 @@ export async function startExampleApp({
       'localhost',
     ],
     {
-      cwd: appDir,
+      cwd: dir,
       env: {
         ...process.env,
         NEXT_TELEMETRY_DISABLED: '1',
