@@ -261,17 +261,17 @@ type PageResult = {
 }
 
 /**
- * A new `<audio preload>` on `src`: at `loadedmetadata` read `duration`, wait 1 s, seek (paused) to
- * `target`, then play up to 1.5 s. Every wait is bounded (WebKit's script timeout is 60 s).
+ * A new muted `<audio preload>` on `src`: at `loadedmetadata` read `duration`, wait 1 s, seek (paused)
+ * to `target`, then play until 1 s past it (at most 4 s). Every wait is bounded (WebKit's script
+ * timeout is 60 s; the caller gives up after 90 s).
  */
 const inPage = async ([src, preload, target]: [string, string, number]): Promise<PageResult> => {
-  const a = document.createElement('audio')
-  a.preload = preload
-  a.muted = true
-  document.body.append(a)
-  const trace: string[] = []
   const t0 = performance.now()
-  for (const e of ['loadedmetadata', 'durationchange', 'seeking', 'seeked', 'playing', 'waiting', 'ended', 'error'])
+  const trace: string[] = []
+  const a = Object.assign(document.createElement('audio'), { preload, muted: true })
+  document.body.append(a)
+  const watched = ['loadedmetadata', 'durationchange', 'seeking', 'seeked', 'playing', 'waiting', 'ended', 'error']
+  for (const e of watched)
     a.addEventListener(e, () =>
       trace.push(`${Math.round(performance.now() - t0)} ${e} t=${a.currentTime.toFixed(2)} d=${a.duration}`),
     )
