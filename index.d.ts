@@ -93,7 +93,7 @@ export declare function createAudioHandlers(options?: AudioOptions): {
  * for a player that must seek in WebKit: Next drops `Content-Length` from App Router responses and
  * WebKit does not seek in an answer without it; a Pages API route's answer keeps it. Same checks,
  * options and answers as `createAudioHandlers(options).GET`; other methods get `405`. The session id
- * is `req.query.sessionId` (the route's dynamic segment). Export it as the route's default, with
+ * is `req.query.sessionId` (or `req.query.id`: the route's dynamic segment). Export it as the route's default, with
  * `export const config = { api: { bodyParser: false, responseLimit: false } }`.
  */
 export declare function createPagesAudioHandler(
@@ -104,8 +104,7 @@ export declare function createPagesAudioHandler(
 export interface PagesRequest {
   method?: string
   url?: string
-  headers: { host?: string }
-  rawHeaders: string[]
+  headers: Record<string, string | string[] | undefined>
   query?: Partial<Record<string, string | string[]>>
 }
 

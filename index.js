@@ -316,17 +316,30 @@ function createPagesAudioHandler(options) {
 }
 
 async function pagesGet(handler, req, res) {
-  const raw = req.rawHeaders || []
+  // The headers as Next hands them to the route: req.headers carries middleware's overrides
+  // (rawHeaders does not), as the App Router route's Request does.
   const headers = []
-  for (let i = 0; i + 1 < raw.length; i += 2) headers.push([raw[i].toLowerCase(), raw[i + 1]])
-  const id = req.query && req.query.sessionId
+  for (const [name, value] of Object.entries(req.headers || {})) {
+    if (value === undefined) continue
+    for (const one of Array.isArray(value) ? value : [value]) headers.push([name, String(one)])
+  }
+  const query = req.query || {}
+  const id = query.sessionId !== undefined ? query.sessionId : query.id
   const result = await handler.get({
     method: req.method || 'GET',
-    url: `http://${req.headers.host || 'localhost'}${req.url || '/'}`,
+    // Only a POST reads the URL (its callback path); GET never does. A fixed origin keeps a
+    // client's Host header out of it.
+    url: `http://localhost${req.url || '/'}`,
     headers,
     sessionId: Array.isArray(id) ? id[0] : id,
     envOidcToken: envOidcToken(),
   })
+  // A player that dropped the request while it was being checked (it does on every seek) gets
+  // nothing, and the upstream read it opened is let go now, not when its idle timeout fires.
+  if (res.destroyed || res.writableEnded) {
+    if (result.stream) result.stream.cancel()
+    return
+  }
   res.statusCode = result.status
   for (const [name, value] of result.headers) res.appendHeader(name, value)
   if (!result.stream) return void res.end(result.body ? Buffer.from(result.body) : undefined)
@@ -339,13 +352,16 @@ async function pagesGet(handler, req, res) {
 async function relay(reader, res) {
   let gone = false
   const onClose = () => {
+    if (gone) return
     gone = true
     reader.cancel()
   }
   res.on('close', onClose)
+  // 'close' may have fired before the listener was added.
+  if (res.destroyed) onClose()
   try {
     for (;;) {
-      const chunk = reader.tryRead() || (await reader.read())
+      const chunk = gone ? null : reader.tryRead() || (await reader.read())
       if (!chunk || gone) break
       if (!res.write(chunk)) await drained(res)
     }
@@ -361,6 +377,7 @@ async function relay(reader, res) {
 
 const drained = (res) =>
   new Promise((resolve) => {
+    if (res.destroyed) return resolve()
     const done = () => {
       res.off('drain', done)
       res.off('close', done)

@@ -160,6 +160,14 @@ describe('attachAudio called directly by a signed-in user', () => {
     // Without the secret it says nothing about the store.
     const random = crypto.randomBytes(32).toString('hex')
     expect(await ask(client, { blobOrigin: origin, signature: random })).toEqual({ secret: 'mismatch' })
+    // An origin no store has (over 2 KiB), even correctly signed, or a signature that is not 64 hex
+    // digits, is refused before any MAC is computed.
+    const huge = `https://${'a'.repeat(4096)}.example`
+    expect(await ask(anonymous, { blobOrigin: huge, signature: sign(secret, probeMessage(huge)) })).toEqual({
+      secret: 'mismatch',
+    })
+    const upper = sign(secret, probeMessage(origin)).toUpperCase()
+    expect(await ask(anonymous, { blobOrigin: origin, signature: upper })).toEqual({ secret: 'mismatch' })
     await untouched()
   })
 

@@ -16,6 +16,8 @@ let sessionId: string
 let server: http.Server
 let base: string
 let failures: unknown[] = []
+let started = 0
+let settled = 0
 
 const BIG = 32 * 1024 * 1024
 
@@ -28,10 +30,13 @@ beforeAll(async () => {
   server = http.createServer((req, res) => {
     const m = /^\/api\/listening-sessions\/([^/]+)\/playback/.exec(req.url ?? '')
     const query = m ? { sessionId: decodeURIComponent(m[1]) } : {}
-    playback(Object.assign(req, { query }), res).catch((err) => {
-      failures.push(err)
-      res.destroy()
-    })
+    started++
+    playback(Object.assign(req, { query }), res)
+      .catch((err) => {
+        failures.push(err)
+        res.destroy()
+      })
+      .finally(() => settled++)
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
@@ -119,5 +124,53 @@ describe('createPagesAudioHandler', () => {
     expect(next.body.equals(s.wav.subarray(0, 16))).toBe(true)
     expect(await until(() => failures.length === 0, 500)).toBe(true)
     expect(failures).toEqual([])
+  })
+  it('a player that drops the request while it is being checked: the handler settles at once, the stream is let go', async () => {
+    const bigId = await s.session('user_alice', '/audio/big.wav')
+    // Each lookup of a fresh handler goes to Convex; held there, the drop lands before the answer.
+    const fresh = createPagesAudioHandler(s.options())
+    const slow = http.createServer((req, res) => {
+      started++
+      fresh(Object.assign(req, { query: { sessionId: bigId } }), res)
+        .catch((err) => failures.push(err))
+        .finally(() => settled++)
+    })
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve))
+    const before = { started, settled }
+    s.convex.state.delayRunMs = { query: 400 }
+    try {
+      for (let i = 0; i < 3; i++) {
+        const req = http.request(`http://127.0.0.1:${(slow.address() as AddressInfo).port}/`, { headers: auth() })
+        req.on('error', () => {})
+        req.end()
+        setTimeout(() => req.destroy(), 50)
+      }
+      expect(await until(() => started - before.started === 3, 2000)).toBe(true)
+      // Well before any upstream or idle timeout (15 s): the handler does not wait on a gone socket.
+      expect(await until(() => settled - before.settled === 3, 3000)).toBe(true)
+    } finally {
+      s.convex.state.delayRunMs = {}
+      await new Promise((resolve) => slow.close(resolve))
+    }
+    expect(failures).toEqual([])
+  })
+
+  it('takes the id from [id] as the App Router route does, and the headers Next hands over (req.headers)', async () => {
+    const playback = createPagesAudioHandler(s.options())
+    const other = http.createServer((req, res) => {
+      // As Next's middleware overrides do: req.headers changed, rawHeaders left as the client sent them.
+      req.headers.authorization = `Bearer ${alice}`
+      playback(Object.assign(req, { query: { id: sessionId } }), res).catch((err) => failures.push(err))
+    })
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve))
+    try {
+      const res = await fetch(`http://127.0.0.1:${(other.address() as AddressInfo).port}/`, {
+        headers: { range: 'bytes=0-9' },
+      })
+      expect(res.status).toBe(206)
+      expect(Buffer.from(await res.arrayBuffer()).equals(s.wav.subarray(0, 10))).toBe(true)
+    } finally {
+      await new Promise((resolve) => other.close(resolve))
+    }
   })
 })

@@ -240,8 +240,8 @@ export const attachAudio = mutation({
  * What `npx session-audio doctor` asks to learn, without a signed-in user, whether this deployment
  * holds the route's `SESSION_AUDIO_CONVEX_SECRET` and allows the route's Blob store. The caller
  * signs `probeMessage(blobOrigin)` with its secret; the answer is only `match` / `mismatch` for
- * the secret (a deployment without one, or with one too short, answers `mismatch`: an anonymous
- * caller learns nothing about its configuration) and, once the signature proved the caller holds
+ * the secret (a deployment without one, or with one too short, answers `mismatch` too: the answer
+ * tells an anonymous caller nothing about its configuration) and, once the signature proved the caller holds
  * it, `match` / `mismatch` / `missing` for the origin (`https://<store>.private.blob.vercel-storage.com`,
  * or a local emulator's). It reads no table and writes nothing. Anyone may call it, so it must not help forge an attach: a probe is
  * signed under its own version line (never an attach message), and "match" for a probe says only
@@ -250,6 +250,9 @@ export const attachAudio = mutation({
 export const checkAttachSetup = query({
   args: { blobOrigin: v.string(), signature: v.string() },
   handler: async (_ctx, { blobOrigin, signature }) => {
+    // Anyone may call this: the cheap refusals first (an origin is a short URL; a signature is
+    // 64 hex digits), so a caller cannot make it encode and MAC megabytes.
+    if (blobOrigin.length > 2048 || !/^[0-9a-f]{64}$/.test(signature)) return { secret: 'mismatch' as const }
     const secret = process.env.SESSION_AUDIO_CONVEX_SECRET
     if (!secret || secret.length < 32 || !(await macValid(secret, probeMessage(blobOrigin), signature))) {
       return { secret: 'mismatch' as const }
