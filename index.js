@@ -2,6 +2,8 @@
 // The JS face: adapt a Web `Request` to the native handler and its answer to a Web `Response`.
 // Everything that decides anything lives in Rust (crates/core); keep this file small.
 
+const { once } = require('node:events')
+
 const native = loadNative()
 
 // The per-platform package (session-audio-<platform>) holds the binary; name the one that is
@@ -375,17 +377,14 @@ async function relay(reader, res) {
   }
 }
 
-const drained = (res) =>
-  new Promise((resolve) => {
-    if (res.destroyed) return resolve()
-    const done = () => {
-      res.off('drain', done)
-      res.off('close', done)
-      resolve()
-    }
-    res.on('drain', done)
-    res.on('close', done)
-  })
+// Until the socket drains or closes (the listener of the other event goes with it).
+async function drained(res) {
+  if (res.destroyed) return
+  const stop = new AbortController()
+  const wait = (event) => once(res, event, { signal: stop.signal }).catch(() => {})
+  await Promise.race([wait('drain'), wait('close')])
+  stop.abort()
+}
 
 /**
  * Delete the blobs under `listening-sessions/` that no session references and that are older than

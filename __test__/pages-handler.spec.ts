@@ -122,7 +122,8 @@ describe('createPagesAudioHandler', () => {
     const next = await raw(bigId, { headers: { ...auth(), range: 'bytes=0-15' } })
     expect(next.status).toBe(206)
     expect(next.body.equals(s.wav.subarray(0, 16))).toBe(true)
-    expect(await until(() => failures.length === 0, 500)).toBe(true)
+    // Every call settled: the dropped one did not wait on its gone socket for a drain.
+    expect(await until(() => settled === started, 3000)).toBe(true)
     expect(failures).toEqual([])
   })
   it('a player that drops the request while it is being checked: the handler settles at once, the stream is let go', async () => {
