@@ -39,6 +39,10 @@ trait Measure: Send {
     fn feed(&mut self, chunk: &[u8], steps: &mut u64);
     /// The duration, once the whole body (`total` bytes) was fed.
     fn finish(&self, total: u64, steps: &mut u64) -> Measured;
+    /// What the header writer needs (media/finalise): only the containers the recorder writes.
+    fn layout(&self) -> Option<crate::media::finalise::Layout> {
+        None
+    }
 }
 
 /// A streaming duration meter for one container.
@@ -74,6 +78,11 @@ impl Meter {
     /// The duration, once the whole body was fed.
     pub fn finish(&mut self) -> Measured {
         self.inner.finish(self.total, &mut self.steps)
+    }
+
+    /// What the walk recorded for the final header region (WebM, MP4), once the body was fed.
+    pub fn layout(&self) -> Option<crate::media::finalise::Layout> {
+        self.inner.layout()
     }
 
     /// Bytes fed so far.
