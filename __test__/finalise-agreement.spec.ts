@@ -15,7 +15,7 @@ import { describe, expect, it } from 'vitest'
 import { createMp4Finaliser } from '../client/finalise/mp4.mjs'
 import { createWebmFinaliser } from '../client/finalise/webm.mjs'
 import { longWebm } from '../benchmark/lib/long-webm.mjs'
-import { fixture } from './helpers'
+import { finalisedForms as forms, fixture } from './helpers'
 
 const repo = path.resolve(__dirname, '..')
 const addon = fs.readdirSync(repo).find((f) => /^session-audio\..*\.node$/.test(f))
@@ -29,30 +29,7 @@ const routeHeader = (body: Uint8Array, essence: string) => {
   return out === null ? null : new Uint8Array(out)
 }
 
-const concat = (...parts: Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.length
-  }
-  return out
-}
-
-/** What the recorder uploads for `raw` (provisional), what `finish()` makes of it (final). */
-function forms(raw: Uint8Array, create: () => any) {
-  const f = create()
-  const out: Uint8Array = f.push(raw)
-  const done = f.finish()
-  const H = f.headerLength as number
-  return {
-    header: done.header as Uint8Array,
-    tail: done.tail as Uint8Array,
-    provisional: concat(out, done.tail),
-    final: concat(done.header, out.subarray(H), done.tail),
-    headerLength: H,
-  }
-}
+const concat = (...parts: Uint8Array[]) => Buffer.concat(parts.map((p) => Buffer.from(p)))
 
 /** `raw` cut where a crash after `bytes` would leave it: the finaliser's `completeBytes`. */
 function cut(raw: Uint8Array, bytes: number, create: () => any) {
@@ -109,7 +86,7 @@ describe('what the client claims is checked, never taken', () => {
   it('WebM Cues that do not match the Clusters, or none, or bytes after them: no header', () => {
     const p = webm.provisional
     const cuesAt = p.length - webm.tail.length
-    const altered = p.slice()
+    const altered = new Uint8Array(p)
     altered[p.length - 1] ^= 0x01 // the last CueClusterPosition's last byte
     const noCues = p.subarray(0, cuesAt)
     const after = concat(p, Uint8Array.of(0xec, 0x80)) // an empty Void after the Cues
@@ -124,7 +101,7 @@ describe('what the client claims is checked, never taken', () => {
       [mp4, 'audio/mp4'],
     ] as const) {
       // The last byte of the reserve (a Void's or a free box's payload: zero in the provisional one).
-      const p = f.provisional.slice()
+      const p = new Uint8Array(f.provisional)
       p[f.headerLength - 1] = 0x55
       expect(routeHeader(p, essence)).toBeNull()
       // The declared type decides the writer: an MP4 declared as WebM, and the reverse, get none.
@@ -133,7 +110,7 @@ describe('what the client claims is checked, never taken', () => {
   })
 
   it('a hostile WebM Cues size (2^40) or MP4 moof size is refused in time bounded by the bytes', () => {
-    const p = webm.provisional.slice()
+    const p = new Uint8Array(webm.provisional)
     const cuesAt = p.length - webm.tail.length
     // The Cues' size as an 8-byte vint of 2^40 in place of the real one (the file does not grow).
     const hostile = concat(
@@ -141,7 +118,7 @@ describe('what the client claims is checked, never taken', () => {
       Uint8Array.of(0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00),
       p.subarray(cuesAt + 4 + 8),
     )
-    const m = mp4.provisional.slice()
+    const m = new Uint8Array(mp4.provisional)
     new DataView(m.buffer).setUint32(mp4.headerLength, 0xfffffff0) // the first moof claims 4 GiB
     const started = performance.now()
     expect(routeHeader(hostile, 'audio/webm')).toBeNull()

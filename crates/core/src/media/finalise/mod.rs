@@ -48,6 +48,17 @@ pub fn final_header(provisional: &[u8], layout: &Layout, total: u64) -> Option<V
     (out.len() == provisional.len()).then_some(out)
 }
 
+/// Whether `region` (a blob's bytes up to its first Cluster or `moof`) is exactly a provisional
+/// header region the finaliser writes: the completion decides from it, once the first part is
+/// read, whether to send the parts after it to a rewrite before the whole read is done.
+pub fn provisional(container: crate::media::Container, region: &[u8]) -> bool {
+    match container {
+        crate::media::Container::WebM => webm::recognised(region).is_some(),
+        crate::media::Container::Mp4 => mp4::recognised(region).is_some(),
+        _ => false,
+    }
+}
+
 /// Big-endian bytes of `v`, minimal (at least one byte): the finalisers' `uintBytes`.
 fn uint_bytes(v: u64) -> Vec<u8> {
     let n = (8 - v.leading_zeros() as usize / 8).max(1);

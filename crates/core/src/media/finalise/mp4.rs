@@ -317,7 +317,7 @@ fn duration_field(b: &[u8], (kind, _, data, end): Span) -> Option<(usize, bool)>
 }
 
 /// The header region's fields the final one writes, positions in the kept bytes.
-struct Moov {
+pub(super) struct Moov {
     mvhd: (usize, bool),
     movie_scale: u32,
     mehd: Option<(usize, bool)>,
@@ -405,10 +405,10 @@ fn free(payload: usize) -> Vec<u8> {
     out
 }
 
-/// The final header region for a blob of `total` bytes whose header region is `provisional`.
-pub fn final_header(provisional: &[u8], l: &Layout, total: u64) -> Option<Vec<u8>> {
-    let b = provisional;
-    if l.broken || b.len() > HEAD_LIMIT || b.get(4..8) != Some(b"ftyp") {
+/// The header region's kept boxes and moov fields, if it is exactly the provisional one the
+/// finaliser writes.
+pub(super) fn recognised(b: &[u8]) -> Option<(Vec<u8>, Moov)> {
+    if b.len() > HEAD_LIMIT || b.get(4..8) != Some(b"ftyp") {
         return None;
     }
     // The header as the finaliser reads it: sidx, free and skip dropped, the rest kept.
@@ -428,6 +428,16 @@ pub fn final_header(provisional: &[u8], l: &Layout, total: u64) -> Option<Vec<u8
     if [kept.as_slice(), &free(HEADER_RESERVE - FREE_HEADER)].concat() != b {
         return None;
     }
+    Some((kept, moov))
+}
+
+/// The final header region for a blob of `total` bytes whose header region is `provisional`.
+pub fn final_header(provisional: &[u8], l: &Layout, total: u64) -> Option<Vec<u8>> {
+    let b = provisional;
+    if l.broken {
+        return None;
+    }
+    let (mut kept, moov) = recognised(b)?;
     // The meter's track is this one, with the same default duration; the walk ended cleanly.
     let (id, scale, tkhd, mdhd) = moov.track;
     if l.track? != (id, moov.default_duration) || l.moof_end.is_some() || l.traf.is_some() {

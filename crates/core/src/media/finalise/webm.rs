@@ -305,7 +305,7 @@ fn read_uint(b: &[u8]) -> Option<u64> {
 }
 
 /// What the header region holds, parsed as the finaliser parses a recording's header.
-struct Head<'a> {
+pub(super) struct Head<'a> {
     ebml: &'a [u8],
     info_kept: Vec<u8>,
     kept: Vec<&'a [u8]>,
@@ -446,15 +446,18 @@ fn region(h: &Head<'_>, fin: Option<(f64, u64, u64)>) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The header region parsed, if it is exactly the provisional one the finaliser writes.
+pub(super) fn recognised(provisional: &[u8]) -> Option<Head<'_>> {
+    let h = parse_head(provisional)?;
+    (region(&h, None)? == provisional).then_some(h)
+}
+
 /// The final header region for a blob of `total` bytes whose header region is `provisional`.
 pub fn final_header(provisional: &[u8], l: &Layout, total: u64) -> Option<Vec<u8>> {
     if l.broken {
         return None;
     }
-    let h = parse_head(provisional)?;
-    if region(&h, None)? != provisional {
-        return None;
-    }
+    let h = recognised(provisional)?;
     // The same Segment and the same audio track as the meter walked.
     let seg = l.segment_data?;
     if seg != h.ebml.len() as u64 + 12 || l.track? != h.track {
