@@ -7,11 +7,11 @@
 // mid-rewrite keeps the provisional blob and answers a retryable 503 (the retry rewrites it).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { upload } from '@vercel/blob/client'
-import { createAudioHandlers, type AudioOptions } from '../index.js'
+import { createAudioHandlers, sweepOrphanAudio, type AudioOptions } from '../index.js'
 import { createMp4Finaliser } from '../client/finalise/mp4.mjs'
 import { createWebmFinaliser } from '../client/finalise/webm.mjs'
 import { longWebm } from '../benchmark/lib/long-webm.mjs'
-import { errorOf, finalisedForms as forms, fixture, startRouteStack, type Stack } from './helpers'
+import { errorOf, finalisedForms as forms, fixture, startRouteStack, storeDated, type Stack } from './helpers'
 
 let s: Stack
 let route: { url: string }
@@ -189,4 +189,33 @@ describe('Blob failing mid-rewrite keeps the audio', () => {
       s.blob.state.holdWebhooks = false
     })
   }
+})
+
+describe('the Convex template and the sweep tell the two blobs apart', () => {
+  it('a provisional blob the route could not delete is an orphan for sweepOrphanAudio; the attached .final one is kept', async () => {
+    use()
+    const f = kinds.webm.f()
+    const id = await recording()
+    const blob = await clientUpload(id, f.provisional, 'audio/webm', 'webm', f.durationMs)
+    expect((await complete(id, blob.url)).status).toBe(201)
+    s.blob.state.holdWebhooks = false
+    // As if the delete after the attach had failed: the provisional pathname stored again, both old.
+    const DAY = 86_400_000
+    const left = await storeDated(s, blob.pathname, 2 * DAY)
+    s.blob.meta.get(finalPath(blob.pathname)).uploadedAt = new Date(Date.now() - 2 * DAY).toISOString()
+    process.env.SESSION_AUDIO_SWEEP_SECRET = 'sweep-secret-for-tests'
+    try {
+      const report = await sweepOrphanAudio({
+        ...s.options(),
+        sweepSecret: 'sweep-secret-for-tests',
+        olderThanMs: DAY,
+      })
+      expect(report.orphans).toContain(left)
+      expect(report.orphans).not.toContain(finalPath(blob.pathname))
+    } finally {
+      delete process.env.SESSION_AUDIO_SWEEP_SECRET
+    }
+    expect(s.blob.list()).not.toContain(left)
+    expect(s.blob.list()).toContain(finalPath(blob.pathname))
+  })
 })

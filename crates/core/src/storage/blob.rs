@@ -338,11 +338,14 @@ impl BlobClient {
             let mut meter = Meter::new(container);
             let mut reader = crate::support::capped::Reader::new(resp, Some(self.exchange), max_bytes, Past::Fail);
             let part = usize::try_from(max_bytes).unwrap_or(usize::MAX).min(REWRITE_PART);
-            let mut first = Vec::with_capacity(if to.is_some() { part } else { 0 });
+            let mut first = Vec::new();
             let mut rest = Vec::new();
             let mut upload: Option<Multipart> = None;
             // Whether the rewrite is still possible (a target, and nothing ruled it out yet).
-            let mut tee = to.is_some();
+            // Only the containers the recorder finalises have a provisional header region.
+            let mut tee = to.is_some() && matches!(container, Container::WebM | Container::Mp4);
+            // Whether the header region was found to be a provisional one.
+            let mut provisional = false;
             while let Some(chunk) = reader.next().await.map_err(|f| Error::StorageFailed(format!("read: {f}")))? {
                 meter.feed(&chunk);
                 if !tee {
@@ -355,21 +358,25 @@ impl BlobClient {
                     bytes = &bytes[take..];
                 }
                 rest.extend_from_slice(bytes);
-                if first.len() < part || rest.len() < part {
-                    continue;
-                }
-                // Every part but the last is exactly `part` bytes (R2's rule).
-                // A full part after the first: the header region decides whether it goes up.
-                let Some(target) = to.as_ref() else { continue };
-                if upload.is_none() {
-                    let head = meter.layout().and_then(|l| l.header_len()).and_then(|h| usize::try_from(h).ok());
-                    if !head
-                        .is_some_and(|h| crate::media::finalise::provisional(container, first.get(..h).unwrap_or(&[])))
-                    {
-                        // Not a provisional upload: measured as before, nothing more held.
-                        (tee, first, rest) = (false, Vec::new(), Vec::new());
-                        continue;
+                // The header region decides as soon as it is whole (under 1 MiB): a blob that is not
+                // a provisional upload is measured as before, and nothing more is held for it.
+                if !provisional {
+                    let head = meter.header_len().and_then(|h| usize::try_from(h).ok());
+                    match head.and_then(|h| first.get(..h)) {
+                        Some(region) if crate::media::finalise::provisional(container, region) => {
+                            provisional = true;
+                            first.reserve_exact(part - first.len());
+                        }
+                        None if first.len() < part => continue,
+                        _ => {
+                            (tee, first, rest) = (false, Vec::new(), Vec::new());
+                            continue;
+                        }
                     }
+                }
+                // Every part after the first goes up once full, exactly `part` bytes (R2's rule).
+                let Some(target) = to.as_ref().filter(|_| rest.len() >= part) else { continue };
+                if upload.is_none() {
                     upload = Some(self.mpu_create(target).await?);
                 }
                 while let Some(mpu) = upload.as_mut().filter(|_| rest.len() >= part) {
@@ -382,7 +389,7 @@ impl BlobClient {
             if meter.fed() != max_bytes {
                 return Err(Error::StorageFailed(format!("read: {} of {max_bytes} bytes", meter.fed())));
             }
-            let layout = if tee { meter.layout() } else { None };
+            let layout = if tee && provisional { meter.layout() } else { None };
             let rewritten = layout.as_ref().map(|_| meter.finish_rewritten());
             Ok(Teed { measured: meter.finish(), rewritten, layout, first, rest, upload })
         };

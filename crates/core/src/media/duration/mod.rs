@@ -50,6 +50,10 @@ trait Measure: Send {
     fn layout(&self) -> Option<crate::media::finalise::Layout> {
         None
     }
+    /// Where the header region ends (the first Cluster or `moof`), once the walk got there.
+    fn header_len(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A streaming duration meter for one container.
@@ -95,6 +99,11 @@ impl Meter {
     /// What the walk recorded for the final header region (WebM, MP4), once the body was fed.
     pub fn layout(&self) -> Option<crate::media::finalise::Layout> {
         self.inner.layout()
+    }
+
+    /// Where the header region ends, once the walk got there (without copying the layout).
+    pub fn header_len(&self) -> Option<u64> {
+        self.inner.header_len()
     }
 
     /// Bytes fed so far.

@@ -566,6 +566,10 @@ impl Measure for Mp4 {
     fn layout(&self) -> Option<finalise::Layout> {
         Some(finalise::Layout::Mp4(self.layout.clone()))
     }
+
+    fn header_len(&self) -> Option<u64> {
+        self.layout.header_len()
+    }
 }
 
 #[cfg(test)]

@@ -261,6 +261,10 @@ impl Measure for WebM {
         Some(finalise::Layout::WebM(self.layout.clone()))
     }
 
+    fn header_len(&self) -> Option<u64> {
+        self.layout.header_len()
+    }
+
     fn finish(&self, _total: u64, _steps: &mut u64) -> Measured {
         let Some((_, opus, delay_ns)) = self.track else {
             return Measured::Unknown("WebM without an audio track");
