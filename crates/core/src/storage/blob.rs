@@ -178,6 +178,8 @@ pub struct Teed {
     pub first: Vec<u8>,
     rest: Vec<u8>,
     upload: Option<Multipart>,
+    /// Part 1 as sent before the whole read (WebM): the header region it carried and its ETag.
+    early: Option<(Vec<u8>, String)>,
 }
 
 #[derive(Deserialize)]
@@ -247,9 +249,15 @@ impl BlobClient {
 
     /// The first `n` bytes of a stored blob (a Range read of its URL).
     pub async fn read_start(&self, url: &Url, n: usize) -> Result<bytes::Bytes> {
+        self.read_range(url, 0, n).await
+    }
+
+    /// `n` bytes of a stored blob from `from` (a Range read of its URL); fewer at its end.
+    pub async fn read_range(&self, url: &Url, from: u64, n: usize) -> Result<bytes::Bytes> {
+        let last = from.saturating_add(n.saturating_sub(1) as u64);
         let resp = self
             .read(url)
-            .header("range", format!("bytes=0-{}", n.saturating_sub(1)))
+            .header("range", format!("bytes={from}-{last}"))
             .timeout(self.exchange)
             .send()
             .await
@@ -258,7 +266,8 @@ impl BlobClient {
         if resp.status() == 404 {
             return Err(Error::UploadNotFound(url.to_string()));
         }
-        if !resp.status().is_success() {
+        // A store that ignores Range answers 200 from byte 0: only right for a read from 0.
+        if !resp.status().is_success() || (from > 0 && resp.status() != 206) {
             return Err(Error::StorageFailed(format!("read: HTTP {}", resp.status())));
         }
         // Read no more than asked for, even from a store that ignores Range.
@@ -346,6 +355,8 @@ impl BlobClient {
             let mut tee = to.is_some() && matches!(container, Container::WebM | Container::Mp4);
             // Whether the header region was found to be a provisional one.
             let mut provisional = false;
+            // WebM: what part 1 was sent with before the whole read (`None` inside: no guess).
+            let mut early: Option<Option<(Vec<u8>, String)>> = None;
             while let Some(chunk) = reader.next().await.map_err(|f| Error::StorageFailed(format!("read: {f}")))? {
                 meter.feed(&chunk);
                 if !tee {
@@ -374,6 +385,14 @@ impl BlobClient {
                         }
                     }
                 }
+                // WebM: part 1 goes up as soon as it is read, with the header region guessed from
+                // the file's end; the whole read confirms it (`finish_rewrite`).
+                if early.is_none() && first.len() == part && container == Container::WebM && max_bytes > part as u64 {
+                    if let Some(target) = to.as_ref() {
+                        let head = meter.header_len();
+                        early = Some(self.send_early(url, &first, head, max_bytes, target, &mut upload).await?);
+                    }
+                }
                 // Every part after the first goes up once full, exactly `part` bytes (R2's rule).
                 let Some(target) = to.as_ref().filter(|_| rest.len() >= part) else { continue };
                 if upload.is_none() {
@@ -391,7 +410,7 @@ impl BlobClient {
             }
             let layout = if tee && provisional { meter.layout() } else { None };
             let rewritten = layout.as_ref().map(|_| meter.finish_rewritten());
-            Ok(Teed { measured: meter.finish(), rewritten, layout, first, rest, upload })
+            Ok(Teed { measured: meter.finish(), rewritten, layout, first, rest, upload, early: early.flatten() })
         };
         tokio::time::timeout(deadline, read).await.map_err(|_| {
             Error::StorageFailed(format!("read: measuring the stored blob took over {} s", deadline.as_secs()))
@@ -402,7 +421,7 @@ impl BlobClient {
     /// the last part go up, and the upload completes: the final blob. Creates the upload if the
     /// blob fitted one part (nothing was sent while reading).
     pub async fn finish_rewrite(&self, teed: Teed, header: &[u8], to: RewriteTarget<'_>) -> Result<StoredBlob> {
-        let Teed { mut first, rest, upload, .. } = teed;
+        let Teed { mut first, rest, upload, early, .. } = teed;
         let Some(head) = first.get_mut(..header.len()) else {
             return Err(Error::Internal("the final header region is longer than the first part".into()));
         };
@@ -413,7 +432,16 @@ impl BlobClient {
         };
         let last = mpu.etags.len() as u32 + 2;
         // Part 1 and the last part are both in memory: they go up side by side.
-        let (one, tail) = tokio::join!(self.mpu_part(&mpu, 1, first.into()), async {
+        // Part 1 sent early with this very header region: kept. Otherwise (no guess, or a guess
+        // the whole read did not confirm) it is sent now, replacing any sent before.
+        let sent = early.filter(|(guess, _)| guess.as_slice() == header).map(|(_, etag)| etag);
+        let one = async {
+            match sent {
+                Some(etag) => Ok(etag),
+                None => self.mpu_part(&mpu, 1, first.into()).await,
+            }
+        };
+        let (one, tail) = tokio::join!(one, async {
             if rest.is_empty() {
                 Ok(None)
             } else {
@@ -424,6 +452,42 @@ impl BlobClient {
         parts.append(&mut mpu.etags);
         parts.extend(tail?);
         self.mpu_complete(&mpu, &parts).await
+    }
+
+    /// The WebM shortcut: the blob's last MiB read, the final header region guessed from it
+    /// (`media::finalise::webm::header_from_end`) and part 1 sent with it, creating the upload.
+    /// `None` when there is no guess (the Cues or the last Cluster not in that MiB, a read that
+    /// failed): part 1 then waits for the whole read, as for MP4.
+    async fn send_early(
+        &self,
+        url: &Url,
+        first: &[u8],
+        head: Option<u64>,
+        total: u64,
+        to: &RewriteTarget<'_>,
+        upload: &mut Option<Multipart>,
+    ) -> Result<Option<(Vec<u8>, String)>> {
+        const TAIL: u64 = 1 << 20;
+        let Some(region) = head.and_then(|h| first.get(..usize::try_from(h).ok()?)) else {
+            return Ok(None);
+        };
+        let from = total.saturating_sub(TAIL).max(region.len() as u64);
+        let n = usize::try_from(total - from).unwrap_or(usize::MAX);
+        let Ok(tail) = self.read_range(url, from, n).await else { return Ok(None) };
+        let Some(header) = crate::media::finalise::webm::header_from_end(region, &tail, from, total) else {
+            return Ok(None);
+        };
+        let mut part = first.to_vec();
+        let Some(head) = part.get_mut(..header.len()).filter(|_| header.len() == region.len()) else {
+            return Ok(None);
+        };
+        head.copy_from_slice(&header);
+        if upload.is_none() {
+            *upload = Some(self.mpu_create(to).await?);
+        }
+        let Some(mpu) = upload.as_ref() else { return Ok(None) };
+        let etag = self.mpu_part(mpu, 1, part.into()).await?;
+        Ok(Some((header, etag)))
     }
 
     /// `POST {api}/mpu?pathname=…` with `x-mpu-action` and the rest of `headers`, the body in

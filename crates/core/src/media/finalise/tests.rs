@@ -59,6 +59,13 @@ fn any_bytes_in_the_header_region_are_an_answer_never_a_panic() {
             assert_eq!(final_header(&noise[..n], layout, 10_000), None);
         }
     }
+    // The guess from the file's end: noise, or a real recording's end, with any header region.
+    let webm = fixture("chromium-20s-timeslice.webm");
+    for (region, tail) in [(&noise[..], &noise[..]), (&webm[..300], &webm[webm.len() - 4096..]), (&[][..], &[][..])] {
+        for at in [0, 5, 1 << 40] {
+            assert_eq!(webm::header_from_end(region, tail, at, at + tail.len() as u64), None);
+        }
+    }
     for (container, name, head) in
         [(Container::WebM, "chromium-20s-timeslice.webm", 300), (Container::Mp4, "chromium-20s-timeslice.m4a", 2000)]
     {

@@ -454,6 +454,17 @@ pub(super) fn recognised(provisional: &[u8]) -> Option<Head<'_>> {
 
 /// The final header region for a blob of `total` bytes whose header region is `provisional`.
 pub fn final_header(provisional: &[u8], l: &Layout, total: u64) -> Option<Vec<u8>> {
+    // The client's Cues: exactly the ones the Clusters call for, and the file's last bytes.
+    let cues = l.cues.as_ref()?;
+    if cues.matched? != cues.expected.len() || cues.end != total {
+        return None;
+    }
+    header_with_cues_at(provisional, l, total, cues.start)
+}
+
+/// The final header region with the Cues at `cues_start` (taken as given: `final_header` checks
+/// them; `header_from_end` guesses them and the whole read confirms).
+fn header_with_cues_at(provisional: &[u8], l: &Layout, total: u64, cues_start: u64) -> Option<Vec<u8>> {
     if l.broken {
         return None;
     }
@@ -461,11 +472,6 @@ pub fn final_header(provisional: &[u8], l: &Layout, total: u64) -> Option<Vec<u8
     // The same Segment and the same audio track as the meter walked.
     let seg = l.segment_data?;
     if seg != h.ebml.len() as u64 + 12 || l.track? != h.track {
-        return None;
-    }
-    // The client's Cues: exactly the ones the Clusters call for, and the file's last bytes.
-    let cues = l.cues.as_ref()?;
-    if cues.matched? != cues.expected.len() || cues.end != total {
         return None;
     }
     // The Duration as `finish()` computes it (timecode units: the last block's time plus its
@@ -478,5 +484,36 @@ pub fn final_header(provisional: &[u8], l: &Layout, total: u64) -> Option<Vec<u8
         return None;
     }
     let duration = end_ns as f64 / scale as f64;
-    region(&h, Some((duration, total.checked_sub(seg)?, cues.start.checked_sub(seg)?)))
+    region(&h, Some((duration, total.checked_sub(seg)?, cues_start.checked_sub(seg)?)))
+}
+
+/// The final header region guessed from the file's end before the whole read (the shortcut of
+/// docs/stop-to-transcribing.md, C): `tail` is the blob's bytes from `tail_at` to its end (`total`).
+/// The Cues are the last element (found from the end: an ID whose size reaches the end exactly);
+/// their last CuePoint names the last Cluster, which the meter walks after the header region for
+/// the Duration. A guess: the route sends part 1 with it early and `final_header`, after the whole
+/// read, is what counts (a guess that differs is replaced, part 1 sent again).
+pub fn header_from_end(provisional: &[u8], tail: &[u8], tail_at: u64, total: u64) -> Option<Vec<u8>> {
+    if tail_at.checked_add(tail.len() as u64)? != total {
+        return None;
+    }
+    let h = recognised(provisional)?;
+    let seg = h.ebml.len() as u64 + 12;
+    // The Cues: the last place in the tail where a Cues header's size ends exactly at the end.
+    let cues_at = (0..tail.len().saturating_sub(4)).rev().find(|&i| {
+        header(tail, i).is_some_and(|(id, size, hl)| id == ID_CUES && size == Some((tail.len() - i - hl) as u64))
+    })?;
+    let (_, _, hl) = header(tail, cues_at)?;
+    let points = children(tail, cues_at + hl, tail.len())?;
+    let (_, _, pd, pe) = *points.iter().rev().find(|c| c.0 == ID_CUE_POINT)?;
+    let positions = children(tail, pd, pe)?.into_iter().find(|c| c.0 == ID_CUE_TRACK_POSITIONS)?;
+    let position = children(tail, positions.2, positions.3)?.into_iter().find(|c| c.0 == ID_CUE_CLUSTER_POSITION)?;
+    let cluster = seg.checked_add(read_uint(&tail[position.2..position.3])?)?;
+    let from = usize::try_from(cluster.checked_sub(tail_at)?).ok()?;
+    // The header region, then the last Cluster and what follows it: the meter times its blocks.
+    let mut meter = crate::media::duration::Meter::new(crate::media::Container::WebM);
+    meter.feed(provisional);
+    meter.feed(tail.get(from..)?);
+    let Some(super::Layout::WebM(layout)) = meter.layout() else { return None };
+    header_with_cues_at(provisional, &layout, total, tail_at + cues_at as u64)
 }
