@@ -147,7 +147,8 @@ async fn stalled(progress: &AtomicU64, stall: Duration) {
 /// The completion's server parts: 8 MiB, not Blob's 5 MiB minimum: fewer requests for the bytes
 /// the route sends anyway, and every part but the last one size (R2's rule) whatever the recorder's
 /// part size. A completion holds at most two (the first, kept for its header, and the one being
-/// sent): 16 MiB.
+/// sent): 16 MiB; for a WebM, while part 1 goes up early, the first part, its copy being sent and
+/// the file's last MiB: 17 MiB.
 pub const REWRITE_PART: usize = 8 << 20;
 
 /// Where a rewrite writes the final blob.

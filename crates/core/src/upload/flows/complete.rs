@@ -304,7 +304,8 @@ async fn verify(ctx: &Ctx<'_>, doc: SessionDoc, url: &Url, claim: &Claim<'_>) ->
 /// attached or deleted: the provisional blob stays, whole, and the retry rewrites it again. (Not
 /// attaching the provisional blob instead: it would leave for good a file without a length or a
 /// seek for every reader not coming through the route, when a retry a moment later fixes it.)
-/// Memory: the first part and the part being sent, 16 MiB at most (`blob::REWRITE_PART`).
+/// Memory: the first part and the part being sent, 16 MiB (`blob::REWRITE_PART`); 17 MiB at most
+/// while a WebM's part 1 goes up early (the first part, the copy sent, the file's last MiB).
 async fn measure_and_rewrite(
     ctx: &Ctx<'_>,
     url: &Url,
