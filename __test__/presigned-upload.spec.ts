@@ -12,7 +12,17 @@ import { startRouteServer, VERCEL_MAX_BODY_BYTES } from '../stack/route-server.m
 import { sineWav } from '../stack/wav.mjs'
 import { createAudioHandlers, type AudioOptions } from '../index.js'
 import { SessionAudioUploadError, uploadSessionAudio } from '../client.mjs'
-import { completeAsWebhooksGo, errorOf, startStack, until, withHeldWebhooks, type Stack } from './helpers'
+import { createWebmFinaliser } from '../client/finalise/webm.mjs'
+import {
+  completeAsWebhooksGo,
+  errorOf,
+  finalisedForms,
+  fixture,
+  startStack,
+  until,
+  withHeldWebhooks,
+  type Stack,
+} from './helpers'
 
 const TTL_MS = 3_600_000
 let s: Stack
@@ -160,6 +170,34 @@ describe('uploadPresigned() through the route, over OIDC', () => {
       expect(await s.convex.getSession(id)).toMatchObject({ status: 'transcribing', audioUrl: stored.url })
       expect(s.blob.list()).toContain(stored.pathname)
     }
+  })
+})
+
+describe('the completion rewrite over OIDC (docs/stop-to-transcribing.md, C)', () => {
+  it("a provisional WebM uploaded presigned is rewritten with the request's OIDC token: finish()'s bytes attached, the provisional blob gone", async () => {
+    const f = finalisedForms(fixture('chromium-20s-timeslice.webm'), createWebmFinaliser)
+    const id = await recording()
+    const auth = s.blob.auth.length
+    let stored: Awaited<ReturnType<typeof uploadPresigned>> | undefined
+    await withHeldWebhooks(s, async () => {
+      stored = await uploadPresigned(`listening-sessions/${id}/take.webm`, new Blob([f.provisional]), {
+        access: 'private',
+        handleUploadUrl: audioRoute(id),
+        headers: { authorization: `Bearer ${alice}` },
+        clientPayload: payload(Math.round(f.durationMs), 'audio/webm'),
+        contentType: 'audio/webm',
+      })
+      const res = await complete(id, stored.url, Math.round(f.durationMs))
+      expect(res.status).toBe(201)
+    })
+    const finalPathname = stored!.pathname.replace(/\.webm$/, '.final.webm')
+    expect(await s.convex.getSession(id)).toMatchObject({ status: 'transcribing', audioPathname: finalPathname })
+    expect(s.blob.read(finalPathname).equals(f.final)).toBe(true)
+    expect(s.blob.list()).not.toContain(stored!.pathname)
+    // The route's own multipart calls went with the OIDC token of the request.
+    const mpu = s.blob.auth.slice(auth).filter((a: any) => a.op === 'mpu')
+    expect(mpu.length).toBeGreaterThan(0)
+    expect(mpu.every((a: any) => a.kind === 'oidc')).toBe(true)
   })
 })
 
