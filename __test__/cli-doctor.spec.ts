@@ -590,7 +590,7 @@ describe('session-audio doctor', () => {
     )
     expect(noStore.check('convex.asUser')).toMatchObject({
       status: 'fail',
-      detail: expect.stringContaining('Convex lacks SESSION_AUDIO_CONVEX_SECRET'),
+      detail: expect.stringContaining('lacks SESSION_AUDIO_BLOB_STORE_ID / SESSION_AUDIO_BLOB_HOSTS'),
     })
 
     // A template whose tokens Convex does not accept: another Clerk instance (its own keys) that

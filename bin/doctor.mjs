@@ -25,8 +25,8 @@
 // token from the JWT template, and calls attachAudio for a session id that cannot exist, with
 // arguments it signed as the route does. The template checks the signature before it looks the
 // session up, so `session_not_found` means the signature verified (and the store is configured);
-// `invalid_attach_signature` means the secrets differ. Nothing is written; the Clerk session is
-// revoked at once.
+// `invalid_attach_signature` means the secrets differ (or Convex has none: it answers both alike).
+// Nothing is written; the Clerk session is revoked at once.
 import crypto from 'node:crypto'
 import { createRequire } from 'node:module'
 import { eachFlag, existingRouteFile, findProject, loadEnv, NEXT_CONFIG_NAMES, UsageError } from './project.mjs'
@@ -827,7 +827,7 @@ export async function doctor(
         id,
         title,
         'fail',
-        'Convex refused a signature made with the value set here: the two sides hold different secrets, or Convex has none of at least 32 characters (uploads answer 503 attach_secret_mismatch or config_missing)',
+        'Convex refused a signature made with the value set here: the two sides hold different secrets, or Convex has none of at least 32 characters, which the template answers alike (uploads answer 503 attach_secret_mismatch)',
         secretFix,
       )
       return skipStore('Convex answers it only to a caller that holds its secret')
@@ -952,7 +952,7 @@ export async function doctor(
           id,
           title,
           'fail',
-          'Convex refused a signature made with the value set here: the two sides hold different secrets, or Convex has none of at least 32 characters (uploads answer 503 attach_secret_mismatch or config_missing)',
+          'Convex refused a signature made with the value set here: the two sides hold different secrets, or Convex has none of at least 32 characters, which the template answers alike (uploads answer 503 attach_secret_mismatch)',
           'set the same value on both sides: `npx convex env set SESSION_AUDIO_CONVEX_SECRET …` and where the route runs (`vercel env add SESSION_AUDIO_CONVEX_SECRET`)',
         )
       }
@@ -961,8 +961,8 @@ export async function doctor(
           id,
           title,
           'fail',
-          'Convex lacks SESSION_AUDIO_CONVEX_SECRET (at least 32 characters) or SESSION_AUDIO_BLOB_STORE_ID / SESSION_AUDIO_BLOB_HOSTS: uploads answer 503 config_missing',
-          '`npx convex env set SESSION_AUDIO_CONVEX_SECRET …` (the value set here) and `npx convex env set SESSION_AUDIO_BLOB_STORE_ID store_…` (add --prod for production)',
+          'Convex verified the signature (both sides hold the same secret) but lacks SESSION_AUDIO_BLOB_STORE_ID / SESSION_AUDIO_BLOB_HOSTS: uploads answer 503 config_missing',
+          '`npx convex env set SESSION_AUDIO_BLOB_STORE_ID store_…` (add --prod for production)',
         )
       }
       return add(
