@@ -25,28 +25,41 @@ host=$(rustc -vV | sed -n 's/^host: //p')
 build=(--profile test-build --target "$host")
 phase 'addon build (test-build profile, --features test-hooks)'
 bash scripts/ensure-built.sh "${build[@]}" --features test-hooks
+# The real-time browser specs run beside everything after this point, one after another: the
+# Chromium recorder spec (minutes of fake-microphone recording, little CPU) beside the example app's
+# build, clippy and `cargo test`, then the recorder and the demo in Firefox ESR and WebKitGTK, which
+# start once those compiles are done (Firefox's duration check has failed under a load average of
+# 4–7). Every server a spec starts takes a free port, so the runs share nothing. The recorder spec
+# needs only the addon; the Firefox and WebKit demo waits for the example app (`example_built`).
+example_built=$_phase_logs/example-built
+realtime_browsers() {
+  local rc=0
+  logged e2e-recorder npx vitest run --config e2e/vitest.config.mts e2e/recorder.e2e.ts || rc=1
+  while [ ! -e "$example_built" ]; do sleep 1; done
+  logged e2e-engines npx vitest run --config e2e/vitest.config.mts e2e/engines.e2e.ts e2e/demo-engines.e2e.ts || rc=1
+  return "$rc"
+}
+beside realtime_browsers
+# The example Next.js app, installed from the npm pack tarballs of the build above (`--built`: packed,
+# not built again, as the recorder spec has the addon loaded by now). If it fails, the run ends
+# here and stops the specs beside it.
+phase 'example app: pack, install, npx session-audio init, next build, tsc (the real-time browser specs beside this and what follows)'
+nice -n 10 bash scripts/prepare-example.sh --built
+touch "$example_built"
+# The compiles beside that spec get what CPU it leaves (nice): its recordings must keep real time.
 phase 'cargo clippy -D warnings'
-cargo clippy --workspace --all-targets "${build[@]}" --quiet -- -D warnings
+nice -n 10 cargo clippy --workspace --all-targets "${build[@]}" --quiet -- -D warnings
 phase 'cargo test (crates/core)'
-logged cargo-test cargo test -p session-audio-core "${build[@]}"
-# The example Next.js app, installed from the npm pack tarballs of the build above (the same build
-# arguments, so the addon is not compiled again). Packed before any browser test starts: the pack
-# copies the addon over itself, which a process that has it loaded must not see.
-phase 'example app: pack, install, npx session-audio init, next build, tsc'
-bash scripts/prepare-example.sh "${build[@]}" --features test-hooks
-# The Chromium recorder spec is minutes of real-time fake-microphone recording (little CPU): it runs
-# beside vitest and the other browser specs rather than after them. Every server a spec starts takes
-# a free port, so the runs share nothing.
-logged e2e-recorder npx vitest run --config e2e/vitest.config.mts e2e/recorder.e2e.ts &
-recorder=$!
-phase 'vitest (__test__/, without the release specs; the recorder browser spec beside it)'
+logged cargo-test nice -n 10 cargo test -p session-audio-core "${build[@]}"
+phase 'vitest (__test__/, without the release specs)'
 logged vitest npx vitest run
-# Then the example app in Debian's Chromium, and the recorder and the demo in Firefox ESR and
-# WebKitGTK (e2e/lib/engines.ts).
-phase 'browser tests (examples/nextjs in Chromium; the recorder and the demo in Firefox ESR and WebKitGTK)'
+# Then the rest of the browser specs: the example app in Debian's Chromium, and whatever is not
+# run beside (e2e/lib/engines.ts drives Firefox ESR and WebKitGTK).
+phase 'browser tests (examples/nextjs in Chromium, and every spec not run beside)'
 rest=0
-logged e2e npx vitest run --config e2e/vitest.config.mts --exclude e2e/recorder.e2e.ts || rest=$?
-phase 'waiting for the recorder browser spec (started before vitest)'
-recorder_rc=0
-wait "$recorder" || recorder_rc=$?
-[ "$rest" -eq 0 ] && [ "$recorder_rc" -eq 0 ]
+logged e2e npx vitest run --config e2e/vitest.config.mts \
+  --exclude e2e/recorder.e2e.ts --exclude e2e/engines.e2e.ts --exclude e2e/demo-engines.e2e.ts || rest=$?
+phase 'waiting for the real-time browser specs (the recorder in three engines, the demo in Firefox and WebKit)'
+realtime_rc=0
+joined || realtime_rc=$?
+[ "$rest" -eq 0 ] && [ "$realtime_rc" -eq 0 ]
