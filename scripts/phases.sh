@@ -4,6 +4,7 @@
 #   logged NAME CMD…   runs CMD, its output also kept, so the closing report can repeat the runner's
 #                      own summary lines (cargo's `test result:`, vitest's `Test Files` and `Tests`)
 #                      and the wall seconds CMD took (the only measure of work run beside the phases)
+#   timed NAME CMD…    runs CMD and reports its wall seconds as `logged` does, keeping no output
 #   beside CMD…        runs CMD (a command or a function of `logged` steps) in the background, in its
 #                      own process group, beside the phases that follow
 #   joined             waits for everything started `beside`; fails if any of it failed. A run that
@@ -51,9 +52,20 @@ logged() {
   local name=$1 start=$SECONDS rc=0
   shift
   "$@" 2>&1 | tee "$_phase_logs/$(printf '%02d' "${#_phase_names[@]}")-$name.log" || rc=$?
-  # Appended from any process, so steps run `beside` are timed too.
-  printf '%6ss  %s (exit %d)\n' $((SECONDS - start)) "$name" "$rc" >>"$_phase_logs/steps"
-  return "$rc"
+  _step_done "$name" "$start" "$rc"
+}
+
+timed() {
+  local name=$1 start=$SECONDS rc=0
+  shift
+  "$@" || rc=$?
+  _step_done "$name" "$start" "$rc"
+}
+
+# Appended from any process, so steps run `beside` are timed too.
+_step_done() {
+  printf '%6ss  %s (exit %d)\n' $((SECONDS - $2)) "$1" "$3" >>"$_phase_logs/steps"
+  return "$3"
 }
 
 _beside=()
