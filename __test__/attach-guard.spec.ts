@@ -7,7 +7,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { ConvexHttpClient } from 'convex/browser'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { attachMessage, attachSignatureValid } from '../examples/convex/listeningSessions'
+import { attachMessage, attachSignatureValid, NO_SECRET } from '../examples/convex/listeningSessions'
 import { errorOf, signAttach, startStack, type AttachFields, type Stack, convexToken } from './helpers'
 
 let s: Stack
@@ -250,20 +250,62 @@ describe('attachAudio called directly by a signed-in user', () => {
     expect((await s.convex.getSession(theirs)).status).toBe('recording')
   })
 
-  it('a deployment without the secret or without a store attaches nothing, whatever is sent', async () => {
-    for (const key of ['SESSION_AUDIO_CONVEX_SECRET', 'SESSION_AUDIO_BLOB_STORE_ID', 'SESSION_AUDIO_BLOB_HOSTS']) {
-      const saved = s.convex.env[key]
+  it('a deployment without a usable secret answers every call as a wrong signature: a caller cannot tell', async () => {
+    const missing = { code: 'invalid_attach_signature', reason: 'missing' }
+    const mismatch = { code: 'invalid_attach_signature', reason: 'mismatch' }
+    const calls: [string, object][] = [
+      ['none', { ...good }],
+      ['random', { ...good, expiresAt: Date.now() + 60_000, signature: crypto.randomBytes(32).toString('hex') }],
+      ['another secret', signAttach(crypto.randomBytes(32).toString('hex'), good)],
+      // The key attachAudio verifies with when it has none: its MAC checks out, and counts for nothing.
+      ['the stand-in key', signAttach(NO_SECRET, good)],
+    ]
+    const answers = async (more: [string, object][] = []) => {
+      const out: [string, unknown][] = []
+      for (const [name, args] of [...calls, ...more]) out.push([name, await attach(client, args)])
+      return out
+    }
+    // What the configured deployment answers these calls.
+    const configured = await answers()
+    expect(configured.map(([, a]) => a)).toEqual([missing, mismatch, mismatch, mismatch])
+    // Without the secret, or with one too short to use: the same answers, also to the route's own
+    // signature (the value the route holds), and still nothing attached.
+    for (const [name, value] of [
+      ['unset', undefined],
+      ['31 characters', secret.slice(0, 31)],
+    ] as const) {
+      try {
+        if (value === undefined) delete s.convex.env.SESSION_AUDIO_CONVEX_SECRET
+        else s.convex.env.SESSION_AUDIO_CONVEX_SECRET = value
+        const route = signAttach(value ?? secret, good)
+        expect([name, await answers([['the route', route]])]).toEqual([name, [...configured, ['the route', mismatch]]])
+      } finally {
+        s.convex.env.SESSION_AUDIO_CONVEX_SECRET = secret
+      }
+    }
+    await untouched()
+  })
+
+  it('a deployment without a store attaches nothing; only a caller holding the secret learns why', async () => {
+    for (const key of ['SESSION_AUDIO_BLOB_STORE_ID', 'SESSION_AUDIO_BLOB_HOSTS']) {
       const others = { ...s.convex.env }
       try {
         delete s.convex.env[key]
         // Only the two host settings together can be missing for "no store": drop both.
-        if (key !== 'SESSION_AUDIO_CONVEX_SECRET') {
-          delete s.convex.env.SESSION_AUDIO_BLOB_STORE_ID
-          delete s.convex.env.SESSION_AUDIO_BLOB_HOSTS
-        }
+        delete s.convex.env.SESSION_AUDIO_BLOB_STORE_ID
+        delete s.convex.env.SESSION_AUDIO_BLOB_HOSTS
         expect([key, await attach(client, signAttach(secret, good))]).toEqual([key, { code: 'attach_not_configured' }])
+        // Anyone else sees what a configured deployment would say to them.
+        expect([key, await attach(client, signAttach(crypto.randomBytes(32).toString('hex'), good))]).toEqual([
+          key,
+          { code: 'invalid_attach_signature', reason: 'mismatch' },
+        ])
+        expect([key, await attach(client, { ...good })]).toEqual([
+          key,
+          { code: 'invalid_attach_signature', reason: 'missing' },
+        ])
       } finally {
-        Object.assign(s.convex.env, others, { [key]: saved })
+        Object.assign(s.convex.env, others)
       }
     }
     // A malformed host entry is a configuration error too, not a wider allowance.
@@ -368,17 +410,37 @@ describe('the route', () => {
     expect((await s.convex.getSession(id)).status).toBe('recording')
   })
 
-  it('a Convex deployment without the secret: 503 config_missing naming it, blob kept', async () => {
+  it('a Convex deployment without the secret: 503 attach_secret_mismatch naming it, blob kept', async () => {
+    // attachAudio answers the route as it answers anyone with a wrong signature (it tells no caller
+    // whether it has a secret); the route's message names the setting to compare on both sides.
     const alice = await s.clerk.sessionToken({ sub: 'user_alice' })
     const id = await recording()
     const before = s.blob.list()
     delete s.convex.env.SESSION_AUDIO_CONVEX_SECRET
     try {
       const e = await errorOf(await s.post(id, wav(), { token: alice, headers: meta }))
-      expect([e.status, e.code]).toEqual([503, 'config_missing'])
-      expect(e.message).toMatch(/Convex deployment.*SESSION_AUDIO_CONVEX_SECRET/)
+      expect([e.status, e.code]).toEqual([503, 'attach_secret_mismatch'])
+      expect(e.message).toMatch(/SESSION_AUDIO_CONVEX_SECRET.*Convex deployment/)
     } finally {
       s.convex.env.SESSION_AUDIO_CONVEX_SECRET = secret
+    }
+    expect(s.blob.list().filter((p) => !before.includes(p))).toHaveLength(1)
+    expect((await s.convex.getSession(id)).status).toBe('recording')
+  })
+
+  it('a Convex deployment with the secret but no store: 503 config_missing naming the store settings, blob kept', async () => {
+    const alice = await s.clerk.sessionToken({ sub: 'user_alice' })
+    const id = await recording()
+    const before = s.blob.list()
+    const saved = { ...s.convex.env }
+    delete s.convex.env.SESSION_AUDIO_BLOB_STORE_ID
+    delete s.convex.env.SESSION_AUDIO_BLOB_HOSTS
+    try {
+      const e = await errorOf(await s.post(id, wav(), { token: alice, headers: meta }))
+      expect([e.status, e.code]).toEqual([503, 'config_missing'])
+      expect(e.message).toMatch(/Convex deployment.*SESSION_AUDIO_BLOB_STORE_ID or SESSION_AUDIO_BLOB_HOSTS/)
+    } finally {
+      Object.assign(s.convex.env, saved)
     }
     expect(s.blob.list().filter((p) => !before.includes(p))).toHaveLength(1)
     expect((await s.convex.getSession(id)).status).toBe('recording')

@@ -12,6 +12,7 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startLocalStack } from '../stack/local.mjs'
+import { maySendSecretTo } from '../bin/doctor.mjs'
 
 const exec = promisify(execFile)
 const repo = path.resolve(__dirname, '..')
@@ -590,7 +591,7 @@ describe('session-audio doctor', () => {
     )
     expect(noStore.check('convex.asUser')).toMatchObject({
       status: 'fail',
-      detail: expect.stringContaining('Convex lacks SESSION_AUDIO_CONVEX_SECRET'),
+      detail: expect.stringContaining('lacks SESSION_AUDIO_BLOB_STORE_ID / SESSION_AUDIO_BLOB_HOSTS'),
     })
 
     // A template whose tokens Convex does not accept: another Clerk instance (its own keys) that
@@ -758,6 +759,79 @@ describe('session-audio doctor', () => {
     })
   })
 
+  it('sends no secret over plain http to a host that is not loopback, and says so', async () => {
+    const convex = await relay(stack.convex.url)
+    const clerk = await relay(stack.clerk.url)
+    const blob = await relay(stack.blob.apiUrl)
+    const far = { NEXT_PUBLIC_CONVEX_URL: convex.url, CLERK_API_URL: clerk.url, VERCEL_BLOB_API_URL: blob.url }
+    const r = await doctorJson(far)
+    expectFailed(
+      r,
+      'convex.sweepSecret',
+      'not checked: the secret was not sent (NEXT_PUBLIC_CONVEX_URL is plain http to a host that is not this machine',
+      "use the deployment's https:// URL",
+    )
+    expectFailed(r, 'env.CLERK_API_URL', 'CLERK_API_URL is plain http to a host that is not this machine', 'https://')
+    expect(r.check('clerk.key')).toMatchObject({
+      status: 'skip',
+      detail: expect.stringContaining('the key was not sent'),
+    })
+    expectFailed(r, 'env.VERCEL_BLOB_API_URL', 'VERCEL_BLOB_API_URL is plain http to a host that', 'https://')
+    expect(r.check('blob.access')).toMatchObject({
+      status: 'skip',
+      detail: expect.stringContaining('no credential was sent'),
+    })
+    // The anonymous calls still went through: the relay reaches Convex, and the sweep's function
+    // was proved deployed with a random secret instead of the real one.
+    expect(r.check('convex.reachable').status).toBe('pass')
+    expect(r.check('convex.function.listeningSessions:attachedAudio')).toMatchObject({
+      status: 'pass',
+      detail: 'deployed (refuses a wrong secret)',
+    })
+    expect(convex.received().length).toBeGreaterThan(0)
+    // The human output says it too.
+    const human = await doctor(far)
+    expect(human.stdout).toContain(
+      '✗ SESSION_AUDIO_SWEEP_SECRET shared with Convex: not checked: the secret was not sent (NEXT_PUBLIC_CONVEX_URL is plain http',
+    )
+    // --as-user sends a user's Convex token: not over that URL either (Clerk itself on loopback).
+    const asUser = await doctorJson({ NEXT_PUBLIC_CONVEX_URL: convex.url }, { args: ['--as-user', 'user_bob'] })
+    expect(asUser.check('convex.asUser')).toMatchObject({
+      status: 'skip',
+      detail: expect.stringContaining('no token was sent: NEXT_PUBLIC_CONVEX_URL is plain http'),
+    })
+    // Whatever crossed the relays carried none of the secrets, nor a bearer token.
+    for (const seen of [convex, clerk, blob].flatMap((x) => x.received())) {
+      for (const secret of secretValues()) expect(seen).not.toContain(secret)
+      expect(seen).not.toMatch(/authorization:/i)
+    }
+    // And with the stack's own (loopback) URLs the same secrets are sent and checked.
+    const near = await doctorJson()
+    expect(near.check('convex.sweepSecret').status).toBe('pass')
+    expect(near.check('clerk.key').status).toBe('pass')
+  })
+
+  it('maySendSecretTo: https anywhere, plain http only to a loopback host as written', () => {
+    const table: [string, boolean][] = [
+      ['https://happy-otter-123.convex.cloud', true],
+      ['https://10.0.0.5:8443', true],
+      ['http://localhost:3210', true],
+      ['http://LOCALHOST.:3210', true],
+      ['http://127.0.0.1:3210', true],
+      ['http://127.8.9.10', true],
+      ['http://2130706433/', true], // 127.0.0.1 as one number: the parser writes it dotted
+      ['http://[::1]:3210', true],
+      ['http://happy-otter-123.convex.cloud', false],
+      ['http://0.0.0.0:3210', false],
+      ['http://10.0.0.5:3210', false],
+      ['http://app.localhost:3210', false], // a resolver may not keep it local
+      ['http://127.0.0.1.example.com', false],
+      ['http://[::ffff:127.0.0.1]', false],
+      ['ftp://127.0.0.1', false],
+    ]
+    for (const [url, ok] of table) expect([url, maySendSecretTo(new URL(url))]).toEqual([url, ok])
+  })
+
   it('usage errors exit 2', async () => {
     const r = await doctor({}, { args: ['--verbose'] })
     expect([r.code, r.stderr]).toEqual([2, expect.stringContaining('unknown argument "--verbose"')])
@@ -772,6 +846,39 @@ function listen(handler: http.RequestListener): Promise<string> {
   return new Promise((resolve) =>
     server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as any).port}`)),
   )
+}
+
+/**
+ * A relay on loopback that forwards every request to `target` and keeps what it received. Its
+ * `url` names it as `0.0.0.0`: not a loopback name, so doctor must treat it as a remote host, yet a
+ * connection to 0.0.0.0 reaches this machine's 127.0.0.1 (Linux and macOS route it there).
+ */
+async function relay(target: string) {
+  const to = new URL(target)
+  const seen: string[] = []
+  const base = await listen(async (req, res) => {
+    const chunks: Buffer[] = []
+    for await (const c of req) chunks.push(c)
+    const body = Buffer.concat(chunks)
+    seen.push(
+      `${req.method} ${req.url}\n${Object.entries(req.headers)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join('\n')}\n\n${body}`,
+    )
+    // The end-to-end headers only: fetch sets the connection's own (host, length, keep-alive).
+    const hopByHop = ['host', 'connection', 'keep-alive', 'content-length', 'transfer-encoding']
+    const headers = Object.entries(req.headers).filter(([k]) => !hopByHop.includes(k)) as [string, string][]
+    const answer = await fetch(`${to.origin}${req.url}`, {
+      method: req.method,
+      headers,
+      body: body.length ? body : undefined,
+    })
+    res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'application/octet-stream' })
+    res.end(Buffer.from(await answer.arrayBuffer()))
+  })
+  const url = new URL(target)
+  url.host = `0.0.0.0:${new URL(base).port}`
+  return { url: url.href.replace(/\/$/, ''), received: () => seen }
 }
 
 /** A loopback port nothing listens on. */

@@ -17,6 +17,8 @@
 //     an attach; the secret is never sent;
 //   - Blob: a `list` of at most one blob under listening-sessions/ with each configured credential;
 //     a GET of VERCEL_BLOB_CALLBACK_URL, if set (any HTTP answer: it is reachable from here).
+// No secret goes over plain http except to this machine (`maySendSecretTo`): with an http URL to
+// another host, the checks that would send one are not made, and the report says so.
 // The route's own parser judges the whole configuration when the addon is installed for this
 // platform (`routeVerdict`), so rules kept only in Rust are not copied here.
 // With `--as-user <Clerk user id>` (a test user: Clerk's POST /v1/sessions is meant for testing)
@@ -25,8 +27,8 @@
 // token from the JWT template, and calls attachAudio for a session id that cannot exist, with
 // arguments it signed as the route does. The template checks the signature before it looks the
 // session up, so `session_not_found` means the signature verified (and the store is configured);
-// `invalid_attach_signature` means the secrets differ. Nothing is written; the Clerk session is
-// revoked at once.
+// `invalid_attach_signature` means the secrets differ (or Convex has none: it answers both alike).
+// Nothing is written; the Clerk session is revoked at once.
 import crypto from 'node:crypto'
 import { createRequire } from 'node:module'
 import { eachFlag, existingRouteFile, findProject, loadEnv, NEXT_CONFIG_NAMES, UsageError } from './project.mjs'
@@ -177,6 +179,24 @@ const storeIdFromToken = (token) => {
 /** The host a URL names, for messages (hosts are not secrets; values are never printed). */
 const hostOf = (url) => url.host
 
+/**
+ * Whether doctor may send a secret (a key, a token, the sweep secret) to `url`: over https, or over
+ * plain http only to this machine, where the local stack and the tests run. Judged by the host as
+ * written, never by what it resolves to, so no DNS answer can make a remote host count as local.
+ * The WHATWG parser has already normalised the IPv4 spellings (`0x7f.1`, `2130706433`) to dotted
+ * form; anything else (`0.0.0.0`, a LAN address, a `.localhost` subdomain a resolver may not keep
+ * local) is not loopback.
+ */
+export function maySendSecretTo(url) {
+  if (url.protocol === 'https:') return true
+  if (url.protocol !== 'http:') return false
+  const host = url.hostname.toLowerCase().replace(/\.$/, '')
+  return host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
+}
+/** What doctor says when it keeps a secret off a URL (`maySendSecretTo`). */
+const plainHttp = (name) =>
+  `${name} is plain http to a host that is not this machine: doctor sends secrets only over https (http only to localhost, 127.x or [::1])`
+
 export async function doctor(
   args,
   { cwd = process.cwd(), out = process.stdout, err = process.stderr, processEnv = process.env } = {},
@@ -270,8 +290,12 @@ export async function doctor(
     )
 
   const clerkApi = has('CLERK_API_URL') ? serviceUrl(env.CLERK_API_URL.trim()) : new URL(DEFAULT_CLERK_API)
+  // Every call to the Backend API carries CLERK_SECRET_KEY.
+  const clerkApiSafe = clerkApi !== null && maySendSecretTo(clerkApi)
   if (has('CLERK_API_URL')) {
-    if (clerkApi) add('env.CLERK_API_URL', 'CLERK_API_URL', 'pass', `set (${hostOf(clerkApi)})`)
+    if (clerkApi && !clerkApiSafe)
+      add('env.CLERK_API_URL', 'CLERK_API_URL', 'fail', plainHttp('CLERK_API_URL'), 'use https:// (or remove it)')
+    else if (clerkApi) add('env.CLERK_API_URL', 'CLERK_API_URL', 'pass', `set (${hostOf(clerkApi)})`)
     else
       add(
         'env.CLERK_API_URL',
@@ -460,6 +484,15 @@ export async function doctor(
       'not an http(s) URL',
       'remove it (the default is https://vercel.com/api/blob)',
     )
+  // Every call to the Blob API carries a credential.
+  else if (blobApi && !maySendSecretTo(blobApi))
+    add(
+      'env.VERCEL_BLOB_API_URL',
+      'VERCEL_BLOB_API_URL',
+      'fail',
+      plainHttp('VERCEL_BLOB_API_URL'),
+      'use https:// (or remove it: the default is https://vercel.com/api/blob)',
+    )
 
   for (const [name, why] of Object.entries(UNCHECKED)) {
     if (has(name)) add(`env.${name}`, name, 'skip', `set; not checked: ${why}`)
@@ -548,12 +581,14 @@ export async function doctor(
   let templateOk = false
   let convexReachable = false
   const template = has('SESSION_AUDIO_CONVEX_TEMPLATE') ? env.SESSION_AUDIO_CONVEX_TEMPLATE.trim() : 'convex'
-  if (!clerkKeyOk || !clerkApi) {
+  if (!clerkKeyOk || !clerkApiSafe) {
     add(
       'clerk.key',
       'Clerk accepts the secret key',
       'skip',
-      'not checked: CLERK_SECRET_KEY or CLERK_API_URL is missing or malformed (above)',
+      clerkApi && !clerkApiSafe
+        ? `not checked: the key was not sent (${plainHttp('CLERK_API_URL')})`
+        : 'not checked: CLERK_SECRET_KEY or CLERK_API_URL is missing or malformed (above)',
     )
     add('clerk.template', `Clerk JWT template "${template}"`, 'skip', 'not checked: no usable Clerk secret key')
   } else {
@@ -723,9 +758,11 @@ export async function doctor(
       convexReachable = true
       add('convex.reachable', 'Convex reachable', 'pass', hostOf(convexUrl))
       for (const r of results) add(...r)
-      // The sweep's query: the real secret (if set here) or a random one. `forbidden` proves the
-      // function is there; with the real secret it also says the two sides differ.
-      const probe = sweepSecret ?? crypto.randomBytes(24).toString('hex')
+      // The sweep's query: the real secret (if set here, and the URL may carry it) or a random
+      // one. `forbidden` proves the function is there; with the real secret it also says the two
+      // sides differ.
+      const sendSweep = sweepSecret !== null && maySendSecretTo(convexUrl)
+      const probe = sendSweep ? sweepSecret : crypto.randomBytes(24).toString('hex')
       const r = await convexCall('query', attachedPath, { secret: probe, blobs: [] })
       const forbidden = r.body?.status === 'error' && r.body.errorData?.code === 'forbidden'
       const title = `Convex function ${attachedPath} (sweep)`
@@ -733,7 +770,7 @@ export async function doctor(
         add(`convex.function.${attachedPath}`, title, 'fail', `no answer: ${r.error}`, 'check NEXT_PUBLIC_CONVEX_URL')
       else if (notFound(r))
         add(`convex.function.${attachedPath}`, title, 'fail', 'not deployed on this deployment', deployFix)
-      else if (!sweepSecret) {
+      else if (!sendSweep) {
         if (forbidden) add(`convex.function.${attachedPath}`, title, 'pass', 'deployed (refuses a wrong secret)')
         else
           add(
@@ -743,12 +780,21 @@ export async function doctor(
             "answered a random secret without the template's `forbidden`",
             `deploy the template's version: ${deployFix}`,
           )
-        add(
-          'convex.sweepSecret',
-          'SESSION_AUDIO_SWEEP_SECRET shared with Convex',
-          'skip',
-          'not checked: not set here (only `session-audio sweep` needs it)',
-        )
+        if (!sweepSecret)
+          add(
+            'convex.sweepSecret',
+            'SESSION_AUDIO_SWEEP_SECRET shared with Convex',
+            'skip',
+            'not checked: not set here (only `session-audio sweep` needs it)',
+          )
+        else
+          add(
+            'convex.sweepSecret',
+            'SESSION_AUDIO_SWEEP_SECRET shared with Convex',
+            'fail',
+            `not checked: the secret was not sent (${plainHttp('NEXT_PUBLIC_CONVEX_URL')})`,
+            "use the deployment's https:// URL (https://<deployment>.convex.cloud)",
+          )
       } else {
         add(`convex.function.${attachedPath}`, title, 'pass', 'deployed')
         if (r.body?.status === 'success')
@@ -827,7 +873,7 @@ export async function doctor(
         id,
         title,
         'fail',
-        'Convex refused a signature made with the value set here: the two sides hold different secrets, or Convex has none of at least 32 characters (uploads answer 503 attach_secret_mismatch or config_missing)',
+        'Convex refused a signature made with the value set here: the two sides hold different secrets, or Convex has none of at least 32 characters, which the template answers alike (uploads answer 503 attach_secret_mismatch)',
         secretFix,
       )
       return skipStore('Convex answers it only to a caller that holds its secret')
@@ -882,6 +928,8 @@ export async function doctor(
       [!clerk, 'Clerk did not accept the key'],
       [!templateOk, `the JWT template "${template}" was not found`],
       [!convexReachable, 'Convex is not reachable'],
+      // The check sends a user's Convex token.
+      [convexUrl && !maySendSecretTo(convexUrl), `no token was sent: ${plainHttp('NEXT_PUBLIC_CONVEX_URL')}`],
     ].find(([bad]) => bad)
     if (missing) return add(id, title, 'skip', `not checked: ${missing[1]} (above)`)
     const created = await call(`${clerk.base}/v1/sessions`, {
@@ -952,7 +1000,7 @@ export async function doctor(
           id,
           title,
           'fail',
-          'Convex refused a signature made with the value set here: the two sides hold different secrets, or Convex has none of at least 32 characters (uploads answer 503 attach_secret_mismatch or config_missing)',
+          'Convex refused a signature made with the value set here: the two sides hold different secrets, or Convex has none of at least 32 characters, which the template answers alike (uploads answer 503 attach_secret_mismatch)',
           'set the same value on both sides: `npx convex env set SESSION_AUDIO_CONVEX_SECRET …` and where the route runs (`vercel env add SESSION_AUDIO_CONVEX_SECRET`)',
         )
       }
@@ -961,8 +1009,8 @@ export async function doctor(
           id,
           title,
           'fail',
-          'Convex lacks SESSION_AUDIO_CONVEX_SECRET (at least 32 characters) or SESSION_AUDIO_BLOB_STORE_ID / SESSION_AUDIO_BLOB_HOSTS: uploads answer 503 config_missing',
-          '`npx convex env set SESSION_AUDIO_CONVEX_SECRET …` (the value set here) and `npx convex env set SESSION_AUDIO_BLOB_STORE_ID store_…` (add --prod for production)',
+          'Convex verified the signature (both sides hold the same secret) but lacks SESSION_AUDIO_BLOB_STORE_ID / SESSION_AUDIO_BLOB_HOSTS: uploads answer 503 config_missing',
+          '`npx convex env set SESSION_AUDIO_BLOB_STORE_ID store_…` (add --prod for production)',
         )
       }
       return add(
@@ -981,11 +1029,19 @@ export async function doctor(
   }
 
   // ---- 4. Blob: each configured credential lists ----
+  const blobApiSafe = blobApi !== null && maySendSecretTo(blobApi)
   if (!blobApi)
     add('blob.access', 'Blob accepts the credential', 'skip', 'not checked: VERCEL_BLOB_API_URL is malformed')
+  else if (!blobApiSafe)
+    add(
+      'blob.access',
+      'Blob accepts the credential',
+      'skip',
+      `not checked: no credential was sent (${plainHttp('VERCEL_BLOB_API_URL')})`,
+    )
   else if (!blobCredentials.length)
     add('blob.access', 'Blob accepts the credential', 'skip', 'not checked: no usable Blob credential (above)')
-  for (const cred of blobApi ? blobCredentials : []) {
+  for (const cred of blobApiSafe ? blobCredentials : []) {
     const url = new URL(blobApi.href)
     url.searchParams.set('limit', '1')
     url.searchParams.set('prefix', 'listening-sessions/')

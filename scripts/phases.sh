@@ -3,6 +3,13 @@
 #   phase NAME         ends the running phase and starts NAME (printed with the clock and the total so far)
 #   logged NAME CMD…   runs CMD, its output also kept, so the closing report can repeat the runner's
 #                      own summary lines (cargo's `test result:`, vitest's `Test Files` and `Tests`)
+#                      and the wall seconds CMD took (the only measure of work run beside the phases)
+#   timed NAME CMD…    runs CMD and reports its wall seconds as `logged` does, keeping no output
+#   beside CMD…        runs CMD (a command or a function of `logged` steps) in the background, in its
+#                      own process group, beside the phases that follow
+#   joined             waits for everything started `beside`; fails if any of it failed. A run that
+#                      ends first (a failed phase) stops it, rather than leave browsers running.
+#   $_phase_logs       the run's scratch folder (its logs; marks between the jobs), removed at its end
 # On exit, pass or fail, the run ends with one line per phase: its wall seconds and the CPU seconds its
 # processes used (user + system; on a machine shared with other work the wall time stretches, the CPU
 # time much less), then the total, the load average, and those summary lines: a spec that was skipped
@@ -42,13 +49,44 @@ _phase_end() {
 }
 
 logged() {
-  local name=$1
+  local name=$1 start=$SECONDS rc=0
   shift
-  "$@" 2>&1 | tee "$_phase_logs/$(printf '%02d' "${#_phase_names[@]}")-$name.log"
+  "$@" 2>&1 | tee "$_phase_logs/$(printf '%02d' "${#_phase_names[@]}")-$name.log" || rc=$?
+  _step_done "$name" "$start" "$rc"
+}
+
+timed() {
+  local name=$1 start=$SECONDS rc=0
+  shift
+  "$@" || rc=$?
+  _step_done "$name" "$start" "$rc"
+}
+
+# Appended from any process, so steps run `beside` are timed too.
+_step_done() {
+  printf '%6ss  %s (exit %d)\n' $((SECONDS - $2)) "$1" "$3" >>"$_phase_logs/steps"
+  return "$3"
+}
+
+_beside=()
+beside() {
+  # Job control on for this one job: it gets a process group of its own, which can be stopped whole.
+  set -m
+  "$@" &
+  _beside+=($!)
+  set +m
+}
+
+joined() {
+  local pid rc=0
+  for pid in "${_beside[@]}"; do wait "$pid" || rc=1; done
+  _beside=()
+  return "$rc"
 }
 
 _phase_report() {
-  local rc=$?
+  local rc=$? pid
+  for pid in "${_beside[@]}"; do kill -- "-$pid" 2>/dev/null || true; done
   _phase_end
   _cpu_now
   echo
@@ -60,6 +98,10 @@ _phase_report() {
   done
   printf '%6ss %6ss  total (%dm%02ds); load average before %s, after %s\n' "$SECONDS" "$_cpu" \
     $((SECONDS / 60)) $((SECONDS % 60)) "$_phase_load_before" "$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')"
+  if [ -s "$_phase_logs/steps" ]; then
+    echo '-- wall seconds of each logged step (those run beside the phases overlap them):'
+    cat "$_phase_logs/steps"
+  fi
   local log
   for log in "$_phase_logs"/*.log; do
     [ -e "$log" ] || continue

@@ -2,12 +2,18 @@
 # Build the addon, pack it exactly as it is published, install the tarballs into examples/nextjs
 # (what users get from npm), run `npx session-audio init` on it, type-check the app against our
 # index.d.ts and `next build` it.
-# Used by `npm run demo` and `npm run test:e2e`; arguments go to the addon build (scripts/ensure-built.sh),
-# so scripts/test.sh packs the build its vitest run used instead of compiling a second one.
+# Used by `npm run demo` and `npm run test:e2e`; arguments go to the addon build (scripts/ensure-built.sh).
+# `--built` instead: the addon is built already and only packed (scripts/test.sh, whose browser specs
+# have it loaded by then: even a build with nothing to compile copies the addon over itself, which
+# a process that has it loaded must not see).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export NEXT_TELEMETRY_DISABLED=1
-bash scripts/ensure-built.sh "$@"
+if [ "${1:-}" = --built ]; then
+  [ $# -eq 1 ] || { echo "prepare-example.sh: --built takes no build arguments" >&2; exit 2; }
+else
+  bash scripts/ensure-built.sh "$@"
+fi
 node scripts/pack.mjs examples/nextjs/.tarballs >/dev/null
 cd examples/nextjs
 # A changed tarball has the same file: spec; drop the old install so npm unpacks the new one.

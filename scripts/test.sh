@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm test`: the whole suite a change must pass, on a clean clone in ≤ 12 minutes on 2 cores (docs/development.md).
+# `npm test`: the whole suite a change must pass, on an idle clean clone in ≤ 10.5 minutes on 2 cores (docs/development.md).
 # Lints, the Rust unit and property tests, the vitest suites against the real addon and real loopback
 # servers, then the example app in a real browser. The portable cross builds and the checks of the
 # published binaries and packages are `npm run test:release` (scripts/test-release.sh); .ci/run runs both.
@@ -25,28 +25,47 @@ host=$(rustc -vV | sed -n 's/^host: //p')
 build=(--profile test-build --target "$host")
 phase 'addon build (test-build profile, --features test-hooks)'
 bash scripts/ensure-built.sh "${build[@]}" --features test-hooks
-phase 'cargo clippy -D warnings'
-cargo clippy --workspace --all-targets "${build[@]}" --quiet -- -D warnings
-phase 'cargo test (crates/core)'
-logged cargo-test cargo test -p session-audio-core "${build[@]}"
-# The example Next.js app, installed from the npm pack tarballs of the build above (the same build
-# arguments, so the addon is not compiled again). Packed before any browser test starts: the pack
-# copies the addon over itself, which a process that has it loaded must not see.
-phase 'example app: pack, install, npx session-audio init, next build, tsc'
-bash scripts/prepare-example.sh "${build[@]}" --features test-hooks
-# The Chromium recorder spec is minutes of real-time fake-microphone recording (little CPU): it runs
-# beside vitest and the other browser specs rather than after them. Every server a spec starts takes
-# a free port, so the runs share nothing.
-logged e2e-recorder npx vitest run --config e2e/vitest.config.mts e2e/recorder.e2e.ts &
-recorder=$!
-phase 'vitest (__test__/, without the release specs; the recorder browser spec beside it)'
+# Three lanes from here, on 2 cores. Beside the rest, one after another, the real-time browser specs:
+# the Chromium recorder spec (minutes of fake-microphone recording, little CPU; it needs only the
+# addon), then, once the example app is built, the demo in Firefox ESR and WebKitGTK. Beside those,
+# clippy and `cargo test` at a low CPU priority (nice), so the recordings keep real time and vitest
+# gets its CPU; a lint failure shows at the end of the run, not after 3 minutes. In front, the
+# example app's build and vitest. Every server a spec starts takes a free port, so the runs share
+# nothing; only cargo takes the build folder's lock, and only the compile lane runs cargo.
+example_built=$_phase_logs/example-built
+realtime_browsers() {
+  local rc=0
+  logged e2e-recorder npx vitest run --config e2e/vitest.config.mts e2e/recorder.e2e.ts || rc=1
+  while [ ! -e "$example_built" ]; do sleep 1; done
+  logged e2e-demo-engines npx vitest run --config e2e/vitest.config.mts e2e/demo-engines.e2e.ts || rc=1
+  other_browsers || rc=1
+  return "$rc"
+}
+# The other browser specs (the example app in Debian's Chromium, the recorder in Firefox and WebKit,
+# and any spec not named here) run in whichever lane is free first: on an idle machine the one that
+# ran vitest, on a busy one often the real-time lane. mkdir is atomic: only one lane claims them.
+other_browsers() {
+  mkdir "$_phase_logs/other-browsers" 2>/dev/null || return 0
+  logged e2e npx vitest run --config e2e/vitest.config.mts --exclude e2e/recorder.e2e.ts --exclude e2e/demo-engines.e2e.ts
+}
+compiles() {
+  timed clippy nice -n 10 cargo clippy --workspace --all-targets "${build[@]}" --quiet -- -D warnings || return 1
+  logged cargo-test nice -n 10 cargo test -p session-audio-core "${build[@]}"
+}
+beside realtime_browsers
+beside compiles
+# The example Next.js app, installed from the npm pack tarballs of the build above (`--built`: packed,
+# not built again, as the recorder spec has the addon loaded by now). If it fails, the run ends
+# here and stops the lanes beside it.
+phase 'example app: pack, install, npx session-audio init, next build, tsc (the other two lanes beside this and what follows)'
+bash scripts/prepare-example.sh --built
+touch "$example_built"
+phase 'vitest (__test__/, without the release specs)'
 logged vitest npx vitest run
-# Then the example app in Debian's Chromium, and the recorder and the demo in Firefox ESR and
-# WebKitGTK (e2e/lib/engines.ts).
-phase 'browser tests (examples/nextjs in Chromium; the recorder and the demo in Firefox ESR and WebKitGTK)'
+phase 'the other browser specs (examples/nextjs in Chromium, the recorder in Firefox and WebKit), unless the real-time lane took them'
 rest=0
-logged e2e npx vitest run --config e2e/vitest.config.mts --exclude e2e/recorder.e2e.ts || rest=$?
-phase 'waiting for the recorder browser spec (started before vitest)'
-recorder_rc=0
-wait "$recorder" || recorder_rc=$?
-[ "$rest" -eq 0 ] && [ "$recorder_rc" -eq 0 ]
+other_browsers || rest=$?
+phase 'waiting for the real-time lane (the recorder in Chromium, the demo in Firefox and WebKit) and the compiles (clippy, cargo test)'
+lanes_rc=0
+joined || lanes_rc=$?
+[ "$rest" -eq 0 ] && [ "$lanes_rc" -eq 0 ]

@@ -88,6 +88,8 @@ const MAX_AUDIO_BYTES = 5 * 1024 * 1024 * 1024
 const MAX_DURATION_MS = 24 * 60 * 60 * 1000
 /** The route signs for 5 minutes; an expiry further ahead than this is not the route's. */
 const MAX_SIGNATURE_AHEAD_MS = 15 * 60 * 1000
+/** `attachAudio`'s stand-in key when this deployment has no usable secret: verified, never trusted. */
+export const NO_SECRET = 'session-audio: no SESSION_AUDIO_CONVEX_SECRET on this deployment'
 
 type AttachArgs = {
   sessionId: string
@@ -185,20 +187,28 @@ export const attachAudio = mutation({
   handler: async (ctx, { signature, expiresAt, ...rest }) => {
     const identity = await ctx.auth.getUserIdentity()
     if (!identity) throw new ConvexError({ code: 'unauthenticated' })
-    const secret = process.env.SESSION_AUDIO_CONVEX_SECRET
-    const origins = allowedOrigins()
-    if (!secret || secret.length < 32 || !origins) throw new ConvexError({ code: 'attach_not_configured' })
     if (signature === undefined || expiresAt === undefined) {
       throw new ConvexError({ code: 'invalid_attach_signature', reason: 'missing' })
     }
     const args = { ...rest, expiresAt }
-    if (!(await attachSignatureValid(secret, args, signature))) {
-      throw new ConvexError({ code: 'invalid_attach_signature', reason: 'mismatch' })
-    }
+    // Any signed-in user can call this, so a deployment without a usable secret answers exactly as
+    // one whose secret the signature does not match: the answer must not tell a caller whether this
+    // deployment can be attached to at all. The MAC is computed either way (under a stand-in key
+    // that can never count) so the time taken does not tell it either. The owner still learns it:
+    // `npx session-audio doctor` (checkAttachSetup: "different secrets, or Convex has none") and
+    // the route's own 503 attach_secret_mismatch, whose message names this setting.
+    const secret = process.env.SESSION_AUDIO_CONVEX_SECRET
+    const usable = secret !== undefined && secret.length >= 32
+    const verified = await attachSignatureValid(usable ? secret : NO_SECRET, args, signature)
+    if (!usable || !verified) throw new ConvexError({ code: 'invalid_attach_signature', reason: 'mismatch' })
     const now = Date.now()
     if (args.expiresAt < now || args.expiresAt > now + MAX_SIGNATURE_AHEAD_MS) {
       throw new ConvexError({ code: 'invalid_attach_signature', reason: 'expired' })
     }
+    // Only a caller holding the secret (the route) gets this far, so it may learn that the store
+    // setting is what is missing: it answers 503 config_missing naming it.
+    const origins = allowedOrigins()
+    if (!origins) throw new ConvexError({ code: 'attach_not_configured' })
     const id = ctx.db.normalizeId('listeningSessions', args.sessionId)
     const doc = id && (await ctx.db.get(id))
     if (!doc || doc.userId !== identity.subject) throw new ConvexError({ code: 'session_not_found' })

@@ -145,18 +145,26 @@ export async function runSoak({
   const recordings = []
   const tokenFor = (userId) => clerk.sessionToken({ sub: userId, sid: `sess_soak_${userId}` })
 
-  // Chaos: arm a random fault on one dependency every few ms; count those a request took.
+  const started = Date.now()
+  const deadline = started + seconds * 1000
+  // Chaos: arm a random fault on one dependency every few ms, for `seconds` (or until the uploads
+  // are done, if sooner); count those a request took. Then every fault is off: the attempts still
+  // under way meet the recovery, as clients would after an outage, rather than a tail of new faults
+  // that would last as long as the slowest client keeps retrying.
   let chaos = true
   const armed = { clerk: null, convex: null, blob: null }
-  const chaosLoop = (async () => {
-    while (chaos) {
-      for (const name of ['clerk', 'convex', 'blob']) {
-        if (armed[name] && s[name].state.fail === null && !(name === 'blob' && s.blob.state.resetAfterBytes)) {
-          figures.faultsHit++
-          figures.faultKinds[armed[name]] = (figures.faultKinds[armed[name]] ?? 0) + 1
-          armed[name] = null
-        }
+  const countHits = () => {
+    for (const name of ['clerk', 'convex', 'blob']) {
+      if (armed[name] && s[name].state.fail === null && !(name === 'blob' && s.blob.state.resetAfterBytes)) {
+        figures.faultsHit++
+        figures.faultKinds[armed[name]] = (figures.faultKinds[armed[name]] ?? 0) + 1
+        armed[name] = null
       }
+    }
+  }
+  const chaosLoop = (async () => {
+    while (chaos && Date.now() < deadline) {
+      countHits()
       // Outages of Clerk and Convex open their breakers (every request fails fast for 5 s), so
       // they come a quarter as often as the faults that cost one request each.
       const [what, arm] = pick(FAULTS)
@@ -173,6 +181,12 @@ export async function runSoak({
       }
       await new Promise((r) => setTimeout(r, faultEveryMs))
     }
+    countHits()
+    convex.state.fail = null
+    clerk.state.fail = null
+    blob.state.fail = null
+    blob.state.resetAfterBytes = null
+    log(`faults off after ${((Date.now() - started) / 1000).toFixed(1)} s`)
   })()
 
   const refused = (status, body) => ({ status, code: body?.error?.code ?? `http_${status}`, final: body?.error?.final })
@@ -236,8 +250,6 @@ export async function runSoak({
     }
   }
 
-  const started = Date.now()
-  const deadline = started + seconds * 1000
   let next = 0
   const users = Array.from({ length: USERS }, (_, i) => `user_soak_${i}`)
   async function worker() {
@@ -262,28 +274,35 @@ export async function runSoak({
   await Promise.all(Array.from({ length: concurrency }, worker))
   chaos = false
   await chaosLoop
-  convex.state.fail = null
-  clerk.state.fail = null
-  blob.state.fail = null
-  blob.state.resetAfterBytes = null
-  log(`faults off after ${((Date.now() - started) / 1000).toFixed(1)} s; settling`)
+  log(`uploads done after ${((Date.now() - started) / 1000).toFixed(1)} s; settling`)
 
-  // Settle, as the world would after the outage: the breakers' windows pass, Blob delivers the
-  // webhooks that failed, clients send again what is not attached.
-  await new Promise((r) => setTimeout(r, 6000))
+  // Settle, as the world would after the outage: Blob's own tries of each webhook end, Blob
+  // delivers again the webhooks that failed until the route takes or refuses each for good (a
+  // breaker the faults opened answers 503 until its window passes), and clients send again what is
+  // not attached (drive retries until settleBy). Each step waits on those answers, not a fixed
+  // pause, so the settle takes as long as the recovery does.
+  const settleBy = Date.now() + 60_000
+  const pause = (ms) => new Promise((r) => setTimeout(r, ms))
+  while (blob.webhooks.some((hook) => !hook.done) && Date.now() < settleBy) await pause(50)
   for (const hook of blob.webhooks) {
     if (hook.status === 200) continue
     figures.webhooksRedelivered++
-    const r = await fetch(hook.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-vercel-signature': hook.signature },
-      body: hook.body,
-    })
-    hook.status = r.status
-    await r.arrayBuffer()
-    if (r.status === 500) figures.status500++
+    for (;;) {
+      const r = await fetch(hook.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-vercel-signature': hook.signature },
+        body: hook.body,
+      })
+      hook.status = r.status
+      await r.arrayBuffer()
+      if (r.status === 500) figures.status500++
+      // An outage's answer (429, 502–504) is worth another try, as Blob would; anything else is
+      // the route's word on it.
+      const outage = r.status === 429 || (r.status >= 502 && r.status <= 504)
+      if (!outage || Date.now() >= settleBy) break
+      await pause(100 + rand() * 200)
+    }
   }
-  const settleBy = Date.now() + 60_000
   await Promise.all(
     recordings.map(async (rec) => {
       const doc = await convex.getSession(rec.id)

@@ -11,7 +11,9 @@ import { hmacHex } from './tokens.mjs'
 
 export function webhookSender({ token, state }) {
   const { privateKey, publicKey } = crypto.generateKeyPairSync('ed25519')
-  const sent = [] // { url, body, signature, signedWith: 'hmac' | 'ed25519', status } of every webhook sent
+  // { url, body, signature, signedWith: 'hmac' | 'ed25519', status, done } of every webhook sent;
+  // `done` once its last try has ended (answered, or out of tries).
+  const sent = []
   const held = []
   /** `x-vercel-signature` for `body` under `constraints` (presigned: Ed25519, else HMAC). */
   const sign = (constraints, body) =>
@@ -27,22 +29,26 @@ export function webhookSender({ token, state }) {
     const signature = sign(constraints, body)
     const deliver = async () => {
       const signedWith = constraints.presigned ? 'ed25519' : 'hmac'
-      const record = { url: callbackUrl, body, signature, signedWith, status: 0 }
+      const record = { url: callbackUrl, body, signature, signedWith, status: 0, done: false }
       sent.push(record)
-      for (let attempt = 0; attempt < 3; attempt++) {
-        try {
-          const r = await fetch(callbackUrl, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json', 'x-vercel-signature': signature },
-            body,
-          })
-          record.status = r.status
-          await r.arrayBuffer()
-          if (r.ok) return
-        } catch {
-          record.status = -1
+      try {
+        for (let attempt = 0; attempt < 3; attempt++) {
+          try {
+            const r = await fetch(callbackUrl, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json', 'x-vercel-signature': signature },
+              body,
+            })
+            record.status = r.status
+            await r.arrayBuffer()
+            if (r.ok) return
+          } catch {
+            record.status = -1
+          }
+          await new Promise((r) => setTimeout(r, 200 * 2 ** attempt))
         }
-        await new Promise((r) => setTimeout(r, 200 * 2 ** attempt))
+      } finally {
+        record.done = true
       }
     }
     if (state.holdWebhooks) held.push(deliver)
