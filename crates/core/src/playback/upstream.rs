@@ -12,6 +12,11 @@ use crate::playback::policy::{guarded_resolver, redact, HostPolicy};
 /// As go-camo and Next's image optimizer.
 pub const MAX_REDIRECTS: usize = 3;
 
+/// Idle connections kept per storage host. Each keeps hyper's read buffer (up to ~400 KiB once a
+/// body was read fast), so after a burst of 200 streams an unbounded pool held tens of MiB for
+/// its 30 s idle timeout. Sequential seeks need one warm connection; a handful of listeners a few.
+pub const MAX_IDLE_PER_HOST: usize = 16;
+
 pub struct UpstreamClient {
     http: reqwest::Client,
     timeout: Duration,
@@ -24,6 +29,7 @@ pub fn build_client(allow_loopback: bool, timeout: Duration) -> Result<reqwest::
         .dns_resolver(guarded_resolver(allow_loopback))
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .pool_idle_timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
         .user_agent(crate::USER_AGENT)
         .build()
         .map_err(|e| Error::Internal(format!("upstream client: {e}")))
