@@ -30,7 +30,7 @@ describe('npm run bench (quick mode)', () => {
     for (const section of [
       '## Stream',
       '## Seek burst',
-      '## The two goals',
+      '## The goals',
       '## 10 concurrent range streams',
       '## Upload',
       '### The same 8 MiB straight to Blob (client uploads)',

@@ -63,7 +63,18 @@ const SEEK_COLUMNS = [
  * and `inproc` what those scenarios returned (null when not run), `kept` the recorder's section
  * from the previous report ('' when it had none; lib/sections.mjs).
  */
-export function renderReport({ quick, rounds, cfg, argv, results, failures, clientFlow, inproc, kept = '' }) {
+export function renderReport({
+  quick,
+  rounds,
+  cfg,
+  argv,
+  results,
+  failures,
+  clientFlow,
+  inproc,
+  kept = '',
+  load = null,
+}) {
   const m = medianOf(results)
   const allOk = allSucceeded({ results, clientFlow, inproc })
   const ratio = (name, key, v, other) => {
@@ -85,6 +96,9 @@ export function renderReport({ quick, rounds, cfg, argv, results, failures, clie
   const t = (name, key) => m(name, 'session-audio', key)
   const seekGap = t('seek-zero', 'p50') - m('seek-zero', 'direct', 'p50')
   const rssRatio = t('concurrency', 'peakRss') / m('concurrency', 'pure-js', 'peakRss')
+  const idleGap = t('concurrency', 'idleRss') - m('concurrency', 'pure-js', 'idleRss')
+  const cpuRatio = t('stream', 'cpuPerGiB') / m('stream', 'pure-js', 'cpuPerGiB')
+  const seekLatencyGap = t('seek-latency', 'p50') - m('seek-latency', 'direct', 'p50')
   const targets = [
     ['Streaming throughput ≥ 0.8× direct', t('stream', 'mbps') >= 0.8 * m('stream', 'direct', 'mbps')],
     ['Streaming throughput ≥ 1.5× the pure-JS route', t('stream', 'mbps') >= 1.5 * m('stream', 'pure-js', 'mbps')],
@@ -98,6 +112,8 @@ export function renderReport({ quick, rounds, cfg, argv, results, failures, clie
     ],
     [`${cfg.streams} concurrent streams with zero errors`, t('concurrency', 'errors') === 0],
     [`Peak RSS at ${cfg.streams} concurrent range streams ≤ 0.9× the pure-JS route's`, rssRatio <= 0.9],
+    ["Idle RSS no higher than the pure-JS route's", idleGap <= 0],
+    ["Server CPU per GiB streamed ≤ 0.6× the pure-JS route's", cpuRatio <= 0.6],
     [`Upload peak RSS growth ≤ 64 MiB for ${cfg.uploadBytes / MiB} MiB`, t('upload', 'peakAboveIdle') <= 64],
   ]
   return `# Benchmarks
@@ -115,14 +131,18 @@ the Clerk-, Convex- and Blob-compatible services run in another process on 127.0
 
 Machine: ${os.cpus()[0]?.model ?? '?'}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 1024 ** 3)} GiB, ${os.type()} ${os.release()}.
 Versions: ${ver.node}, ${ver.rustc}, ${ver.sdks}; commit ${ver.commit}.
-Command: \`node benchmark/run.mjs${argv.length ? ' ' + argv.join(' ') : ''}\`. All rounds succeeded: **${allOk ? 'yes' : 'NO'}**.${failures.length ? `\nFailed rounds (the medians below include them):\n${failures.map((f) => `- ${f}`).join('\n')}` : ''}
+Command: \`node benchmark/run.mjs${argv.length ? ' ' + argv.join(' ') : ''}\`. All rounds succeeded: **${allOk ? 'yes' : 'NO'}**.${load ? `\nMachine load (1-min average, ${os.cpus().length} vCPUs shared with other engineers' builds): ${fmt(load.before, 2)} before the run, ${fmt(load.after, 2)} after.` : ''}${failures.length ? `\nFailed rounds (the medians below include them):\n${failures.map((f) => `- ${f}`).join('\n')}` : ''}
 
-## The two goals (issue 20, "The last milliseconds")
+## The goals (issues 20 and 28)
 
 | goal | measured in this run | target | met |
 |---|---|---|---|
 | warm seek, zero added latency: session-audio p50 − direct p50 | ${fmt(seekGap, 2)} ms (${fmt(t('seek-zero', 'p50'), 2)} vs ${fmt(m('seek-zero', 'direct', 'p50'), 2)} ms; ${fmt(t('seek-zero', 'p50') / m('seek-zero', 'direct', 'p50'), 2)}×; harness floor ${fmt(t('seek-zero', 'floorP50'), 2)} ms) | ≤ 1.0 ms | ${seekGap <= 1 ? '✅' : '❌'} |
+| warm seek, service latency on: session-audio p50 − direct p50 | ${fmt(seekLatencyGap, 2)} ms (${fmt(t('seek-latency', 'p50'), 2)} vs ${fmt(m('seek-latency', 'direct', 'p50'), 2)} ms) | ≤ 1.0 ms | ${seekLatencyGap <= 1 ? '✅' : '❌'} |
+| server CPU per GiB streamed, session-audio ÷ pure-js | ${fmt(cpuRatio, 2)}× (${fmt(t('stream', 'cpuPerGiB'), 2)} vs ${fmt(m('stream', 'pure-js', 'cpuPerGiB'), 2)} s/GiB) | ≤ 0.6× | ${cpuRatio <= 0.6 ? '✅' : '❌'} |
 | peak RSS at ${cfg.streams} concurrent ${cfg.rangeBytes / MiB} MiB range streams, session-audio ÷ pure-js | ${fmt(rssRatio, 2)}× (${fmt(t('concurrency', 'peakRss'))} vs ${fmt(m('concurrency', 'pure-js', 'peakRss'))} MiB) | ≤ 0.9× | ${rssRatio <= 0.9 ? '✅' : '❌'} |
+| idle RSS before that burst, session-audio − pure-js | ${fmt(idleGap, 1)} MiB (${fmt(t('concurrency', 'idleRss'))} vs ${fmt(m('concurrency', 'pure-js', 'idleRss'))} MiB) | ≤ 0 | ${idleGap <= 0 ? '✅' : '❌'} |
+| addon load time (the JS SDKs' beside it) | ${fmt(t('cold-start', 'loadMs'), 1)} ms (pure-js: ${fmt(m('cold-start', 'pure-js', 'loadMs'), 1)} ms) | keep it | — |
 
 ## Stream ${cfg.bigBytes / MiB} MiB
 
@@ -159,6 +179,9 @@ upstream request and the body bridge).
 
 Each request asks for its own ${cfg.rangeBytes / MiB} MiB range of the ${cfg.medBytes / MiB} MiB file, all at once. Ratios are of
 peak RSS (VmHWM of the process doing the work, reset to its current RSS before the burst).
+*RSS before* is what the process held after the scenarios above (its idle RSS). The V8 columns are
+the proxy's \`process.memoryUsage()\` sampled every ~20 ms during the burst: what V8 counts as
+external memory when it decides to collect.
 
 ${table(
   'concurrency',
@@ -169,6 +192,9 @@ ${table(
     ['idleRss', 'RSS before MiB', 1],
     ['peakRss', 'peak RSS MiB', 1],
     ['peakAboveIdle', 'peak above before MiB', 1],
+    ['peakExternal', 'peak V8 external MiB', 1],
+    ['peakArrayBuffers', 'peak V8 arrayBuffers MiB', 1],
+    ['settledRss', 'RSS 1 s after MiB', 1],
   ],
   'peakRss',
 )}
@@ -232,66 +258,47 @@ The whole handler costs about what one \`fetch()\` of the range costs from JS.`
 
 ${targets.map(([what, ok]) => `- ${ok ? '✅' : '❌'} ${what}`).join('\n')}
 
-## What bounds the misses
+## Where the time and memory go (issue 28)
 
-Profiled with \`perf record -e cpu-clock -g\` on the proxy process (Node with \`--perf-basic-prof\`)
-while it streamed 3 × 256 MiB, before and after the fixes below (this machine has no hardware counters;
-cpu-clock sampling works).
+Profiled on this 2-vCPU VM while other engineers' builds ran: \`perf stat\` and
+\`perf record -e cpu-clock -g\` on the route process (3 × 256 MiB streamed), \`strace\` of its socket
+reads and \`/proc/<pid>/smaps\` at the peak of a burst. Single-run CPU figures here swing by ±30 %
+from run to run; counts (context switches, read sizes) are steadier than times.
 
-- **Streaming throughput.** Fixed, ours: every chunk was copied (\`Bytes::to_vec\`) into a fresh
-  128–400 KiB allocation that glibc serves with mmap, so each chunk paid page faults on first touch
-  (\`exc_page_fault\` 4.2% of samples, absent from the pure-JS proxy). Chunks now reach JS as external
-  Buffers over hyper's own bytes (no copy); page faults fell to 2% (the kernel's socket copy). The
-  proxy's CPU per GiB relative to the pure-JS route's went from 1.21× (2.80 vs 2.32 s, the previous
-  full run) to ${fmt(t('stream', 'cpuPerGiB') / m('stream', 'pure-js', 'cpuPerGiB'), 2)}× in this one. After the fix, samples split into the
-  kernel (socket copies in and out) ~47%, Node itself (its \`http\` write path, streams, V8) ~38%,
-  libc ~5% and the addon's own code ~7%. So what is left is the Node \`http\` server every route
-  handler sits behind, not the addon. The throughput ratio to *direct* is bounded by the machine: on
-  2 cores a proxy adds a third busy process (storage, proxy, client), where *direct* has two.
-  Compare CPU per GiB rather than MiB/s between proxies; the single-stream MiB/s figures here swing by
-  ±40% between runs (one session measured 200–445 MiB/s for the same proxy within a minute).
-- **Warm seeks vs direct.** Fixed, ours: the RSA check of the session token was ~0.5 ms of every seek
-  (the Server-Timing \`auth\` phase); verified signatures are now remembered until the token's \`exp\`
-  (claims are still checked on every request), and the phase is ~0. Range reads up to 64 KiB are read
-  in Rust and handed over in one Buffer instead of a stream (two or three fewer async calls into the
-  addon). What is left in this run: +${fmt(t('seek-zero', 'p50') - m('seek-zero', 'direct', 'p50'), 2)} ms p50
-  over *direct* with no added latency, +${fmt(t('seek-latency', 'p50') - m('seek-latency', 'direct', 'p50'), 2)} ms
-  with service latency. A proxy serves a seek with two HTTP exchanges where *direct* has one. The
-  *harness floor* column prices the first exchange: what a Node \`http\` route costs here before it
-  does anything (${fmt(t('seek-zero', 'floorP50'), 2)} ms). The second exchange is the upstream request.
-  The in-process table shows that the handler's whole path costs about what a \`fetch()\` of the same
-  range costs from JS, so the gap is the extra exchange, not the addon's work. Why the gap grows when
-  storage answers after 15 ms is not established (UNVERIFIED, not profiled). The likeliest cost: the
-  proxy's threads park while they wait, and waking parked threads on this 2-vCPU VM costs more than
-  the busy ping-pong of the zero-latency run. With service latency the cached path makes no Clerk
-  calls, and a Convex call only when the 5 s lookup cache expires, which is why it is ~4× faster than
-  the pure-JS route there.
-- **Warm seek: the profile of the remaining gap.** Binding the native handler once in
-  \`createAudioHandlers\` (instead of re-splitting options, re-reading the environment and re-keying a
-  cache per request) saved ~0.1 ms per warm seek. What is left over *direct*: first the extra HTTP
-  hop into the route server (its empty-route floor, the *harness floor* column, is 0.4–0.6 ms); then
-  napi-rs 3's per-call threadsafe-function creation (\`JsDeferred::new\` in \`execute_future_impl\`)
-  and the hand-off to a tokio worker and back; then the upstream exchange itself. The addon's own
-  code (\`session_audio_core\`) is ~10 µs per seek. \`perf record -e cpu-clock -g\` on the route
-  process puts the kernel's \`finish_task_switch\` (context switches between the JS thread, the tokio
-  workers and the two other processes on 2 vCPUs) as the largest symbol. The \`.node\`'s CPU per
-  seek is ~127 µs: tokio's scheduler 1.5 %, hyper/reqwest 1.5 %, moka 0.7 %, url/idna 0.5 % of the
-  process's samples; parsing the stored audio URL is ~6 % of the native CPU (~8 µs), below this
-  benchmark's run-to-run noise, so caching the checked \`Url\` with the lookup was not landed. The gap
-  is bounded by the hop count (two exchanges and two thread hand-offs per seek against one exchange),
-  not by the addon's work.
-- **Memory with ${cfg.streams} streams.** Each stream's prefetch is adaptive (\`crates/core/src/playback/body.rs\`):
-  it starts at 32 KiB and doubles up to 256 KiB only while the reader makes room within 2 ms of the
-  budget running out; the task waits for room *before* reading the next chunk, so a slow reader's
-  next bytes wait in the kernel's socket buffer. What still holds memory: hyper reads up to ~400 KiB
-  per socket read when the socket is full (a slow reader's socket always is), and reqwest does not
-  expose hyper's \`max_buf_size\`; each chunk handed to JS is an external \`Buffer\` over hyper's
-  \`Bytes\`, and a chunk keeps its whole read buffer allocated until V8 collects it. V8 counts only
-  the chunk's length as external memory, so it collects late: after a burst, the route process sat
-  at ~470 MiB RSS with 57 MiB reported external; one forced \`gc()\` brought it to ~93 MiB within a
-  second (measured with a diagnostic \`__gc\` route, not in this run). The pure-JS route reads 64 KiB
-  at a time (undici) into V8-owned memory. Next step (not done): hand slow streams' chunks over as
-  copies of at most 64 KiB (below glibc's mmap threshold, so no page-fault cost), keeping the
-  zero-copy path for readers that keep up.
+- **Memory with ${cfg.streams} streams.** What was held, measured at the peak of a burst before the changes:
+  the two tokio worker threads' glibc arenas at ~60 MiB each, while V8 reported ~35 MiB external.
+  (1) hyper reads into one buffer per upstream connection, and a slow reader's socket is always
+  full: of 821 socket reads in a 50-stream burst, 569 asked for hyper's maximum (417 792 bytes),
+  the median read returned 303 KiB. reqwest does not expose hyper's \`max_buf_size\` (nor the
+  socket's receive buffer), so ~400 KiB per active connection stays; this is the bulk of what is
+  left above the pure-JS route (Node reads 64 KiB per socket read). (2) Each chunk reached JS as a
+  view of that buffer, so every read allocated a new one while JS held the last, and V8 counted
+  only the view. Now a reader that does not keep up gets owned copies of at most 64 KiB
+  (\`handover\` in \`crates/core/src/playback/body.rs\`): hyper reuses its buffer, and what JS holds
+  is what V8 counts; a reader at the full budget, while few streams run, still takes hyper's bytes
+  whole (no copy). (3) The prefetch budgets of all streams share 1 MiB (\`budget_cap\`): with ${cfg.streams} streams
+  each stays at 32 KiB, where before a prompt one grew to 256 KiB. (4) Idle: glibc returns a worker
+  arena's free memory only from its top, so the process kept ~50–60 MiB per worker arena after a few
+  streams; it now calls \`malloc_trim(0)\` when no stream runs (after 250 ms quiet, and again when V8
+  frees chunks after that; \`playback/trim.rs\`), and keeps at most 16 idle upstream connections
+  (each keeps its read buffer). Result in this run: RSS before the burst ${fmt(t('concurrency', 'idleRss'))} MiB against the
+  pure-JS route's ${fmt(m('concurrency', 'pure-js', 'idleRss'))} MiB; peak ${fmt(rssRatio, 2)}× the pure-JS route's.
+- **CPU per GiB.** In \`perf record\` of the route process streaming, the kernel's
+  \`finish_task_switch\` was the top symbol (18 % of samples), then the socket copies
+  (\`_copy_to_iter\`/\`_copy_from_iter\`, ~11 %); by DSO: kernel ~62 %, Node ~24 %, the addon ~6 %,
+  libc ~4 %. \`perf stat\` for 768 MiB: 42 k context switches in the route process against ~8 k
+  for the pure-JS route. Every chunk crosses between the JS thread and a tokio worker, and napi's
+  default runtime (a worker per core) also woke idle workers on each hand-off. Now the runtime has
+  one worker (\`src/lib.rs\`), and a pump whose budget is full waits for half of it to be free
+  before it reads on (\`low_water\`): 20–26 k switches for the same 768 MiB. What is left is the hop
+  itself (a threadsafe-function call and a futex wake per chunk the JS side awaits) and Node's
+  \`http\` write path, which the pure-JS route pays too. This run: ${fmt(cpuRatio, 2)}× the pure-JS route's CPU per GiB.
+- **Warm seek with service latency.** +${fmt(seekLatencyGap, 2)} ms over *direct* in this run against
+  +${fmt(seekGap, 2)} ms with zero latency (harness floor ${fmt(t('seek-zero', 'floorP50'), 2)} ms). Not changed by this work. The
+  difference appears only when storage waits 15 ms before its first byte. Likeliest cause
+  (UNVERIFIED, not profiled): in those 15 ms the proxy's threads go idle, and a seek then needs
+  two wake-ups of idle threads (the tokio worker on the upstream socket, then the JS thread) where
+  *direct* needs none in the server; on this VM each costs far more than the busy hand-offs of the
+  zero-latency run. The handler's own work is the in-process table's (~the cost of one \`fetch()\`).
 `
 }
