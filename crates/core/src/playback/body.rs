@@ -485,6 +485,19 @@ mod tests {
     }
 
     #[test]
+    fn a_full_budget_waits_for_half_of_itself_before_reading_on() {
+        for (limit, want) in [
+            (PREFETCH_START, PREFETCH_START / 2),
+            (PREFETCH_MAX, PREFETCH_MAX / 2),
+            (MIN_CHARGE, MIN_CHARGE),
+            (MIN_CHARGE + 1, MIN_CHARGE),
+        ] {
+            assert_eq!(low_water(limit), want, "{limit}");
+            assert!(low_water(limit) >= MIN_CHARGE);
+        }
+    }
+
+    #[test]
     fn resizing_keeps_the_permits_equal_to_the_budget_in_force() {
         let s = Semaphore::new(PREFETCH_START);
         assert_eq!(resize(&s, PREFETCH_START, 2 * PREFETCH_START), 2 * PREFETCH_START);

@@ -65,8 +65,9 @@ pub fn active() -> usize {
 }
 
 fn schedule() {
-    // One timer at a time; it looks again when it fires. No stream ever ran: nothing to trim.
-    let Some(rt) = RUNTIME.get() else { return };
+    // One timer at a time; it looks again when it fires. The runtime we are on (a pump ending),
+    // else the streams' (a finalizer on the JS thread); none: no stream ever ran, nothing to trim.
+    let Some(rt) = tokio::runtime::Handle::try_current().ok().or_else(|| RUNTIME.get().cloned()) else { return };
     if SCHEDULED.swap(true, Ordering::AcqRel) {
         return;
     }
