@@ -267,45 +267,51 @@ ${targets.map(([what, ok]) => `- ${ok ? '✅' : '❌'} ${what}`).join('\n')}
 
 ## Where the time and memory go (issue 28)
 
-Profiled on this 2-vCPU VM while other engineers' builds ran: \`perf stat\` and
-\`perf record -e cpu-clock -g\` on the route process (3 × 256 MiB streamed), \`strace\` of its socket
-reads and \`/proc/<pid>/smaps\` at the peak of a burst. Single-run CPU figures here swing by ±30 %
-from run to run; counts (context switches, read sizes) are steadier than times.
+Profiled on this 2-vCPU VM while other engineers' builds ran (1-min load 4–7): \`perf stat\` and
+\`perf record -e cpu-clock -g\` on the route process (3 × 256 MiB streamed), \`strace\` of its reads
+and syscalls, \`/proc/<pid>/smaps\` sampled during a ${cfg.streams}-stream burst, and the route's own
+\`Server-Timing\` phases per seek. Single-run CPU figures swing by ±30 % there; counts (context
+switches, read sizes) are steadier than times.
 
-- **Memory with ${cfg.streams} streams.** What was held, measured at the peak of a burst before the changes:
-  the two tokio worker threads' glibc arenas at ~60 MiB each, while V8 reported ~35 MiB external.
-  (1) hyper reads into one buffer per upstream connection, and a slow reader's socket is always
-  full: of 821 socket reads in a 50-stream burst, 569 asked for hyper's maximum (417 792 bytes),
-  the median read returned 303 KiB. reqwest does not expose hyper's \`max_buf_size\` (nor the
-  socket's receive buffer), so ~400 KiB per active connection stays; this is the bulk of what is
-  left above the pure-JS route (Node reads 64 KiB per socket read). (2) Each chunk reached JS as a
-  view of that buffer, so every read allocated a new one while JS held the last, and V8 counted
-  only the view. Now a reader that does not keep up gets owned copies of at most 64 KiB
-  (\`handover\` in \`crates/core/src/playback/body.rs\`): hyper reuses its buffer, and what JS holds
-  is what V8 counts; a reader at the full budget, while few streams run, still takes hyper's bytes
-  whole (no copy). (3) The prefetch budgets of all streams share 1 MiB (\`budget_cap\`): with ${cfg.streams} streams
-  each stays at 32 KiB, where before a prompt one grew to 256 KiB. (4) Idle: glibc returns a worker
-  arena's free memory only from its top, so the process kept ~50–60 MiB per worker arena after a few
-  streams; it now calls \`malloc_trim(0)\` when no stream runs (after 250 ms quiet, and again when V8
-  frees chunks after that; \`playback/trim.rs\`), and keeps at most 16 idle upstream connections
-  (each keeps its read buffer). Result in this run: RSS before the burst ${fmt(t('concurrency', 'idleRss'))} MiB against the
-  pure-JS route's ${fmt(m('concurrency', 'pure-js', 'idleRss'))} MiB; peak ${fmt(rssRatio, 2)}× the pure-JS route's.
-- **CPU per GiB.** In \`perf record\` of the route process streaming, the kernel's
-  \`finish_task_switch\` was the top symbol (18 % of samples), then the socket copies
-  (\`_copy_to_iter\`/\`_copy_from_iter\`, ~11 %); by DSO: kernel ~62 %, Node ~24 %, the addon ~6 %,
-  libc ~4 %. \`perf stat\` for 768 MiB: 42 k context switches in the route process against ~8 k
-  for the pure-JS route. Every chunk crosses between the JS thread and a tokio worker, and napi's
-  default runtime (a worker per core) also woke idle workers on each hand-off. Now the runtime has
-  one worker (\`src/lib.rs\`), and a pump whose budget is full waits for half of it to be free
-  before it reads on (\`low_water\`): 20–26 k switches for the same 768 MiB. What is left is the hop
-  itself (a threadsafe-function call and a futex wake per chunk the JS side awaits) and Node's
-  \`http\` write path, which the pure-JS route pays too. This run: ${fmt(cpuRatio, 2)}× the pure-JS route's CPU per GiB.
+- **Memory with ${cfg.streams} streams.** (1) hyper's read buffer per upstream connection: with reqwest it
+  grew to hyper's default maximum (417 792 bytes) on every connection whose reader lagged. The
+  playback upstream is now hyper-util's client with \`http1_max_buf_size\` 64 KiB
+  (\`crates/core/src/playback/upstream.rs\`); strace of one ${cfg.streams}-stream burst: 7 750 of
+  8 252 upstream reads asked for 65 536 bytes, none for 417 792, the largest for 122 880 (hyper
+  reserving a fresh buffer while JS still held a view of the old one). (2) A reader that does not
+  keep up gets owned copies of at most 64 KiB (\`handover\` in \`playback/body.rs\`), so what JS
+  holds is what V8 counts; a reader at the full budget takes hyper's bytes whole. (3) All streams'
+  prefetch budgets share 1 MiB (\`budget_cap\`): ${cfg.streams} streams stay at 32 KiB each. (4) Idle:
+  \`malloc_trim(0)\` once no stream runs (tokio workers' glibc arenas otherwise keep their free
+  memory; \`playback/trim.rs\`), and at most 16 idle upstream connections. What the peak is made
+  of now (smaps at the peak of one burst): the main heap (the JS thread's mallocs) ~90 MiB,
+  anonymous mappings (V8's heap, the workers' arenas) ~70 MiB, mapped files ~45 MiB; V8 counted
+  up to ~60 MiB of external memory (chunks handed over and not yet collected) against the pure-JS
+  route's ~40 MiB of array buffers. This run: peak ${fmt(rssRatio, 2)}× the pure-JS route's, p99 first
+  byte ${fmt(firstByteRatio, 2)}×, throughput ${fmt(burstRatio, 2)}×.
+- **CPU per GiB.** Samples in the route process streaming: kernel ~57 % (\`finish_task_switch\`
+  alone 14 %: switching threads; the socket copies \`_copy_to_iter\`/\`_copy_from_iter\` ~10 %),
+  Node ~28 %, the addon's own code ~6 %, libc ~5 %; by thread, the JS thread 62 %, the tokio
+  workers 38 %. \`perf stat\`: ~50 k context switches per 768 MiB against ~9 k for the pure-JS
+  route. Every chunk the JS side does not find waiting (\`tryRead\`) costs an awaited \`read()\`:
+  a wake of a tokio worker and a wake of the JS thread back. Neither the 64 KiB read bound nor
+  the copies for slow readers changed it (A/B on one stream: the same switches and CPU per GiB
+  within the noise, with hyper's default buffer and without copies). What is left to do is fewer
+  hand-offs per GiB (handing JS several chunks per wake), not less work per byte. One tokio
+  worker halved the switches but made the ${cfg.streams}-stream burst worse than the pure-JS route's
+  (p99 first byte ~1.9 s vs ~1.5 s), so the runtime keeps a worker per core. This run:
+  ${fmt(cpuRatio, 2)}× the pure-JS route's CPU per GiB.
 - **Warm seek with service latency.** +${fmt(seekLatencyGap, 2)} ms over *direct* in this run against
-  +${fmt(seekGap, 2)} ms with zero latency (harness floor ${fmt(t('seek-zero', 'floorP50'), 2)} ms). Not changed by this work. The
-  difference appears only when storage waits 15 ms before its first byte. Likeliest cause
-  (UNVERIFIED, not profiled): in those 15 ms the proxy's threads go idle, and a seek then needs
-  two wake-ups of idle threads (the tokio worker on the upstream socket, then the JS thread) where
-  *direct* needs none in the server; on this VM each costs far more than the busy hand-offs of the
-  zero-latency run. The handler's own work is the in-process table's (~the cost of one \`fetch()\`).
+  +${fmt(seekGap, 2)} ms with zero latency (harness floor ${fmt(t('seek-zero', 'floorP50'), 2)} ms). The route's
+  \`upstream\` phase (its request to storage up to the response headers) is no slower than a
+  direct read (p50 16.6 ms against direct's whole 17.1 ms): the pooled connection is reused, there
+  is no extra round trip and no Nagle or delayed-ACK wait (either would add ≥ 1 round trip or
+  40 ms). The gap is outside the phases: 2.25 ms of a seek with latency against 1.26 ms with none
+  go to the JS → worker call, the worker → JS answer and Node's write. After 15 ms of waiting the
+  threads involved are idle, and on this VM each wake of an idle vCPU costs far more than in the
+  zero-latency ping-pong; a seek through the route needs two such wakes (tokio worker, JS thread)
+  that *direct* does not. strace also shows each request's 15 s upstream timeout waking the
+  timer-driver thread (its deadline is earlier than the driver's next wake): a syscall on the
+  request's path and a wake elsewhere, CPU rather than latency. Not fixed.
 `
 }
