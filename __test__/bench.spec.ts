@@ -30,7 +30,7 @@ describe('npm run bench (quick mode)', () => {
     for (const section of [
       '## Stream',
       '## Seek burst',
-      '## The two goals',
+      '## The goals',
       '## 10 concurrent range streams',
       '## Upload',
       '### The same 8 MiB straight to Blob (client uploads)',
@@ -40,6 +40,10 @@ describe('npm run bench (quick mode)', () => {
       expect(md).toContain(section)
     }
     expect(md).toContain('All rounds succeeded: **yes**')
+    // The burst's latency and throughput are goals beside its memory, each against the pure-JS route's.
+    expect(md).toMatch(/^\| p99 first byte at 10 concurrent streams, session-audio ÷ pure-js \| \d+\.\d+× /m)
+    expect(md).toMatch(/^\| throughput at 10 concurrent streams, session-audio ÷ pure-js \| \d+\.\d+× /m)
+    expect(md).toMatch(/^Machine load \(1-min average, \d+ vCPUs/m)
     for (const v of ['session-audio', 'pure-js', 'direct']) expect(md).toMatch(new RegExp(`^\\| ${v} \\|`, 'm'))
     expect(md).toMatch(/^\| client flow, straight to Blob \| \d+\.\d+ \|/m)
     expect(md).toContain(`${recorderSection}\n\n## Cold start`)

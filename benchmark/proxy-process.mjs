@@ -17,15 +17,23 @@ if (variant === 'session-audio') {
 }
 const loadMs = performance.now() - t0
 // The harness floor: session id `__floor` answers 16 KiB from memory without the handler, so the
-// report can show how much of a request's time is the Node http server itself.
+// report can show how much of a request's time is the Node http server itself. Session id `__mem`
+// answers `process.memoryUsage()`: memory as V8 sees it (external, arrayBuffers) beside the RSS
+// the runner reads from /proc.
 const floor = Buffer.alloc(16384, 7)
+const special = new Map([
+  ['__floor', () => new Response(floor, { status: 206 })],
+  ['__mem', () => Response.json(process.memoryUsage())],
+])
 const withFloor = Object.fromEntries(
   Object.entries(handlers)
     .filter(([k]) => ['GET', 'POST', 'HEAD'].includes(k))
     .map(([method, h]) => [
       method,
-      async (request, context) =>
-        (await context.params).sessionId === '__floor' ? new Response(floor, { status: 206 }) : h(request, context),
+      async (request, context) => {
+        const answer = special.get((await context.params).sessionId)
+        return answer ? answer() : h(request, context)
+      },
     ]),
 )
 const app = await startRouteServer({ handlers: withFloor })

@@ -6,6 +6,7 @@
 // HTTP client, statistics, the wired stack, the report); scenarios/ one file per measurement, run
 // here in the report's order.
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { benchFlags, log, sizes } from './lib/common.mjs'
 import { allSucceeded, printMedians, renderReport } from './lib/report.mjs'
@@ -32,6 +33,8 @@ const out = path.resolve(flags.out)
 const cfg = sizes(quick)
 
 log(`mode: ${quick ? 'quick' : 'full'}, rounds: ${rounds}`)
+// The machine is shared: its load goes in the report beside the numbers it bent.
+const load = { before: os.loadavg()[0] }
 const services = await startServices(cfg)
 const runner = roundRunner({ rounds, only })
 const bench = { cfg, services, ...runner }
@@ -43,16 +46,18 @@ const clientFlow = await clientUpload(bench)
 await coldStart(bench)
 const inproc = await inprocScenario(bench)
 services.stop()
+load.after = os.loadavg()[0]
 
 const { results, failures } = runner
 if (only) {
   printMedians({ results, inproc })
+  console.log('machine load (1-min average)', { before: load.before.toFixed(2), after: load.after.toFixed(2) })
   process.exit(0)
 }
 const allOk = allSucceeded({ results, clientFlow, inproc })
 // The recorder's section comes from its own run (benchmark/recorder-stop.mjs): kept as it was.
 const kept = fs.existsSync(out) ? keptSection(fs.readFileSync(out, 'utf8')) : ''
-fs.writeFileSync(out, renderReport({ quick, rounds, cfg, argv, results, failures, clientFlow, inproc, kept }))
+fs.writeFileSync(out, renderReport({ quick, rounds, cfg, argv, results, failures, clientFlow, inproc, kept, load }))
 log(`wrote ${out}`)
 console.log(JSON.stringify({ ok: allOk, out }))
 process.exit(allOk ? 0 : 1)

@@ -76,7 +76,12 @@ impl ToNapiValue for Chunk {
         // SAFETY: `ptr..ptr+len` is owned by `bytes`, which moves into the finalizer hint and so
         // lives exactly as long as the JS Buffer. Nothing on the Rust side touches this chunk again,
         // and the consumers of the response body only read it.
-        let buf = unsafe { BufferSlice::from_external(&env, ptr, len, bytes, |_, b| drop(b))? };
+        let buf = unsafe {
+            BufferSlice::from_external(&env, ptr, len, bytes, |_, b| {
+                drop(b);
+                core::playback::trim::chunk_freed();
+            })?
+        };
         unsafe { BufferSlice::to_napi_value(raw_env, buf) }
     }
 }

@@ -63,7 +63,18 @@ const SEEK_COLUMNS = [
  * and `inproc` what those scenarios returned (null when not run), `kept` the recorder's section
  * from the previous report ('' when it had none; lib/sections.mjs).
  */
-export function renderReport({ quick, rounds, cfg, argv, results, failures, clientFlow, inproc, kept = '' }) {
+export function renderReport({
+  quick,
+  rounds,
+  cfg,
+  argv,
+  results,
+  failures,
+  clientFlow,
+  inproc,
+  kept = '',
+  load = null,
+}) {
   const m = medianOf(results)
   const allOk = allSucceeded({ results, clientFlow, inproc })
   const ratio = (name, key, v, other) => {
@@ -85,6 +96,12 @@ export function renderReport({ quick, rounds, cfg, argv, results, failures, clie
   const t = (name, key) => m(name, 'session-audio', key)
   const seekGap = t('seek-zero', 'p50') - m('seek-zero', 'direct', 'p50')
   const rssRatio = t('concurrency', 'peakRss') / m('concurrency', 'pure-js', 'peakRss')
+  const idleGap = t('concurrency', 'idleRss') - m('concurrency', 'pure-js', 'idleRss')
+  const cpuRatio = t('stream', 'cpuPerGiB') / m('stream', 'pure-js', 'cpuPerGiB')
+  const seekLatencyGap = t('seek-latency', 'p50') - m('seek-latency', 'direct', 'p50')
+  // The burst's own cost beside its memory: neither may be bought with the other.
+  const firstByteRatio = t('concurrency', 'p99FirstByte') / m('concurrency', 'pure-js', 'p99FirstByte')
+  const burstRatio = t('concurrency', 'mbps') / m('concurrency', 'pure-js', 'mbps')
   const targets = [
     ['Streaming throughput ≥ 0.8× direct', t('stream', 'mbps') >= 0.8 * m('stream', 'direct', 'mbps')],
     ['Streaming throughput ≥ 1.5× the pure-JS route', t('stream', 'mbps') >= 1.5 * m('stream', 'pure-js', 'mbps')],
@@ -98,6 +115,10 @@ export function renderReport({ quick, rounds, cfg, argv, results, failures, clie
     ],
     [`${cfg.streams} concurrent streams with zero errors`, t('concurrency', 'errors') === 0],
     [`Peak RSS at ${cfg.streams} concurrent range streams ≤ 0.9× the pure-JS route's`, rssRatio <= 0.9],
+    [`p99 first byte at ${cfg.streams} concurrent streams no worse than the pure-JS route's`, firstByteRatio <= 1],
+    [`Throughput at ${cfg.streams} concurrent streams no worse than the pure-JS route's`, burstRatio >= 1],
+    ["Idle RSS no higher than the pure-JS route's", idleGap <= 0],
+    ["Server CPU per GiB streamed ≤ 0.6× the pure-JS route's", cpuRatio <= 0.6],
     [`Upload peak RSS growth ≤ 64 MiB for ${cfg.uploadBytes / MiB} MiB`, t('upload', 'peakAboveIdle') <= 64],
   ]
   return `# Benchmarks
@@ -115,14 +136,20 @@ the Clerk-, Convex- and Blob-compatible services run in another process on 127.0
 
 Machine: ${os.cpus()[0]?.model ?? '?'}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 1024 ** 3)} GiB, ${os.type()} ${os.release()}.
 Versions: ${ver.node}, ${ver.rustc}, ${ver.sdks}; commit ${ver.commit}.
-Command: \`node benchmark/run.mjs${argv.length ? ' ' + argv.join(' ') : ''}\`. All rounds succeeded: **${allOk ? 'yes' : 'NO'}**.${failures.length ? `\nFailed rounds (the medians below include them):\n${failures.map((f) => `- ${f}`).join('\n')}` : ''}
+Command: \`node benchmark/run.mjs${argv.length ? ' ' + argv.join(' ') : ''}\`. All rounds succeeded: **${allOk ? 'yes' : 'NO'}**.${load ? `\nMachine load (1-min average, ${os.cpus().length} vCPUs shared with other engineers' builds): ${fmt(load.before, 2)} before the run, ${fmt(load.after, 2)} after.` : ''}${failures.length ? `\nFailed rounds (the medians below include them):\n${failures.map((f) => `- ${f}`).join('\n')}` : ''}
 
-## The two goals (issue 20, "The last milliseconds")
+## The goals (issues 20 and 28)
 
 | goal | measured in this run | target | met |
 |---|---|---|---|
 | warm seek, zero added latency: session-audio p50 − direct p50 | ${fmt(seekGap, 2)} ms (${fmt(t('seek-zero', 'p50'), 2)} vs ${fmt(m('seek-zero', 'direct', 'p50'), 2)} ms; ${fmt(t('seek-zero', 'p50') / m('seek-zero', 'direct', 'p50'), 2)}×; harness floor ${fmt(t('seek-zero', 'floorP50'), 2)} ms) | ≤ 1.0 ms | ${seekGap <= 1 ? '✅' : '❌'} |
+| warm seek, service latency on: session-audio p50 − direct p50 | ${fmt(seekLatencyGap, 2)} ms (${fmt(t('seek-latency', 'p50'), 2)} vs ${fmt(m('seek-latency', 'direct', 'p50'), 2)} ms) | ≤ 1.0 ms | ${seekLatencyGap <= 1 ? '✅' : '❌'} |
+| server CPU per GiB streamed, session-audio ÷ pure-js | ${fmt(cpuRatio, 2)}× (${fmt(t('stream', 'cpuPerGiB'), 2)} vs ${fmt(m('stream', 'pure-js', 'cpuPerGiB'), 2)} s/GiB) | ≤ 0.6× | ${cpuRatio <= 0.6 ? '✅' : '❌'} |
 | peak RSS at ${cfg.streams} concurrent ${cfg.rangeBytes / MiB} MiB range streams, session-audio ÷ pure-js | ${fmt(rssRatio, 2)}× (${fmt(t('concurrency', 'peakRss'))} vs ${fmt(m('concurrency', 'pure-js', 'peakRss'))} MiB) | ≤ 0.9× | ${rssRatio <= 0.9 ? '✅' : '❌'} |
+| p99 first byte at ${cfg.streams} concurrent streams, session-audio ÷ pure-js | ${fmt(firstByteRatio, 2)}× (${fmt(t('concurrency', 'p99FirstByte'), 1)} vs ${fmt(m('concurrency', 'pure-js', 'p99FirstByte'), 1)} ms) | ≤ 1× | ${firstByteRatio <= 1 ? '✅' : '❌'} |
+| throughput at ${cfg.streams} concurrent streams, session-audio ÷ pure-js | ${fmt(burstRatio, 2)}× (${fmt(t('concurrency', 'mbps'), 1)} vs ${fmt(m('concurrency', 'pure-js', 'mbps'), 1)} MiB/s) | ≥ 1× | ${burstRatio >= 1 ? '✅' : '❌'} |
+| idle RSS before that burst, session-audio − pure-js | ${fmt(idleGap, 1)} MiB (${fmt(t('concurrency', 'idleRss'))} vs ${fmt(m('concurrency', 'pure-js', 'idleRss'))} MiB) | ≤ 0 | ${idleGap <= 0 ? '✅' : '❌'} |
+| addon load time (the JS SDKs' beside it) | ${fmt(t('cold-start', 'loadMs'), 1)} ms (pure-js: ${fmt(m('cold-start', 'pure-js', 'loadMs'), 1)} ms) | keep it | — |
 
 ## Stream ${cfg.bigBytes / MiB} MiB
 
@@ -159,6 +186,9 @@ upstream request and the body bridge).
 
 Each request asks for its own ${cfg.rangeBytes / MiB} MiB range of the ${cfg.medBytes / MiB} MiB file, all at once. Ratios are of
 peak RSS (VmHWM of the process doing the work, reset to its current RSS before the burst).
+*RSS before* is what the process held after the scenarios above (its idle RSS). The V8 columns are
+the proxy's \`process.memoryUsage()\` sampled every ~20 ms during the burst: what V8 counts as
+external memory when it decides to collect.
 
 ${table(
   'concurrency',
@@ -169,6 +199,9 @@ ${table(
     ['idleRss', 'RSS before MiB', 1],
     ['peakRss', 'peak RSS MiB', 1],
     ['peakAboveIdle', 'peak above before MiB', 1],
+    ['peakExternal', 'peak V8 external MiB', 1],
+    ['peakArrayBuffers', 'peak V8 arrayBuffers MiB', 1],
+    ['settledRss', 'RSS 1 s after MiB', 1],
   ],
   'peakRss',
 )}
@@ -232,66 +265,53 @@ The whole handler costs about what one \`fetch()\` of the range costs from JS.`
 
 ${targets.map(([what, ok]) => `- ${ok ? '✅' : '❌'} ${what}`).join('\n')}
 
-## What bounds the misses
+## Where the time and memory go (issue 28)
 
-Profiled with \`perf record -e cpu-clock -g\` on the proxy process (Node with \`--perf-basic-prof\`)
-while it streamed 3 × 256 MiB, before and after the fixes below (this machine has no hardware counters;
-cpu-clock sampling works).
+Profiled on this 2-vCPU VM while other engineers' builds ran (1-min load 4–7): \`perf stat\` and
+\`perf record -e cpu-clock -g\` on the route process (3 × 256 MiB streamed), \`strace\` of its reads
+and syscalls, \`/proc/<pid>/smaps\` sampled during a ${cfg.streams}-stream burst, and the route's own
+\`Server-Timing\` phases per seek. Single-run CPU figures swing by ±30 % there; counts (context
+switches, read sizes) are steadier than times.
 
-- **Streaming throughput.** Fixed, ours: every chunk was copied (\`Bytes::to_vec\`) into a fresh
-  128–400 KiB allocation that glibc serves with mmap, so each chunk paid page faults on first touch
-  (\`exc_page_fault\` 4.2% of samples, absent from the pure-JS proxy). Chunks now reach JS as external
-  Buffers over hyper's own bytes (no copy); page faults fell to 2% (the kernel's socket copy). The
-  proxy's CPU per GiB relative to the pure-JS route's went from 1.21× (2.80 vs 2.32 s, the previous
-  full run) to ${fmt(t('stream', 'cpuPerGiB') / m('stream', 'pure-js', 'cpuPerGiB'), 2)}× in this one. After the fix, samples split into the
-  kernel (socket copies in and out) ~47%, Node itself (its \`http\` write path, streams, V8) ~38%,
-  libc ~5% and the addon's own code ~7%. So what is left is the Node \`http\` server every route
-  handler sits behind, not the addon. The throughput ratio to *direct* is bounded by the machine: on
-  2 cores a proxy adds a third busy process (storage, proxy, client), where *direct* has two.
-  Compare CPU per GiB rather than MiB/s between proxies; the single-stream MiB/s figures here swing by
-  ±40% between runs (one session measured 200–445 MiB/s for the same proxy within a minute).
-- **Warm seeks vs direct.** Fixed, ours: the RSA check of the session token was ~0.5 ms of every seek
-  (the Server-Timing \`auth\` phase); verified signatures are now remembered until the token's \`exp\`
-  (claims are still checked on every request), and the phase is ~0. Range reads up to 64 KiB are read
-  in Rust and handed over in one Buffer instead of a stream (two or three fewer async calls into the
-  addon). What is left in this run: +${fmt(t('seek-zero', 'p50') - m('seek-zero', 'direct', 'p50'), 2)} ms p50
-  over *direct* with no added latency, +${fmt(t('seek-latency', 'p50') - m('seek-latency', 'direct', 'p50'), 2)} ms
-  with service latency. A proxy serves a seek with two HTTP exchanges where *direct* has one. The
-  *harness floor* column prices the first exchange: what a Node \`http\` route costs here before it
-  does anything (${fmt(t('seek-zero', 'floorP50'), 2)} ms). The second exchange is the upstream request.
-  The in-process table shows that the handler's whole path costs about what a \`fetch()\` of the same
-  range costs from JS, so the gap is the extra exchange, not the addon's work. Why the gap grows when
-  storage answers after 15 ms is not established (UNVERIFIED, not profiled). The likeliest cost: the
-  proxy's threads park while they wait, and waking parked threads on this 2-vCPU VM costs more than
-  the busy ping-pong of the zero-latency run. With service latency the cached path makes no Clerk
-  calls, and a Convex call only when the 5 s lookup cache expires, which is why it is ~4× faster than
-  the pure-JS route there.
-- **Warm seek: the profile of the remaining gap.** Binding the native handler once in
-  \`createAudioHandlers\` (instead of re-splitting options, re-reading the environment and re-keying a
-  cache per request) saved ~0.1 ms per warm seek. What is left over *direct*: first the extra HTTP
-  hop into the route server (its empty-route floor, the *harness floor* column, is 0.4–0.6 ms); then
-  napi-rs 3's per-call threadsafe-function creation (\`JsDeferred::new\` in \`execute_future_impl\`)
-  and the hand-off to a tokio worker and back; then the upstream exchange itself. The addon's own
-  code (\`session_audio_core\`) is ~10 µs per seek. \`perf record -e cpu-clock -g\` on the route
-  process puts the kernel's \`finish_task_switch\` (context switches between the JS thread, the tokio
-  workers and the two other processes on 2 vCPUs) as the largest symbol. The \`.node\`'s CPU per
-  seek is ~127 µs: tokio's scheduler 1.5 %, hyper/reqwest 1.5 %, moka 0.7 %, url/idna 0.5 % of the
-  process's samples; parsing the stored audio URL is ~6 % of the native CPU (~8 µs), below this
-  benchmark's run-to-run noise, so caching the checked \`Url\` with the lookup was not landed. The gap
-  is bounded by the hop count (two exchanges and two thread hand-offs per seek against one exchange),
-  not by the addon's work.
-- **Memory with ${cfg.streams} streams.** Each stream's prefetch is adaptive (\`crates/core/src/playback/body.rs\`):
-  it starts at 32 KiB and doubles up to 256 KiB only while the reader makes room within 2 ms of the
-  budget running out; the task waits for room *before* reading the next chunk, so a slow reader's
-  next bytes wait in the kernel's socket buffer. What still holds memory: hyper reads up to ~400 KiB
-  per socket read when the socket is full (a slow reader's socket always is), and reqwest does not
-  expose hyper's \`max_buf_size\`; each chunk handed to JS is an external \`Buffer\` over hyper's
-  \`Bytes\`, and a chunk keeps its whole read buffer allocated until V8 collects it. V8 counts only
-  the chunk's length as external memory, so it collects late: after a burst, the route process sat
-  at ~470 MiB RSS with 57 MiB reported external; one forced \`gc()\` brought it to ~93 MiB within a
-  second (measured with a diagnostic \`__gc\` route, not in this run). The pure-JS route reads 64 KiB
-  at a time (undici) into V8-owned memory. Next step (not done): hand slow streams' chunks over as
-  copies of at most 64 KiB (below glibc's mmap threshold, so no page-fault cost), keeping the
-  zero-copy path for readers that keep up.
+- **Memory with ${cfg.streams} streams.** (1) hyper's read buffer per upstream connection: with reqwest it
+  grew to hyper's default maximum (417 792 bytes) on every connection whose reader lagged. The
+  playback upstream is now hyper-util's client with \`http1_max_buf_size\` 64 KiB
+  (\`crates/core/src/playback/upstream.rs\`); strace of one ${cfg.streams}-stream burst: 7 750 of
+  8 252 upstream reads asked for 65 536 bytes, none for 417 792, the largest for 122 880 (hyper
+  reserving a fresh buffer while JS still held a view of the old one). (2) A reader that does not
+  keep up gets owned copies of at most 64 KiB (\`handover\` in \`playback/body.rs\`), so what JS
+  holds is what V8 counts; a reader at the full budget takes hyper's bytes whole. (3) All streams'
+  prefetch budgets share 1 MiB (\`budget_cap\`): ${cfg.streams} streams stay at 32 KiB each. (4) Idle:
+  \`malloc_trim(0)\` once no stream runs (tokio workers' glibc arenas otherwise keep their free
+  memory; \`playback/trim.rs\`), and at most 16 idle upstream connections. What the peak is made
+  of now (smaps at the peak of one burst): the main heap (the JS thread's mallocs) ~90 MiB,
+  anonymous mappings (V8's heap, the workers' arenas) ~70 MiB, mapped files ~45 MiB; V8 counted
+  up to ~60 MiB of external memory (chunks handed over and not yet collected) against the pure-JS
+  route's ~40 MiB of array buffers. This run: peak ${fmt(rssRatio, 2)}× the pure-JS route's, p99 first
+  byte ${fmt(firstByteRatio, 2)}×, throughput ${fmt(burstRatio, 2)}×.
+- **CPU per GiB.** Samples in the route process streaming: kernel ~57 % (\`finish_task_switch\`
+  alone 14 %: switching threads; the socket copies \`_copy_to_iter\`/\`_copy_from_iter\` ~10 %),
+  Node ~28 %, the addon's own code ~6 %, libc ~5 %; by thread, the JS thread 62 %, the tokio
+  workers 38 %. \`perf stat\`: ~50 k context switches per 768 MiB against ~9 k for the pure-JS
+  route. Every chunk the JS side does not find waiting (\`tryRead\`) costs an awaited \`read()\`:
+  a wake of a tokio worker and a wake of the JS thread back. Neither the 64 KiB read bound nor
+  the copies for slow readers changed it (A/B on one stream: the same switches and CPU per GiB
+  within the noise, with hyper's default buffer and without copies). What is left to do is fewer
+  hand-offs per GiB (handing JS several chunks per wake), not less work per byte. One tokio
+  worker halved the switches but made the ${cfg.streams}-stream burst worse than the pure-JS route's
+  (p99 first byte ~1.9 s vs ~1.5 s), so the runtime keeps a worker per core. This run:
+  ${fmt(cpuRatio, 2)}× the pure-JS route's CPU per GiB.
+- **Warm seek with service latency.** +${fmt(seekLatencyGap, 2)} ms over *direct* in this run against
+  +${fmt(seekGap, 2)} ms with zero latency (harness floor ${fmt(t('seek-zero', 'floorP50'), 2)} ms). The route's
+  \`upstream\` phase (its request to storage up to the response headers) is no slower than a
+  direct read (p50 16.6 ms against direct's whole 17.1 ms): the pooled connection is reused, there
+  is no extra round trip and no Nagle or delayed-ACK wait (either would add ≥ 1 round trip or
+  40 ms). The gap is outside the phases: 2.25 ms of a seek with latency against 1.26 ms with none
+  go to the JS → worker call, the worker → JS answer and Node's write. After 15 ms of waiting the
+  threads involved are idle, and on this VM each wake of an idle vCPU costs far more than in the
+  zero-latency ping-pong; a seek through the route needs two such wakes (tokio worker, JS thread)
+  that *direct* does not. strace also shows each request's 15 s upstream timeout waking the
+  timer-driver thread (its deadline is earlier than the driver's next wake): a syscall on the
+  request's path and a wake elsewhere, CPU rather than latency. Not fixed.
 `
 }

@@ -40,7 +40,7 @@ async fn try_get(state: &State, req: &Request, trace: Trace) -> Result<Response>
         )));
     }
     // 5. the upstream, with the client's range and conditional headers
-    let method = if head { reqwest::Method::HEAD } else { reqwest::Method::GET };
+    let method = if head { http::Method::HEAD } else { http::Method::GET };
     // Only a read of this store's private host carries a credential, resolved for this request
     // (OIDC or read-write); public blobs need none, so GET works without any Blob credentials.
     // The credential is resolved only for such a read (a public read must not fail for want of one);

@@ -1,11 +1,13 @@
 //! Upstream bytes on their way to JS, without ever holding the file.
 //!
 //! A task reads the upstream response into a channel holding at most the stream's prefetch budget
-//! in bytes (hyper's own chunks, not re-copied: they grow with backlog, up to ~400 KiB each, so the
-//! bound is in bytes, not chunks — with 200 streams at once a chunk bound let ~1.2 MiB per stream
-//! pile up). The budget is adaptive: a stream starts with `PREFETCH_START` and doubles up to
-//! `PREFETCH_MAX` only while its reader keeps up (see `next_budget`), so 200 slow readers each hold
-//! little while one fast reader gets the full read-ahead. The task waits for room in the budget
+//! in bytes (hyper's chunks grow with backlog, up to ~400 KiB each, so the bound is in bytes, not
+//! chunks — with 200 streams at once a chunk bound let ~1.2 MiB per stream pile up). The budget is
+//! adaptive: a stream starts with `PREFETCH_START` and doubles up to its share of `PREFETCH_TOTAL`
+//! (at most `PREFETCH_MAX`) only while its reader keeps up (see `next_budget`), so 200 slow readers
+//! each hold little while one fast reader gets the full read-ahead. A reader at the full budget
+//! takes hyper's chunks as they are; any other gets owned copies of at most `HANDOVER_MAX`
+//! (see `handover`: why views of hyper's buffer held memory V8 did not see). The task waits for room in the budget
 //! *before* it asks for the next chunk, so a slow reader's next bytes wait in the kernel's socket
 //! buffer, not in this process. The JS side first tries a synchronous `try_next` (no thread hop
 //! when data is waiting) and only awaits `next` when the channel is empty.
@@ -40,17 +42,58 @@ pub const KEEPS_UP: Duration = Duration::from_millis(2);
 /// A reader that took longer than this to make room is slow: the budget halves (not below the start).
 pub const FALLS_BEHIND: Duration = Duration::from_millis(50);
 
-/// The budget after the task waited `waited` for the reader to make room in a full budget. A prompt
-/// reader is limited by the budget (it would take more if it were there): double it. A slow reader
-/// is limited by itself, so more read-ahead would only sit in memory: halve it. In between, keep it.
-pub fn next_budget(budget: usize, waited: Duration) -> usize {
-    if waited <= KEEPS_UP {
-        (budget * 2).min(PREFETCH_MAX)
+/// The read-ahead all streams of the process may grow to together: each stream's budget grows to
+/// at most its share (`budget_cap`). One or a few fast readers get the full `PREFETCH_MAX`; with
+/// 200 streams at once each stays at `PREFETCH_START`, where 200 budgets at the most would hold
+/// 50 MiB that only waits for the one JS thread that serves them all.
+pub const PREFETCH_TOTAL: usize = 1024 * 1024;
+
+/// The most one stream's budget may grow to while `streams` streams run (this one included).
+pub fn budget_cap(streams: usize) -> usize {
+    (PREFETCH_TOTAL / streams.max(1)).clamp(PREFETCH_START, PREFETCH_MAX)
+}
+
+/// The budget after the task waited `waited` for the reader to make room in a full budget, with
+/// the budget's share of the total at `cap`. A prompt reader is limited by the budget (it would
+/// take more if it were there): double it, up to the cap. A slow reader is limited by itself, so
+/// more read-ahead would only sit in memory: halve it. In between, keep it (within the cap, which
+/// falls as more streams start).
+pub fn next_budget(budget: usize, waited: Duration, cap: usize) -> usize {
+    let next = if waited <= KEEPS_UP {
+        budget * 2
     } else if waited >= FALLS_BEHIND {
-        (budget / 2).max(PREFETCH_START)
+        budget / 2
     } else {
         budget
+    };
+    next.min(cap).clamp(PREFETCH_START, PREFETCH_MAX)
+}
+
+/// The most a chunk handed to a reader that does not keep up holds, as its own allocation.
+///
+/// hyper reads into one buffer per connection (up to ~400 KiB per socket read when the socket is
+/// full, which a slow reader's always is; reqwest does not expose hyper's `max_buf_size`), and
+/// each chunk it yields is a view of that buffer. A view handed to JS as an external `Buffer` keeps
+/// the whole buffer allocated until V8 collects the `Buffer`, while V8 counts only the view's
+/// length, so with many slow streams V8 collected late over far more memory than it saw. A copy
+/// lets hyper reuse its buffer for the next read at once, and what JS holds is exactly what V8
+/// counts. 64 KiB: below glibc's mmap threshold (no page faults per chunk), and what Node's own
+/// sockets read at a time.
+pub const HANDOVER_MAX: usize = 64 * 1024;
+
+/// What to hand on now of `chunk` (hyper's view of its read buffer), and what is left for later,
+/// for a stream whose budget is `limit`. A reader at the full budget keeps up, and is one of few
+/// streams (`budget_cap`): it takes the view whole, no copy (copying costs CPU on every byte, and
+/// a few streams' read buffers are little memory). Any other reader gets an owned copy of at most
+/// `HANDOVER_MAX`; the rest waits, still a view, for room in the budget, and hyper's buffer is
+/// free for the next read once it is all copied.
+pub fn handover(mut chunk: Bytes, limit: usize) -> (Bytes, Option<Bytes>) {
+    if limit >= PREFETCH_MAX {
+        return (chunk, None);
     }
+    let now = Bytes::copy_from_slice(&chunk[..chunk.len().min(HANDOVER_MAX)]);
+    bytes::Buf::advance(&mut chunk, now.len());
+    (now, Some(chunk).filter(|rest| !rest.is_empty()))
 }
 
 /// A chunk and the budget it holds until the reader takes it.
@@ -122,21 +165,28 @@ impl BodyStream {
         let guard_slot = slot.clone();
         let task = tokio::spawn(async move {
             let mut guard = FinishGuard { slot: guard_slot, bytes: 0, failure: None };
+            // Dropped with the task (ended or aborted): the last stream out trims the heap.
+            let _active = super::trim::Active::start();
             let mut stream = resp.bytes_stream();
             let mut limit = PREFETCH_START;
+            let mut pending: Option<Bytes> = None;
             loop {
                 // Room first: nothing more is read from the upstream until the reader has made room
-                // for at least a small chunk. A reader that makes none within the upstream timeout
-                // has stopped reading: release the upstream rather than hold it for them.
-                let room = match pump_budget.try_acquire_many(MIN_CHARGE as u32) {
-                    Ok(permit) => Some(Ok(permit)),
+                // for at least a small chunk. Once the budget is full, the task waits for half of
+                // it to be free (`low_water`), not for the first few KiB: each wake-up is a thread
+                // hand-off, and the socket meanwhile gathers a bigger chunk for the next read.
+                // A reader that makes no room within the upstream timeout has stopped reading:
+                // release the upstream rather than hold it for them.
+                let (room, held) = match pump_budget.try_acquire_many(MIN_CHARGE as u32) {
+                    Ok(permit) => (Some(Ok(permit)), MIN_CHARGE),
                     Err(TryAcquireError::Closed) => break,
                     Err(TryAcquireError::NoPermits) => {
                         let waiting = Instant::now();
-                        let room = wait_for_room(&pump_budget, &pump_reads, idle_timeout).await;
-                        let next = next_budget(limit, waiting.elapsed());
+                        let want = low_water(limit);
+                        let room = wait_for_room(&pump_budget, want, &pump_reads, idle_timeout).await;
+                        let next = next_budget(limit, waiting.elapsed(), budget_cap(super::trim::active()));
                         limit = resize(&pump_budget, limit, next);
-                        room
+                        (room, want)
                     }
                 };
                 match room {
@@ -150,33 +200,50 @@ impl BodyStream {
                         break;
                     }
                 }
-                let item = match tokio::time::timeout(idle_timeout, stream.next()).await {
-                    Err(_) => Err(format!("upstream stalled for {idle_timeout:?}")),
-                    Ok(None) => break,
-                    Ok(Some(Ok(chunk))) if chunk.is_empty() => {
-                        pump_budget.add_permits(MIN_CHARGE);
-                        continue;
-                    }
-                    Ok(Some(Ok(chunk))) => Ok(chunk),
-                    Ok(Some(Err(e))) => Err(e.to_string()),
+                // What hyper read last and is not handed on yet; read more only when it is all out.
+                let item = match pending.take() {
+                    Some(rest) => Ok(rest),
+                    None => match tokio::time::timeout(idle_timeout, stream.next()).await {
+                        Err(_) => Err(format!("upstream stalled for {idle_timeout:?}")),
+                        Ok(None) => break,
+                        Ok(Some(Ok(chunk))) if chunk.is_empty() => {
+                            pump_budget.add_permits(MIN_CHARGE);
+                            continue;
+                        }
+                        Ok(Some(Ok(chunk))) => Ok(chunk),
+                        Ok(Some(Err(e))) => Err(e.to_string()),
+                    },
                 };
+                // A reader that keeps up gets hyper's bytes as they are; any other gets owned
+                // copies of at most `HANDOVER_MAX` (see `handover`), the rest waiting here for room.
+                let item = item.map(|chunk| {
+                    let (now, rest) = handover(chunk, limit);
+                    pending = rest;
+                    now
+                });
                 let len = item.as_ref().map_or(0, |c| c.len() as u64);
                 if let Err(e) = &item {
                     guard.failure = Some(e.clone());
                 }
                 let failed = item.is_err();
                 // Charge the chunk its size, within what the budget has left (a chunk larger than
-                // the budget takes all of it; the room taken above is part of the charge).
-                let want = if failed { 0 } else { (len as usize).clamp(MIN_CHARGE, limit) - MIN_CHARGE };
-                let extra = want.min(pump_budget.available_permits());
-                let extra = match pump_budget.try_acquire_many(extra as u32) {
-                    Ok(permit) => {
-                        permit.forget();
-                        extra
+                // the budget takes all of it); the room taken above is part of the charge, and
+                // what it took beyond the charge goes back.
+                let charge = if failed { held } else { (len as usize).clamp(MIN_CHARGE, limit) };
+                let held = if charge > held {
+                    let extra = (charge - held).min(pump_budget.available_permits());
+                    match pump_budget.try_acquire_many(extra as u32) {
+                        Ok(permit) => {
+                            permit.forget();
+                            held + extra
+                        }
+                        Err(_) => held,
                     }
-                    Err(_) => 0,
+                } else {
+                    pump_budget.add_permits(held - charge);
+                    charge
                 };
-                if tx.send((item, MIN_CHARGE + extra)).await.is_err() || failed {
+                if tx.send((item, held)).await.is_err() || failed {
                     break; // reader gone, or the error is delivered: stop and drop the upstream
                 }
                 guard.bytes += len;
@@ -257,16 +324,22 @@ impl Drop for BodyStream {
     }
 }
 
-/// Wait for `MIN_CHARGE` of room in the budget. `None`: the reader took nothing for `idle_timeout`
+/// The room the task waits for once a budget of `limit` is full: half of it (at least `MIN_CHARGE`).
+pub fn low_water(limit: usize) -> usize {
+    (limit / 2).max(MIN_CHARGE)
+}
+
+/// Wait for `want` of room in the budget. `None`: the reader took nothing for `idle_timeout`
 /// (a slow reader that keeps taking is waited for as long as it takes).
 async fn wait_for_room<'a>(
     budget: &'a Semaphore,
+    want: usize,
     reads: &AtomicU64,
     idle_timeout: Duration,
 ) -> Option<Result<tokio::sync::SemaphorePermit<'a>, tokio::sync::AcquireError>> {
     loop {
         let seen = reads.load(Ordering::Relaxed);
-        match tokio::time::timeout(idle_timeout, budget.acquire_many(MIN_CHARGE as u32)).await {
+        match tokio::time::timeout(idle_timeout, budget.acquire_many(want as u32)).await {
             Ok(acquired) => return Some(acquired),
             // Slow but reading: keep waiting. Only a reader that took nothing is gone.
             Err(_) if reads.load(Ordering::Relaxed) != seen => continue,
@@ -344,15 +417,83 @@ mod tests {
             (PREFETCH_START, Duration::from_secs(5), PREFETCH_START),
         ];
         for (budget, waited, want) in table {
-            assert_eq!(next_budget(budget, waited), want, "{budget} after {waited:?}");
+            assert_eq!(next_budget(budget, waited, PREFETCH_MAX), want, "{budget} after {waited:?}");
         }
         // Whatever happens, the budget stays between the start and the most.
         for waited in [0, 1, 2, 3, 49, 50, 51, 10_000].map(ms) {
             let mut b = PREFETCH_START;
             for _ in 0..20 {
-                b = next_budget(b, waited);
+                b = next_budget(b, waited, PREFETCH_MAX);
                 assert!((PREFETCH_START..=PREFETCH_MAX).contains(&b), "{b}");
             }
+        }
+    }
+
+    #[test]
+    fn with_many_streams_a_budget_grows_only_to_its_share() {
+        assert_eq!(budget_cap(0), PREFETCH_MAX);
+        assert_eq!(budget_cap(1), PREFETCH_MAX);
+        assert_eq!(budget_cap(PREFETCH_TOTAL / PREFETCH_MAX), PREFETCH_MAX);
+        assert_eq!(budget_cap(PREFETCH_TOTAL / PREFETCH_MAX + 1), PREFETCH_TOTAL / (PREFETCH_TOTAL / PREFETCH_MAX + 1));
+        assert_eq!(budget_cap(PREFETCH_TOTAL / PREFETCH_START), PREFETCH_START);
+        assert_eq!(budget_cap(200), PREFETCH_START);
+        assert_eq!(budget_cap(usize::MAX), PREFETCH_START);
+        let ms = Duration::from_millis;
+        let table = [
+            // (budget, waited for room, cap, next budget)
+            (PREFETCH_START, ms(1), PREFETCH_START, PREFETCH_START),
+            (PREFETCH_START, ms(1), 2 * PREFETCH_START, 2 * PREFETCH_START),
+            (2 * PREFETCH_START, ms(1), 3 * PREFETCH_START, 3 * PREFETCH_START),
+            // More streams started: a prompt reader's budget falls to its share at once.
+            (PREFETCH_MAX, ms(1), PREFETCH_START, PREFETCH_START),
+            (PREFETCH_MAX, ms(10), 2 * PREFETCH_START, 2 * PREFETCH_START),
+            (PREFETCH_MAX, FALLS_BEHIND, PREFETCH_START, PREFETCH_START),
+        ];
+        for (budget, waited, cap, want) in table {
+            assert_eq!(next_budget(budget, waited, cap), want, "{budget} after {waited:?} capped at {cap}");
+        }
+    }
+
+    #[test]
+    fn a_reader_at_the_full_budget_takes_hyper_s_bytes_whole_any_other_owned_copies_of_at_most_64_kib() {
+        let big = Bytes::from(vec![7u8; 400 * 1024]);
+        // Keeps up: the view itself, nothing left.
+        let (now, rest) = handover(big.clone(), PREFETCH_MAX);
+        assert_eq!(now.as_ptr(), big.as_ptr());
+        assert_eq!((now.len(), rest), (big.len(), None));
+        // Does not: a copy of at most HANDOVER_MAX, the rest a view of the same bytes.
+        for limit in [PREFETCH_START, PREFETCH_MAX / 2] {
+            let (now, rest) = handover(big.clone(), limit);
+            assert_eq!(now.len(), HANDOVER_MAX);
+            assert!(now.as_ptr() < big.as_ptr() || now.as_ptr() >= big[big.len()..].as_ptr(), "a copy");
+            let rest = rest.expect("the rest waits");
+            assert_eq!(rest.len(), big.len() - HANDOVER_MAX);
+            assert_eq!(rest.as_ptr(), big[HANDOVER_MAX..].as_ptr());
+        }
+        // A small chunk is copied whole, nothing left; handing a chunk on piece by piece loses nothing.
+        let small = Bytes::from_static(b"0123456789");
+        assert_eq!(handover(small.clone(), PREFETCH_START), (small.clone(), None));
+        let data: Vec<u8> = (0..150_000u32).map(|i| (i % 251) as u8).collect();
+        let (mut out, mut left) = (Vec::new(), Some(Bytes::from(data.clone())));
+        while let Some(chunk) = left.take() {
+            let (now, rest) = handover(chunk, PREFETCH_START);
+            assert!(!now.is_empty() && now.len() <= HANDOVER_MAX);
+            out.extend_from_slice(&now);
+            left = rest;
+        }
+        assert_eq!(out, data);
+    }
+
+    #[test]
+    fn a_full_budget_waits_for_half_of_itself_before_reading_on() {
+        for (limit, want) in [
+            (PREFETCH_START, PREFETCH_START / 2),
+            (PREFETCH_MAX, PREFETCH_MAX / 2),
+            (MIN_CHARGE, MIN_CHARGE),
+            (MIN_CHARGE + 1, MIN_CHARGE),
+        ] {
+            assert_eq!(low_water(limit), want, "{limit}");
+            assert!(low_water(limit) >= MIN_CHARGE);
         }
     }
 

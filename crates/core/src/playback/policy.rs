@@ -12,7 +12,6 @@
 //! pass when exactly that `host:port` is on the allowlist. Off by default.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
 use url::{Host, Url};
 
@@ -263,7 +262,7 @@ pub fn forbidden_reason(ip: IpAddr) -> Option<&'static str> {
     forbidden_table().iter().find(|(net, _)| net.contains(&ip)).map(|(_, why)| *why)
 }
 
-/// The reqwest DNS resolver that drops every forbidden address after resolution, so the address
+/// The DNS resolver of the upstream's connector: drops every forbidden address after resolution, so the address
 /// that is checked is the address that is dialed. With `allow_loopback` (tests, local demo) only
 /// loopback addresses are additionally let through; private ranges never are.
 #[derive(Debug, Clone)]
@@ -296,23 +295,25 @@ impl GuardedResolver {
     }
 }
 
-impl reqwest::dns::Resolve for GuardedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+/// hyper-util's connector asks this for every host name it dials (IP literals never get here: the
+/// URL check refuses them). Each call resolves and drops forbidden addresses (`resolve_checked`).
+impl tower_service::Service<hyper_util::client::legacy::connect::dns::Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: hyper_util::client::legacy::connect::dns::Name) -> Self::Future {
         let this = self.clone();
-        let host = name.as_str().to_string();
-        Box::pin(async move {
-            let addrs = this
-                .resolve_checked(&host)
-                .await
-                .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { e.into() })?;
-            let iter: reqwest::dns::Addrs = Box::new(addrs.into_iter());
-            Ok(iter)
-        })
+        Box::pin(async move { Ok(this.resolve_checked(name.as_str()).await?.into_iter()) })
     }
 }
 
-pub fn guarded_resolver(allow_loopback: bool) -> Arc<GuardedResolver> {
-    Arc::new(GuardedResolver { allow_loopback })
+pub fn guarded_resolver(allow_loopback: bool) -> GuardedResolver {
+    GuardedResolver { allow_loopback }
 }
 
 #[cfg(test)]

@@ -1,37 +1,79 @@
-//! The audio storage client. No redirects are followed by reqwest and no proxy is read from the
-//! environment: each redirect hop goes back through `HostPolicy::check`, and every connection goes
-//! through `GuardedResolver`, so the address dialed is an address that was checked.
+//! The audio storage client. Redirects are not followed by the HTTP client and no proxy is read
+//! from the environment: each redirect hop goes back through `HostPolicy::check`, and every
+//! connection goes through `GuardedResolver`, so the address dialed is an address that was checked.
+//!
+//! Built on hyper-util's client (the one reqwest wraps) rather than reqwest's, for one setting
+//! reqwest does not expose: the most hyper reads from a connection at a time (`READ_BUF_MAX`).
+//! The response goes on as a `reqwest::Response` (a wrapper over the same hyper body), so the
+//! readers of it (`get.rs`, `body.rs`) are those of every other HTTP answer in the crate.
 
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, USER_AGENT};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use url::Url;
 
 use crate::error::{Error, Result};
-use crate::playback::policy::{guarded_resolver, redact, HostPolicy};
+use crate::playback::policy::{guarded_resolver, redact, GuardedResolver, HostPolicy};
 
 /// As go-camo and Next's image optimizer.
 pub const MAX_REDIRECTS: usize = 3;
 
+/// Idle connections kept per storage host. Each keeps its read buffer, so after a burst of 200
+/// streams an unbounded pool held tens of MiB for its 30 s idle timeout. Sequential seeks need
+/// one warm connection; a handful of listeners a few.
+pub const MAX_IDLE_PER_HOST: usize = 16;
+
+/// The most hyper reads from one upstream connection at a time, and so the most one connection's
+/// read buffer holds. hyper's default (~400 KiB) is what a connection whose reader lags reaches,
+/// since its socket is always full: with 200 streams that was the bulk of the process's memory
+/// above the pure-JS route's (strace: most reads at hyper's 417,792-byte maximum; BENCHMARKS.md).
+/// 64 KiB is what Node's own sockets read at a time, and below glibc's mmap threshold.
+pub const READ_BUF_MAX: usize = 64 * 1024;
+
+type Https = HttpsConnector<HttpConnector<GuardedResolver>>;
+
 pub struct UpstreamClient {
-    http: reqwest::Client,
+    http: Client<Https, http_body_util::Empty<Bytes>>,
     timeout: Duration,
 }
 
-pub fn build_client(allow_loopback: bool, timeout: Duration) -> Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .dns_resolver(guarded_resolver(allow_loopback))
-        .connect_timeout(timeout.min(Duration::from_secs(10)))
-        .pool_idle_timeout(Duration::from_secs(30))
-        .user_agent(crate::USER_AGENT)
-        .build()
-        .map_err(|e| Error::Internal(format!("upstream client: {e}")))
+/// The connector: TCP through the guarded resolver (connect timeout, no Nagle: a Range request is
+/// one small write that must not wait for an ACK), then TLS with rustls over the webpki roots, as
+/// reqwest's `rustls-tls` does; plain `http` stays possible for the loopback exception, which
+/// `HostPolicy` alone decides on.
+fn connector(allow_loopback: bool, timeout: Duration) -> Result<Https> {
+    let mut tcp = HttpConnector::new_with_resolver(guarded_resolver(allow_loopback));
+    tcp.enforce_http(false);
+    tcp.set_nodelay(true);
+    tcp.set_connect_timeout(Some(connect_timeout(timeout)));
+    let tls = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+        .map_err(|e| Error::Internal(format!("upstream TLS: {e}")))?
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(tcp);
+    Ok(tls)
+}
+
+/// The connect timeout for an upstream timeout of `timeout`: the same, at most 10 s.
+pub fn connect_timeout(timeout: Duration) -> Duration {
+    timeout.min(Duration::from_secs(10))
 }
 
 impl UpstreamClient {
     pub fn new(allow_loopback: bool, timeout: Duration) -> Result<Self> {
-        Ok(UpstreamClient { http: build_client(allow_loopback, timeout)?, timeout })
+        let http = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
+            .http1_max_buf_size(READ_BUF_MAX)
+            .build(connector(allow_loopback, timeout)?);
+        Ok(UpstreamClient { http, timeout })
     }
 
     pub fn timeout(&self) -> Duration {
@@ -44,7 +86,7 @@ impl UpstreamClient {
     pub async fn fetch(
         &self,
         policy: &HostPolicy,
-        method: reqwest::Method,
+        method: http::Method,
         mut url: Url,
         headers: &[(String, String)],
         bearer: Option<&str>,
@@ -56,14 +98,9 @@ impl UpstreamClient {
                     .check(&url)
                     .map_err(|r| Error::UntrustedAudioHost(format!("redirect to {}: {r}", redact(&url))))?;
             }
-            let mut req = self.http.request(method.clone(), url.clone());
-            for (k, v) in headers {
-                req = req.header(k, v);
-            }
-            if let Some(token) = bearer.filter(|_| url.host_str().map(str::to_string) == first_host) {
-                req = req.bearer_auth(token);
-            }
-            let resp = match tokio::time::timeout(self.timeout, req.send()).await {
+            let bearer = bearer.filter(|_| url.host_str().map(str::to_string) == first_host);
+            let req = request(&method, &url, headers, bearer)?;
+            let resp = match tokio::time::timeout(self.timeout, self.http.request(req)).await {
                 Err(_) => {
                     return Err(Error::UpstreamTimeout(format!(
                         "no response headers from {} within {:?}",
@@ -71,11 +108,11 @@ impl UpstreamClient {
                         self.timeout
                     )))
                 }
-                Ok(Err(e)) => return Err(classify(&url, e)),
+                Ok(Err(e)) => return Err(classify(&url, &e)),
                 Ok(Ok(resp)) => resp,
             };
             if !resp.status().is_redirection() || resp.status() == 304 {
-                return Ok(resp);
+                return Ok(reqwest::Response::from(resp.map(reqwest::Body::wrap)));
             }
             if hop == MAX_REDIRECTS {
                 break;
@@ -93,14 +130,123 @@ impl UpstreamClient {
     }
 }
 
-fn classify(url: &Url, e: reqwest::Error) -> Error {
+/// One hop's request: the forwarded client headers, our User-Agent, and the bearer (marked
+/// sensitive, so it never appears in hyper's debug output). A header that is not valid HTTP is an
+/// upstream failure, as reqwest reported it.
+fn request(
+    method: &http::Method,
+    url: &Url,
+    headers: &[(String, String)],
+    bearer: Option<&str>,
+) -> Result<http::Request<http_body_util::Empty<Bytes>>> {
+    let invalid = |what: String| Error::UpstreamFailed(format!("request to {}: {what}", redact(url)));
+    let uri: http::Uri = url.as_str().parse().map_err(|e| invalid(format!("URL: {e}")))?;
+    let mut req = http::Request::builder().method(method.clone()).uri(uri);
+    let Some(h) = req.headers_mut() else { return Err(invalid("request builder".into())) };
+    h.insert(USER_AGENT, HeaderValue::from_static(crate::USER_AGENT));
+    h.insert(ACCEPT, HeaderValue::from_static("*/*"));
+    for (k, v) in headers {
+        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|e| invalid(format!("header {k:?}: {e}")))?;
+        let value = HeaderValue::from_str(v).map_err(|e| invalid(format!("header {k:?}: {e}")))?;
+        h.append(name, value);
+    }
+    if let Some(token) = bearer {
+        let mut value =
+            HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| invalid("unusable bearer token".into()))?;
+        value.set_sensitive(true);
+        h.insert(AUTHORIZATION, value);
+    }
+    req.body(http_body_util::Empty::new()).map_err(|e| invalid(e.to_string()))
+}
+
+fn classify(url: &Url, e: &hyper_util::client::legacy::Error) -> Error {
     // The guarded resolver's refusal surfaces as a connect error whose source chain names it.
-    let chain = crate::error::chain(&e);
+    let chain = crate::error::chain(e);
     if chain.contains("forbidden addresses") {
         Error::UntrustedAudioHost(format!("{}: {chain}", redact(url)))
-    } else if e.is_timeout() {
+    } else if timed_out(e) {
         Error::UpstreamTimeout(format!("{}: {chain}", redact(url)))
     } else {
         Error::UpstreamFailed(format!("{}: {chain}", redact(url)))
+    }
+}
+
+/// Whether an I/O timeout (the connect timeout) is anywhere in `e`'s source chain.
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if err.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut) {
+            return true;
+        }
+        next = err.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connect_timeout_is_the_upstream_timeout_capped_at_10_s() {
+        let s = Duration::from_secs;
+        for (timeout, want) in [(s(1), s(1)), (s(10), s(10)), (s(15), s(10)), (Duration::ZERO, Duration::ZERO)] {
+            assert_eq!(connect_timeout(timeout), want, "{timeout:?}");
+        }
+    }
+
+    #[test]
+    fn a_request_carries_the_forwarded_headers_and_the_bearer_marked_sensitive() {
+        let url = Url::parse("https://s.public.blob.vercel-storage.com/a.webm").unwrap();
+        let fwd = vec![("range".to_string(), "bytes=0-15".to_string())];
+        let req = request(&http::Method::GET, &url, &fwd, Some("tok")).unwrap();
+        assert_eq!(req.uri().to_string(), url.as_str());
+        assert_eq!(req.headers()["range"], "bytes=0-15");
+        assert_eq!(req.headers()[USER_AGENT], crate::USER_AGENT);
+        assert_eq!(req.headers()[AUTHORIZATION], "Bearer tok");
+        assert!(req.headers()[AUTHORIZATION].is_sensitive());
+        assert!(request(&http::Method::GET, &url, &fwd, None).unwrap().headers().get(AUTHORIZATION).is_none());
+        // Not valid HTTP: refused as an upstream failure, never a panic.
+        for (k, v, bearer) in [("bad name", "x", None), ("range", "a\nb", None), ("range", "x", Some("a\rb"))] {
+            let err = request(&http::Method::GET, &url, &[(k.into(), v.into())], bearer).unwrap_err();
+            assert!(matches!(err, Error::UpstreamFailed(_)), "{k:?} {v:?}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn only_an_io_timeout_in_the_chain_is_a_timeout() {
+        #[derive(Debug)]
+        struct Wrap(std::io::Error);
+        impl std::fmt::Display for Wrap {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("tcp connect error")
+            }
+        }
+        impl std::error::Error for Wrap {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let io = |k| std::io::Error::new(k, "x");
+        let table = [
+            (std::io::ErrorKind::TimedOut, true),
+            (std::io::ErrorKind::ConnectionRefused, false),
+            (std::io::ErrorKind::ConnectionReset, false),
+        ];
+        for (kind, want) in table {
+            assert_eq!(timed_out(&io(kind)), want, "{kind:?}");
+            assert_eq!(timed_out(&Wrap(io(kind))), want, "{kind:?} wrapped");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_name_that_resolves_inward_is_refused_at_connect_time() {
+        // `localhost` passes a policy that lists it only with the loopback switch; the connector's
+        // resolver is the second layer, and with the switch off it refuses the address dialed.
+        let client = UpstreamClient::new(false, Duration::from_secs(2)).unwrap();
+        let lenient = HostPolicy::parse(&["localhost:9".to_string()], true).unwrap();
+        let url = Url::parse("http://localhost:9/a.wav").unwrap();
+        let err = client.fetch(&lenient, http::Method::GET, url, &[], None).await.unwrap_err();
+        assert!(matches!(err, Error::UntrustedAudioHost(_)), "{err:?}");
     }
 }
