@@ -15,7 +15,7 @@ import { active, resumeSessionUploads } from '../client/recorder/resume.mjs'
 import { headerFor, validParts } from '../client/recorder/deliver.mjs'
 import { createWebmFinaliser } from '../client/finalise/webm.mjs'
 import { longWebm } from '../benchmark/lib/long-webm.mjs'
-import { startStack, until, type Stack } from './helpers'
+import { StandInMediaRecorder, startStack, until, type Stack } from './helpers'
 
 const PART = 128 * 1024
 const FAST_RETRY = { attempts: 3, baseMs: 20, maxMs: 200 }
@@ -26,42 +26,6 @@ let alice = ''
 const handlers: Record<string, any> = {}
 /** The stored blob's bytes as the browser's completion names it, read before the route sees it. */
 const storedAtCompletion = new Map<string, Buffer>()
-
-/** A MediaRecorder that hands over exactly the chunks the test gives it (`emit`), as Blobs. */
-class StandInMediaRecorder extends EventTarget {
-  static last: StandInMediaRecorder | null = null
-  static isTypeSupported = (t: string) => /^audio\/webm/.test(t)
-  state = 'inactive'
-  mimeType: string
-  ondataavailable: ((e: { data: Blob }) => void) | null = null
-  onerror: ((e: unknown) => void) | null = null
-  constructor(_stream: unknown, options: { mimeType: string }) {
-    super()
-    this.mimeType = options.mimeType
-    StandInMediaRecorder.last = this
-  }
-  start() {
-    this.state = 'recording'
-  }
-  pause() {
-    this.state = 'paused'
-  }
-  resume() {
-    this.state = 'recording'
-  }
-  emit(bytes: Uint8Array) {
-    this.ondataavailable?.({ data: new Blob([bytes]) })
-  }
-  stop() {
-    if (this.state === 'inactive') return
-    this.state = 'inactive'
-    // As MediaRecorder: a last (here empty) dataavailable, then stop.
-    setTimeout(() => {
-      this.ondataavailable?.({ data: new Blob([]) })
-      this.dispatchEvent(new Event('stop'))
-    })
-  }
-}
 
 beforeAll(async () => {
   s = await startStack()
