@@ -22,8 +22,8 @@ export class LiveUpload {
   /**
    * `recording`: what the recorder shares with it: `sessionId`, `headers`, `signal`, and
    * `journal()`, `meta()`, `out()` (the upload stream), `writtenBytes()` (its bytes written so far,
-   * the header region provisional), `recording()` (not stopping yet), `hold(n)` (audio bytes in memory), `onPart(bytes,
-   * whileRecording)`, `report(err)` and `stop()`.
+   * the header region provisional), `recording()` (not stopping yet), `hold(n)` (audio bytes in
+   * memory), `onPart(bytes, whileRecording)`, `report(err)` and `stop()`.
    */
   constructor(recording) {
     this.recording = recording

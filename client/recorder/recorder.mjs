@@ -317,7 +317,7 @@ class SessionRecorder {
     this.#setState('recording')
   }
 
-  /** Stop, send what is left (what did not go up while recording) and complete: resolves with the route's answer. */
+  /** Stop, send what did not go up while recording, and complete: resolves with the route's answer. */
   stop() {
     if (this.#finished) return this.#finished
     if (this.#state !== 'recording' && this.#state !== 'paused')
