@@ -291,6 +291,44 @@ export async function measuredByRoute(s: Stack, audio: Buffer, contentType: stri
 }
 
 /**
+ * The stack with a route server in front of `handlers` (a body over 4.5 MB refused, as on Vercel),
+ * and `upload()` from `@vercel/blob/client` pointed at the local store; `close()` undoes it all.
+ */
+export async function startRouteStack(handlers: Record<string, unknown>) {
+  const { startRouteServer, VERCEL_MAX_BODY_BYTES } = await import('../stack/route-server.mjs')
+  const stack = await startStack()
+  const server = await startRouteServer({ handlers: handlers as never, maxBodyBytes: VERCEL_MAX_BODY_BYTES })
+  Object.assign(process.env, { VERCEL_BLOB_API_URL: stack.blob.apiUrl, VERCEL_BLOB_RETRIES: '0' })
+  const close = async () => {
+    for (const k of ['VERCEL_BLOB_API_URL', 'VERCEL_BLOB_RETRIES']) delete process.env[k]
+    await server.close()
+    await stack.close()
+  }
+  return { s: stack, route: server, close }
+}
+
+/**
+ * What a recorder uploads for the recording `raw` with part 1 sent while recording (the
+ * provisional header region, then the rest, then the WebM Cues `finish()` appends), and what
+ * `finish()` makes of it (the final file), from a finaliser `create()` of client/finalise.
+ */
+export function finalisedForms(raw: Uint8Array, create: () => any) {
+  const f = create()
+  const out: Uint8Array = f.push(raw)
+  const done = f.finish()
+  const H = f.headerLength as number
+  const cat = (...parts: Uint8Array[]) => Buffer.concat(parts.map((p) => Buffer.from(p)))
+  return {
+    header: done.header as Uint8Array,
+    tail: done.tail as Uint8Array,
+    provisional: cat(out, done.tail),
+    final: cat(done.header, out.subarray(H), done.tail),
+    headerLength: H,
+    durationMs: done.durationMs as number,
+  }
+}
+
+/**
  * A MediaRecorder for the recorder in Node (install it as `globalThis.MediaRecorder`): it hands over
  * the chunks a test gives it (`emit`, in order, as Blobs), and when it stops, `stream.bytes` (a
  * whole recording handed over at once) or an empty last chunk, then `stop`, as MediaRecorder does.

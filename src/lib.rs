@@ -13,6 +13,8 @@ mod record;
 mod request;
 mod response;
 mod sweep;
+#[cfg(feature = "test-hooks")]
+mod test_hooks;
 
 pub use body_reader::BodyReader;
 pub use handler::AudioHandler;
@@ -22,3 +24,5 @@ pub use record::RequestRecord;
 pub use request::NativeRequest;
 pub use response::NativeResponse;
 pub use sweep::{sweep_orphan_audio, SweepReport};
+#[cfg(feature = "test-hooks")]
+pub use test_hooks::test_final_header;

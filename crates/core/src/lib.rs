@@ -37,6 +37,8 @@ pub use get::get;
 pub use http::request::Request;
 pub use http::response::{Body, Response};
 pub use http::serve::Misconfigured;
+pub use media::finalise::final_header_of;
+pub use media::{container_of, Container};
 pub use playback::body::{BodyStream, Poll};
 pub use post::post;
 pub use state::State;

@@ -5,6 +5,7 @@
 //! container, so a client cannot label an HTML file or an executable as audio and have us store it.
 
 pub mod duration;
+pub mod finalise;
 
 /// The containers we accept, each with its canonical MIME essence and file extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

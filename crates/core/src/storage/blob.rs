@@ -144,6 +144,42 @@ async fn stalled(progress: &AtomicU64, stall: Duration) {
     }
 }
 
+/// The completion's server parts: 8 MiB, not Blob's 5 MiB minimum: fewer requests for the bytes
+/// the route sends anyway, and every part but the last one size (R2's rule) whatever the recorder's
+/// part size. A completion holds at most two (the first, kept for its header, and the one being
+/// sent): 16 MiB.
+pub const REWRITE_PART: usize = 8 << 20;
+
+/// Where a rewrite writes the final blob.
+pub struct RewriteTarget<'a> {
+    pub pathname: &'a str,
+    pub content_type: &'a str,
+    pub access: BlobAccess,
+}
+
+/// A server multipart upload under way, and the ETags of parts 2, 3, … sent so far.
+pub struct Multipart {
+    upload_id: String,
+    key: String,
+    pathname: String,
+    content_type: String,
+    access: BlobAccess,
+    etags: Vec<String>,
+}
+
+/// What `measure_and_tee` read: the duration, and for a rewrite the meter's layout, the first part,
+/// the bytes after the parts sent, and the upload they went to.
+pub struct Teed {
+    pub measured: Measured,
+    /// The duration if the header region is rewritten (`Meter::finish_rewritten`).
+    pub rewritten: Option<Measured>,
+    /// `None`: no rewrite (no target, or the header region is not a provisional one).
+    pub layout: Option<crate::media::finalise::Layout>,
+    pub first: Vec<u8>,
+    rest: Vec<u8>,
+    upload: Option<Multipart>,
+}
+
 #[derive(Deserialize)]
 struct ApiErrorBody {
     error: ApiError,
@@ -267,6 +303,24 @@ impl BlobClient {
         max_bytes: u64,
         deadline: Duration,
     ) -> Result<Measured> {
+        Ok(self.measure_and_tee(url, container, max_bytes, deadline, None).await?.measured)
+    }
+
+    /// `measure`, and while reading, the completion's rewrite (docs/stop-to-transcribing.md, C):
+    /// the first `REWRITE_PART` bytes are kept in memory; once they hold a provisional header
+    /// region the writer recognises (`media::finalise::provisional`), a server multipart upload to
+    /// `to.pathname` is created and every later full part is sent to it as it is read (parts 2,
+    /// 3, …; each sent before the read goes on, so at most two parts are held). What is left at the
+    /// end (the last part) and the first part are `Teed`'s, for `finish_rewrite`. Without `to`, or
+    /// for a blob that is not provisional, this is `measure`.
+    pub async fn measure_and_tee(
+        &self,
+        url: &Url,
+        container: Container,
+        max_bytes: u64,
+        deadline: Duration,
+        to: Option<RewriteTarget<'_>>,
+    ) -> Result<Teed> {
         let read = async {
             let send = self.read(url).send();
             let resp = tokio::time::timeout(self.exchange, send)
@@ -282,20 +336,176 @@ impl BlobClient {
             // A store that sends more than the size it stated is not believed; one that sends less
             // failed (a cut read measured short would refuse, and so delete, good audio).
             let mut meter = Meter::new(container);
-            let mut got = 0u64;
-            read_capped(resp, "read", self.exchange, max_bytes, Past::Fail, |b| {
-                got += b.len() as u64;
-                meter.feed(b)
-            })
-            .await?;
-            if got != max_bytes {
-                return Err(Error::StorageFailed(format!("read: {got} of {max_bytes} bytes")));
+            let mut reader = crate::support::capped::Reader::new(resp, Some(self.exchange), max_bytes, Past::Fail);
+            let part = usize::try_from(max_bytes).unwrap_or(usize::MAX).min(REWRITE_PART);
+            let mut first = Vec::with_capacity(if to.is_some() { part } else { 0 });
+            let mut rest = Vec::new();
+            let mut upload: Option<Multipart> = None;
+            // Whether the rewrite is still possible (a target, and nothing ruled it out yet).
+            let mut tee = to.is_some();
+            while let Some(chunk) = reader.next().await.map_err(|f| Error::StorageFailed(format!("read: {f}")))? {
+                meter.feed(&chunk);
+                if !tee {
+                    continue;
+                }
+                let mut bytes = &chunk[..];
+                if first.len() < part {
+                    let take = (part - first.len()).min(bytes.len());
+                    first.extend_from_slice(&bytes[..take]);
+                    bytes = &bytes[take..];
+                }
+                rest.extend_from_slice(bytes);
+                if first.len() < part || rest.len() < part {
+                    continue;
+                }
+                // Every part but the last is exactly `part` bytes (R2's rule).
+                // A full part after the first: the header region decides whether it goes up.
+                let Some(target) = to.as_ref() else { continue };
+                if upload.is_none() {
+                    let head = meter.layout().and_then(|l| l.header_len()).and_then(|h| usize::try_from(h).ok());
+                    if !head
+                        .is_some_and(|h| crate::media::finalise::provisional(container, first.get(..h).unwrap_or(&[])))
+                    {
+                        // Not a provisional upload: measured as before, nothing more held.
+                        (tee, first, rest) = (false, Vec::new(), Vec::new());
+                        continue;
+                    }
+                    upload = Some(self.mpu_create(target).await?);
+                }
+                while let Some(mpu) = upload.as_mut().filter(|_| rest.len() >= part) {
+                    let after = rest.split_off(part);
+                    let body = std::mem::replace(&mut rest, after);
+                    let etag = self.mpu_part(mpu, mpu.etags.len() as u32 + 2, body.into()).await?;
+                    mpu.etags.push(etag);
+                }
             }
-            Ok(meter.finish())
+            if meter.fed() != max_bytes {
+                return Err(Error::StorageFailed(format!("read: {} of {max_bytes} bytes", meter.fed())));
+            }
+            let layout = if tee { meter.layout() } else { None };
+            let rewritten = layout.as_ref().map(|_| meter.finish_rewritten());
+            Ok(Teed { measured: meter.finish(), rewritten, layout, first, rest, upload })
         };
         tokio::time::timeout(deadline, read).await.map_err(|_| {
             Error::StorageFailed(format!("read: measuring the stored blob took over {} s", deadline.as_secs()))
         })?
+    }
+
+    /// The rewrite's end: the first part with `header` over its first bytes (the same length) and
+    /// the last part go up, and the upload completes: the final blob. Creates the upload if the
+    /// blob fitted one part (nothing was sent while reading).
+    pub async fn finish_rewrite(&self, teed: Teed, header: &[u8], to: RewriteTarget<'_>) -> Result<StoredBlob> {
+        let Teed { mut first, rest, upload, .. } = teed;
+        let Some(head) = first.get_mut(..header.len()) else {
+            return Err(Error::Internal("the final header region is longer than the first part".into()));
+        };
+        head.copy_from_slice(header);
+        let mut mpu = match upload {
+            Some(mpu) => mpu,
+            None => self.mpu_create(&to).await?,
+        };
+        let last = mpu.etags.len() as u32 + 2;
+        // Part 1 and the last part are both in memory: they go up side by side.
+        let (one, tail) = tokio::join!(self.mpu_part(&mpu, 1, first.into()), async {
+            if rest.is_empty() {
+                Ok(None)
+            } else {
+                self.mpu_part(&mpu, last, rest.into()).await.map(Some)
+            }
+        });
+        let mut parts = vec![one?];
+        parts.append(&mut mpu.etags);
+        parts.extend(tail?);
+        self.mpu_complete(&mpu, &parts).await
+    }
+
+    /// `POST {api}/mpu?pathname=…` with `x-mpu-action` and the rest of `headers`, the body in
+    /// memory (so replayable), retried as `retried` retries; the JSON answer.
+    async fn mpu<T: serde::de::DeserializeOwned>(
+        &self,
+        pathname: &str,
+        what: &str,
+        headers: &[(&str, String)],
+        body: bytes::Bytes,
+    ) -> Result<T> {
+        let query: String = url::form_urlencoded::byte_serialize(pathname.as_bytes()).collect();
+        let url = format!("{}/mpu?pathname={query}", self.store.api());
+        // A part is up to 8 MiB: more time than a small exchange, still bounded.
+        let timeout = self.exchange.saturating_mul(4);
+        let resp = self
+            .retried(what, &url, |req| {
+                let req = headers.iter().fold(req.timeout(timeout), |req, (k, v)| req.header(*k, v));
+                req.body(body.clone())
+            })
+            .await?;
+        read_json(resp, what, self.exchange).await
+    }
+
+    async fn mpu_create(&self, to: &RewriteTarget<'_>) -> Result<Multipart> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Created {
+            upload_id: String,
+            key: String,
+        }
+        let headers = [
+            ("x-mpu-action", "create".to_string()),
+            ("x-vercel-blob-access", to.access.as_str().to_string()),
+            ("x-content-type", to.content_type.to_string()),
+            // The derived pathname is exact (no suffix), and a rewrite retried after a failure may
+            // find its own earlier result there: it is replaced.
+            ("x-add-random-suffix", "0".to_string()),
+            ("x-allow-overwrite", "1".to_string()),
+        ];
+        let what = format!("multipart create {}", to.pathname);
+        let created: Created = self.mpu(to.pathname, &what, &headers, bytes::Bytes::new()).await?;
+        Ok(Multipart {
+            upload_id: created.upload_id,
+            key: created.key,
+            pathname: to.pathname.to_string(),
+            content_type: to.content_type.to_string(),
+            access: to.access,
+            etags: Vec::new(),
+        })
+    }
+
+    async fn mpu_part(&self, mpu: &Multipart, n: u32, body: bytes::Bytes) -> Result<String> {
+        #[derive(Deserialize)]
+        struct Part {
+            etag: String,
+        }
+        let headers = self.mpu_ids(mpu, "upload", Some(n));
+        let what = format!("multipart part {n} of {}", mpu.pathname);
+        let part: Part = self.mpu(&mpu.pathname, &what, &headers, body).await?;
+        Ok(part.etag)
+    }
+
+    async fn mpu_complete(&self, mpu: &Multipart, etags: &[String]) -> Result<StoredBlob> {
+        let parts: Vec<_> = etags
+            .iter()
+            .enumerate()
+            .map(|(i, etag)| serde_json::json!({ "partNumber": i + 1, "etag": etag }))
+            .collect();
+        let mut headers = self.mpu_ids(mpu, "complete", None);
+        headers.push(("content-type", "application/json".to_string()));
+        let body = serde_json::to_vec(&parts).map_err(|e| Error::Internal(format!("multipart parts: {e}")))?;
+        let what = format!("multipart complete {}", mpu.pathname);
+        self.mpu(&mpu.pathname, &what, &headers, body.into()).await
+    }
+
+    fn mpu_ids(&self, mpu: &Multipart, action: &str, part: Option<u32>) -> Vec<(&'static str, String)> {
+        let key: String = percent_encoding::utf8_percent_encode(&mpu.key, percent_encoding::NON_ALPHANUMERIC).collect();
+        let mut headers = vec![
+            ("x-mpu-action", action.to_string()),
+            ("x-vercel-blob-access", mpu.access.as_str().to_string()),
+            ("x-content-type", mpu.content_type.clone()),
+            ("x-mpu-upload-id", mpu.upload_id.clone()),
+            ("x-mpu-key", key),
+        ];
+        if let Some(n) = part {
+            headers.push(("x-mpu-part-number", n.to_string()));
+        }
+        headers
     }
 
     fn request(&self, method: reqwest::Method, url: String, request_id: &str, attempt: u32) -> reqwest::RequestBuilder {
@@ -384,15 +594,21 @@ impl BlobClient {
     /// the retryable codes; the body is replayable); the successful answer, or the last refusal.
     async fn post_retried(&self, path: &str, what: &str, body: &serde_json::Value) -> Result<reqwest::Response> {
         let url = format!("{}/{path}", self.store.api());
+        self.retried(what, &url, |req| req.json(body).timeout(self.exchange)).await
+    }
+
+    /// `POST url`, made by `build` on each attempt (its body must be replayable), retried as the
+    /// SDK retries; the successful answer, or the last refusal.
+    async fn retried(
+        &self,
+        what: &str,
+        url: &str,
+        build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response> {
         let request_id = self.request_id();
         let mut last = Error::StorageFailed(format!("{what}: not attempted"));
         for attempt in 0..MAX_ATTEMPTS {
-            let sent = self
-                .request(reqwest::Method::POST, url.clone(), &request_id, attempt)
-                .json(body)
-                .timeout(self.exchange)
-                .send()
-                .await;
+            let sent = build(self.request(reqwest::Method::POST, url.to_string(), &request_id, attempt)).send().await;
             match sent {
                 Ok(resp) if resp.status().is_success() => return Ok(resp),
                 Ok(resp) => {

@@ -41,28 +41,52 @@ impl std::fmt::Display for Failed {
 /// Read `resp`'s body, each chunk within `timeout` (none: the client's own timeout bounds it), at
 /// most `cap` bytes, every byte handed to `sink` as it arrives; the rest is never read.
 pub async fn read(
-    mut resp: reqwest::Response,
+    resp: reqwest::Response,
     timeout: Option<Duration>,
     cap: u64,
     past: Past,
     mut sink: impl FnMut(&[u8]),
 ) -> Result<(), Failed> {
-    let mut read = 0u64;
-    while past == Past::Fail || read < cap {
-        let next = match timeout {
-            Some(t) => tokio::time::timeout(t, resp.chunk()).await.map_err(|_| Failed::TimedOut)?,
-            None => resp.chunk().await,
-        };
-        let Some(chunk) = next.map_err(|e| Failed::Transport(crate::error::chain(&e)))? else { break };
-        let room = usize::try_from(cap - read).unwrap_or(usize::MAX);
-        if chunk.len() > room && past == Past::Fail {
-            return Err(Failed::TooLong(cap));
-        }
-        let take = &chunk[..chunk.len().min(room)];
-        read += take.len() as u64;
-        sink(take);
+    let mut reader = Reader::new(resp, timeout, cap, past);
+    while let Some(chunk) = reader.next().await? {
+        sink(&chunk);
     }
     Ok(())
+}
+
+/// `read` pulled a chunk at a time, for a reader that awaits between chunks (the completion's
+/// rewrite sends a part to the store before it reads on): the same timeout, cap and `Past`.
+pub struct Reader {
+    resp: reqwest::Response,
+    timeout: Option<Duration>,
+    cap: u64,
+    past: Past,
+    read: u64,
+}
+
+impl Reader {
+    pub fn new(resp: reqwest::Response, timeout: Option<Duration>, cap: u64, past: Past) -> Reader {
+        Reader { resp, timeout, cap, past, read: 0 }
+    }
+
+    /// The next bytes of the answer, `None` at its end (or at the cap, with `Past::Stop`).
+    pub async fn next(&mut self) -> Result<Option<bytes::Bytes>, Failed> {
+        if self.past == Past::Stop && self.read >= self.cap {
+            return Ok(None);
+        }
+        let next = match self.timeout {
+            Some(t) => tokio::time::timeout(t, self.resp.chunk()).await.map_err(|_| Failed::TimedOut)?,
+            None => self.resp.chunk().await,
+        };
+        let Some(mut chunk) = next.map_err(|e| Failed::Transport(crate::error::chain(&e)))? else { return Ok(None) };
+        let room = usize::try_from(self.cap - self.read).unwrap_or(usize::MAX);
+        if chunk.len() > room && self.past == Past::Fail {
+            return Err(Failed::TooLong(self.cap));
+        }
+        chunk.truncate(chunk.len().min(room));
+        self.read += chunk.len() as u64;
+        Ok(Some(chunk))
+    }
 }
 
 /// A whole answer of at most `cap` bytes.

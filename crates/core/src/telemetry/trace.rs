@@ -25,6 +25,9 @@ pub enum Phase {
     Storage,
     /// a client upload read whole through the duration meter
     Measure,
+    /// a provisional client upload's rewrite after the read: the first part with the final header
+    /// region, the last part, the multipart completion (docs/stop-to-transcribing.md, C)
+    Rewrite,
     /// attachAudio
     Mutation,
     /// the session re-read after an unclear attach
@@ -44,6 +47,7 @@ impl Phase {
             Phase::Entitlements => "entitlements",
             Phase::Storage => "storage",
             Phase::Measure => "measure",
+            Phase::Rewrite => "rewrite",
             Phase::Mutation => "mutation",
             Phase::Reread => "reread",
             Phase::Upstream => "upstream",

@@ -39,6 +39,17 @@ trait Measure: Send {
     fn feed(&mut self, chunk: &[u8], steps: &mut u64);
     /// The duration, once the whole body (`total` bytes) was fed.
     fn finish(&self, total: u64, steps: &mut u64) -> Measured;
+    /// The duration of a body whose header region the route replaces with the one it writes
+    /// (media/finalise): the header's own duration claims are not the stored file's, so they are
+    /// not cross-checked (MediaRecorder's provisional MP4 header says 21 ms in `mdhd`, which the
+    /// final header replaces with the samples' length).
+    fn finish_rewritten(&self, total: u64, steps: &mut u64) -> Measured {
+        self.finish(total, steps)
+    }
+    /// What the header writer needs (media/finalise): only the containers the recorder writes.
+    fn layout(&self) -> Option<crate::media::finalise::Layout> {
+        None
+    }
 }
 
 /// A streaming duration meter for one container.
@@ -74,6 +85,16 @@ impl Meter {
     /// The duration, once the whole body was fed.
     pub fn finish(&mut self) -> Measured {
         self.inner.finish(self.total, &mut self.steps)
+    }
+
+    /// `finish` for a body whose header region the route rewrites (`Measure::finish_rewritten`).
+    pub fn finish_rewritten(&mut self) -> Measured {
+        self.inner.finish_rewritten(self.total, &mut self.steps)
+    }
+
+    /// What the walk recorded for the final header region (WebM, MP4), once the body was fed.
+    pub fn layout(&self) -> Option<crate::media::finalise::Layout> {
+        self.inner.layout()
     }
 
     /// Bytes fed so far.

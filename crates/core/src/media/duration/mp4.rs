@@ -27,6 +27,7 @@
 
 use super::walker::{Boxes, Event, Walker};
 use super::*;
+use crate::media::finalise;
 
 /// The most of a small box (`mvhd`, `tkhd`, `mdhd`, `hdlr`, `elst`, ...) we keep.
 const SMALL_BOX: usize = 256;
@@ -198,15 +199,24 @@ pub(super) struct Mp4 {
     /// The last `moof`'s payload size: a `moof` repeated without its `mdat` (WebKit) is told apart.
     moof_size: Option<u64>,
     inconsistent: Option<&'static str>,
+    /// What the route's header writer needs (media/finalise/mp4.rs).
+    layout: finalise::mp4::Layout,
 }
 
 impl Mp4 {
     fn feed_chunk(&mut self, mut chunk: &[u8], steps: &mut u64) {
         while let Some(event) = self.walk.next(&mut chunk, steps) {
             match event {
-                Event::Boundary { at } => self.close_mdat(at),
+                Event::Boundary { at } => {
+                    self.close_mdat(at);
+                    self.layout.boundary(at);
+                }
                 // Size 0 runs to the end.
-                Event::Header { id, size, at } => self.enter(id, size.unwrap_or(u64::MAX), at),
+                Event::Header { id, size, at } => {
+                    let track = self.track_id.map(|id| (id, self.trex.0));
+                    self.layout.header(&id, size, at, track);
+                    self.enter(id, size.unwrap_or(u64::MAX), at);
+                }
                 Event::Payload { bytes, last } => {
                     if let Some(mut table) = self.table.take() {
                         self.table_bytes(&mut table, bytes, steps);
@@ -323,6 +333,9 @@ impl Mp4 {
 
     fn table_end(&mut self, t: Table) {
         self.value.buf.clear();
+        if &t.kind == b"trun" {
+            self.layout.trun(t.units, t.started && t.left == 0);
+        }
         if !t.started {
             return;
         }
@@ -349,6 +362,11 @@ impl Mp4 {
     }
 
     fn leaf(&mut self, kind: [u8; 4], steps: &mut u64) {
+        match &kind {
+            b"tfhd" => self.layout.tfhd(&self.value.buf),
+            b"tfdt" => self.layout.tfdt(&self.value.buf),
+            _ => {}
+        }
         let b = &self.value.buf;
         if b.len() < 4 {
             return;
@@ -453,7 +471,8 @@ impl Mp4 {
         }
     }
 
-    fn finish_inner(&self, total: u64) -> Measured {
+    /// `claims`: cross-check the header's durations (false: the route writes them itself).
+    fn finish_inner(&self, total: u64, claims: bool) -> Measured {
         let mut closed = Mp4Totals { mdat_bytes: self.mdat_bytes, fragments: self.fragments };
         if let Some((at, declared)) = self.mdat {
             // The last mdat, as far as it arrived.
@@ -505,13 +524,14 @@ impl Mp4 {
         }
         // Header durations: shorter than the samples beyond the tolerance is a lie.
         let short = |claim: u128, measured: u128| claim > 0 && claim < measured.saturating_sub(tolerance(measured));
-        if short(u128::from(self.mdhd_duration), units) {
+        let claim = |d: u64| if claims { d } else { 0 };
+        if short(u128::from(claim(self.mdhd_duration)), units) {
             return Measured::Inconsistent("MP4 mdhd duration is shorter than the samples");
         }
         for (claim, box_name) in [
-            (self.movie.map_or(0, |(_, d)| d), "MP4 mvhd duration is shorter than the samples"),
-            (self.tkhd_duration, "MP4 tkhd duration is shorter than the samples"),
-            (self.mehd, "MP4 mehd duration is shorter than the samples"),
+            (claim(self.movie.map_or(0, |(_, d)| d)), "MP4 mvhd duration is shorter than the samples"),
+            (claim(self.tkhd_duration), "MP4 tkhd duration is shorter than the samples"),
+            (claim(self.mehd), "MP4 mehd duration is shorter than the samples"),
         ] {
             // In the movie's timescale (none: nothing to check).
             let claim = u128::from(claim).saturating_mul(scale).checked_div(movie_scale).unwrap_or(0);
@@ -536,7 +556,15 @@ impl Measure for Mp4 {
     }
 
     fn finish(&self, total: u64, _steps: &mut u64) -> Measured {
-        self.finish_inner(total)
+        self.finish_inner(total, true)
+    }
+
+    fn finish_rewritten(&self, total: u64, _steps: &mut u64) -> Measured {
+        self.finish_inner(total, false)
+    }
+
+    fn layout(&self) -> Option<finalise::Layout> {
+        Some(finalise::Layout::Mp4(self.layout.clone()))
     }
 }
 

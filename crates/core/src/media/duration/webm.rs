@@ -20,6 +20,7 @@
 use super::ogg::opus_samples;
 use super::walker::{vint, Elements, Event, Walker};
 use super::*;
+use crate::media::finalise::{self, webm::ID_CUES};
 
 const EBML_SEGMENT: u32 = 0x1853_8067;
 const EBML_CLUSTER: u32 = 0x1F43_B675;
@@ -72,6 +73,10 @@ pub(super) struct WebM {
     end_ns: Option<i128>,
     last_block: Option<i128>,
     step: Option<i128>,
+    /// Where the element now being met starts (the walk's last boundary).
+    boundary: u64,
+    /// What the route's header writer needs (media/finalise/webm.rs).
+    layout: finalise::webm::Layout,
 }
 
 impl Default for WebM {
@@ -91,18 +96,31 @@ impl Default for WebM {
             end_ns: None,
             last_block: None,
             step: None,
+            boundary: 0,
+            layout: finalise::webm::Layout::default(),
         }
     }
 }
 
 impl WebM {
-    fn enter(&mut self, id: u32, size: Option<u64>) {
+    fn enter(&mut self, id: u32, size: Option<u64>, at: u64) {
         match id {
             EBML_TRACK_ENTRY => {
                 self.commit_entry();
                 self.entry = Some(Entry::default());
             }
-            EBML_CLUSTER => self.commit_entry(),
+            EBML_CLUSTER => {
+                self.commit_entry();
+                self.layout.cluster(self.boundary, self.track.map(|(number, opus, _)| (number, opus)));
+            }
+            EBML_SEGMENT => self.layout.segment(at),
+            EBML_SIMPLE_BLOCK | EBML_BLOCK => self.layout.block_size(size),
+            // The client's Cues after the Clusters: compared as they pass (finalise/webm.rs).
+            ID_CUES if self.layout.cues(self.boundary, at, size) => {
+                self.walk.read(size.unwrap_or(0));
+                self.reading = Some((ID_CUES, 0));
+                return;
+            }
             _ => {}
         }
         match id {
@@ -156,7 +174,10 @@ impl WebM {
                     _ => None,
                 }
             }
-            EBML_CLUSTER_TIMECODE => self.cluster_tc = Some(uint),
+            EBML_CLUSTER_TIMECODE => {
+                self.cluster_tc = Some(uint);
+                self.layout.timecode(uint);
+            }
             EBML_TRACK_NUMBER | EBML_TRACK_TYPE | EBML_CODEC_ID | EBML_CODEC_DELAY => {
                 let Some(entry) = self.entry.as_mut() else { return };
                 match id {
@@ -174,6 +195,7 @@ impl WebM {
     /// A block's first bytes: track number, relative time, flags, then the first frame.
     fn block(&mut self) {
         self.commit_entry();
+        self.layout.block(&self.value.buf);
         let v = &self.value.buf;
         let (Some((number, opus, _)), Some((track_len, track))) = (self.track, vint(v, false)) else { return };
         if track_len == 0 || track != number || v.len() < track_len + 3 {
@@ -215,10 +237,15 @@ impl Measure for WebM {
     fn feed(&mut self, mut chunk: &[u8], steps: &mut u64) {
         while let Some(event) = self.walk.next(&mut chunk, steps) {
             match event {
-                Event::Boundary { .. } => {}
-                Event::Header { id, size, .. } => self.enter(id, size),
+                Event::Boundary { at } => self.boundary = at,
+                Event::Header { id, size, at } => self.enter(id, size, at),
                 Event::Payload { bytes, last } => {
                     let Some((id, keep)) = self.reading else { continue };
+                    if id == ID_CUES {
+                        self.layout.cues_bytes(bytes);
+                        self.reading = self.reading.filter(|_| !last);
+                        continue;
+                    }
                     self.value.fill(bytes, keep);
                     if last {
                         self.reading = None;
@@ -228,6 +255,10 @@ impl Measure for WebM {
                 }
             }
         }
+    }
+
+    fn layout(&self) -> Option<finalise::Layout> {
+        Some(finalise::Layout::WebM(self.layout.clone()))
     }
 
     fn finish(&self, _total: u64, _steps: &mut u64) -> Measured {

@@ -18,21 +18,24 @@ use crate::identity::Caller;
 use crate::media::duration::Measured;
 use crate::media::{parse_declared, Container, DeclaredType};
 use crate::state::State;
+use crate::storage::blob::{RewriteTarget, StoredBlob};
 use crate::support::cache::TtlCache;
 use crate::support::clock::now_ms;
 use crate::telemetry::Trace;
+use crate::upload::attach::{fate, Fate};
 use crate::upload::attach::{held_pathname, url_pathname};
 use crate::upload::client_upload::{blob_url_for_session, TokenPayload, UPLOAD_COMPLETED};
-use crate::upload::pipeline::{admit_session, attach, discard_or_keep, Ctx, Landed};
+use crate::upload::pipeline::{admit_session, attach, delete, discard_or_keep, Ctx, Landed};
 use crate::upload::rules::{validate_duration, Declared, UploadMeta};
 
 /// What completions share across requests (`State.completions`): whose turn it is per blob, and
 /// each blob's measured duration for a while.
 pub struct Completions {
     turns: crate::support::turns::Turns,
-    /// A stored blob's measured duration by (URL, size, upload time): a completion retried while a
-    /// dependency is down does not read the whole blob again.
-    measured: TtlCache<(String, u64, Option<String>), Measured>,
+    /// A stored blob's measured duration, and the final blob its rewrite wrote, by (URL, size,
+    /// upload time): a completion retried while a dependency is down does not read the whole blob
+    /// again, nor rewrite it again.
+    measured: TtlCache<(String, u64, Option<String>), Measurement>,
 }
 
 impl Completions {
@@ -46,12 +49,32 @@ impl Completions {
         self.turns.take(format!("{session_id} {pathname}")).await
     }
 
-    /// The blob's measured duration, measured by `measure` only when not measured a moment ago.
-    async fn measured<F>(&self, key: (String, u64, Option<String>), measure: F) -> Result<Measured>
+    /// The blob's measurement, made by `measure` only when not made a moment ago.
+    async fn measured<F>(&self, key: (String, u64, Option<String>), measure: F) -> Result<Measurement>
     where
-        F: std::future::Future<Output = Result<Measured>>,
+        F: std::future::Future<Output = Result<Measurement>>,
     {
         self.measured.get_or_fill(&key, || async { Ok::<_, Error>((measure.await?, MEASURED_FOR)) }).await
+    }
+}
+
+/// What a completion's read found: the duration, and the final blob when the upload was a
+/// provisional one and the route rewrote it.
+#[derive(Clone)]
+struct Measurement {
+    measured: Measured,
+    rewritten: Option<StoredBlob>,
+}
+
+/// The pathname of the final blob the rewrite writes for a provisional upload: the same name with
+/// `.final` before the extension (`sessions/s1/take-Ab3.webm` → `sessions/s1/take-Ab3.final.webm`),
+/// so that it is under the same session's prefix and a replayed completion of the provisional URL
+/// can tell the session holds its rewrite.
+pub fn final_pathname(pathname: &str) -> String {
+    let name_at = pathname.rfind('/').map_or(0, |i| i + 1);
+    match pathname[name_at..].rfind('.').filter(|&dot| dot > 0) {
+        Some(dot) => format!("{}.final{}", &pathname[..name_at + dot], &pathname[name_at + dot..]),
+        None => format!("{pathname}.final"),
     }
 }
 
@@ -148,8 +171,11 @@ async fn steps(ctx: &Ctx<'_>, claim: &Claim<'_>) -> Result<(u16, Value)> {
     // 2. one completion of this blob at a time: the others then find the session holding it.
     let _turn = ctx.state.completions.take_turn(ctx.session_id, &pathname).await;
     // 3. the session is the caller's; one that already holds this blob answers from its record.
+    // A session that holds this blob's rewrite holds it too: the provisional blob may be gone
+    // by now, and `upload_not_found` would make the client upload the recording again.
     let doc = ctx.state.sessions.fresh(ctx.who, ctx.session_id, ctx.trace).await?;
-    if held_pathname(&doc).as_deref() == Some(pathname.as_str()) {
+    let held = held_pathname(&doc);
+    if held.as_deref() == Some(pathname.as_str()) || held.as_deref() == Some(final_pathname(&pathname).as_str()) {
         return Ok((200, attached_record(&doc)));
     }
     // 4. what landed, verified; what a refusal does to the blob is the one delete rule's.
@@ -159,17 +185,35 @@ async fn steps(ctx: &Ctx<'_>, claim: &Claim<'_>) -> Result<(u16, Value)> {
         Ok(Verified::Landed(checked)) => checked,
         Err(refusal) => return Err(discard_or_keep(ctx, url.as_str(), &pathname, refusal, Some(&held)).await),
     };
-    // 5. settle the measured duration and attach (`upload::attach`).
+    // 5. settle the measured duration and attach (`upload::attach`): the rewrite's final blob
+    // when there is one (the same bytes but the header region), else the blob as it landed.
+    let (url, pathname) = match &checked.rewritten {
+        Some(fin) => (fin.url.as_str(), fin.pathname.as_str()),
+        None => (checked.url.as_str(), checked.pathname.as_str()),
+    };
     let landed = Landed {
-        url: &checked.url,
-        pathname: &checked.pathname,
+        url,
+        pathname,
         content_type: &checked.declared.normalised,
         size: checked.size,
         declared_ms: claim.duration_ms,
-        measured: checked.measured,
+        measured: checked.measured.clone(),
         user_max_ms: checked.user_max_ms,
     };
-    attach(ctx, &landed).await
+    let attached = attach(ctx, &landed).await;
+    if checked.rewritten.is_some() {
+        // The provisional blob, by the one delete rule: once the session holds its rewrite it is
+        // superseded (under this session's prefix, the session the caller's: step 1 and 3); after a
+        // refusal about the audio it goes with the final one. Any other failure (an outage, an
+        // unclear attach) keeps it: the retry starts from it, and an outage is never a reason to
+        // delete a user's audio.
+        let superseded = attached.is_ok();
+        let refused = attached.as_ref().is_err_and(|e| fate(e, None, &checked.pathname) == Fate::Delete);
+        if superseded || refused {
+            delete(ctx.blob, &checked.url, &checked.pathname).await;
+        }
+    }
+    attached
 }
 
 /// How long a stored blob's measurement is reused by the completions that follow (its URL, size
@@ -184,6 +228,8 @@ struct Checked {
     declared: DeclaredType,
     size: u64,
     measured: Measured,
+    /// The final blob the rewrite wrote (`url` and `pathname` are then the provisional one's).
+    rewritten: Option<StoredBlob>,
     user_max_ms: Option<f64>,
 }
 
@@ -235,16 +281,59 @@ async fn verify(ctx: &Ctx<'_>, doc: SessionDoc, url: &Url, claim: &Claim<'_>) ->
     // The duration from the whole of what landed (a lie can sit anywhere in it), read once.
     // Read whole at most once per burst: a completion retried while Convex is down reuses it.
     let key = (meta.url.clone(), meta.size, meta.uploaded_at.clone());
-    let measure = ctx.blob.measure(url, declared.container, meta.size, upload.total_timeout);
-    let measured = ctx.state.completions.measured(key, ctx.trace.phase(Phase::Measure, measure)).await?;
+    let content_type = meta.content_type.clone().unwrap_or_else(|| declared.normalised.clone());
+    let measure = measure_and_rewrite(ctx, url, &meta.pathname, &content_type, declared.container, meta.size);
+    let measurement = ctx.state.completions.measured(key, measure).await?;
     Ok(Verified::Landed(Checked {
         url: meta.url,
         pathname: meta.pathname,
         declared,
         size: meta.size,
-        measured,
+        measured: measurement.measured,
+        rewritten: measurement.rewritten,
         user_max_ms: admitted.entitlements.max_recording_ms,
     }))
+}
+
+/// The whole read (`Phase::Measure`) and, for a provisional upload (docs/stop-to-transcribing.md,
+/// option C), its rewrite to `final_pathname` (`Phase::Rewrite`: what is left after the read).
+///
+/// What is written is the route's own (media/finalise), never the client's. A blob already final,
+/// not recognised, or whose walk the writer does not accept is measured and attached as it is
+/// (today's behaviour). A store failing mid-rewrite is a retryable `storage_failed` and nothing is
+/// attached or deleted: the provisional blob stays, whole, and the retry rewrites it again. (Not
+/// attaching the provisional blob instead: it would leave for good a file without a length or a
+/// seek for every reader not coming through the route, when a retry a moment later fixes it.)
+/// Memory: the first part and the part being sent, 16 MiB at most (`blob::REWRITE_PART`).
+async fn measure_and_rewrite(
+    ctx: &Ctx<'_>,
+    url: &Url,
+    pathname: &str,
+    content_type: &str,
+    container: Container,
+    size: u64,
+) -> Result<Measurement> {
+    let upload = &ctx.state.config.upload;
+    let final_path = final_pathname(pathname);
+    let target = || RewriteTarget { pathname: &final_path, content_type, access: upload.access };
+    let teed = ctx.blob.measure_and_tee(url, container, size, upload.total_timeout, Some(target()));
+    let teed = ctx.trace.phase(Phase::Measure, teed).await?;
+    let header = teed.layout.as_ref().and_then(|layout| {
+        let region = teed.first.get(..usize::try_from(layout.header_len()?).ok()?)?;
+        crate::media::finalise::final_header(region, layout, size)
+    });
+    // What is measured is the stored file's: with the final header region, the header's own
+    // duration claims are the route's (the provisional ones are MediaRecorder's, not checked).
+    let measured = match (&header, &teed.rewritten) {
+        (Some(_), Some(m)) => m.clone(),
+        _ => teed.measured.clone(),
+    };
+    // Only audio that was measured is rewritten; what a refusal does to the blob is the rule's.
+    let Some(header) = header.filter(|_| matches!(measured, Measured::Ms(_))) else {
+        return Ok(Measurement { measured: teed.measured, rewritten: None });
+    };
+    let stored = ctx.trace.phase(Phase::Rewrite, ctx.blob.finish_rewrite(teed, &header, target())).await?;
+    Ok(Measurement { measured, rewritten: Some(stored) })
 }
 
 /// The answer for a blob the session already holds, from the session's record.
@@ -258,4 +347,25 @@ fn attached_record(doc: &SessionDoc) -> Value {
         "sizeBytes": doc.audio_size_bytes,
         "durationMs": doc.duration_ms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_final_pathname_is_the_same_name_with_final_before_the_extension() {
+        let table: &[(&str, &str)] = &[
+            ("listening-sessions/s1/take-Ab3.webm", "listening-sessions/s1/take-Ab3.final.webm"),
+            ("listening-sessions/s1/take.m4a", "listening-sessions/s1/take.final.m4a"),
+            ("listening-sessions/s1/a.b.ogg", "listening-sessions/s1/a.b.final.ogg"),
+            // No extension, or only a leading dot: `.final` at the end; a dot in a folder is no extension.
+            ("listening-sessions/s1/take", "listening-sessions/s1/take.final"),
+            ("listening-sessions/s1/.webm", "listening-sessions/s1/.webm.final"),
+            ("listening-sessions/s.1/take", "listening-sessions/s.1/take.final"),
+        ];
+        let got: Vec<(&str, String)> = table.iter().map(|(p, _)| (*p, final_pathname(p))).collect();
+        let want: Vec<(&str, String)> = table.iter().map(|(p, w)| (*p, w.to_string())).collect();
+        assert_eq!(got, want);
+    }
 }
