@@ -48,10 +48,17 @@ beforeAll(async () => {
     requestHeaders: () => ({ 'x-vercel-oidc-token': s.blob.oidcToken() }),
   })
   Object.assign(handlers, createAudioHandlers(s.oidcOptions({ blobCallbackUrl: route.url, logLevel: 'warn' })))
+  // Blob's completion webhooks held: the browser's completion decides, so the stored upload is
+  // read (storedAtCompletion) before the route attaches it or replaces it with its rewrite.
+  s.blob.state.holdWebhooks = true
   ;(globalThis as any).MediaRecorder = StandInMediaRecorder
 })
 afterAll(async () => {
   delete (globalThis as any).MediaRecorder
+  if (s) {
+    s.blob.state.holdWebhooks = false
+    await s.blob.releaseWebhooks()
+  }
   await route?.close()
   await s?.close()
 })
@@ -79,7 +86,10 @@ function finalised(input: Uint8Array) {
 const streamOf = (input: Uint8Array, header: Buffer, f: ReturnType<typeof finalised>) =>
   Buffer.concat([header, Buffer.from(input.subarray(f.D)), f.tail])
 
-const uploadOf = (id: string) => s.blob.multipart.find((m: { pathname: string }) => m.pathname.includes(id))
+/** The browser's multipart uploads of `id` (not the one the route makes when it rewrites the file). */
+const uploadsOf = (id: string) =>
+  s.blob.multipart.filter((m: { pathname: string }) => m.pathname.includes(id) && !m.pathname.includes('.final.'))
+const uploadOf = (id: string) => uploadsOf(id)[0]
 const partNumbers = (id: string): number[] => (uploadOf(id)?.parts ?? []).map((p: any) => p.partNumber)
 
 /** A recorder of `id` on the stand-in MediaRecorder and `journal`; `emit` hands over chunks and waits until journaled. */
@@ -207,7 +217,7 @@ describe('part 1 while recording, only the unsent tail after Stop', () => {
 
     const outcomes = await resumeSessionUploads({ journal, headers: { authorization: `Bearer ${alice}` } } as never)
     expect(outcomes).toEqual([{ sessionId: id, result: expect.objectContaining({ status: 'transcribing' }) }])
-    expect(s.blob.multipart.filter((m: { pathname: string }) => m.pathname.includes(id))).toHaveLength(1)
+    expect(uploadsOf(id)).toHaveLength(1)
     expect(uploadOf(id).uploadId).toBe(uploadId)
     const resent = uploadOf(id).parts.filter((p: any) => p.startedAt >= crashAt)
     for (const p of resent) expect(beforeCrash).not.toContain(p.partNumber)
