@@ -131,6 +131,13 @@ async function openPage(ctx = context): Promise<Page> {
 
 const recording = () => s.session('user_alice', null, { status: 'recording' })
 
+/**
+ * The browser's multipart uploads since the store's log held `before` entries (not the ones the
+ * route makes at `<name>.final.<ext>` when it rewrites a provisional upload into the final file).
+ */
+const browserUploads = (before: number) =>
+  s.blob.multipart.slice(before).filter((m: { pathname: string }) => !m.pathname.includes('.final.'))
+
 /** Start a recorder in `page` (kept as window.r) with these options. */
 async function startRecorder(page: Page, sessionId: string, options: Record<string, unknown> = {}) {
   await page.evaluate(
@@ -228,7 +235,7 @@ describe('createSessionRecorder in Chromium', () => {
     const { result, error, stats } = await stopRecorder(page)
     expect(error).toBeUndefined()
     expect(result.status).toBe('transcribing')
-    const uploads = s.blob.multipart.slice(mpuBefore)
+    const uploads = browserUploads(mpuBefore)
     expect(uploads).toHaveLength(1)
     const parts = uploads[0].parts as { partNumber: number; size: number; startedAt: number }[]
     const sorted = [...parts].sort((a, b) => a.partNumber - b.partNumber)
@@ -256,9 +263,7 @@ describe('createSessionRecorder in Chromium', () => {
     const cdp = await context.newCDPSession(page)
     cdp.send('Page.crash').catch(() => {}) // the renderer dies; its answer never comes
     await page.waitForEvent('crash', { timeout: 10_000 }).catch(() => {})
-    const sentBeforeCrash = (s.blob.multipart.slice(mpuBefore)[0]?.parts ?? []).map(
-      (p: { partNumber: number }) => p.partNumber,
-    )
+    const sentBeforeCrash = (browserUploads(mpuBefore)[0]?.parts ?? []).map((p: { partNumber: number }) => p.partNumber)
     expect(sentBeforeCrash.length).toBeGreaterThanOrEqual(2)
     // Part 1 went up while recording (with the provisional header region): resuming keeps it.
     expect(sentBeforeCrash).toContain(1)
@@ -275,7 +280,7 @@ describe('createSessionRecorder in Chromium', () => {
     const doc = await s.convex.getSession(id)
     expect(doc).toMatchObject({ status: 'transcribing', durationMs: mine.result.durationMs })
     // One multipart upload, continued: every part stored before the crash was not sent again.
-    const uploads = s.blob.multipart.slice(mpuBefore)
+    const uploads = browserUploads(mpuBefore)
     expect(uploads).toHaveLength(1)
     const sends = uploads[0].parts.map((p: { partNumber: number }) => p.partNumber)
     for (const n of new Set(sentBeforeCrash)) expect(sends.filter((m: number) => m === n)).toHaveLength(1)
@@ -317,7 +322,7 @@ describe('createSessionRecorder in Chromium', () => {
     expect(events.errors).toEqual([])
     expect(result.durationMs).toBeGreaterThanOrEqual(39_000)
     // Nothing reached the store while offline; parts went up before and after.
-    const parts = s.blob.multipart.slice(mpuBefore)[0].parts as { partNumber: number; startedAt: number }[]
+    const parts = browserUploads(mpuBefore)[0].parts as { partNumber: number; startedAt: number }[]
     expect(parts.some((p) => p.startedAt > offlineAt + 500 && p.startedAt < onlineAt - 500)).toBe(false)
     expect(parts.some((p) => p.partNumber !== 1 && p.startedAt >= onlineAt)).toBe(true)
     await page.close()
@@ -511,7 +516,7 @@ describe('createSessionRecorder in Chromium', () => {
     expect(error).toBeUndefined()
     expect(events.errors[0].code).toBe('storage_failed')
     expect(result).toMatchObject({ sessionId: id, status: 'transcribing' })
-    const parts = s.blob.multipart.slice(mpuBefore)[0].parts as { partNumber: number }[]
+    const parts = browserUploads(mpuBefore)[0].parts as { partNumber: number }[]
     expect(new Set(parts.map((p) => p.partNumber)).size).toBeGreaterThanOrEqual(3)
     await page.close()
   })
@@ -717,7 +722,7 @@ describe('the completion rule: upload again, retry outages, one user per journal
         [201, undefined],
       ])
       expect(seen[1].url).not.toBe(seen[0].url)
-      const uploads = s.blob.multipart.slice(mpuBefore)
+      const uploads = browserUploads(mpuBefore)
       expect(uploads).toHaveLength(2)
       expect(uploads[1].uploadId).not.toBe(uploads[0].uploadId)
       expect(uploads.every((u: { parts: unknown[] }) => u.parts.length >= 2)).toBe(true)
