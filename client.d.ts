@@ -197,7 +197,7 @@ export interface SessionRecorderOptions {
   maxDurationMs?: number
   /** Each request to Blob: attempts, and the backoff between them. Default 8 attempts, 0.5 s doubling up to 30 s. */
   retry?: { attempts?: number; baseMs?: number; maxMs?: number }
-  /** Blob multipart part size; every non-final part is exactly this (Vercel Blob: at least 5 MiB). Default 8 MiB. */
+  /** Blob multipart part size; every non-final part is exactly this (Vercel Blob: at least 5 MiB). Default 5 MiB (Vercel Blob's minimum: after Stop at most one part is left to send). */
   partSizeBytes?: number
   /** The audio route. Default `/api/listening-sessions/{sessionId}/audio`. */
   routeUrl?: string

@@ -64,7 +64,12 @@ describe('npm run bench (quick mode)', () => {
     expect(md.indexOf(RECORDER_BEGIN)).toBeGreaterThan(0)
     expect(md.indexOf(RECORDER_END)).toBeLessThan(md.indexOf('## Cold start'))
     expect(md).toContain('All rounds succeeded: **yes**')
-    expect(md).toMatch(/^\| `createSessionRecorder` \(parts uploaded while recording\) \| \d+\.\d+ \| \d+\.\d+ \|/m)
-    expect(md).toMatch(/^\| `uploadSessionAudio` of the whole recording after Stop \| \d+\.\d+ \| \d+\.\d+ \|/m)
+    // One cell (2 min, 10 Mbit/s up), a row per variant: Stop → transcribing s, MiB sent after Stop.
+    expect(md).toMatch(
+      /^\| 2 min \(\d+\.\d+ MiB\) \| 10 \| `createSessionRecorder` \(parts uploaded while recording\) \| \*\*\d+\.\d+\*\* \| \d+\.\d+ \|/m,
+    )
+    expect(md).toMatch(
+      /^\| 2 min \(\d+\.\d+ MiB\) \| 10 \| `uploadSessionAudio` of the whole recording after Stop \| \*\*\d+\.\d+\*\* \| \d+\.\d+ \|/m,
+    )
   }, 180_000)
 })

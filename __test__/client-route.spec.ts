@@ -9,7 +9,7 @@ import { startRouteServer } from '../stack/route-server.mjs'
 import { createAudioHandlers, type AudioOptions } from '../index.js'
 import { createSessionRecorder, SessionAudioUploadError, uploadSessionAudio } from '../client.mjs'
 import { EXTENSIONS } from '../client/route.mjs'
-import { fixture, startStack, type Stack } from './helpers'
+import { fixture, StandInMediaRecorder, startStack, type Stack } from './helpers'
 
 let s: Stack
 let alice: string
@@ -78,38 +78,6 @@ const deploy = async (kind: 'client-token' | 'presigned', extra: AudioOptions = 
 }
 const recording = () => s.session('user_alice', null, { status: 'recording' })
 const headers = () => ({ authorization: `Bearer ${alice}` })
-
-/** A MediaRecorder that records nothing live: when it stops it hands over `stream.bytes` as one chunk. */
-class StandInMediaRecorder extends EventTarget {
-  static isTypeSupported = () => true
-  state = 'inactive'
-  ondataavailable: ((e: { data: Blob }) => void) | null = null
-  onerror: unknown = null
-  constructor(
-    private stream: { bytes: Buffer },
-    private options: { mimeType: string },
-  ) {
-    super()
-  }
-  get mimeType() {
-    return this.options.mimeType
-  }
-  start() {
-    this.state = 'recording'
-  }
-  pause() {
-    this.state = 'paused'
-  }
-  resume() {
-    this.state = 'recording'
-  }
-  stop() {
-    if (this.state === 'inactive') return
-    this.state = 'inactive'
-    this.ondataavailable?.({ data: new Blob([this.stream.bytes], { type: this.options.mimeType }) })
-    this.dispatchEvent(new Event('stop'))
-  }
-}
 
 /** The recorder's whole life in Node: start, the recording handed over at stop, uploaded and completed. */
 async function record(d: Deployment, id: string, bytes: Buffer, mimeType: string) {

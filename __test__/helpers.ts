@@ -327,3 +327,45 @@ export function finalisedForms(raw: Uint8Array, create: () => any) {
     durationMs: done.durationMs as number,
   }
 }
+
+/**
+ * A MediaRecorder for the recorder in Node (install it as `globalThis.MediaRecorder`): it hands over
+ * the chunks a test gives it (`emit`, in order, as Blobs), and when it stops, `stream.bytes` (a
+ * whole recording handed over at once) or an empty last chunk, then `stop`, as MediaRecorder does.
+ * `StandInMediaRecorder.last` is the one made last.
+ */
+export class StandInMediaRecorder extends EventTarget {
+  static last: StandInMediaRecorder | null = null
+  static isTypeSupported = () => true
+  state = 'inactive'
+  ondataavailable: ((e: { data: Blob }) => void) | null = null
+  onerror: unknown = null
+  constructor(
+    private stream: { bytes?: Uint8Array },
+    private options: { mimeType: string },
+  ) {
+    super()
+    StandInMediaRecorder.last = this
+  }
+  get mimeType() {
+    return this.options.mimeType
+  }
+  start() {
+    this.state = 'recording'
+  }
+  pause() {
+    this.state = 'paused'
+  }
+  resume() {
+    this.state = 'recording'
+  }
+  emit(bytes: Uint8Array) {
+    this.ondataavailable?.({ data: new Blob([bytes], { type: this.options.mimeType }) })
+  }
+  stop() {
+    if (this.state === 'inactive') return
+    this.state = 'inactive'
+    this.emit(this.stream.bytes ?? new Uint8Array(0))
+    this.dispatchEvent(new Event('stop'))
+  }
+}

@@ -320,7 +320,7 @@ describe.each([
     expect(() => uploader(d(), id, { state: saved, partSize: PART * 2 })).toThrow(/resume with the same partSize/)
   })
 
-  it('parts out of order, part 1 last (as the recorder sends the finalised header), complete correctly', async () => {
+  it('parts out of order, part 1 last, complete correctly', async () => {
     const id = await recording()
     const wav = sineWav(30)
     let uploadId = ''

@@ -10,6 +10,8 @@ import { startRouteServer } from '../stack/route-server.mjs'
 import { createAudioHandlers } from '../index.js'
 import { startStack, type Stack } from '../__test__/helpers'
 import { ENGINES, launchEngine, type Engine, type EnginePage } from './lib/engines'
+import { inPage, type PageResult } from './lib/direct-reader'
+import { createFinaliser } from '../client/finalise/finaliser.mjs'
 
 const ROOT = path.resolve(__dirname, '..')
 const PAGE = `<!doctype html><meta charset=utf-8><title>recorder</title><audio id=player controls preload=metadata></audio>
@@ -216,6 +218,54 @@ for (const name of ENGINES.filter((e) => !process.env.ONLY_ENGINE || e === proce
         await page.evaluate(() => {
           IDBObjectStore.prototype.add = (window as any).realAdd
         })
+      }
+      expect(await page.errors()).toEqual([])
+    })
+
+    it('part 1 goes up while recording; after stop() the stored blob played from its own URL, and through the route, has its length at loadedmetadata and a seek to 80 % lands and plays on', async () => {
+      // A deployment that stores uploads public, so that the page can read the blob's own URL as
+      // any direct reader would (a download link, a job handed the URL).
+      const privateHandlers = { ...handlers }
+      Object.assign(
+        handlers,
+        createAudioHandlers(s.oidcOptions({ blobCallbackUrl: route.url, logLevel: 'warn', blobAccess: 'public' })),
+      )
+      try {
+        const id = await recording()
+        const mpuBefore = s.blob.multipart.length
+        // Small parts (a local store allows them): part 1 fills while recording. WebKit's AAC is
+        // ~8 KB/s, so it records longer to fill one.
+        await startRecorder(page, id, { partSizeBytes: 64 * 1024, audioBitsPerSecond: 128_000 })
+        await wait(name === 'webkit' ? 10_000 : 6_000)
+        const stopAt = Date.now()
+        const { result, error, stats, events } = await stopRecorder(page)
+        expect(error, JSON.stringify({ error, events })).toBeUndefined()
+        expect(result).toMatchObject({ sessionId: id, status: 'transcribing' })
+        expect(stats.partsBeforeStop).toBeGreaterThanOrEqual(1)
+        const upload = s.blob.multipart.slice(mpuBefore).find((m: { pathname: string }) => m.pathname.includes(id))
+        expect(upload.parts[0]).toMatchObject({ partNumber: 1 })
+        expect(upload.parts[0].startedAt).toBeLessThan(stopAt)
+        const { audioUrl } = await s.convex.getSession(id)
+        // The attached file is final (Duration and Cues; durations and a sidx) as the client's
+        // finaliser reads it, though part 1 went up with the provisional header region. Firefox
+        // alone would play this short provisional file with its length, once read whole.
+        const finaliser = createFinaliser(result.contentType)
+        finaliser.push(new Uint8Array(await (await fetch(audioUrl)).arrayBuffer()))
+        expect(finaliser.finish().alreadyFinal).toBe(true)
+        const seconds = result.durationMs / 1000
+        // WebKit seeks in fragmented MP4 only with preload="auto" (docs/mp4-finalise.md).
+        const preload = name === 'webkit' ? 'auto' : 'metadata'
+        for (const src of [audioUrl, `/api/listening-sessions/${id}/audio`]) {
+          const got: PageResult = await page.evaluate(inPage, [src, preload, seconds * 0.8] as [string, string, number])
+          const where = JSON.stringify({ src, ...got })
+          expect(got.loaded, where).toBe(true)
+          expect(Math.abs(got.duration! - seconds), where).toBeLessThan(Math.max(0.1, seconds * 0.02))
+          expect(got.seeked, where).toBe(true)
+          expect(Math.abs(got.at - seconds * 0.8), where).toBeLessThan(0.5)
+          expect(got.now, where).toBeGreaterThan(got.at + 0.3)
+        }
+      } finally {
+        Object.assign(handlers, privateHandlers)
       }
       expect(await page.errors()).toEqual([])
     })

@@ -1,6 +1,6 @@
 // client/blob/ in Chromium, where it sends with XMLHttpRequest (upload progress, and a stall
-// is stallMs without progress): a multipart upload over OIDC (presigned URLs) with part 1 last and
-// one part whose answer never comes, against the real route and the Blob emulator. The page and
+// is stallMs without progress): a multipart upload over OIDC (presigned URLs) with the parts in
+// ascending order, as the recorder sends them, and one part whose answer never comes, against the real route and the Blob emulator. The page and
 // the route share an origin, as in an app; Blob's API is another origin (CORS), as on Vercel.
 import fs from 'node:fs'
 import http from 'node:http'
@@ -61,7 +61,7 @@ afterAll(async () => {
   await s?.close()
 })
 
-it('XMLHttpRequest: presigned parts with part 1 last, a stalled part sent again, progress, stored as sent', async () => {
+it('XMLHttpRequest: presigned parts in ascending order, a stalled part sent again, progress, stored as sent', async () => {
   const id = await s.session('user_alice', null, { status: 'recording' })
   const token = await s.clerk.sessionToken({ sub: 'user_alice' })
   const wav = sineWav(30) // 4 parts of 256 KiB, the last shorter
@@ -102,7 +102,7 @@ it('XMLHttpRequest: presigned parts with part 1 last, a stalled part sent again,
           onStateChange: (st: { uploadId: string }) => (uploadId = st.uploadId),
         })
         const total = Math.ceil(bytes.length / PART)
-        for (let n = total; n >= 1; n--) {
+        for (let n = 1; n <= total; n++) {
           if (n === 2) await w.hangNextPart()
           await mpu.uploadPart(n, new Blob([bytes.slice((n - 1) * PART, n * PART)]))
         }
@@ -116,8 +116,8 @@ it('XMLHttpRequest: presigned parts with part 1 last, a stalled part sent again,
     const log = s.blob.multipart.find((m: { uploadId: string }) => m.uploadId === result.uploadId)
     expect(log.kind).toBe('presigned')
     expect(log.partCalls).toBe(5) // part 2 twice
-    expect(log.parts.map((p: { partNumber: number }) => p.partNumber)).toEqual([4, 3, 2, 1])
-    expect(log.parts.map((p: { size: number }) => p.size)).toEqual([wav.length - 3 * PART, PART, PART, PART])
+    expect(log.parts.map((p: { partNumber: number }) => p.partNumber)).toEqual([1, 2, 3, 4])
+    expect(log.parts.map((p: { size: number }) => p.size)).toEqual([PART, PART, PART, wav.length - 3 * PART])
     expect(result.progress.at(-1)).toBe(wav.length)
     expect(errors).toEqual([])
   } finally {

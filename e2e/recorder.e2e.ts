@@ -131,6 +131,13 @@ async function openPage(ctx = context): Promise<Page> {
 
 const recording = () => s.session('user_alice', null, { status: 'recording' })
 
+/**
+ * The browser's multipart uploads since the store's log held `before` entries (not the ones the
+ * route makes at `<name>.final.<ext>` when it rewrites a provisional upload into the final file).
+ */
+const browserUploads = (before: number) =>
+  s.blob.multipart.slice(before).filter((m: { pathname: string }) => !m.pathname.includes('.final.'))
+
 /** Start a recorder in `page` (kept as window.r) with these options. */
 async function startRecorder(page: Page, sessionId: string, options: Record<string, unknown> = {}) {
   await page.evaluate(
@@ -217,7 +224,7 @@ describe('createSessionRecorder in Chromium', () => {
     await page.close()
   })
 
-  it('uploads equal 8 MiB-style parts while recording (small parts here), part 1 last, holding at most 2 parts in memory', async () => {
+  it('uploads equal 5 MiB-style parts while recording (small parts here), part 1 first, none twice, holding at most 2 parts in memory', async () => {
     const page = await openPage()
     const id = await recording()
     const partSizeBytes = 96 * 1024
@@ -228,15 +235,18 @@ describe('createSessionRecorder in Chromium', () => {
     const { result, error, stats } = await stopRecorder(page)
     expect(error).toBeUndefined()
     expect(result.status).toBe('transcribing')
-    const uploads = s.blob.multipart.slice(mpuBefore)
+    const uploads = browserUploads(mpuBefore)
     expect(uploads).toHaveLength(1)
     const parts = uploads[0].parts as { partNumber: number; size: number; startedAt: number }[]
     const sorted = [...parts].sort((a, b) => a.partNumber - b.partNumber)
     expect(sorted.length).toBeGreaterThanOrEqual(3)
     for (const p of sorted.slice(0, -1)) expect(p.size).toBe(partSizeBytes)
-    // Parts went up while recording; part 1 (the header) went last.
-    expect(parts.filter((p) => p.partNumber !== 1 && p.startedAt < stopAt).length).toBeGreaterThanOrEqual(1)
-    expect(parts.at(-1)!.partNumber).toBe(1)
+    // Parts went up while recording, part 1 (with the provisional header region) first and before
+    // Stop; every part once, in ascending order, so after Stop only what had not gone up.
+    expect(parts.filter((p) => p.startedAt < stopAt).length).toBeGreaterThanOrEqual(2)
+    expect(parts[0].partNumber).toBe(1)
+    expect(parts[0].startedAt).toBeLessThan(stopAt)
+    expect(parts.map((p) => p.partNumber)).toEqual(sorted.map((_, i) => i + 1))
     expect(stats.partsBeforeStop).toBeGreaterThanOrEqual(1)
     expect(stats.maxHeldBytes).toBeGreaterThan(0)
     expect(stats.maxHeldBytes).toBeLessThanOrEqual(2 * partSizeBytes)
@@ -253,10 +263,10 @@ describe('createSessionRecorder in Chromium', () => {
     const cdp = await context.newCDPSession(page)
     cdp.send('Page.crash').catch(() => {}) // the renderer dies; its answer never comes
     await page.waitForEvent('crash', { timeout: 10_000 }).catch(() => {})
-    const sentBeforeCrash = (s.blob.multipart.slice(mpuBefore)[0]?.parts ?? []).map(
-      (p: { partNumber: number }) => p.partNumber,
-    )
+    const sentBeforeCrash = (browserUploads(mpuBefore)[0]?.parts ?? []).map((p: { partNumber: number }) => p.partNumber)
     expect(sentBeforeCrash.length).toBeGreaterThanOrEqual(2)
+    // Part 1 went up while recording (with the provisional header region): resuming keeps it.
+    expect(sentBeforeCrash).toContain(1)
     await page.close().catch(() => {})
 
     const next = await openPage()
@@ -270,7 +280,7 @@ describe('createSessionRecorder in Chromium', () => {
     const doc = await s.convex.getSession(id)
     expect(doc).toMatchObject({ status: 'transcribing', durationMs: mine.result.durationMs })
     // One multipart upload, continued: every part stored before the crash was not sent again.
-    const uploads = s.blob.multipart.slice(mpuBefore)
+    const uploads = browserUploads(mpuBefore)
     expect(uploads).toHaveLength(1)
     const sends = uploads[0].parts.map((p: { partNumber: number }) => p.partNumber)
     for (const n of new Set(sentBeforeCrash)) expect(sends.filter((m: number) => m === n)).toHaveLength(1)
@@ -312,7 +322,7 @@ describe('createSessionRecorder in Chromium', () => {
     expect(events.errors).toEqual([])
     expect(result.durationMs).toBeGreaterThanOrEqual(39_000)
     // Nothing reached the store while offline; parts went up before and after.
-    const parts = s.blob.multipart.slice(mpuBefore)[0].parts as { partNumber: number; startedAt: number }[]
+    const parts = browserUploads(mpuBefore)[0].parts as { partNumber: number; startedAt: number }[]
     expect(parts.some((p) => p.startedAt > offlineAt + 500 && p.startedAt < onlineAt - 500)).toBe(false)
     expect(parts.some((p) => p.partNumber !== 1 && p.startedAt >= onlineAt)).toBe(true)
     await page.close()
@@ -499,12 +509,14 @@ describe('createSessionRecorder in Chromium', () => {
     } finally {
       s.blob.state.fail = null
     }
-    await wait(2000)
+    // Part 1 now goes up (and fails) when it fills, about 4 s in: record on until the recording
+    // makes at least three parts (the live retry waits 10 s, so stop() sends them).
+    await wait(7000)
     const { result, error, events } = await stopRecorder(page)
     expect(error).toBeUndefined()
     expect(events.errors[0].code).toBe('storage_failed')
     expect(result).toMatchObject({ sessionId: id, status: 'transcribing' })
-    const parts = s.blob.multipart.slice(mpuBefore)[0].parts as { partNumber: number }[]
+    const parts = browserUploads(mpuBefore)[0].parts as { partNumber: number }[]
     expect(new Set(parts.map((p) => p.partNumber)).size).toBeGreaterThanOrEqual(3)
     await page.close()
   })
@@ -710,7 +722,7 @@ describe('the completion rule: upload again, retry outages, one user per journal
         [201, undefined],
       ])
       expect(seen[1].url).not.toBe(seen[0].url)
-      const uploads = s.blob.multipart.slice(mpuBefore)
+      const uploads = browserUploads(mpuBefore)
       expect(uploads).toHaveLength(2)
       expect(uploads[1].uploadId).not.toBe(uploads[0].uploadId)
       expect(uploads.every((u: { parts: unknown[] }) => u.parts.length >= 2)).toBe(true)

@@ -22,6 +22,7 @@ import fs from 'node:fs'
 import http from 'node:http'
 import path from 'node:path'
 import { launchEngine, type Engine, type EngineName, type EnginePage } from './lib/engines'
+import { inPage, type PageResult } from './lib/direct-reader'
 import { longWebm } from '../benchmark/lib/long-webm.mjs'
 import { createWebmFinaliser } from '../client/finalise/webm.mjs'
 import { createMp4Finaliser, readBoxHeader, repairRepeatedMoof } from '../client/finalise/mp4.mjs'
@@ -243,80 +244,7 @@ afterAll(async () => {
   await new Promise((r) => server?.close(r))
 })
 
-// --- in the page ----------------------------------------------------------------------------------
-
-type PageResult = {
-  loaded: boolean
-  metaMs: number
-  duration: number | null
-  seeked: boolean
-  seekMs: number
-  seekedAt: number
-  at: number
-  now: number
-  ended: boolean
-  durationAfter: number | null
-  error: string | null
-  trace: string[]
-}
-
-/**
- * A new muted `<audio preload>` on `src`: at `loadedmetadata` read `duration`, wait 1 s, seek (paused)
- * to `target`, then play until 1 s past it (at most 4 s). Every wait is bounded (WebKit's script
- * timeout is 60 s; the caller gives up after 90 s).
- */
-const inPage = async ([src, preload, target]: [string, string, number]): Promise<PageResult> => {
-  const t0 = performance.now()
-  const trace: string[] = []
-  const a = Object.assign(document.createElement('audio'), { preload, muted: true })
-  document.body.append(a)
-  const watched = ['loadedmetadata', 'durationchange', 'seeking', 'seeked', 'playing', 'waiting', 'ended', 'error']
-  for (const e of watched)
-    a.addEventListener(e, () =>
-      trace.push(`${Math.round(performance.now() - t0)} ${e} t=${a.currentTime.toFixed(2)} d=${a.duration}`),
-    )
-  const event = (name: string, ms: number) =>
-    new Promise<boolean>((r) => {
-      const t = setTimeout(() => r(false), ms)
-      a.addEventListener(name, () => (clearTimeout(t), r(true)), { once: true })
-    })
-  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-  const finite = (x: number) => (Number.isFinite(x) ? x : null)
-  const meta = event('loadedmetadata', 15_000)
-  a.src = src
-  const loaded = await meta
-  const metaMs = performance.now() - t0
-  const duration = finite(a.duration)
-  await sleep(1000)
-  const seeked = event('seeked', 10_000)
-  const s0 = performance.now()
-  a.currentTime = target
-  const ok = await seeked
-  const seekMs = performance.now() - s0
-  const seekedAt = Date.now()
-  const at = a.currentTime
-  await Promise.race([a.play().catch((e) => trace.push(`play: ${e}`)), sleep(4000)])
-  const p0 = performance.now()
-  while (a.currentTime < at + 1 && !a.ended && performance.now() - p0 < 4000) await sleep(50)
-  a.pause()
-  const out = {
-    loaded,
-    metaMs,
-    duration,
-    seeked: ok,
-    seekMs,
-    seekedAt,
-    at,
-    now: a.currentTime,
-    ended: a.ended,
-    durationAfter: finite(a.duration),
-    error: a.error ? `${a.error.code} ${a.error.message}` : null,
-    trace: trace.slice(0, 40),
-  }
-  // Torn down after the answer: WebKit's WebDriver was seen to hang when the teardown ran first.
-  setTimeout(() => (a.removeAttribute('src'), a.load(), a.remove()), 0)
-  return out
-}
+// In the page: inPage (e2e/lib/direct-reader.ts).
 
 // --- the runs -------------------------------------------------------------------------------------
 

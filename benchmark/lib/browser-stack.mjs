@@ -93,6 +93,8 @@ export async function startBrowserStack({ page: html, files = {} }) {
     convex,
     blob,
     route,
+    // What the route server calls, looked up per request: a benchmark may wrap a method.
+    handlers,
     context,
     async newPage() {
       const page = await context.newPage()

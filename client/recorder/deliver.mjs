@@ -1,6 +1,7 @@
-// Delivering a journaled recording: send what it still lacks to Blob (parts 2, 3, … then part 1,
-// one at a time, or one PUT when it fits a part) and have the route attach it, with the route's
-// completion rule (client/route.mjs). Shared by the recorder's `stop()` and `resumeSessionUploads()`.
+// Delivering a journaled recording: send what it still lacks to Blob (the parts not stored yet, in
+// ascending order, one at a time, or one PUT when it fits a part) and have the route attach it,
+// with the route's completion rule (client/route.mjs). Shared by the recorder's `stop()` and
+// `resumeSessionUploads()`.
 import { completeOnRoute, deliverOnce, isFinalRefusal as isFinal } from '../route.mjs'
 import { putWhole } from '../blob/client.mjs'
 import { createMultipartUpload, sendParts } from '../blob/multipart.mjs'
@@ -39,15 +40,30 @@ export function startMultipart({ journal, sessionId, meta, headers, signal, stat
 
 /**
  * The multipart state still valid for `stream`. When the stream was cut (the journal ended inside
- * an element), part 1 (its header changed) and any part reaching past the new body are sent again.
+ * an element), any part reaching past the new body is sent again. Part 1 is kept unless the cut
+ * falls inside it: its header region is the provisional one, which depends only on the
+ * recording's first bytes, so the rebuilt stream has the same.
  */
-function validParts(state, stream, partSize, cut) {
+export function validParts(state, stream, partSize, cut) {
   if (!state || !cut) return state ?? null
   const bodyEnd = stream.header.length + stream.inputBytes - stream.dataStart
-  const keep = (n) => n >= 2 && n * partSize <= bodyEnd
+  const keep = (n) => n * partSize <= bodyEnd
   const parts = Object.fromEntries(Object.entries(state.parts ?? {}).filter(([n]) => keep(Number(n))))
   const sizes = Object.fromEntries(Object.entries(state.sizes ?? {}).filter(([n]) => keep(Number(n))))
   return { ...state, parts, sizes, completed: null }
+}
+
+/**
+ * The header region the upload stream carries: the provisional one when a part holding header
+ * bytes is already stored (part 1 goes up while recording, and a stored part is not sent again),
+ * else the final one (a recording that fits one PUT, or one whose first part never went up): then
+ * the stored file is final as it lands and the route attaches it as it is. Both have the same
+ * length, so no other byte moves.
+ */
+export function headerFor(stream, state, partSize) {
+  const headerParts = Math.max(1, Math.ceil(stream.header.length / partSize))
+  for (let n = 1; n <= headerParts; n++) if (state?.parts?.[n]) return stream.provisional
+  return stream.header
 }
 
 /**
@@ -79,10 +95,10 @@ export async function deliver({ journal, sessionId, meta, bytes, stream, headers
       await journal.setMeta(sessionId, { status: 'stopped', storedUrl: null, upload: null }).catch(() => {})
     }
     await prepare()
-    const { total, slice } = layout(stream)
     const P = meta.partSize
     let stored
     const state = validParts(meta.upload, stream, P, cut)
+    const { total, slice } = layout({ ...stream, header: headerFor(stream, state, P) })
     if (!state?.uploadId && total <= P) {
       stored = await putWhole({
         ...uploadOptions(meta, headers, signal),
@@ -92,8 +108,9 @@ export async function deliver({ journal, sessionId, meta, bytes, stream, headers
     } else {
       const mpu = startMultipart({ journal, sessionId, meta, headers, signal, state, onError })
       const count = Math.ceil(total / P)
-      // Part 1 holds the header region: it goes last. One part at a time, read from the journal.
-      const order = [...Array.from({ length: count - 1 }, (_, i) => i + 2), 1]
+      // In ascending order, one at a time, read from the journal; the stored ones are skipped, so
+      // after Stop only what did not go up while recording is sent.
+      const order = Array.from({ length: count }, (_, i) => i + 1)
       const bodyOf = (n) => slice(journal, sessionId, (n - 1) * P, Math.min(n * P, total))
       await sendParts(mpu, order, bodyOf, { onSent: (_, bytes) => onUploaded?.(bytes) })
       stored = await mpu.complete(count)

@@ -1,6 +1,7 @@
-// The parts a recording uploads while it records: parts 2, 3, … of the upload stream, one at a time
-// as they fill (so at most one part is in flight), read back from the journal. Part 1 holds the
-// header region and goes at `stop()` (client/recorder/deliver.mjs), with any part that failed here.
+// The parts a recording uploads while it records: parts 1, 2, … of the upload stream, one at a time
+// as they fill (so at most one part is in flight), read back from the journal. Part 1 goes with the
+// provisional header region (the route writes the final one at completion); `stop()`
+// (client/recorder/deliver.mjs) sends the rest and any part that failed here.
 import { isFinalRefusal as isFinal } from '../route.mjs'
 import { startMultipart } from './deliver.mjs'
 
@@ -10,7 +11,7 @@ export class LiveUpload {
   /** The multipart upload, made when the first part filled. */
   mpu = null
   /** The next part to send. */
-  nextPart = 2
+  nextPart = 1
   /** The pass sending filled parts, while one runs. */
   pumping = null
   /** No more uploads while recording: a final refusal came (stop() still tries once more). */
@@ -20,9 +21,9 @@ export class LiveUpload {
 
   /**
    * `recording`: what the recorder shares with it: `sessionId`, `headers`, `signal`, and
-   * `journal()`, `meta()`, `out()` (the upload stream), `finalBytes()` (its bytes that are final so
-   * far), `recording()` (not stopping yet), `hold(n)` (audio bytes in memory), `onPart(bytes,
-   * whileRecording)`, `report(err)` and `stop()`.
+   * `journal()`, `meta()`, `out()` (the upload stream), `writtenBytes()` (its bytes written so far,
+   * the header region provisional), `recording()` (not stopping yet), `hold(n)` (audio bytes in
+   * memory), `onPart(bytes, whileRecording)`, `report(err)` and `stop()`.
    */
   constructor(recording) {
     this.recording = recording
@@ -48,10 +49,9 @@ export class LiveUpload {
     const r = this.recording
     const meta = r.meta()
     const P = meta.partSize
-    while (!this.halted && r.out().headerLength !== null && r.finalBytes() >= this.nextPart * P) {
+    while (!this.halted && r.out().headerLength !== null && r.writtenBytes() >= this.nextPart * P) {
       const n = this.nextPart
-      const a = (n - 1) * P - r.out().headerLength + r.out().dataStart
-      const body = await r.journal().read(r.sessionId, a, a + P)
+      const body = await r.out().written(r.journal(), r.sessionId, (n - 1) * P, n * P)
       r.hold(body.size)
       let whileRecording
       try {
@@ -79,7 +79,7 @@ export class LiveUpload {
     if (err?.code === 'multipart_upload_not_found') {
       // Blob forgot the upload: start another from the journal.
       this.mpu = null
-      this.nextPart = 2
+      this.nextPart = 1
       await r
         .journal()
         .setMeta(r.sessionId, { upload: null })

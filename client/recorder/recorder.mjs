@@ -16,8 +16,12 @@ import { createMemoryJournal, spillToMemory } from './memory-journal.mjs'
 import { active, dbOptions, safely } from './resume.mjs'
 import { createStream } from './stream.mjs'
 
-/** What Vercel Blob's SDK cuts multipart uploads into; every non-final part is exactly this. */
-export const DEFAULT_PART_BYTES = 8 * 1024 * 1024
+/**
+ * Every non-final part is exactly this: Vercel Blob's minimum (not the SDK's 8 MiB), since after
+ * Stop the recorder sends what is left after the last full part, up to one part
+ * (docs/stop-to-transcribing.md).
+ */
+export const DEFAULT_PART_BYTES = 5 * 1024 * 1024
 const TYPES = ['audio/webm;codecs=opus', 'audio/webm', 'audio/mp4;codecs=mp4a.40.2', 'audio/mp4']
 
 /** The first type this browser records: WebM/Opus, else MP4/AAC (Safari). */
@@ -84,7 +88,7 @@ class SessionRecorder {
       journal: () => this.#journal,
       meta: () => this.#meta,
       out: () => this.#out,
-      finalBytes: () => this.#finalBytes(),
+      writtenBytes: () => this.#writtenBytes(),
       recording: () => this.#state === 'recording' || this.#state === 'paused',
       hold: (n) => this.#hold(n),
       onPart: (bytes, whileRecording) => {
@@ -139,8 +143,8 @@ class SessionRecorder {
     this.#releaseLock?.()
     this.#releaseLock = null
   }
-  /** Upload-stream bytes that are final so far (all but the header region's). */
-  #finalBytes() {
+  /** Upload-stream bytes written so far (the header region in its provisional form). */
+  #writtenBytes() {
     const H = this.#out.headerLength
     return H === null ? 0 : H + this.#bytes.input - this.#out.dataStart
   }
@@ -313,7 +317,7 @@ class SessionRecorder {
     this.#setState('recording')
   }
 
-  /** Stop, send what is left (part 1 last) and complete: resolves with the route's answer. */
+  /** Stop, send what did not go up while recording, and complete: resolves with the route's answer. */
   stop() {
     if (this.#finished) return this.#finished
     if (this.#state !== 'recording' && this.#state !== 'paused')

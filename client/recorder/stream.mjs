@@ -1,13 +1,15 @@
 // The recorder's upload stream: what the finaliser writes (client/finalise/), a header region of
 // fixed length (`H` bytes) followed by the recording from its first Cluster or moof (input byte
-// `D` on), then the WebM Cues. Every byte after the header region is final when written, so parts
-// 2, 3, … go up as they fill; part 1 (which holds the header region) goes last. After a crash the
-// stream is rebuilt from the journal (`rebuild`).
+// `D` on), then the WebM Cues. Every byte after the header region is final when written, and the
+// header region is written at once in its provisional form (same length as the final one), so
+// parts 1, 2, … go up as they fill, part 1 with the provisional header region; the route writes the
+// final one at completion (docs/stop-to-transcribing.md). After a crash the stream is rebuilt from
+// the journal (`rebuild`).
 import { createFinaliser } from '../finalise/finaliser.mjs'
 
 /**
- * Where each byte of the upload stream comes from, once the recording is over: the final header
- * region, the journal from input byte `D`, then the Cues.
+ * Where each byte of the upload stream comes from: `header` (the final or the provisional header
+ * region: client/recorder/deliver.mjs picks), the journal from input byte `D`, then the Cues.
  */
 export function layout({ header, dataStart, inputBytes, tail }) {
   const H = header.length
@@ -29,18 +31,20 @@ export function layout({ header, dataStart, inputBytes, tail }) {
 const EMPTY = new Uint8Array(0)
 
 /**
- * The upload stream's end. `head`: `{ finaliser, provisional, dataStart }` once the finaliser wrote
- * its header region (`provisional`), else null (the stream is the recording as it is). When the
- * finaliser cannot finish, the provisional stream goes up: still playable, just not seekable; the
- * audio is never lost over its index.
+ * The upload stream's end: the final header region (`header`) and the provisional one written while
+ * recording (`provisional`, what part 1 went up with). `head`: `{ finaliser, provisional,
+ * dataStart }` once the finaliser wrote its header region, else null (the stream is the recording
+ * as it is). When the finaliser cannot finish, the provisional stream goes up: still playable (and
+ * the route can still rewrite its header region); the audio is never lost over its index.
  */
 function finishStream(head, inputBytes) {
-  if (!head) return { header: EMPTY, dataStart: 0, inputBytes, tail: EMPTY, finalised: false }
+  if (!head) return { header: EMPTY, provisional: EMPTY, dataStart: 0, inputBytes, tail: EMPTY, finalised: false }
   try {
     if (!head.finaliser) throw new Error('the finaliser failed earlier')
     const f = head.finaliser.finish()
     return {
       header: f.header,
+      provisional: head.provisional,
       dataStart: f.inputDataStart,
       inputBytes,
       tail: f.tail,
@@ -48,7 +52,8 @@ function finishStream(head, inputBytes) {
       durationMs: Number.isFinite(f.durationMs) ? Math.round(f.durationMs) : undefined,
     }
   } catch {
-    return { header: head.provisional, dataStart: head.dataStart, inputBytes, tail: EMPTY, finalised: false }
+    const { provisional, dataStart } = head
+    return { header: provisional, provisional, dataStart, inputBytes, tail: EMPTY, finalised: false }
   }
 }
 
@@ -68,6 +73,23 @@ export function createStream(contentType) {
     },
     get dataStart() {
       return head ? head.dataStart : 0
+    },
+    /** The header region as written while recording (empty without a finaliser). */
+    get provisional() {
+      return head ? head.provisional : EMPTY
+    },
+    /**
+     * Bytes [a, b) of the stream as written so far (the provisional header region, then the
+     * journal): a part sent while recording. `b` is at most what was written.
+     */
+    written(journal, sessionId, a, b) {
+      const H = self.headerLength ?? 0
+      return layout({
+        header: self.provisional,
+        dataStart: self.dataStart,
+        inputBytes: b - H + self.dataStart,
+        tail: EMPTY,
+      }).slice(journal, sessionId, a, b)
     },
     /** Input bytes up to the last whole element, where a recording cut short can end (null: unknown). */
     get completeBytes() {
