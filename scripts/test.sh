@@ -61,7 +61,10 @@ phase 'example app: pack, install, npx session-audio init, next build, tsc (the 
 bash scripts/prepare-example.sh --built
 touch "$example_built"
 phase 'vitest (__test__/, without the release specs)'
-logged vitest npx vitest run
+# At a lower CPU priority than the real-time lane: Firefox's fake microphone falls behind when it is
+# starved of CPU (a 21 s recording came out 18 s long while vitest took both cores), and the demo's
+# check that the route measured the length recorded then fails for a reason that is not the code's.
+logged vitest nice -n 5 npx vitest run
 phase 'the other browser specs (examples/nextjs in Chromium, the recorder in Firefox and WebKit), unless the real-time lane took them'
 rest=0
 other_browsers || rest=$?
