@@ -200,6 +200,46 @@ describe('Blob failing mid-rewrite keeps the audio', () => {
   }
 })
 
+describe('rewrites in flight are bounded (each holds up to 17 MiB)', () => {
+  // complete.rs REWRITES_IN_FLIGHT: one more completion than that, while the others hold their
+  // permits (their parts slowed), is answered 503 rewrites_busy with Retry-After; its blob kept.
+  const IN_FLIGHT = 8
+  it('one completion past the bound: 503 rewrites_busy, Retry-After, the provisional blob kept, the session recording; its retry attaches', async () => {
+    use()
+    const f = kinds.webm.f()
+    const ids: string[] = []
+    const blobs: { url: string; pathname: string }[] = []
+    for (let i = 0; i <= IN_FLIGHT; i++) {
+      const id = await recording()
+      ids.push(id)
+      blobs.push(await clientUpload(id, f.provisional, 'audio/webm', 'webm', f.durationMs))
+    }
+    s.blob.state.partLatencyMs = 1500
+    let answers: Response[]
+    try {
+      answers = await Promise.all(ids.map((id, i) => complete(id, blobs[i].url)))
+    } finally {
+      s.blob.state.partLatencyMs = 0
+    }
+    const statuses = answers.map((r) => r.status)
+    expect(statuses.filter((st) => st === 201).length, JSON.stringify(statuses)).toBe(IN_FLIGHT)
+    const busy = statuses.indexOf(503)
+    expect(busy).toBeGreaterThanOrEqual(0)
+    expect(answers[busy].headers.get('retry-after')).toBe('5')
+    const e = await errorOf(answers[busy])
+    expect([e.status, e.code, e.final]).toEqual([503, 'rewrites_busy', false])
+    expect(s.blob.list()).toContain(blobs[busy].pathname)
+    expect(s.blob.list()).not.toContain(finalPath(blobs[busy].pathname))
+    expect((await s.convex.getSession(ids[busy])).status).toBe('recording')
+    // The permits are back: the retry rewrites and attaches.
+    const again = await complete(ids[busy], blobs[busy].url)
+    expect(again.status).toBe(201)
+    expect(s.blob.read(finalPath(blobs[busy].pathname)).equals(f.final)).toBe(true)
+    expect(s.blob.list()).not.toContain(blobs[busy].pathname)
+    s.blob.state.holdWebhooks = false
+  })
+})
+
 describe('the Convex template and the sweep tell the two blobs apart', () => {
   it('a provisional blob the route could not delete is an orphan for sweepOrphanAudio; the attached .final one is kept', async () => {
     use()

@@ -36,12 +36,26 @@ pub struct Completions {
     /// upload time): a completion retried while a dependency is down does not read the whole blob
     /// again, nor rewrite it again.
     measured: TtlCache<(String, u64, Option<String>), Measurement>,
+    /// The rewrites this instance holds in memory at once (`REWRITES_IN_FLIGHT`).
+    rewrites: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// The most provisional uploads rewritten at once by one instance. Each holds up to 17 MiB
+/// (`blob::REWRITE_PART`), and up to `MEASURED_ENTRIES` (1,000) completions may be in flight: without
+/// this bound a burst of completions (many users, or one user with many sessions) could hold GiBs
+/// and take the instance down with every upload in it. 8 × 17 MiB = 136 MiB, well inside a
+/// function's memory; a completion past it answers `503 rewrites_busy` with `Retry-After` and
+/// keeps the blob, and the client's completion retries it (client/route.mjs: 5xx is transient).
+pub const REWRITES_IN_FLIGHT: usize = 8;
 
 impl Completions {
     /// `measured_held`: the most blob measurements kept at once (completions in flight, not history).
     pub fn new(measured_held: u64) -> Completions {
-        Completions { turns: Default::default(), measured: TtlCache::new(measured_held) }
+        Completions {
+            turns: Default::default(),
+            measured: TtlCache::new(measured_held),
+            rewrites: std::sync::Arc::new(tokio::sync::Semaphore::new(REWRITES_IN_FLIGHT)),
+        }
     }
 
     /// Wait for this blob's turn: one completion of one blob at a time (held until dropped).
@@ -316,7 +330,8 @@ async fn measure_and_rewrite(
 ) -> Result<Measurement> {
     let upload = &ctx.state.config.upload;
     let final_path = final_pathname(pathname);
-    let target = || RewriteTarget { pathname: &final_path, content_type, access: upload.access };
+    let permits = &ctx.state.completions.rewrites;
+    let target = || RewriteTarget { pathname: &final_path, content_type, access: upload.access, permits };
     let teed = ctx.blob.measure_and_tee(url, container, size, upload.total_timeout, Some(target()));
     let teed = ctx.trace.phase(Phase::Measure, teed).await?;
     let header = teed.layout.as_ref().and_then(|layout| {
