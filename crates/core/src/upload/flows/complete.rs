@@ -92,6 +92,33 @@ pub fn final_pathname(pathname: &str) -> String {
     }
 }
 
+/// The name a completion takes its turn under: the pathname without the `.final` that
+/// `final_pathname` adds (any number of times). A blob and its rewrite then take turns: a
+/// completion of the provisional blob (which rewrites, overwriting the `.final` one, and deletes on
+/// a refusal about the audio) never runs beside one of its `.final` blob (which a hostile client
+/// may complete by URL), so neither deletes or overwrites what the other just attached.
+fn turn_name(pathname: &str) -> String {
+    let mut p = pathname.to_string();
+    loop {
+        let name_at = p.rfind('/').map_or(0, |i| i + 1);
+        let name = &p[name_at..];
+        let stripped = if name.len() > ".final".len() && name.ends_with(".final") {
+            // `final_pathname` of a name without an extension.
+            Some(p[..p.len() - ".final".len()].to_string())
+        } else {
+            name.rfind('.').filter(|&dot| dot > 0).and_then(|dot| {
+                let stem = &name[..dot];
+                (stem.len() > ".final".len() && stem.ends_with(".final"))
+                    .then(|| format!("{}{}", &p[..name_at + dot - ".final".len()], &name[dot..]))
+            })
+        };
+        match stripped {
+            Some(shorter) => p = shorter,
+            None => return p,
+        }
+    }
+}
+
 /// What the browser or the webhook says landed.
 struct Claim<'a> {
     url: &'a str,
@@ -183,7 +210,7 @@ async fn steps(ctx: &Ctx<'_>, claim: &Claim<'_>) -> Result<(u16, Value)> {
     // Blobs are told apart by pathname, never by how their URL is spelt (`attach::fate`).
     let pathname = url_pathname(&url);
     // 2. one completion of this blob at a time: the others then find the session holding it.
-    let _turn = ctx.state.completions.take_turn(ctx.session_id, &pathname).await;
+    let _turn = ctx.state.completions.take_turn(ctx.session_id, &turn_name(&pathname)).await;
     // 3. the session is the caller's; one that already holds this blob answers from its record.
     // A session that holds this blob's rewrite holds it too: the provisional blob may be gone
     // by now, and `upload_not_found` would make the client upload the recording again.
@@ -369,6 +396,37 @@ fn attached_record(doc: &SessionDoc) -> Value {
 mod tests {
     use super::*;
 
+    /// Every row of `table` at once: (pathname, what `f` makes of it).
+    fn assert_table(table: &[(&str, &str)], f: fn(&str) -> String) {
+        let got: Vec<(&str, String)> = table.iter().map(|(p, _)| (*p, f(p))).collect();
+        let want: Vec<(&str, String)> = table.iter().map(|(p, w)| (*p, w.to_string())).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_blob_and_its_rewrites_take_one_turn() {
+        let table: &[(&str, &str)] = &[
+            ("listening-sessions/s1/take-Ab3.webm", "listening-sessions/s1/take-Ab3.webm"),
+            ("listening-sessions/s1/take-Ab3.final.webm", "listening-sessions/s1/take-Ab3.webm"),
+            ("listening-sessions/s1/take-Ab3.final.final.webm", "listening-sessions/s1/take-Ab3.webm"),
+            ("listening-sessions/s1/take", "listening-sessions/s1/take"),
+            ("listening-sessions/s1/take.final", "listening-sessions/s1/take"),
+            ("listening-sessions/s1/.webm.final", "listening-sessions/s1/.webm"),
+            // `.final` alone is a name, not a rewrite of an empty one; a dot in a folder is no extension.
+            ("listening-sessions/s1/.final", "listening-sessions/s1/.final"),
+            ("listening-sessions/s1/.final.webm", "listening-sessions/s1/.final.webm"),
+            ("listening-sessions/s.final/take", "listening-sessions/s.final/take"),
+            // A client's own name with `.final` in it always carries the store's random suffix after it.
+            ("listening-sessions/s1/a.final-Xy9.webm", "listening-sessions/s1/a.final-Xy9.webm"),
+        ];
+        assert_table(table, turn_name);
+        // Whatever the name, its rewrite (and the rewrite's) takes the same turn.
+        for (p, _) in table {
+            assert_eq!(turn_name(&final_pathname(p)), turn_name(p), "{p}");
+            assert_eq!(turn_name(&final_pathname(&final_pathname(p))), turn_name(p), "{p}");
+        }
+    }
+
     #[test]
     fn the_final_pathname_is_the_same_name_with_final_before_the_extension() {
         let table: &[(&str, &str)] = &[
@@ -380,8 +438,6 @@ mod tests {
             ("listening-sessions/s1/.webm", "listening-sessions/s1/.webm.final"),
             ("listening-sessions/s.1/take", "listening-sessions/s.1/take.final"),
         ];
-        let got: Vec<(&str, String)> = table.iter().map(|(p, _)| (*p, final_pathname(p))).collect();
-        let want: Vec<(&str, String)> = table.iter().map(|(p, w)| (*p, w.to_string())).collect();
-        assert_eq!(got, want);
+        assert_table(table, final_pathname);
     }
 }
