@@ -464,7 +464,6 @@ mod tests {
             (Error::Unauthenticated(AuthFailure::SessionPending), 401, "session_pending"),
             (Error::ClerkUnavailable("x".into()), 502, "auth_provider_unavailable"),
             (Error::ClerkRateLimited { retry_after_secs: 3 }, 503, "auth_rate_limited"),
-            (Error::RewritesBusy, 503, "rewrites_busy"),
             (Error::ConvexUnavailable("x".into()), 502, "convex_unavailable"),
             (Error::ConvexAuthRejected("x".into()), 502, "convex_auth_rejected"),
             (Error::ConvexFunction("x".into()), 502, "convex_error"),
@@ -507,6 +506,18 @@ mod tests {
         // mismatch is logged once where it is found, never reported per request.
         let kept = Error::Kept(Box::new(Error::ConvexUnavailable("x".into())));
         assert_eq!((kept.status(), kept.code(), kept.is_reportable()), (503, "convex_unavailable", true));
+        // Too many rewrites at once: load, not a defect (never reported), and a retry after 5 s,
+        // kept or not.
+        let busy = Error::RewritesBusy;
+        assert_eq!(
+            (busy.status(), busy.code(), busy.is_reportable(), busy.is_final()),
+            (503, "rewrites_busy", false, false)
+        );
+        for busy in [Error::RewritesBusy, Error::Kept(Box::new(Error::RewritesBusy))] {
+            let r = busy.render();
+            let after = r.headers.iter().find(|(k, _)| k == "retry-after").map(|(_, v)| v.as_str());
+            assert_eq!((busy.status(), busy.code(), after), (503, "rewrites_busy", Some("5")), "{busy:?}");
+        }
         let kept = Error::Kept(Box::new(Error::AttachSecretMismatch));
         assert_eq!((kept.status(), kept.code(), kept.is_reportable()), (503, "attach_secret_mismatch", false));
         let kept = Error::Kept(Box::new(Error::AttachConfigMismatch("invalid_audio_url")));

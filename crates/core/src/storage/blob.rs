@@ -163,9 +163,14 @@ pub struct RewriteTarget<'a> {
     pub permits: &'a std::sync::Arc<tokio::sync::Semaphore>,
 }
 
-/// What a completion may hold for a rewrite without a permit: the header region decides under
-/// 1 MiB, so a blob that is not a provisional upload rarely needs one.
-pub const UNGATED_BYTES: usize = 1 << 20;
+/// What a completion may hold for a rewrite without a permit, while its header region is not
+/// whole yet: the recorder's header regions are a few KiB (MP4's sidx reserve, the largest, 12 KiB),
+/// so a blob that is not a provisional upload never needs one, and the 1,000 completions that may
+/// be in flight hold at most 64 MiB unpermitted (not 1 GiB, as at the finalisers' 1 MiB limit).
+pub const UNGATED_BYTES: usize = 64 << 10;
+
+/// The finalisers' limit on a header region (`HEAD_LIMIT`): a longer one is never provisional.
+const PROVISIONAL_HEAD_MAX: usize = 1 << 20;
 
 /// A server multipart upload under way, and the ETags of parts 2, 3, … sent so far.
 pub struct Multipart {
@@ -406,7 +411,7 @@ impl BlobClient {
                         }
                         // Not whole yet, and still short enough to be a provisional one: read on,
                         // holding more than UNGATED_BYTES only with a permit.
-                        None if first.len() < part && head.is_none_or(|h| h <= UNGATED_BYTES) => {
+                        None if first.len() < part && head.is_none_or(|h| h <= PROVISIONAL_HEAD_MAX) => {
                             if permit.is_none() && first.len() > UNGATED_BYTES {
                                 permit = take_permit(to.as_ref())?;
                             }
