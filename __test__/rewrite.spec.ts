@@ -63,6 +63,15 @@ function complete(id: string, url: string) {
 
 const finalPath = (pathname: string) => pathname.replace(/(\.[^./]+)$/, '.final$1')
 
+/** A recording session holding a provisional WebM client upload, not completed yet. */
+async function provisionalWebm() {
+  use()
+  const f = kinds.webm.f()
+  const id = await recording()
+  const blob = await clientUpload(id, f.provisional, 'audio/webm', 'webm', f.durationMs)
+  return { f, id, blob }
+}
+
 describe('a provisional upload is completed into the final file', () => {
   for (const [name, k] of Object.entries(kinds)) {
     it(`${name}: the attached blob is finish()'s bytes at the derived pathname; the provisional one is gone; a replay answers from the session`, async () => {
@@ -200,12 +209,95 @@ describe('Blob failing mid-rewrite keeps the audio', () => {
   }
 })
 
-describe('the Convex template and the sweep tell the two blobs apart', () => {
-  it('a provisional blob the route could not delete is an orphan for sweepOrphanAudio; the attached .final one is kept', async () => {
+describe('rewrites in flight are bounded (each holds up to 17 MiB)', () => {
+  // complete.rs REWRITES_IN_FLIGHT: one more completion than that, while the others hold their
+  // permits (their parts slowed), is answered 503 rewrites_busy with Retry-After; its blob kept.
+  const IN_FLIGHT = 8
+  it('one completion past the bound: 503 rewrites_busy, Retry-After, the provisional blob kept, the session recording; its retry attaches', async () => {
     use()
     const f = kinds.webm.f()
-    const id = await recording()
-    const blob = await clientUpload(id, f.provisional, 'audio/webm', 'webm', f.durationMs)
+    const ids: string[] = []
+    const blobs: { url: string; pathname: string }[] = []
+    for (let i = 0; i <= IN_FLIGHT; i++) {
+      const id = await recording()
+      ids.push(id)
+      blobs.push(await clientUpload(id, f.provisional, 'audio/webm', 'webm', f.durationMs))
+    }
+    s.blob.state.partLatencyMs = 1500
+    let answers: Response[]
+    try {
+      answers = await Promise.all(ids.map((id, i) => complete(id, blobs[i].url)))
+    } finally {
+      s.blob.state.partLatencyMs = 0
+    }
+    const statuses = answers.map((r) => r.status)
+    expect(statuses.filter((st) => st === 201).length, JSON.stringify(statuses)).toBe(IN_FLIGHT)
+    const busy = statuses.indexOf(503)
+    expect(busy).toBeGreaterThanOrEqual(0)
+    expect(answers[busy].headers.get('retry-after')).toBe('5')
+    const e = await errorOf(answers[busy])
+    expect([e.status, e.code, e.final]).toEqual([503, 'rewrites_busy', false])
+    expect(s.blob.list()).toContain(blobs[busy].pathname)
+    expect(s.blob.list()).not.toContain(finalPath(blobs[busy].pathname))
+    expect((await s.convex.getSession(ids[busy])).status).toBe('recording')
+    // The permits are back: the retry rewrites and attaches.
+    const again = await complete(ids[busy], blobs[busy].url)
+    expect(again.status).toBe(201)
+    expect(s.blob.read(finalPath(blobs[busy].pathname)).equals(f.final)).toBe(true)
+    expect(s.blob.list()).not.toContain(blobs[busy].pathname)
+    s.blob.state.holdWebhooks = false
+  })
+})
+
+describe('a blob and its .final rewrite take one turn', () => {
+  // A hostile client may complete the route's own .final blob by URL, beside a completion of the
+  // provisional one that declares a wrong duration (refused about the audio: both blobs deleted).
+  // Run side by side, the .final one could attach first and the refusal then delete what the
+  // session holds. One turn for both: whatever the order, the session never holds a deleted blob.
+  it('the .final URL completed beside a refused completion of the provisional one: the session holds a blob that exists, or none', async () => {
+    const { f, id, blob } = await provisionalWebm()
+    // A first completion rewrites, then Convex fails the attach: both blobs are kept.
+    s.convex.state.fail = { status: 503, kind: 'mutation', sticky: true }
+    try {
+      expect((await complete(id, blob.url)).status).toBe(503)
+    } finally {
+      s.convex.state.fail = null
+    }
+    expect(s.blob.list()).toContain(finalPath(blob.pathname))
+    use() // another instance: nothing measured yet, so the retry rewrites again (slowly)
+    const finalUrl = blob.url.replace(blob.pathname, finalPath(blob.pathname))
+    const lying = () =>
+      fetch(audioRoute(id), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${alice}` },
+        body: JSON.stringify({
+          type: 'session-audio.complete-upload',
+          payload: { url: blob.url, durationMs: String(Math.round(f.durationMs / 4)) },
+        }),
+      })
+    s.blob.state.partLatencyMs = 1000
+    let answers: Response[]
+    try {
+      const refused = lying()
+      await new Promise((r) => setTimeout(r, 300))
+      answers = await Promise.all([refused, complete(id, finalUrl)])
+    } finally {
+      s.blob.state.partLatencyMs = 0
+    }
+    expect(answers[0].status).toBe(400)
+    const doc = await s.convex.getSession(id)
+    if (doc.status === 'transcribing') expect(s.blob.list()).toContain(doc.audioPathname)
+    // One turn: the refusal ran first and deleted both; the .final completion then found nothing.
+    expect([doc.status, answers[1].status]).toEqual(['recording', 404])
+    expect(s.blob.list()).not.toContain(blob.pathname)
+    expect(s.blob.list()).not.toContain(finalPath(blob.pathname))
+    s.blob.state.holdWebhooks = false
+  })
+})
+
+describe('the Convex template and the sweep tell the two blobs apart', () => {
+  it('a provisional blob the route could not delete is an orphan for sweepOrphanAudio; the attached .final one is kept', async () => {
+    const { blob, id } = await provisionalWebm()
     expect((await complete(id, blob.url)).status).toBe(201)
     s.blob.state.holdWebhooks = false
     // As if the delete after the attach had failed: the provisional pathname stored again, both old.

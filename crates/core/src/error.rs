@@ -227,6 +227,10 @@ pub enum Error {
     /// route's credentials, an unclear outcome): `503` with the cause's code, safe to retry.
     #[error("{0} (upload kept)")]
     Kept(Box<Error>),
+    /// As many completion rewrites as this instance may hold in memory are under way
+    /// (`upload::flows::complete::REWRITES_IN_FLIGHT`): `503` with `Retry-After`, nothing deleted.
+    #[error("completion rewrites busy")]
+    RewritesBusy,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -240,6 +244,7 @@ impl Error {
             | Error::OidcTokenExpired
             | Error::AttachSecretMismatch
             | Error::AttachConfigMismatch(_)
+            | Error::RewritesBusy
             | Error::Kept(_) => 503,
             Error::MissingSessionId | Error::BadRequest { .. } | Error::IncompleteBody(_) => 400,
             Error::EntitlementDenied | Error::DurationLimitExceeded(_) | Error::ClientUploadsDisabled => 403,
@@ -300,6 +305,7 @@ impl Error {
             Error::AttachSecretMismatch => "attach_secret_mismatch",
             Error::AttachConfigMismatch(_) => "attach_config_mismatch",
             Error::Kept(cause) => cause.code(),
+            Error::RewritesBusy => "rewrites_busy",
             Error::Internal(_) => "internal_error",
         }
     }
@@ -346,6 +352,7 @@ impl Error {
             Error::AttachSecretMismatch => "The Convex deployment refused this route's attach signature: SESSION_AUDIO_CONVEX_SECRET must be the same value where the route runs and in the Convex deployment (and both clocks right).".into(),
             Error::AttachConfigMismatch(_) => "The Convex deployment refused audio this route accepted: its SESSION_AUDIO_BLOB_STORE_ID / SESSION_AUDIO_BLOB_HOSTS must name this route's Blob store, and its audio bounds must cover the route's limits.".into(),
             Error::Kept(cause) => format!("{} The upload is kept: try again later.", cause.public_message()),
+            Error::RewritesBusy => "The route is finishing as many recordings as it holds at once; retry shortly.".into(),
             Error::Internal(_) => "Internal error.".into(),
         }
     }
@@ -387,6 +394,8 @@ impl Error {
         match self {
             // Logged once per episode where it is found (`State::attach_refused`), not per request.
             Error::AttachSecretMismatch | Error::AttachConfigMismatch(_) => false,
+            // Load, not a defect: the retry is the remedy.
+            Error::RewritesBusy => false,
             Error::Kept(cause) => cause.is_reportable(),
             _ => self.status() >= 500,
         }
@@ -419,7 +428,7 @@ impl Error {
                 };
                 headers.push(("retry-after".into(), secs.to_string()))
             }
-            Error::AttachSecretMismatch | Error::AttachConfigMismatch(_) => {
+            Error::AttachSecretMismatch | Error::AttachConfigMismatch(_) | Error::RewritesBusy => {
                 headers.push(("retry-after".into(), KEPT_RETRY_AFTER_SECS.to_string()))
             }
             // The client may still be sending: tell it to stop rather than keep the socket for reuse.
@@ -497,6 +506,18 @@ mod tests {
         // mismatch is logged once where it is found, never reported per request.
         let kept = Error::Kept(Box::new(Error::ConvexUnavailable("x".into())));
         assert_eq!((kept.status(), kept.code(), kept.is_reportable()), (503, "convex_unavailable", true));
+        // Too many rewrites at once: load, not a defect (never reported), and a retry after 5 s,
+        // kept or not.
+        let busy = Error::RewritesBusy;
+        assert_eq!(
+            (busy.status(), busy.code(), busy.is_reportable(), busy.is_final()),
+            (503, "rewrites_busy", false, false)
+        );
+        for busy in [Error::RewritesBusy, Error::Kept(Box::new(Error::RewritesBusy))] {
+            let r = busy.render();
+            let after = r.headers.iter().find(|(k, _)| k == "retry-after").map(|(_, v)| v.as_str());
+            assert_eq!((busy.status(), busy.code(), after), (503, "rewrites_busy", Some("5")), "{busy:?}");
+        }
         let kept = Error::Kept(Box::new(Error::AttachSecretMismatch));
         assert_eq!((kept.status(), kept.code(), kept.is_reportable()), (503, "attach_secret_mismatch", false));
         let kept = Error::Kept(Box::new(Error::AttachConfigMismatch("invalid_audio_url")));

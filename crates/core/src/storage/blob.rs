@@ -151,12 +151,26 @@ async fn stalled(progress: &AtomicU64, stall: Duration) {
 /// the file's last MiB: 17 MiB.
 pub const REWRITE_PART: usize = 8 << 20;
 
-/// Where a rewrite writes the final blob.
+/// Where a rewrite writes the final blob, and the permits that bound the rewrites in flight.
 pub struct RewriteTarget<'a> {
     pub pathname: &'a str,
     pub content_type: &'a str,
     pub access: BlobAccess,
+    /// A rewrite holds one from the moment it holds more than `UNGATED_BYTES` or finds a
+    /// provisional header region, until it ends: none free is `Error::RewritesBusy` (a retryable
+    /// 503), never a wait that holds memory, never a rewrite skipped (that would attach the
+    /// provisional file).
+    pub permits: &'a std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// What a completion may hold for a rewrite without a permit, while its header region is not
+/// whole yet: the recorder's header regions are a few KiB (MP4's sidx reserve, the largest, 12 KiB),
+/// so a blob that is not a provisional upload never needs one, and the 1,000 completions that may
+/// be in flight hold at most 64 MiB unpermitted (not 1 GiB, as at the finalisers' 1 MiB limit).
+pub const UNGATED_BYTES: usize = 64 << 10;
+
+/// The finalisers' limit on a header region (`HEAD_LIMIT`): a longer one is never provisional.
+const PROVISIONAL_HEAD_MAX: usize = 1 << 20;
 
 /// A server multipart upload under way, and the ETags of parts 2, 3, … sent so far.
 pub struct Multipart {
@@ -166,6 +180,14 @@ pub struct Multipart {
     content_type: String,
     access: BlobAccess,
     etags: Vec<String>,
+}
+
+/// One rewrite permit, now or `RewritesBusy` (no target: nothing is held, so nothing to bound).
+fn take_permit(to: Option<&RewriteTarget<'_>>) -> Result<Option<tokio::sync::OwnedSemaphorePermit>> {
+    match to {
+        Some(to) => to.permits.clone().try_acquire_owned().map(Some).map_err(|_| Error::RewritesBusy),
+        None => Ok(None),
+    }
 }
 
 /// What `measure_and_tee` read: the duration, and for a rewrite the meter's layout, the first part,
@@ -181,6 +203,8 @@ pub struct Teed {
     upload: Option<Multipart>,
     /// Part 1 as sent before the whole read (WebM): the header region it carried and its ETag.
     early: Option<(Vec<u8>, String)>,
+    /// The rewrite's permit (`RewriteTarget::permits`), held until `finish_rewrite` ends.
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 #[derive(Deserialize)]
@@ -358,6 +382,7 @@ impl BlobClient {
             let mut provisional = false;
             // WebM: what part 1 was sent with before the whole read (`None` inside: no guess).
             let mut early: Option<Option<(Vec<u8>, String)>> = None;
+            let mut permit = None;
             while let Some(chunk) = reader.next().await.map_err(|f| Error::StorageFailed(format!("read: {f}")))? {
                 meter.feed(&chunk);
                 if !tee {
@@ -370,18 +395,30 @@ impl BlobClient {
                     bytes = &bytes[take..];
                 }
                 rest.extend_from_slice(bytes);
-                // The header region decides as soon as it is whole (under 1 MiB): a blob that is not
-                // a provisional upload is measured as before, and nothing more is held for it.
+                // The header region decides as soon as it is whole (under 1 MiB, the finalisers'
+                // limit): a blob that is not a provisional upload is measured as before, and nothing
+                // more is held for it. Memory under concurrency: a provisional upload holds up to
+                // 17 MiB, so only with a permit; none free is a retryable 503 (`RewritesBusy`).
                 if !provisional {
                     let head = meter.header_len().and_then(|h| usize::try_from(h).ok());
                     match head.and_then(|h| first.get(..h)) {
                         Some(region) if crate::media::finalise::provisional(container, region) => {
+                            if permit.is_none() {
+                                permit = take_permit(to.as_ref())?;
+                            }
                             provisional = true;
                             first.reserve_exact(part - first.len());
                         }
-                        None if first.len() < part => continue,
+                        // Not whole yet, and still short enough to be a provisional one: read on,
+                        // holding more than UNGATED_BYTES only with a permit.
+                        None if first.len() < part && head.is_none_or(|h| h <= PROVISIONAL_HEAD_MAX) => {
+                            if permit.is_none() && first.len() > UNGATED_BYTES {
+                                permit = take_permit(to.as_ref())?;
+                            }
+                            continue;
+                        }
                         _ => {
-                            (tee, first, rest) = (false, Vec::new(), Vec::new());
+                            (tee, first, rest, permit) = (false, Vec::new(), Vec::new(), None);
                             continue;
                         }
                     }
@@ -411,7 +448,8 @@ impl BlobClient {
             }
             let layout = if tee && provisional { meter.layout() } else { None };
             let rewritten = layout.as_ref().map(|_| meter.finish_rewritten());
-            Ok(Teed { measured: meter.finish(), rewritten, layout, first, rest, upload, early: early.flatten() })
+            let early = early.flatten();
+            Ok(Teed { measured: meter.finish(), rewritten, layout, first, rest, upload, early, _permit: permit })
         };
         tokio::time::timeout(deadline, read).await.map_err(|_| {
             Error::StorageFailed(format!("read: measuring the stored blob took over {} s", deadline.as_secs()))
@@ -422,7 +460,8 @@ impl BlobClient {
     /// the last part go up, and the upload completes: the final blob. Creates the upload if the
     /// blob fitted one part (nothing was sent while reading).
     pub async fn finish_rewrite(&self, teed: Teed, header: &[u8], to: RewriteTarget<'_>) -> Result<StoredBlob> {
-        let Teed { mut first, rest, upload, early, .. } = teed;
+        // The permit is held to the end: part 1 and the last part are in memory until then.
+        let Teed { mut first, rest, upload, early, _permit, .. } = teed;
         let Some(head) = first.get_mut(..header.len()) else {
             return Err(Error::Internal("the final header region is longer than the first part".into()));
         };

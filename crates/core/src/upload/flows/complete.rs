@@ -36,12 +36,26 @@ pub struct Completions {
     /// upload time): a completion retried while a dependency is down does not read the whole blob
     /// again, nor rewrite it again.
     measured: TtlCache<(String, u64, Option<String>), Measurement>,
+    /// The rewrites this instance holds in memory at once (`REWRITES_IN_FLIGHT`).
+    rewrites: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// The most provisional uploads rewritten at once by one instance. Each holds up to 17 MiB
+/// (`blob::REWRITE_PART`), and up to `MEASURED_ENTRIES` (1,000) completions may be in flight: without
+/// this bound a burst of completions (many users, or one user with many sessions) could hold GiBs
+/// and take the instance down with every upload in it. 8 × 17 MiB = 136 MiB, well inside a
+/// function's memory; a completion past it answers `503 rewrites_busy` with `Retry-After` and
+/// keeps the blob, and the client's completion retries it (client/route.mjs: 5xx is transient).
+pub const REWRITES_IN_FLIGHT: usize = 8;
 
 impl Completions {
     /// `measured_held`: the most blob measurements kept at once (completions in flight, not history).
     pub fn new(measured_held: u64) -> Completions {
-        Completions { turns: Default::default(), measured: TtlCache::new(measured_held) }
+        Completions {
+            turns: Default::default(),
+            measured: TtlCache::new(measured_held),
+            rewrites: std::sync::Arc::new(tokio::sync::Semaphore::new(REWRITES_IN_FLIGHT)),
+        }
     }
 
     /// Wait for this blob's turn: one completion of one blob at a time (held until dropped).
@@ -75,6 +89,33 @@ pub fn final_pathname(pathname: &str) -> String {
     match pathname[name_at..].rfind('.').filter(|&dot| dot > 0) {
         Some(dot) => format!("{}.final{}", &pathname[..name_at + dot], &pathname[name_at + dot..]),
         None => format!("{pathname}.final"),
+    }
+}
+
+/// The name a completion takes its turn under: the pathname without the `.final` that
+/// `final_pathname` adds (any number of times). A blob and its rewrite then take turns: a
+/// completion of the provisional blob (which rewrites, overwriting the `.final` one, and deletes on
+/// a refusal about the audio) never runs beside one of its `.final` blob (which a hostile client
+/// may complete by URL), so neither deletes or overwrites what the other just attached.
+fn turn_name(pathname: &str) -> String {
+    let mut p = pathname.to_string();
+    loop {
+        let name_at = p.rfind('/').map_or(0, |i| i + 1);
+        let name = &p[name_at..];
+        let stripped = if name.len() > ".final".len() && name.ends_with(".final") {
+            // `final_pathname` of a name without an extension.
+            Some(p[..p.len() - ".final".len()].to_string())
+        } else {
+            name.rfind('.').filter(|&dot| dot > 0).and_then(|dot| {
+                let stem = &name[..dot];
+                (stem.len() > ".final".len() && stem.ends_with(".final"))
+                    .then(|| format!("{}{}", &p[..name_at + dot - ".final".len()], &name[dot..]))
+            })
+        };
+        match stripped {
+            Some(shorter) => p = shorter,
+            None => return p,
+        }
     }
 }
 
@@ -169,7 +210,7 @@ async fn steps(ctx: &Ctx<'_>, claim: &Claim<'_>) -> Result<(u16, Value)> {
     // Blobs are told apart by pathname, never by how their URL is spelt (`attach::fate`).
     let pathname = url_pathname(&url);
     // 2. one completion of this blob at a time: the others then find the session holding it.
-    let _turn = ctx.state.completions.take_turn(ctx.session_id, &pathname).await;
+    let _turn = ctx.state.completions.take_turn(ctx.session_id, &turn_name(&pathname)).await;
     // 3. the session is the caller's; one that already holds this blob answers from its record.
     // A session that holds this blob's rewrite holds it too: the provisional blob may be gone
     // by now, and `upload_not_found` would make the client upload the recording again.
@@ -316,7 +357,8 @@ async fn measure_and_rewrite(
 ) -> Result<Measurement> {
     let upload = &ctx.state.config.upload;
     let final_path = final_pathname(pathname);
-    let target = || RewriteTarget { pathname: &final_path, content_type, access: upload.access };
+    let permits = &ctx.state.completions.rewrites;
+    let target = || RewriteTarget { pathname: &final_path, content_type, access: upload.access, permits };
     let teed = ctx.blob.measure_and_tee(url, container, size, upload.total_timeout, Some(target()));
     let teed = ctx.trace.phase(Phase::Measure, teed).await?;
     let header = teed.layout.as_ref().and_then(|layout| {
@@ -354,6 +396,37 @@ fn attached_record(doc: &SessionDoc) -> Value {
 mod tests {
     use super::*;
 
+    /// Every row of `table` at once: (pathname, what `f` makes of it).
+    fn assert_table(table: &[(&str, &str)], f: fn(&str) -> String) {
+        let got: Vec<(&str, String)> = table.iter().map(|(p, _)| (*p, f(p))).collect();
+        let want: Vec<(&str, String)> = table.iter().map(|(p, w)| (*p, w.to_string())).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_blob_and_its_rewrites_take_one_turn() {
+        let table: &[(&str, &str)] = &[
+            ("listening-sessions/s1/take-Ab3.webm", "listening-sessions/s1/take-Ab3.webm"),
+            ("listening-sessions/s1/take-Ab3.final.webm", "listening-sessions/s1/take-Ab3.webm"),
+            ("listening-sessions/s1/take-Ab3.final.final.webm", "listening-sessions/s1/take-Ab3.webm"),
+            ("listening-sessions/s1/take", "listening-sessions/s1/take"),
+            ("listening-sessions/s1/take.final", "listening-sessions/s1/take"),
+            ("listening-sessions/s1/.webm.final", "listening-sessions/s1/.webm"),
+            // `.final` alone is a name, not a rewrite of an empty one; a dot in a folder is no extension.
+            ("listening-sessions/s1/.final", "listening-sessions/s1/.final"),
+            ("listening-sessions/s1/.final.webm", "listening-sessions/s1/.final.webm"),
+            ("listening-sessions/s.final/take", "listening-sessions/s.final/take"),
+            // A client's own name with `.final` in it always carries the store's random suffix after it.
+            ("listening-sessions/s1/a.final-Xy9.webm", "listening-sessions/s1/a.final-Xy9.webm"),
+        ];
+        assert_table(table, turn_name);
+        // Whatever the name, its rewrite (and the rewrite's) takes the same turn.
+        for (p, _) in table {
+            assert_eq!(turn_name(&final_pathname(p)), turn_name(p), "{p}");
+            assert_eq!(turn_name(&final_pathname(&final_pathname(p))), turn_name(p), "{p}");
+        }
+    }
+
     #[test]
     fn the_final_pathname_is_the_same_name_with_final_before_the_extension() {
         let table: &[(&str, &str)] = &[
@@ -365,8 +438,6 @@ mod tests {
             ("listening-sessions/s1/.webm", "listening-sessions/s1/.webm.final"),
             ("listening-sessions/s.1/take", "listening-sessions/s.1/take.final"),
         ];
-        let got: Vec<(&str, String)> = table.iter().map(|(p, _)| (*p, final_pathname(p))).collect();
-        let want: Vec<(&str, String)> = table.iter().map(|(p, w)| (*p, w.to_string())).collect();
-        assert_eq!(got, want);
+        assert_table(table, final_pathname);
     }
 }
