@@ -31,14 +31,16 @@ export declare class AudioHandler {
 }
 
 /**
- * Pull side of a streamed upstream body. `tryRead` returns a waiting chunk without a thread hop;
- * `read` waits for the next one; `cancel` closes the upstream connection at once.
+ * Pull side of a streamed upstream body. `tryRead` returns the chunks waiting without a thread
+ * hop; `read` waits for the next ones; `cancel` closes the upstream connection at once. Both hand
+ * over every chunk already buffered (up to `BATCH_MAX` bytes) in one call: each call, and each
+ * awaited one's hop to tokio and back, is what a streamed GiB costs the JS thread (BENCHMARKS.md).
  */
 export declare class BodyReader {
-  /** A chunk if one is buffered, else `null` (call `read`, which also reports the end). */
-  tryRead(): Uint8Array | null
-  /** The next chunk, or `null` at the end. Rejects when the upstream fails mid-stream. */
-  read(): Promise<Uint8Array | null>
+  /** The chunks buffered now (at least one), else `null` (call `read`, which also reports the end). */
+  tryRead(): Uint8Array[] | null
+  /** The next chunks (at least one), or `null` at the end. Rejects when the upstream fails mid-stream. */
+  read(): Promise<Uint8Array[] | null>
   /** The client went away. Safe to call more than once, and while a `read` is pending. */
   cancel(): void
 }

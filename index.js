@@ -103,20 +103,24 @@ async function sessionIdFrom(context) {
 function webStream(reader) {
   return new ReadableStream({
     pull(controller) {
-      // A buffered chunk is taken synchronously: no thread hop on the hot path.
-      let chunk
+      // Buffered chunks are taken synchronously: no thread hop on the hot path. Each call hands
+      // over every chunk already waiting (bounded in Rust), so one pull, not one per chunk.
+      let chunks
       try {
-        chunk = reader.tryRead()
+        chunks = reader.tryRead()
       } catch (err) {
         controller.error(err)
         return
       }
-      if (chunk) {
-        controller.enqueue(chunk)
+      if (chunks) {
+        for (const chunk of chunks) controller.enqueue(chunk)
         return
       }
       return reader.read().then(
-        (next) => (next ? controller.enqueue(next) : controller.close()),
+        (next) => {
+          if (!next) return controller.close()
+          for (const chunk of next) controller.enqueue(chunk)
+        },
         (err) => controller.error(err),
       )
     },
@@ -363,9 +367,14 @@ async function relay(reader, res) {
   if (res.destroyed) onClose()
   try {
     for (;;) {
-      const chunk = gone ? null : reader.tryRead() || (await reader.read())
-      if (!chunk || gone) break
-      if (!res.write(chunk)) await drained(res)
+      const chunks = gone ? null : reader.tryRead() || (await reader.read())
+      if (!chunks || gone) break
+      // Corked, a batch of chunks goes to the socket as one write (writev), not one per chunk.
+      res.cork()
+      let full = false
+      for (const chunk of chunks) full = !res.write(chunk) || full
+      res.uncork()
+      if (full) await drained(res)
     }
     if (!gone) res.end()
   } catch {

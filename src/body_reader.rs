@@ -4,10 +4,12 @@ use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use session_audio_core::{self as core, Poll};
+use session_audio_core as core;
 
-/// Pull side of a streamed upstream body. `tryRead` returns a waiting chunk without a thread hop;
-/// `read` waits for the next one; `cancel` closes the upstream connection at once.
+/// Pull side of a streamed upstream body. `tryRead` returns the chunks waiting without a thread
+/// hop; `read` waits for the next ones; `cancel` closes the upstream connection at once. Both hand
+/// over every chunk already buffered (up to `BATCH_MAX` bytes) in one call: each call, and each
+/// awaited one's hop to tokio and back, is what a streamed GiB costs the JS thread (BENCHMARKS.md).
 #[napi]
 pub struct BodyReader {
     pub(crate) inner: Arc<tokio::sync::Mutex<core::BodyStream>>,
@@ -18,27 +20,19 @@ pub struct BodyReader {
 
 #[napi]
 impl BodyReader {
-    /// A chunk if one is buffered, else `null` (call `read`, which also reports the end).
+    /// The chunks buffered now (at least one), else `null` (call `read`, which also reports the end).
     // Typed as `Uint8Array` (a `Buffer` is one) so the types need no @types/node.
-    #[napi(ts_return_type = "Uint8Array | null")]
-    pub fn try_read(&self) -> Result<Chunk> {
-        let Ok(mut stream) = self.inner.try_lock() else { return Ok(Chunk(None)) };
-        match stream.try_next() {
-            Poll::Chunk(b) => Ok(Chunk(Some(b))),
-            Poll::Pending | Poll::End => Ok(Chunk(None)),
-            Poll::Failed(e) => Err(Error::from_reason(format!("audio upstream failed mid-stream: {e}"))),
-        }
+    #[napi(ts_return_type = "Uint8Array[] | null")]
+    pub fn try_read(&self) -> Result<Chunks> {
+        let Ok(mut stream) = self.inner.try_lock() else { return Ok(Chunks(None)) };
+        chunks(stream.try_next_batch())
     }
 
-    /// The next chunk, or `null` at the end. Rejects when the upstream fails mid-stream.
-    #[napi(ts_return_type = "Promise<Uint8Array | null>")]
-    pub async fn read(&self) -> Result<Chunk> {
+    /// The next chunks (at least one), or `null` at the end. Rejects when the upstream fails mid-stream.
+    #[napi(ts_return_type = "Promise<Uint8Array[] | null>")]
+    pub async fn read(&self) -> Result<Chunks> {
         let mut stream = self.inner.lock().await;
-        match stream.next().await {
-            Poll::Chunk(b) => Ok(Chunk(Some(b))),
-            Poll::Pending | Poll::End => Ok(Chunk(None)),
-            Poll::Failed(e) => Err(Error::from_reason(format!("audio upstream failed mid-stream: {e}"))),
-        }
+        chunks(stream.next_batch().await)
     }
 
     /// The client went away. Safe to call more than once, and while a `read` is pending.
@@ -50,6 +44,27 @@ impl BodyReader {
         if let Ok(mut stream) = self.inner.try_lock() {
             stream.cancel();
         }
+    }
+}
+
+fn chunks(batch: core::Batch) -> Result<Chunks> {
+    match batch {
+        core::Batch::Chunks(c) => Ok(Chunks(Some(c))),
+        core::Batch::Pending | core::Batch::End => Ok(Chunks(None)),
+        core::Batch::Failed(e) => Err(Error::from_reason(format!("audio upstream failed mid-stream: {e}"))),
+    }
+}
+
+/// Upstream chunks on their way to JS: an array of `Buffer`s (each as `Chunk` makes it), or `null`.
+pub struct Chunks(Option<Vec<bytes::Bytes>>);
+
+impl ToNapiValue for Chunks {
+    unsafe fn to_napi_value(raw_env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
+        let Some(list) = val.0 else {
+            return unsafe { Null::to_napi_value(raw_env, Null) };
+        };
+        let list: Vec<Chunk> = list.into_iter().map(|b| Chunk(Some(b))).collect();
+        unsafe { Vec::<Chunk>::to_napi_value(raw_env, list) }
     }
 }
 

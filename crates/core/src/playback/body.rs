@@ -109,6 +109,24 @@ pub enum Poll {
     Failed(String),
 }
 
+/// The most bytes one hand-over to JS gathers (it stops at the first chunk that reaches it, so a
+/// batch holds less than this plus one chunk). Each hand-over costs the JS thread a napi call and a
+/// `pull`, and an awaited one a hop to tokio and back; handing on what is already buffered in one
+/// go spares those. Half of `PREFETCH_MAX`: what the pump reads ahead once a full budget drains to
+/// its low-water mark, so a fast reader takes a refill at a time, and a batch never holds more
+/// than the stream's own budget (a slow stream's channel holds at most `PREFETCH_START`).
+pub const BATCH_MAX: usize = PREFETCH_MAX / 2;
+
+/// What one hand-over to JS carries: one or more chunks, in order.
+#[derive(Debug)]
+pub enum Batch {
+    Chunks(Vec<Bytes>),
+    /// Nothing buffered yet; await `next_batch`.
+    Pending,
+    End,
+    Failed(String),
+}
+
 /// Called once when the stream is over: bytes handed on, and the failure if it broke.
 pub type Finisher = Box<dyn FnOnce(u64, Option<String>) + Send>;
 
@@ -149,6 +167,8 @@ pub struct BodyStream {
     reads: Arc<AtomicU64>,
     task: AbortHandle,
     finished: bool,
+    /// A failure met while gathering a batch: handed on after the chunks that came before it.
+    deferred: Option<String>,
     slot: SharedSlot,
 }
 
@@ -250,7 +270,7 @@ impl BodyStream {
             }
         })
         .abort_handle();
-        BodyStream { rx, budget, reads, task, finished: false, slot }
+        BodyStream { rx, budget, reads, task, finished: false, deferred: None, slot }
     }
 
     /// Run `f` once the stream is over (now, if it already is).
@@ -279,6 +299,9 @@ impl BodyStream {
     }
 
     pub fn try_next(&mut self) -> Poll {
+        if let Some(e) = self.deferred.take() {
+            return Poll::Failed(e);
+        }
         if self.finished {
             return Poll::End;
         }
@@ -293,6 +316,9 @@ impl BodyStream {
     }
 
     pub async fn next(&mut self) -> Poll {
+        if let Some(e) = self.deferred.take() {
+            return Poll::Failed(e);
+        }
         if self.finished {
             return Poll::End;
         }
@@ -305,6 +331,51 @@ impl BodyStream {
         }
     }
 
+    /// Every chunk already buffered, up to `BATCH_MAX` bytes (see there), or what `try_next` says.
+    pub fn try_next_batch(&mut self) -> Batch {
+        match self.try_next() {
+            Poll::Chunk(first) => Batch::Chunks(self.gather(first)),
+            Poll::Pending => Batch::Pending,
+            Poll::End => Batch::End,
+            Poll::Failed(e) => Batch::Failed(e),
+        }
+    }
+
+    /// The next chunk and whatever else is buffered by then, up to `BATCH_MAX` bytes.
+    pub async fn next_batch(&mut self) -> Batch {
+        match self.next().await {
+            Poll::Chunk(first) => {
+                // The pump that sent `first` is often about to send the next chunk: one turn of
+                // the scheduler lets it, so this wake-up of the JS thread carries both.
+                tokio::task::yield_now().await;
+                Batch::Chunks(self.gather(first))
+            }
+            Poll::Pending | Poll::End => Batch::End,
+            Poll::Failed(e) => Batch::Failed(e),
+        }
+    }
+
+    /// `first` and the chunks queued behind it, while the batch is under `BATCH_MAX`. A failure
+    /// found here waits for the next call, so the chunks before it are not lost.
+    fn gather(&mut self, first: Bytes) -> Vec<Bytes> {
+        let mut total = first.len();
+        let mut out = vec![first];
+        while total < BATCH_MAX {
+            match self.try_next() {
+                Poll::Chunk(c) => {
+                    total += c.len();
+                    out.push(c);
+                }
+                Poll::Failed(e) => {
+                    self.deferred = Some(e);
+                    break;
+                }
+                Poll::Pending | Poll::End => break,
+            }
+        }
+        out
+    }
+
     /// A handle that stops the pump without holding the stream (a pending `next` borrows it).
     pub fn abort_handle(&self) -> AbortHandle {
         self.task.clone()
@@ -313,6 +384,7 @@ impl BodyStream {
     /// The client went away: stop reading and close the upstream connection now.
     pub fn cancel(&mut self) {
         self.finished = true;
+        self.deferred = None;
         self.task.abort();
         self.rx.close();
     }
@@ -508,6 +580,65 @@ mod tests {
         let s = Semaphore::new(0);
         assert_eq!(resize(&s, 2 * PREFETCH_START, PREFETCH_START), 2 * PREFETCH_START);
         assert_eq!(s.available_permits(), 0);
+    }
+
+    /// A stream over `items` already queued, as the pump would have sent them, and then ended.
+    fn queued(items: Vec<Item>) -> BodyStream {
+        let (tx, rx) = mpsc::channel::<Item>(CHANNEL_SLOTS);
+        for item in items {
+            tx.try_send(item).unwrap();
+        }
+        drop(tx);
+        let task = tokio::spawn(async {}).abort_handle();
+        let (budget, reads) = (Arc::new(Semaphore::new(0)), Arc::new(AtomicU64::new(0)));
+        BodyStream { rx, budget, reads, task, finished: false, deferred: None, slot: SharedSlot::default() }
+    }
+
+    fn sizes(batch: Batch) -> Vec<usize> {
+        match batch {
+            Batch::Chunks(c) => c.iter().map(Bytes::len).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hand_over_takes_every_buffered_chunk_up_to_the_batch_bound_and_a_failure_after_them() {
+        let k = |n: usize| n * 1024;
+        let table: [(&[usize], &[&[usize]]); 5] = [
+            // (chunks queued, batches handed over)
+            (&[k(64)], &[&[k(64)]]),
+            (&[k(64), k(32), k(16)], &[&[k(64), k(32), k(16)]]),
+            // The batch stops at the chunk that reaches the bound.
+            (&[k(64), k(64), k(64)], &[&[k(64), k(64)], &[k(64)]]),
+            (&[k(100), k(20), k(30), k(1)], &[&[k(100), k(20), k(30)], &[k(1)]]),
+            (&[BATCH_MAX + 1, 1], &[&[BATCH_MAX + 1], &[1]]),
+        ];
+        for (queued_sizes, want) in table {
+            let items = queued_sizes.iter().map(|&n| (Ok(Bytes::from(vec![1u8; n])), n)).collect();
+            let mut stream = queued(items);
+            for want in want {
+                assert_eq!(sizes(stream.try_next_batch()), *want, "{queued_sizes:?}");
+            }
+            assert!(matches!(stream.try_next_batch(), Batch::End), "{queued_sizes:?}");
+            // Everything taken went back to the budget.
+            assert_eq!(stream.budget.available_permits(), queued_sizes.iter().sum::<usize>());
+        }
+        // A failure behind chunks: the chunks first, then the failure, then the end; awaited alike.
+        for awaited in [false, true] {
+            let mut stream = queued(vec![
+                (Ok(Bytes::from_static(b"ab")), 2),
+                (Ok(Bytes::from_static(b"c")), 1),
+                (Err("cut".into()), 0),
+            ]);
+            let mut seen = Vec::new();
+            for _ in 0..3 {
+                seen.push(if awaited { stream.next_batch().await } else { stream.try_next_batch() });
+            }
+            let mut seen = seen.into_iter();
+            assert_eq!(seen.next().map(sizes), Some(vec![2, 1]), "awaited: {awaited}");
+            assert!(matches!(seen.next(), Some(Batch::Failed(e)) if e == "cut"), "awaited: {awaited}");
+            assert!(matches!(seen.next(), Some(Batch::End)), "awaited: {awaited}");
+        }
     }
 
     #[tokio::test]
