@@ -110,6 +110,16 @@ _phase_report() {
     sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^test result:|^ *(Test Files|Tests) ' | sed 's/^ */   /' ||
       echo '   (no summary line: the runner did not finish)'
   done
+  # What failed, repeated last: a CI log is often cut in the middle, where a step run beside the
+  # others printed its failures. Vitest's "Failed Tests" section, cargo's `failures:`; 80 lines each.
+  local name
+  for log in "$_phase_logs"/*.log; do
+    [ -e "$log" ] || continue
+    name=$(basename "$log" .log | cut -d- -f2-)
+    grep -qE "^ *[0-9]+s  $name \(exit [1-9]" "$_phase_logs/steps" 2>/dev/null || continue
+    echo "-- $name failed; its failures, as the runner printed them:"
+    sed 's/\x1b\[[0-9;]*m//g' "$log" | sed -n '/Failed Tests\|^failures:$/,$p' | head -80 | sed 's/^/   /'
+  done
   rm -rf "$_phase_logs"
   return $rc
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm test`: the whole suite a change must pass, on an idle clean clone in ≤ 10.5 minutes on 2 cores (docs/development.md).
+# `npm test`: the whole suite a change must pass, on an idle clean clone in ≤ 12 minutes on 2 cores (docs/development.md).
 # Lints, the Rust unit and property tests, the vitest suites against the real addon and real loopback
 # servers, then the example app in a real browser. The portable cross builds and the checks of the
 # published binaries and packages are `npm run test:release` (scripts/test-release.sh); .ci/run runs both.
@@ -25,30 +25,14 @@ host=$(rustc -vV | sed -n 's/^host: //p')
 build=(--profile test-build --target "$host")
 phase 'addon build (test-build profile, --features test-hooks)'
 bash scripts/ensure-built.sh "${build[@]}" --features test-hooks
-# Three lanes from here, on 2 cores. Beside the rest, one after another, the real-time browser specs:
-# the Chromium recorder spec (minutes of fake-microphone recording, little CPU; it needs only the
-# addon), then, once the example app is built, the demo in Firefox ESR and WebKitGTK. Beside those,
-# clippy and `cargo test` at a low CPU priority (nice), so the recordings keep real time and vitest
-# gets its CPU; a lint failure shows at the end of the run, not after 3 minutes. In front, the
-# example app's build and vitest. Every server a spec starts takes a free port, so the runs share
-# nothing; only cargo takes the build folder's lock, and only the compile lane runs cargo.
-vitest_done=$_phase_logs/vitest-done
+# Two lanes beside the main one, on 2 cores. The real-time lane: the Chromium recorder spec (minutes
+# of fake-microphone recording, little CPU; it needs only the addon). The compile lane: clippy and
+# `cargo test` at a low CPU priority (nice), so the recording keeps real time and vitest gets its CPU;
+# a lint failure shows at the end of the run, not after 3 minutes. In front, the example app's build,
+# vitest, then the other browser specs. Every server a spec starts takes a free port, so the runs
+# share nothing; only cargo takes the build folder's lock, and only the compile lane runs cargo.
 realtime_browsers() {
-  local rc=0
-  logged e2e-recorder npx vitest run --config e2e/vitest.config.mts e2e/recorder.e2e.ts || rc=1
-  # Not beside vitest: Firefox's fake microphone falls behind when vitest takes both cores (a 21 s
-  # recording came out 18 s long, a 15 s one 12.99 s), and the demo checks the lengths it recorded.
-  while [ ! -e "$vitest_done" ]; do sleep 1; done
-  logged e2e-demo-engines npx vitest run --config e2e/vitest.config.mts e2e/demo-engines.e2e.ts || rc=1
-  other_browsers || rc=1
-  return "$rc"
-}
-# The other browser specs (the example app in Debian's Chromium, the recorder in Firefox and WebKit,
-# and any spec not named here) run in whichever lane is free first: on an idle machine the one that
-# ran vitest, on a busy one often the real-time lane. mkdir is atomic: only one lane claims them.
-other_browsers() {
-  mkdir "$_phase_logs/other-browsers" 2>/dev/null || return 0
-  logged e2e npx vitest run --config e2e/vitest.config.mts --exclude e2e/recorder.e2e.ts --exclude e2e/demo-engines.e2e.ts
+  logged e2e-recorder npx vitest run --config e2e/vitest.config.mts e2e/recorder.e2e.ts
 }
 compiles() {
   timed clippy nice -n 10 cargo clippy --workspace --all-targets "${build[@]}" --quiet -- -D warnings || return 1
@@ -64,11 +48,16 @@ bash scripts/prepare-example.sh --built
 phase 'vitest (__test__/, without the release specs)'
 # At a lower CPU priority than the Chromium recorder beside it, which records in real time.
 logged vitest nice -n 5 npx vitest run
-touch "$vitest_done"
-phase 'the other browser specs (examples/nextjs in Chromium, the recorder in Firefox and WebKit), unless the real-time lane took them'
+phase 'the other browser specs (examples/nextjs in Chromium, the recorder in Firefox and WebKit)'
 rest=0
-other_browsers || rest=$?
-phase 'waiting for the real-time lane (the recorder in Chromium, the demo in Firefox and WebKit) and the compiles (clippy, cargo test)'
+logged e2e npx vitest run --config e2e/vitest.config.mts --exclude e2e/recorder.e2e.ts --exclude e2e/demo-engines.e2e.ts || rest=1
+phase 'waiting for the real-time lane (the recorder in Chromium) and the compiles (clippy, cargo test)'
 lanes_rc=0
 joined || lanes_rc=$?
+# Last, with nothing beside it: the demo in Firefox ESR and WebKitGTK checks the lengths it recorded
+# against the wall clock, and Firefox's fake microphone falls behind real time when the CPU is taken
+# (a 21 s recording came out 18.1 s long, a 15 s one 12.99 s, beside vitest; one CI run failed it
+# beside the other browser specs).
+phase 'the demo in Firefox and WebKit (alone)'
+logged e2e-demo-engines npx vitest run --config e2e/vitest.config.mts e2e/demo-engines.e2e.ts || rest=1
 [ "$rest" -eq 0 ] && [ "$lanes_rc" -eq 0 ]
