@@ -66,6 +66,7 @@ function clearFaults() {
   s.convex.state.fail = null
   s.clerk.state.fail = null
   s.blob.state.fail = null
+  s.blob.state.misbehave = null
   s.convex.state.override = {}
 }
 
@@ -115,6 +116,24 @@ describe('a client-upload completion keeps the recording through every fault of 
       "Blob's head answering 404 store_not_found (the deployment's problem, not a missing upload)",
       () => (s.blob.state.fail = { status: 404, code: 'store_not_found', kind: 'head', sticky: true }),
       'blob_access_denied',
+    ],
+    [
+      "Blob's head answering for another blob (another session's): neither attached nor deleted",
+      () =>
+        (s.blob.state.misbehave = {
+          kind: 'head',
+          mode: 'answer',
+          sticky: true,
+          answer: {
+            url: `${s.blob.url}/listening-sessions/someone-else/take.webm`,
+            downloadUrl: `${s.blob.url}/listening-sessions/someone-else/take.webm?download=1`,
+            pathname: 'listening-sessions/someone-else/take.webm',
+            size: 1234,
+            contentType: 'audio/webm',
+            uploadedAt: new Date().toISOString(),
+          },
+        }),
+      'storage_failed',
     ],
   ]
   for (const [what, inject, code] of faults) {

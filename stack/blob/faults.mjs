@@ -10,7 +10,9 @@
 //                    such exchange never answers (`hang`: the request is read, nothing is stored or
 //                    deleted, no answer), or answers 500 with an 8 MiB error body (`huge`);
 //                    `{ kind: 'read', mode: 'short', sticky? }`: the next blob read answers 200 with
-//                    only the first half of the blob (a cut read, routes.mjs).
+//                    only the first half of the blob (a cut read, routes.mjs);
+//                    `{ kind: 'head', mode: 'answer', answer, sticky? }`: the next head answers 200 with
+//                    `answer` as its JSON, whatever blob was asked for (a store answering for another).
 
 export const initialState = () => ({
   fail: null,
@@ -26,6 +28,10 @@ export function misbehaving(state, kind, res) {
   const m = state.misbehave
   if (!m || m.kind !== kind) return false
   if (!m.sticky) state.misbehave = null
+  if (m.mode === 'answer') {
+    res.writeHead(200, { 'content-type': 'application/json' })
+    res.end(JSON.stringify(m.answer))
+  }
   if (m.mode === 'huge') {
     const message = 'x'.repeat(8 << 20)
     res.writeHead(500, { 'content-type': 'application/json' })

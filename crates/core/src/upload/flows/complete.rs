@@ -18,7 +18,7 @@ use crate::identity::Caller;
 use crate::media::duration::Measured;
 use crate::media::{parse_declared, Container, DeclaredType};
 use crate::state::State;
-use crate::storage::blob::{RewriteTarget, StoredBlob};
+use crate::storage::blob::{BlobMeta, RewriteTarget, StoredBlob};
 use crate::support::cache::TtlCache;
 use crate::support::clock::now_ms;
 use crate::telemetry::Trace;
@@ -274,6 +274,13 @@ struct Checked {
     user_max_ms: Option<f64>,
 }
 
+/// Whether `head(url)`'s answer names the blob at `url`: the same pathname, and a URL of that
+/// pathname (how the store spells the URL's host and query is its own).
+fn answers_for(meta: &BlobMeta, url: &Url) -> bool {
+    let asked = url_pathname(url);
+    meta.pathname == asked && Url::parse(&meta.url).is_ok_and(|u| url_pathname(&u) == asked)
+}
+
 enum Verified {
     /// The session holds this blob under another spelling of its URL.
     Held(Value),
@@ -284,6 +291,16 @@ async fn verify(ctx: &Ctx<'_>, doc: SessionDoc, url: &Url, claim: &Claim<'_>) ->
     let upload = &ctx.state.config.upload;
     let meta = ctx.trace.phase(Phase::Storage, ctx.blob.head(url.as_str())).await?;
     let meta = meta.ok_or_else(|| Error::UploadNotFound(url.to_string()))?;
+    // The store's answer is about the blob asked for, or it is the store failing: its pathname and
+    // URL are what gets attached (and, by the rewrite, deleted), and only the asked-for URL was
+    // checked to lie under this session's prefix. Kept, retryable.
+    if !answers_for(&meta, url) {
+        return Err(Error::StorageFailed(format!(
+            "head {}: the store answered for another blob ({})",
+            url_pathname(url),
+            meta.pathname
+        )));
+    }
     if held_pathname(&doc).as_deref() == Some(meta.pathname.as_str()) {
         return Ok(Verified::Held(attached_record(&doc)));
     }
@@ -439,5 +456,45 @@ mod tests {
             ("listening-sessions/s.1/take", "listening-sessions/s.1/take.final"),
         ];
         assert_table(table, final_pathname);
+    }
+
+    #[test]
+    fn the_store_answers_for_the_blob_asked_for_or_it_is_failing() {
+        let asked = "https://store.public.blob.vercel-storage.com/listening-sessions/s1/take%20one-Ab3.webm";
+        let table: &[(&str, &str, bool)] = &[
+            // (the answer's pathname, the answer's URL, whether it is about the asked-for blob)
+            ("listening-sessions/s1/take one-Ab3.webm", asked, true),
+            // The store's own spelling of the URL: another host (private, download), a query.
+            (
+                "listening-sessions/s1/take one-Ab3.webm",
+                "https://store.private.blob.vercel-storage.com/listening-sessions/s1/take%20one-Ab3.webm?download=1",
+                true,
+            ),
+            // Another blob: by pathname, by URL, or both; one of this session's or another's.
+            ("listening-sessions/s1/other.webm", asked, false),
+            (
+                "listening-sessions/s1/take one-Ab3.webm",
+                "https://store.public.blob.vercel-storage.com/listening-sessions/s2/take%20one-Ab3.webm",
+                false,
+            ),
+            (
+                "listening-sessions/s2/x.webm",
+                "https://store.public.blob.vercel-storage.com/listening-sessions/s2/x.webm",
+                false,
+            ),
+            ("", asked, false),
+            ("listening-sessions/s1/take one-Ab3.webm", "not a url", false),
+        ];
+        let url = Url::parse(asked).unwrap();
+        for (pathname, answer_url, want) in table {
+            let meta = BlobMeta {
+                url: answer_url.to_string(),
+                pathname: pathname.to_string(),
+                size: 1,
+                content_type: None,
+                uploaded_at: None,
+            };
+            assert_eq!(answers_for(&meta, &url), *want, "{pathname} {answer_url}");
+        }
     }
 }
