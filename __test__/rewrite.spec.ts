@@ -209,6 +209,32 @@ describe('Blob failing mid-rewrite keeps the audio', () => {
   }
 })
 
+describe('a rewrite retried after its attach failed', () => {
+  it('Convex failing the attach: 503, both blobs kept; the retry (a new instance) writes over its own .final and attaches', async () => {
+    const { f, id, blob } = await provisionalWebm()
+    use()
+    s.convex.state.fail = { status: 503, kind: 'mutation' }
+    let res: Response
+    try {
+      res = await complete(id, blob.url)
+    } finally {
+      s.convex.state.fail = null
+    }
+    const e = await errorOf(res)
+    expect([e.status, e.code, e.final]).toEqual([503, 'convex_unavailable', false])
+    expect(s.blob.list()).toEqual(expect.arrayContaining([blob.pathname, finalPath(blob.pathname)]))
+    expect((await s.convex.getSession(id)).status).toBe('recording')
+    // A new instance measures and rewrites again: its multipart upload lands where the first one
+    // did, which the store allows only if every call of it (the complete too) says overwrite.
+    use()
+    const again = await complete(id, blob.url)
+    expect(again.status, JSON.stringify(await again.clone().json())).toBe(201)
+    expect(s.blob.read(finalPath(blob.pathname)).equals(f.final)).toBe(true)
+    expect(s.blob.list()).not.toContain(blob.pathname)
+    s.blob.state.holdWebhooks = false
+  })
+})
+
 describe('rewrites in flight are bounded (each holds up to 17 MiB)', () => {
   // complete.rs REWRITES_IN_FLIGHT: one more completion than that, while the others hold their
   // permits (their parts slowed), is answered 503 rewrites_busy with Retry-After; its blob kept.

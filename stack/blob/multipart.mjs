@@ -145,6 +145,11 @@ export function multipartHandler({ store, calls, tokens, webhooks, state, log = 
     }
     const size = parts.reduce((a, p) => a + upload.parts.get(p.partNumber).size, 0)
     if (size > max) return apiError(res, 400, 'bad_request', tooLarge(max), CORS)
+    // The blob comes to be here, so the overwrite rule is checked again with the complete's own
+    // headers (the official SDK sends a put's options on every multipart call): a blob stored at
+    // this pathname since the create is replaced only if the complete says so too.
+    if (store.meta.has(upload.pathname) && !mayOverwrite(req, upload.constraints))
+      return apiError(res, 400, 'bad_request', 'This blob already exists', CORS)
     const tmp = store.tmpFile()
     const hash = crypto.createHash('md5')
     for (const p of parts) {

@@ -172,6 +172,12 @@ pub const UNGATED_BYTES: usize = 64 << 10;
 /// The finalisers' limit on a header region (`HEAD_LIMIT`): a longer one is never provisional.
 const PROVISIONAL_HEAD_MAX: usize = 1 << 20;
 
+/// How the rewrite's multipart upload names its blob, sent on every call of it (create, parts,
+/// complete), as the official SDK sends a put's options on each: the derived pathname is exact
+/// (no random suffix), and a rewrite retried after a failure may find its own earlier result
+/// there, which it replaces. Sent on the complete too, since that is where the blob comes to be.
+const REWRITE_NAMING: [(&str, &str); 2] = [("x-add-random-suffix", "0"), ("x-allow-overwrite", "1")];
+
 /// A server multipart upload under way, and the ETags of parts 2, 3, … sent so far.
 pub struct Multipart {
     upload_id: String,
@@ -559,15 +565,12 @@ impl BlobClient {
             upload_id: String,
             key: String,
         }
-        let headers = [
+        let mut headers = vec![
             ("x-mpu-action", "create".to_string()),
             ("x-vercel-blob-access", to.access.as_str().to_string()),
             ("x-content-type", to.content_type.to_string()),
-            // The derived pathname is exact (no suffix), and a rewrite retried after a failure may
-            // find its own earlier result there: it is replaced.
-            ("x-add-random-suffix", "0".to_string()),
-            ("x-allow-overwrite", "1".to_string()),
         ];
+        headers.extend(REWRITE_NAMING.map(|(k, v)| (k, v.to_string())));
         let what = format!("multipart create {}", to.pathname);
         let created: Created = self.mpu(to.pathname, &what, &headers, bytes::Bytes::new()).await?;
         Ok(Multipart {
@@ -613,6 +616,7 @@ impl BlobClient {
             ("x-mpu-upload-id", mpu.upload_id.clone()),
             ("x-mpu-key", key),
         ];
+        headers.extend(REWRITE_NAMING.map(|(k, v)| (k, v.to_string())));
         if let Some(n) = part {
             headers.push(("x-mpu-part-number", n.to_string()));
         }
