@@ -85,7 +85,7 @@ describe('the route writes the header region finish() writes', () => {
 // stride doubles) and at most 1 024 sidx references over at most 2 048 fragment positions kept while
 // walking (MP4: the same halving, then halved again at finish() until ≤ 1 024). Chromium's MP4
 // recorder writes a fragment a `timeslice` chunk, so a recording of 17 minutes at one a second is
-// past the sidx's cap and one of 35 minutes past the walk's. Each count is the finalisers' rule
+// past the sidx's cap and one of 34 minutes past the walk's. Each count is the finalisers' rule
 // worked by hand: a recording of `n` fragments or clusters gets `kept` references or CuePoints,
 // the first of them covering `first` fragments or clusters (the stride at the end).
 describe('past the caps, the route writes the header region finish() writes, and the file is valid', () => {
