@@ -98,6 +98,36 @@ describe('past the caps, the route writes the header region finish() writes, and
     return { ...f, final: Buffer.from(f.final) }
   }
 
+  /** `built` (from longMp4) through both sides: `kept` references, each over `first` fragments. */
+  function expectSidx(built: ReturnType<typeof longMp4>, kept: number, first: number) {
+    const { final, headerLength } = agreed(built.bytes, createMp4Finaliser, 'audio/mp4')
+    const d = describeMp4(final)
+    // The final file is the built one at a fixed shift: the fragments moved by the header's change.
+    const shift = headerLength - built.headerLength
+    expect(d.sidx!.end).toBe(headerLength)
+    expect(d.references.length).toBe(kept)
+    let covered = 0
+    d.references.forEach((r, i) => {
+      // Each reference starts at a (counted) moof, every `first`-th, and at that fragment's time.
+      const k = i * first
+      expect(r.offset).toBe(built.moofs[k] + shift)
+      expect(final.toString('latin1', r.offset + 4, r.offset + 8)).toBe('moof')
+      expect(r.time).toBe(built.times[k])
+      covered += r.size
+    })
+    // Sizes sum to the bytes after the sidx; durations to the track's length (its mdhd).
+    expect(covered).toBe(final.length - d.sidx!.end)
+    const last = d.references.at(-1)!
+    expect(last.time + last.duration - d.references[0].time).toBe(built.units)
+    expect(d.mediaS * d.mediaScale).toBeCloseTo(built.units, 3)
+    // Every reference starts with a SAP of type 1 and is media (not another sidx).
+    const at = d.sidx!.dataStart + 32
+    for (let i = 0; i < kept; i++) {
+      expect(final[at + 12 * i] >> 7).toBe(0)
+      expect(final.readUInt32BE(at + 12 * i + 8)).toBe(0x90000000)
+    }
+  }
+
   const mp4Table = [
     { fragments: 1024, kept: 1024, first: 1 }, // exactly the cap: one reference a fragment
     { fragments: 1025, kept: 513, first: 2 },
@@ -113,36 +143,14 @@ describe('past the caps, the route writes the header region finish() writes, and
     for (const { fragments, kept, first } of mp4Table) {
       it(`MP4, ${label}, ${fragments} fragments: ${kept} sidx references over the fragments, summing to the file`, () => {
         // One sample a fragment keeps the file small (4 MB for 4 100); the walk is the same.
-        const built = longMp4(fragments, { file, samples: 1 })
-        const { final, headerLength } = agreed(built.bytes, createMp4Finaliser, 'audio/mp4')
-        const d = describeMp4(final)
-        // The final file is the built one at a fixed shift: the fragments moved by the header's change.
-        const shift = headerLength - built.headerLength
-        expect(d.sidx!.end).toBe(headerLength)
-        expect(d.references.length).toBe(kept)
-        let covered = 0
-        d.references.forEach((r, i) => {
-          // Each reference starts at a (counted) moof, every `first`-th, and at that fragment's time.
-          const k = i * first
-          expect(r.offset).toBe(built.moofs[k] + shift)
-          expect(final.toString('latin1', r.offset + 4, r.offset + 8)).toBe('moof')
-          expect(r.time).toBe(built.times[k])
-          covered += r.size
-        })
-        // Sizes sum to the bytes after the sidx; durations to the track's length (its mdhd).
-        expect(covered).toBe(final.length - d.sidx!.end)
-        const last = d.references.at(-1)!
-        expect(last.time + last.duration - d.references[0].time).toBe(built.units)
-        expect(d.mediaS * d.mediaScale).toBeCloseTo(built.units, 3)
-        // Every reference starts with a SAP of type 1 and is media (not another sidx).
-        const at = d.sidx!.dataStart + 32
-        for (let i = 0; i < kept; i++) {
-          expect(final[at + 12 * i] >> 7).toBe(0)
-          expect(final.readUInt32BE(at + 12 * i + 8)).toBe(0x90000000)
-        }
+        expectSidx(longMp4(fragments, { file, samples: 1 }), kept, first)
       })
     }
   }
+
+  it('MP4, Chromium, 35 minutes of its whole fragments (34 MB, 2 100 fragments): 525 references of 4', () => {
+    expectSidx(longMp4(2100), 525, 4)
+  })
 
   it('MP4 past both caps and cut where a crash would cut it: still the same bytes', () => {
     const built = longMp4(4100, { samples: 1 }).bytes
