@@ -14,7 +14,9 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { createMp4Finaliser } from '../client/finalise/mp4.mjs'
 import { createWebmFinaliser } from '../client/finalise/webm.mjs'
-import { longWebm } from '../benchmark/lib/long-webm.mjs'
+import { longMp4, WEBKIT_MP4 } from '../benchmark/lib/long-mp4.mjs'
+import { longWebm, tinyClusterWebm } from '../benchmark/lib/long-webm.mjs'
+import { describeMp4, describeWebm, ebmlUint, findEls } from './finalised-files'
 import { finalisedForms as forms, fixture } from './helpers'
 
 const repo = path.resolve(__dirname, '..')
@@ -76,6 +78,127 @@ describe('the route writes the header region finish() writes', () => {
       const got = routeHeader(f.provisional, 'audio/webm')
       expect(got && Buffer.from(got).equals(Buffer.from(f.header))).toBe(true)
     }
+  })
+})
+
+// Past the finalisers' caps: at most 65 536 CuePoints (WebM: then every other one goes and the
+// stride doubles) and at most 1 024 sidx references over at most 2 048 fragment positions kept while
+// walking (MP4: the same halving, then halved again at finish() until ≤ 1 024). Chromium's MP4
+// recorder writes a fragment a `timeslice` chunk, so a recording of 17 minutes at one a second is
+// past the sidx's cap and one of 34 minutes past the walk's. Each count is the finalisers' rule
+// worked by hand: a recording of `n` fragments or clusters gets `kept` references or CuePoints,
+// the first of them covering `first` fragments or clusters (the stride at the end).
+describe('past the caps, the route writes the header region finish() writes, and the file is valid', () => {
+  /** The route's header for `raw`'s provisional form is finish()'s; returns the final file. */
+  function agreed(raw: Uint8Array, create: () => any, essence: string) {
+    const f = forms(raw, create)
+    const got = routeHeader(f.provisional, essence)
+    expect(got, 'a provisional file the writer did not recognise').not.toBeNull()
+    expect(Buffer.from(got!).equals(Buffer.from(f.header))).toBe(true)
+    return { ...f, final: Buffer.from(f.final) }
+  }
+
+  /** `built` (from longMp4) through both sides: `kept` references, each over `first` fragments. */
+  function expectSidx(built: ReturnType<typeof longMp4>, kept: number, first: number) {
+    const { final, headerLength } = agreed(built.bytes, createMp4Finaliser, 'audio/mp4')
+    const d = describeMp4(final)
+    // The final file is the built one at a fixed shift: the fragments moved by the header's change.
+    const shift = headerLength - built.headerLength
+    expect(d.sidx!.end).toBe(headerLength)
+    expect(d.references.length).toBe(kept)
+    let covered = 0
+    d.references.forEach((r, i) => {
+      // Each reference starts at a (counted) moof, every `first`-th, and at that fragment's time.
+      const k = i * first
+      expect(r.offset).toBe(built.moofs[k] + shift)
+      expect(final.toString('latin1', r.offset + 4, r.offset + 8)).toBe('moof')
+      expect(r.time).toBe(built.times[k])
+      covered += r.size
+    })
+    // Sizes sum to the bytes after the sidx; durations to the track's length (its mdhd).
+    expect(covered).toBe(final.length - d.sidx!.end)
+    const last = d.references.at(-1)!
+    expect(last.time + last.duration - d.references[0].time).toBe(built.units)
+    expect(d.mediaS * d.mediaScale).toBeCloseTo(built.units, 3)
+    // Every reference starts with a SAP of type 1 and is media (not another sidx).
+    const at = d.sidx!.dataStart + 32
+    for (let i = 0; i < kept; i++) {
+      expect(final[at + 12 * i] >> 7).toBe(0)
+      expect(final.readUInt32BE(at + 12 * i + 8)).toBe(0x90000000)
+    }
+  }
+
+  const mp4Table = [
+    { fragments: 1024, kept: 1024, first: 1 }, // exactly the cap: one reference a fragment
+    { fragments: 1025, kept: 513, first: 2 },
+    { fragments: 2047, kept: 1024, first: 2 }, // the walk keeps all 2 047; finish() halves them
+    { fragments: 2048, kept: 1024, first: 2 }, // the walk halves at its 2 048th position
+    { fragments: 2049, kept: 513, first: 4 },
+    { fragments: 4100, kept: 513, first: 8 }, // the walk halves twice (68 minutes at 1 s)
+  ]
+  for (const [label, file] of [
+    ['Chromium', undefined],
+    ['WebKit (its last moof written twice)', WEBKIT_MP4],
+  ] as const) {
+    for (const { fragments, kept, first } of mp4Table) {
+      it(`MP4, ${label}, ${fragments} fragments: ${kept} sidx references over the fragments, summing to the file`, () => {
+        // One sample a fragment keeps the file small (4 MB for 4 100); the walk is the same.
+        expectSidx(longMp4(fragments, { file, samples: 1 }), kept, first)
+      })
+    }
+  }
+
+  it('MP4, Chromium, 35 minutes of its whole fragments (34 MB, 2 100 fragments): 525 references of 4', () => {
+    expectSidx(longMp4(2100), 525, 4)
+  })
+
+  it('MP4 past both caps and cut where a crash would cut it: still the same bytes', () => {
+    const built = longMp4(4100, { samples: 1 }).bytes
+    const c = cut(built, Math.floor(built.length * 0.7), createMp4Finaliser)!
+    const d = describeMp4(agreed(c, createMp4Finaliser, 'audio/mp4').final)
+    expect(d.references.length).toBeLessThanOrEqual(1024)
+  })
+
+  const webmTable = [
+    { clusters: 65_536, kept: 65_536, first: 1 }, // exactly the cap: a CuePoint a Cluster
+    { clusters: 65_537, kept: 32_769, first: 2 },
+    { clusters: 131_100, kept: 32_775, first: 4 }, // halved twice (2 h 11 min of 60 ms Clusters)
+  ]
+  for (const { clusters, kept, first } of webmTable) {
+    it(`WebM, ${clusters} Clusters: ${kept} CuePoints, each at a Cluster's start and time`, () => {
+      const built = tinyClusterWebm(clusters)
+      const { final, headerLength } = agreed(built.bytes, createWebmFinaliser, 'audio/webm')
+      // The Clusters are the built ones at a fixed shift (the header region changed length), all
+      // of them whole; the Cues follow the last one, the Segment ends with them.
+      const shift = headerLength - built.clusterStarts[0]
+      const d = describeWebm(final)
+      expect(d.clusters.map((c) => c.start)).toEqual(built.clusterStarts.map((at) => at + shift))
+      expect(d.segment.end).toBe(final.length)
+      expect(d.durationS! * 1000).toBeCloseTo(built.durationMs, 6)
+      // The SeekHead's Cues entry is where the Cues are: right after the last Cluster, to the end.
+      const seg = d.segment.dataStart
+      const seeks = findEls(d.seekHead!.children, 0x4dbb)
+      const cuesSeek = seeks.find((s) => final.readUInt32BE(findEls(s.children, 0x53ab)[0].dataStart) === 0x1c53bb6b)!
+      const cues = d.cues!
+      expect(seg + ebmlUint(final, findEls(cuesSeek.children, 0x53ac)[0])).toBe(cues.start)
+      expect(cues.start).toBe(built.bytes.length + shift)
+      expect(cues.end).toBe(final.length)
+      const points = findEls(cues.children, 0xbb)
+      expect(points.length).toBe(kept)
+      const step = built.durationMs / clusters
+      points.forEach((p, i) => {
+        const k = i * first
+        const pos = findEls(p.children, 0xb7)[0]
+        expect(seg + ebmlUint(final, findEls(pos.children, 0xf1)[0])).toBe(built.clusterStarts[k] + shift)
+        expect(ebmlUint(final, findEls(p.children, 0xb3)[0])).toBe(k * step)
+      })
+    })
+  }
+
+  it('WebM past the cap twice and cut where a crash would cut it: still the same bytes', () => {
+    const built = tinyClusterWebm(131_100).bytes
+    const c = cut(built, Math.floor(built.length * 0.8), createWebmFinaliser)!
+    agreed(c, createWebmFinaliser, 'audio/webm')
   })
 })
 

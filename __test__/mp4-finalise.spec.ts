@@ -7,6 +7,7 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createMp4Finaliser, finaliseMp4, Mp4FinaliseError, repairRepeatedMoof } from '../client/finalise/mp4.mjs'
 import { expectFinaliserAnswer, measuredByRoute, startStack, type Stack } from './helpers'
+import { describeMp4 as describeFile, findBoxes as find, parseBoxes as parse, tfdtOf as tfdt } from './finalised-files'
 
 const dir = path.resolve(__dirname, 'fixtures/audio')
 const RAW = 'chromium-20s-timeslice.m4a'
@@ -14,80 +15,6 @@ const raw = fs.readFileSync(path.join(dir, RAW))
 const about: { decodedSeconds: number; chunks: number[] } = JSON.parse(
   fs.readFileSync(path.join(dir, `${RAW}.json`), 'utf8'),
 )
-
-// --- a small box reader of the test's own (trusted input) ------------------------------------
-
-type Box = { type: string; start: number; dataStart: number; end: number; children?: Box[] }
-const CONTAINERS = new Set(['moov', 'trak', 'mdia', 'mvex', 'moof', 'traf'])
-function parse(b: Buffer, start = 0, end = b.length): Box[] {
-  const out: Box[] = []
-  for (let at = start; at < end;) {
-    let size = b.readUInt32BE(at)
-    let dataStart = at + 8
-    if (size === 1) {
-      size = Number(b.readBigUInt64BE(at + 8))
-      dataStart += 8
-    }
-    const box: Box = { type: b.toString('latin1', at + 4, at + 8), start: at, dataStart, end: at + size }
-    if (CONTAINERS.has(box.type)) box.children = parse(b, dataStart, at + size)
-    out.push(box)
-    at += size
-  }
-  return out
-}
-const find = (boxes: Box[] | undefined, type: string) => (boxes ?? []).filter((x) => x.type === type)
-const path_ = (boxes: Box[], ...types: string[]): Box => {
-  let cur: Box | undefined
-  let list = boxes
-  for (const t of types) {
-    cur = find(list, t)[0]
-    list = cur?.children ?? []
-  }
-  return cur!
-}
-const u64 = (b: Buffer, at: number) => Number(b.readBigUInt64BE(at))
-
-function describeFile(b: Buffer) {
-  const top = parse(b)
-  const mvhd = path_(top, 'moov', 'mvhd')
-  const tkhd = path_(top, 'moov', 'trak', 'tkhd')
-  const mdhd = path_(top, 'moov', 'trak', 'mdia', 'mdhd')
-  // Version 1: 64-bit times and durations; version 0: 32-bit.
-  const v1 = (x: Box) => b[x.dataStart] === 1
-  const scaleOf = (x: Box) => b.readUInt32BE(x.dataStart + (v1(x) ? 20 : 12))
-  const durationOf = (x: Box, at1: number, at0: number) =>
-    v1(x) ? u64(b, x.dataStart + at1) : b.readUInt32BE(x.dataStart + at0)
-  const movieScale = scaleOf(mvhd)
-  const mediaScale = scaleOf(mdhd)
-  const sidx = find(top, 'sidx')[0] ?? null
-  let references: { offset: number; size: number; time: number; duration: number }[] = []
-  if (sidx) {
-    const d = sidx.dataStart
-    let offset = sidx.end + u64(b, d + 20)
-    let time = u64(b, d + 12)
-    const count = b.readUInt16BE(d + 30)
-    for (let i = 0; i < count; i++) {
-      const size = b.readUInt32BE(d + 32 + 12 * i) & 0x7fffffff
-      const duration = b.readUInt32BE(d + 36 + 12 * i)
-      references.push({ offset, size, time, duration })
-      offset += size
-      time += duration
-    }
-  }
-  return {
-    top,
-    movieS: durationOf(mvhd, 24, 16) / movieScale,
-    trackS: durationOf(tkhd, 28, 20) / movieScale,
-    mediaS: durationOf(mdhd, 24, 16) / mediaScale,
-    mediaScale,
-    sidx,
-    references,
-    moofs: find(top, 'moof'),
-  }
-}
-/** Each moof's tfdt (the fixture's fragments all have one). */
-const tfdt = (b: Buffer, moof: Box) => u64(b, path_(moof.children!, 'traf', 'tfdt').dataStart + 4)
-
 const bytesOf = async (blob: Blob) => Buffer.from(await blob.arrayBuffer())
 const mp4 = (b: Uint8Array) => new Blob([b], { type: 'audio/mp4' })
 

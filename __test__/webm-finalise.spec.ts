@@ -6,6 +6,7 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createWebmFinaliser, finaliseWebm, MAX_CUE_POINTS, WebmFinaliseError } from '../client/finalise/webm.mjs'
 import { expectFinaliserAnswer, measuredByRoute, startStack, type Stack } from './helpers'
+import { describeWebm as describeFile, ebmlUint as uint, findEls as find, parseEbml as parse } from './finalised-files'
 
 const dir = path.resolve(__dirname, 'fixtures/audio')
 const RAW = 'chromium-20s-timeslice.webm'
@@ -13,65 +14,6 @@ const raw = fs.readFileSync(path.join(dir, RAW))
 const about: { decodedSeconds: number; chunks: number[] } = JSON.parse(
   fs.readFileSync(path.join(dir, `${RAW}.json`), 'utf8'),
 )
-
-// --- a small EBML reader of the test's own (trusted input: the finaliser's output) -------------
-
-type El = { id: number; start: number; dataStart: number; end: number | null; children?: El[] }
-const MASTERS = new Set([0x18538067, 0x114d9b74, 0x4dbb, 0x1549a966, 0x1654ae6b, 0x1f43b675, 0x1c53bb6b, 0xbb, 0xb7])
-const LEVEL1 = new Set([0x114d9b74, 0x1549a966, 0x1654ae6b, 0x1f43b675, 0x1c53bb6b, 0x1254c367])
-
-function vint(b: Buffer, at: number, keepMarker: boolean) {
-  let len = 1
-  while (len <= 8 && !(b[at] & (0x100 >> len))) len++
-  let v = keepMarker ? b[at] : b[at] & (0xff >> len)
-  let ones = v === 0xff >> len
-  for (let i = 1; i < len; i++) {
-    ones = ones && b[at + i] === 0xff
-    v = v * 256 + b[at + i]
-  }
-  return { v, len, unknown: !keepMarker && ones }
-}
-
-function parse(b: Buffer, start = 0, end = b.length, parentId = 0): El[] {
-  const out: El[] = []
-  let at = start
-  while (at < end) {
-    const id = vint(b, at, true)
-    const size = vint(b, at + id.len, false)
-    const dataStart = at + id.len + size.len
-    if (parentId === 0x1f43b675 && LEVEL1.has(id.v)) break // an unknown-size Cluster ends here
-    let elEnd: number | null = size.unknown ? null : dataStart + size.v
-    const el: El = { id: id.v, start: at, dataStart, end: elEnd }
-    if (MASTERS.has(id.v)) {
-      el.children = parse(b, dataStart, elEnd ?? end, id.v)
-      if (elEnd === null) elEnd = el.children.length ? (el.children.at(-1)!.end as number) : dataStart
-    }
-    out.push(el)
-    at = elEnd as number
-  }
-  return out
-}
-
-const uint = (b: Buffer, e: El) => b.subarray(e.dataStart, e.end as number).reduce((v, x) => v * 256 + x, 0)
-const find = (els: El[] | undefined, id: number) => (els ?? []).filter((e) => e.id === id)
-
-function describeFile(b: Buffer) {
-  const top = parse(b)
-  const segment = find(top, 0x18538067)[0]
-  const kids = segment.children!
-  const info = find(kids, 0x1549a966)[0]
-  const scale = find(info.children, 0x2ad7b1).map((e) => uint(b, e))[0] ?? 1e6
-  const duration = find(info.children, 0x4489)[0]
-  return {
-    segment,
-    kids,
-    scale,
-    durationS: duration ? (b.readDoubleBE(duration.dataStart) * scale) / 1e9 : null,
-    clusters: find(kids, 0x1f43b675),
-    cues: find(kids, 0x1c53bb6b)[0] ?? null,
-    seekHead: find(kids, 0x114d9b74)[0] ?? null,
-  }
-}
 
 const bytesOf = async (blob: Blob) => Buffer.from(await blob.arrayBuffer())
 const webm = (b: Uint8Array) => new Blob([b], { type: 'audio/webm;codecs=opus' })

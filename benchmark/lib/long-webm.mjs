@@ -7,7 +7,7 @@
 // `start(1000)` would hand them over.
 import fs from 'node:fs'
 import path from 'node:path'
-import { readElementHeader } from '../../client/finalise/webm.mjs'
+import { opusPacketNs, readElementHeader } from '../../client/finalise/webm.mjs'
 import { repo } from './common.mjs'
 
 export const FIXTURE = path.join(repo, '__test__/fixtures/audio/chromium-20s-timeslice.webm')
@@ -117,4 +117,41 @@ export function longWebm(minutes, file = FIXTURE) {
   }
   if (chunkEnds.at(-1) !== total) chunkEnds.push(total)
   return { bytes, chunkEnds, durationMs: lastBlockEnd }
+}
+
+/**
+ * A recording of `clusters` tiny Clusters (past the finalisers' cap of 65 536 cue points in a few
+ * MB): the fixture's header region, then Clusters of one SimpleBlock each, the fixture's smallest
+ * block of its first Cluster (a real Opus packet, its relative time set to 0), each Cluster at
+ * `k × packet length` ms, so blocks run on without a gap and the route's meter, which times every
+ * packet by its TOC byte, measures the length built here. Returns `{ bytes, clusterStarts,
+ * durationMs }`.
+ */
+export function tinyClusterWebm(clusters, file = FIXTURE) {
+  const { head, clusters: parsed } = readFixture(file)
+  const body = parsed[0].body
+  let smallest = null
+  for (const blk of parsed[0].blocks) {
+    const h = header(body, blk.offset)
+    if (!smallest || h.size < smallest.size) smallest = h
+  }
+  const block = body.slice(smallest.at, smallest.dataStart + smallest.size)
+  const payloadAt = smallest.headerLength
+  // Track number (a 1-byte vint for track 1), then the int16 relative time: 0 here.
+  block[payloadAt + 1] = 0
+  block[payloadAt + 2] = 0
+  const packetMs = opusPacketNs(block[payloadAt + 4], block[payloadAt + 5]) / 1e6
+  if (!Number.isInteger(packetMs)) throw new Error(`the fixture's packet lasts ${packetMs} ms, not whole ms`)
+  const size = CLUSTER_HEAD.length + 6 + block.length
+  const bytes = new Uint8Array(head.length + clusters * size)
+  bytes.set(head, 0)
+  const clusterStarts = []
+  for (let k = 0, at = head.length; k < clusters; k++, at += size) {
+    const tc = k * packetMs
+    clusterStarts.push(at)
+    bytes.set(CLUSTER_HEAD, at)
+    bytes.set([ID_TIMECODE, 0x84, (tc >>> 24) & 0xff, (tc >>> 16) & 0xff, (tc >>> 8) & 0xff, tc & 0xff], at + 12)
+    bytes.set(block, at + 18)
+  }
+  return { bytes, clusterStarts, durationMs: clusters * packetMs }
 }

@@ -59,6 +59,16 @@ pub fn provisional(container: crate::media::Container, region: &[u8]) -> bool {
     }
 }
 
+/// Keeps the 1st, 3rd, 5th, … of `v` (the finalisers' `filter((_, i) => i % 2 === 0)`): how both
+/// caps make room, so the positions kept stay every `stride`-th one with the stride doubled.
+fn keep_every_other<T>(v: &mut Vec<T>) {
+    let mut i = 0;
+    v.retain(|_| {
+        i += 1;
+        i % 2 == 1
+    });
+}
+
 /// Big-endian bytes of `v`, minimal (at least one byte): the finalisers' `uintBytes`.
 fn uint_bytes(v: u64) -> Vec<u8> {
     let n = (8 - v.leading_zeros() as usize / 8).max(1);

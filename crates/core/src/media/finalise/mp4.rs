@@ -8,6 +8,8 @@
 //! `moof`'s offset, its audio `tfdt`, the `trun` durations, WebKit's repeated `moof`; at most
 //! 2 × MAX_REFERENCES positions are kept (every other one goes and the stride doubles).
 
+use super::keep_every_other;
+
 /// The most references the `sidx` holds (MAX_REFERENCES).
 pub const MAX_REFERENCES: usize = 1024;
 const SIDX_FIXED: usize = 40;
@@ -169,11 +171,7 @@ impl Layout {
             if self.entries.len() >= 2 * MAX_REFERENCES {
                 // Every other one goes (the last, the current one, among them), twice the stride.
                 let last = self.entries.pop();
-                let mut i = 0;
-                self.entries.retain(|_| {
-                    i += 1;
-                    i % 2 == 1
-                });
+                keep_every_other(&mut self.entries);
                 self.loose = last;
                 self.current_in_entries = false;
                 self.stride = self.stride.saturating_mul(2);
@@ -451,11 +449,7 @@ pub fn final_header(provisional: &[u8], l: &Layout, total: u64) -> Option<Vec<u8
     // The sidx references, grouped as `finish()` groups them.
     let mut entries: Vec<Frag> = l.entries.iter().copied().filter(|e| e.start.is_some()).collect();
     while entries.len() > MAX_REFERENCES {
-        let mut i = 0;
-        entries.retain(|_| {
-            i += 1;
-            i % 2 == 1
-        });
+        keep_every_other(&mut entries);
     }
     if entries.first().is_none_or(|e| e.offset != b.len() as u64) {
         entries.insert(0, *l.entries.first()?);

@@ -9,7 +9,7 @@
 //! Checking them costs what writing our own would, and keeps the file's length: the route's upload
 //! of the bytes after part 1 can run ahead while the walk goes on.
 
-use super::uint_bytes;
+use super::{keep_every_other, uint_bytes};
 
 const ID_EBML: u32 = 0x1A45_DFA3;
 const ID_DOCTYPE: u32 = 0x4282;
@@ -110,11 +110,7 @@ impl Layout {
         }
         // As the finaliser: at the cap, every other candidate goes and the stride doubles.
         if self.clusters.len() >= MAX_CUE_POINTS {
-            let mut i = 0;
-            self.clusters.retain(|_| {
-                i += 1;
-                i % 2 == 1
-            });
+            keep_every_other(&mut self.clusters);
             self.stride = self.stride.saturating_mul(2);
         }
         self.cue_this = self.count.is_multiple_of(self.stride.max(1));
@@ -516,4 +512,39 @@ pub fn header_from_end(provisional: &[u8], tail: &[u8], tail_at: u64, total: u64
     meter.feed(tail.get(from..)?);
     let Some(super::Layout::WebM(layout)) = meter.layout() else { return None };
     header_with_cues_at(provisional, &layout, total, tail_at + cues_at as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn past_max_cue_points_every_other_goes_and_the_stride_doubles() {
+        // (Clusters, CuePoints kept, the stride at the end): at the cap, before the next Cluster
+        // counts, every other candidate goes; the kept ones stay every `stride`-th Cluster.
+        let table: &[(u64, usize, u64)] = &[
+            (1, 1, 1),
+            (65_535, 65_535, 1),
+            (65_536, 65_536, 1),
+            (65_537, 32_769, 2),
+            (65_538, 32_769, 2),
+            (65_539, 32_770, 2),
+            (131_071, 65_536, 2),
+            (131_072, 32_768, 4),
+            (131_100, 32_775, 4),
+        ];
+        for &(clusters, kept, stride) in table {
+            let mut l = Layout::default();
+            l.segment(0);
+            for k in 0..clusters {
+                l.cluster(32 * k, Some((1, true)));
+                l.timecode(60 * k);
+            }
+            assert_eq!((l.clusters.len(), l.stride), (kept, stride), "{clusters}");
+            for (i, c) in l.clusters.iter().enumerate() {
+                let k = i as u64 * stride;
+                assert_eq!(*c, (32 * k, Some(60 * k)), "{clusters}: CuePoint {i}");
+            }
+        }
+    }
 }
