@@ -282,13 +282,31 @@ switches, read sizes) are steadier than times.
   keep up gets owned copies of at most 64 KiB (\`handover\` in \`playback/body.rs\`), so what JS
   holds is what V8 counts; a reader at the full budget takes hyper's bytes whole. (3) All streams'
   prefetch budgets share 1 MiB (\`budget_cap\`): ${cfg.streams} streams stay at 32 KiB each. (4) Idle:
-  \`malloc_trim(0)\` once no stream runs (tokio workers' glibc arenas otherwise keep their free
-  memory; \`playback/trim.rs\`), and at most 16 idle upstream connections. What the peak is made
+  \`malloc_trim(0)\` once no stream runs and none started for 250 ms (tokio workers' glibc arenas
+  otherwise keep their free memory; \`playback/trim.rs\`; before, the timer looked only at whether
+  streams ran when it fired, and trimmed between sequential streamed seeks: ~150 trims per 2 000
+  seeks of 128 KiB, now 2), and at most 16 idle upstream connections. What the peak is made
   of now (smaps at the peak of one burst): the main heap (the JS thread's mallocs) ~90 MiB,
   anonymous mappings (V8's heap, the workers' arenas) ~70 MiB, mapped files ~45 MiB; V8 counted
   up to ~60 MiB of external memory (chunks handed over and not yet collected) against the pure-JS
   route's ~40 MiB of array buffers. This run: peak ${fmt(rssRatio, 2)}× the pure-JS route's, p99 first
   byte ${fmt(firstByteRatio, 2)}×, throughput ${fmt(burstRatio, 2)}×.
+- **p99 first byte at ${cfg.streams} streams.** The wait is before the upstream's response headers, not in
+  the body bridge: per stream, the route's \`Server-Timing\` \`upstream\` phase is within 60–270 ms of
+  its first byte, p99 1.5–2.0 s, and first bytes grow with the order the requests were sent in
+  (deciles 60 ms … 1.8 s), one stream start per ~9 ms. With 16 idle connections kept, ~184 of
+  the ${cfg.streams} streams open a fresh connection to the storage, and the stack's Node storage server
+  answers fresh connections late while it streams to the others: *direct*'s own first round,
+  on fresh connections, has p99 first byte 1.3 s against 91 ms on its reused ones. With 256 idle
+  connections kept (an experiment, not kept), rounds on reused connections had p99 first byte
+  150–300 ms (5–10× better), ~1.15× the throughput and ~13 % less CPU, but peak RSS
+  200–303 MiB (median ~255) against 163–204 with 16: all ${cfg.streams} streams then run at once from
+  the start, and the two tokio workers' glibc arenas fill their 64 MiB heaps (smaps at the peak: 106–124 MiB
+  in them, of which V8 counted 40–90 MiB as external). Neither skipping the copies for slow
+  readers, nor 32 KiB reads and copies, nor telling V8 each chunk costs 2–4× its size (more
+  frequent GCs: external ~10 MiB at the peak, but the arenas stayed as large and CPU rose 20 %)
+  brought that peak under the pure-JS route's. Reusing connections trades the RSS goal for the
+  first-byte and throughput goals on this machine; open.
 - **CPU per GiB.** Samples in the route process streaming: kernel ~57 % (\`finish_task_switch\`
   alone 14 %: switching threads; the socket copies \`_copy_to_iter\`/\`_copy_from_iter\` ~10 %),
   Node ~28 %, the addon's own code ~6 %, libc ~5 %; by thread, the JS thread 62 %, the tokio
@@ -313,8 +331,14 @@ switches, read sizes) are steadier than times.
   go to the JS → worker call, the worker → JS answer and Node's write. After 15 ms of waiting the
   threads involved are idle, and on this VM each wake of an idle vCPU costs far more than in the
   zero-latency ping-pong; a seek through the route needs two such wakes (tokio worker, JS thread)
-  that *direct* does not. strace also shows each request's 15 s upstream timeout waking the
-  timer-driver thread (its deadline is earlier than the driver's next wake): a syscall on the
-  request's path and a wake elsewhere, CPU rather than latency. Not fixed.
+  that *direct* does not. strace also showed each request's 15 s upstream timeout waking the
+  timer-driver thread (its deadline was earlier than the driver's next wake): a syscall on the
+  request's path and a wake elsewhere. A task that keeps a 5 s sleep pending (the timer anchor,
+  \`anchor_period\` in \`playback/upstream.rs\`) keeps the driver's next wake earlier than any
+  request's deadline: per seek with latency, \`write\` 1.70 → 1.08, \`epoll_wait\` 1.69 → 1.10 and
+  \`futex\` 4.6 → 2.85 calls (strace -c -f of two route processes, without and with, over the
+  same minute of alternated bursts; per response written). The seek's p50 did not move
+  beyond the noise (5 alternated rounds: 18.20 → 18.15 ms, direct 16.54;
+  load 1.8–4.2): the two wakes above remain.
 `
 }

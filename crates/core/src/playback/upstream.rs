@@ -7,6 +7,7 @@
 //! The response goes on as a `reqwest::Response` (a wrapper over the same hyper body), so the
 //! readers of it (`get.rs`, `body.rs`) are those of every other HTTP answer in the crate.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -35,11 +36,38 @@ pub const MAX_IDLE_PER_HOST: usize = 16;
 /// 64 KiB is what Node's own sockets read at a time, and below glibc's mmap threshold.
 pub const READ_BUF_MAX: usize = 64 * 1024;
 
+/// How often the timer anchor (see `anchor_period`) wakes the runtime's timer driver when
+/// nothing else does: once per 5 s on an idle process.
+pub const ANCHOR_PERIOD: Duration = Duration::from_secs(5);
+
+/// The period of the timer anchor for an upstream timeout of `timeout`, if one is worth having.
+///
+/// Every upstream request arms its timeout (`timeout` from now) on tokio's timer wheel. When the
+/// wheel held no earlier timer when the timer driver last parked (an idle process between seeks:
+/// the previous request's timers are gone), tokio unparks the driver to re-arm its sleep: an
+/// `eventfd` write on the request's path and a wake of another worker thread, which on a
+/// 2-vCPU VM competes with the request itself. A task that always has a sleep pending at most
+/// `ANCHOR_PERIOD` ahead keeps the driver's next wake earlier than any request's deadline, so
+/// arming one never unparks it. Only worth it when the timeout is longer than that period.
+pub fn anchor_period(timeout: Duration) -> Option<Duration> {
+    (timeout > ANCHOR_PERIOD).then_some(ANCHOR_PERIOD)
+}
+
 type Https = HttpsConnector<HttpConnector<GuardedResolver>>;
 
 pub struct UpstreamClient {
     http: Client<Https, http_body_util::Empty<Bytes>>,
     timeout: Duration,
+    /// The timer anchor's task, started by the first request (inside the runtime), stopped on drop.
+    anchor: OnceLock<Option<tokio::task::AbortHandle>>,
+}
+
+impl Drop for UpstreamClient {
+    fn drop(&mut self) {
+        if let Some(Some(task)) = self.anchor.get() {
+            task.abort();
+        }
+    }
 }
 
 /// The connector: TCP through the guarded resolver (connect timeout, no Nagle: a Range request is
@@ -73,7 +101,23 @@ impl UpstreamClient {
             .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
             .http1_max_buf_size(READ_BUF_MAX)
             .build(connector(allow_loopback, timeout)?);
-        Ok(UpstreamClient { http, timeout })
+        Ok(UpstreamClient { http, timeout, anchor: OnceLock::new() })
+    }
+
+    /// Start the timer anchor on the runtime this request runs on, once (see `anchor_period`).
+    fn anchor(&self) {
+        self.anchor.get_or_init(|| {
+            let period = anchor_period(self.timeout)?;
+            let rt = tokio::runtime::Handle::try_current().ok()?;
+            Some(
+                rt.spawn(async move {
+                    loop {
+                        tokio::time::sleep(period).await;
+                    }
+                })
+                .abort_handle(),
+            )
+        });
     }
 
     pub fn timeout(&self) -> Duration {
@@ -91,6 +135,7 @@ impl UpstreamClient {
         headers: &[(String, String)],
         bearer: Option<&str>,
     ) -> Result<reqwest::Response> {
+        self.anchor();
         let first_host = url.host_str().map(str::to_string);
         for hop in 0..=MAX_REDIRECTS {
             if hop > 0 {
@@ -192,6 +237,21 @@ mod tests {
         let s = Duration::from_secs;
         for (timeout, want) in [(s(1), s(1)), (s(10), s(10)), (s(15), s(10)), (Duration::ZERO, Duration::ZERO)] {
             assert_eq!(connect_timeout(timeout), want, "{timeout:?}");
+        }
+    }
+
+    #[test]
+    fn the_timer_anchor_runs_only_for_timeouts_longer_than_its_period() {
+        let s = Duration::from_secs;
+        let table = [
+            (s(15), Some(ANCHOR_PERIOD)),
+            (ANCHOR_PERIOD + Duration::from_millis(1), Some(ANCHOR_PERIOD)),
+            (ANCHOR_PERIOD, None),
+            (Duration::from_millis(300), None),
+            (Duration::ZERO, None),
+        ];
+        for (timeout, want) in table {
+            assert_eq!(anchor_period(timeout), want, "{timeout:?}");
         }
     }
 
