@@ -61,6 +61,17 @@ function complete(id: string, url: string) {
   })
 }
 
+/** One completion with a fault armed by `arm` (Blob's and Convex's both cleared after it): its error. */
+async function completeFaulted(id: string, url: string, arm: () => void) {
+  arm()
+  try {
+    return await errorOf(await complete(id, url))
+  } finally {
+    s.blob.state.fail = null
+    s.convex.state.fail = null
+  }
+}
+
 const finalPath = (pathname: string) => pathname.replace(/(\.[^./]+)$/, '.final$1')
 
 /** A recording session holding a provisional WebM client upload, not completed yet. */
@@ -189,14 +200,11 @@ describe('Blob failing mid-rewrite keeps the audio', () => {
       const id = await recording()
       const blob = await clientUpload(id, f.provisional, 'audio/webm', 'webm', f.durationMs)
       use()
-      s.blob.state.fail = { status: 503, code: 'service_unavailable', kind, sticky: true }
-      let res: Response
-      try {
-        res = await complete(id, blob.url)
-      } finally {
-        s.blob.state.fail = null
-      }
-      const e = await errorOf(res)
+      const e = await completeFaulted(
+        id,
+        blob.url,
+        () => (s.blob.state.fail = { status: 503, code: 'service_unavailable', kind, sticky: true }),
+      )
       expect([e.status, e.code, e.final]).toEqual([503, 'storage_failed', false])
       expect(s.blob.list()).toContain(blob.pathname)
       expect((await s.convex.getSession(id)).status).toBe('recording')
@@ -213,14 +221,7 @@ describe('a rewrite retried after its attach failed', () => {
   it('Convex failing the attach: 503, both blobs kept; the retry (a new instance) writes over its own .final and attaches', async () => {
     const { f, id, blob } = await provisionalWebm()
     use()
-    s.convex.state.fail = { status: 503, kind: 'mutation' }
-    let res: Response
-    try {
-      res = await complete(id, blob.url)
-    } finally {
-      s.convex.state.fail = null
-    }
-    const e = await errorOf(res)
+    const e = await completeFaulted(id, blob.url, () => (s.convex.state.fail = { status: 503, kind: 'mutation' }))
     expect([e.status, e.code, e.final]).toEqual([503, 'convex_unavailable', false])
     expect(s.blob.list()).toEqual(expect.arrayContaining([blob.pathname, finalPath(blob.pathname)]))
     expect((await s.convex.getSession(id)).status).toBe('recording')
