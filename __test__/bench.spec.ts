@@ -43,6 +43,13 @@ describe('npm run bench (quick mode)', () => {
     // The burst's latency and throughput are goals beside its memory, each against the pure-JS route's.
     expect(md).toMatch(/^\| p99 first byte at 10 concurrent streams, session-audio ÷ pure-js \| \d+\.\d+× /m)
     expect(md).toMatch(/^\| throughput at 10 concurrent streams, session-audio ÷ pure-js \| \d+\.\d+× /m)
+    // The relay that checks nothing is measured beside the route (a number, not a dash).
+    expect(md).toMatch(
+      /^\| \(beside it\) a bare relay that checks nothing, latency on: relay p50 − direct p50 \| -?\d+\.\d+ ms/m,
+    )
+    expect(md).toMatch(
+      /^\| \(beside it\) what session-audio adds over that relay, latency on \/ zero latency \| -?\d+\.\d+ \/ -?\d+\.\d+ ms/m,
+    )
     expect(md).toMatch(/^Machine load \(1-min average, \d+ vCPUs/m)
     for (const v of ['session-audio', 'pure-js', 'direct']) expect(md).toMatch(new RegExp(`^\\| ${v} \\|`, 'm'))
     expect(md).toMatch(/^\| client flow, straight to Blob \| \d+\.\d+ \|/m)
