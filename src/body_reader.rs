@@ -55,35 +55,39 @@ fn chunks(batch: core::Batch) -> Result<Chunks> {
     }
 }
 
-/// Upstream chunks on their way to JS: an array of `Buffer`s (each as `Chunk` makes it), or `null`.
-pub struct Chunks(Option<Vec<bytes::Bytes>>);
+/// Upstream chunks on their way to JS: an array of `Buffer`s (each as `JsChunk` makes it), or `null`.
+pub struct Chunks(Option<Vec<core::Chunk>>);
 
 impl ToNapiValue for Chunks {
     unsafe fn to_napi_value(raw_env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
         let Some(list) = val.0 else {
             return unsafe { Null::to_napi_value(raw_env, Null) };
         };
-        let list: Vec<Chunk> = list.into_iter().map(|b| Chunk(Some(b))).collect();
-        unsafe { Vec::<Chunk>::to_napi_value(raw_env, list) }
+        let list: Vec<JsChunk> = list.into_iter().map(|c| JsChunk(Some(c))).collect();
+        unsafe { Vec::<JsChunk>::to_napi_value(raw_env, list) }
     }
 }
 
-/// One upstream chunk on its way to JS, handed over without copying: the `Buffer` is an external
-/// view of hyper's own `Bytes`, which the finalizer drops when V8 collects the `Buffer`. Copying
-/// each chunk (`to_vec`) cost a fresh 128–400 KiB allocation per chunk — glibc serves those with
-/// mmap, so every chunk paid page faults on first touch (seen in the profile, BENCHMARKS.md).
+/// One upstream chunk on its way to JS, crossing as the core decided (`core::Crossing`, see
+/// `handover` there). Shared: an external view of hyper's own `Bytes`, which the finalizer drops
+/// when V8 collects the `Buffer` — no copy, for the few streams whose readers keep up. Copied:
+/// into a `Buffer` V8 allocates, here on the JS thread, and the Rust bytes dropped at once — for
+/// the many, so the memory JS holds is allocated, counted and freed by V8 and the JS thread.
 /// The conversion runs on the JS thread, which is why an async `read` can return it too.
-pub struct Chunk(Option<bytes::Bytes>);
+pub struct JsChunk(Option<core::Chunk>);
 
-impl ToNapiValue for Chunk {
+impl ToNapiValue for JsChunk {
     unsafe fn to_napi_value(raw_env: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
-        let Some(bytes) = val.0 else {
+        let Some(core::Chunk { bytes, crossing }) = val.0 else {
             return unsafe { Null::to_napi_value(raw_env, Null) };
         };
         let env = Env::from_raw(raw_env);
-        if bytes.is_empty() {
-            // napi refuses an external view of nothing; an empty chunk is harmless to copy.
-            let buf = BufferSlice::copy_from(&env, [])?;
+        if bytes.is_empty() || crossing == core::Crossing::Copied {
+            // (napi also refuses an external view of nothing; an empty chunk is harmless to copy.)
+            let buf = BufferSlice::copy_from(&env, &bytes[..])?;
+            drop(bytes);
+            // hyper's read buffer may have gone with these bytes, after its stream ended.
+            core::playback::trim::chunk_freed();
             return unsafe { BufferSlice::to_napi_value(raw_env, buf) };
         }
         let ptr = bytes.as_ptr() as *mut u8;

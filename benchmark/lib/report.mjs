@@ -289,17 +289,21 @@ switches, read sizes) are steadier than times.
   (\`crates/core/src/playback/upstream.rs\`); strace of one ${cfg.streams}-stream burst: 7 750 of
   8 252 upstream reads asked for 65 536 bytes, none for 417 792, the largest for 122 880 (hyper
   reserving a fresh buffer while JS still held a view of the old one). (2) A reader that does not
-  keep up gets owned copies of at most 64 KiB (\`handover\` in \`playback/body.rs\`), so what JS
-  holds is what V8 counts; a reader at the full budget takes hyper's bytes whole. (3) All streams'
+  keep up gets pieces of at most 64 KiB that the JS thread copies into Buffers V8 allocates as they
+  cross (\`handover\` in \`playback/body.rs\`, \`JsChunk\` in \`src/body_reader.rs\`); a reader at the
+  full budget takes hyper's bytes whole, shared. Copied on tokio's workers instead (before), the
+  ~12 700 copies of a burst (a \`malloc\` uprobe: 64 KiB each) lived in the two workers' glibc
+  arenas until V8 collected them, and smaps at the peak showed those arenas at ~107 MiB (the main
+  heap 12 MiB, V8's pages 19 MiB, mapped files 45–51 MiB). Copied on the JS thread, the arenas held
+  27–41 MiB at the peak and the main heap 49–68 MiB; the burst's peak RSS fell from 176–200 to
+  163–170 MiB (alternated runs of 3 bursts each). (3) All streams'
   prefetch budgets share 1 MiB (\`budget_cap\`): ${cfg.streams} streams stay at 32 KiB each. (4) Idle:
   \`malloc_trim(0)\` once no stream runs and none started for 250 ms (tokio workers' glibc arenas
   otherwise keep their free memory; \`playback/trim.rs\`; before, the timer looked only at whether
   streams ran when it fired, and trimmed between sequential streamed seeks: ~150 trims per 2 000
-  seeks of 128 KiB, now 2), and at most 16 idle upstream connections. What the peak is made
-  of now (smaps at the peak of one burst): the main heap (the JS thread's mallocs) ~90 MiB,
-  anonymous mappings (V8's heap, the workers' arenas) ~70 MiB, mapped files ~45 MiB; V8 counted
-  up to ~60 MiB of external memory (chunks handed over and not yet collected) against the pure-JS
-  route's ~40 MiB of array buffers. This run: peak ${fmt(rssRatio, 2)}× the pure-JS route's, p99 first
+  seeks of 128 KiB, now 2), and at most 16 idle upstream connections. V8 counts the chunks JS
+  holds as array buffers now (the columns above), where before they were external memory; the pure-JS
+  route's are array buffers too. This run: peak ${fmt(rssRatio, 2)}× the pure-JS route's, p99 first
   byte ${fmt(firstByteRatio, 2)}×, throughput ${fmt(burstRatio, 2)}×.
 - **p99 first byte at ${cfg.streams} streams.** The wait is before the upstream's response headers, not in
   the body bridge: per stream, the route's \`Server-Timing\` \`upstream\` phase is within 60–270 ms of

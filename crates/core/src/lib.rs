@@ -39,7 +39,7 @@ pub use http::response::{Body, Response};
 pub use http::serve::Misconfigured;
 pub use media::finalise::final_header_of;
 pub use media::{container_of, Container};
-pub use playback::body::{Batch, BodyStream, Poll};
+pub use playback::body::{Batch, BodyStream, Chunk, Crossing, Poll};
 pub use post::post;
 pub use state::State;
 pub use storage::sweep::{sweep, SweepConfig};

@@ -6,8 +6,9 @@
 //! adaptive: a stream starts with `PREFETCH_START` and doubles up to its share of `PREFETCH_TOTAL`
 //! (at most `PREFETCH_MAX`) only while its reader keeps up (see `next_budget`), so 200 slow readers
 //! each hold little while one fast reader gets the full read-ahead. A reader at the full budget
-//! takes hyper's chunks as they are; any other gets owned copies of at most `HANDOVER_MAX`
-//! (see `handover`: why views of hyper's buffer held memory V8 did not see). The task waits for room in the budget
+//! takes hyper's chunks as they are, shared with JS; any other gets pieces of at most
+//! `HANDOVER_MAX` that JS copies into its own memory as they cross (see `handover`: where the
+//! memory of 200 streams went before). The task waits for room in the budget
 //! *before* it asks for the next chunk, so a slow reader's next bytes wait in the kernel's socket
 //! buffer, not in this process. The JS side first tries a synchronous `try_next` (no thread hop
 //! when data is waiting) and only awaits `next` when the channel is empty.
@@ -69,40 +70,60 @@ pub fn next_budget(budget: usize, waited: Duration, cap: usize) -> usize {
     next.min(cap).clamp(PREFETCH_START, PREFETCH_MAX)
 }
 
-/// The most a chunk handed to a reader that does not keep up holds, as its own allocation.
-///
-/// hyper reads into one buffer per connection (up to ~400 KiB per socket read when the socket is
-/// full, which a slow reader's always is; reqwest does not expose hyper's `max_buf_size`), and
-/// each chunk it yields is a view of that buffer. A view handed to JS as an external `Buffer` keeps
-/// the whole buffer allocated until V8 collects the `Buffer`, while V8 counts only the view's
-/// length, so with many slow streams V8 collected late over far more memory than it saw. A copy
-/// lets hyper reuse its buffer for the next read at once, and what JS holds is exactly what V8
-/// counts. 64 KiB: below glibc's mmap threshold (no page faults per chunk), and what Node's own
-/// sockets read at a time.
+/// The most a chunk handed to a reader that does not keep up holds (see `handover`): 64 KiB, what
+/// Node's own sockets read at a time, below glibc's mmap threshold, and what hyper reads at most
+/// (`READ_BUF_MAX` in `upstream.rs`), so a chunk is seldom split.
 pub const HANDOVER_MAX: usize = 64 * 1024;
 
-/// What to hand on now of `chunk` (hyper's view of its read buffer), and what is left for later,
-/// for a stream whose budget is `limit`. A reader at the full budget keeps up, and is one of few
-/// streams (`budget_cap`): it takes the view whole, no copy (copying costs CPU on every byte, and
-/// a few streams' read buffers are little memory). Any other reader gets an owned copy of at most
-/// `HANDOVER_MAX`; the rest waits, still a view, for room in the budget, and hyper's buffer is
-/// free for the next read once it is all copied.
-pub fn handover(mut chunk: Bytes, limit: usize) -> (Bytes, Option<Bytes>) {
+/// How a chunk crosses into JS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crossing {
+    /// As an external `Buffer` over hyper's own bytes: no copy. The bytes live until V8 collects
+    /// the `Buffer`, and with them the whole read buffer they are a view of.
+    Shared,
+    /// Copied, on the JS thread as it is handed over, into a `Buffer` V8 allocates; the Rust
+    /// bytes are dropped at once, so hyper's read buffer is free for its next read.
+    Copied,
+}
+
+/// One chunk on its way to JS, and how it crosses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chunk {
+    pub bytes: Bytes,
+    pub crossing: Crossing,
+}
+
+/// What to hand on now of `chunk` (hyper's view of its read buffer), and how, and what is left for
+/// later, for a stream whose budget is `limit`.
+///
+/// A reader at the full budget keeps up and is one of few streams (`budget_cap`): it takes the
+/// view whole and shared, no copy (copying costs CPU on every byte, and a few streams' read
+/// buffers are little memory). Any other reader gets at most `HANDOVER_MAX`, copied into memory V8
+/// allocates when it crosses; the rest waits here, still a view, for room in the budget.
+///
+/// Why copy for the many: a view handed to JS as an external `Buffer` keeps hyper's whole read
+/// buffer allocated until V8 collects the `Buffer`, while V8 counts only the view's length. With
+/// many slow streams V8 then collected late over far more memory than it saw. Copies made here, on
+/// tokio's workers (as before), were exactly counted but lived in the workers' glibc arenas and
+/// were freed there from the JS thread, whenever V8 collected them: with 200 streams those arenas
+/// grew to ~107 MiB at the burst's peak (smaps). Copied on the JS thread into V8's own memory, what
+/// JS holds is allocated and freed by the JS thread, V8 counts it as array buffers, and the
+/// workers' arenas hold only hyper's read buffers and the prefetch (~27–41 MiB at the peak).
+pub fn handover(mut chunk: Bytes, limit: usize) -> (Chunk, Option<Bytes>) {
     if limit >= PREFETCH_MAX {
-        return (chunk, None);
+        return (Chunk { bytes: chunk, crossing: Crossing::Shared }, None);
     }
-    let now = Bytes::copy_from_slice(&chunk[..chunk.len().min(HANDOVER_MAX)]);
-    bytes::Buf::advance(&mut chunk, now.len());
-    (now, Some(chunk).filter(|rest| !rest.is_empty()))
+    let now = chunk.split_to(chunk.len().min(HANDOVER_MAX));
+    (Chunk { bytes: now, crossing: Crossing::Copied }, Some(chunk).filter(|rest| !rest.is_empty()))
 }
 
 /// A chunk and the budget it holds until the reader takes it.
-type Item = (Result<Bytes, String>, usize);
+type Item = (Result<Chunk, String>, usize);
 
 /// One step of the stream as seen from a synchronous poll.
 #[derive(Debug, PartialEq)]
 pub enum Poll {
-    Chunk(Bytes),
+    Chunk(Chunk),
     /// Nothing buffered yet; await `next`.
     Pending,
     End,
@@ -120,7 +141,7 @@ pub const BATCH_MAX: usize = PREFETCH_MAX / 2;
 /// What one hand-over to JS carries: one or more chunks, in order.
 #[derive(Debug)]
 pub enum Batch {
-    Chunks(Vec<Bytes>),
+    Chunks(Vec<Chunk>),
     /// Nothing buffered yet; await `next_batch`.
     Pending,
     End,
@@ -234,14 +255,14 @@ impl BodyStream {
                         Ok(Some(Err(e))) => Err(e.to_string()),
                     },
                 };
-                // A reader that keeps up gets hyper's bytes as they are; any other gets owned
-                // copies of at most `HANDOVER_MAX` (see `handover`), the rest waiting here for room.
+                // A reader that keeps up gets hyper's bytes shared; any other gets at most
+                // `HANDOVER_MAX`, copied as it crosses (see `handover`), the rest waiting for room.
                 let item = item.map(|chunk| {
                     let (now, rest) = handover(chunk, limit);
                     pending = rest;
                     now
                 });
-                let len = item.as_ref().map_or(0, |c| c.len() as u64);
+                let len = item.as_ref().map_or(0, |c| c.bytes.len() as u64);
                 if let Err(e) = &item {
                     guard.failure = Some(e.clone());
                 }
@@ -286,7 +307,7 @@ impl BodyStream {
     }
 
     /// Hand a received item on, returning its bytes to the prefetch budget.
-    fn taken(&mut self, item: Result<Bytes, String>, take: usize) -> Poll {
+    fn taken(&mut self, item: Result<Chunk, String>, take: usize) -> Poll {
         self.budget.add_permits(take);
         self.reads.fetch_add(1, Ordering::Relaxed);
         match item {
@@ -357,13 +378,13 @@ impl BodyStream {
 
     /// `first` and the chunks queued behind it, while the batch is under `BATCH_MAX`. A failure
     /// found here waits for the next call, so the chunks before it are not lost.
-    fn gather(&mut self, first: Bytes) -> Vec<Bytes> {
-        let mut total = first.len();
+    fn gather(&mut self, first: Chunk) -> Vec<Chunk> {
+        let mut total = first.bytes.len();
         let mut out = vec![first];
         while total < BATCH_MAX {
             match self.try_next() {
                 Poll::Chunk(c) => {
-                    total += c.len();
+                    total += c.bytes.len();
                     out.push(c);
                 }
                 Poll::Failed(e) => {
@@ -527,30 +548,29 @@ mod tests {
     }
 
     #[test]
-    fn a_reader_at_the_full_budget_takes_hyper_s_bytes_whole_any_other_owned_copies_of_at_most_64_kib() {
+    fn a_reader_at_the_full_budget_shares_hyper_s_bytes_whole_any_other_gets_pieces_of_at_most_64_kib_to_copy() {
         let big = Bytes::from(vec![7u8; 400 * 1024]);
-        // Keeps up: the view itself, nothing left.
+        // Keeps up: the view itself, shared, nothing left.
         let (now, rest) = handover(big.clone(), PREFETCH_MAX);
-        assert_eq!(now.as_ptr(), big.as_ptr());
-        assert_eq!((now.len(), rest), (big.len(), None));
-        // Does not: a copy of at most HANDOVER_MAX, the rest a view of the same bytes.
+        assert_eq!(now.bytes.as_ptr(), big.as_ptr());
+        assert_eq!((now.bytes.len(), now.crossing, rest), (big.len(), Crossing::Shared, None));
+        // Does not: at most HANDOVER_MAX to copy as it crosses, the rest a view of the same bytes.
         for limit in [PREFETCH_START, PREFETCH_MAX / 2] {
             let (now, rest) = handover(big.clone(), limit);
-            assert_eq!(now.len(), HANDOVER_MAX);
-            assert!(now.as_ptr() < big.as_ptr() || now.as_ptr() >= big[big.len()..].as_ptr(), "a copy");
+            assert_eq!((now.bytes.len(), now.crossing), (HANDOVER_MAX, Crossing::Copied));
             let rest = rest.expect("the rest waits");
             assert_eq!(rest.len(), big.len() - HANDOVER_MAX);
             assert_eq!(rest.as_ptr(), big[HANDOVER_MAX..].as_ptr());
         }
-        // A small chunk is copied whole, nothing left; handing a chunk on piece by piece loses nothing.
+        // A small chunk goes whole, nothing left; handing a chunk on piece by piece loses nothing.
         let small = Bytes::from_static(b"0123456789");
-        assert_eq!(handover(small.clone(), PREFETCH_START), (small.clone(), None));
+        assert_eq!(handover(small.clone(), PREFETCH_START), (Chunk { bytes: small, crossing: Crossing::Copied }, None));
         let data: Vec<u8> = (0..150_000u32).map(|i| (i % 251) as u8).collect();
         let (mut out, mut left) = (Vec::new(), Some(Bytes::from(data.clone())));
         while let Some(chunk) = left.take() {
             let (now, rest) = handover(chunk, PREFETCH_START);
-            assert!(!now.is_empty() && now.len() <= HANDOVER_MAX);
-            out.extend_from_slice(&now);
+            assert!(!now.bytes.is_empty() && now.bytes.len() <= HANDOVER_MAX);
+            out.extend_from_slice(&now.bytes);
             left = rest;
         }
         assert_eq!(out, data);
@@ -594,9 +614,13 @@ mod tests {
         BodyStream { rx, budget, reads, task, finished: false, deferred: None, slot: SharedSlot::default() }
     }
 
+    fn shared(bytes: Vec<u8>) -> Chunk {
+        Chunk { bytes: Bytes::from(bytes), crossing: Crossing::Shared }
+    }
+
     fn sizes(batch: Batch) -> Vec<usize> {
         match batch {
-            Batch::Chunks(c) => c.iter().map(Bytes::len).collect(),
+            Batch::Chunks(c) => c.iter().map(|c| c.bytes.len()).collect(),
             other => panic!("{other:?}"),
         }
     }
@@ -614,7 +638,7 @@ mod tests {
             (&[BATCH_MAX + 1, 1], &[&[BATCH_MAX + 1], &[1]]),
         ];
         for (queued_sizes, want) in table {
-            let items = queued_sizes.iter().map(|&n| (Ok(Bytes::from(vec![1u8; n])), n)).collect();
+            let items = queued_sizes.iter().map(|&n| (Ok(shared(vec![1u8; n])), n)).collect();
             let mut stream = queued(items);
             for want in want {
                 assert_eq!(sizes(stream.try_next_batch()), *want, "{queued_sizes:?}");
@@ -625,11 +649,8 @@ mod tests {
         }
         // A failure behind chunks: the chunks first, then the failure, then the end; awaited alike.
         for awaited in [false, true] {
-            let mut stream = queued(vec![
-                (Ok(Bytes::from_static(b"ab")), 2),
-                (Ok(Bytes::from_static(b"c")), 1),
-                (Err("cut".into()), 0),
-            ]);
+            let mut stream =
+                queued(vec![(Ok(shared(b"ab".to_vec())), 2), (Ok(shared(b"c".to_vec())), 1), (Err("cut".into()), 0)]);
             let mut seen = Vec::new();
             for _ in 0..3 {
                 seen.push(if awaited { stream.next_batch().await } else { stream.try_next_batch() });
@@ -654,7 +675,7 @@ mod tests {
         let mut buffered = 0usize;
         let failure = loop {
             match stream.next().await {
-                Poll::Chunk(c) => buffered += c.len(),
+                Poll::Chunk(c) => buffered += c.bytes.len(),
                 Poll::Failed(why) => break why,
                 other => panic!("a short body must not end quietly: {other:?} after {buffered} bytes"),
             }
@@ -672,7 +693,7 @@ mod tests {
         // Slower than the upstream, but never idle as long as the timeout.
         while got < 4 << 20 {
             match stream.next().await {
-                Poll::Chunk(c) => got += c.len(),
+                Poll::Chunk(c) => got += c.bytes.len(),
                 other => panic!("{other:?} after {got}"),
             }
             if got % (1 << 20) < 64 * 1024 {
