@@ -295,8 +295,8 @@ switches, read sizes) are steadier than times.
   ~12 700 copies of a burst (a \`malloc\` uprobe: 64 KiB each) lived in the two workers' glibc
   arenas until V8 collected them, and smaps at the peak showed those arenas at ~107 MiB (the main
   heap 12 MiB, V8's pages 19 MiB, mapped files 45–51 MiB). Copied on the JS thread, the arenas held
-  27–41 MiB at the peak and the main heap 49–68 MiB; the burst's peak RSS fell from 176–200 to
-  163–170 MiB (alternated runs of 3 bursts each). (3) All streams'
+  27–41 MiB at the peak and the main heap 49–71 MiB; the burst's peak RSS fell from 176–200 to
+  163–181 MiB (three runs of 3 bursts each, the first two alternated with the old build). (3) All streams'
   prefetch budgets share 1 MiB (\`budget_cap\`): ${cfg.streams} streams stay at 32 KiB each. (4) Idle:
   \`malloc_trim(0)\` once no stream runs and none started for 250 ms (tokio workers' glibc arenas
   otherwise keep their free memory; \`playback/trim.rs\`; before, the timer looked only at whether
@@ -335,7 +335,11 @@ switches, read sizes) are steadier than times.
   runs on one stream, load 2–8; without the yield ~43 k and 1.96 s). One tokio
   worker halved the switches but made the ${cfg.streams}-stream burst worse than the pure-JS route's
   (p99 first byte ~1.9 s vs ~1.5 s), so the runtime keeps a worker per core. This run:
-  ${fmt(cpuRatio, 2)}× the pure-JS route's CPU per GiB.
+  ${fmt(cpuRatio, 2)}× the pure-JS route's CPU per GiB. That ratio is decided mostly by the baseline:
+  in 8 runs of \`--only stream --rounds 3\` on one afternoon (2026-12-06, load ~1–2) session-audio
+  took 1.84–2.08 s per GiB and the pure-JS route 1.48–3.68 (1.48, 1.80, 2.12, 2.36, 2.48, 2.96, 3.44,
+  3.68). A prefetch of 1 MiB instead of 256 KiB for a reader that keeps up (batches of 512 KiB)
+  changed neither session-audio's CPU per GiB nor its throughput (alternated runs).
 - **Warm seek with service latency.** +${fmt(seekLatencyGap, 2)} ms over *direct* in this run against
   +${fmt(seekGap, 2)} ms with zero latency (harness floor ${fmt(t('seek-zero', 'floorP50'), 2)} ms). A relay that checks
   nothing, in the same process behind the same harness (*bare relay* above), is +${fmt(relayLatencyGap, 2)} ms over
