@@ -51,6 +51,7 @@ load.after = os.loadavg()[0]
 const { results, failures } = runner
 if (only) {
   printMedians({ results, inproc })
+  for (const f of failures) console.log('failed:', f)
   console.log('machine load (1-min average)', { before: load.before.toFixed(2), after: load.after.toFixed(2) })
   process.exit(0)
 }

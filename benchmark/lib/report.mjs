@@ -296,7 +296,10 @@ switches, read sizes) are steadier than times.
   arenas until V8 collected them, and smaps at the peak showed those arenas at ~107 MiB (the main
   heap 12 MiB, V8's pages 19 MiB, mapped files 45–51 MiB). Copied on the JS thread, the arenas held
   27–41 MiB at the peak and the main heap 49–71 MiB; the burst's peak RSS fell from 176–200 to
-  163–181 MiB (three runs of 3 bursts each, the first two alternated with the old build). (3) All streams'
+  163–181 MiB (three runs of 3 bursts each, the first two alternated with the old build), but in
+  the bench's own order (after the stream and seek scenarios; \`--only stream,seek-latency,seek-zero,concurrency\`,
+  3 rounds) the two builds peaked alike (190.9 MiB before, 193.5 after): what sets the peak there is
+  not known yet. (3) All streams'
   prefetch budgets share 1 MiB (\`budget_cap\`): ${cfg.streams} streams stay at 32 KiB each. (4) Idle:
   \`malloc_trim(0)\` once no stream runs and none started for 250 ms (tokio workers' glibc arenas
   otherwise keep their free memory; \`playback/trim.rs\`; before, the timer looked only at whether

@@ -23,9 +23,11 @@ export default async function clientUploadScenario({ cfg, services: s, rounds, s
     const idle = rssMiB(pid)
     resetPeak(pid)
     const [cpu0, read0, t0] = [procStat(pid), rchar(pid), performance.now()]
-    const ok = await how(await s.recordingSession())
+    // `how` answers true, or what went wrong (the status and body of the answer that refused).
+    const outcome = await how(await s.recordingSession())
     return {
-      ok,
+      ok: outcome === true,
+      ...(outcome === true ? {} : { refused: outcome }),
       readMiB: (rchar(pid) - read0) / MiB,
       cpu: procStat(pid) - cpu0,
       peakAboveIdle: peakRssMiB(pid) - idle,
@@ -40,7 +42,7 @@ export default async function clientUploadScenario({ cfg, services: s, rounds, s
       'x-content-type': 'audio/wav',
     }
     const res = await request(`${route.url}/api/listening-sessions/${id}/audio`, { method: 'POST', headers, body: wav })
-    return res.status === 201
+    return res.status === 201 || `${res.status} ${res.text ?? res.error ?? ''}`.slice(0, 300)
   }
   const direct = async (id) => {
     const routeUrl = `${route.url}/api/listening-sessions/${id}/audio`
@@ -57,7 +59,7 @@ export default async function clientUploadScenario({ cfg, services: s, rounds, s
       headers: { ...s.auth, 'content-type': 'application/json' },
       body: JSON.stringify({ type: 'session-audio.complete-upload', payload: { url: stored.url, durationMs } }),
     })
-    return done.status === 201
+    return done.status === 201 || `${done.status} ${done.text ?? done.error ?? ''}`.slice(0, 300)
   }
   const clientFlow = { streamed: [], client: [] }
   for (let r = 0; r < rounds; r++) {
